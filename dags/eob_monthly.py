@@ -1,0 +1,89 @@
+"""Monthly EOB run: ingest → compose → render (one task per shard) → route → send (one task per IP pool) → report.
+
+Wiring only: every task calls one function of `pipeline.stages`. Heavy imports happen inside
+tasks so parsing this file stays cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+LEDGER = Asset("eob://ledger/statements")
+REPORTS = Asset("eob://reports/monthly")
+
+
+@dag(
+    dag_id="eob_monthly",
+    description="Monthly Explanation of Benefits statements, end to end",
+    schedule="0 6 3 * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["eob", "monthly"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "period": Param(
+            None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="Statement month YYYY-MM; empty means the month before the run date",
+        ),
+        "dry_run": Param(False, type="boolean", description="Render and route, but send nothing"),
+    },
+)
+def eob_monthly() -> None:
+    @task
+    def choose_period(params: dict | None = None, logical_date=None) -> str:  # type: ignore[no-untyped-def]
+        from pipeline.cli_support import period_for_run
+
+        return period_for_run((params or {}).get("period"), logical_date)
+
+    @task
+    def ingest(period: str) -> dict:
+        from pipeline.stages import ingest_stage, open_context
+
+        return ingest_stage(open_context(), period)
+
+    @task
+    def compose(period: str, ingested: dict) -> list[int]:
+        from pipeline.stages import compose_stage, open_context
+
+        ctx = open_context()
+        compose_stage(ctx, period)
+        return list(range(ctx.settings.shards))
+
+    @task(pool="eob_render")
+    def render(shard: int, period: str) -> dict:
+        from pipeline.stages import open_context, render_stage
+
+        return render_stage(open_context(), period, shard)
+
+    @task(outlets=[LEDGER])
+    def route(period: str, rendered: list[dict]) -> list[str]:
+        from pipeline.stages import open_context, route_stage
+
+        ctx = open_context()
+        route_stage(ctx, period)
+        return ctx.settings.pool_names
+
+    @task(pool="eob_send", retries=3)
+    def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
+        from pipeline.stages import open_context, send_stage
+
+        return send_stage(open_context(), pool_name, dry_run=bool((params or {}).get("dry_run")))
+
+    @task(outlets=[REPORTS])
+    def report(period: str, sent: list[dict]) -> dict:
+        from pipeline.stages import open_context, report_stage
+
+        return report_stage(open_context(), period)
+
+    period = choose_period()
+    shards = compose(period, ingest(period))
+    rendered = render.partial(period=period).expand(shard=shards)
+    pools = route(period, rendered)
+    report(period, send.expand(pool_name=pools))
+
+
+eob_monthly()

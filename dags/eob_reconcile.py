@@ -1,0 +1,48 @@
+"""Frequent reconciliation: bounces → retry / verification / paper queues, then due retries are sent.
+
+Wiring only: every task calls one function of `pipeline.stages`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    dag_id="eob_reconcile",
+    description="Route bounces into retry, verification and paper queues; send due retries",
+    schedule="*/15 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["eob", "reconcile"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+)
+def eob_reconcile() -> None:
+    @task
+    def collect_bounces() -> dict:
+        from pipeline.stages import open_context, reconcile_stage
+
+        return reconcile_stage(open_context())
+
+    @task
+    def requeue_due_retries(bounces: dict) -> list[str]:
+        from pipeline.stages import open_context, requeue_due_stage
+
+        ctx = open_context()
+        requeue_due_stage(ctx)
+        return ctx.settings.pool_names
+
+    @task(pool="eob_send", retries=3)
+    def send_retries(pool_name: str) -> dict:
+        from pipeline.stages import open_context, send_stage
+
+        return send_stage(open_context(), pool_name)
+
+    send_retries.expand(pool_name=requeue_due_retries(collect_bounces()))
+
+
+eob_reconcile()

@@ -1,0 +1,30 @@
+"""Statement periods are calendar months written YYYY-MM."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class BadPeriod(ValueError):
+    pass
+
+
+def parse_period(period: str) -> tuple[date, date]:
+    """First and last day of a YYYY-MM period."""
+    match = _PERIOD.match(period)
+    if not match:
+        raise BadPeriod(f"period {period!r} is not a month written YYYY-MM, e.g. 2026-11")
+    first = date(int(match[1]), int(match[2]), 1)
+    return first, next_month(first) - timedelta(days=1)
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def statement_date(period: str) -> date:
+    """Statements for a period are dated the first day of the following month."""
+    return next_month(parse_period(period)[0])

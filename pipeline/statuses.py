@@ -1,0 +1,68 @@
+"""The ledger's closed vocabulary of statement statuses and the moves allowed between them.
+
+The schema mirrors this set in a CHECK constraint; a meta-test keeps the two in step.
+A transition only updates rows whose current status allows it, so a duplicate or late event
+is recorded and ignored instead of moving a statement backwards.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    COMPOSED = "composed"
+    RENDERED = "rendered"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    RETRY_SCHEDULED = "retry_scheduled"
+    VERIFICATION_PENDING = "verification_pending"
+    VERIFIED = "verified"
+    VERIFICATION_FAILED = "verification_failed"
+    PAPER_QUEUED = "paper_queued"
+    PRINTED = "printed"
+    MAILED = "mailed"
+    FAILED = "failed"
+
+
+S = Status
+
+ALLOWED_FROM: dict[Status, frozenset[Status]] = {
+    S.COMPOSED: frozenset(),
+    S.RENDERED: frozenset({S.COMPOSED}),
+    S.QUEUED: frozenset({S.RENDERED, S.RETRY_SCHEDULED, S.VERIFIED}),
+    S.SENT: frozenset({S.QUEUED}),
+    S.DELIVERED: frozenset({S.SENT}),
+    S.BOUNCED: frozenset({S.QUEUED, S.SENT, S.DELIVERED}),
+    S.RETRY_SCHEDULED: frozenset({S.QUEUED, S.BOUNCED}),
+    S.VERIFICATION_PENDING: frozenset({S.BOUNCED}),
+    S.VERIFIED: frozenset({S.VERIFICATION_PENDING}),
+    S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
+    S.PAPER_QUEUED: frozenset(
+        {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED}
+    ),
+    S.PRINTED: frozenset({S.PAPER_QUEUED}),
+    S.MAILED: frozenset({S.PRINTED}),
+    S.FAILED: frozenset({S.COMPOSED}),
+}
+"""For each target status, the statuses a statement may move from."""
+
+TERMINAL: frozenset[Status] = frozenset({S.DELIVERED, S.MAILED, S.FAILED})
+IN_FLIGHT: frozenset[Status] = frozenset(
+    {S.QUEUED, S.SENT, S.RETRY_SCHEDULED, S.VERIFICATION_PENDING, S.VERIFIED}
+)
+EMAILED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED})
+PAPER: frozenset[Status] = frozenset({S.PAPER_QUEUED, S.PRINTED, S.MAILED})
+
+
+class IllegalTransition(ValueError):
+    """A move the state machine does not allow (a programming error, not a data problem)."""
+
+
+def sources_for(target: Status) -> frozenset[Status]:
+    try:
+        return ALLOWED_FROM[target]
+    except KeyError as exc:  # pragma: no cover - closed enum
+        raise IllegalTransition(f"unknown target status {target!r}") from exc

@@ -1,0 +1,2 @@
+-- SQLite: INTEGER PRIMARY KEY is an alias of the rowid and is assigned automatically.
+SELECT 1;
