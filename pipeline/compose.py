@@ -15,8 +15,8 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
+from pipeline.ingest import read_shard_lines
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
 
@@ -91,7 +91,7 @@ def iter_composed(
     """Every statement of one shard, in member order."""
     members = load_members(run_dir, shard)
     plans = load_plans(run_dir)
-    lines = pq.read_table(run_dir / "lines" / f"shard-{shard:03d}.parquet").to_pandas()
+    lines = read_shard_lines(run_dir, shard)
     if lines.empty:
         return
     lines = lines.sort_values(["member_id", "claim_id", "line_no"], kind="stable")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import shutil
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ def ingest(folder: Path, out_dir: Path, shards: int) -> IngestResult:
     """Validate a period's extracts into out_dir/members.parquet and out_dir/lines/shard-NNN.parquet."""
     members_path, plans_path, claim_paths = discover(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "quarantine").mkdir(exist_ok=True)
+    shutil.rmtree(out_dir / "quarantine", ignore_errors=True)  # a re-run starts its accounts over
+    (out_dir / "quarantine").mkdir()
     result = IngestResult()
     plans = _read_plans(plans_path, out_dir, result)
     members = _read_members(members_path, plans, out_dir, shards, result)
@@ -120,29 +122,37 @@ def _check_accounts(result: IngestResult) -> None:
 
 
 # -- file readers --------------------------------------------------------------------------
-def _csv_batches(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
-    """String-typed record batches of a CSV whose header must hold `columns`."""
+class _InvalidRows:
+    """Rows whose field count is wrong: pyarrow skips them and we account for them."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[int, int]] = []  # (expected, actual) per skipped row
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        self.found.append((row.expected_columns, row.actual_columns))
+        return "skip"
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except UnicodeDecodeError:
+        raise ExtractFileError(f"{path.name}: the file is not UTF-8 text") from None
+
+
+def _csv_batches(path: Path, columns: list[str], invalid: _InvalidRows) -> Iterator[pd.DataFrame]:
+    """String-typed record batches, so values like "00123" and "12O.00" reach validation intact."""
+    names = _csv_header(path)
+    _check_header(path, names, columns)
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, use_threads=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={}, strings_can_be_null=False, auto_dict_encode=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
         )
-        names = reader.schema.names
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise ExtractFileError(f"{path.name}: cannot be read as CSV ({_arrow_reason(exc)})") from None
-    _check_header(path, names, columns)
-    # re-open with every column as text so "00123" and "12O.00" survive to validation
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-    )
-    try:
         for batch in reader:
             yield batch.to_pandas().fillna("")
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
@@ -172,16 +182,40 @@ def _check_header(path: Path, names: list[str], columns: list[str]) -> None:
 
 
 def _arrow_reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """A reason without file content: Arrow's CSV messages quote the offending row (PHI)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
     if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "utf-8" in text.lower():
         return "the file is not UTF-8 text"
-    return text[:160]
+    counted = re.match(r"^(CSV parse error: Expected \d+ columns, got \d+)", text)
+    if counted:
+        return counted.group(1)
+    if "CSV" in text:
+        return f"CSV parse error ({type(exc).__name__})"
+    return text[:120]
 
 
-def _batches(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
+def _batches(path: Path, columns: list[str], invalid: _InvalidRows | None = None) -> Iterator[pd.DataFrame]:
     if path.suffix == ".parquet":
         return _parquet_batches(path, columns)
-    return _csv_batches(path, columns)
+    return _csv_batches(path, columns, invalid or _InvalidRows())
+
+
+def _bad_field_count_rows(path: Path, expected: int) -> list[tuple[int, int]]:
+    """(row number, fields) of rows with the wrong number of fields; scanned only when some exist."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(number, len(row)) for number, row in enumerate(csv.reader(handle), start=1)
+                if number > 1 and len(row) != expected and row]
+
+
+def _row_numbers(start: int, count: int, skipped: list[int]) -> pd.Series:
+    """File row numbers of delivered rows start..start+count, given rows pyarrow skipped."""
+    import numpy as np
+
+    delivered = np.arange(start, start + count)
+    if not skipped:
+        return pd.Series(delivered + 2)
+    marks = np.asarray(skipped) - 2 - np.arange(len(skipped))  # delivered index at each skip
+    return pd.Series(delivered + 2 + np.searchsorted(marks, delivered, side="right"))
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -227,29 +261,54 @@ def _cents(frame: pd.DataFrame, problems: _Problems, column: str) -> pd.Series:
 
 def _ingest_claims(path: Path, members: dict[str, int], shards: int, seen: set[int],
                    writers: _ShardWriters, out_dir: Path, result: IngestResult) -> None:
-    read = accepted = 0
-    quarantined: list[QuarantineRow] = []
-    with _QuarantineFile(out_dir / "quarantine" / f"{path.stem}.quarantine.csv", CLAIM_COLUMNS) as qfile:
-        for frame in _batches(path, CLAIM_COLUMNS):
-            frame = frame[CLAIM_COLUMNS]
-            rows = pd.Series(range(read + 2, read + 2 + len(frame)), index=frame.index)
-            read += len(frame)
-            good, bad = _validate_claims(frame, rows, members, seen)
-            for row_number, field_name, reason in bad:
-                quarantined.append(QuarantineRow(path.name, row_number, field_name, reason))
-            qfile.write(frame, rows, bad)
-            if len(good):
-                good["source_file"] = path.name
-                writers.write(good, shards)
-                accepted += len(good)
+    skipped: list[tuple[int, int]] = []
+    outcome = _claims_pass(path, members, shards, set(seen), writers, out_dir, skipped)
+    if outcome is None:  # rows with a wrong field count: locate them, then read again
+        writers.discard(path.stem)
+        skipped = _bad_field_count_rows(path, len(_csv_header(path)))
+        outcome = _claims_pass(path, members, shards, set(seen), writers, out_dir, skipped)
+        if outcome is None:
+            raise ExtractFileError(f"{path.name}: rows with a wrong number of fields could not "
+                                   "be located; check quoting in the file")
+    read, accepted, quarantined, keys = outcome
+    seen |= keys
     result.files.append(FileAccount(path.name, "claims", read, accepted, len(quarantined)))
     result.quarantined.extend(quarantined)
     log.info("claims file ingested", extra={"file": path.name, "read": read, "accepted": accepted,
                                             "quarantined": len(quarantined)})
 
 
+def _claims_pass(path: Path, members: dict[str, int], shards: int, seen: set[int],
+                 writers: _ShardWriters, out_dir: Path, skipped: list[tuple[int, int]],
+                 ) -> tuple[int, int, list[QuarantineRow], set[int]] | None:
+    """One streaming pass; None when unexpected wrong-field-count rows turned up."""
+    invalid = _InvalidRows()
+    delivered = accepted = 0
+    quarantined = [QuarantineRow(path.name, number, "(row)",
+                                 f"has {fields} fields, the header has {len(CLAIM_COLUMNS)}+")
+                   for number, fields in skipped]
+    skipped_rows = [number for number, _ in skipped]
+    before = set(seen)
+    with _QuarantineFile(out_dir / "quarantine" / f"{path.stem}.quarantine.csv", CLAIM_COLUMNS) as qfile:
+        for frame in _batches(path, CLAIM_COLUMNS, invalid):
+            frame = frame[CLAIM_COLUMNS].reset_index(drop=True)
+            rows = _row_numbers(delivered, len(frame), skipped_rows)
+            delivered += len(frame)
+            good, bad = _validate_claims(frame, rows, members, seen)
+            quarantined.extend(QuarantineRow(path.name, r, f, why) for r, f, why in bad)
+            qfile.write(frame, rows, bad)
+            if len(good):
+                writers.write(good.assign(source_file=path.name), path.stem)
+                accepted += len(good)
+    if len(invalid.found) != len(skipped):
+        return None
+    quarantined.sort(key=lambda q: q.row_number)
+    return delivered + len(skipped), accepted, quarantined, seen - before
+
+
 def _validate_claims(frame: pd.DataFrame, rows: pd.Series, members: dict[str, int],
                      seen: set[int]) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    rows.index = frame.index
     problems = _Problems(frame.index)
     _require(frame, problems, ["claim_id", "line_no", "member_id", "provider_name",
                                "service_date", "received_date", "service_code", "status"])
@@ -295,7 +354,9 @@ def _validate_claims(frame: pd.DataFrame, rows: pd.Series, members: dict[str, in
 
 
 def _read_plans(path: Path, out_dir: Path, result: IngestResult) -> dict[str, tuple[int, int]]:
-    frame = pd.concat(list(_batches(path, PLAN_COLUMNS)), ignore_index=True)
+    invalid = _InvalidRows()
+    frame = pd.concat(list(_batches(path, PLAN_COLUMNS, invalid)), ignore_index=True)
+    _refuse_invalid_rows(path, invalid)
     rows = pd.Series(range(2, 2 + len(frame)), index=frame.index)
     problems = _Problems(frame.index)
     _require(frame, problems, ["plan_id", "plan_name", "brand"])
@@ -314,7 +375,8 @@ def _read_members(path: Path, plans: dict[str, tuple[int, int]], out_dir: Path, 
     """Validate the member file; returns member_id → shard for the accepted members."""
     parts = []
     read = 0
-    for frame in _batches(path, MEMBER_COLUMNS):
+    invalid = _InvalidRows()
+    for frame in _batches(path, MEMBER_COLUMNS, invalid):
         frame = frame[MEMBER_COLUMNS]
         rows = pd.Series(range(read + 2, read + 2 + len(frame)), index=frame.index)
         read += len(frame)
@@ -339,6 +401,7 @@ def _read_members(path: Path, plans: dict[str, tuple[int, int]], out_dir: Path, 
         good["email_valid"] = good["email"].map(lambda e: bool(_EMAIL.match(e)))
         good["shard"] = good["member_id"].map(lambda m: shard_of(m, shards)).astype("int32")
         parts.append(good)
+    _refuse_invalid_rows(path, invalid)
     members = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MEMBER_COLUMNS)
     duplicated = members["member_id"].duplicated()
     if duplicated.any():  # across batches: keep the first, account for the rest
@@ -349,6 +412,13 @@ def _read_members(path: Path, plans: dict[str, tuple[int, int]], out_dir: Path, 
     result.files.append(FileAccount(path.name, "members", read, accepted, len(quarantined)))
     result.members = accepted
     return dict(zip(members["member_id"], members["shard"], strict=True))
+
+
+def _refuse_invalid_rows(path: Path, invalid: _InvalidRows) -> None:
+    """Reference files (members, plans) must be whole: a broken row there fails the file."""
+    if invalid.found:
+        rows = [n for n, _ in _bad_field_count_rows(path, len(_csv_header(path)))]
+        raise ExtractFileError(f"{path.name}: rows {rows[:10]} have the wrong number of fields")
 
 
 def _record_bad(path: Path, frame: pd.DataFrame, rows: pd.Series, problems: _Problems,
@@ -394,29 +464,48 @@ class _QuarantineFile:
 
 
 class _ShardWriters:
-    """One Parquet writer per shard, opened lazily, so lines stream straight to their shard."""
+    """Parquet parts per shard and source file (lines/shard-NNN/<file>.parquet), opened lazily."""
 
     def __init__(self, folder: Path, shards: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.shards = folder, shards
-        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.writers: dict[tuple[int, str], pq.ParquetWriter] = {}
         self.counts: dict[int, int] = dict.fromkeys(range(shards), 0)
-        for shard in range(shards):  # every shard has a file, even an empty one
-            pq.write_table(LINE_SCHEMA.empty_table(), self.path(shard))
+        self.by_file: dict[tuple[int, str], int] = {}
+        if folder.exists():
+            shutil.rmtree(folder)
+        for shard in range(shards):
+            self.shard_dir(shard).mkdir(parents=True)
 
-    def path(self, shard: int) -> Path:
-        return self.folder / f"shard-{shard:03d}.parquet"
+    def shard_dir(self, shard: int) -> Path:
+        return self.folder / f"shard-{shard:03d}"
 
-    def write(self, frame: pd.DataFrame, shards: int) -> None:
+    def write(self, frame: pd.DataFrame, stem: str) -> None:
         for shard, part in frame.groupby("shard", sort=True):
+            key = (int(shard), stem)
             table = pa.Table.from_pandas(part, schema=LINE_SCHEMA, preserve_index=False)
-            writer = self.writers.get(int(shard))
+            writer = self.writers.get(key)
             if writer is None:
-                writer = pq.ParquetWriter(self.path(int(shard)), LINE_SCHEMA)
-                self.writers[int(shard)] = writer
+                writer = pq.ParquetWriter(self.shard_dir(key[0]) / f"{stem}.parquet", LINE_SCHEMA)
+                self.writers[key] = writer
             writer.write_table(table)
-            self.counts[int(shard)] += len(part)
+            self.counts[key[0]] += len(part)
+            self.by_file[key] = self.by_file.get(key, 0) + len(part)
+
+    def discard(self, stem: str) -> None:
+        """Forget one source file's parts (it is about to be read again)."""
+        for key in [k for k in self.writers if k[1] == stem]:
+            self.writers.pop(key).close()
+            (self.shard_dir(key[0]) / f"{stem}.parquet").unlink()
+            self.counts[key[0]] -= self.by_file.pop(key, 0)
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+def read_shard_lines(run_dir: Path, shard: int) -> pd.DataFrame:
+    """All accepted lines of one shard, in a stable order."""
+    parts = sorted((run_dir / "lines" / f"shard-{shard:03d}").glob("*.parquet"))
+    if not parts:
+        return LINE_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables([pq.read_table(p, schema=LINE_SCHEMA) for p in parts]).to_pandas()
