@@ -31,6 +31,7 @@ class DemoResult:
     reconcile: dict[str, Any]
     received: int
     seconds: dict[str, float]
+    messages: list[Any]
 
 
 def prepare_workspace(workspace: Path) -> Path:
@@ -79,7 +80,10 @@ def run_demo(
     *, workspace: Path, members: int, period: str, seed: int, shards: int = 2,
     on_stage: Callable[[str], None] = lambda _stage: None,
     watch: Callable[[Settings, threading.Event], None] | None = None,
+    after_generate: Callable[[Path], None] = lambda _folder: None,
+    configure_airflow: bool = True,
 ) -> DemoResult:
+    """Run the whole month. Tests that configured Airflow themselves pass configure_airflow=False."""
     import time
 
     from pipeline import airflow_local
@@ -94,8 +98,10 @@ def run_demo(
     on_stage("generate")
     extract = generate_extract(settings.extracts_dir / period, members=members, period=period,
                                seed=seed)
+    after_generate(extract.folder)
     on_stage("airflow")
-    airflow_local.configure(workspace / "airflow")
+    if configure_airflow:
+        airflow_local.configure(workspace / "airflow")
     airflow_local.init_metadata_db()
     timings["setup"] = time.perf_counter() - started
     with smtp_servers(settings, workspace / "tls") as sinks:
@@ -117,7 +123,7 @@ def run_demo(
             stop.set()
             if watcher:
                 watcher.join(timeout=5)
-        received = sum(len(sink.received) for sink in sinks)
+        messages = [message for sink in sinks for message in sink.received]
     from pipeline.stages import open_context, report_stage
 
     ctx = open_context(settings)
@@ -125,4 +131,4 @@ def run_demo(
     reconcile = dict(ctx.ledger.fetch("bounce_message_outcomes") and {
         row["outcome"]: row["n"] for row in ctx.ledger.fetch("bounce_message_outcomes")})
     timings["total"] = time.perf_counter() - started
-    return DemoResult(settings, extract, summary, reconcile, received, timings)
+    return DemoResult(settings, extract, summary, reconcile, len(messages), timings, messages)

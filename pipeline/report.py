@@ -44,6 +44,7 @@ class RunReport:
     pools: list[dict[str, Any]]
     members: int
     prompt_notice: int
+    events: dict[str, int]
     email_cost_cents: float
     paper_cost_cents: float
     checks: list[Check] = field(default_factory=list)
@@ -102,6 +103,7 @@ class RunReport:
             "lines_read": self.lines_read, "lines_accepted": self.lines_accepted,
             "lines_quarantined": self.lines_quarantined, "members": self.members,
             "statements": self.statements, "rendered": rendered,
+            "accepted_by_relay": self.events.get("sent", 0),
             "sent": self.emailed, "bounced": self.bounced_statements,
             **{f"queue_{name}": n for name, n in self.queues.items()},
             "paper": self.paper, "failed": self.count(Status.FAILED),
@@ -124,6 +126,7 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         bounce_categories=ledger.fetch("bounce_categories_for_run", run_id=run_id),
         pools=ledger.fetch("pool_counts_for_run", run_id=run_id),
         members=sum(f["rows_accepted"] for f in members if f["kind"] == "members"),
+        events={row["event"]: row["n"] for row in ledger.fetch("event_counts_for_run", run_id=run_id)},
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
     )

@@ -18,6 +18,7 @@ from pipeline import airflow_local
 
 REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="eob-test-airflow-"))
+os.environ.setdefault("EOB_AIRFLOW_LOG_LEVEL", "INFO")  # task logs on, so PHI checks see them
 airflow_local.configure(_AIRFLOW_HOME)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

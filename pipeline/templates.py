@@ -1,0 +1,166 @@
+"""Member-facing wording lives in TOML files under `templates/`; this module loads it once.
+
+Compliance staff edit `templates/statement/<lang>.toml` and `templates/brands/<brand>.toml`,
+not Python. Files are parsed once per process and their Jinja2 strings compiled once
+(a render must not touch the disk). Errors name the file and the dotted key, never the
+values a string was rendered with, because those can be PHI.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LANGUAGE = "en"
+
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ENV = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
+
+
+class TemplateError(ValueError):
+    """A template file or key is missing or malformed; the message names file and key."""
+
+
+class TemplateFile:
+    """One parsed TOML template file with dotted-key lookup and cached Jinja2 compilation."""
+
+    __slots__ = ("path", "_data", "_compiled")
+
+    def __init__(self, path: Path, data: Mapping[str, Any]) -> None:
+        self.path = path
+        self._data = data
+        self._compiled: dict[str, jinja2.Template | str] = {}
+
+    def error(self, key: str, problem: str) -> TemplateError:
+        return TemplateError(f"{self.path}: key {key!r}: {problem}")
+
+    def has(self, key: str) -> bool:
+        try:
+            self.value(key)
+        except TemplateError:
+            return False
+        return True
+
+    def value(self, key: str) -> Any:
+        """The raw TOML value at a dotted key (table, list, number or string)."""
+        node: Any = self._data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise self.error(key, "missing")
+            node = node[part]
+        return node
+
+    def string(self, key: str) -> str:
+        found = self.value(key)
+        if not isinstance(found, str):
+            raise self.error(key, f"expected a string, found {type(found).__name__}")
+        return found
+
+    def integer(self, key: str) -> int:
+        found = self.value(key)
+        if not isinstance(found, int) or isinstance(found, bool):
+            raise self.error(key, f"expected an integer, found {type(found).__name__}")
+        return found
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        found = self.value(key)
+        if not isinstance(found, list) or not all(isinstance(item, str) for item in found):
+            raise self.error(key, "expected a list of strings")
+        return tuple(found)
+
+    def text(self, key: str, context: Mapping[str, Any] | None = None) -> str:
+        """The string at `key` rendered with Jinja2 (StrictUndefined) against `context`."""
+        return self.render(key, None, context)
+
+    def texts(self, key: str, context: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """A string or list of strings at `key`, each rendered: one entry per paragraph."""
+        found = self.value(key)
+        if isinstance(found, str):
+            return (self.render(key, found, context),)
+        if not isinstance(found, list) or not all(isinstance(item, str) for item in found):
+            raise self.error(key, "expected a string or a list of strings")
+        return tuple(
+            self.render(f"{key}[{index}]", item, context) for index, item in enumerate(found)
+        )
+
+    def render(self, key: str, source: str | None, context: Mapping[str, Any] | None) -> str:
+        """Render `source` (default: the string at `key`), compiled once and cached by `key`."""
+        template = self._compiled.get(key)
+        if template is None:
+            template = self._compile(key, self.string(key) if source is None else source)
+        if isinstance(template, str):
+            return template
+        try:
+            return template.render(context or {}).strip()
+        except jinja2.UndefinedError as exc:
+            # exc names the missing placeholder only, never a value.
+            raise self.error(key, f"undefined placeholder ({exc.message})") from None
+        except jinja2.TemplateError as exc:
+            raise self.error(key, f"cannot render ({type(exc).__name__})") from None
+
+    def _compile(self, key: str, source: str) -> jinja2.Template | str:
+        compiled: jinja2.Template | str
+        if "{{" in source or "{%" in source:
+            try:
+                compiled = _ENV.from_string(source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise self.error(key, f"template syntax error: {exc.message}") from None
+        else:
+            compiled = source.strip()
+        self._compiled[key] = compiled
+        return compiled
+
+
+def _load(path: Path) -> TemplateFile:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise TemplateError(f"{path}: template file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TemplateError(f"{path}: invalid TOML ({exc})") from None
+    return TemplateFile(path, data)
+
+
+def _checked_name(kind: str, name: str) -> str:
+    """Names become file names: refuse anything that could walk out of the folder."""
+    if not _SAFE_NAME.match(name):
+        raise TemplateError(f"{kind} name {name!r} is not a valid template name")
+    return name
+
+
+@cache
+def statement_text(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> TemplateFile:
+    """Wording for one language; unknown languages fall back to English."""
+    return _load(templates_dir / "statement" / f"{resolve_language(language, templates_dir)}.toml")
+
+
+@cache
+def resolve_language(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> str:
+    """The language whose wording exists: the member's if we have it, else English."""
+    code = (language or "").strip().lower()[:2]
+    if _SAFE_NAME.match(code) and (templates_dir / "statement" / f"{code}.toml").is_file():
+        return code
+    return DEFAULT_LANGUAGE
+
+
+@cache
+def brand(name: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> TemplateFile:
+    """Insurer identity, contacts, colours and appeal rules for one brand."""
+    return _load(templates_dir / "brands" / f"{_checked_name('brand', name)}.toml")
+
+
+def clear_caches() -> None:
+    """Forget parsed files (tests; a long-lived process after compliance edits the text)."""
+    statement_text.cache_clear()
+    resolve_language.cache_clear()
+    brand.cache_clear()

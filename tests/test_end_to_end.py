@@ -1,0 +1,174 @@
+"""A small monthly run through Airflow against real loopback SMTP servers: everything reconciles.
+
+One run of both DAGs (eob_monthly then eob_reconcile, via dag.test) feeds every assertion here.
+A canary member with a planted name, address and date of birth checks that no PHI escapes
+into logs, task logs, email text or the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pikepdf
+import pytest
+
+from pipeline.ingest import read_shard_lines
+
+CANARY_FIRST, CANARY_LAST = "Zebedee", "Canaryphi"
+CANARY_STREET = "77 Canarywharf Lane"
+CANARY_DOB = "1957-04-03"
+CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957"]
+MEMBERS = 150
+
+pytestmark = pytest.mark.e2e
+
+
+def plant_canary(folder: Path) -> None:
+    """Member 1 gets a recognisable name, street and date of birth, everywhere it appears."""
+    path = folder / "members.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    rows[0].update(first_name=CANARY_FIRST, last_name=CANARY_LAST, address_line1=CANARY_STREET,
+                   date_of_birth=CANARY_DOB, email="zebedee.canary0@gmail.com",
+                   edelivery_consent="Y")
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for claims in folder.glob("claims*.csv"):
+        lines = list(csv.reader(claims.open(newline="", encoding="utf-8")))
+        for line in lines[1:]:
+            if line[2] == rows[0]["member_id"]:
+                line[3] = f"{CANARY_FIRST} {CANARY_LAST}"
+        with claims.open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(lines)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Run the demo in a child process so every byte it prints (Airflow task logs included) is kept."""
+    folder = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
+    env["EOB_AIRFLOW_LOG_LEVEL"] = "INFO"
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("e2e_child.py")), str(folder),
+         str(MEMBERS)], capture_output=True, text=True, env=env, timeout=600)
+    console = child.stdout + child.stderr
+    assert child.returncode == 0, console[-4000:]
+    with (folder / "result.pickle").open("rb") as handle:
+        result = pickle.load(handle)
+    return result, console
+
+
+def _ledger(result) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
+    conn = sqlite3.connect(result.settings.ledger_dsn.removeprefix("sqlite:///"))
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def test_claim_lines_read_equal_accepted_plus_quarantined(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    s = result.summary
+    assert s["lines_read"] == result.extract.claim_lines
+    assert s["lines_read"] == s["lines_accepted"] + s["lines_quarantined"]
+    assert s["lines_quarantined"] >= 1
+    assert s["failed_checks"] == []
+
+
+def test_one_statement_per_member_with_accepted_lines(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    run_dir = result.settings.work_dir / "eob-2026-11"
+    with_lines = set()
+    for shard in range(2):
+        with_lines |= set(read_shard_lines(run_dir, shard)["member_id"])
+    rows = _ledger(result).execute("SELECT member_id FROM statements").fetchall()
+    members = [row["member_id"] for row in rows]
+    assert len(members) == len(set(members)) == len(with_lines)
+    assert set(members) == with_lines
+
+
+def test_every_statement_is_emailed_or_in_a_queue(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    statuses = Counter(row[0] for row in _ledger(result).execute("SELECT status FROM statements"))
+    assert set(statuses) <= {"sent", "retry_scheduled", "verification_pending", "paper_queued"}
+    assert statuses["sent"] > 0 and statuses["paper_queued"] > 0
+
+
+def test_messages_received_equal_statements_the_relays_accepted(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    accepted = _ledger(result).execute(
+        "SELECT COUNT(DISTINCT statement_id) FROM statement_events WHERE event = 'sent'").fetchone()[0]
+    assert result.received == accepted == result.summary["accepted_by_relay"]
+    received_ids = Counter(
+        email.message_from_bytes(m.data)["X-EOB-Statement"] for m in result.messages)
+    assert max(received_ids.values()) == 1, "a statement was delivered twice"
+
+
+def test_every_bounced_statement_sits_in_exactly_one_queue(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    rows = _ledger(result).execute(
+        "SELECT status FROM statements WHERE bounce_category IS NOT NULL").fetchall()
+    assert rows, "the demo's simulated Internet produced no bounce at all"
+    assert {row[0] for row in rows} <= {"retry_scheduled", "verification_pending", "paper_queued"}
+    s = result.summary
+    assert s["bounced"] == len(rows)
+    outcomes = result.reconcile
+    assert sum(n for k, n in outcomes.items() if k.startswith("routed_")) >= 1, outcomes
+
+
+def test_every_received_pdf_opens_with_the_members_password_only(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    folder = result.extract.folder
+    members = {row["email"]: row for row in csv.DictReader((folder / "members.csv").open())}
+    assert result.messages
+    for received in result.messages:
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert received.tls, "a message crossed the network without TLS"
+        pdf = next(part for part in message.iter_attachments()
+                   if part.get_content_type() == "application/pdf").get_content()
+        member = members[received.rcpt_to[0]]
+        year, month, day = member["date_of_birth"].split("-")
+        with pikepdf.open(_bytes_io(pdf), password=f"{month}{day}{year}") as doc:
+            assert doc.is_encrypted and len(doc.pages) >= 1
+            assert doc.encryption.R == 6
+        with pytest.raises(pikepdf.PasswordError):
+            pikepdf.open(_bytes_io(pdf))
+
+
+def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ignore[no-untyped-def]
+    result, console = run
+    assert "[DAG TEST] end task" in console, "Airflow task logs were not captured"
+    haystacks = {"console and Airflow task logs": console}
+    airflow_logs = result.settings.workspace.parent / "airflow" / "logs"
+    if airflow_logs.exists():
+        haystacks["airflow task logs"] = "\n".join(
+            p.read_text(errors="replace") for p in airflow_logs.rglob("*") if p.is_file())
+    for received in result.messages:
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        text = [str(message["Subject"])] + [f"{k}: {v}" for k, v in message.items()]
+        text += [part.get_content() for part in message.walk()
+                 if part.get_content_type() in ("text/plain", "text/html")]
+        haystacks[f"email {message['Message-ID']}"] = "\n".join(text)
+    conn = _ledger(result)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    haystacks["ledger"] = "\n".join(
+        str(tuple(row)) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
+    canary_sent = any(m.rcpt_to[0] == "zebedee.canary0@gmail.com" for m in result.messages)
+    assert canary_sent, "the canary member's statement was not emailed; the check proves nothing"
+    for where, text in haystacks.items():
+        for canary in CANARY_STRINGS:
+            assert canary not in text, f"PHI canary {canary!r} leaked into {where}"
+
+
+def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)
