@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def configure(airflow_home: Path) -> None:
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home / 'airflow.db'}"
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = os.environ.get("EOB_AIRFLOW_LOG_LEVEL", "WARNING")
+    # Airflow's in-process API client imports starlette's test client, which warns about httpx
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
 
 
 def init_metadata_db() -> None:

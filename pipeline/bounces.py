@@ -218,9 +218,11 @@ def _outcomes(
 
 def _leaves(msg: Message) -> Iterator[Message]:
     """Parts in order, not descending into attached messages (message/*)."""
-    if msg.get_content_maintype() == "multipart" and isinstance(msg.get_payload(), list):
-        for part in msg.get_payload():
-            yield from _leaves(part)
+    payload = msg.get_payload()
+    if msg.get_content_maintype() == "multipart" and isinstance(payload, list):
+        for part in payload:
+            if isinstance(part, Message):
+                yield from _leaves(part)
     else:
         yield msg
 
@@ -228,7 +230,7 @@ def _leaves(msg: Message) -> Iterator[Message]:
 def _decode(part: Message) -> str:
     """A text part's content as str, whatever charset/encoding it claims."""
     payload = part.get_payload(decode=True)
-    if payload is None:
+    if not isinstance(payload, bytes):
         inner = part.get_payload()
         return inner if isinstance(inner, str) else ""
     charset = part.get_content_charset() or "utf-8"
@@ -274,8 +276,8 @@ def _subject(msg: Message) -> str:
 def _notice_text(msg: Message) -> tuple[str, str]:
     """(human-readable notice, copy of the original that followed it inline)."""
     payload = msg.get_payload()
-    if msg.get_content_type() == "multipart/report" and isinstance(payload, list) and payload:
-        first = payload[0]
+    first = payload[0] if isinstance(payload, list) and payload else None
+    if msg.get_content_type() == "multipart/report" and isinstance(first, Message):
         parts = [p for p in _leaves(first) if _is_text(p)]
     else:
         parts = []
@@ -298,7 +300,7 @@ def _returned_headers(msg: Message) -> Message | None:
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "message/global", "message/rfc822-headers"):
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 return inner[0]
             if isinstance(inner, str):
                 return HeaderParser(policy=compat32).parsestr(inner.lstrip())
@@ -414,8 +416,9 @@ def _fields(part: Message) -> list[list[tuple[str, str]]]:
     """Field groups of a message/delivery-status or message/feedback-report part."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        groups = [[(k.lower(), " ".join(str(v).split())) for k, v in p.items()] for p in payload]
-        body = "".join(p.get_payload() for p in payload if isinstance(p.get_payload(), str))
+        blocks = [p for p in payload if isinstance(p, Message)]
+        groups = [[(k.lower(), " ".join(str(v).split())) for k, v in p.items()] for p in blocks]
+        body = "".join(str(p.get_payload()) for p in blocks if isinstance(p.get_payload(), str))
         if body.strip():
             groups.extend(_fields_from_text(body))
         return groups

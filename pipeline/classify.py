@@ -166,7 +166,7 @@ def normalize_status(value: str | None) -> str | None:
 
 
 def _temporary(reply_code: int | None, status: str | None) -> bool | None:
-    """True/False when the codes say so, None when there is no code at all."""
+    """True/False when the codes say the failure is temporary or not, None without codes."""
     if status is not None:
         return status[0] == "4"
     if reply_code is not None:
@@ -181,29 +181,40 @@ def for_category(category: Category, *, permanent: bool | None = None) -> Classi
     return Classification(category, policy.queue, policy.recipient_caused, perm)
 
 
+def _reply_text(diagnostic: str) -> str:
+    """Lower-cased, one line, addresses and multi-line reply prefixes removed: phrases match."""
+    text = " ".join((diagnostic or "").split()).lower()
+    text = ADDRESS_RE.sub("<>", text).replace("<<<", " ").replace(">>>", " ")
+    if MULTILINE_REPLY_RE.search(text):
+        text = REPLY_PREFIX_RE.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _reply_codes(
+    reply_code: int | None, enhanced_status: str | None, diagnostic: str
+) -> tuple[int | None, str | None]:
+    """The given codes, else the ones leading a raw reply ("550 5.1.1 ...")."""
+    leading = LEADING_CODES_RE.match(" ".join((diagnostic or "").split()))
+    status = normalize_status(enhanced_status) or (leading.group(2) if leading else None)
+    if reply_code is None and leading and leading.group(1):
+        reply_code = int(leading.group(1))
+    return (reply_code if reply_code is not None and 200 <= reply_code < 600 else None), status
+
+
 def explain(
     reply_code: int | None, enhanced_status: str | None, diagnostic: str
 ) -> tuple[Classification, str]:
     """classify() plus the reason text of the rule that decided, for audit trails."""
     table = rule_table()
-    text = " ".join((diagnostic or "").split()).lower()
-    leading = LEADING_CODES_RE.match(text)
-    text = ADDRESS_RE.sub("<>", text).replace("<<<", " ").replace(">>>", " ")
-    if MULTILINE_REPLY_RE.search(text):
-        text = REPLY_PREFIX_RE.sub(" ", text)
-    text = " ".join(text.split())
-    status = normalize_status(enhanced_status) or (leading.group(2) if leading else None)
-    if reply_code is None and leading and leading.group(1):
-        reply_code = int(leading.group(1))
-    code = reply_code if reply_code is not None and 200 <= reply_code < 600 else None
+    code, status = _reply_codes(reply_code, enhanced_status, diagnostic)
+    text = _reply_text(diagnostic)
     rule = next((r for r in table.rules if r.matches(code, status, text)), None)
     category = rule.category if rule else Category.UNKNOWN
     why = rule.why if rule else "no rule matched"
     temporary = _temporary(code, status)
-    policy = table.categories[category]
-    if policy.recipient_caused and temporary:
+    if table.categories[category].recipient_caused and temporary:
         category, why = Category.TRANSIENT, f"{why} (but the reply is temporary)"
-        policy = table.categories[category]
+    policy = table.categories[category]
     permanent = policy.permanent_default if temporary is None else not temporary
     if status is not None and status[0] == "2":
         permanent = False

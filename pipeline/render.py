@@ -14,6 +14,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -188,6 +189,111 @@ def _ellipsize(text: str, font: str, size: float, width: float) -> str:
     while first and text_width(first + "\u2026", font, size) > width:
         first = first[:-1]
     return first + "\u2026"
+
+
+# ---------------------------------------------------------------- fast text output
+
+
+_ESCAPES = tuple(
+    f"\\{code:03o}" if code < 32 or code > 126
+    else ("\\" + chr(code) if chr(code) in "\\()" else chr(code))
+    for code in range(256)
+)
+
+
+@cache
+def _single_byte_encoding(font: str) -> str | None:
+    """The codec of a standard (Type 1) font; None for CID fonts, which take the slow path."""
+    face = pdfmetrics.getFont(font)
+    return None if getattr(face, "_multiByte", False) or face._dynamicFont else face.encName
+
+
+@lru_cache(maxsize=16384)
+def _pdf_literal(text: str, font: str) -> str | None:
+    """`text` as the inside of a PDF string for a standard font; None for CID fonts."""
+    encoding = _single_byte_encoding(font)
+    if encoding is None:
+        return None
+    try:
+        raw = text.encode(encoding)
+    except UnicodeEncodeError:
+        raw = "".join(_fold(char, encoding) for char in text).encode(encoding)
+    return "".join([_ESCAPES[byte] for byte in raw])
+
+
+_STROKED = str.maketrans("ŁłĐđĦħŦŧı", "LlDdHhTti")  # letters Unicode does not decompose
+
+
+def _fold(char: str, encoding: str) -> str:
+    """The closest character the font can show: "ễ" becomes "ê", not a blank glyph box.
+
+    Standard PDF fonts cover Western European letters only; names from other alphabets
+    keep as many of their accents as the font has.
+    """
+    try:
+        char.encode(encoding)
+        return char
+    except UnicodeEncodeError:
+        pass
+    base, *marks = unicodedata.normalize("NFKD", char.translate(_STROKED)) or "?"
+    for keep in range(len(marks), -1, -1):
+        candidate = unicodedata.normalize("NFC", base + "".join(marks[:keep]))
+        try:
+            candidate.encode(encoding)
+            return candidate
+        except UnicodeEncodeError:
+            continue
+    return "?"
+
+
+def _rgb(color: colors.Color) -> str:
+    return f"{color.red:.3f} {color.green:.3f} {color.blue:.3f}"
+
+
+class FastText:
+    """Positioned text written as literal BT..ET operators inside q..Q.
+
+    reportlab formats every number and string of a text object in pure Python unless its
+    optional C accelerator package is installed; writing the same operators directly halves
+    render time. Text a standard font cannot encode goes through reportlab's own text object
+    (character substitution), so output stays correct for any input.
+    """
+
+    __slots__ = ("canvas", "parts", "font", "color")
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.canvas = canvas
+        self.parts: list[str] = []
+        self.font: tuple[str, float] | None = None
+        self.color: colors.Color | None = None
+
+    def show(self, x: float, y: float, text: str, font: str, size: float,
+             color: colors.Color) -> None:
+        literal = _pdf_literal(text, font)
+        if literal is None:
+            self.flush()
+            self.canvas.saveState()
+            self.canvas.setFillColor(color)
+            self.canvas.setFont(font, size)
+            self.canvas.drawString(x, y, text)
+            self.canvas.restoreState()
+            return
+        parts = self.parts
+        if not parts:
+            parts.append("q BT")
+        if (font, size) != self.font:
+            self.font = (font, size)
+            parts.append(f"{self.canvas._doc.getInternalFontName(font)} {size:g} Tf")
+        if color is not self.color:
+            self.color = color
+            parts.append(f"{_rgb(color)} rg")
+        parts.append(f"1 0 0 1 {x:.2f} {y:.2f} Tm ({literal}) Tj")
+
+    def flush(self) -> None:
+        if self.parts:
+            self.parts.append("ET Q")
+            self.canvas.addLiteral("\n".join(self.parts))
+        self.parts, self.font, self.color = [], None, None
 
 
 # ---------------------------------------------------------------- theme and fonts
@@ -402,14 +508,13 @@ class TextBlock(Flowable):
 
     def draw(self) -> None:
         assert self._lines is not None
-        canvas = self.canv
-        canvas.setFillColor(self.color)
+        out = FastText(self.canv)
         baseline = self.height - self.leading + (self.leading - self.size) / 2 + self.size * 0.22
-        text = canvas.beginText(self.indent, baseline)
-        text.setFont(self.font, self.size, self.leading)
         for line in self._lines:
-            text.textLine(line)
-        canvas.drawText(text)
+            if line:
+                out.show(self.indent, baseline, line, self.font, self.size, self.color)
+            baseline -= self.leading
+        out.flush()
 
 
 class Heading(TextBlock):
@@ -576,35 +681,29 @@ class Grid(Flowable):
                      space_after=self.spaceAfter)]
 
     def draw(self) -> None:
-        canvas = self.canv
-        tops = []
-        y = self.height
-        for row, height in zip(self.rows, self._heights, strict=True):
+        tops, y = [], self.height
+        for height in self._heights:
             tops.append(y)
-            for x, width, color in row.fills:
-                canvas.setFillColor(color)
-                canvas.rect(x, y - height, width, height, stroke=0, fill=1)
             y -= height
+        ops = ["q"]
+        for row, height, top in zip(self.rows, self._heights, tops, strict=True):
+            for x, width, color in row.fills:
+                ops.append(f"{_rgb(color)} rg {x:.2f} {top - height:.2f} {width:.2f} "
+                           f"{height:.2f} re f")
         for row, height, top in zip(self.rows, self._heights, tops, strict=True):
             for edge, x, width, thickness, color in row.rules:
                 edge_y = top if edge == "top" else top - height
-                canvas.setStrokeColor(color)
-                canvas.setLineWidth(thickness)
-                canvas.line(x, edge_y, x + width, edge_y)
-        self._draw_text(canvas, tops)
+                ops.append(f"{_rgb(color)} RG {thickness:.2f} w {x:.2f} {edge_y:.2f} m "
+                           f"{x + width:.2f} {edge_y:.2f} l S")
+        ops.append("Q")
+        if len(ops) > 2:
+            self.canv.addLiteral("\n".join(ops))
+        self._draw_text(tops)
 
-    def _draw_text(self, canvas: Canvas, tops: list[float]) -> None:
-        text = canvas.beginText()
-        font: tuple[str, float] | None = None
-        color: colors.Color | None = None
+    def _draw_text(self, tops: list[float]) -> None:
+        out = FastText(self.canv)
         for row, top in zip(self.rows, tops, strict=True):
             for cell in row.cells:
-                if (cell.font, cell.size) != font:
-                    font = (cell.font, cell.size)
-                    text.setFont(cell.font, cell.size, cell.leading)
-                if cell.color is not color:
-                    color = cell.color
-                    text.setFillColor(cell.color)
                 baseline = top - row.pad_top - cell.size * 0.82
                 for line in cell.lines:
                     if line:
@@ -612,10 +711,9 @@ class Grid(Flowable):
                         if cell.align == "right":
                             x = cell.x + cell.width - CELL_PAD - text_width(line, cell.font,
                                                                             cell.size)
-                        text.setTextOrigin(x, baseline)
-                        text.textOut(line)
+                        out.show(x, baseline, line, cell.font, cell.size, cell.color)
                     baseline -= cell.leading
-        canvas.drawText(text)
+        out.flush()
 
 
 # ---------------------------------------------------------------- page furniture
@@ -658,89 +756,75 @@ class PageFurniture:
         self.pages = pages
         theme, words = self.theme, self.words
         y = BOTTOM - 0.3 * inch
-        canvas.setStrokeColor(theme.rule)
-        canvas.setLineWidth(0.5)
-        canvas.line(MARGIN, y + 11, PAGE_WIDTH - MARGIN, y + 11)
+        _rule(canvas, MARGIN, y + 11, PAGE_WIDTH - MARGIN, 0.5, theme.rule)
+        out = FastText(canvas)
         label = words("footer.page", page=page, pages=pages)
-        canvas.setFont(BOLD, 7.5)
-        canvas.setFillColor(theme.text)
-        canvas.drawRightString(PAGE_WIDTH - MARGIN, y, label)
+        label_width = text_width(label, BOLD, 7.5)
+        out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, 7.5, theme.text)
         left = f"{words.context['legal_name']}  \u00b7  {words('footer.statement_ref')}"
-        room = CONTENT_WIDTH - text_width(label, BOLD, 7.5) - 12
-        canvas.setFont(REGULAR, 7)
-        canvas.setFillColor(theme.muted)
-        canvas.drawString(MARGIN, y, _ellipsize(left, REGULAR, 7, room))
+        out.show(MARGIN, y, _ellipsize(left, REGULAR, 7, CONTENT_WIDTH - label_width - 12),
+                 REGULAR, 7, theme.muted)
+        out.flush()
 
     def later_page(self, canvas: Canvas, _doc: BaseDocTemplate) -> None:
         theme, words, member = self.theme, self.words, self.statement.member
         top = PAGE_HEIGHT - MARGIN
-        canvas.saveState()
-        canvas.setFillColor(theme.primary)
-        canvas.setFont(BOLD, 11)
-        canvas.drawString(MARGIN, top - 11, words.context["short_name"])
-        canvas.setFont(BOLD, 8.5)
-        title = f"{words('header.continued')}  \u00b7  {words('header.not_a_bill')}"
-        canvas.drawRightString(PAGE_WIDTH - MARGIN, top - 10, title)
-        who = (f"{words('header.member')}: {member.first_name} {member.last_name}  \u00b7  "
-               f"{words('header.member_id')}: {mask_member_id(member.member_id)}")
-        canvas.setFont(REGULAR, 7.5)
-        canvas.setFillColor(theme.muted)
-        canvas.drawRightString(PAGE_WIDTH - MARGIN, top - 21,
-                               _ellipsize(who, REGULAR, 7.5, CONTENT_WIDTH * 0.7))
-        canvas.setStrokeColor(theme.primary)
-        canvas.setLineWidth(1.5)
-        canvas.line(MARGIN, top - 28, PAGE_WIDTH - MARGIN, top - 28)
-        canvas.restoreState()
+        right = PAGE_WIDTH - MARGIN
+        out = FastText(canvas)
+        name = _ellipsize(words.context["short_name"], BOLD, 11, CONTENT_WIDTH * 0.3)
+        out.show(MARGIN, top - 11, name, BOLD, 11, theme.primary)
+        title = _ellipsize(f"{words('header.continued')}  \u00b7  {words('header.not_a_bill')}",
+                           BOLD, 8.5, CONTENT_WIDTH * 0.68)
+        out.show(right - text_width(title, BOLD, 8.5), top - 10, title, BOLD, 8.5,
+                 theme.primary)
+        who = _ellipsize(
+            f"{words('header.member')}: {member.first_name} {member.last_name}  \u00b7  "
+            f"{words('header.member_id')}: {mask_member_id(member.member_id)}",
+            REGULAR, 7.5, CONTENT_WIDTH * 0.68)
+        out.show(right - text_width(who, REGULAR, 7.5), top - 21, who, REGULAR, 7.5,
+                 theme.muted)
+        out.flush()
+        _rule(canvas, MARGIN, top - 28, right, 1.5, theme.primary)
 
     def first_page(self, canvas: Canvas, _doc: BaseDocTemplate) -> None:
-        canvas.saveState()
+        out = FastText(canvas)
         if self.variant == "print":
-            self._return_address(canvas)
-            self._fold_marks(canvas)
+            self._return_address(out)
+            for from_top in FOLD_MARKS:
+                y = PAGE_HEIGHT - from_top
+                _rule(canvas, 0.12 * inch, y, 0.3 * inch, 0.4, self.theme.muted)
         else:
-            self._letterhead(canvas)
-        self._recipient(canvas)
-        self._statement_facts(canvas)
-        canvas.restoreState()
+            self._letterhead(out)
+        self._recipient(out)
+        self._statement_facts(out)
+        out.flush()
 
-    def _letterhead(self, canvas: Canvas) -> None:
+    def _letterhead(self, out: FastText) -> None:
         theme, context = self.theme, self.words.context
         x, top = RETURN_WINDOW[0], RETURN_WINDOW[1]
         width = RIGHT_COLUMN_X - x - 0.25 * inch
         name = context["short_name"]
         size = _fit_size(name, BOLD, width, 18, 11)
-        canvas.setFillColor(theme.primary)
-        canvas.setFont(BOLD, size)
-        canvas.drawString(x, PAGE_HEIGHT - top - size, _ellipsize(name, BOLD, size, width))
+        out.show(x, PAGE_HEIGHT - top - size, _ellipsize(name, BOLD, size, width), BOLD, size,
+                 theme.primary)
         lines = [*wrap_text(context["legal_name"], REGULAR, 7.5, width),
                  *wrap_text(self.words("header.administered_by"), REGULAR, 7.5, width)]
-        _draw_lines(canvas, lines[:4], REGULAR, 7.5, 9, x, top + size + 6, theme.muted)
-        canvas.setStrokeColor(theme.accent)
-        canvas.setLineWidth(2)
-        canvas.line(x, PAGE_HEIGHT - top + 4, x + 0.9 * inch, PAGE_HEIGHT - top + 4)
+        _draw_lines(out, lines[:4], REGULAR, 7.5, 9, x, top + size + 6, theme.muted)
+        _rule(out.canvas, x, PAGE_HEIGHT - top + 4, x + 0.9 * inch, 2, theme.accent)
 
-    def _return_address(self, canvas: Canvas) -> None:
+    def _return_address(self, out: FastText) -> None:
         x, top, width, height = RETURN_WINDOW
         inner = width - 2 * WINDOW_PADDING
         name = self.words.context["short_name"]
-        canvas.setFillColor(self.theme.primary)
-        canvas.setFont(BOLD, 11)
-        canvas.drawString(x + WINDOW_PADDING, PAGE_HEIGHT - top - WINDOW_PADDING - 10,
-                          _ellipsize(name, BOLD, 11, inner))
+        out.show(x + WINDOW_PADDING, PAGE_HEIGHT - top - WINDOW_PADDING - 10,
+                 _ellipsize(name, BOLD, 11, inner), BOLD, 11, self.theme.primary)
         lines = [_ellipsize(line, REGULAR, 8, inner)
                  for line in self.words.brand.strings("identity.return_address")[1:]]
         room = int((height - 2 * WINDOW_PADDING - 14) // 9.5)
-        _draw_lines(canvas, lines[:room], REGULAR, 8, 9.5, x + WINDOW_PADDING,
+        _draw_lines(out, lines[:room], REGULAR, 8, 9.5, x + WINDOW_PADDING,
                     top + WINDOW_PADDING + 14, self.theme.text)
 
-    def _fold_marks(self, canvas: Canvas) -> None:
-        canvas.setStrokeColor(self.theme.muted)
-        canvas.setLineWidth(0.4)
-        for from_top in FOLD_MARKS:
-            y = PAGE_HEIGHT - from_top
-            canvas.line(0.12 * inch, y, 0.3 * inch, y)
-
-    def _recipient(self, canvas: Canvas) -> None:
+    def _recipient(self, out: FastText) -> None:
         member = self.statement.member
         city = f"{member.city}, {member.state} {member.postal_code}".strip()
         lines = [f"{member.first_name} {member.last_name}", member.address_line1,
@@ -749,25 +833,27 @@ class PageFurniture:
         inner_w, inner_h = width - 2 * WINDOW_PADDING, height - 2 * WINDOW_PADDING
         font, size, wrapped = _fit_block([line for line in lines if line.strip()], REGULAR,
                                          inner_w, inner_h, (10, 9, 8, 7, 6.5))
-        _draw_lines(canvas, wrapped, font, size, size * 1.15, x + WINDOW_PADDING,
+        _draw_lines(out, wrapped, font, size, size * 1.15, x + WINDOW_PADDING,
                     top + WINDOW_PADDING, self.theme.text)
 
-    def _statement_facts(self, canvas: Canvas) -> None:
+    def _statement_facts(self, out: FastText) -> None:
         theme, words, statement = self.theme, self.words, self.statement
         x, width = RIGHT_COLUMN_X, PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
         top = MARGIN
         title = words("header.title")
         size = _fit_size(title, BOLD, width, 17, 11)
-        canvas.setFillColor(theme.primary)
-        canvas.setFont(BOLD, size)
-        canvas.drawString(x, PAGE_HEIGHT - top - size, title)
+        out.show(x, PAGE_HEIGHT - top - size, _ellipsize(title, BOLD, size, width), BOLD, size,
+                 theme.primary)
         box_top = top + size + 7
+        out.flush()
+        canvas = out.canvas
+        canvas.setFillColor(theme.primary)
+        canvas.roundRect(x, PAGE_HEIGHT - box_top - 19, width, 19, 3, stroke=0, fill=1)
         not_a_bill = words("header.not_a_bill")
         box_size = _fit_size(not_a_bill, BOLD, width - 12, 11.5, 7)
-        canvas.roundRect(x, PAGE_HEIGHT - box_top - 19, width, 19, 3, stroke=0, fill=1)
-        canvas.setFillColor(colors.white)
-        canvas.setFont(BOLD, box_size)
-        canvas.drawCentredString(x + width / 2, PAGE_HEIGHT - box_top - 13.5, not_a_bill)
+        not_a_bill = _ellipsize(not_a_bill, BOLD, box_size, width - 8)
+        out.show(x + (width - text_width(not_a_bill, BOLD, box_size)) / 2,
+                 PAGE_HEIGHT - box_top - 13.5, not_a_bill, BOLD, box_size, colors.white)
         member, plan = statement.member, statement.plan
         rows = [
             (words("header.statement_date"), words.context["statement_date"]),
@@ -779,7 +865,13 @@ class PageFurniture:
             ("", words.context["hours"]),
             ("", words.context["website"]),
         ]
-        _draw_facts(canvas, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+        _draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+
+
+def _rule(canvas: Canvas, x1: float, y: float, x2: float, thickness: float,
+          color: colors.Color) -> None:
+    canvas.addLiteral(f"q {_rgb(color)} RG {thickness:.2f} w {x1:.2f} {y:.2f} m {x2:.2f} "
+                      f"{y:.2f} l S Q")
 
 
 def _fit_size(text: str, font: str, width: float, largest: float, smallest: float) -> float:
@@ -801,18 +893,16 @@ def _fit_block(lines: Sequence[str], font: str, width: float, height: float,
     return font, size, wrapped[: max(1, int(height // (size * 1.15)))]
 
 
-def _draw_lines(canvas: Canvas, lines: Sequence[str], font: str, size: float, leading: float,
+def _draw_lines(out: FastText, lines: Sequence[str], font: str, size: float, leading: float,
                 x: float, top: float, color: colors.Color) -> None:
     """Lines whose first line's top is `top` points below the top of the sheet."""
-    canvas.setFillColor(color)
-    text = canvas.beginText(x, PAGE_HEIGHT - top - size * 0.8)
-    text.setFont(font, size, leading)
+    y = PAGE_HEIGHT - top - size * 0.8
     for line in lines:
-        text.textLine(line)
-    canvas.drawText(text)
+        out.show(x, y, line, font, size, color)
+        y -= leading
 
 
-def _draw_facts(canvas: Canvas, rows: Sequence[tuple[str, str]], x: float, top: float,
+def _draw_facts(out: FastText, rows: Sequence[tuple[str, str]], x: float, top: float,
                 width: float, bottom: float, theme: Theme) -> None:
     """Label/value rows in the right column, shrunk until they fit above the flow.
 
@@ -833,15 +923,13 @@ def _draw_facts(canvas: Canvas, rows: Sequence[tuple[str, str]], x: float, top: 
         room = int((bottom - y) // leading)  # only absurd values at 6 pt get cut
         if room <= 0:
             return
-        labels, values = labels[:room], values[:room]
-        canvas.setFillColor(theme.muted)
-        canvas.setFont(REGULAR, label_size)
-        for index, line in enumerate(labels):
-            canvas.drawString(x, PAGE_HEIGHT - y - size - index * leading, line)
-        canvas.setFillColor(theme.text)
-        canvas.setFont(BOLD if labels else REGULAR, size)
-        for index, line in enumerate(values):
-            canvas.drawString(x + label_width, PAGE_HEIGHT - y - size - index * leading, line)
+        for index, line in enumerate(labels[:room]):
+            out.show(x, PAGE_HEIGHT - y - size - index * leading, line, REGULAR, label_size,
+                     theme.muted)
+        font = BOLD if labels else REGULAR
+        for index, line in enumerate(values[:room]):
+            out.show(x + label_width, PAGE_HEIGHT - y - size - index * leading, line, font,
+                     size, theme.text)
         y += max(len(labels), len(values)) * leading
 
 

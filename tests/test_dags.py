@@ -45,7 +45,7 @@ def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore
 def test_monthly_dag_is_wired_stage_by_stage(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["eob_monthly"]
     order = ["choose_period", "ingest", "compose", "render", "route", "send", "report"]
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
 
 

@@ -29,7 +29,7 @@ def test_lines_per_member_and_amounts_reconcile(tmp_path: Path) -> None:
     rows = _read(tmp_path / "claims_part1.csv") + _read(tmp_path / "claims_part2.csv")
     assert len(rows) == extract.claim_lines
     per_member = Counter(row["member_id"] for row in rows if row["member_id"].startswith("M0"))
-    assert 1 <= min(per_member.values()) and max(per_member.values()) <= 21  # 20 + a duplicate
+    assert min(per_member.values()) >= 1 and max(per_member.values()) <= 21  # 20 + a duplicate
     reconciled = 0
     for row in rows:
         try:

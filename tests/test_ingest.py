@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -56,10 +57,8 @@ def test_duplicate_line_across_files_is_quarantined(extract: Path, tmp_path: Pat
 
 def test_parquet_extract_is_accepted_like_csv(extract: Path, tmp_path: Path) -> None:
     csv_result = ingest(extract, tmp_path / "csv", shards=2)
-    table = pacsv.read_csv(extract / "claims_part2.csv",
-                           convert_options=pacsv.ConvertOptions(strings_can_be_null=False,
-                                                                column_types=None))
-    table = table.cast(__import__("pyarrow").schema([(n, __import__("pyarrow").string()) for n in table.column_names]))
+    table = pacsv.read_csv(extract / "claims_part2.csv")
+    table = table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
     pq.write_table(table, extract / "claims_part2.parquet")
     (extract / "claims_part2.csv").unlink()
     parquet_result = ingest(extract, tmp_path / "pq", shards=2)
