@@ -1,4 +1,4 @@
-"""Monthly EOB run: ingest → compose → render (one task per shard) → route → send (one task per IP pool) → report.
+"""Monthly EOB run: ingest → compose → render (per shard) → route → send (per IP pool) → report.
 
 Wiring only: every task calls one function of `pipeline.stages`. Heavy imports happen inside
 tasks so parsing this file stays cheap.

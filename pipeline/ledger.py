@@ -156,6 +156,11 @@ class Ledger:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(text(query(name)), params)]
 
+    def execute(self, name: str, **params: Any) -> int:
+        """Run a named write query in its own transaction; returns the rows it touched."""
+        with self.begin() as conn:
+            return conn.execute(text(query(name)), params).rowcount
+
     def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
         rows = self.fetch(name, **params)
         return rows[0] if rows else None

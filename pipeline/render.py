@@ -35,6 +35,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from pipeline.model import ClaimLine, Statement
+from pipeline.periods import parse_period
 from pipeline.templates import (
     DEFAULT_TEMPLATES_DIR,
     TemplateError,
@@ -139,10 +140,6 @@ def text_width(text: str, font: str, size: float) -> float:
         return sum(map(table.__getitem__, text)) * size
 
 
-def _char_width(char: str, font: str, size: float) -> float:
-    return text_width(char, font, size)
-
-
 def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     """Greedy word wrap that also breaks over-long words, so text never leaves its box."""
     return list(_wrap_cached(text, font, size, round(width, 3)))
@@ -174,7 +171,7 @@ def _wrap_cached(text: str, font: str, size: float, width: float) -> tuple[str, 
 def _break_word(word: str, font: str, size: float, width: float) -> tuple[str, str]:
     used = 0.0
     for index, char in enumerate(word):
-        used += _char_width(char, font, size)
+        used += text_width(char, font, size)
         if used > width:
             cut = max(1, index)
             return word[:cut], word[cut:]
@@ -205,7 +202,11 @@ _ESCAPES = tuple(
 def _single_byte_encoding(font: str) -> str | None:
     """The codec of a standard (Type 1) font; None for CID fonts, which take the slow path."""
     face = pdfmetrics.getFont(font)
-    return None if getattr(face, "_multiByte", False) or face._dynamicFont else face.encName
+    if getattr(face, "_multiByte", False) or face._dynamicFont:
+        return None
+    # reportlab's WinAnsi codec writes the bullet as 0x7F, which text extraction and screen
+    # readers do not map back; cp1252 uses the code the PDF standard assigns (0x95).
+    return "cp1252" if face.encName == "WinAnsiEncoding" else face.encName
 
 
 @lru_cache(maxsize=16384)
@@ -235,9 +236,10 @@ def _fold(char: str, encoding: str) -> str:
         return char
     except UnicodeEncodeError:
         pass
-    base, *marks = unicodedata.normalize("NFKD", char.translate(_STROKED)) or "?"
+    decomposed = unicodedata.normalize("NFKD", char.translate(_STROKED)) or "?"
+    base, marks = decomposed[0], decomposed[1:]
     for keep in range(len(marks), -1, -1):
-        candidate = unicodedata.normalize("NFC", base + "".join(marks[:keep]))
+        candidate = unicodedata.normalize("NFC", base + marks[:keep])
         try:
             candidate.encode(encoding)
             return candidate
@@ -400,7 +402,9 @@ class Words:
         self.context = context
 
     def __call__(self, key: str, **extra: Any) -> str:
-        return self.file.text(key, {**self.context, **extra} if extra else self.context)
+        if extra:  # per-claim values can be PHI: rendered fresh, never memoised
+            return self.file.text(key, {**self.context, **extra})
+        return self.file.text(key, self.context, memo=True)
 
     def paragraphs(self, key: str) -> tuple[str, ...]:
         return self.file.texts(key, self.context)
@@ -421,7 +425,8 @@ def _format_date(words: TemplateFile, day: date) -> str:
 
 
 def _period_label(words: TemplateFile, statement: Statement) -> str:
-    year, month = (int(part) for part in statement.period.split("-"))
+    first_day, _ = parse_period(statement.period)  # BadPeriod names the period only
+    year, month = first_day.year, first_day.month
     months = words.strings("meta.months")
     if len(months) != 12:
         raise words.error("meta.months", "expected 12 month names")
@@ -471,23 +476,27 @@ def _context(statement: Statement, words: TemplateFile, brand_file: TemplateFile
 
 
 class TextBlock(Flowable):
-    """Plain text in one font, wrapped to the frame and split across pages by lines."""
+    """Plain text in one font, wrapped to the frame and split across pages by lines.
 
-    def __init__(self, text: str | None, font: str, size: float, color: colors.Color, *,
+    Template text is plain (no markup), so nothing needs escaping and no Paragraph parser
+    runs: "&", "<" and "(" print as written.
+    """
+
+    def __init__(self, text: str, font: str, size: float, color: colors.Color, *,
                  leading: float | None = None, space_before: float = 0, space_after: float = 0,
                  indent: float = 0, lines: list[str] | None = None) -> None:
         super().__init__()
-        self.text = text or ""
+        self.text = text
         self.font, self.size, self.color = font, size, color
         self.leading = leading or round(size * 1.28, 2)
         self.spaceBefore, self.spaceAfter = space_before, space_after
         self.indent = indent
-        self._lines = lines
-        self._wrapped_at = -1.0 if lines is None else None
+        self._fixed = lines is not None  # a part produced by split keeps its lines
+        self._lines: list[str] = lines or []
+        self._wrapped_at: float | None = None
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
-        if self._lines is None or (self._wrapped_at is not None
-                                   and self._wrapped_at != availWidth):
+        if not self._fixed and self._wrapped_at != availWidth:
             self._lines = wrap_text(self.text, self.font, self.size, availWidth - self.indent)
             self._wrapped_at = availWidth
         self.width, self.height = availWidth, len(self._lines) * self.leading
@@ -495,7 +504,6 @@ class TextBlock(Flowable):
 
     def split(self, availWidth: float, availHeight: float) -> list[Flowable]:  # noqa: N803
         self.wrap(availWidth, availHeight)
-        assert self._lines is not None
         fits = int((availHeight + 1e-6) // self.leading)
         if fits < 2 or len(self._lines) - fits < 2:  # no orphan or widow lines
             return []
@@ -503,13 +511,15 @@ class TextBlock(Flowable):
                 self._part(self._lines[fits:], 0, self.spaceAfter)]
 
     def _part(self, lines: list[str], before: float, after: float) -> TextBlock:
-        return TextBlock(None, self.font, self.size, self.color, leading=self.leading,
+        return TextBlock("", self.font, self.size, self.color, leading=self.leading,
                          space_before=before, space_after=after, indent=self.indent, lines=lines)
 
     def draw(self) -> None:
-        assert self._lines is not None
+        self._draw_lines(self.height)
+
+    def _draw_lines(self, top: float) -> None:
         out = FastText(self.canv)
-        baseline = self.height - self.leading + (self.leading - self.size) / 2 + self.size * 0.22
+        baseline = top - self.leading + (self.leading - self.size) / 2 + self.size * 0.22
         for line in self._lines:
             if line:
                 out.show(self.indent, baseline, line, self.font, self.size, self.color)
@@ -518,7 +528,9 @@ class TextBlock(Flowable):
 
 
 class Heading(TextBlock):
-    """A section heading with a brand-coloured rule; kept with what follows it."""
+    """A section heading over a short brand-coloured rule; kept with what follows it."""
+
+    RULE_GAP = 3.0
 
     def __init__(self, text: str, theme: Theme, *, size: float = 10.5) -> None:
         super().__init__(text, BOLD, size, theme.primary, space_before=10, space_after=5)
@@ -527,22 +539,15 @@ class Heading(TextBlock):
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
         width, height = super().wrap(availWidth, availHeight)
-        self.height = height + 3
+        self.height = height + self.RULE_GAP
         return width, self.height
 
     def split(self, availWidth: float, availHeight: float) -> list[Flowable]:  # noqa: N803
         return []
 
     def draw(self) -> None:
-        self.height -= 3
-        self.canv.saveState()
-        self.canv.translate(0, 3)
-        super().draw()
-        self.canv.restoreState()
-        self.height += 3
-        self.canv.setStrokeColor(self.rule_color)
-        self.canv.setLineWidth(1.2)
-        self.canv.line(0, 0.5, min(self.width, 1.1 * inch), 0.5)
+        self._draw_lines(self.height)
+        _rule(self.canv, 0, 0.5, min(self.width, 1.1 * inch), 1.2, self.rule_color)
 
 
 class ProgressBars(Flowable):
@@ -564,22 +569,19 @@ class ProgressBars(Flowable):
         canvas, theme = self.canv, self.theme
         label_width, bar_width = 1.75 * inch, 2.6 * inch
         text_x = label_width + bar_width + 10
-        text_width_avail = self.width - text_x
+        out = FastText(canvas)
         for index, (label, fraction, amounts, remaining) in enumerate(self.rows):
             y = self.height - (index + 1) * self.ROW + 4
-            canvas.setFillColor(theme.text)
-            canvas.setFont(BOLD, 8)
-            canvas.drawString(0, y + 1, _ellipsize(label, BOLD, 8, label_width - 6))
             canvas.setFillColor(theme.tint)
             canvas.roundRect(label_width, y - 1, bar_width, 9, 3, stroke=0, fill=1)
             if fraction > 0:
                 canvas.setFillColor(theme.accent)
                 canvas.roundRect(label_width, y - 1, max(6.0, bar_width * fraction), 9, 3,
                                  stroke=0, fill=1)
-            canvas.setFillColor(theme.text)
-            canvas.setFont(REGULAR, 8)
-            line = f"{amounts}  \u00b7  {remaining}"
-            canvas.drawString(text_x, y + 1, _ellipsize(line, REGULAR, 8, text_width_avail))
+            out.show(0, y + 1, _ellipsize(label, BOLD, 8, label_width - 6), BOLD, 8, theme.text)
+            line = _ellipsize(f"{amounts}  \u00b7  {remaining}", REGULAR, 8, self.width - text_x)
+            out.show(text_x, y + 1, line, REGULAR, 8, theme.text)
+            out.flush()
 
 
 CELL_PAD = 2.5

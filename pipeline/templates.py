@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LANGUAGE = "en"
+MEMO_LIMIT = 4096  # rendered strings kept per file; cleared when full
 
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ENV = jinja2.Environment(
@@ -33,12 +35,14 @@ class TemplateError(ValueError):
 class TemplateFile:
     """One parsed TOML template file with dotted-key lookup and cached Jinja2 compilation."""
 
-    __slots__ = ("path", "_data", "_compiled")
+    __slots__ = ("path", "_data", "_compiled", "_names", "_memo")
 
     def __init__(self, path: Path, data: Mapping[str, Any]) -> None:
         self.path = path
         self._data = data
         self._compiled: dict[str, jinja2.Template | str] = {}
+        self._names: dict[str, tuple[str, ...]] = {}  # placeholders each template uses
+        self._memo: dict[tuple[Any, ...], str] = {}
 
     def error(self, key: str, problem: str) -> TemplateError:
         return TemplateError(f"{self.path}: key {key!r}: {problem}")
@@ -77,9 +81,14 @@ class TemplateFile:
             raise self.error(key, "expected a list of strings")
         return tuple(found)
 
-    def text(self, key: str, context: Mapping[str, Any] | None = None) -> str:
-        """The string at `key` rendered with Jinja2 (StrictUndefined) against `context`."""
-        return self.render(key, None, context)
+    def text(self, key: str, context: Mapping[str, Any] | None = None, *,
+             memo: bool = False) -> str:
+        """The string at `key` rendered with Jinja2 (StrictUndefined) against `context`.
+
+        memo=True reuses the output for the same placeholder values (most wording is the
+        same on every statement). Only for contexts without PHI: brand, dates, ids.
+        """
+        return self.render(key, None, context, memo=memo)
 
     def texts(self, key: str, context: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         """A string or list of strings at `key`, each rendered: one entry per paragraph."""
@@ -92,28 +101,43 @@ class TemplateFile:
             self.render(f"{key}[{index}]", item, context) for index, item in enumerate(found)
         )
 
-    def render(self, key: str, source: str | None, context: Mapping[str, Any] | None) -> str:
+    def render(self, key: str, source: str | None, context: Mapping[str, Any] | None, *,
+               memo: bool = False) -> str:
         """Render `source` (default: the string at `key`), compiled once and cached by `key`."""
         template = self._compiled.get(key)
         if template is None:
             template = self._compile(key, self.string(key) if source is None else source)
         if isinstance(template, str):
             return template
+        context = context or {}
+        memo_key: tuple[Any, ...] | None = None
+        if memo and all(name in context for name in self._names[key]):
+            memo_key = (key, *(context[name] for name in self._names[key]))
+            found = self._memo.get(memo_key)
+            if found is not None:
+                return found
         try:
-            return template.render(context or {}).strip()
+            rendered = template.render(context).strip()
         except jinja2.UndefinedError as exc:
             # exc names the missing placeholder only, never a value.
             raise self.error(key, f"undefined placeholder ({exc.message})") from None
         except jinja2.TemplateError as exc:
             raise self.error(key, f"cannot render ({type(exc).__name__})") from None
+        if memo_key is not None:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[memo_key] = rendered
+        return rendered
 
     def _compile(self, key: str, source: str) -> jinja2.Template | str:
         compiled: jinja2.Template | str
         if "{{" in source or "{%" in source:
             try:
                 compiled = _ENV.from_string(source)
+                names = jinja2.meta.find_undeclared_variables(_ENV.parse(source))
             except jinja2.TemplateSyntaxError as exc:
                 raise self.error(key, f"template syntax error: {exc.message}") from None
+            self._names[key] = tuple(sorted(names))
         else:
             compiled = source.strip()
         self._compiled[key] = compiled

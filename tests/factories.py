@@ -8,6 +8,7 @@ compare bytes or counts are stable. Keep this module generic: other stages' test
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from datetime import date, timedelta
 from typing import Any
@@ -260,12 +261,12 @@ def _make_lines(
 
 
 def _reasons(lines: list[ClaimLine], spanish: bool) -> list[ReasonExplanation]:
-    codes = sorted({line.reason_code for line in lines if line.reason_code})
-    return [
-        ReasonExplanation(code=code, text=REASONS[code][3 if spanish else 2],
-                          member_may_owe=REASONS[code][0], plan_provision=REASONS[code][1])
-        for code in codes
-    ]
+    explained = []
+    for code in sorted({line.reason_code for line in lines if line.reason_code}):
+        may_owe, provision, text_en, text_es = REASONS[code]
+        explained.append(ReasonExplanation(code=code, text=text_es if spanish else text_en,
+                                           member_may_owe=may_owe, plan_provision=provision))
+    return explained
 
 
 def _accumulators(plan: Plan, lines: list[ClaimLine]) -> list[Accumulator]:
@@ -279,6 +280,13 @@ def _accumulators(plan: Plan, lines: list[ClaimLine]) -> list[Accumulator]:
         Accumulator("out_of_pocket", min(out_of_pocket, plan.out_of_pocket_limit),
                     plan.out_of_pocket_limit, STATEMENT_DATE),
     ]
+
+
+def _statement_id(member_id: str, period: str, version: int = 1) -> str:
+    """Shaped like compose.make_statement_id (an opaque hash: ids never carry member data);
+    not imported from there because compose pulls in pandas, which slows every test."""
+    digest = hashlib.sha256(f"{member_id}|{period}|{version}".encode()).hexdigest()[:16]
+    return f"st-{period}-{digest}"
 
 
 def make_statement(
@@ -301,7 +309,7 @@ def make_statement(
     rng = random.Random(f"{n_lines}/{denied}/{member.member_id}/{member.language}")
     lines = _make_lines(member, n_lines, denied, spanish, rng)
     statement = Statement(
-        statement_id=f"EOB-{PERIOD}-{member.member_id}",
+        statement_id=_statement_id(member.member_id, PERIOD),
         version=1,
         period=PERIOD,
         statement_date=STATEMENT_DATE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import email
 import email.policy
+import json
 import os
 import pickle
 import sqlite3
@@ -58,6 +59,11 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     folder = tmp_path_factory.mktemp("e2e")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
     env["EOB_AIRFLOW_LOG_LEVEL"] = "INFO"
+    # relays on their own loopback addresses, so a demo running meanwhile does not collide
+    env["EOB_POOLS"] = json.dumps([
+        {"name": "pool_a", "source_ip": "127.0.0.2", "relay_host": "127.0.0.32"},
+        {"name": "pool_b", "source_ip": "127.0.0.3", "relay_host": "127.0.0.33"},
+    ])
     child = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("e2e_child.py")), str(folder),
          str(MEMBERS)], capture_output=True, text=True, env=env, timeout=600)

@@ -64,8 +64,8 @@ def shown_text(pdf: bytes, password: str = "") -> list[list[Shown]]:
             font_name, size, leading = "", 0.0, 0.0
             line_x = line_y = 0.0
             found: list[Shown] = []
-            for operands, operator in pikepdf.parse_content_stream(page):
-                op = str(operator)
+            for instruction in pikepdf.parse_content_stream(page):
+                operands, op = instruction.operands, str(instruction.operator)
                 if op == "q":
                     stack.append(ctm)
                 elif op == "Q":
@@ -438,7 +438,7 @@ def test_rendering_twice_gives_identical_bytes() -> None:
     statement = make_statement(n_lines=20, denied=2)
     first = render_statement(statement)
     assert render_statement(statement).pdf == first.pdf
-    other = dataclasses.replace(statement, statement_id="EOB-2026-11-OTHER")
+    other = dataclasses.replace(statement, statement_id="st-2026-11-0000000000000000")
     assert render_statement(other).pdf != first.pdf
     with pikepdf.open(io.BytesIO(first.pdf)) as pdf:
         assert str(pdf.docinfo["/CreationDate"]) == "D:20261201000000+00'00'"

@@ -1,0 +1,20 @@
+"""The edge between the orchestrator and the library: one function per pipeline stage.
+
+Each function takes a Context and small identifiers, does one stage's work idempotently, and
+returns a small dict of counts (never PHI, never big payloads): what Airflow keeps in XCom.
+DAG files call these and nothing else.
+"""
+
+from pipeline.stages.context import Context, open_context, run_dir, run_id_for
+from pipeline.stages.ingest import compose_stage, ingest_stage
+from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage
+from pipeline.stages.render import render_stage
+from pipeline.stages.report import report_stage
+from pipeline.stages.route import assign_pool, route_stage
+from pipeline.stages.send import send_stage
+
+__all__ = [
+    "Context", "assign_pool", "compose_stage", "ingest_stage", "open_context", "reconcile_stage",
+    "render_stage", "report_stage", "requeue_due_stage", "route_stage", "run_dir", "run_id_for",
+    "send_stage",
+]

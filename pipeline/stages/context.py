@@ -1,0 +1,64 @@
+"""What every stage shares: settings, ledger and object store opened once per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.clock import Now, utc_now
+from pipeline.ledger import Ledger, Transition
+from pipeline.objectstore import ObjectStore, open_store
+from pipeline.periods import parse_period
+from pipeline.routing import RetryPolicy
+from pipeline.settings import Settings
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+@dataclass(slots=True)
+class Context:
+    settings: Settings
+    ledger: Ledger
+    store: ObjectStore
+    now: Now = utc_now
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.settings.retry_max_attempts,
+                           base_delay_seconds=self.settings.retry_base_delay_seconds)
+
+
+def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:
+    settings = settings or Settings()
+    ledger = Ledger.open(settings.ledger_dsn, now=now)
+    store = open_store(settings.objects_url, kms_key_id=settings.s3_kms_key_id,
+                       endpoint_url=settings.s3_endpoint_url)
+    return Context(settings, ledger, store, now)
+
+
+def run_id_for(period: str) -> str:
+    """One run per period: re-running a month resumes it instead of starting a second one."""
+    parse_period(period)
+    return f"eob-{period}"
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return settings.work_dir / run_id
+
+
+def flush_transitions(ctx: Context, batch: list[Transition], action: str, shard: int) -> None:
+    if not batch:
+        return
+    ctx.ledger.apply(batch)
+    ctx.ledger.audit("pipeline", action, None,
+                     {"shard": shard, "statement_ids": [t.statement_id for t in batch]})
+    batch.clear()
+
+
+def member_contacts(settings: Settings, run_id: str) -> dict[str, tuple[str, str]]:
+    """member_id → (email, language) for one run, read from its canonical member file."""
+    import pandas as pd
+
+    members = pd.read_parquet(run_dir(settings, run_id) / "members.parquet",
+                              columns=["member_id", "email", "language"])
+    return {m: (e, lang) for m, e, lang in members.itertuples(index=False)}

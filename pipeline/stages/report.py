@@ -1,0 +1,19 @@
+"""Report stage: the run's HTML and CSV report, rebuilt from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.stages.context import Context, run_id_for
+
+
+def report_stage(ctx: Context, period: str) -> dict[str, Any]:
+    from pipeline.report import build_report, write_report
+
+    run_id = run_id_for(period)
+    report = build_report(ctx.ledger, run_id, ctx.settings.email_cost_cents,
+                          ctx.settings.paper_cost_cents)
+    paths = write_report(report, ctx.settings.reports_dir)
+    failed = [check.name for check in report.checks if not check.ok]
+    return {"run_id": run_id, **report.summary(), "html": str(paths["html"]),
+            "csv": str(paths["csv"]), "failed_checks": failed}

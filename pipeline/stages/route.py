@@ -1,0 +1,41 @@
+"""Route stage: each rendered statement to one IP pool's send queue, or to paper."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pipeline.ledger import Transition
+from pipeline.stages.context import Context, run_id_for
+from pipeline.statuses import Status
+
+
+def assign_pool(statement_id: str, pools: list[tuple[str, float]]) -> str:
+    """Deterministic, capacity-weighted choice: the same statement always lands in the same pool."""
+    total = sum(weight for _, weight in pools)
+    point = int(hashlib.sha256(statement_id.encode()).hexdigest()[:12], 16) / 16**12 * total
+    for name, weight in pools:
+        point -= weight
+        if point < 0:
+            return name
+    return pools[-1][0]
+
+
+def route_stage(ctx: Context, period: str) -> dict[str, Any]:
+    """Rendered statements go to one IP pool's send queue, or to the paper queue."""
+    run_id = run_id_for(period)
+    pools = [(p.name, p.weight * p.max_per_second) for p in ctx.settings.pools]
+    moves = []
+    counts: dict[str, int] = {"paper": 0}
+    for row in ctx.ledger.fetch("rendered_for_run", run_id=run_id):
+        if row["channel"] == "paper":
+            moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, "paper_queued",
+                                    {"reason": "channel"}))
+            counts["paper"] += 1
+        else:
+            pool = assign_pool(row["statement_id"], pools)
+            moves.append(Transition(row["statement_id"], Status.QUEUED, "queued",
+                                    {"pool": pool}, {"pool": pool}))
+            counts[pool] = counts.get(pool, 0) + 1
+    ctx.ledger.apply(moves)
+    return {"run_id": run_id, **counts}
