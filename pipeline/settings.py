@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     retry_max_attempts: int = 3
     retry_base_delay_seconds: int = 900
 
+    # -- ingest and compose settings --
+
+    # -- render settings --
+
+    # -- send settings --
+
+    # -- reconcile settings --
+
     @cached_property
     def ledger_dsn(self) -> str:
         return self.ledger_url or f"sqlite:///{(self.workspace / 'ledger.sqlite').resolve()}"
