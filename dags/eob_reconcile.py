@@ -1,6 +1,7 @@
-"""Frequent reconciliation: bounces → retry / verification / paper queues, then due retries are sent.
+"""Frequent reconciliation: outcomes → retry / verification / paper queues, due retries and
+verified resends sent, and the delivery-deadline sweeper.
 
-Wiring only: every task calls one function of `pipeline.stages`.
+Wiring only: every task calls one library function; heavy imports happen inside tasks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from airflow.sdk import dag, task
 
 @dag(
     dag_id="eob_reconcile",
-    description="Route bounces into retry, verification and paper queues; send due retries",
+    description="Route bounces into retry, verification and paper queues; send due retries; "
+    "enforce the delivery deadline",
     schedule="*/15 * * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -24,16 +26,27 @@ from airflow.sdk import dag, task
 def eob_reconcile() -> None:
     @task
     def collect_bounces() -> dict:
-        from pipeline.stages import open_context, reconcile_stage
+        from pipeline.stages import open_context
+        from pipeline.stages.reconcile import reconcile_stage
 
         return reconcile_stage(open_context())
 
     @task
-    def requeue_due_retries(bounces: dict) -> list[str]:
-        from pipeline.stages import open_context, requeue_due_stage
+    def sweep_deadlines(bounces: dict) -> dict:
+        from pipeline.stages import open_context
+        from pipeline.sweeper import sweep_stage
+
+        return sweep_stage(open_context())
+
+    @task
+    def requeue_due_retries(swept: dict) -> list[str]:
+        from pipeline.stages import open_context
+        from pipeline.stages.reconcile import requeue_due_stage
+        from pipeline.verification import resend_verified
 
         ctx = open_context()
         requeue_due_stage(ctx)
+        resend_verified(ctx)
         return ctx.settings.pool_names
 
     @task(pool="eob_send", retries=3)
@@ -42,7 +55,7 @@ def eob_reconcile() -> None:
 
         return send_stage(open_context(), pool_name)
 
-    send_retries.expand(pool_name=requeue_due_retries(collect_bounces()))
+    send_retries.expand(pool_name=requeue_due_retries(sweep_deadlines(collect_bounces())))
 
 
 eob_reconcile()

@@ -24,6 +24,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
+from typing import Any
 
 from pipeline.classify import Category, Classification, Queue, classify, for_category
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_DIAGNOSTIC = 300
 MAX_CLASSIFY_TEXT = 2000
 MAX_BLOCK_LINES = 15
+STATEMENT_HEADER = "X-EOB-Statement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ class Bounce:
     verp_token: str | None
     original_message_id: str | None
     recipients: list[RecipientOutcome]
+    # X-EOB-Statement of the returned copy: an unsigned hint, used only when no token verifies
+    statement_header: str | None = None
 
 
 class UnparseableBounce(ValueError):
@@ -161,6 +165,7 @@ def parse_bounce(raw: bytes, *, bounce_domain: str | None = None) -> Bounce:
             verp_token=_verp_token(msg, returned, bounce_domain, extra_senders),
             original_message_id=_original_message_id(returned, tail),
             recipients=outcomes,
+            statement_header=_statement_header(returned),
         )
     except (ValueError, LookupError, TypeError, AttributeError, UnicodeError) as exc:
         # Malformed MIME in the wild: report the kind of failure, never the content
@@ -344,7 +349,8 @@ def _scrub(text: str, returned: Message | None) -> str:
         subject = " ".join(subject.split())
         if len(subject) >= 5:
             text = text.replace(subject, "[subject removed]")
-    return text
+    # The reply text is kept; the addresses in it are not (the ledger keeps ids and hashes).
+    return ADDR_RE.sub("<address>", text)
 
 
 def _codes(text: str) -> tuple[int | None, str | None]:
@@ -395,6 +401,11 @@ def _verp_token(
             if domain is None or host.lower().rstrip(".") == domain:
                 return token
     return None
+
+
+def _statement_header(returned: Message | None) -> str | None:
+    value = str(returned.get(STATEMENT_HEADER) or "").strip() if returned is not None else ""
+    return value[:128] if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) else None
 
 
 def _original_message_id(returned: Message | None, tail: str) -> str | None:
@@ -466,10 +477,23 @@ def _provider_json(notice: str) -> tuple[str, list[RecipientOutcome], list[str]]
         return None
     try:
         obj = json.loads(notice[start : end + 1].replace("\n ", "").replace("\n", ""))
-        if isinstance(obj.get("Message"), str):
-            obj = json.loads(obj["Message"])
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
+    return _ses_outcomes(_unwrap_sns(obj))
+
+
+def _unwrap_sns(obj: object) -> object:
+    """An SNS envelope ({"Type": "Notification", "Message": "<json>"}) → the SES notification."""
+    if isinstance(obj, dict) and isinstance(obj.get("Message"), str):
+        try:
+            return json.loads(obj["Message"])
+        except ValueError:
+            return obj
+    return obj
+
+
+def _ses_outcomes(obj: object) -> tuple[str, list[RecipientOutcome], list[str]] | None:
+    """(kind, outcomes, our envelope senders) from an SES notification or event, else None."""
     if not isinstance(obj, dict):
         return None
     kind = str(obj.get("notificationType") or obj.get("eventType") or "")
@@ -506,6 +530,40 @@ def _provider_json(notice: str) -> tuple[str, list[RecipientOutcome], list[str]]
             )
         return ("nonstandard", outs, senders) if outs else None
     return None
+
+
+def parse_ses_notification(data: bytes | str) -> Bounce:
+    """One Amazon SES notification (raw, inside an SNS envelope, or an SES event) → `Bounce`.
+
+    SES reports our envelope sender (the VERP return path) as ``mail.source`` and our
+    Message-ID in ``mail.commonHeaders``; nothing else of the original message is kept.
+    """
+    try:
+        obj = _unwrap_sns(json.loads(data))
+        found = _ses_outcomes(obj)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UnparseableBounce(f"not an SES notification ({type(exc).__name__})") from None
+    if found is None or not isinstance(obj, dict):
+        raise UnparseableBounce("JSON is not an SES Bounce, Complaint or Delivery notification")
+    kind, outcomes, senders = found
+    mail_value = obj.get("mail")
+    mail: dict[str, Any] = mail_value if isinstance(mail_value, dict) else {}
+    common_value = mail.get("commonHeaders")
+    common: dict[str, Any] = common_value if isinstance(common_value, dict) else {}
+    token = None
+    for sender in senders:
+        m = VERP_RE.search(sender)
+        if m:
+            token = m.group(1)
+            break
+    message_id = re.search(r"<[^<>\s]+>", str(common.get("messageId") or ""))
+    header = None
+    for item in mail.get("headers") or []:
+        if isinstance(item, dict) and str(item.get("name", "")).lower() == STATEMENT_HEADER.lower():
+            header = str(item.get("value", "")).strip()[:128] or None
+    return Bounce(kind=kind, verp_token=token,
+                  original_message_id=message_id.group(0) if message_id else None,
+                  recipients=outcomes, statement_header=header)
 
 
 # ----------------------------------------------------------------------------- RFC 3464 DSN

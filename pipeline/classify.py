@@ -34,6 +34,14 @@ LEADING_CODES_RE = re.compile(r"^(?:([245]\d\d)[ -])?#?(?:([245]\.\d{1,3}\.\d{1,
 """A raw SMTP reply as send-time callers see it: "550 5.1.1 <x>: User unknown"."""
 
 
+class PoolAction(StrEnum):
+    """What a sender-caused failure says about the IP pool that sent the message."""
+
+    NONE = "none"
+    THROTTLE = "throttle"  # we send too fast for this receiver
+    PAUSE = "pause"  # the receiver distrusts our IP, domain or authentication
+
+
 class Queue(StrEnum):
     RETRY = "retry"
     VERIFY = "verify"
@@ -94,6 +102,7 @@ class CategoryPolicy:
     permanent_default: bool
     queue_if_temporary: Queue | None = None
     queue_if_no_evidence: Queue | None = None
+    pool_action: PoolAction = PoolAction.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +138,7 @@ def load_rules(path: Path = RULES_PATH) -> RuleTable:
             queue_if_no_evidence=(
                 Queue(spec["queue_if_no_evidence"]) if "queue_if_no_evidence" in spec else None
             ),
+            pool_action=PoolAction(spec.get("pool_action", "none")),
         )
         for name, spec in data["category"].items()
     }
@@ -155,6 +165,11 @@ def load_rules(path: Path = RULES_PATH) -> RuleTable:
 def rule_table() -> RuleTable:
     """The table shipped with the package, loaded once per process."""
     return load_rules()
+
+
+def pool_action(category: Category) -> PoolAction:
+    """The table's pool action for a category: sender-caused failures hold the sending pool."""
+    return rule_table().categories[category].pool_action
 
 
 def normalize_status(value: str | None) -> str | None:

@@ -16,6 +16,16 @@ from rich.table import Table
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console()
 
+
+def _register_subcommands() -> None:
+    """Operator command groups that live beside the code they drive."""
+    from pipeline.cli_reconcile import app as reconcile_app
+
+    app.add_typer(reconcile_app, name="reconcile")
+
+
+_register_subcommands()
+
 Period = Annotated[str, typer.Option(help="Statement month, YYYY-MM")]
 
 

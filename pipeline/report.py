@@ -151,6 +151,10 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     waiting = report.count(Status.RENDERED)
     checks.append(Check("every rendered statement routed to email or paper", waiting == 0,
                         f"{waiting} rendered but not routed"))
+    stranded = sum(row["n"] for row in report.bounce_categories
+                   if row["status"] in (Status.BOUNCED.value, Status.VERIFICATION_FAILED.value))
+    checks.append(Check("every bounced statement is in exactly one queue or resolved",
+                        stranded == 0, f"{stranded} bounced statements in no queue"))
     return checks
 
 

@@ -74,12 +74,64 @@ class Settings(BaseSettings):
     retry_base_delay_seconds: int = 900
 
     # -- ingest and compose settings --
+    extracts_url: str | None = Field(
+        default=None,
+        description="where each period's extract folder lives: a local folder or s3://bucket/prefix "
+        "(the period's files are under <url>/YYYY-MM/); default: workspace/extracts",
+    )
+    extract_format: str = Field(
+        default="auto", pattern=r"^(auto|canonical|fhir|synthea)$",
+        description="auto-detects canonical CSV/Parquet, FHIR ExplanationOfBenefit or Synthea CSV",
+    )
+    ingest_bucket_rows: int = Field(
+        default=250_000, ge=1_000,
+        description="claim lines per bucket in the second ingest pass: bounds ingest/compose memory",
+    )
 
     # -- render settings --
+    render_batch_size: int = Field(
+        default=200, ge=1, description="rendered statements per ledger transaction (render stage)"
+    )
 
     # -- send settings --
+    pools_file: Path | None = Field(
+        default=None,
+        description="IP pool configuration (TOML; see infra/pools.toml): source IPs, relays, "
+        "provider limits, warm-up plans; default: the pools of EOB_POOLS",
+    )
+    send_max_seconds: float = Field(
+        default=3300.0, gt=0,
+        description="time budget of one send task; what is left stays queued for the next run",
+    )
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_key_file: Path | None = Field(default=None, description="PEM private key; unset: no DKIM")
 
     # -- reconcile settings --
+    reconcile_feeds: list[str] = Field(
+        default_factory=list,
+        description="bounce/outcome feeds as URLs (maildir:///p, imaps://user@host/Folder, "
+        "imap://… (STARTTLS required), s3://bucket/prefix (raw messages), "
+        "ses+sqs://<queue-url>, ses+s3://bucket/prefix (SES JSON)); default: the bounce Maildir",
+    )
+    reconcile_imap_password: SecretStr | None = None
+    reconcile_imap_ca_file: Path | None = None
+    reconcile_aws_region: str = "us-east-1"
+    reconcile_aws_endpoint_url: str | None = None
+    reconcile_batch_size: int = Field(default=1000, ge=1, description="messages per feed per run")
+    delivery_deadline_hours: float = Field(
+        default=21 * 24, gt=0, description="from run start: every statement delivered or on paper"
+    )
+    bounce_quiet_hours: float = Field(
+        default=5 * 24, gt=0, description="relay-accepted with no bounce this long: delivered"
+    )
+    verification_days: float = Field(default=7.0, gt=0)
+    retry_max_delay_seconds: int = 6 * 3600
+    retry_requeue_per_pool: int = Field(default=500, ge=1, description="retries requeued per pool per cycle")
+    pool_hold_threshold: int = Field(default=5, ge=1)
+    pool_hold_window_minutes: int = Field(default=60, ge=1)
+    pool_hold_minutes: int = Field(default=60, ge=1)
+    sweep_batch_size: int = Field(default=5000, ge=1)
 
     @cached_property
     def ledger_dsn(self) -> str:

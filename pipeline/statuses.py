@@ -41,7 +41,8 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.VERIFIED: frozenset({S.VERIFICATION_PENDING}),
     S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
     S.PAPER_QUEUED: frozenset(
-        {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED}
+        {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED,
+         S.SENT, S.VERIFIED}  # the delivery-deadline sweeper (pipeline/sweeper.py)
     ),
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),

@@ -24,8 +24,7 @@ class Context:
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.settings.retry_max_attempts,
-                           base_delay_seconds=self.settings.retry_base_delay_seconds)
+        return RetryPolicy.from_settings(self.settings)
 
 
 def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:

@@ -1,87 +1,262 @@
-"""Reconcile stages: bounces routed into queues; due retries back to their pool."""
+"""Reconcile stages: delivery outcomes from every feed routed into queues; retries requeued.
+
+For each item a feed offers: parse it (RFC 3464 DSN, ARF, auto-reply, free-text notice, SES
+JSON), find its statement (the signed VERP token first; Message-ID or X-EOB-Statement only as
+unsigned fall-backs), classify, and move the statement in one ledger transaction. The item's
+hash and outcome are recorded (never its content), so the same item twice changes nothing, and
+the feed is told `done` or `set_aside` only after the ledger has it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import mailbox
-import os
+import logging
 import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from pipeline.classify import Category, Queue
 from pipeline.clock import iso
+from pipeline.feeds import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
 from pipeline.ledger import Transition
-from pipeline.routing import route
+from pipeline.routing import (
+    DeliveryWindow,
+    RetryPolicy,
+    choose_pool,
+    deciding_outcome,
+    is_sender_caused,
+    route,
+    to_paper,
+)
 from pipeline.stages.context import Context
 from pipeline.statuses import Status
 from pipeline.suppression import suppress
 
+log = logging.getLogger(__name__)
 
-def reconcile_stage(ctx: Context) -> dict[str, Any]:
-    """Read new bounce messages from the Maildir and route each affected statement."""
-    from pipeline.bounces import UnparseableBounce, parse_bounce
-    from pipeline.verp import ForgedToken, verify_token
+UNPARSEABLE = "unparseable"
 
-    settings = ctx.settings
-    folder = settings.maildir
-    mailbox.Maildir(folder, create=True)  # makes new/, cur/ and tmp/ when missing
-    secret = settings.verp_secret.get_secret_value()
+
+class Uncorrelated(LookupError):
+    """Nothing in the message names one of our statements."""
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    statement_id: str
+    signed: bool  # True only for a VERP token whose HMAC verifies
+    how: str  # "verp", "message_id" or "header"
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    outcome: str
+    statement_id: str | None = None
+
+
+def correlate(bounce: Any, *, secret: str, message_id_domain: str) -> Correlation:
+    """The statement a report is about: signed token first, then our Message-ID, then header.
+
+    A token that is present but does not verify is a forgery (ForgedToken), never a reason to
+    fall back to the weaker evidence.
+    """
+    from pipeline.verp import verify_token
+
+    if bounce.verp_token:
+        return Correlation(verify_token(bounce.verp_token, secret), True, "verp")
+    match = re.fullmatch(r"<([A-Za-z0-9][A-Za-z0-9-]{0,127})@([A-Za-z0-9.-]+)>",
+                         bounce.original_message_id or "")
+    if match and match.group(2).lower() == message_id_domain.lower():
+        return Correlation(match.group(1), False, "message_id")
+    if bounce.statement_header:
+        return Correlation(bounce.statement_header, False, "header")
+    raise Uncorrelated("no VERP token, Message-ID or statement header of ours")
+
+
+def reconcile_stage(ctx: Context, feeds: Sequence[Feed] | None = None) -> dict[str, Any]:
+    """Read every configured feed once; returns counts per outcome (no content, no addresses).
+
+    A feed that cannot be read does not stop the others; the stage fails at the end so the
+    orchestrator retries and alerts.
+    """
     counts: dict[str, int] = {}
-    for name in sorted(os.listdir(folder / "new")):
-        path = folder / "new" / name
-        raw = path.read_bytes()
-        outcome, statement_id, kind, reason = "routed", None, "unknown", ""
-        message_key = hashlib.sha256(raw).hexdigest()
-        if ctx.ledger.fetch_one("bounce_message_seen", message_key=message_key):
-            outcome = "duplicate"
-        else:
+    errors: list[str] = []
+    opened = list(feeds) if feeds is not None else []
+    if feeds is None:
+        for url in configured_feeds(ctx.settings):
             try:
-                bounce = parse_bounce(raw, bounce_domain=settings.bounce_domain)
-                kind = bounce.kind
-                statement_id = verify_token(bounce.verp_token or "", secret)
-                if ctx.ledger.statement(statement_id) is None:
-                    outcome, reason = "unknown_statement", "token names no statement in the ledger"
-                else:
-                    outcome = _route_bounce(ctx, statement_id, bounce)
-            except UnparseableBounce as exc:
-                outcome, reason = "unparseable", str(exc)[:200]
-            except ForgedToken:
-                outcome, reason, statement_id = "forged", "VERP token signature does not verify", None
-            _record_bounce(ctx, message_key, kind, outcome, statement_id, reason)
-        counts[outcome] = counts.get(outcome, 0) + 1
-        os.replace(path, folder / "cur" / f"{name}:2,S")
-    return {"messages": sum(counts.values()), **counts}
+                opened.append(open_feed(url, ctx.settings))
+            except FeedError as exc:
+                errors.append(str(exc))
+    for feed in opened:
+        try:
+            _drain(ctx, feed, counts)
+        except FeedError as exc:
+            errors.append(str(exc))
+        finally:
+            feed.close()
+    result = {"messages": sum(counts.values()), **counts}
+    log.info("reconcile outcomes %s", result)
+    if errors:
+        raise FeedError("; ".join(errors))
+    return result
 
 
-def _route_bounce(ctx: Context, statement_id: str, bounce: Any) -> str:
-    statement = ctx.ledger.statement(statement_id)
+def _drain(ctx: Context, feed: Feed, counts: dict[str, int]) -> None:
+    for item in feed.fetch(ctx.settings.reconcile_batch_size):
+        results = [process_document(ctx, doc, item.format, feed.name) for doc in split_documents(item)]
+        for result in results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        if all(r.outcome in (UNPARSEABLE, "duplicate_unparseable") for r in results):
+            feed.set_aside(item, "unparseable")
+        else:
+            feed.done(item)
+        log.info("reconcile feed=%s ref=%s outcomes=%s", feed.name, item.ref,
+                 ",".join(r.outcome for r in results))
+
+
+def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processed:
+    """Parse, correlate, route and record one message or notification."""
+    from pipeline.bounces import UnparseableBounce, parse_bounce, parse_ses_notification
+    from pipeline.verp import ForgedToken
+
+    key = hashlib.sha256(data).hexdigest()
+    seen = ctx.ledger.fetch_one("bounce_message_seen", message_key=key)
+    if seen is not None:
+        return Processed("duplicate_unparseable" if seen["outcome"] == UNPARSEABLE else "duplicate")
+    settings = ctx.settings
+    kind, statement_id, reason = "unknown", None, ""
+    try:
+        bounce = (parse_bounce(data, bounce_domain=settings.bounce_domain) if fmt == RFC822
+                  else parse_ses_notification(data))
+        kind = bounce.kind
+        link = correlate(bounce, secret=settings.verp_secret.get_secret_value(),
+                         message_id_domain=settings.message_id_domain)
+        statement_id = link.statement_id
+        if ctx.ledger.statement(statement_id) is None:
+            outcome, reason = "unknown_statement", f"{link.how} names no statement in the ledger"
+            statement_id = None
+        else:
+            outcome = _apply(ctx, link, bounce, feed)
+    except UnparseableBounce as exc:
+        outcome, reason = UNPARSEABLE, str(exc)[:200]
+    except ForgedToken:
+        outcome, reason = "forged", "VERP token signature does not verify"
+    except Uncorrelated as exc:
+        outcome, reason = "uncorrelated", str(exc)[:200]
+    ctx.ledger.execute("insert_bounce_message", message_key=key, received_at=ctx.ledger.now(),
+                       kind=f"{feed}:{kind}"[:60], outcome=outcome, statement_id=statement_id,
+                       reason=reason)
+    return Processed(outcome, statement_id)
+
+
+def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
+    """Move one statement according to the outcome that decides for it."""
+    ledger = ctx.ledger
+    statement = ledger.statement(link.statement_id)
     assert statement is not None
-    outcomes = [r for r in bounce.recipients if r.action in ("failed", "delayed", "")]
-    if not outcomes:
-        return "ignored"
-    worst = outcomes[0]
-    moves = route(statement_id, worst.classification, attempts=statement["attempts"],
-                  policy=ctx.retry_policy, now=ctx.now(), source="dsn",
-                  reason=f"{worst.status or ''} {worst.diagnostic}".strip(),
-                  rng=random.Random(statement_id))
-    if not moves:
-        return f"ignored_{worst.classification.category.value}"
-    moved = ctx.ledger.apply(moves)
-    if worst.classification.recipient_caused:
-        suppress(ctx.ledger, worst.recipient, cause=worst.classification.category.value,
-                 statement_id=statement_id, secret=ctx.settings.verp_secret.get_secret_value())
-    return f"routed_{worst.classification.queue.value}" if moved else "already_routed"
-
-
-def _record_bounce(ctx: Context, message_key: str, kind: str, outcome: str,
-                   statement_id: str | None, reason: str) -> None:
-    ctx.ledger.execute("insert_bounce_message", message_key=message_key,
-                       received_at=ctx.ledger.now(), kind=kind, outcome=outcome,
-                       statement_id=statement_id, reason=reason)
+    sid = link.statement_id
+    worst = deciding_outcome(bounce.recipients, statement["email_domain"])
+    if worst is None:
+        return "ignored_empty"
+    recipient_domain = worst.recipient.rpartition("@")[2]
+    if (not link.signed and recipient_domain and statement["email_domain"]
+            and recipient_domain != str(statement["email_domain"]).lower()):
+        return "mismatched_recipient"  # unsigned evidence about another address: not ours
+    c = worst.classification
+    evidence = {"feed": feed, "correlation": link.how}
+    if c.category is Category.DELIVERED:
+        delivered = Transition(sid, Status.DELIVERED, "delivered", {**evidence, "evidence": "feed"})
+        moved = ledger.apply([delivered])
+        return "delivered" if moved else "already_settled"
+    if c.category is Category.COMPLAINT:
+        # The member received it and marked it as spam: stop emailing this address.
+        ledger.record_event(sid, "complaint_received", evidence)
+        if link.signed and worst.recipient:
+            suppress(ledger, worst.recipient, cause="complaint", statement_id=sid,
+                     secret=ctx.settings.verp_secret.get_secret_value())
+        ledger.apply([Transition(sid, Status.DELIVERED, "delivered", {**evidence, "evidence": "complaint"})])
+        return "complaint"
+    if c.queue is Queue.IGNORE:
+        return f"ignored_{c.category.value}"
+    if worst.action == "delayed":
+        # The MTA is still trying: a resend now could deliver twice. Note it; a final DSN or
+        # the sweeper's deadline decides later.
+        ledger.record_event(sid, "delivery_delayed", {**evidence, "category": c.category.value})
+        return "noted_delayed"
+    run = ledger.fetch_one("get_run", run_id=statement["run_id"])
+    window = DeliveryWindow.from_settings(ctx.settings)
+    cutoff = window.cutoff(datetime.fromisoformat(run["started_at"])) if run else None
+    reason = f"{worst.status or ''} {worst.diagnostic}".strip()
+    moves = route(sid, c, attempts=statement["attempts"], policy=RetryPolicy.from_settings(ctx.settings),
+                  now=ctx.now(), source=feed, reason=reason, rng=random.Random(sid),
+                  pool=statement["pool"], cutoff=cutoff, extra=evidence)
+    moved = ledger.apply(moves)
+    if c.recipient_caused and link.signed and worst.recipient and moved:
+        suppress(ledger, worst.recipient, cause=c.category.value, statement_id=sid,
+                 secret=ctx.settings.verp_secret.get_secret_value())
+    return f"routed_{c.queue.value}" if moved else "already_routed"
 
 
 def requeue_due_stage(ctx: Context) -> dict[str, Any]:
-    """Retries whose backoff has passed go back to their pool's send queue."""
-    rows = ctx.ledger.fetch("due_retries", now=iso(ctx.now()))
-    moves = [Transition(row["statement_id"], Status.QUEUED, "requeued",
-                        {"pool": row["pool"], "attempt": row["attempts"] + 1}) for row in rows]
-    return {"requeued": ctx.ledger.apply(moves)}
+    """Retries whose backoff has passed go back to a send queue, within limits.
+
+    - at most `retry_requeue_per_pool` per pool per cycle, so fresh sends are not starved;
+    - a pool on hold (receivers blocking/throttling it) gets none; a retry whose failure was
+      ours (blocked, rate limited, TLS) moves to another pool when there is one;
+    - past the run's send cut-off a retry goes to paper instead.
+    """
+    from pipeline.pool_health import HoldPolicy, current_holds
+
+    settings = ctx.settings
+    now = ctx.now()
+    window = DeliveryWindow.from_settings(settings)
+    held = current_holds(ctx.ledger, now, HoldPolicy.from_settings(settings))
+    pools = settings.pool_names
+    cap = settings.retry_requeue_per_pool
+    rows = ctx.ledger.fetch("reconcile_due_retries", now=iso(now), limit=cap * len(pools) * 4)
+    per_pool: dict[str, int] = {}
+    moves: list[Transition] = []
+    waiting = 0
+    for row in rows:
+        sid = row["statement_id"]
+        if now >= window.cutoff(datetime.fromisoformat(row["run_started_at"])):
+            moves.append(to_paper(sid, "retry_past_cutoff"))
+            continue
+        pool = choose_pool(sid, row["pool"], pools, set(held),
+                           avoid_current=is_sender_caused(row["bounce_category"]))
+        if pool is None or per_pool.get(pool, 0) >= cap:
+            waiting += 1
+            continue
+        per_pool[pool] = per_pool.get(pool, 0) + 1
+        detail = {"pool": pool, "attempt": row["attempts"] + 1}
+        if pool != row["pool"]:
+            detail["previous_pool"] = row["pool"]
+        moves.append(Transition(sid, Status.QUEUED, "requeued", detail, {"pool": pool}))
+    moved = ctx.ledger.apply(moves)
+    for hold in held.values():
+        log.warning("pool %s on hold until %s (%s, %d sender-caused bounces)", hold.pool,
+                    iso(hold.until), hold.action.value, hold.bounces)
+    return {"requeued": sum(per_pool.values()), "moved": moved, "waiting": waiting,
+            "held_pools": sorted(held), **{f"requeued_{p}": n for p, n in per_pool.items()}}
+
+
+def queue_counts(ctx: Context, run_id: str) -> dict[str, Any]:
+    """Every bounced statement of a run is in exactly one queue or resolved: the check finance
+    and compliance read. Status is one column, so 'exactly one' holds by construction; the
+    check is that none is stranded in `bounced` and the parts add up."""
+    rows = ctx.ledger.fetch("reconcile_queue_counts", run_id=run_id)
+    by_status = {row["status"]: row["n"] for row in rows}
+    queues = {
+        "retry": by_status.get("retry_scheduled", 0) + by_status.get("queued", 0),
+        "verification": by_status.get("verification_pending", 0) + by_status.get("verified", 0),
+        "paper": sum(by_status.get(s, 0) for s in ("paper_queued", "printed", "mailed")),
+        "resolved": sum(by_status.get(s, 0) for s in ("sent", "delivered")),
+    }
+    stranded = sum(n for s, n in by_status.items() if s in ("bounced", "verification_failed"))
+    total = sum(by_status.values())
+    return {"bounced_statements": total, **queues, "stranded": stranded,
+            "reconciles": stranded == 0 and total == sum(queues.values())}
