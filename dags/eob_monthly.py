@@ -61,17 +61,20 @@ def eob_monthly() -> None:
 
     @task(outlets=[LEDGER])
     def route(period: str, rendered: list[dict]) -> list[str]:
-        from pipeline.stages import open_context, route_stage
+        from pipeline.stages import open_context, pool_names, route_stage
 
         ctx = open_context()
         route_stage(ctx, period)
-        return ctx.settings.pool_names
+        return pool_names(ctx)
 
     @task(pool="eob_send", retries=3)
     def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
+        from pipeline.airflow_connections import relay_credentials
         from pipeline.stages import open_context, send_stage
 
-        return send_stage(open_context(), pool_name, dry_run=bool((params or {}).get("dry_run")))
+        ctx = open_context()
+        return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),
+                          credentials=relay_credentials(ctx.settings, pool_name))
 
     @task(outlets=[REPORTS])
     def report(period: str, sent: list[dict]) -> dict:

@@ -40,20 +40,22 @@ def eob_reconcile() -> None:
 
     @task
     def requeue_due_retries(swept: dict) -> list[str]:
-        from pipeline.stages import open_context
+        from pipeline.stages import open_context, pool_names
         from pipeline.stages.reconcile import requeue_due_stage
         from pipeline.verification import resend_verified
 
         ctx = open_context()
         requeue_due_stage(ctx)
         resend_verified(ctx)
-        return ctx.settings.pool_names
+        return pool_names(ctx)
 
     @task(pool="eob_send", retries=3)
     def send_retries(pool_name: str) -> dict:
+        from pipeline.airflow_connections import relay_credentials
         from pipeline.stages import open_context, send_stage
 
-        return send_stage(open_context(), pool_name)
+        ctx = open_context()
+        return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))
 
     send_retries.expand(pool_name=requeue_due_retries(sweep_deadlines(collect_bounces())))
 

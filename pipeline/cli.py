@@ -20,8 +20,10 @@ console = Console()
 def _register_subcommands() -> None:
     """Operator command groups that live beside the code they drive."""
     from pipeline.cli_reconcile import app as reconcile_app
+    from pipeline.cli_send import app as send_app
 
     app.add_typer(reconcile_app, name="reconcile")
+    app.add_typer(send_app, name="send")
 
 
 _register_subcommands()

@@ -16,8 +16,9 @@ import mailbox
 import re
 import ssl
 import threading
+import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -27,7 +28,7 @@ from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from pipeline.dsn import build_dsn
 
@@ -77,11 +78,27 @@ def demo_behaviour(recipient: str) -> Decision:
 
 @dataclass(frozen=True, slots=True)
 class Received:
+    """One accepted message; ``started_at`` is the monotonic time its MAIL FROM arrived."""
+
     peer_ip: str
     tls: bool
     mail_from: str
     rcpt_to: tuple[str, ...]
     data: bytes
+    started_at: float = 0.0
+    login: str | None = None
+    session: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One RCPT TO as the server saw it, whatever it answered (monotonic time)."""
+
+    peer_ip: str
+    recipient: str
+    at: float
+    reply: str
+    session: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,8 @@ def _headers_of(data: bytes) -> bytes:
 class _SessionState:
     messages: int = 0
     counted: bool = False
+    mail_at: float = 0.0
+    session_id: int = 0
 
 
 class _Controller(Controller):
@@ -150,7 +169,7 @@ class _Handler:
         state = self._session_state(server)
         if not state.counted:  # EHLO comes again after STARTTLS: one session, counted once
             state.counted = True
-            self._sink._note_session(_peer_ip(session))
+            state.session_id = self._sink._note_session(_peer_ip(session))
 
     async def handle_EHLO(
         self,
@@ -180,6 +199,9 @@ class _Handler:
             if transport is not None:  # close right after the 421 is written, as MTAs do
                 server.loop.call_soon(transport.close)
             return "421 4.7.0 Too many messages in this session, closing connection"
+        if self._sink.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        self._session_state(server).mail_at = time.monotonic()
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
@@ -188,8 +210,15 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         decision = self._sink.behaviour(address)
+        reply = decision.reply() if decision.kind == "reject" else "250 2.1.5 OK"
+        self._sink._note_attempt(Attempt(_peer_ip(session), address, time.monotonic(), reply,
+                                         self._session_state(server).session_id))
         if decision.kind == "reject":
-            return decision.reply()
+            if decision.code == 421:  # "closing": say it, then drop the session as MTAs do
+                transport = server.transport
+                if transport is not None:
+                    server.loop.call_soon(transport.close)
+            return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 2.1.5 OK"
@@ -209,6 +238,9 @@ class _Handler:
                 mail_from=envelope.mail_from or "",
                 rcpt_to=tuple(envelope.rcpt_tos),
                 data=data if self._sink.keep_data else _headers_of(data),
+                started_at=self._session_state(server).mail_at,
+                login=_login_of(session),
+                session=self._session_state(server).session_id,
             )
         )
         return "250 2.0.0 OK queued"
@@ -222,6 +254,28 @@ class _Handler:
         return "451 4.3.0 Local error in processing"
 
 
+def _login_of(session: Session) -> str | None:
+    data: Any = getattr(session, "auth_data", None)
+    login = getattr(data, "login", None)
+    return login.decode() if isinstance(login, bytes) else None
+
+
+class _Authenticator:
+    """LOGIN/PLAIN against a fixed table (aiosmtpd only offers AUTH after STARTTLS)."""
+
+    def __init__(self, accounts: Mapping[str, str]) -> None:
+        self._accounts = dict(accounts)
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user, password = data.login.decode(), data.password.decode()
+            if self._accounts.get(user) == password:
+                return AuthResult(success=True, auth_data=data)
+        return AuthResult(success=False, handled=False)
+
+
 def _peer_ip(session: Session) -> str:
     peer: Any = session.peer
     return str(peer[0]) if isinstance(peer, tuple) else str(peer)
@@ -230,6 +284,7 @@ def _peer_ip(session: Session) -> str:
 @dataclass(slots=True)
 class _Counters:
     sessions: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     dsns: int = 0
 
 
@@ -240,7 +295,9 @@ class SmtpSink:
     MAIL before STARTTLS gets ``530 5.7.0``. ``keep_data=False`` keeps only the headers of each
     received message, for long demo runs. ``max_messages_per_session`` makes the sink answer
     ``421`` and drop the connection once a session has carried that many messages, as real
-    MTAs do, which exercises the sender's reconnect path.
+    MTAs do, which exercises the sender's reconnect path. ``auth`` (user → password) makes
+    the sink demand AUTH (offered only after STARTTLS) before MAIL. Every RCPT is recorded in
+    ``attempts`` with its time and answer, so tests can prove what was *not* attempted.
     """
 
     def __init__(
@@ -256,6 +313,7 @@ class SmtpSink:
         hostname: str = "mx.sink.example",
         keep_data: bool = True,
         max_messages_per_session: int | None = None,
+        auth: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -267,6 +325,7 @@ class SmtpSink:
         self.hostname = hostname
         self.keep_data = keep_data
         self.max_messages_per_session = max_messages_per_session
+        self.auth = dict(auth) if auth is not None else None
         self.received: list[Received] = []
         self._counters = _Counters()
         self._lock = threading.Lock()
@@ -293,11 +352,18 @@ class SmtpSink:
             require_starttls=False,  # enforced in handle_MAIL, with an enhanced status code
             ready_timeout=10.0,
             timeout=60,
+            **self._auth_options(),
         )
         controller.start()
         self.port = controller.port
         self._controller = controller
         log.info("smtp sink listening on %s:%d (tls=%s)", self.host, self.port, bool(self.tls))
+
+    def _auth_options(self) -> dict[str, Any]:
+        if self.auth is None:
+            return {}
+        return {"authenticator": _Authenticator(self.auth), "auth_required": False,
+                "auth_require_tls": True}  # "required" is enforced in handle_MAIL
 
     def stop(self) -> None:
         if self._controller is not None:
@@ -325,6 +391,12 @@ class SmtpSink:
             return list(self._counters.sessions)
 
     @property
+    def attempts(self) -> list[Attempt]:
+        """Every RCPT TO received, accepted or not, in order."""
+        with self._lock:
+            return list(self._counters.attempts)
+
+    @property
     def session_count(self) -> int:
         with self._lock:
             return len(self._counters.sessions)
@@ -334,9 +406,15 @@ class SmtpSink:
         with self._lock:
             return self._counters.dsns
 
-    def _note_session(self, peer_ip: str) -> None:
+    def _note_session(self, peer_ip: str) -> int:
+        """Record a new session; returns its number (1-based, in order of greeting)."""
         with self._lock:
             self._counters.sessions.append(peer_ip)
+            return len(self._counters.sessions)
+
+    def _note_attempt(self, attempt: Attempt) -> None:
+        with self._lock:
+            self._counters.attempts.append(attempt)
 
     def _record(self, item: Received) -> None:
         with self._lock:
@@ -364,3 +442,102 @@ class SmtpSink:
         self._mailbox.add(dsn.replace(b"\r\n", b"\n"))
         with self._lock:
             self._counters.dsns += 1
+
+
+# -- a sink in its own process (benchmarks) -------------------------------------------------------
+
+
+def serve(argv: Sequence[str] | None = None) -> None:
+    """``python -m pipeline.smtp_sink --host H --tls-dir D``: one sink, driven over stdin.
+
+    Prints ``port N`` once listening, then reads commands, one per line: ``dump PATH`` writes
+    ``[[started_at, peer_ip, session], ...]`` of every message received so far as JSON and
+    answers ``ok``; ``reset`` forgets them; ``quit`` (or end of input) stops. A benchmark runs
+    the receiving side here so that it does not compete with the sender for a core.
+    """
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(description=serve.__doc__)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-dir", type=Path, required=True, help="holds ca.pem etc. (made)")
+    args = parser.parse_args(argv)
+    material = make_tls_material(args.tls_dir, [args.host, "localhost"])
+    with SmtpSink(args.host, args.port, tls=material, keep_data=False) as sink:
+        print(f"port {sink.port}", flush=True)
+        for line in sys.stdin:
+            command, _, rest = line.strip().partition(" ")
+            if command == "dump":
+                with sink._lock:
+                    rows = [[r.started_at, r.peer_ip, r.session] for r in sink.received]
+                Path(rest).write_text(json.dumps(rows))
+            elif command == "reset":
+                with sink._lock:
+                    sink.received.clear()
+            elif command == "quit":
+                break
+            print("ok", flush=True)
+
+
+class SinkProcess:
+    """A sink started with ``serve`` in a child process, driven over its stdin.
+
+    For measurements: the receiving side then has its own interpreter (and GIL), so it does not
+    steal the sender's time. ``received()`` gives ``(started_at, peer_ip, session)`` per
+    message, with ``started_at`` on the machine's monotonic clock (comparable across processes).
+    """
+
+    def __init__(self, host: str, tls_dir: Path) -> None:
+        import subprocess
+        import sys
+
+        self.host = host
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.smtp_sink", "--host", host, "--tls-dir",
+             str(tls_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().split()
+        if line[:1] != ["port"]:
+            self._proc.kill()
+            raise RuntimeError(f"the sink process did not start: {line}")
+        self.port = int(line[1])
+        self.ca_file = tls_dir / "ca.pem"
+
+    def _command(self, text: str) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(text + "\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ok":
+            raise RuntimeError(f"the sink process did not answer {text!r}")
+
+    def received(self) -> list[tuple[float, str, int]]:
+        import json
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".json") as handle:
+            self._command(f"dump {handle.name}")
+            return [(float(a), str(b), int(c))
+                    for a, b, c in json.loads(Path(handle.name).read_text())]
+
+    def reset(self) -> None:
+        self._command("reset")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write("quit\n")
+            self._proc.stdin.close()
+            self._proc.wait(timeout=30)
+
+    def __enter__(self) -> SinkProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by bench/send.py and test_send_rate
+    serve()

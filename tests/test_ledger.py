@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.ledger import FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
-from pipeline.sqlfiles import SQL_DIR
+from pipeline.sqlfiles import SQL_DIR, migrations
 from pipeline.statuses import ALLOWED_FROM, Status
 
 
@@ -29,9 +29,10 @@ def ledger(ledger_url: str) -> Ledger:
 
 def test_migrations_apply_once_and_report_version(ledger_url: str) -> None:
     first = Ledger.open(ledger_url, migrate=False)
-    assert first.migrate() == [1, 2]
+    expected = [m.version for m in migrations(first.dialect)]
+    assert first.migrate() == expected
     assert first.migrate() == []
-    assert first.schema_version() == 2
+    assert first.schema_version() == expected[-1] >= 2
 
 
 def test_statement_moves_forward_and_timeline_records_each_step(ledger: Ledger) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pipeline.ratelimit import FakeClock, TokenBucket
+from pipeline.ratelimit import FakeClock, SlidingWindow, TokenBucket
 
 
 def test_burst_is_available_at_once_then_the_rate_applies() -> None:
@@ -70,3 +70,50 @@ def test_invalid_parameters() -> None:
         TokenBucket(rate=0, burst=1, clock=FakeClock())
     with pytest.raises(ValueError):
         TokenBucket(rate=1, burst=0.5, clock=FakeClock())
+
+
+# -- set_rate and the sliding window ------------------------------------------------------------
+
+
+def test_set_rate_keeps_tokens_earned_at_the_old_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=10.0, burst=5.0, clock=clock)
+    for _ in range(5):
+        bucket.try_acquire()
+    clock.advance(0.2)  # two tokens earned at 10/s
+    bucket.set_rate(1.0)
+    assert bucket.tokens == pytest.approx(2.0)
+    clock.advance(1.0)
+    assert bucket.tokens == pytest.approx(3.0)  # one more at the new rate
+    with pytest.raises(ValueError):
+        bucket.set_rate(0)
+
+
+def test_sliding_window_never_admits_more_than_the_limit_in_any_window() -> None:
+    clock = FakeClock()
+    window = SlidingWindow(limit=3, window=1.0, clock=clock)
+    starts: list[float] = []
+
+    async def go(n: int) -> None:
+        for _ in range(n):
+            await window.admit(clock.sleep)
+            starts.append(clock.now)
+            clock.advance(0.01)  # work between starts
+
+    asyncio.run(go(30))
+    for i, start in enumerate(starts):
+        assert sum(1 for s in starts if start <= s < start + 1.0 - 1e-6) <= 3, i  # float noise
+    assert starts[:4] == pytest.approx([0.0, 0.01, 0.02, 1.0])
+
+
+def test_sliding_window_per_second_with_guard() -> None:
+    clock = FakeClock()
+    window = SlidingWindow.per_second(2.5, clock, guard=0.02)
+    assert (window.limit, window.window) == (2, pytest.approx(1.02))
+    window.record()
+    window.record()
+    assert window.wait() == pytest.approx(1.02)
+    clock.advance(1.02)
+    assert window.wait() == 0.0
+    with pytest.raises(ValueError):
+        SlidingWindow(0, 1.0, clock)

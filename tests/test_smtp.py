@@ -15,6 +15,7 @@ import mailbox
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage, MIMEPart
@@ -157,7 +158,9 @@ def test_message_arrives_over_tls_from_the_pool_ip_with_verp_and_fixed_message_i
 
     assert [r.outcome for r in results] == ["accepted"]
     assert results[0].reply_code == 250 and results[0].enhanced_status == "2.0.0"
-    assert stats == SendStats(attempted=1, accepted=1, rejected=0, deferred=0, connections=1)
+    assert (stats.attempted, stats.accepted, stats.rejected, stats.deferred, stats.held) == (
+        1, 1, 0, 0, 0)
+    assert stats.connections == 1 and stats.by_provider == {"default": {"accepted": 1}}
     [got] = sink.received
     assert got.peer_ip == SOURCE_IP
     assert got.tls is True
@@ -302,7 +305,8 @@ def test_concurrent_connections_share_the_batch(tls: TlsMaterial, content: Email
     assert stats.accepted == 40
     ids = [parse(r.data)["Message-ID"] for r in sink.received]
     assert len(set(ids)) == 40  # each message exactly once
-    assert sink.session_count == 4
+    per_session = Counter(r.session for r in sink.received)
+    assert len(per_session) >= 4 and max(per_session.values()) <= 10
 
 
 def test_dropped_connection_reconnects_for_the_rest(

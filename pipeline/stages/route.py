@@ -6,6 +6,8 @@ import hashlib
 from typing import Any
 
 from pipeline.ledger import Transition
+from pipeline.pools import send_config
+from pipeline.send_controls import route_weights
 from pipeline.stages.context import Context, run_id_for
 from pipeline.statuses import Status
 
@@ -24,11 +26,14 @@ def assign_pool(statement_id: str, pools: list[tuple[str, float]]) -> str:
 def route_stage(ctx: Context, period: str) -> dict[str, Any]:
     """Rendered statements go to one IP pool's send queue, or to the paper queue."""
     run_id = run_id_for(period)
-    pools = [(p.name, p.weight * p.max_per_second) for p in ctx.settings.pools]
+    pools = [(name, weight) for name, weight in
+             route_weights(ctx.ledger, send_config(ctx.settings), ctx.now()) if weight > 0]
     moves = []
-    counts: dict[str, int] = {"paper": 0}
+    counts: dict[str, int] = {"paper": 0, "held_no_pool_open": 0}
     for row in ctx.ledger.fetch("rendered_for_run", run_id=run_id):
-        if row["channel"] == "paper":
+        if row["channel"] != "paper" and not pools:
+            counts["held_no_pool_open"] += 1  # every pool paused: stays rendered until one opens
+        elif row["channel"] == "paper":
             moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, "paper_queued",
                                     {"reason": "channel"}))
             counts["paper"] += 1
@@ -39,3 +44,8 @@ def route_stage(ctx: Context, period: str) -> dict[str, Any]:
             counts[pool] = counts.get(pool, 0) + 1
     ctx.ledger.apply(moves)
     return {"run_id": run_id, **counts}
+
+
+def pool_names(ctx: Context) -> list[str]:
+    """The IP pools that get a send task: from the pool file when one is configured."""
+    return send_config(ctx.settings).pool_names

@@ -1,14 +1,29 @@
-"""Send stage: every statement queued for one IP pool, outcomes committed as they arrive."""
+"""Send stage: every statement queued for one IP pool, outcomes committed as they arrive.
+
+The ledger is the checkpoint. Before a transaction starts, a ``send_attempt`` event is
+written; when the relay answers, the outcome is committed before the next message goes out on
+that connection. So after a crash, a queued statement whose last event is ``send_attempt`` is
+*in doubt* (the relay may have taken it): the next run records ``send_in_doubt`` on its
+timeline and sends it again — at most one duplicate per connection that was in flight — while
+a statement whose 250 was committed is ``sent`` and is never picked up again.
+
+What is not attempted stays ``queued`` without using up one of its attempts: a paused or
+suspended provider (its messages are never even built), the warm-up cap, the task's time
+budget. The next run (the reconcile DAG sends every pool's queue every 15 minutes) picks them
+up once the reason has gone.
+"""
 
 from __future__ import annotations
 
 import logging
 import tomllib
 from collections.abc import Iterator
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from pipeline.ledger import Transition
+from pipeline.pools import PoolConfig, RelayCredentials, SendConfig, relay_credentials, send_config
 from pipeline.routing import retry_or_paper, route
 from pipeline.stages.context import TEMPLATES_DIR, Context, member_contacts
 from pipeline.statuses import Status
@@ -16,60 +31,205 @@ from pipeline.suppression import suppress
 
 log = logging.getLogger(__name__)
 
+ATTEMPT_EVENT = "send_attempt"
+IN_DOUBT_EVENT = "send_in_doubt"
+HELD_EVENT = "send_held"
+
+
 @cache
 def password_hints() -> dict[str, dict[str, str]]:
     with (TEMPLATES_DIR / "email" / "password_hints.toml").open("rb") as handle:
         return tomllib.load(handle)
 
 
-def send_stage(ctx: Context, pool_name: str, *, dry_run: bool = False) -> dict[str, Any]:
-    """Send every statement queued for one IP pool; each outcome is committed as it arrives."""
-    from pipeline.classify import classify
-    from pipeline.send import SendResult, make_tls_context, send_pool
+def send_stage(
+    ctx: Context, pool_name: str, *, dry_run: bool = False,
+    credentials: RelayCredentials | None = None,
+) -> dict[str, Any]:
+    """Send every statement queued for one IP pool; each outcome is committed as it arrives.
+
+    ``credentials``: the relay login, when the DAG resolved the pool's Airflow connection
+    itself; otherwise it is read from ``AIRFLOW_CONN_<id>`` if the pool names one.
+    """
+    from pipeline import send_controls as controls_db
+
+    config = send_config(ctx.settings)
+    pool = config.pool(pool_name)
+    now = ctx.now()
+    held = controls_db.holds(ctx.ledger, pool_name, now)
+    health = _pool_health(ctx, pool_name, now)
+    if health is not None and health[0] == "pause":
+        held.setdefault("*", health[1])
+    if dry_run:
+        return plan_pool(ctx, config, pool, now, held)
+    in_doubt = _mark_in_doubt(ctx, pool_name)
+    rows = ctx.ledger.fetch("send_queued_for_pool", pool=pool_name)
+    summary: dict[str, Any] = {"pool": pool_name, "queued": len(rows), "dry_run": False,
+                               "in_doubt": in_doubt, "attempted": 0}
+    if "*" in held:
+        log.info("pool %s is paused; %d statements stay queued", pool_name, len(rows))
+        return {**summary, "held": len(rows), "paused": held["*"]}
+    if not rows:
+        return summary
+    warm = controls_db.warmup_status(ctx.ledger, pool, now)
+    stats = _send(ctx, config, pool, rows, held, warm.allowance,
+                  credentials or relay_credentials(pool),
+                  throttled=health is not None and health[0] == "throttle")
+    result = {**summary, **stats.summary(), "warmup_day": warm.caps.day,
+              "warmup_allowance": warm.allowance,
+              "left_queued": len(rows) - stats.attempted}
+    ctx.ledger.audit("pipeline", "send", None,
+                     {"pool": pool_name, "attempted": stats.attempted, "held": stats.held})
+    log.info("pool sent", extra={k: v for k, v in result.items() if k != "by_provider"})
+    return result
+
+
+def _pool_health(ctx: Context, pool_name: str, now: datetime) -> tuple[str, str] | None:
+    """A hold reconcile derived from sender-caused bounces of this pool (see pool_health):
+    ``("pause", why)`` stops the pool, ``("throttle", why)`` starts every lane one cut down."""
+    from pipeline.clock import iso
+    from pipeline.pool_health import HoldPolicy, current_holds
+
+    hold = current_holds(ctx.ledger, now, HoldPolicy.from_settings(ctx.settings)).get(pool_name)
+    if hold is None:
+        return None
+    why = (f"pool on hold until {iso(hold.until)}: {hold.bounces} sender-caused bounces "
+           f"({hold.action.value})")
+    return hold.action.value, why
+
+
+def _mark_in_doubt(ctx: Context, pool_name: str) -> int:
+    """Queued statements whose last attempt has no outcome: note it before resending."""
+    rows = ctx.ledger.fetch("send_in_doubt_for_pool", pool=pool_name)
+    for row in rows:
+        ctx.ledger.record_event(row["statement_id"], IN_DOUBT_EVENT, {
+            "pool": pool_name,
+            "why": "the last attempt ended without a recorded outcome (the sender stopped); "
+                   "resending may duplicate one email"})
+    if rows:
+        log.warning("pool %s: %d statements in doubt after an interrupted run; resending",
+                    pool_name, len(rows))
+    return len(rows)
+
+
+def _send(
+    ctx: Context, config: SendConfig, pool: PoolConfig, rows: list[dict[str, Any]],
+    held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
+    *, throttled: bool = False,
+) -> Any:
+    from pipeline import send_controls as controls_db
+    from pipeline.dkim import load_signer
+    from pipeline.send import SendControls, make_tls_context, provider_lookup, send_pool
+    from pipeline.warmup import Quota
 
     settings = ctx.settings
-    pool = settings.pool(pool_name)
-    rows = ctx.ledger.fetch("queued_for_pool", pool=pool_name)
-    if dry_run or not rows:
-        return {"pool": pool_name, "queued": len(rows), "dry_run": dry_run, "attempted": 0}
-    attempts = {row["statement_id"]: row["attempts"] for row in rows}
+    provider_of = provider_lookup(config.provider_domains)
+    by_provider: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_provider.setdefault(provider_of(row["email_domain"] or ""), []).append(row)
     recipients: dict[str, str] = {}
+    lanes = {p: _outgoing(ctx, items, recipients) for p, items in by_provider.items()
+             if p not in held}
+    # Usage is counted even without a cap: it is what makes a day a sending day.
+    quota = Quota(allowance,
+                  reserve=lambda n: controls_db.add_usage(ctx.ledger, pool.name, n, ctx.now()),
+                  release=lambda n: controls_db.add_usage(ctx.ledger, pool.name, -n, ctx.now()))
+    attempts = {row["statement_id"]: row["attempts"] for row in rows}
+
+    def on_attempt(item: Any) -> None:
+        ctx.ledger.record_event(item.statement_id, ATTEMPT_EVENT,
+                                {"pool": pool.name, "attempt": attempts[item.statement_id] + 1})
+
+    def on_suspend(provider: str, seconds: float, reason: str) -> None:
+        controls_db.pause(ctx.ledger, config, pool=pool.name, provider=provider, reason=reason,
+                          actor="sender", now=ctx.now(), seconds=seconds,
+                          kind=controls_db.SUSPEND)
+
+    controls = SendControls(
+        provider_of=provider_of,
+        held=held,
+        quota=quota,
+        max_seconds=settings.send_max_seconds,
+        policy=config.throttle.policy(),
+        throttle_state=controls_db.load_throttle(ctx.ledger, pool.name, ctx.now()),
+        start_throttled=throttled,
+        on_attempt=on_attempt,
+        on_suspend=on_suspend,
+        sign=load_signer(settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file),
+        credentials=credentials,
+    )
+    try:
+        runs = {row["statement_id"]: row["run_id"] for row in rows}
+        stats = send_pool(pool, lanes, _committer(ctx, pool.name, attempts, recipients, runs),
+                          tls_context=make_tls_context(settings.smtp_ca_file),
+                          ehlo_hostname=settings.smtp_ehlo_hostname,
+                          timeout=settings.smtp_timeout_seconds, controls=controls)
+    finally:
+        quota.close()
+    controls_db.save_throttle(ctx.ledger, pool.name, stats.throttle_state,
+                              list(config.providers), ctx.now())
+    stats.held += sum(len(items) for p, items in by_provider.items() if p in held)
+    return stats
+
+
+def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
+               recipients: dict[str, str], runs: dict[str, str]) -> Any:
+    """The on_result callback: one ledger transaction per outcome, as it arrives.
+
+    Failures are routed exactly as bounces are (pipeline.routing), including the delivery
+    window's cut-off, so a retry is never scheduled that could not settle in time.
+    """
+    from pipeline.classify import classify
+    from pipeline.routing import DeliveryWindow
+    from pipeline.send import ACCEPTED, HELD, REJECTED, SendResult
+
+    settings = ctx.settings
+    window = DeliveryWindow.from_settings(settings)
+    cutoffs: dict[str, datetime | None] = {}
+
+    def cutoff(statement_id: str) -> datetime | None:
+        run_id = runs[statement_id]
+        if run_id not in cutoffs:
+            run = ctx.ledger.fetch_one("get_run", run_id=run_id)
+            cutoffs[run_id] = (window.cutoff(datetime.fromisoformat(run["started_at"]))
+                               if run else None)
+        return cutoffs[run_id]
 
     def on_result(result: SendResult) -> None:
-        tries = attempts[result.statement_id] + 1
-        detail = {"pool": pool_name, "code": result.reply_code, "status": result.enhanced_status}
-        if result.outcome == "accepted":
+        detail = {"pool": pool_name, "code": result.reply_code, "status": result.enhanced_status,
+                  "provider": result.provider}
+        if result.outcome == HELD:
+            ctx.ledger.record_event(result.statement_id, HELD_EVENT,
+                                    {**detail, "reason": result.reply_text[:200]})
+            return
+        if result.outcome == ACCEPTED:
             ctx.ledger.apply([Transition(result.statement_id, Status.SENT, "sent", detail,
                                          attempts_increment=1)])
             return
-        reason = f"{result.reply_code or ''} {result.enhanced_status or ''} {result.reply_text}".strip()
-        if result.outcome == "rejected":
-            classification = classify(result.reply_code, result.enhanced_status, result.reply_text)
+        tries = attempts[result.statement_id] + 1
+        reason = f"{result.reply_code or ''} {result.enhanced_status or ''} {result.reply_text}"
+        reason = reason.strip()
+        if result.outcome == REJECTED:
+            classification = classify(result.reply_code, result.enhanced_status,
+                                      result.reply_text)
             moves = route(result.statement_id, classification, attempts=tries,
-                          policy=ctx.retry_policy, now=ctx.now(), source="smtp", reason=reason)
+                          policy=ctx.retry_policy, now=ctx.now(), source="smtp", reason=reason,
+                          pool=pool_name, cutoff=cutoff(result.statement_id))
             if classification.recipient_caused:
-                suppress(ctx.ledger, recipients[result.statement_id], cause=classification.category.value,
-                         statement_id=result.statement_id,
+                suppress(ctx.ledger, recipients[result.statement_id],
+                         cause=classification.category.value, statement_id=result.statement_id,
                          secret=settings.verp_secret.get_secret_value())
         else:
             moves = retry_or_paper(result.statement_id, attempts=tries, policy=ctx.retry_policy,
-                                   now=ctx.now(), reason=reason)
+                                   now=ctx.now(), reason=reason,
+                                   cutoff=cutoff(result.statement_id))
         if moves:
             first = moves[0]
             moves[0] = Transition(first.statement_id, first.to, first.event,
                                   {**first.detail, **detail}, first.fields, attempts_increment=1)
         ctx.ledger.apply(moves)
 
-    stats = send_pool(pool, _outgoing(ctx, rows, recipients), on_result,
-                      tls_context=make_tls_context(settings.smtp_ca_file),
-                      ehlo_hostname=settings.smtp_ehlo_hostname,
-                      timeout=settings.smtp_timeout_seconds)
-    ctx.ledger.audit("pipeline", "send", None, {"pool": pool_name, "attempted": stats.attempted})
-    result = {"pool": pool_name, "queued": len(rows), "attempted": stats.attempted,
-              "accepted": stats.accepted, "rejected": stats.rejected, "deferred": stats.deferred,
-              "connections": stats.connections}
-    log.info("pool sent", extra=result)
-    return result
+    return on_result
 
 
 def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, str]) -> Iterator[Any]:
@@ -83,17 +243,16 @@ def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, st
     contacts: dict[str, dict[str, tuple[str, str]]] = {}
     contents: dict[str, Any] = {}
     for row in rows:
-        statement = ctx.ledger.statement(row["statement_id"])
-        assert statement is not None
-        run_members = contacts.setdefault(statement["run_id"],
-                                          member_contacts(settings, statement["run_id"]))
-        email, language = run_members[statement["member_id"]]
+        run_members = contacts.get(row["run_id"])
+        if run_members is None:
+            run_members = contacts[row["run_id"]] = member_contacts(settings, row["run_id"])
+        email, language = run_members[row["member_id"]]
         if language not in contents:
             hint = password_hints()[settings.password_policy]
             contents[language] = render_email(language=language, context={
                 "support_phone": _brand_phone(), "brand_name": _brand_name(),
                 "password_hint": hint.get(language, hint["en"]),
-                "period_label": statement["period"]})
+                "period_label": row["period"]})
         recipients[row["statement_id"]] = email
         envelope = return_path(row["statement_id"], secret, settings.bounce_domain)
         message = build_message(
@@ -101,8 +260,36 @@ def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, st
             from_address=settings.mail_from_address, from_name=settings.mail_from_name,
             envelope_from=envelope, message_id_domain=settings.message_id_domain,
             content=contents[language], pdf=ctx.store.get(row["object_key"]),
-            pdf_filename=f"statement-{statement['period']}.pdf")
+            pdf_filename=f"statement-{row['period']}.pdf")
         yield Outgoing(row["statement_id"], email, envelope, message)
+
+
+def plan_pool(ctx: Context, config: SendConfig, pool: PoolConfig, now: datetime,
+              held: dict[str, str]) -> dict[str, Any]:
+    """The dry run: what a send would do now, without building a message or opening SMTP."""
+    from pipeline import send_controls as controls_db
+
+    counts = controls_db.provider_counts(ctx.ledger, config, pool.name)
+    warm = controls_db.warmup_status(ctx.ledger, pool, now)
+    throttle = controls_db.load_throttle(ctx.ledger, pool.name, now)
+    lanes = {}
+    for provider, queued in sorted(counts.items()):
+        limit = pool.limit_for(provider)
+        rate = min(limit.max_per_second or pool.max_per_second, pool.max_per_second)
+        if provider in throttle:
+            rate = min(rate, throttle[provider].rate_after_decrease)
+        reason = held.get(provider) or held.get("*")
+        lanes[provider] = {"queued": queued, "held": reason, "rate_per_second": round(rate, 3),
+                           "seconds_at_rate": None if reason else round(queued / rate, 1)}
+    sendable = sum(v["queued"] for v in lanes.values() if not v["held"])
+    if warm.allowance is not None:
+        sendable = min(sendable, warm.allowance)
+    return {"pool": pool.name, "dry_run": True, "queued": sum(counts.values()),
+            "would_attempt_at_most": sendable, "paused": held.get("*"),
+            "warmup_day": warm.caps.day, "warmup_daily_cap": warm.caps.daily,
+            "warmup_hourly_cap": warm.caps.hourly, "sent_today": warm.sent_today,
+            "sent_this_hour": warm.sent_this_hour, "lanes": lanes,
+            "pool_seconds_at_rate": round(sendable / pool.max_per_second, 1)}
 
 
 def _brand_phone() -> str:
