@@ -7,6 +7,7 @@ encryption and drop it. Errors here name the policy, never the member's data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from pipeline.model import Member
 
@@ -20,7 +21,10 @@ class PasswordPolicyError(ValueError):
 
 
 def _dob_mmddyyyy(member: Member) -> str:
-    return member.date_of_birth.strftime("%m%d%Y")
+    born = member.date_of_birth
+    if not isinstance(born, date):
+        raise PasswordPolicyError("date_of_birth is missing")
+    return f"{born.month:02d}{born.day:02d}{born.year:04d}"
 
 
 def _last4_member_zip(member: Member) -> str:

@@ -18,7 +18,7 @@ from reportlab.lib.units import inch
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from pipeline.model import MONEY_FIELDS, ClaimLine, Statement
-from pipeline.passwords import UnknownPasswordPolicy, member_password
+from pipeline.passwords import PasswordPolicyError, UnknownPasswordPolicy, member_password
 from pipeline.pdfcrypt import EncryptionError, encrypt_pdf
 from pipeline.render import (
     PAGE_HEIGHT,
@@ -53,47 +53,58 @@ class Shown:
 def shown_text(pdf: bytes, password: str = "") -> list[list[Shown]]:
     """Every string shown on every page, with its position on the sheet.
 
-    Follows the operators reportlab emits (q/Q, translating cm, Tf, Tm, Td, TL, T*, Tj, TJ);
-    standard fonts are decoded as WinAnsi, CJK (Type0) strings are skipped.
+    Follows the operators the renderer emits (q/Q, translating cm, Tf, Tm, Td, TL, T*, Tj,
+    TJ, and Do into form XObjects, where the shared legal text lives); standard fonts are
+    decoded as WinAnsi, CJK (Type0) strings are skipped.
     """
     pages: list[list[Shown]] = []
     with pikepdf.open(io.BytesIO(pdf), password=password) as document:
         for page in document.pages:
-            fonts = {str(name): font for name, font in page.Resources.Font.items()}
-            stack, ctm = [], (0.0, 0.0)
-            font_name, size, leading = "", 0.0, 0.0
-            line_x = line_y = 0.0
             found: list[Shown] = []
-            for instruction in pikepdf.parse_content_stream(page):
-                operands, op = instruction.operands, str(instruction.operator)
-                if op == "q":
-                    stack.append(ctm)
-                elif op == "Q":
-                    ctm = stack.pop()
-                elif op == "cm":
-                    ctm = (ctm[0] + float(operands[4]), ctm[1] + float(operands[5]))
-                elif op == "Tf":
-                    font_name, size = str(operands[0]), float(operands[1])
-                elif op == "TL":
-                    leading = float(operands[0])
-                elif op == "Tm":
-                    line_x, line_y = float(operands[4]), float(operands[5])
-                elif op == "Td":
-                    line_x, line_y = line_x + float(operands[0]), line_y + float(operands[1])
-                elif op == "T*":
-                    line_y -= leading
-                elif op in ("Tj", "TJ"):
-                    font = fonts[font_name]
-                    if str(font.Subtype) == "/Type0":
-                        continue
-                    parts = operands[0] if op == "TJ" else [operands[0]]
-                    raw = b"".join(bytes(p) for p in parts if isinstance(p, pikepdf.String))
-                    text = raw.decode("cp1252", errors="replace")
-                    base = str(font.BaseFont).lstrip("/")
-                    found.append(Shown(text, ctm[0] + line_x, ctm[1] + line_y,
-                                       stringWidth(text, base, size), base))
+            _shown_in(page, page.Resources, (0.0, 0.0), found)
             pages.append(found)
     return pages
+
+
+def _shown_in(stream: object, resources: pikepdf.Dictionary, origin: tuple[float, float],
+              found: list[Shown]) -> None:
+    fonts = {str(name): font for name, font in resources.get("/Font", {}).items()}
+    forms = {str(name): form for name, form in resources.get("/XObject", {}).items()}
+    stack, ctm = [], origin
+    font_name, size, leading = "", 0.0, 0.0
+    line_x = line_y = 0.0
+    for instruction in pikepdf.parse_content_stream(stream):
+        operands, op = instruction.operands, str(instruction.operator)
+        if op == "q":
+            stack.append(ctm)
+        elif op == "Q":
+            ctm = stack.pop()
+        elif op == "cm":
+            ctm = (ctm[0] + float(operands[4]), ctm[1] + float(operands[5]))
+        elif op == "Do":
+            form = forms[str(operands[0])]
+            if form.Subtype == "/Form":  # not the logo image
+                _shown_in(form, form.get("/Resources", resources), ctm, found)
+        elif op == "Tf":
+            font_name, size = str(operands[0]), float(operands[1])
+        elif op == "TL":
+            leading = float(operands[0])
+        elif op == "Tm":
+            line_x, line_y = float(operands[4]), float(operands[5])
+        elif op == "Td":
+            line_x, line_y = line_x + float(operands[0]), line_y + float(operands[1])
+        elif op == "T*":
+            line_y -= leading
+        elif op in ("Tj", "TJ"):
+            font = fonts[font_name]
+            if str(font.Subtype) == "/Type0":
+                continue
+            parts = operands[0] if op == "TJ" else [operands[0]]
+            raw = b"".join(bytes(p) for p in parts if isinstance(p, pikepdf.String))
+            text = raw.decode("cp1252", errors="replace")
+            base = str(font.BaseFont).lstrip("/")
+            found.append(Shown(text, ctm[0] + line_x, ctm[1] + line_y,
+                               stringWidth(text, base, size), base))
 
 
 def page_strings(pdf: bytes, password: str = "") -> list[list[str]]:
@@ -116,7 +127,7 @@ def test_encrypted_statement_opens_only_with_the_members_password() -> None:
     statement = make_statement()
     rendered = render_statement(statement)
     password = member_password(statement.member, "dob_mmddyyyy")
-    encrypted = encrypt_pdf(rendered.pdf, user_password=password, owner_password=OWNER)
+    encrypted = encrypt_pdf(rendered, user_password=password, owner_password=OWNER)
 
     with pikepdf.open(io.BytesIO(encrypted), password=password) as pdf:
         assert len(pdf.pages) == rendered.pages
@@ -128,32 +139,12 @@ def test_encrypted_statement_opens_only_with_the_members_password() -> None:
     assert "THIS IS NOT A BILL" in "\n".join(page_strings(encrypted, password)[0])
 
 
-def test_encryption_is_aes256_r6_allowing_print_and_accessibility_only() -> None:
-    statement = make_statement(n_lines=2)
-    password = member_password(statement.member, "last4_member_zip")
-    encrypted = encrypt_pdf(render_statement(statement).pdf, user_password=password,
-                            owner_password=OWNER)
-    with pikepdf.open(io.BytesIO(encrypted), password=password) as pdf:
-        info = pdf.encryption
-        assert info.R == 6
-        assert info.bits == 256
-        assert info.stream_method.name == "aesv3"
-        assert info.string_method.name == "aesv3"
-        assert pdf.pdf_version == "2.0"
-        allow = pdf.allow
-        assert allow.print_highres and allow.print_lowres and allow.accessibility
-        assert not allow.modify_other
-        assert not allow.modify_annotation
-        assert not allow.modify_form
-        assert not allow.modify_assembly
-
-
 @pytest.mark.skipif(shutil.which("qpdf") is None, reason="qpdf command-line tool not installed")
 def test_qpdf_checks_the_encrypted_file(tmp_path: Path) -> None:
     statement = make_statement()
     password = member_password(statement.member, "dob_mmddyyyy")
     target = tmp_path / "statement.pdf"
-    target.write_bytes(encrypt_pdf(render_statement(statement).pdf, user_password=password,
+    target.write_bytes(encrypt_pdf(render_statement(statement), user_password=password,
                                    owner_password=OWNER))
     result = subprocess.run(["qpdf", f"--password={password}", "--check", str(target)],
                             capture_output=True, text=True, check=False)
@@ -162,7 +153,7 @@ def test_qpdf_checks_the_encrypted_file(tmp_path: Path) -> None:
 
 
 def test_encryption_refuses_passwords_that_would_not_protect_the_file() -> None:
-    pdf = render_statement(make_statement(n_lines=1)).pdf
+    pdf = render_statement(make_statement(n_lines=1))
     with pytest.raises(EncryptionError):
         encrypt_pdf(pdf, user_password="", owner_password=OWNER)
     with pytest.raises(EncryptionError) as caught:
@@ -178,6 +169,11 @@ def test_member_password_policies() -> None:
                          postal_code="62704-1185")
     assert member_password(member, "dob_mmddyyyy") == "03071984"
     assert member_password(member, "last4_member_zip") == "987662704"
+    for broken, policy in ((make_member(date_of_birth=None), "dob_mmddyyyy"),
+                           (make_member(postal_code="627"), "last4_member_zip")):
+        with pytest.raises(PasswordPolicyError) as caught:
+            member_password(broken, policy)
+        assert "627" not in str(caught.value) and "Alvarez" not in str(caught.value)
 
 
 def test_unknown_password_policy_names_the_policy_not_the_member() -> None:
@@ -524,3 +520,142 @@ def test_template_text_with_markup_characters_is_printed_literally(tmp_path: Pat
 def test_unknown_variant_is_refused() -> None:
     with pytest.raises(ValueError, match="variant"):
         render_statement(make_statement(n_lines=1), variant="fax")
+
+
+# ------------------------------------------------------------------ the two-page statement
+
+
+def _text_on_halves(strings: list[Shown]) -> tuple[int, int]:
+    middle = PAGE_WIDTH / 2
+    return (sum(1 for item in strings if item.x < middle),
+            sum(1 for item in strings if item.x >= middle))
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_typical_statement_is_two_pages_claims_then_rights(language: str) -> None:
+    """8 lines with a denial and a No Surprises claim: claims on page 1, legal text on 2."""
+    statement = make_statement(n_lines=8, denied=1, language=language)
+    rendered = render_statement(statement)
+    assert rendered.pages == 2
+    first, second = shown_text(rendered.pdf)
+    first_text = " ".join(item.text for item in first)
+    for line in statement.lines:
+        assert line.claim_id in first_text
+    assert format_money(statement.total_member_owes) in first_text
+    second_text = " ".join(" ".join(item.text for item in second).split())
+    english = language == "en"
+    assert ("What the codes mean" if english else "Qué significan los códigos") in second_text
+    assert ("right to appeal" if english else "derecho a apelar") in second_text
+    assert "No Surprises" in second_text
+    assert ("ATENCIÓN" if english else "ATTENTION: If you speak English") in second_text
+    assert "PAUNAWA" in second_text
+    assert ("Notice of nondiscrimination" if english else "no discriminación") in second_text
+    # the legal text is set in two columns below the codes and the accumulators
+    legal = [item for item in second if item.font == "Helvetica" and item.y < PAGE_HEIGHT / 2]
+    left, right = _text_on_halves(legal)
+    assert left > 20 and right > 20
+
+
+@pytest.mark.parametrize("n_lines", [0, 3, 9, 14, 19, 27, 41])
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_every_size_of_statement_stays_inside_the_page(n_lines: int, language: str) -> None:
+    rendered = render_statement(make_statement(n_lines=n_lines, denied=min(2, n_lines),
+                                               language=language))
+    pages = shown_text(rendered.pdf)
+    assert len(pages) == rendered.pages
+    for number, page in enumerate(pages, start=1):
+        footer = [item for item in page if item.text == (
+            f"Page {number} of {rendered.pages}" if language == "en"
+            else f"Página {number} de {rendered.pages}")]
+        assert len(footer) == 1
+        for item in page:
+            assert 0.3 * inch <= item.x and item.x + item.width <= PAGE_WIDTH - 0.5 * inch + 0.5
+            if item is not footer[0] and "Statement st-" not in item.text and (
+                    "Estado de cuenta st-" not in item.text):
+                assert 0.7 * inch - 1 <= item.y <= PAGE_HEIGHT - 0.5 * inch, item
+
+
+def test_legal_columns_flow_over_pages_when_they_do_not_fit() -> None:
+    from pipeline.render import (
+        BOTTOM,
+        CONTENT_WIDTH,
+        MARGIN,
+        ColumnSection,
+        Region,
+        TextBlock,
+        layout,
+    )
+
+    words = [f"word{index:04d}" for index in range(3000)]
+    paragraphs = [" ".join(words[i:i + 60]) for i in range(0, len(words), 60)]
+    blocks = [TextBlock(text, "Helvetica", 7, "0 0 0", space_after=3, remember=False)
+              for text in paragraphs]
+    first = Region(MARGIN, 500.0, BOTTOM, CONTENT_WIDTH)
+    later = Region(MARGIN, 700.0, BOTTOM, CONTENT_WIDTH)
+    pages = layout([TextBlock("intro", "Helvetica", 9, "0 0 0"), ColumnSection(blocks)],
+                   first, later, lambda out, number: None)
+    assert len(pages) >= 3
+    drawn = "\n".join(op for out in pages for op in out.ops)
+    for word in words:  # every word exactly once, in order
+        assert drawn.count(f"{word} ") + drawn.count(f"{word})") == 1
+    positions = [drawn.index(word) for word in words[::97]]
+    assert positions == sorted(positions)
+
+
+def test_fast_date_formatting_matches_strftime() -> None:
+    from pipeline.render import date_formatter
+
+    for pattern in ("%m/%d/%Y", "%d/%m/%Y", "%Y-%m-%d", "%d %B %Y"):
+        for day in (date(2026, 1, 5), date(1999, 12, 31)):
+            assert date_formatter(pattern)(day) == day.strftime(pattern)
+
+
+def test_placeholder_fast_path_prints_what_jinja_prints() -> None:
+    import jinja2
+
+    from pipeline.templates import TemplateFile, statement_text
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    context = {name: f"<{name}&(1)>" for name in (
+        "legal_name", "short_name", "plan_administrator", "plan_name", "phone", "tty", "hours",
+        "website", "appeal_days", "appeal_address", "appeal_fax", "appeal_portal",
+        "external_review_name", "external_review_phone", "external_review_website",
+        "consumer_name", "consumer_phone", "consumer_website", "period", "statement_date",
+        "statement_id", "month", "year", "count", "claim_id", "date", "name", "relationship",
+        "status", "used", "limit", "remaining", "code", "provision", "page", "pages")}
+    def walk(file: TemplateFile, node: object, key: str) -> int:
+        if isinstance(node, dict):
+            return sum(walk(file, value, f"{key}.{name}" if key else name)
+                       for name, value in node.items())
+        if isinstance(node, str) and "{{" in node:
+            assert file.text(key, context) == environment.from_string(node).render(
+                context).strip(), key
+            return 1
+        return 0
+
+    checked = sum(walk(statement_text(language), statement_text(language)._data, "")  # noqa: SLF001
+                  for language in ("en", "es"))
+    assert checked > 40
+
+
+def test_brand_logo_is_drawn_and_a_bad_logo_names_the_key(tmp_path: Path) -> None:
+    rendered = render_statement(make_statement(n_lines=2))
+    with pikepdf.open(io.BytesIO(rendered.pdf)) as pdf:
+        logo = pdf.pages[0].Resources.XObject["/Logo"]
+        assert logo.Subtype == "/Image" and logo.Filter == "/DCTDecode"
+        assert int(logo.Width) > 0 and int(logo.Height) > 0
+    templates = _copy_templates(tmp_path)
+    brand_file = templates / "brands" / "default.toml"
+    brand_file.write_text(brand_file.read_text(encoding="utf-8").replace(
+        'logo = "default-logo.jpg"', 'logo = "missing.jpg"'), encoding="utf-8")
+    try:
+        with pytest.raises(TemplateError) as caught:
+            render_statement(make_statement(n_lines=1), templates_dir=templates)
+        assert "identity.logo" in str(caught.value) and "default.toml" in str(caught.value)
+        brand_file.write_text(brand_file.read_text(encoding="utf-8").replace(
+            'logo = "missing.jpg"\n', ""), encoding="utf-8")
+        clear_caches()  # templates are read once per process
+        plain = render_statement(make_statement(n_lines=1), templates_dir=templates)
+        assert "Evergreen Health" in all_text(plain.pdf)  # text-only letterhead
+    finally:
+        clear_caches()

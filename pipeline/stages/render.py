@@ -1,63 +1,142 @@
-"""Render stage: one shard's composed statements to stored PDFs."""
+"""Render stage: one shard's composed statements to stored PDFs (one mapped task per shard).
+
+Idempotent by content: every statement's unencrypted PDF is deterministic, and its sha256
+(the content hash) is recorded with the 'rendered' event. A re-run of the shard renders
+again (cheap) and, for a statement still 'rendered' whose content hash is unchanged, skips
+the encryption and the upload; if the content changed (corrected data, edited wording) it
+stores the new PDF under the same key and records a 'rerendered' event. Statements already
+queued, sent or failed are never touched.
+
+PHI: the member password lives only in a local variable between derivation and encryption;
+ledger rows, events and logs carry statement ids, hashes and counts only.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text
+
 from pipeline.ledger import Transition
+from pipeline.sqlfiles import query
 from pipeline.stages.context import Context, flush_transitions, run_dir, run_id_for
 from pipeline.statuses import Status
 
 log = logging.getLogger(__name__)
-FLUSH_EVERY = 200
+
+
+@dataclass(slots=True)
+class _Counts:
+    rendered: int = 0
+    rerendered: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pages: int = 0
+    rerendered_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"rendered": self.rendered, "rerendered": self.rerendered,
+                "unchanged": self.unchanged, "failed": self.failed, "skipped": self.skipped,
+                "pages": self.pages}
+
 
 def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
-    """Render and store every composed statement of one shard; already-rendered ones are skipped."""
+    """Render and store every composed statement of one shard; see the module docstring."""
     from pipeline.compose import iter_composed
     from pipeline.passwords import PasswordPolicyError, member_password
-    from pipeline.pdfcrypt import encrypt_pdf
-    from pipeline.render import TemplateError, render_statement
+    from pipeline.pdfcrypt import EncryptionError, encrypt_pdf
+    from pipeline.render import RenderError, TemplateError, render_statement
 
     run_id = run_id_for(period)
-    pending = {row["statement_id"] for row in ctx.ledger.fetch(
-        "statement_ids_in_shard", run_id=run_id, shard=shard) if row["status"] == "composed"}
+    statuses = {row["statement_id"]: row["status"] for row in ctx.ledger.fetch(
+        "statement_ids_in_shard", run_id=run_id, shard=shard)}
+    hashes = content_hashes(ctx, run_id, shard)
     owner = ctx.settings.pdf_owner_password.get_secret_value()
     batch: list[Transition] = []
-    counts = {"rendered": 0, "failed": 0, "skipped": 0, "pages": 0}
+    counts = _Counts()
     for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
                                   prompt_notice_days=ctx.settings.prompt_notice_days):
         statement = composed.statement
-        if statement.statement_id not in pending:
-            counts["skipped"] += 1
+        status = statuses.get(statement.statement_id)
+        if status not in (Status.COMPOSED, Status.RENDERED):
+            counts.skipped += 1
             continue
+        email = composed.channel == "email"
         try:
-            if composed.channel == "email":
-                rendered = render_statement(statement, variant="email")
-                password = member_password(statement.member, ctx.settings.password_policy)
-                data = encrypt_pdf(rendered.pdf, user_password=password, owner_password=owner)
-                del password
-                key = f"statements/{period}/{shard:03d}/{statement.statement_id}.pdf"
+            rendered = render_statement(statement, variant="email" if email else "print")
+            content = rendered.content_sha256
+            if status == Status.RENDERED and hashes.get(statement.statement_id) == content:
+                counts.unchanged += 1
+                continue
+            if email:
+                data = encrypt_pdf(rendered, owner_password=owner, user_password=member_password(
+                    statement.member, ctx.settings.password_policy))
             else:
-                rendered = render_statement(statement, variant="print")
                 data = rendered.pdf
-                key = f"print/{period}/{shard:03d}/{statement.statement_id}.pdf"
-        except (TemplateError, PasswordPolicyError) as exc:
-            batch.append(Transition(statement.statement_id, Status.FAILED, "render_failed",
-                                    {"error": type(exc).__name__, "reason": str(exc)[:200]},
-                                    {"last_reason": str(exc)[:200]}))
-            counts["failed"] += 1
+        except (TemplateError, RenderError, PasswordPolicyError, EncryptionError) as exc:
+            # messages name the statement, a template key or a policy: never member data
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            counts.failed += 1
+            if status == Status.COMPOSED:
+                batch.append(Transition(statement.statement_id, Status.FAILED, "render_failed",
+                                        {"error": type(exc).__name__, "reason": reason},
+                                        {"last_reason": reason}))
+            else:  # keep the earlier, good PDF; the timeline says why it was not replaced
+                ctx.ledger.record_event(statement.statement_id, "rerender_failed",
+                                        {"error": type(exc).__name__, "reason": reason})
             continue
+        folder = "statements" if email else "print"
+        key = f"{folder}/{period}/{shard:03d}/{statement.statement_id}.pdf"
         stored = ctx.store.put(key, data, "application/pdf")
-        location = {"object_key" if composed.channel == "email" else "print_key": key}
+        detail = {"pages": rendered.pages, "bytes": stored.size, "variant": composed.channel,
+                  "content_sha256": content}
+        counts.pages += rendered.pages
+        if status == Status.RENDERED:
+            replace_object(ctx, statement.statement_id, stored.sha256, rendered.pages,
+                           stored.size, detail)
+            counts.rerendered += 1
+            counts.rerendered_ids.append(statement.statement_id)
+            continue
+        location = {"object_key" if email else "print_key": key}
         batch.append(Transition(
-            statement.statement_id, Status.RENDERED, "rendered",
-            {"pages": rendered.pages, "bytes": stored.size, "variant": composed.channel},
-            {**location, "sha256": stored.sha256, "pages": rendered.pages, "size_bytes": stored.size}))
-        counts["rendered"] += 1
-        counts["pages"] += rendered.pages
-        if len(batch) >= FLUSH_EVERY:
+            statement.statement_id, Status.RENDERED, "rendered", detail,
+            {**location, "sha256": stored.sha256, "pages": rendered.pages,
+             "size_bytes": stored.size}))
+        counts.rendered += 1
+        if len(batch) >= ctx.settings.render_batch_size:
             flush_transitions(ctx, batch, "render", shard)
     flush_transitions(ctx, batch, "render", shard)
-    log.info("shard rendered", extra={"run_id": run_id, "shard": shard, **counts})
-    return {"run_id": run_id, "shard": shard, **counts}
+    if counts.rerendered_ids:
+        ctx.ledger.audit("pipeline", "rerender", None,
+                         {"shard": shard, "statement_ids": counts.rerendered_ids})
+    log.info("shard rendered", extra={"run_id": run_id, "shard": shard, **counts.as_dict()})
+    return {"run_id": run_id, "shard": shard, **counts.as_dict()}
+
+
+def content_hashes(ctx: Context, run_id: str, shard: int) -> dict[str, str]:
+    """statement_id -> content hash of its latest render, for the shard's 'rendered' rows."""
+    found: dict[str, str] = {}
+    for row in ctx.ledger.fetch("render_content_hashes", run_id=run_id, shard=shard):
+        detail = json.loads(row["detail"] or "{}")
+        if "content_sha256" in detail:
+            found[row["statement_id"]] = detail["content_sha256"]  # rows come oldest first
+    return found
+
+
+def replace_object(ctx: Context, statement_id: str, sha256: str, pages: int, size: int,
+                   detail: dict[str, Any]) -> None:
+    """A changed re-render of a still-'rendered' statement: new object facts + its event."""
+    with ctx.ledger.begin() as conn:
+        at = ctx.ledger.now()
+        moved = conn.execute(text(query("render_replace_object")), {
+            "statement_id": statement_id, "sha256": sha256, "pages": pages,
+            "size_bytes": size, "at": at}).rowcount
+        if moved:
+            conn.execute(text(query("insert_event")), {
+                "statement_id": statement_id, "at": at, "event": "rerendered",
+                "from_status": Status.RENDERED.value, "to_status": Status.RENDERED.value,
+                "detail": json.dumps(detail, sort_keys=True)})
