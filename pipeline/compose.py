@@ -1,32 +1,60 @@
-"""Compose: group a shard's accepted claim lines into one statement per member and period.
+"""Compose: a shard's accepted claim lines, one statement per member and period.
 
-Pure and deterministic: the same lines give the same statements and the same statement_id, so
-compose and render can both derive statements from the canonical Parquet without an extra copy.
+Two views of the same pure function of the canonical lines:
+
+- `compose_shard` / `summarize_bucket`: vectorised per bucket (Arrow + numpy), one row per
+  member with totals, accumulators, flags, channel and a content hash. This is what the compose
+  stage writes to the ledger; it never builds a Python object per claim line.
+- `iter_composed`: full `Statement` objects, member by member, for render.
+
+The statement_id is derived from member, period and version. The content hash lets a re-run
+tell "nothing changed" (no new row) from "a corrected extract" (a new version that replaces the
+previous one); the compose stage records the version it chose per member in
+`statements/shard-NNN.parquet`, and `iter_composed` refuses lines that no longer match it.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from pipeline.ingest import read_shard_lines
+from pipeline.ingest import (
+    MONEY_COLUMNS,
+    _as_u64,
+    _mix,
+    hash_strings,
+    iter_buckets,
+    read_bucket_members,
+    reason_table,
+)
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 _LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
-NO_SURPRISES_CODES = frozenset({"99283"})  # emergency services: protected out of network
+LANGUAGES = ("en", "es")
+CHUNK_STATEMENTS = 5_000
+SUMMARY_COLUMNS = ["member_id", "status", "received_date", "no_surprises", "line_hash", *MONEY_COLUMNS]
+"""What the vectorised summary reads: no text columns, so compose reads a fraction of the lines."""
+MANIFEST_SCHEMA = pa.schema([("member_id", pa.string()), ("statement_id", pa.string()),
+                             ("version", pa.int32()), ("replaces", pa.string()),
+                             ("content_hash", pa.string())])
 
 
 class UnknownReasonCode(LookupError):
     """A line carries a reason code the plain-language table does not explain."""
+
+
+class StaleComposition(RuntimeError):
+    """The canonical lines changed after compose chose statement versions: re-run compose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,25 +65,43 @@ class Composed:
     email: str | None
     email_domain: str | None
     prompt_notice: bool
+    content_hash: str = ""
+    prompt_notice_claims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """What compose decided for one member: the statement id, its version and what it replaces."""
+
+    statement_id: str
+    version: int
+    replaces: str | None
+    content_hash: str
 
 
 def make_statement_id(member_id: str, period: str, version: int = 1) -> str:
+    """Opaque and deterministic: the same member, period and version give the same id."""
     digest = hashlib.sha256(f"{member_id}|{period}|{version}".encode()).hexdigest()[:16]
     return f"st-{period}-{digest}"
 
 
-@cache
-def reason_table(path: Path = TEMPLATES_DIR / "reason_codes.csv") -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return {row["code"]: row for row in csv.DictReader(handle)}
+def statement_ids(member_ids: list[str], period: str, version: int = 1) -> list[str]:
+    """make_statement_id for many members (the same ids, without a call per member)."""
+    sha256, prefix = hashlib.sha256, f"st-{period}-"
+    return [prefix + sha256(f"{m}|{period}|{version}".encode()).hexdigest()[:16] for m in member_ids]
 
 
 def explain(code: str, language: str) -> ReasonExplanation:
+    return _explain(code, language if language in LANGUAGES else "en")
+
+
+@cache
+def _explain(code: str, language: str) -> ReasonExplanation:
     table = reason_table()
-    if code not in table:
-        raise UnknownReasonCode(
-            f"reason code {code} has no plain-language text in templates/reason_codes.csv")
-    row = table[code]
+    if code not in table.rows:
+        raise UnknownReasonCode(f"reason code {code} has no plain-language text in "
+                                f"templates/reason_codes.csv (table version {table.version})")
+    row = table.rows[code]
     text = row.get(f"text_{language}") or row["text_en"]
     return ReasonExplanation(code, text, row["member_may_owe"] == "1", row["plan_provision"])
 
@@ -73,95 +119,240 @@ def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) 
     return None
 
 
-def load_members(run_dir: Path, shard: int) -> pd.DataFrame:
-    members = pd.read_parquet(run_dir / "members.parquet", filters=[("shard", "==", shard)])
-    return members.set_index("member_id", drop=False)
-
-
+# -- plans ---------------------------------------------------------------------------------
 def load_plans(run_dir: Path) -> dict[str, Plan]:
-    plans = pd.read_parquet(run_dir / "plans.parquet")
-    return {row.plan_id: Plan(row.plan_id, row.plan_name, row.brand, int(row.deductible_limit),
-                              int(row.out_of_pocket_limit)) for row in plans.itertuples()}
+    """Plans with a known limit; an unknown limit (empty in the extract) is 0 and not shown."""
+    table = pq.read_table(run_dir / "plans.parquet")
+    return {row["plan_id"]: Plan(row["plan_id"], row["plan_name"], row["brand"],
+                                 row["deductible_limit"] or 0, row["out_of_pocket_limit"] or 0)
+            for row in table.to_pylist()}
 
 
+# -- the vectorised view -------------------------------------------------------------------
+def _groups(member_ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Start index of each member's run of lines (lines are sorted by member)."""
+    ids = member_ids.combine_chunks() if isinstance(member_ids, pa.ChunkedArray) else member_ids
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    changes = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(changes) + 1]).astype(np.int64)
+
+
+def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan], *, period: str,
+                     prompt_notice_days: int,
+                     is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
+    """One row per member with lines in this bucket: the statement without its line objects."""
+    starts = _groups(lines["member_id"])
+    if not len(starts):
+        return pa.table({})
+    issued = statement_date(period)
+    deadline = pa.scalar(issued - timedelta(days=prompt_notice_days), pa.date32())
+    member_ids = pc.take(lines["member_id"], pa.array(starts))
+    sums = {name: np.add.reduceat(lines[name].to_numpy(), starts) for name in MONEY_COLUMNS}
+    adverse = pc.not_equal(lines["status"], "paid")
+    prompt = pc.and_(adverse, pc.less(lines["received_date"], deadline))
+    counts = np.diff(np.append(starts, lines.num_rows))
+    fingerprint = np.add.reduceat(_as_u64(lines["line_hash"]), starts)  # wraps: a multiset hash
+
+    at = pc.index_in(member_ids, members["member_id"].combine_chunks())
+    if pc.any(pc.is_null(at)).as_py():
+        raise LookupError("canonical lines name a member that is not in members.parquet; re-run ingest")
+    member = members.take(at)
+    plan_at = pc.index_in(member["plan_id"], pa.array(list(plans), pa.string())).to_numpy(
+        zero_copy_only=False)
+    deductible_limit = np.array([p.deductible_limit for p in plans.values()], np.int64)[plan_at]
+    oop_limit = np.array([p.out_of_pocket_limit for p in plans.values()], np.int64)[plan_at]
+    deductible_used = member["ytd_deductible"].to_numpy() + sums["deductible"]
+    cost_sharing = sums["deductible"] + sums["copay"] + sums["coinsurance"]  # not-covered does not count
+    oop_used = member["ytd_out_of_pocket"].to_numpy() + cost_sharing
+    fingerprint = _mix(fingerprint ^ hash_strings(member["plan_id"]))
+    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_deductible"]))
+    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_out_of_pocket"]))
+
+    reasons = _paper_reasons(member, is_suppressed)
+    email = pc.fill_null(member["email"], "")
+    domain = pc.utf8_lower(pc.replace_substring_regex(email, r"^.*@", ""))
+    emailed = pc.is_null(reasons)
+    return pa.table({
+        "member_id": member_ids,
+        "statement_id": pa.array(statement_ids(member_ids.to_pylist(), period)),
+        "line_count": pa.array(counts, pa.int32()),
+        **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
+        "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
+                                      + sums["not_covered"]),
+        "adverse": pa.array(np.maximum.reduceat(adverse.to_numpy(zero_copy_only=False), starts)),
+        "no_surprises": pa.array(np.maximum.reduceat(
+            pc.fill_null(lines["no_surprises"], False).to_numpy(zero_copy_only=False), starts)),
+        "prompt_notice": pa.array(np.maximum.reduceat(
+            pc.fill_null(prompt, False).to_numpy(zero_copy_only=False), starts)),
+        "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
+                                                                         deductible_limit, deductible_used))),
+        "deductible_limit": pa.array(deductible_limit),
+        "out_of_pocket_used": pa.array(np.minimum(oop_used, np.where(oop_limit > 0, oop_limit, oop_used))),
+        "out_of_pocket_limit": pa.array(oop_limit),
+        "channel": pc.if_else(emailed, "email", "paper"),
+        "paper_reason": reasons,
+        "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
+        "content_hash": pa.array([f"{int(x):016x}" for x in fingerprint], pa.string()),
+        "start": pa.array(starts),
+    })
+
+
+def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None) -> pa.Array:
+    """Vectorised paper_reason(); the suppression check runs only for would-be email rows."""
+    email = pc.fill_null(member["email"], "")
+    reasons = pc.if_else(pc.not_equal(member["edelivery_consent"], "Y"), "no_consent",
+                         pc.if_else(pc.equal(email, ""), "no_email",
+                                    pc.if_else(pc.invert(member["email_valid"]), "invalid_email",
+                                               pa.scalar(None, pa.string()))))
+    if is_suppressed is None:
+        return reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
+    values = reasons.to_pylist()
+    for index, (address, reason) in enumerate(zip(email.to_pylist(), values, strict=True)):
+        if reason is None and is_suppressed(address):
+            values[index] = "suppressed"
+    return pa.array(values, pa.string())
+
+
+def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
+                  is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
+    """Statement summaries of one shard, bucket by bucket (bounded memory)."""
+    plans = load_plans(run_dir)
+    for bucket, lines in iter_buckets(run_dir, shard, SUMMARY_COLUMNS):
+        summary = summarize_bucket(lines, read_bucket_members(run_dir, bucket), plans, period=period,
+                                   prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        if summary.num_rows:
+            yield summary
+
+
+def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:
+    """(member_id, claim_id, received_date) of denied or reduced claims that need a prompt notice:
+    received more than N days before the statement date, so the monthly run is too late."""
+    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
+    late = pc.and_(pc.not_equal(lines["status"], "paid"), pc.less(lines["received_date"], deadline))
+    flagged = lines.filter(late).select(["member_id", "claim_id", "received_date"])
+    if not flagged.num_rows:
+        return flagged
+    return flagged.group_by(["member_id", "claim_id"]).aggregate([("received_date", "min")]).rename_columns(
+        ["member_id", "claim_id", "received_date"])
+
+
+# -- versions (what the compose stage chose) -----------------------------------------------
+def manifest_path(run_dir: Path, shard: int) -> Path:
+    return run_dir / "statements" / f"shard-{shard:03d}.parquet"
+
+
+def write_versions(run_dir: Path, shard: int, versions: dict[str, Version]) -> None:
+    path = manifest_path(run_dir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(versions.items())
+    table = pa.table({
+        "member_id": [m for m, _ in ordered], "statement_id": [v.statement_id for _, v in ordered],
+        "version": pa.array([v.version for _, v in ordered], pa.int32()),
+        "replaces": pa.array([v.replaces for _, v in ordered], pa.string()),
+        "content_hash": [v.content_hash for _, v in ordered]}, schema=MANIFEST_SCHEMA)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def read_versions(run_dir: Path, shard: int) -> dict[str, Version] | None:
+    path = manifest_path(run_dir, shard)
+    if not path.exists():
+        return None
+    return {row["member_id"]: Version(row["statement_id"], row["version"], row["replaces"],
+                                      row["content_hash"])
+            for row in pq.read_table(path, schema=MANIFEST_SCHEMA).to_pylist()}
+
+
+# -- full statements, for render -----------------------------------------------------------
 def iter_composed(
     run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
-    is_suppressed: callable = lambda _email: False,  # type: ignore[valid-type]
+    is_suppressed: Callable[[str], bool] | None = None,
 ) -> Iterator[Composed]:
-    """Every statement of one shard, in member order."""
-    members = load_members(run_dir, shard)
+    """Every statement of one shard, bucket by bucket, in member order within a bucket."""
     plans = load_plans(run_dir)
-    lines = read_shard_lines(run_dir, shard)
-    if lines.empty:
-        return
-    lines = lines.sort_values(["member_id", "claim_id", "line_no"], kind="stable")
+    versions = read_versions(run_dir, shard)
     issued = statement_date(period)
-    for member_id, group in lines.groupby("member_id", sort=True):
-        row = members.loc[member_id]
-        yield compose_member(row, plans[row["plan_id"]], group, period, issued,
-                             prompt_notice_days, is_suppressed)
+    for bucket, lines in iter_buckets(run_dir, shard):
+        members = read_bucket_members(run_dir, bucket)
+        summary = summarize_bucket(lines, members, plans, period=period,
+                                   prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        if not summary.num_rows:
+            continue
+        late = prompt_notice_claims(lines, period, prompt_notice_days)
+        late_by_member: dict[str, list[str]] = {}
+        for row in late.to_pylist():
+            late_by_member.setdefault(row["member_id"], []).append(row["claim_id"])
+        by_id = {row["member_id"]: row for row in members.to_pylist()}
+        bounds = [*summary["start"].to_pylist(), lines.num_rows]
+        for first in range(0, summary.num_rows, CHUNK_STATEMENTS):  # Python objects a chunk at a time
+            chunk = summary.slice(first, CHUNK_STATEMENTS).to_pylist()
+            start, stop = bounds[first], bounds[first + len(chunk)]
+            part = lines.slice(start, stop - start)
+            columns = {name: part[name].to_pylist() for name in _LINE_FIELDS}
+            for index, row in enumerate(chunk, start=first):
+                member_row = by_id[row["member_id"]]
+                version = _version_for(versions, row)
+                line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
+                                for i in range(bounds[index], bounds[index + 1])]
+                yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
+                                period, issued, tuple(sorted(late_by_member.get(row["member_id"], []))))
 
 
-def compose_member(row: pd.Series, plan: Plan, group: pd.DataFrame, period: str, issued: date,
-                   prompt_notice_days: int, is_suppressed: callable) -> Composed:  # type: ignore[valid-type]
-    member = _member(row)
-    lines = [ClaimLine(**{name: _plain(record[name]) for name in _LINE_FIELDS})
-             for record in group.to_dict("records")]
+def _version_for(versions: dict[str, Version] | None, row: dict) -> Version:  # type: ignore[type-arg]
+    if versions is None:
+        return Version(row["statement_id"], 1, None, row["content_hash"])
+    chosen = versions.get(row["member_id"])
+    if chosen is None or chosen.content_hash != row["content_hash"]:
+        raise StaleComposition(
+            f"statement {row['statement_id']}: the canonical lines changed after compose chose "
+            "statement versions; re-run compose for the period before rendering")
+    return chosen
+
+
+def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], version: Version,  # type: ignore[type-arg]
+              period: str, issued: date, late_claims: tuple[str, ...]) -> Composed:
+    member = _member(member_row)
     codes = sorted({line.reason_code for line in lines if line.reason_code})
-    adverse = [line for line in lines if line.status in ("denied", "partial")]
     statement = Statement(
-        statement_id=make_statement_id(member.member_id, period),
-        version=1,
-        period=period,
-        statement_date=issued,
-        member=member,
-        plan=plan,
-        lines=lines,
+        statement_id=version.statement_id, version=version.version, period=period, statement_date=issued,
+        member=member, plan=plan, lines=lines,
         reasons=[explain(code, member.language) for code in codes],
-        accumulators=_accumulators(row, plan, lines, issued),
-        has_adverse_determination=bool(adverse),
-        has_no_surprises_protection=any(
-            line.network == "out" and line.service_code in NO_SURPRISES_CODES for line in lines),
+        accumulators=_accumulators(row, issued),
+        has_adverse_determination=bool(row["adverse"]),
+        has_no_surprises_protection=bool(row["no_surprises"]),
     )
+    statement.replaces = version.replaces
+    statement.reason_table_version = reason_table().version
     email = member.email or ""
-    reason = paper_reason(email, bool(row["email_valid"]), row["edelivery_consent"],
-                          bool(email) and is_suppressed(email))
-    deadline = issued - timedelta(days=prompt_notice_days)
-    return Composed(
-        statement=statement,
-        channel="paper" if reason else "email",
-        paper_reason=reason,
-        email=email or None,
-        email_domain=email.rsplit("@", 1)[1].lower() if "@" in email and not reason else None,
-        prompt_notice=any(line.received_date < deadline for line in adverse),
-    )
+    reason = row["paper_reason"]
+    return Composed(statement=statement, channel=row["channel"], paper_reason=reason,
+                    email=email or None, email_domain=row["email_domain"],
+                    prompt_notice=bool(row["prompt_notice"]), content_hash=row["content_hash"],
+                    prompt_notice_claims=late_claims)
 
 
-def _member(row: pd.Series) -> Member:
+def _member(row: dict) -> Member:  # type: ignore[type-arg]
     return Member(
         member_id=row["member_id"], first_name=row["first_name"], last_name=row["last_name"],
         date_of_birth=row["date_of_birth"], address_line1=row["address_line1"],
         address_line2=row["address_line2"], city=row["city"], state=row["state"],
         postal_code=row["postal_code"], email=row["email"] or None,
-        language=row["language"] if row["language"] in ("en", "es") else "en",
+        language=row["language"] if row["language"] in LANGUAGES else "en",
         plan_id=row["plan_id"], group_number=row["group_number"],
         line_of_business=row["line_of_business"] or "commercial",
         edelivery_consent=row["edelivery_consent"] == "Y",
     )
 
 
-def _accumulators(row: pd.Series, plan: Plan, lines: list[ClaimLine], issued: date) -> list[Accumulator]:
+def _accumulators(row: dict, issued: date) -> list[Accumulator]:  # type: ignore[type-arg]
+    """Year to date against plan limits, as of the period's last day; an unknown limit is left off."""
     as_of = issued - timedelta(days=1)
-    deductible = int(row["ytd_deductible"]) + sum(line.deductible for line in lines)
-    oop = int(row["ytd_out_of_pocket"]) + sum(line.member_owes for line in lines)
-    return [
-        Accumulator("deductible", min(deductible, plan.deductible_limit), plan.deductible_limit, as_of),
-        Accumulator("out_of_pocket", min(oop, plan.out_of_pocket_limit), plan.out_of_pocket_limit, as_of),
-    ]
-
-
-def _plain(value: object) -> object:
-    """numpy scalars → Python ints so the model holds plain values."""
-    if hasattr(value, "item"):
-        return value.item()  # type: ignore[union-attr]
-    return value
+    out = []
+    if row["deductible_limit"] > 0:
+        out.append(Accumulator("deductible", row["deductible_used"], row["deductible_limit"], as_of))
+    if row["out_of_pocket_limit"] > 0:
+        out.append(Accumulator("out_of_pocket", row["out_of_pocket_used"], row["out_of_pocket_limit"], as_of))
+    return out

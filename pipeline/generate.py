@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, TextIO
 
 from pipeline.periods import parse_period
 
@@ -82,24 +83,85 @@ class GeneratedExtract:
     malformed_lines: int
 
 
-def generate_extract(folder: Path, *, members: int, period: str, seed: int) -> GeneratedExtract:
-    """Write members.csv, plans.csv and two claims CSV files for one period into `folder`."""
-    rng = random.Random(f"{seed}:{period}:{members}")
+def generate_extract(folder: Path, *, members: int, period: str, seed: int, claim_files: int = 2,
+                     fmt: str = "csv") -> GeneratedExtract:
+    """Write members.csv, plans.csv and `claim_files` claims files (csv or parquet) into `folder`.
+
+    Streams member by member with a per-member random generator, so a million-line extract
+    needs no more memory than a small one, and the same arguments always give the same bytes.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"unknown extract format {fmt!r} (csv or parquet)")
     start, end = parse_period(period)
     folder.mkdir(parents=True, exist_ok=True)
-    member_rows = [_member(rng, index) for index in range(1, members + 1)]
     _write(folder / "plans.csv", PLAN_COLUMNS,
            [[*plan[:3], _money(plan[3]), _money(plan[4])] for plan in PLANS])
-    _write(folder / "members.csv", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in member_rows])
-    half = (len(member_rows) + 1) // 2
+    per_file = -(-members // max(1, claim_files))
     lines = malformed = 0
-    for part, chunk in enumerate((member_rows[:half], member_rows[half:]), start=1):
-        rows = [row for member in chunk for row in _claim_lines(rng, member, start, end)]
-        rows, bad = _spoil(rng, rows)
-        _write(folder / f"claims_part{part}.csv", CLAIM_COLUMNS, rows)
-        lines += len(rows)
-        malformed += bad
+    with (folder / "members.csv").open("w", newline="", encoding="utf-8") as handle:
+        member_writer = csv.writer(handle)
+        member_writer.writerow(MEMBER_COLUMNS)
+        for part, first in enumerate(range(1, members + 1, per_file), start=1):
+            with _ClaimsWriter(folder / f"claims_part{part}.{fmt}") as claims:
+                for index in range(first, min(members, first + per_file - 1) + 1):
+                    rng = random.Random(f"{seed}:{period}:{index}")
+                    member = _member(rng, index)
+                    member_writer.writerow([member[c] for c in MEMBER_COLUMNS])
+                    rows, bad = _spoil(rng, list(_claim_lines(rng, member, start, end)))
+                    claims.write(rows)
+                    lines += len(rows)
+                    malformed += bad
     return GeneratedExtract(folder, members, lines, malformed)
+
+
+class _ClaimsWriter:
+    """Claim rows to CSV, or to Parquet (all-string columns, like a warehouse export) in batches."""
+
+    BATCH = 50_000
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pending: list[list[object]] = []
+        self.handle: TextIO | None = None
+        self.writer: Any = None
+        self.parquet: Any = None
+
+    def __enter__(self) -> _ClaimsWriter:
+        if self.path.suffix == ".csv":
+            self.handle = self.path.open("w", newline="", encoding="utf-8")
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow(CLAIM_COLUMNS)
+        return self
+
+    def write(self, rows: list[list[object]]) -> None:
+        if self.writer is not None:
+            self.writer.writerows(rows)
+            return
+        self.pending.extend(rows)
+        if len(self.pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([(name, pa.string()) for name in CLAIM_COLUMNS])
+        columns: list[Any] = (list(zip(*self.pending, strict=True)) if self.pending
+                              else [()] * len(CLAIM_COLUMNS))
+        table = pa.table([pa.array([str(v) for v in col], pa.string()) for col in columns], schema=schema)
+        if self.parquet is None:
+            self.parquet = pq.ParquetWriter(self.path, schema)
+        self.parquet.write_table(table)
+        self.pending = []
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            return
+        if self.pending or self.parquet is None:
+            self._flush()
+        assert self.parquet is not None
+        self.parquet.close()
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -149,7 +211,7 @@ def _member(rng: random.Random, index: int) -> dict[str, object]:
 def _claim_lines(
     rng: random.Random, member: dict[str, object], start: date, end: date
 ) -> Iterator[list[object]]:
-    count = min(20, max(1, int(rng.expovariate(1 / 6)) + 1))
+    count = min(20, max(1, int(rng.expovariate(1 / 3.5)) + 1))  # about 4 lines a member
     relationship, patient = "self", f"{member['first_name']} {member['last_name']}"
     if rng.random() < 0.25:
         relationship = rng.choice(["spouse", "child"])

@@ -117,6 +117,8 @@ class Statement:
     accumulators: list[Accumulator] = field(default_factory=list)
     has_adverse_determination: bool = False
     has_no_surprises_protection: bool = False
+    replaces: str | None = None  # statement_id of the version this one corrects (a reissue)
+    reason_table_version: str = ""  # templates/reason_codes.csv version the reasons came from
 
     def total(self, money_field: str) -> int:
         return sum(getattr(line, money_field) for line in self.lines)

@@ -50,3 +50,20 @@ def test_members_include_missing_and_invalid_emails_and_both_languages(tmp_path:
     assert any(e and ("@" not in e or e.endswith("@") or "@@" in e) for e in emails)
     assert {m["language"] for m in members} == {"en", "es"}
     assert {m["edelivery_consent"] for m in members} == {"Y", "N"}
+
+
+def test_parquet_extract_matches_the_csv_one(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from pipeline.ingest import ingest
+
+    as_csv = generate_extract(tmp_path / "csv", members=80, period="2026-11", seed=9)
+    as_parquet = generate_extract(tmp_path / "pq", members=80, period="2026-11", seed=9, fmt="parquet",
+                                  claim_files=3)
+    assert as_parquet.claim_lines == as_csv.claim_lines
+    assert sorted(p.name for p in as_parquet.folder.glob("claims*")) == [
+        "claims_part1.parquet", "claims_part2.parquet", "claims_part3.parquet"]
+    assert sum(pq.read_metadata(p).num_rows for p in as_parquet.folder.glob("claims*")) == as_csv.claim_lines
+    a = ingest(as_csv.folder, tmp_path / "out_csv", 2)
+    b = ingest(as_parquet.folder, tmp_path / "out_pq", 2)
+    assert (a.rows_read, a.rows_accepted) == (b.rows_read, b.rows_accepted)

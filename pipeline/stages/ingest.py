@@ -1,49 +1,190 @@
-"""Ingest and compose stages: extracts in, statements in the ledger."""
+"""Ingest and compose stages: extracts in, statements in the ledger.
+
+Compose is idempotent by content: a re-run with the same canonical lines adds nothing; a
+corrected extract for a period already composed adds a new statement version for each member
+whose statement content changed, linked to the version it replaces. What it chose per member is
+written to `statements/shard-NNN.parquet`, so render renders exactly the versions in the ledger.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.ledger import NewStatement
+from sqlalchemy import text
+
+from pipeline.ledger import NewStatement, Transition
+from pipeline.sqlfiles import query
 from pipeline.stages.context import Context, run_dir, run_id_for
-from pipeline.suppression import is_suppressed
+from pipeline.statuses import Status
+
+log = logging.getLogger(__name__)
+INSERT_CHUNK = 2_000
 
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
+    """Find the period's extract (local folder or S3 prefix), validate it, record the accounts."""
     from pipeline.ingest import ingest
+    from pipeline.sources import locate_period
 
+    settings = ctx.settings
     run_id = run_id_for(period)
-    folder = source or ctx.settings.extracts_dir / period
-    ctx.ledger.start_run(run_id, period, str(folder.name), ctx.settings.shards)
-    result = ingest(folder, run_dir(ctx.settings, run_id), ctx.settings.shards)
+    work = run_dir(settings, run_id)
+    folder = source or locate_period(settings.extracts_url, settings.extracts_dir, period,
+                                     work / "source", endpoint_url=settings.s3_endpoint_url)
+    ctx.ledger.start_run(run_id, period, str(settings.extracts_url or folder.name), settings.shards)
+    result = ingest(folder, work, settings.shards, period=period, bucket_rows=settings.ingest_bucket_rows,
+                    source_format=settings.extract_format)
     ctx.ledger.record_ingest(run_id, result.files, result.quarantined)
-    return {"run_id": run_id, "lines_read": result.rows_read, "lines_accepted": result.rows_accepted,
-            "lines_quarantined": result.rows_quarantined, "members": result.members}
+    summary = {"run_id": run_id, "format": result.format, "lines_read": result.rows_read,
+               "lines_accepted": result.rows_accepted, "lines_quarantined": result.rows_quarantined,
+               "members": result.members, "files": len(result.files), "notes": list(result.notes)}
+    log.info("ingest recorded", extra=summary)
+    return summary
+
+
+def extract_ready_stage(ctx: Context, period: str) -> bool:
+    """Has the period's extract arrived (local folder with files, or S3 objects under the
+    period's prefix)? For a sensor task ahead of ingest; it downloads nothing."""
+    from pipeline.sources.errors import ExtractSourceError
+
+    url = ctx.settings.extracts_url
+    if url and url.startswith("s3://"):
+        from pipeline.sources.s3 import S3Location, discover, make_client
+
+        try:
+            discover(S3Location.parse(url), period, make_client(ctx.settings.s3_endpoint_url))
+        except ExtractSourceError:
+            return False
+        return True
+    root = Path(url.removeprefix("file://")) if url else ctx.settings.extracts_dir
+    folder = root / period
+    return folder.is_dir() and any(p.is_file() for p in folder.iterdir())
 
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
-    from pipeline.compose import iter_composed
+    """Statements of every shard into the ledger: new ones, reissues, and nothing twice."""
+    from pipeline.compose import compose_shard, prompt_notice_claims, write_versions
+    from pipeline.ingest import iter_buckets
 
     run_id = run_id_for(period)
-    secret = ctx.settings.verp_secret.get_secret_value()
-
-    def suppressed(email: str) -> bool:
-        return is_suppressed(ctx.ledger, email, secret)
-
-    counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0}
+    work = run_dir(ctx.settings, run_id)
+    suppressed = suppression_check(ctx)
+    counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
+              "reissued": 0, "unchanged": 0}
     for shard in range(ctx.settings.shards):
-        rows = []
-        for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
-                                      prompt_notice_days=ctx.settings.prompt_notice_days,
-                                      is_suppressed=suppressed):
-            statement = composed.statement
-            rows.append(NewStatement(
-                statement.statement_id, run_id, period, statement.member.member_id,
-                statement.version, shard, composed.channel, composed.paper_reason,
-                composed.email_domain, len(statement.lines), composed.prompt_notice))
-            counts["statements"] += 1
-            counts[composed.channel] += 1
-            counts["prompt_notice"] += int(composed.prompt_notice)
-        counts["inserted"] += ctx.ledger.add_statements(rows)
+        plan = _ShardPlan(ctx, run_id, period, shard)
+        for summary in compose_shard(work, shard, period, prompt_notice_days=ctx.settings.prompt_notice_days,
+                                     is_suppressed=suppressed):
+            for row in summary.to_pylist():
+                plan.add(row)
+                counts["statements"] += 1
+                counts[row["channel"]] += 1
+                counts["prompt_notice"] += int(row["prompt_notice"])
+            plan.flush()
+        for _, lines in iter_buckets(work, shard, ["member_id", "claim_id", "status", "received_date"]):
+            plan.add_prompt_notices(prompt_notice_claims(lines, period, ctx.settings.prompt_notice_days))
+        plan.flush()
+        write_versions(work, shard, plan.versions)
+        counts["inserted"] += plan.inserted
+        counts["reissued"] += plan.reissued
+        counts["unchanged"] += plan.unchanged
+    log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
+
+
+def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
+    """Is an address suppressed? One query for the whole run, then a keyed hash per address
+    (None when nothing is suppressed: compose then skips the per-address check)."""
+    from pipeline.routing import address_hash
+
+    secret = ctx.settings.verp_secret.get_secret_value()
+    active = {row["address_hash"] for row in ctx.ledger.fetch("compose_active_suppressions")}
+    if not active:
+        return None
+    return lambda address: address_hash(address, secret) in active
+
+
+class _ShardPlan:
+    """What compose does for one shard: insert new statements, reissue changed ones, in chunks."""
+
+    def __init__(self, ctx: Context, run_id: str, period: str, shard: int) -> None:
+        from pipeline.compose import Version
+
+        self.ctx, self.run_id, self.period, self.shard = ctx, run_id, period, shard
+        self.latest = {row["member_id"]: row for row in ctx.ledger.fetch(
+            "compose_latest_versions", period=period, shard=shard)}
+        self.versions: dict[str, Version] = {}
+        self.new: list[NewStatement] = []
+        self.lineage: list[dict[str, Any]] = []
+        self.superseded: list[tuple[str, str, str]] = []  # (old id, old status, new id)
+        self.notices: list[dict[str, Any]] = []
+        self.inserted = self.reissued = self.unchanged = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        from pipeline.compose import Version, make_statement_id
+
+        member, content = row["member_id"], row["content_hash"]
+        previous = self.latest.get(member)
+        if previous is not None and previous["content_hash"] in (content, None):
+            # the same statement again (or one composed before hashes were kept): nothing new
+            self.versions[member] = Version(previous["statement_id"], previous["version"], None, content)
+            if previous["content_hash"] is None:
+                self.lineage.append({"statement_id": previous["statement_id"], "content_hash": content,
+                                     "replaces": None})
+            self.unchanged += 1
+            return
+        version = 1 if previous is None else int(previous["version"]) + 1
+        statement_id = make_statement_id(member, self.period, version)
+        replaces = None if previous is None else previous["statement_id"]
+        self.versions[member] = Version(statement_id, version, replaces, content)
+        self.new.append(NewStatement(statement_id, self.run_id, self.period, member, version, self.shard,
+                                     row["channel"], row["paper_reason"], row["email_domain"],
+                                     row["line_count"], bool(row["prompt_notice"])))
+        self.lineage.append({"statement_id": statement_id, "content_hash": content, "replaces": replaces})
+        if previous is not None:
+            self.superseded.append((previous["statement_id"], previous["status"], statement_id))
+
+    def add_prompt_notices(self, flagged: Any) -> None:
+        due_days = self.ctx.settings.prompt_notice_days
+        for row in flagged.to_pylist():
+            version = self.versions.get(row["member_id"])
+            if version is None:
+                continue
+            due: date = row["received_date"] + timedelta(days=due_days)
+            self.notices.append({"statement_id": version.statement_id, "claim_id": row["claim_id"],
+                                 "notice_due": due.isoformat()})
+        if len(self.notices) >= INSERT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        ledger = self.ctx.ledger
+        for start in range(0, len(self.new), INSERT_CHUNK):
+            self.inserted += ledger.add_statements(self.new[start:start + INSERT_CHUNK])
+        self.new.clear()
+        with ledger.begin() as conn:
+            if self.lineage:
+                conn.execute(text(query("compose_set_lineage")), self.lineage)
+            if self.notices:
+                conn.execute(text(query("compose_insert_prompt_notice")), self.notices)
+        self.lineage.clear()
+        self.notices.clear()
+        for old_id, old_status, new_id in self.superseded:
+            self._supersede(old_id, old_status, new_id)
+        self.superseded.clear()
+
+    def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
+        """The corrected version replaces the old one on both timelines; an old version not yet
+        rendered is closed (it must never go out), one already out stays as it is."""
+        ledger = self.ctx.ledger
+        ledger.record_event(new_id, "reissue", {"replaces": old_id})
+        if old_status == Status.COMPOSED:
+            ledger.apply([Transition(old_id, Status.FAILED, "superseded", {"by": new_id},
+                                     {"last_reason": f"superseded by {new_id} (corrected extract)"})])
+        else:
+            ledger.record_event(old_id, "superseded", {"by": new_id})
+        ledger.audit("pipeline", "reissue", new_id, {"replaces": old_id})
+        self.reissued += 1

@@ -1,0 +1,176 @@
+"""Benchmark ingest + validate + compose against a bare pyarrow read + group-by of the same file.
+
+For each size (N claim lines, then 2N, to show memory does not grow with the input) it
+generates a synthetic extract once (cached under --workdir; one claims CSV file, about four
+lines per member, ~0.6% malformed rows), then measures in separate child processes:
+
+- ours: `ingest()` of the extract into canonical shard buckets, then the compose stage's
+  vectorised statement summaries (`compose_shard`) for every shard;
+- bare: `pyarrow.csv.read_csv` of the same claims file plus a group-by member.
+
+Peak RSS is the child's (getrusage(RUSAGE_CHILDREN).ru_maxrss, read by a parent process that
+ran only that child). Times exclude interpreter start-up and imports, which are the same for
+every input size. The machine is shared: run it twice before trusting a figure.
+
+    cd /work/main && .venv/bin/python bench/ingest.py            # 1,000,000 and 2,000,000 lines
+    cd /work/main && .venv/bin/python bench/ingest.py --quick    # 50,000 and 100,000 lines
+
+The last line is a key=value summary: ratio= (ours / bare at N), rss_mib= (ours at N),
+rss_mib_2x= (ours at 2N), among others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PERIOD = "2026-11"
+LINES_PER_MEMBER = 4.0
+
+
+def _extract(workdir: Path, lines: int, seed: int) -> Path:
+    """A cached extract of about `lines` claim lines in one claims CSV file."""
+    from pipeline.generate import generate_extract
+
+    folder = workdir / f"extract-{lines}-{seed}"
+    done = folder / ".done"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        result = generate_extract(folder, members=max(1, int(lines / LINES_PER_MEMBER)), period=PERIOD,
+                                  seed=seed, claim_files=1)
+        done.write_text(json.dumps({"lines": result.claim_lines, "members": result.members}))
+        print(f"  generated {result.claim_lines:,} lines for {result.members:,} members in "
+              f"{time.perf_counter() - started:.1f}s -> {folder}", flush=True)
+    return folder
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
+    import pyarrow as pa
+
+    pa.array([1])  # pyarrow imports pandas lazily on first use: keep that out of the timing
+    from pipeline.compose import compose_shard
+    from pipeline.ingest import ingest
+
+    shutil.rmtree(out, ignore_errors=True)
+    started, cpu = time.perf_counter(), _cpu()
+    result = ingest(folder, out, shards, period=PERIOD)
+    ingested = time.perf_counter()
+    statements = emailed = 0
+    for shard in range(shards):
+        for summary in compose_shard(out, shard, PERIOD, prompt_notice_days=30):
+            statements += summary.num_rows
+            emailed += sum(1 for channel in summary["channel"].to_pylist() if channel == "email")
+    finished = time.perf_counter()
+    return {"seconds": finished - started, "cpu_s": _cpu() - cpu, "ingest_s": ingested - started,
+            "compose_s": finished - ingested,
+            "phases": result.seconds,
+            "lines_read": result.rows_read, "lines_accepted": result.rows_accepted,
+            "lines_quarantined": result.rows_quarantined, "members": result.members,
+            "statements": statements, "emailed": emailed, "buckets": shards * result.buckets_per_shard}
+
+
+def _work_bare(folder: Path) -> dict[str, float]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    pa.array([1])
+    path = next(folder.glob("claims*.csv"))
+    started, cpu = time.perf_counter(), _cpu()
+    table = pacsv.read_csv(path)
+    groups = table.group_by("member_id").aggregate([("claim_id", "count"), ("line_no", "sum")])
+    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "rows": table.num_rows,
+            "groups": groups.num_rows}
+
+
+def _measure(kind: str, folder: Path, out: Path, shards: int) -> dict[str, float]:
+    """Run one worker child from a fresh parent, so RUSAGE_CHILDREN is that child's alone."""
+    code = ("import json, resource, subprocess, sys; "
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "sys.stderr.write(p.stderr); "
+            "ok = p.returncode == 0; "
+            "r = json.loads(p.stdout.strip().splitlines()[-1]) if ok else {'error': p.returncode}; "
+            "r['rss_mib'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024; "
+            "print(json.dumps(r))")
+    worker = [sys.executable, __file__, "--work", kind, "--folder", str(folder), "--out", str(out),
+              "--shards", str(shards)]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *worker], capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if "error" in figures:
+        raise SystemExit(f"{kind} worker failed (exit {figures['error']}):\n{done.stderr[-3000:]}")
+    figures["process_s"] = time.perf_counter() - started
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="50,000 lines (and 100,000)")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-double", action="store_true", help="skip the 2N run")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/eob-bench-ingest"))
+    parser.add_argument("--work", choices=["ours", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.work:  # a worker child: do the work, print one JSON line
+        figures = (_work_ours(args.folder, args.out, args.shards) if args.work == "ours"
+                   else _work_bare(args.folder))
+        figures["self_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(figures))
+        return
+    lines = 50_000 if args.quick else args.lines
+    sizes = [lines] if args.no_double else [lines, 2 * lines]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for size in sizes:
+        print(f"size {size:,} lines", flush=True)
+        folder = _extract(args.workdir, size, args.seed)
+        out = args.workdir / f"run-{size}"
+        bare = _measure("bare", folder, out, args.shards)
+        ours = _measure("ours", folder, out, args.shards)
+        shutil.rmtree(out, ignore_errors=True)
+        ratio = ours["seconds"] / bare["seconds"]
+        print(f"  bare pyarrow read + group-by: {bare['seconds']:.2f}s (cpu {bare['cpu_s']:.2f}s), "
+              f"peak RSS {bare['rss_mib']:.0f} MiB")
+        print(f"  ingest + validate + compose:  {ours['seconds']:.2f}s (cpu {ours['cpu_s']:.2f}s; "
+              f"ingest {ours['ingest_s']:.2f}s, "
+              f"compose {ours['compose_s']:.2f}s), peak RSS {ours['rss_mib']:.0f} MiB, "
+              f"{ours['buckets']:.0f} buckets")
+        print("  ingest phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in ours["phases"].items()))
+        print(f"  lines read {ours['lines_read']:,.0f} = accepted {ours['lines_accepted']:,.0f} + "
+              f"quarantined {ours['lines_quarantined']:,.0f}; {ours['statements']:,.0f} statements "
+              f"({ours['emailed']:,.0f} email) for {ours['members']:,.0f} members")
+        print(f"  ratio ours/bare {ratio:.2f}", flush=True)
+        results.append((size, ours, bare, ratio))
+    size, ours, bare, ratio = results[0]
+    summary = {"lines": int(ours["lines_read"]), "statements": int(ours["statements"]),
+               "ours_s": round(ours["seconds"], 2), "bare_s": round(bare["seconds"], 2),
+               "ratio": round(ratio, 2), "cpu_ratio": round(ours["cpu_s"] / bare["cpu_s"], 2),
+               "rss_mib": round(ours["rss_mib"]),
+               "bare_rss_mib": round(bare["rss_mib"])}
+    if len(results) > 1:
+        size2, ours2, bare2, ratio2 = results[1]
+        summary |= {"lines_2x": int(ours2["lines_read"]), "ratio_2x": round(ratio2, 2),
+                    "rss_mib_2x": round(ours2["rss_mib"]),
+                    "rss_growth": round(ours2["rss_mib"] / ours["rss_mib"], 2)}
+    print(" ".join(f"{key}={value}" for key, value in summary.items()))
+
+
+if __name__ == "__main__":
+    main()

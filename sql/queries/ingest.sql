@@ -1,0 +1,38 @@
+-- Queries of the ingest and compose stages (names start with ingest_ or compose_).
+
+-- name: compose_latest_versions
+SELECT s.member_id, s.statement_id, s.version, s.content_hash, s.status
+FROM statements s
+WHERE s.period = :period AND s.shard = :shard
+  AND s.version = (SELECT MAX(t.version) FROM statements t
+                   WHERE t.period = s.period AND t.member_id = s.member_id);
+
+-- name: compose_set_lineage
+UPDATE statements SET content_hash = :content_hash, replaces = :replaces
+WHERE statement_id = :statement_id AND content_hash IS NULL;
+
+-- name: compose_insert_prompt_notice
+INSERT INTO prompt_notices (statement_id, claim_id, notice_due)
+VALUES (:statement_id, :claim_id, :notice_due)
+ON CONFLICT (statement_id, claim_id) DO NOTHING;
+
+-- name: compose_active_suppressions
+SELECT address_hash FROM suppressions WHERE lifted_at IS NULL;
+
+-- name: compose_versions_for_member
+SELECT statement_id, version, replaces, status, content_hash, run_id
+FROM statements WHERE period = :period AND member_id = :member_id ORDER BY version;
+
+-- name: ingest_prompt_notices_for_run
+SELECT p.statement_id, p.claim_id, p.notice_due, s.status
+FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
+WHERE s.run_id = :run_id
+ORDER BY p.notice_due, p.statement_id, p.claim_id;
+
+-- name: ingest_prompt_notice_claims_for_run
+SELECT COUNT(*) AS n FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
+WHERE s.run_id = :run_id;
+
+-- name: ingest_reissues_for_run
+SELECT statement_id, member_id, version, replaces FROM statements
+WHERE run_id = :run_id AND replaces IS NOT NULL ORDER BY statement_id;

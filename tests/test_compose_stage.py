@@ -1,0 +1,134 @@
+"""The ingest and compose stages against a real (SQLite) ledger: accounts, statements, reissues."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from pipeline.compose import iter_composed, make_statement_id
+from pipeline.generate import generate_extract
+from pipeline.routing import address_hash
+from pipeline.settings import Settings
+from pipeline.stages import compose_stage, ingest_stage, open_context, run_dir
+from pipeline.statuses import Status
+
+PERIOD = "2026-11"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "ws").mkdir()
+    context = open_context(Settings(workspace=tmp_path / "ws", shards=2))
+    generate_extract(context.settings.extracts_dir / PERIOD, members=120, period=PERIOD, seed=4)
+    yield context
+    context.ledger.close()
+
+
+def _statements(ctx) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    with ctx.ledger.begin() as conn:
+        from sqlalchemy import text
+
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT statement_id, member_id, version, status, replaces, content_hash, prompt_notice "
+            "FROM statements ORDER BY member_id, version"))]
+
+
+def test_accounts_and_statements_reach_the_ledger_once(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingested = ingest_stage(ctx, PERIOD)
+    files = ctx.ledger.fetch("ingest_files_for_run", run_id="eob-2026-11")
+    claims = [f for f in files if f["kind"] == "claims"]
+    assert sum(f["rows_read"] for f in claims) == ingested["lines_read"] > 0
+    assert all(f["rows_read"] == f["rows_accepted"] + f["rows_quarantined"] for f in files)
+    reasons = ctx.ledger.fetch("quarantine_reasons_for_run", run_id="eob-2026-11")
+    assert sum(r["row_count"] for r in reasons if r["source_file"].startswith("claims")) == \
+        ingested["lines_quarantined"]
+    first = compose_stage(ctx, PERIOD)
+    assert first["inserted"] == first["statements"] == len(_statements(ctx)) > 100
+    assert first["email"] + first["paper"] == first["statements"]
+    assert all(s["content_hash"] and s["version"] == 1 for s in _statements(ctx))
+    again = compose_stage(ctx, PERIOD)
+    assert (again["inserted"], again["reissued"], again["unchanged"]) == (0, 0, first["statements"])
+    notices = ctx.ledger.fetch("ingest_prompt_notices_for_run", run_id="eob-2026-11")
+    flagged = {s["statement_id"] for s in _statements(ctx) if s["prompt_notice"]}
+    assert flagged and {n["statement_id"] for n in notices} == flagged
+    assert all(n["notice_due"] < "2026-12-01" for n in notices)
+
+
+def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
+    """Move one dollar from discount to plan paid on a paid line: still reconciles, new content."""
+    path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    accepted = {line.claim_id for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), 0, PERIOD,
+                                                     prompt_notice_days=30) for line in c.statement.lines}
+    row = next(r for r in rows if r["claim_id"] in accepted and r["status"] == "paid"
+               and float(r["discount"]) >= 1)
+    row["discount"] = f"{float(row['discount']) - 1:.2f}"
+    row["plan_paid"] = f"{float(row['plan_paid']) + 1:.2f}"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return row["member_id"]
+
+
+def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    second = compose_stage(ctx, PERIOD)
+    assert (second["inserted"], second["reissued"], second["unchanged"]) == (1, 1, first["statements"] - 1)
+    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert [v["version"] for v in versions] == [1, 2]
+    old, new = versions
+    assert new["replaces"] == old["statement_id"] == make_statement_id(member, PERIOD, 1)
+    assert old["status"] == Status.FAILED and new["status"] == Status.COMPOSED
+    assert "superseded" in [e["event"] for e in ctx.ledger.timeline(old["statement_id"])]
+    assert "reissue" in [e["event"] for e in ctx.ledger.timeline(new["statement_id"])]
+    rendered = {c.statement.member.member_id: c.statement
+                for shard in range(2) for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), shard,
+                                                             PERIOD, prompt_notice_days=30)}
+    statement = rendered[member]
+    assert (statement.statement_id, statement.version, statement.replaces) == (
+        new["statement_id"], 2, old["statement_id"])
+    third = compose_stage(ctx, PERIOD)
+    assert (third["inserted"], third["reissued"]) == (0, 0)
+
+
+def test_a_sent_statement_stays_sent_when_a_correction_replaces_it(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    old_id = make_statement_id(member, PERIOD, 1)
+    for status, event in ((Status.RENDERED, "rendered"), (Status.QUEUED, "queued"), (Status.SENT, "sent")):
+        assert ctx.ledger.transition(old_id, status, event)
+    ingest_stage(ctx, PERIOD)
+    assert compose_stage(ctx, PERIOD)["reissued"] == 1
+    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "sent"), (2, "composed")]
+    assert "superseded" in [e["event"] for e in ctx.ledger.timeline(old_id)]
+
+
+def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untyped-def]
+    path = ctx.settings.extracts_dir / PERIOD / "members.csv"
+    members = list(csv.DictReader(path.open(encoding="utf-8")))
+    ingest_stage(ctx, PERIOD)
+    baseline = {c.statement.member.member_id: c for shard in range(2) for c in iter_composed(
+        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30)}
+    target = next(m for m in members
+                  if m["member_id"] in baseline and baseline[m["member_id"]].channel == "email")
+    secret = ctx.settings.verp_secret.get_secret_value()
+    ctx.ledger.execute("insert_suppression", address_hash=address_hash(target["email"], secret),
+                       cause="hard_bounce", statement_id=None, at=ctx.ledger.now())
+    compose_stage(ctx, PERIOD)
+    row = ctx.ledger.statement(make_statement_id(target["member_id"], PERIOD))
+    assert row is not None and (row["channel"], row["paper_reason"]) == ("paper", "suppressed")
+
+
+def test_extract_ready_sees_the_period_folder(ctx) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.stages.ingest import extract_ready_stage
+
+    assert extract_ready_stage(ctx, PERIOD)
+    assert not extract_ready_stage(ctx, "2026-12")
