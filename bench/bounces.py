@@ -9,7 +9,7 @@ recipient we did not find counts as wrong. recipient_caused_to_retry counts rows
 address is bad (expected verify, retry not acceptable) but we decided retry, plus any outcome
 we ourselves mark recipient-caused yet route to retry: both would resend to a bad address.
 
-    cd /work/main && .venv/bin/python bench/bounces.py [--corpus DIR] [--repeat N]
+    .venv/bin/python bench/bounces.py [--corpus DIR] [--repeat N]
 """
 
 from __future__ import annotations

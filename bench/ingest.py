@@ -12,8 +12,8 @@ Peak RSS is the child's (getrusage(RUSAGE_CHILDREN).ru_maxrss, read by a parent 
 ran only that child). Times exclude interpreter start-up and imports, which are the same for
 every input size. The machine is shared: run it twice before trusting a figure.
 
-    cd /work/main && .venv/bin/python bench/ingest.py            # 1,000,000 and 2,000,000 lines
-    cd /work/main && .venv/bin/python bench/ingest.py --quick    # 50,000 and 100,000 lines
+    .venv/bin/python bench/ingest.py            # 1,000,000 and 2,000,000 lines
+    .venv/bin/python bench/ingest.py --quick    # 50,000 and 100,000 lines
 
 The last line is a key=value summary: ratio= (ours / bare at N), rss_mib= (ours at N),
 rss_mib_2x= (ours at 2N), among others.
@@ -27,6 +27,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-double", action="store_true", help="skip the 2N run")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/eob-bench-ingest"))
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "eob-bench-ingest")
     parser.add_argument("--work", choices=["ours", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

@@ -17,7 +17,7 @@ rights, No Surprises text and taglines on page 2. Every statement is for a diffe
 reports their combined throughput against one process; --stage does the same with the real
 render stage on two shards of a generated run (ledger, object store and all).
 
-    cd /work/main && .venv/bin/python bench/render.py [--quick] [--count N] [--rounds R]
+    .venv/bin/python bench/render.py [--quick] [--count N] [--rounds R]
         [--workers 2] [--stage] [--qpdf] [--language en|es]
 
 The last line is one key=value summary: per_core= floor= ratio= (and more).

@@ -18,7 +18,7 @@ The last line is a key=value summary:
   ratio=… (wall-clock, ours / bare) cpu_ratio=… (messages per CPU-second, ours / bare)
   ours_per_s=… bare_per_s=… ours_per_cpu_s=… bare_per_cpu_s=… rate_error_pct=… …
 
-    cd /work/main && .venv/bin/python bench/send.py [--quick]
+    .venv/bin/python bench/send.py [--quick]
 """
 
 from __future__ import annotations
