@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -89,6 +90,30 @@ def statement_ids(member_ids: list[str], period: str, version: int = 1) -> list[
     """make_statement_id for many members (the same ids, without a call per member)."""
     sha256, prefix = hashlib.sha256, f"st-{period}-"
     return [prefix + sha256(f"{m}|{period}|{version}".encode()).hexdigest()[:16] for m in member_ids]
+
+
+def _statement_id_array(member_ids: pa.Array, period: str, version: int = 1) -> pa.Array:
+    """statement_ids() as an Arrow array: the id text is built in Arrow, only the digests in Python."""
+    if not len(member_ids):
+        return pa.array([], pa.string())
+    keyed = pc.cast(pc.binary_join_element_wise(member_ids, f"|{period}|{version}", ""), pa.binary())
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(key).digest()[:8] for key in keyed.to_pylist()])
+    return pc.binary_join_element_wise(f"st-{period}-", _hex16(np.frombuffer(digests, np.uint8)), "")
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _hex16(octets: np.ndarray) -> pa.Array:
+    """Eight bytes per value (big-endian) as 16 lower-case hex digits: f"{x:016x}", vectorised."""
+    octets = octets.reshape(-1, 8)
+    n = len(octets)
+    chars = np.empty((n, 16), np.uint8)
+    chars[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    chars[:, 1::2] = _HEX_DIGITS[octets & 15]
+    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
 
 
 def explain(code: str, language: str) -> ReasonExplanation:
@@ -176,7 +201,7 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
     emailed = pc.is_null(reasons)
     return pa.table({
         "member_id": member_ids,
-        "statement_id": pa.array(statement_ids(member_ids.to_pylist(), period)),
+        "statement_id": _statement_id_array(member_ids, period),
         "line_count": pa.array(counts, pa.int32()),
         **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
         "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
@@ -194,7 +219,7 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
         "channel": pc.if_else(emailed, "email", "paper"),
         "paper_reason": reasons,
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
-        "content_hash": pa.array([f"{int(x):016x}" for x in fingerprint], pa.string()),
+        "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
         "start": pa.array(starts),
     })
 
@@ -219,11 +244,30 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days:
                   is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
     """Statement summaries of one shard, bucket by bucket (bounded memory)."""
     plans = load_plans(run_dir)
-    for bucket, lines in iter_buckets(run_dir, shard, SUMMARY_COLUMNS):
-        summary = summarize_bucket(lines, read_bucket_members(run_dir, bucket), plans, period=period,
+    for lines, members in _read_ahead(run_dir, shard):
+        summary = summarize_bucket(lines, members, plans, period=period,
                                    prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
         if summary.num_rows:
             yield summary
+
+
+def _read_ahead(run_dir: Path, shard: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(lines, members) bucket by bucket, the next bucket read in a thread while this one is
+    summarised (Parquet decoding releases the GIL): at most two buckets in memory."""
+    buckets = iter_buckets(run_dir, shard, SUMMARY_COLUMNS)
+
+    def load() -> tuple[pa.Table, pa.Table] | None:
+        item = next(buckets, None)
+        if item is None:
+            return None
+        bucket, lines = item
+        return lines, read_bucket_members(run_dir, bucket)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load)
+        while (loaded := pending.result()) is not None:
+            pending = pool.submit(load)
+            yield loaded
 
 
 def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:

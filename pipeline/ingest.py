@@ -638,10 +638,26 @@ def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
         value = batch.column(names.index(column.name))
         if value.null_count:
             value = pc.fill_null(value, "")
-        if column.required or column.type != "string" or column.pattern:
+        if (column.required or column.type != "string" or column.pattern) and _may_need_trim(value):
             value = pc.utf8_trim_whitespace(value)
         out[column.name] = value
     return out
+
+
+def _may_need_trim(value: pa.Array) -> bool:
+    """False when no value starts or ends with a byte that could be whitespace (ASCII whitespace
+    or any non-ASCII byte): then trimming would change nothing, and its copy is skipped."""
+    if not isinstance(value, pa.Array) or value.type != pa.string() or value.null_count:
+        return True
+    n = len(value)
+    data = value.buffers()[2]
+    if n == 0 or data is None:
+        return False
+    offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    filled = offsets[1:] > offsets[:-1]
+    edges = np.concatenate([raw[offsets[:-1][filled]], raw[offsets[1:][filled] - 1]])
+    return bool(((edges <= 32) | (edges >= 127)).any())
 
 
 def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problems) -> dict[str, pa.Array]:
@@ -671,6 +687,42 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
 
 
 def _date(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
+    """YYYY-MM-DD read straight from the Arrow bytes with numpy: the shape (the schema's date
+    pattern), a real calendar day (no 02-30), and the earliest date."""
+    if extract_schema()["date"]["pattern"] != r"^\d{4}-\d{2}-\d{2}$":  # schema changed: generic path
+        return _date_strptime(value, present, column, problems)
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    n = len(value)
+    ten = pc.equal(pc.binary_length(value), 10).to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
+    data = value.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    padded = np.zeros(len(raw) + 10, np.uint8)
+    padded[:len(raw)] = raw
+    chars = padded[np.where(ten, offsets[:-1], 0)[:, None] + np.arange(10)]
+    digits = (chars - np.uint8(48)).astype(np.int64)  # non-digits wrap to > 9
+    shaped = (ten & (digits[:, [0, 1, 2, 3, 5, 6, 8, 9]] <= 9).all(axis=1)
+              & (chars[:, 4] == 45) & (chars[:, 7] == 45))
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month = digits[:, 5] * 10 + digits[:, 6]
+    day = digits[:, 8] * 10 + digits[:, 9]
+    real = shaped & (month >= 1) & (month <= 12)
+    months = np.where(real, (year - 1970) * 12 + month - 1, 0)
+    first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    following = (months + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    real &= (day >= 1) & (day <= following - first)
+    present_np = present.to_numpy(zero_copy_only=False)
+    problems.flag(pa.array(present_np & ~real), column.name,
+                  column.reason or "not a valid date (expected YYYY-MM-DD)")
+    days = np.where(real, first + day - 1, 0)
+    earliest = date.fromisoformat(extract_schema()["date"]["min"])
+    problems.flag(pa.array(present_np & real & (days < (earliest - date(1970, 1, 1)).days)), column.name,
+                  f"date is before {earliest.isoformat()}")
+    return pc.cast(pa.array(days.astype(np.int32), mask=~real), pa.date32())
+
+
+def _date_strptime(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
     shaped = pc.and_(present, pc.match_substring_regex(value, extract_schema()["date"]["pattern"]))
     parsed = pc.strptime(pc.if_else(shaped, value, "1970-01-01"), format="%Y-%m-%d", unit="s",
                          error_is_null=True)
@@ -978,41 +1030,59 @@ class _Job:
         clock.lap("claim_keys")
         members_path = self.out_dir / "members.parquet"
         with pq.ParquetWriter(members_path, MEMBER_SCHEMA, **PARQUET_OPTIONS) as members_out, \
-                _Pipeline() as writes:  # bucket N is written while bucket N+1 is checked
+                _Ordered() as work:  # two buckets checked and written at once, applied in order
             for bucket in _bucket_order(self.shards, self.buckets):
                 shard = bucket % self.shards
-                members = self._bucket_members(bucket, shard)
-                lines = self._bucket_lines(bucket, shard, members["member_id"])
-                folder = self.out_dir / "lines" / f"shard-{shard:03d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                writes.submit(_write_bucket, members_out, members, lines,
-                              folder / f"bucket-{bucket:05d}.parquet")
-                shard_lines[shard] += lines.num_rows
+                work.submit(self._bucket, partial(self._apply_bucket, members_out, shard_lines),
+                            bucket, shard)
         for shard in range(self.shards):
             (self.out_dir / "lines" / f"shard-{shard:03d}").mkdir(parents=True, exist_ok=True)
         clock.lap("buckets")
         return shard_lines
 
-    def _bucket_members(self, bucket: int, shard: int) -> pa.Table:
+    def _bucket(self, bucket: int, shard: int) -> tuple[int, pa.Table, int, list[Callable[[], None]]]:
+        """Pure per-bucket work (runs in a worker thread): checks, sort, the lines' Parquet file.
+        What it changes in the job (quarantine, tallies) comes back as effects, applied in order."""
+        effects: list[Callable[[], None]] = []
+        members = self._bucket_members(bucket, shard, effects)
+        lines = self._bucket_lines(bucket, shard, members["member_id"], effects)
+        folder = self.out_dir / "lines" / f"shard-{shard:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if lines.num_rows:
+            pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet", **PARQUET_OPTIONS)
+        return shard, members, lines.num_rows, effects
+
+    def _apply_bucket(self, members_out: pq.ParquetWriter, shard_lines: dict[int, int],
+                      done: tuple[int, pa.Table, int, list[Callable[[], None]]]) -> None:
+        shard, members, line_count, effects = done
+        for effect in effects:
+            effect()
+        members_out.write_table(members)
+        shard_lines[shard] += line_count
+
+    def _bucket_members(self, bucket: int, shard: int, effects: list[Callable[[], None]]) -> pa.Table:
         item, spec = self.extract.members, file_spec("members")
         staged = _read_stage(self.out_dir / "staging" / "members", bucket)
         if staged is None:
             return MEMBER_SCHEMA.empty_table()
         repeated = _repeated(staged["member_id"])
         if repeated:
-            staged = self._members_once(item, spec, staged, repeated)
+            staged = self._members_once(item, spec, staged, repeated, effects)
         n = staged.num_rows
         table = staged.append_column("source_file", pa.array([item.source_name] * n, pa.string()))
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         table = table.select(MEMBER_SCHEMA.names).cast(MEMBER_SCHEMA)
         table = table.sort_by("member_id")
-        self.members_accepted += table.num_rows
-        self.tally(item).accepted += table.num_rows
+        effects.append(partial(self._accept_members, item, table.num_rows))
         return table
 
+    def _accept_members(self, item: ExtractFile, count: int) -> None:
+        self.members_accepted += count
+        self.tally(item).accepted += count
+
     def _members_once(self, item: ExtractFile, spec: FileSpec, staged: pa.Table,
-                      repeated: list[str]) -> pa.Table:
+                      repeated: list[str], effects: list[Callable[[], None]]) -> pa.Table:
         """A member listed twice: exact repeats keep the first row; conflicting copies all go
         (sending a statement to the wrong one of two addresses would disclose PHI)."""
         rule_field, rule_reason = spec.rule("member_unique")
@@ -1039,9 +1109,10 @@ class _Job:
         rows_array = np.array(drop_rows, np.int64)[order]
         drop = staged.filter(pc.is_in(staged["source_row"], pa.array(rows_array)))
         drop = drop.sort_by("source_row")
-        self.reject(item, rows_array, pa.array([rule_field] * len(rows_array)),
-                    pa.array([reasons[i] for i in order], pa.string()),
-                    drop.select([n for n in spec.names]), pa.array([details[i] for i in order], pa.string()))
+        effects.append(partial(
+            self.reject, item, rows_array, pa.array([rule_field] * len(rows_array)),
+            pa.array([reasons[i] for i in order], pa.string()),
+            drop.select([n for n in spec.names]), pa.array([details[i] for i in order], pa.string())))
         return staged.filter(pc.invert(pc.is_in(staged["source_row"], pa.array(rows_array))))
 
     def _claim_key_rejects(self) -> pa.Table:
@@ -1058,7 +1129,8 @@ class _Job:
             return _KEY_REJECTS.empty_table()
         return pa.concat_tables(found)
 
-    def _bucket_lines(self, bucket: int, shard: int, member_ids: pa.ChunkedArray) -> pa.Table:
+    def _bucket_lines(self, bucket: int, shard: int, member_ids: pa.ChunkedArray,
+                      effects: list[Callable[[], None]]) -> pa.Table:
         spec = file_spec("claims")
         parts = [t for index in range(len(self.claim_names))
                  if (t := _read_stage(self.out_dir / "staging" / f"claims-{index:04d}", bucket)) is not None]
@@ -1067,7 +1139,7 @@ class _Job:
         lines = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         known = pc.is_in(lines["member_id"], member_ids.combine_chunks() if member_ids.num_chunks
                          else pa.array([], pa.string()))
-        self._reject_lines(lines.filter(pc.invert(known)), *spec.rule("member_known"))
+        self._reject_lines(effects, lines.filter(pc.invert(known)), *spec.rule("member_known"))
         lines = lines.filter(known)
         rejects = self.key_rejects
         if rejects.num_rows:
@@ -1076,7 +1148,7 @@ class _Job:
                 flagged = lines.filter(hit).join(rejects, "order")
                 for rule in ("duplicate_line", "claim_members_conflict"):
                     part = flagged.filter(pc.equal(flagged["rule"], rule))
-                    self._reject_lines(part, *spec.rule(rule),
+                    self._reject_lines(effects, part, *spec.rule(rule),
                                        first_seen=part["first_order"] if rule == "duplicate_line" else None)
                 lines = lines.filter(pc.invert(hit))
         n = lines.num_rows
@@ -1086,12 +1158,15 @@ class _Job:
         lines = lines.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         lines = lines.select(LINE_SCHEMA.names)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
-        for source, count in zip(*_value_counts(lines["source_file"]), strict=True):
-            self.tallies[source].accepted += count
+        effects.append(partial(self._accept_lines, _value_counts(lines["source_file"])))
         return lines
 
-    def _reject_lines(self, rejected: pa.Table, field_name: str, reason: str,
-                      first_seen: pa.ChunkedArray | None = None) -> None:
+    def _accept_lines(self, counts: tuple[list[str], list[int]]) -> None:
+        for source, count in zip(*counts, strict=True):
+            self.tallies[source].accepted += count
+
+    def _reject_lines(self, effects: list[Callable[[], None]], rejected: pa.Table, field_name: str,
+                      reason: str, first_seen: pa.ChunkedArray | None = None) -> None:
         if not rejected.num_rows:
             return
         spec = file_spec("claims")
@@ -1108,9 +1183,10 @@ class _Job:
             item = self.extract.claims[int(index)]
             values = pa.table({n: part[n] if n in part.column_names else pa.array([""] * part.num_rows)
                                for n in spec.names})
-            self.reject(item, part["source_row"].to_numpy(), pa.array([field_name] * part.num_rows),
-                        pa.array([reason] * part.num_rows, pa.string()), values,
-                        part["_detail"].combine_chunks() if details is not None else None)
+            effects.append(partial(
+                self.reject, item, part["source_row"].to_numpy(), pa.array([field_name] * part.num_rows),
+                pa.array([reason] * part.num_rows, pa.string()), values,
+                part["_detail"].combine_chunks() if details is not None else None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1174,34 +1250,6 @@ class _Ordered:
         try:
             while exc_type is None and self.queue:
                 self._apply_oldest()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Pipeline:
-    """One worker thread, at most one task waiting: reading overlaps checking, memory stays at
-    two batches. Arrow releases the GIL in both, so two cores are used."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.pending: Future | None = None  # type: ignore[type-arg]
-
-    def submit(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        self.wait()
-        self.pending = self.pool.submit(fn, *args)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
-    def __enter__(self) -> _Pipeline:
-        return self
-
-    def __exit__(self, exc_type, *_rest) -> None:  # type: ignore[no-untyped-def]
-        try:
-            if exc_type is None:
-                self.wait()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -1285,12 +1333,6 @@ def _display(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if column.type != pa.string():
         return pc.fill_null(pc.cast(column, pa.string()), "")
     return column
-
-
-def _write_bucket(members_out: pq.ParquetWriter, members: pa.Table, lines: pa.Table, path: Path) -> None:
-    members_out.write_table(members)
-    if lines.num_rows:
-        pq.write_table(lines, path, **PARQUET_OPTIONS)
 
 
 def _bucket_order(shards: int, buckets: int) -> list[int]:

@@ -48,6 +48,8 @@ class RunReport:
     email_cost_cents: float
     paper_cost_cents: float
     checks: list[Check] = field(default_factory=list)
+    prompt_notice_claims: list[dict[str, Any]] = field(default_factory=list)
+    reissues: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def lines_read(self) -> int:
@@ -108,6 +110,8 @@ class RunReport:
             **{f"queue_{name}": n for name, n in self.queues.items()},
             "paper": self.paper, "failed": self.count(Status.FAILED),
             "prompt_notice": self.prompt_notice,
+            "prompt_notice_claims": len(self.prompt_notice_claims),
+            "reissued": len(self.reissues),
         }
 
 
@@ -127,6 +131,8 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         pools=ledger.fetch("pool_counts_for_run", run_id=run_id),
         members=sum(f["rows_accepted"] for f in members if f["kind"] == "members"),
         events={row["event"]: row["n"] for row in ledger.fetch("event_counts_for_run", run_id=run_id)},
+        prompt_notice_claims=ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id),
+        reissues=ledger.fetch("ingest_reissues_for_run", run_id=run_id),
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
     )
@@ -177,7 +183,12 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
         writer.writerow([report.run_id, "email_cost_usd", f"{report.email_cost:.2f}"])
         writer.writerow([report.run_id, "paper_cost_usd", f"{report.paper_cost:.2f}"])
         writer.writerow([report.run_id, "savings_vs_all_paper_usd", f"{report.savings:.2f}"])
-    return {"html": html_path, "csv": csv_path}
+    notices_path = folder / f"{report.run_id}-prompt-notices.csv"
+    with notices_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "notice_due", "status"])
+        writer.writeheader()
+        writer.writerows(report.prompt_notice_claims)
+    return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path}
 
 
 def _bars(counts: dict[str, int]) -> list[dict[str, Any]]:

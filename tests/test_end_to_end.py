@@ -59,10 +59,12 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     folder = tmp_path_factory.mktemp("e2e")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
     env["EOB_AIRFLOW_LOG_LEVEL"] = "INFO"
-    # relays on their own loopback addresses, so a demo running meanwhile does not collide
+    # relays on loopback addresses of this test process alone, so a demo or another test run
+    # on the same machine does not collide with them
+    subnet = f"127.{20 + os.getpid() % 200}.{os.getpid() // 200 % 250}"
     env["EOB_POOLS"] = json.dumps([
-        {"name": "pool_a", "source_ip": "127.0.0.2", "relay_host": "127.0.0.32"},
-        {"name": "pool_b", "source_ip": "127.0.0.3", "relay_host": "127.0.0.33"},
+        {"name": "pool_a", "source_ip": "127.0.0.2", "relay_host": f"{subnet}.32"},
+        {"name": "pool_b", "source_ip": "127.0.0.3", "relay_host": f"{subnet}.33"},
     ])
     child = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("e2e_child.py")), str(folder),
@@ -178,3 +180,17 @@ def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
     import io
 
     return io.BytesIO(data)
+
+
+def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    summary = result.summary
+    claims = _ledger(result).execute("SELECT COUNT(*) FROM prompt_notices").fetchone()[0]
+    assert summary["prompt_notice_claims"] == claims > 0
+    html_path = Path(summary["html"])
+    notices = html_path.with_name("eob-2026-11-prompt-notices.csv").read_text().splitlines()
+    assert len(notices) == claims + 1
+    html = html_path.read_text()
+    assert "✘" not in html, "a reconciliation check failed in the report"
+    assert html.count("✔") >= 5
+    assert "<svg" in html
