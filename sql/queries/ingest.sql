@@ -29,10 +29,6 @@ FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
 WHERE s.run_id = :run_id
 ORDER BY p.notice_due, p.statement_id, p.claim_id;
 
--- name: ingest_prompt_notice_claims_for_run
-SELECT COUNT(*) AS n FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
-WHERE s.run_id = :run_id;
-
 -- name: ingest_reissues_for_run
 SELECT statement_id, member_id, version, replaces FROM statements
 WHERE run_id = :run_id AND replaces IS NOT NULL ORDER BY statement_id;

@@ -71,10 +71,6 @@ WHERE status = 'queued' AND pool = :pool ORDER BY statement_id;
 SELECT statement_id, channel, email_domain FROM statements
 WHERE run_id = :run_id AND status = 'rendered' ORDER BY statement_id;
 
--- name: due_retries
-SELECT statement_id, pool, attempts FROM statements
-WHERE status = 'retry_scheduled' AND next_attempt_at <= :now ORDER BY next_attempt_at, statement_id;
-
 -- name: status_counts_for_run
 SELECT status, COUNT(*) AS n FROM statements WHERE run_id = :run_id GROUP BY status;
 

@@ -14,10 +14,6 @@ FROM statements s JOIN runs r ON r.run_id = s.run_id
 WHERE s.status = 'verified'
 ORDER BY s.statement_id;
 
--- name: reconcile_run_started
-SELECT r.started_at AS run_started_at FROM statements s JOIN runs r ON r.run_id = s.run_id
-WHERE s.statement_id = :statement_id;
-
 -- name: reconcile_bounces_since
 SELECT at, detail FROM statement_events WHERE event = 'bounced' AND at >= :since ORDER BY at;
 
