@@ -154,31 +154,30 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 
 
 # -- the vectorised view -------------------------------------------------------------------
-def _groups(member_ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Start index of each member's run of lines (lines are sorted by member)."""
-    ids = member_ids.combine_chunks() if isinstance(member_ids, pa.ChunkedArray) else member_ids
-    n = len(ids)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    changes = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    return np.concatenate([[0], np.flatnonzero(changes) + 1]).astype(np.int64)
+_FLAGS = ("adverse", "no_surprises", "prompt_notice")
 
 
 def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan], *, period: str,
                      prompt_notice_days: int,
                      is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
-    """One row per member with lines in this bucket: the statement without its line objects."""
-    starts = _groups(lines["member_id"])
-    if not len(starts):
+    """One row per member with lines in this bucket: the statement without its line objects.
+
+    A hash group-by, so the lines may come in any order (canonical buckets keep extract order)."""
+    if not lines.num_rows:
         return pa.table({})
-    issued = statement_date(period)
-    deadline = pa.scalar(issued - timedelta(days=prompt_notice_days), pa.date32())
-    member_ids = pc.take(lines["member_id"], pa.array(starts))
-    sums = {name: np.add.reduceat(lines[name].to_numpy(), starts) for name in MONEY_COLUMNS}
+    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
     adverse = pc.not_equal(lines["status"], "paid")
-    prompt = pc.and_(adverse, pc.less(lines["received_date"], deadline))
-    counts = np.diff(np.append(starts, lines.num_rows))
-    fingerprint = np.add.reduceat(_as_u64(lines["line_hash"]), starts)  # wraps: a multiset hash
+    prompt = pc.fill_null(pc.and_(adverse, pc.less(lines["received_date"], deadline)), False)
+    work = pa.table({"member_id": lines["member_id"], **{name: lines[name] for name in MONEY_COLUMNS},
+                     "line_hash": lines["line_hash"], "adverse": adverse,
+                     "no_surprises": pc.fill_null(lines["no_surprises"], False),
+                     "prompt_notice": prompt})
+    grouped = work.group_by("member_id", use_threads=False).aggregate(
+        [(name, "sum") for name in (*MONEY_COLUMNS, "line_hash")] + [(flag, "any") for flag in _FLAGS]
+        + [("member_id", "count")])
+    member_ids = grouped["member_id"].combine_chunks()
+    sums = {name: grouped[f"{name}_sum"].to_numpy() for name in MONEY_COLUMNS}
+    fingerprint = _as_u64(grouped["line_hash_sum"])  # a wrapping sum: a multiset hash of the lines
 
     at = pc.index_in(member_ids, members["member_id"].combine_chunks())
     if pc.any(pc.is_null(at)).as_py():
@@ -202,15 +201,11 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
     return pa.table({
         "member_id": member_ids,
         "statement_id": _statement_id_array(member_ids, period),
-        "line_count": pa.array(counts, pa.int32()),
+        "line_count": pc.cast(grouped["member_id_count"], pa.int32()),
         **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
         "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
                                       + sums["not_covered"]),
-        "adverse": pa.array(np.maximum.reduceat(adverse.to_numpy(zero_copy_only=False), starts)),
-        "no_surprises": pa.array(np.maximum.reduceat(
-            pc.fill_null(lines["no_surprises"], False).to_numpy(zero_copy_only=False), starts)),
-        "prompt_notice": pa.array(np.maximum.reduceat(
-            pc.fill_null(prompt, False).to_numpy(zero_copy_only=False), starts)),
+        **{flag: grouped[f"{flag}_any"] for flag in _FLAGS},
         "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
                                                                          deductible_limit, deductible_used))),
         "deductible_limit": pa.array(deductible_limit),
@@ -220,7 +215,6 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
         "paper_reason": reasons,
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
         "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
-        "start": pa.array(starts),
     })
 
 
@@ -321,6 +315,7 @@ def iter_composed(
     issued = statement_date(period)
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
+        lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
         summary = summarize_bucket(lines, members, plans, period=period,
                                    prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
         if not summary.num_rows:
@@ -330,7 +325,8 @@ def iter_composed(
         for row in late.to_pylist():
             late_by_member.setdefault(row["member_id"], []).append(row["claim_id"])
         by_id = {row["member_id"]: row for row in members.to_pylist()}
-        bounds = [*summary["start"].to_pylist(), lines.num_rows]
+        summary = summary.sort_by("member_id")  # the lines' order: a member's lines are bounds[i]:bounds[i+1]
+        bounds = [0, *np.cumsum(summary["line_count"].to_numpy()).tolist()]
         for first in range(0, summary.num_rows, CHUNK_STATEMENTS):  # Python objects a chunk at a time
             chunk = summary.slice(first, CHUNK_STATEMENTS).to_pylist()
             start, stop = bounds[first], bounds[first + len(chunk)]

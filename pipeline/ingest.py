@@ -9,7 +9,8 @@ Two passes, each bounded in memory whatever the input size:
 2. Per bucket, check what needs other rows: claim lines for members missing from the member file
    and duplicate claim lines (also across files: a claim's lines all belong to one member, so
    both copies land in the same bucket), members listed twice. Then write the canonical lines as
-   Parquet, `lines/shard-SSS/bucket-BBBBB.parquet`, sorted by member.
+   Parquet, `lines/shard-SSS/bucket-BBBBB.parquet`, in extract order (compose groups by member;
+   render sorts a bucket by member, claim and line).
 
 Buckets refine shards (bucket % shards == shard), and their number grows with the input
 (about `bucket_rows` lines each), so the memory a bucket needs stays the same when the input
@@ -43,6 +44,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from pipeline.ledger import FileAccount, QuarantineRow
+from pipeline.patterns import matches
 from pipeline.periods import parse_period
 from pipeline.sources import Extract, ExtractFile, open_extract
 from pipeline.sources.errors import ExtractFileError, ExtractSourceError, arrow_reason
@@ -605,23 +607,44 @@ def _bad_field_count_rows(path: Path, expected: int) -> list[tuple[int, int, int
 
 # -- row checks ----------------------------------------------------------------------------
 class _Problems:
-    """First problem per row of a batch: (field, reason); later checks don't overwrite it."""
+    """First problem per row of a batch: (field, reason); later checks don't overwrite it.
+
+    Kept as one small integer per row (an index into the batch's list of problems), so a
+    check costs a numpy mask and the text is built only for the rows set aside."""
 
     def __init__(self, n: int, fields: pa.Array | None = None, reasons: pa.Array | None = None) -> None:
-        self.field = fields if fields is not None else pa.nulls(n, pa.string())
-        self.reason = reasons if reasons is not None else pa.nulls(n, pa.string())
+        self.codes = np.zeros(n, np.int16)
+        self.kinds: list[tuple[str | None, str | None]] = [(None, None)]
+        if fields is not None and reasons is not None:
+            preset = pc.is_valid(fields).to_numpy(zero_copy_only=False)
+            at = np.flatnonzero(preset)  # rows a source mapping could not map: few
+            pairs = zip(fields.take(pa.array(at)).to_pylist(), reasons.take(pa.array(at)).to_pylist(),
+                        strict=True)
+            for row, pair in zip(at.tolist(), pairs, strict=True):
+                self.codes[row] = self._kind(*pair)
 
-    def flag(self, mask: pa.Array, field_name: str, reason: str) -> None:
-        mask = pc.fill_null(mask, False)
-        if not pc.any(mask).as_py():
-            return
-        fresh = pc.and_(mask, pc.is_null(self.field))
-        self.field = pc.if_else(fresh, pa.scalar(field_name), self.field)
-        self.reason = pc.if_else(fresh, pa.scalar(reason), self.reason)
+    def _kind(self, field_name: str | None, reason: str | None) -> int:
+        if (field_name, reason) not in self.kinds:
+            self.kinds.append((field_name, reason))
+        return self.kinds.index((field_name, reason))
+
+    def flag(self, mask: pa.Array | pa.ChunkedArray | np.ndarray, field_name: str, reason: str) -> None:
+        if not isinstance(mask, np.ndarray):
+            mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        fresh = mask & (self.codes == 0)
+        if fresh.any():
+            self.codes[fresh] = self._kind(field_name, reason)
 
     @property
-    def bad(self) -> pa.Array:
-        return pc.is_valid(self.field)
+    def bad(self) -> np.ndarray:
+        return self.codes != 0
+
+    def described(self, rows: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """(field, reason) text of the given rows."""
+        kinds = self.codes[rows]
+        fields = pa.array([field for field, _ in self.kinds], pa.string())
+        reasons = pa.array([reason for _, reason in self.kinds], pa.string())
+        return pc.take(fields, pa.array(kinds)), pc.take(reasons, pa.array(kinds))
 
 
 def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
@@ -665,10 +688,9 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
     typed: dict[str, pa.Array] = {}
     for column in spec.columns:
         value = text[column.name]
-        empty = pc.equal(value, "")
+        present = pc.binary_length(value).to_numpy(zero_copy_only=False) > 0
         if column.required:
-            problems.flag(empty, column.name, "required value is empty")
-        present = pc.invert(empty)
+            problems.flag(~present, column.name, "required value is empty")
         if column.type == "date":
             typed[column.name] = _date(value, present, column, problems)
         elif column.type == "money":
@@ -677,16 +699,17 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
             typed[column.name] = _integer(value, present, column, problems)
         else:
             if column.type == "enum":
-                problems.flag(pc.and_(present, pc.invert(pc.is_in(value, pa.array(column.values)))),
-                              column.name, column.reason or f"must be one of {', '.join(column.values)}")
+                known = pc.is_in(value, pa.array(column.values)).to_numpy(zero_copy_only=False)
+                problems.flag(present & ~known, column.name,
+                              column.reason or f"must be one of {', '.join(column.values)}")
             if column.pattern:
-                problems.flag(pc.and_(present, pc.invert(pc.match_substring_regex(value, column.pattern))),
-                              column.name, column.reason or "not in the expected format")
+                problems.flag(present & ~matches(value, column.pattern), column.name,
+                              column.reason or "not in the expected format")
             typed[column.name] = value
     return typed
 
 
-def _date(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
+def _date(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
     """YYYY-MM-DD read straight from the Arrow bytes with numpy: the shape (the schema's date
     pattern), a real calendar day (no 02-30), and the earliest date."""
     if extract_schema()["date"]["pattern"] != r"^\d{4}-\d{2}-\d{2}$":  # schema changed: generic path
@@ -712,17 +735,18 @@ def _date(value: pa.Array, present: pa.Array, column: Column, problems: _Problem
     first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
     following = (months + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
     real &= (day >= 1) & (day <= following - first)
-    present_np = present.to_numpy(zero_copy_only=False)
-    problems.flag(pa.array(present_np & ~real), column.name,
+    present_np = present if isinstance(present, np.ndarray) else present.to_numpy(zero_copy_only=False)
+    problems.flag(present_np & ~real, column.name,
                   column.reason or "not a valid date (expected YYYY-MM-DD)")
     days = np.where(real, first + day - 1, 0)
     earliest = date.fromisoformat(extract_schema()["date"]["min"])
-    problems.flag(pa.array(present_np & real & (days < (earliest - date(1970, 1, 1)).days)), column.name,
+    problems.flag(present_np & real & (days < (earliest - date(1970, 1, 1)).days), column.name,
                   f"date is before {earliest.isoformat()}")
     return pc.cast(pa.array(days.astype(np.int32), mask=~real), pa.date32())
 
 
-def _date_strptime(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
+def _date_strptime(value: pa.Array, present_np: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
+    present = pa.array(present_np)
     shaped = pc.and_(present, pc.match_substring_regex(value, extract_schema()["date"]["pattern"]))
     parsed = pc.strptime(pc.if_else(shaped, value, "1970-01-01"), format="%Y-%m-%d", unit="s",
                          error_is_null=True)
@@ -737,36 +761,38 @@ def _date_strptime(value: pa.Array, present: pa.Array, column: Column, problems:
     return pc.if_else(pc.and_(shaped, real), dates, pa.scalar(None, pa.date32()))
 
 
-def _cents(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
+def _cents(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
     """Exact integer cents. The pattern bounds values to 14 significant digits, so parsing as a
     double and rounding value*100 gives the exact cent count (error < 0.5 cent)."""
-    valid = pc.match_substring_regex(value, extract_schema()["money"]["pattern"])
-    all_valid = pc.all(valid).as_py() is not False
+    valid = matches(value, extract_schema()["money"]["pattern"])
+    all_valid = bool(valid.all())
     if not all_valid:
-        problems.flag(pc.and_(present, pc.starts_with(value, "-")), column.name, "negative amount")
-        problems.flag(pc.and_(present, pc.invert(valid)), column.name,
-                      "not an amount in dollars and cents (e.g. 123.45)")
-        value = pc.if_else(valid, value, "0")
+        problems.flag(present & pc.starts_with(value, "-").to_numpy(zero_copy_only=False), column.name,
+                      "negative amount")
+        problems.flag(present & ~valid, column.name, "not an amount in dollars and cents (e.g. 123.45)")
+        value = pc.if_else(pa.array(valid), value, "0")
     numeric = pc.cast(value, pa.float64()).to_numpy(zero_copy_only=False)
     cents = np.rint(numeric * 100.0).astype(np.int64)
     limit = extract_schema()["money"]["max_line_cents"]
     if len(cents) and cents.max() > limit:
-        problems.flag(pa.array(cents > limit), column.name, "amount is implausibly large")
-    typed = pa.array(cents, pa.int64())
+        problems.flag(cents > limit, column.name, "amount is implausibly large")
     if all_valid:
-        return typed
-    return pc.if_else(valid, typed, pa.scalar(None if not column.required else 0, pa.int64()))
+        return pa.array(cents, pa.int64())
+    if column.required:
+        return pa.array(np.where(valid, cents, 0), pa.int64())
+    return pa.array(cents, pa.int64(), mask=~valid)
 
 
-def _integer(value: pa.Array, present: pa.Array, column: Column, problems: _Problems) -> pa.Array:
-    valid = pc.match_substring_regex(value, r"^\d{1,9}$")
-    number = pc.cast(pc.if_else(valid, value, "0"), pa.int64())
+def _integer(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
+    valid = matches(value, r"^\d{1,9}$")
+    number = pc.cast(value if valid.all() else pc.if_else(pa.array(valid), value, "0"), pa.int64())
     in_range = valid
+    numbers = number.to_numpy(zero_copy_only=False)
     if column.minimum is not None:
-        in_range = pc.and_(in_range, pc.greater_equal(number, column.minimum))
+        in_range = in_range & (numbers >= column.minimum)
     if column.maximum is not None:
-        in_range = pc.and_(in_range, pc.less_equal(number, column.maximum))
-    problems.flag(pc.and_(present, pc.invert(in_range)), column.name,
+        in_range = in_range & (numbers <= column.maximum)
+    problems.flag(present & ~in_range, column.name,
                   column.reason or "not a whole number in the allowed range")
     return number
 
@@ -865,7 +891,7 @@ class _Job:
         problems.flag(pc.and_(repeated, pc.not_equal(typed["plan_id"], "")), *spec.rule("plan_unique"))
         rows = _row_numbers(item.first_row, 0, batch.num_rows, np.zeros(0, np.int64))
         tally.read += batch.num_rows
-        good = pc.invert(problems.bad)
+        good = pa.array(~problems.bad)
         self._reject_batch(item, rows, problems, text, spec)
         table = pa.table({name: pc.filter(typed[name], good) for name in PLAN_SCHEMA.names},
                          schema=PLAN_SCHEMA)
@@ -917,7 +943,7 @@ class _Job:
         if self.period_end is not None:
             problems.flag(pc.greater(typed["date_of_birth"], pa.scalar(self.period_end, pa.date32())),
                           "date_of_birth", "date of birth is after the statement period")
-        good = pc.invert(problems.bad)
+        good = pa.array(~problems.bad)
         columns = {name: pc.filter(typed[name], good) for name in spec.names}
         columns["email_valid"] = pc.match_substring_regex(columns["email"], _EMAIL)
         columns["source_row"] = pa.array(rows[good.to_numpy(zero_copy_only=False)], pa.int64())
@@ -994,7 +1020,7 @@ class _Job:
         typed = _check_columns(text, spec, problems)
         _claim_rules(typed, spec, problems, self.period_end)
         rejected = _rejected(rows, problems, text, spec, _refs(batch))
-        good = pc.invert(problems.bad)
+        good = pa.array(~problems.bad)
         if not pc.any(good).as_py():
             return _Checked(rejected, [], [])
         columns = {name: pc.filter(typed[name], good) for name in spec.names if name in LINE_SCHEMA.names}
@@ -1157,7 +1183,6 @@ class _Job:
         lines = lines.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         lines = lines.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         lines = lines.select(LINE_SCHEMA.names)
-        lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
         effects.append(partial(self._accept_lines, _value_counts(lines["source_file"])))
         return lines
 
@@ -1202,11 +1227,13 @@ def _rejected(rows: np.ndarray, problems: _Problems, text: dict[str, pa.Array], 
               refs: pa.Array | None) -> tuple | None:  # type: ignore[type-arg]
     """The arguments of _Job.reject for a batch's bad rows, or None when there are none."""
     bad = problems.bad
-    if not pc.any(bad).as_py():
+    if not bad.any():
         return None
-    values = pa.table({name: pc.filter(text[name], bad) for name in spec.names})
-    return (rows[bad.to_numpy(zero_copy_only=False)], pc.filter(problems.field, bad),
-            pc.filter(problems.reason, bad), values, pc.filter(refs, bad) if refs is not None else None)
+    at = np.flatnonzero(bad)
+    taken = pa.array(at)
+    values = pa.table({name: pc.take(text[name], taken) for name in spec.names})
+    fields, reasons = problems.described(at)
+    return rows[bad], fields, reasons, values, pc.take(refs, taken) if refs is not None else None
 
 
 def _split(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:

@@ -1,0 +1,165 @@
+"""Schema patterns checked on Arrow string arrays, fast.
+
+A regular expression costs several milliseconds per column of a batch, and ingest checks
+a dozen columns per batch: most of its validation time went there. The schema's patterns are
+nearly all of two simple shapes, which numpy checks straight from the Arrow bytes:
+
+- `^[first][rest]{m,n}$` or `^[rest]{m,n}$`: byte classes and a length range (identifiers,
+  codes, NPIs, line numbers);
+- the money pattern `^\\d{1,12}(\\.\\d{1,2})?$`.
+
+Any other pattern goes to the regular-expression engine, once per distinct value (the
+column's dictionary), so repeated values are matched once. Tests check every path against
+the regular-expression engine on random strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["matches", "money_shape"]
+
+MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
+_CLASS = r"(\[(?:\\.|[^\]\\])+\]|\\d)"
+_SIMPLE = re.compile(rf"^\^(?:{_CLASS}(?!\{{))?{_CLASS}\{{(\d+)(?:,(\d+))?\}}\$$")
+
+
+@dataclass(frozen=True, slots=True)
+class _ByteClasses:
+    first: np.ndarray | None  # 256 booleans: allowed first byte (None: the same as rest)
+    rest: np.ndarray  # 256 booleans: allowed bytes after the first
+    low: int  # length range of the repeated part
+    high: int
+
+
+def _class_table(text: str) -> np.ndarray:
+    """`\\d` or a bracket class of ASCII characters and ranges, as a 256-entry lookup table."""
+    table = np.zeros(256, bool)
+    if text == r"\d":
+        table[ord("0"):ord("9") + 1] = True
+        return table
+    body = text[1:-1]
+    if body.startswith("^"):
+        raise ValueError("negated classes are not simple")
+    chars: list[str] = []
+    index = 0
+    while index < len(body):
+        if body[index] == "\\":
+            escaped = body[index + 1]
+            if escaped == "d":
+                chars.extend("0123456789")
+            elif escaped.isalnum():
+                raise ValueError(f"escape \\{escaped} is not simple")
+            else:
+                chars.append(escaped)
+            index += 2
+        elif index + 2 < len(body) and body[index + 1] == "-":
+            chars.extend(chr(c) for c in range(ord(body[index]), ord(body[index + 2]) + 1))
+            index += 3
+        else:
+            chars.append(body[index])
+            index += 1
+    for char in chars:
+        if ord(char) > 127:
+            raise ValueError("non-ASCII classes are not simple")
+        table[ord(char)] = True
+    return table
+
+
+@cache
+def _compile(pattern: str) -> _ByteClasses | None:
+    """The byte classes of a simple pattern, or None for anything else."""
+    found = _SIMPLE.match(pattern)
+    if found is None:
+        return None
+    first, rest, low, high = found.groups()
+    try:
+        return _ByteClasses(_class_table(first) if first else None, _class_table(rest),
+                            int(low), int(high) if high is not None else int(low))
+    except ValueError:
+        return None
+
+
+def _parts(values: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """(offsets, bytes from the first string's start, that start) of a string array, no copies."""
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=values.offset * 4)
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    base = int(offsets[0]) if n else 0
+    return offsets, raw[base:int(offsets[-1]) if n else 0], base
+
+
+def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """A null-free string array, or None when the fast paths do not apply."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+    if values.type != pa.string() or values.null_count:
+        return None
+    return values
+
+
+def _owners(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The string each byte position belongs to. Flagged bytes are rare in clean data, so
+    this is cheaper than counting flags per string over every byte."""
+    return np.searchsorted(offsets, positions, side="right") - 1  # type: ignore[no-any-return]
+
+
+def _match_classes(values: pa.Array, classes: _ByteClasses) -> np.ndarray:
+    offsets, raw, base = _parts(values)
+    lengths = np.diff(offsets)
+    shift = 0 if classes.first is None else 1
+    ok = (lengths >= classes.low + shift) & (lengths <= classes.high + shift)
+    strays = np.flatnonzero(np.take(~classes.rest, raw)) + base
+    if classes.first is not None:
+        filled = lengths > 0
+        ok[filled] &= classes.first[raw[offsets[:-1][filled] - base]]
+        if len(strays):  # a first byte answers to its own class, not to the rest's
+            strays = strays[strays != offsets[_owners(strays, offsets)]]
+    ok[_owners(strays, offsets)] = False
+    return ok  # type: ignore[no-any-return]
+
+
+def matches(values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """One boolean per value: does it match the anchored pattern (as RE2 would say)?"""
+    plain = _plain(values)
+    if plain is not None:
+        if pattern == MONEY_PATTERN:
+            return money_shape(plain)
+        classes = _compile(pattern)
+        if classes is not None:
+            return _match_classes(plain, classes)
+    encoded = pc.dictionary_encode(values if not isinstance(values, pa.ChunkedArray)
+                                   else values.combine_chunks())
+    distinct = pc.fill_null(pc.match_substring_regex(encoded.dictionary, pattern), False)
+    found = pc.take(distinct, encoded.indices)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def money_shape(values: pa.Array) -> np.ndarray:
+    """`^\\d{1,12}(\\.\\d{1,2})?$` per value: digits, at most one point, one or two decimals."""
+    offsets, raw, base = _parts(values)
+    lengths = np.diff(offsets)
+    if not len(raw):
+        return np.zeros(len(values), bool)  # every value empty
+    ends = offsets[1:] - base
+    last = len(raw) - 1
+    point_at_3 = (raw[np.clip(ends - 3, 0, last)] == 46) & (lengths >= 4)  # "1.25"
+    point_at_2 = (raw[np.clip(ends - 2, 0, last)] == 46) & (lengths >= 3) & ~point_at_3  # "1.5"
+    whole = lengths - np.where(point_at_3, 3, np.where(point_at_2, 2, 0))
+    ok = (whole >= 1) & (whole <= 12)
+    stray = np.take(_MONEY_BYTES_BAD, raw)
+    stray[ends[point_at_3] - 3] = False  # the one point allowed where it belongs
+    stray[ends[point_at_2] - 2] = False
+    ok[_owners(np.flatnonzero(stray) + base, offsets)] = False
+    return ok  # type: ignore[no-any-return]
+
+
+_MONEY_BYTES_BAD = np.ones(256, bool)
+_MONEY_BYTES_BAD[ord("0"):ord("9") + 1] = False
