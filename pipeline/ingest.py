@@ -215,6 +215,8 @@ def reason_table(path: Path = TEMPLATES_DIR / "reason_codes.csv") -> ReasonTable
 # -- stable hashing ------------------------------------------------------------------------
 _P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_KEEP_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [0xFFFFFFFFFFFFFFFF], np.uint64)
+"""Mask of a word's first k bytes, k = 0..8 (index by bytes remaining, clipped)."""
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -246,14 +248,11 @@ def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     starts, lengths = offsets[:-1], offsets[1:] - offsets[:-1]
     h = (lengths.astype(np.uint64) + np.uint64(0x51ED2701)) * _P1
-    last = len(words) - 1
     for k in range(0, int(lengths.max()), 8):
         remaining = lengths - k
-        word = words[np.minimum(starts + k, last)]
+        word = np.take(words, starts + k, mode="clip")
         if k + 8 > int(lengths.min()):  # some strings end inside this word: keep only their bytes
-            keep = np.clip(remaining, 0, 8).astype(np.uint64) * np.uint64(8)
-            word = np.where(keep >= 64, word, word & ((np.uint64(1) << np.minimum(keep, np.uint64(63)))
-                                                      - np.uint64(1)))
+            word = word & np.take(_KEEP_BYTES, remaining, mode="clip")
             stepped = (h ^ word) * _P1
             h = np.where(remaining > 0, stepped ^ (stepped >> np.uint64(29)), h)
         else:
@@ -387,11 +386,12 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
     clock = _Clock()
     try:
         job.plans()
-        job.stage_members()
-        clock.lap("members")
-        for index, claims_file in enumerate(extract.claims):
-            job.stage_claims(index, claims_file)
-        clock.lap("claims")
+        with ThreadPoolExecutor(max_workers=1) as side:  # members and claims pass 1 share the cores
+            members = side.submit(job.stage_members)
+            for index, claims_file in enumerate(extract.claims):
+                job.stage_claims(index, claims_file)
+            members.result()
+        clock.lap("members_and_claims")
         shard_lines = job.finish_buckets(clock)
     finally:
         shutil.rmtree(out_dir / "staging", ignore_errors=True)
@@ -669,7 +669,8 @@ def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
 
 def _may_need_trim(value: pa.Array) -> bool:
     """False when no value starts or ends with a byte that could be whitespace (ASCII whitespace
-    or any non-ASCII byte): then trimming would change nothing, and its copy is skipped."""
+    or any non-ASCII byte): then trimming would change nothing, and its copy is skipped.
+    (An empty value reads its neighbour's byte: at worst a trim that was not needed.)"""
     if not isinstance(value, pa.Array) or value.type != pa.string() or value.null_count:
         return True
     n = len(value)
@@ -678,8 +679,9 @@ def _may_need_trim(value: pa.Array) -> bool:
         return False
     offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
     raw = np.frombuffer(data, dtype=np.uint8)
-    filled = offsets[1:] > offsets[:-1]
-    edges = np.concatenate([raw[offsets[:-1][filled]], raw[offsets[1:][filled] - 1]])
+    if not len(raw):
+        return False
+    edges = np.take(raw, np.concatenate([offsets[:-1], offsets[1:] - 1]), mode="clip")
     return bool(((edges <= 32) | (edges >= 127)).any())
 
 
@@ -1020,23 +1022,27 @@ class _Job:
         typed = _check_columns(text, spec, problems)
         _claim_rules(typed, spec, problems, self.period_end)
         rejected = _rejected(rows, problems, text, spec, _refs(batch))
-        good = pa.array(~problems.bad)
-        if not pc.any(good).as_py():
+        kept_at = np.flatnonzero(~problems.bad)
+        if not len(kept_at):
             return _Checked(rejected, [], [])
-        columns = {name: pc.filter(typed[name], good) for name in spec.names if name in LINE_SCHEMA.names}
+        member_hash = hash64(typed["member_id"])[kept_at]
+        buckets = (member_hash % np.uint64(self.buckets)).astype(np.int32)
+        by_bucket = np.argsort(buckets, kind="stable")  # one take: accepted rows, grouped by bucket
+        kept_at, member_hash, buckets = kept_at[by_bucket], member_hash[by_bucket], buckets[by_bucket]
+        taken = pa.array(kept_at)
+        columns = {name: pc.take(typed[name], taken) for name in spec.names if name in LINE_SCHEMA.names}
         columns["line_no"] = pc.cast(columns["line_no"], pa.int32())
         columns["no_surprises"] = _no_surprises(columns)
-        kept = rows[good.to_numpy(zero_copy_only=False)]
+        kept = rows[kept_at]
         order = pa.array((np.int64(index) << _ORDER_SHIFT) | kept, pa.int64())
         columns["source_index"] = pa.array(np.full(len(kept), index, np.int32))
         columns["source_row"] = pa.array(kept, pa.int64())
         columns["order"] = order
         columns["line_hash"] = pa.array(line_hashes(pa.table(columns)), pa.uint64())
-        member_hash = hash64(columns["member_id"])
-        staged = _split(pa.table(columns), (member_hash % np.uint64(self.buckets)).astype(np.int32))
         keys = pa.table({"claim_id": columns["claim_id"], "line_no": columns["line_no"],
                          "member_hash": pa.array(member_hash), "order": order})
-        return _Checked(rejected, staged, _split(keys, buckets_of(columns["claim_id"], self.buckets)))
+        return _Checked(rejected, _slices(pa.table(columns), buckets),
+                        _split(keys, buckets_of(columns["claim_id"], self.buckets)))
 
     def _discard(self, index: int, item: ExtractFile) -> None:
         """Forget one claims file's first attempt (it is read again with known row numbers)."""
@@ -1164,19 +1170,24 @@ class _Job:
             return LINE_SCHEMA.empty_table()
         lines = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         known = pc.is_in(lines["member_id"], member_ids.combine_chunks() if member_ids.num_chunks
-                         else pa.array([], pa.string()))
-        self._reject_lines(effects, lines.filter(pc.invert(known)), *spec.rule("member_known"))
-        lines = lines.filter(known)
+                         else pa.array([], pa.string())).to_numpy(zero_copy_only=False)
+        if not known.all():
+            unknown = lines.take(pa.array(np.flatnonzero(~known)))
+            self._reject_lines(effects, unknown, *spec.rule("member_known"))
         rejects = self.key_rejects
-        if rejects.num_rows:
-            hit = pc.is_in(lines["order"], rejects["order"].combine_chunks())
-            if pc.any(hit).as_py():
-                flagged = lines.filter(hit).join(rejects, "order")
-                for rule in ("duplicate_line", "claim_members_conflict"):
-                    part = flagged.filter(pc.equal(flagged["rule"], rule))
-                    self._reject_lines(effects, part, *spec.rule(rule),
-                                       first_seen=part["first_order"] if rule == "duplicate_line" else None)
-                lines = lines.filter(pc.invert(hit))
+        hit = np.zeros(lines.num_rows, bool)
+        if rejects.num_rows:  # a line of an unknown member is reported as that, not as a repeat
+            repeats = pc.is_in(lines["order"], rejects["order"].combine_chunks())
+            hit = repeats.to_numpy(zero_copy_only=False) & known
+        if hit.any():
+            flagged = lines.take(pa.array(np.flatnonzero(hit))).join(rejects, "order")
+            for rule in ("duplicate_line", "claim_members_conflict"):
+                part = flagged.filter(pc.equal(flagged["rule"], rule))
+                self._reject_lines(effects, part, *spec.rule(rule),
+                                   first_seen=part["first_order"] if rule == "duplicate_line" else None)
+        keep = known & ~hit
+        if not keep.all():
+            lines = lines.filter(pa.array(keep))  # the one copy of the bucket's lines
         n = lines.num_rows
         names = pa.array(self.claim_names, pa.string())
         lines = lines.append_column("source_file", pc.take(names, lines["source_index"]))
@@ -1241,8 +1252,12 @@ def _split(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
     if not table.num_rows:
         return []
     order = np.argsort(buckets, kind="stable")
-    table = table.take(pa.array(order))
-    counts = np.bincount(buckets, minlength=int(buckets.max()) + 1)
+    return _slices(table.take(pa.array(order)), buckets[order])
+
+
+def _slices(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """(bucket, rows) of a table already grouped by bucket (`buckets` ascending)."""
+    counts = np.bincount(buckets, minlength=int(buckets.max()) + 1) if len(buckets) else []
     parts, start = [], 0
     for bucket, count in enumerate(counts):
         if count:
