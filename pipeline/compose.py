@@ -86,22 +86,6 @@ def make_statement_id(member_id: str, period: str, version: int = 1) -> str:
     return f"st-{period}-{digest}"
 
 
-def statement_ids(member_ids: list[str], period: str, version: int = 1) -> list[str]:
-    """make_statement_id for many members (the same ids, without a call per member)."""
-    sha256, prefix = hashlib.sha256, f"st-{period}-"
-    return [prefix + sha256(f"{m}|{period}|{version}".encode()).hexdigest()[:16] for m in member_ids]
-
-
-def _statement_id_array(member_ids: pa.Array, period: str, version: int = 1) -> pa.Array:
-    """statement_ids() as an Arrow array: the id text is built in Arrow, only the digests in Python."""
-    if not len(member_ids):
-        return pa.array([], pa.string())
-    keyed = pc.cast(pc.binary_join_element_wise(member_ids, f"|{period}|{version}", ""), pa.binary())
-    sha256 = hashlib.sha256
-    digests = b"".join([sha256(key).digest()[:8] for key in keyed.to_pylist()])
-    return pc.binary_join_element_wise(f"st-{period}-", _hex16(np.frombuffer(digests, np.uint8)), "")
-
-
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
@@ -172,12 +156,9 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
                      "line_hash": lines["line_hash"], "adverse": adverse,
                      "no_surprises": pc.fill_null(lines["no_surprises"], False),
                      "prompt_notice": prompt})
-    grouped = work.group_by("member_id", use_threads=False).aggregate(
-        [(name, "sum") for name in (*MONEY_COLUMNS, "line_hash")] + [(flag, "any") for flag in _FLAGS]
-        + [("member_id", "count")])
-    member_ids = grouped["member_id"].combine_chunks()
-    sums = {name: grouped[f"{name}_sum"].to_numpy() for name in MONEY_COLUMNS}
-    fingerprint = _as_u64(grouped["line_hash_sum"])  # a wrapping sum: a multiset hash of the lines
+    member_ids, grouped = _group_sums(work)
+    sums = {name: grouped[name] for name in MONEY_COLUMNS}
+    fingerprint = grouped["line_hash"]  # a wrapping sum: a multiset hash of the lines
 
     at = pc.index_in(member_ids, members["member_id"].combine_chunks())
     if pc.any(pc.is_null(at)).as_py():
@@ -200,12 +181,11 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
     emailed = pc.is_null(reasons)
     return pa.table({
         "member_id": member_ids,
-        "statement_id": _statement_id_array(member_ids, period),
-        "line_count": pc.cast(grouped["member_id_count"], pa.int32()),
+        "line_count": pa.array(grouped["count"], pa.int32()),
         **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
         "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
                                       + sums["not_covered"]),
-        **{flag: grouped[f"{flag}_any"] for flag in _FLAGS},
+        **{flag: pa.array(grouped[flag]) for flag in _FLAGS},
         "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
                                                                          deductible_limit, deductible_used))),
         "deductible_limit": pa.array(deductible_limit),
@@ -216,6 +196,36 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
         "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
     })
+
+
+def _group_sums(work: pa.Table) -> tuple[pa.Array, dict[str, np.ndarray]]:
+    """Per member (in order of first line): sums of the money columns, the wrapping uint64 sum
+    of line hashes, any() of the flags and the line count, with numpy counting sorts.
+
+    Sums go through float64 `bincount`, exact for integers below 2**53: money per member is
+    far below that, and the 64-bit hashes are summed as two 32-bit halves."""
+    encoded = pc.dictionary_encode(work["member_id"].combine_chunks())
+    groups = encoded.indices.to_numpy(zero_copy_only=False)
+    size = len(encoded.dictionary)
+    counts = np.bincount(groups, minlength=size)
+    most = int(counts.max()) if size else 0
+
+    def total(values: np.ndarray) -> np.ndarray:
+        if len(values) and int(np.abs(values).max()) * most >= 2**53:  # beyond float64's integers
+            exact = np.zeros(size, np.int64)
+            np.add.at(exact, groups, values.astype(np.int64))
+            return exact
+        return np.bincount(groups, weights=values, minlength=size).astype(np.int64)
+
+    out = {name: total(work[name].to_numpy()) for name in MONEY_COLUMNS}
+    hashes = _as_u64(work["line_hash"])
+    low = total((hashes & np.uint64(0xFFFFFFFF)).astype(np.int64)).astype(np.uint64)
+    high = total((hashes >> np.uint64(32)).astype(np.int64)).astype(np.uint64)
+    out["line_hash"] = (high << np.uint64(32)) + low  # wraps like the sum of the full values
+    for flag in _FLAGS:
+        out[flag] = total(work[flag].to_numpy(zero_copy_only=False)) > 0
+    out["count"] = counts
+    return encoded.dictionary, out
 
 
 def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None) -> pa.Array:
@@ -334,20 +344,21 @@ def iter_composed(
             columns = {name: part[name].to_pylist() for name in _LINE_FIELDS}
             for index, row in enumerate(chunk, start=first):
                 member_row = by_id[row["member_id"]]
-                version = _version_for(versions, row)
+                version = _version_for(versions, row, period)
                 line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
                                 for i in range(bounds[index], bounds[index + 1])]
                 yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
                                 period, issued, tuple(sorted(late_by_member.get(row["member_id"], []))))
 
 
-def _version_for(versions: dict[str, Version] | None, row: dict) -> Version:  # type: ignore[type-arg]
+def _version_for(versions: dict[str, Version] | None, row: dict, period: str) -> Version:  # type: ignore[type-arg]
     if versions is None:
-        return Version(row["statement_id"], 1, None, row["content_hash"])
+        return Version(make_statement_id(row["member_id"], period), 1, None, row["content_hash"])
     chosen = versions.get(row["member_id"])
     if chosen is None or chosen.content_hash != row["content_hash"]:
+        known = chosen.statement_id if chosen else make_statement_id(row["member_id"], period)
         raise StaleComposition(
-            f"statement {row['statement_id']}: the canonical lines changed after compose chose "
+            f"statement {known}: the canonical lines changed after compose chose "
             "statement versions; re-run compose for the period before rendering")
     return chosen
 

@@ -88,7 +88,7 @@ def test_vectorised_summaries_agree_with_the_statements(run: tuple[Path, Path]) 
     assert set(summaries) == {c.statement.member.member_id for c in composed}
     for item in composed:
         summary = summaries[item.statement.member.member_id]
-        assert summary["statement_id"] == item.statement.statement_id
+        assert make_statement_id(summary["member_id"], PERIOD) == item.statement.statement_id
         assert summary["line_count"] == len(item.statement.lines)
         for name in MONEY_COLUMNS:
             assert summary[f"total_{name}"] == item.statement.total(name)
