@@ -719,32 +719,47 @@ def _date(value: pa.Array, present: np.ndarray, column: Column, problems: _Probl
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
     n = len(value)
-    ten = pc.equal(pc.binary_length(value), 10).to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
     offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
     data = value.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    padded = np.zeros(len(raw) + 10, np.uint8)
-    padded[:len(raw)] = raw
-    chars = padded[np.where(ten, offsets[:-1], 0)[:, None] + np.arange(10)]
-    digits = (chars - np.uint8(48)).astype(np.int64)  # non-digits wrap to > 9
-    shaped = (ten & (digits[:, [0, 1, 2, 3, 5, 6, 8, 9]] <= 9).all(axis=1)
-              & (chars[:, 4] == 45) & (chars[:, 7] == 45))
-    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
-    month = digits[:, 5] * 10 + digits[:, 6]
-    day = digits[:, 8] * 10 + digits[:, 9]
+    ten = np.diff(offsets) == 10
+    starts = np.where(ten, offsets[:-1], 0)
+
+    def char(k: int) -> np.ndarray:
+        return np.take(raw, starts + k, mode="clip") if len(raw) else np.zeros(n, np.uint8)
+
+    digit = {k: (char(k) - np.uint8(48)).astype(np.int32) for k in (0, 1, 2, 3, 5, 6, 8, 9)}  # non-digits > 9
+    shaped = ten & (char(4) == 45) & (char(7) == 45)
+    for k in digit:
+        shaped &= digit[k] <= 9
+    year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
+    month = digit[5] * 10 + digit[6]
+    day = digit[8] * 10 + digit[9]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     real = shaped & (month >= 1) & (month <= 12)
-    months = np.where(real, (year - 1970) * 12 + month - 1, 0)
-    first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
-    following = (months + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
-    real &= (day >= 1) & (day <= following - first)
+    month = np.where(real, month, 1)
+    real &= (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
     present_np = present if isinstance(present, np.ndarray) else present.to_numpy(zero_copy_only=False)
     problems.flag(present_np & ~real, column.name,
                   column.reason or "not a valid date (expected YYYY-MM-DD)")
-    days = np.where(real, first + day - 1, 0)
+    days = np.where(real, _days_from_civil(year, month, day), 0)
     earliest = date.fromisoformat(extract_schema()["date"]["min"])
     problems.flag(present_np & real & (days < (earliest - date(1970, 1, 1)).days), column.name,
                   f"date is before {earliest.isoformat()}")
     return pc.cast(pa.array(days.astype(np.int32), mask=~real), pa.date32())
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
+    y = year - (month <= 2)
+    era = y // 400
+    year_of_era = y - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468  # type: ignore[no-any-return]
 
 
 def _date_strptime(value: pa.Array, present_np: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
@@ -945,11 +960,15 @@ class _Job:
         if self.period_end is not None:
             problems.flag(pc.greater(typed["date_of_birth"], pa.scalar(self.period_end, pa.date32())),
                           "date_of_birth", "date of birth is after the statement period")
-        good = pa.array(~problems.bad)
-        columns = {name: pc.filter(typed[name], good) for name in spec.names}
+        kept_at = np.flatnonzero(~problems.bad)
+        buckets = buckets_of(typed["member_id"], self.buckets)[kept_at]
+        by_bucket = np.argsort(buckets, kind="stable")  # one take: accepted rows, grouped by bucket
+        kept_at, buckets = kept_at[by_bucket], buckets[by_bucket]
+        taken = pa.array(kept_at)
+        columns = {name: pc.take(typed[name], taken) for name in spec.names}
         columns["email_valid"] = pc.match_substring_regex(columns["email"], _EMAIL)
-        columns["source_row"] = pa.array(rows[good.to_numpy(zero_copy_only=False)], pa.int64())
-        staged = _split(pa.table(columns), buckets_of(columns["member_id"], self.buckets))
+        columns["source_row"] = pa.array(rows[kept_at], pa.int64())
+        staged = _slices(pa.table(columns), buckets)
         return _Checked(_rejected(rows, problems, text, spec, _refs(batch)), staged, [])
 
     def _apply(self, item: ExtractFile, stage: _Stage, keys_stage: _Stage | None, checked: _Checked) -> None:
