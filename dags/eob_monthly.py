@@ -1,4 +1,5 @@
-"""Monthly EOB run: ingest → compose → render (per shard) → route → send (per IP pool) → report.
+"""Monthly EOB run: wait for the extract → ingest → compose → render (per shard) → route → send
+(per IP pool) → report.
 
 Wiring only: every task calls one function of `pipeline.stages`. Heavy imports happen inside
 tasks so parsing this file stays cheap.
@@ -9,10 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, PokeReturnValue, dag, task
 
 LEDGER = Asset("eob://ledger/statements")
 REPORTS = Asset("eob://reports/monthly")
+EXTRACT_POKE_INTERVAL = timedelta(hours=1)
+EXTRACT_WAIT_TIMEOUT = timedelta(days=3)
 
 
 @dag(
@@ -38,6 +41,14 @@ def eob_monthly() -> None:
         from pipeline.cli_support import period_for_run
 
         return period_for_run((params or {}).get("period"), logical_date)
+
+    @task.sensor(mode="reschedule", poke_interval=EXTRACT_POKE_INTERVAL, timeout=EXTRACT_WAIT_TIMEOUT)
+    def wait_for_extract(period: str) -> PokeReturnValue:
+        """The period's extract (local folder or S3 prefix): poked hourly, the worker slot freed in
+        between; when it has not arrived within the timeout the task fails and is not retried."""
+        from pipeline.stages import extract_ready_stage, open_context
+
+        return PokeReturnValue(is_done=extract_ready_stage(open_context(), period), xcom_value=period)
 
     @task
     def ingest(period: str) -> dict:
@@ -83,7 +94,7 @@ def eob_monthly() -> None:
         return report_stage(open_context(), period)
 
     period = choose_period()
-    shards = compose(period, ingest(period))
+    shards = compose(period, ingest(wait_for_extract(period)))
     rendered = render.partial(period=period).expand(shard=shards)
     pools = route(period, rendered)
     report(period, send.expand(pool_name=pools))

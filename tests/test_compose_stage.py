@@ -128,7 +128,26 @@ def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untype
 
 
 def test_extract_ready_sees_the_period_folder(ctx) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.stages.ingest import extract_ready_stage
+    from pipeline.stages import extract_ready_stage
 
     assert extract_ready_stage(ctx, PERIOD)
-    assert not extract_ready_stage(ctx, "2026-12")
+    assert not extract_ready_stage(ctx, "2026-12")  # no folder yet
+    empty = ctx.settings.extracts_dir / "2027-01"
+    (empty / "still-uploading").mkdir(parents=True)
+    (empty / ".members.csv.part").write_text("x")
+    (empty / "README.txt").write_text("x")
+    assert not extract_ready_stage(ctx, "2027-01")  # empty of extract files
+    (empty / "members.csv").write_text("member_id\n")
+    assert extract_ready_stage(ctx, "2027-01")
+
+
+def test_extract_ready_follows_a_file_url(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.stages import extract_ready_stage
+
+    root = tmp_path / "drop"
+    ctx = SimpleNamespace(settings=Settings(workspace=tmp_path / "ws", extracts_url=f"file://{root}"))
+    assert not extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]
+    generate_extract(root / PERIOD, members=5, period=PERIOD, seed=1)
+    assert extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]

@@ -44,9 +44,35 @@ def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore
 
 def test_monthly_dag_is_wired_stage_by_stage(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["eob_monthly"]
-    order = ["choose_period", "ingest", "compose", "render", "route", "send", "report"]
+    order = ["choose_period", "wait_for_extract", "ingest", "compose", "render", "route", "send",
+             "report"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_monthly_dag_waits_for_the_extract_without_holding_a_worker(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import BaseSensorOperator
+
+    dag = dagbag.dags["eob_monthly"]
+    sensor = dag.get_task("wait_for_extract")
+    assert isinstance(sensor, BaseSensorOperator)
+    assert sensor.mode == "reschedule"
+    assert 10 * 60 <= sensor.poke_interval <= 2 * 3600
+    assert 24 * 3600 <= sensor.timeout <= 7 * 24 * 3600
+    assert dag.get_task("ingest").upstream_task_ids == {"wait_for_extract"}
+    assert sensor.upstream_task_ids == {"choose_period"}
+
+
+def test_extract_sensor_pokes_the_period_folder_and_hands_the_period_on(  # type: ignore[no-untyped-def]
+        dagbag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.generate import generate_extract
+
+    monkeypatch.setenv("EOB_WORKSPACE", str(tmp_path))
+    poke = dagbag.dags["eob_monthly"].get_task("wait_for_extract").python_callable
+    assert not poke("2026-11").is_done
+    generate_extract(tmp_path / "extracts" / "2026-11", members=5, period="2026-11", seed=1)
+    arrived = poke("2026-11")
+    assert arrived.is_done and arrived.xcom_value == "2026-11"
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))

@@ -271,6 +271,30 @@ def test_s3_prefix_is_discovered_downloaded_and_ingested(s3: str, tmp_path: Path
     assert extract_ready_stage(ctx, "2026-11") and not extract_ready_stage(ctx, "2026-12")  # type: ignore[arg-type]
 
 
+def test_s3_extract_ready_waits_for_files_and_names_a_wrong_bucket(s3: str, tmp_path: Path) -> None:
+    """Over HTTP to a moto server: the sensor's check, before and after the extract arrives."""
+    from types import SimpleNamespace
+
+    from pipeline.settings import Settings
+    from pipeline.sources.s3 import make_client
+    from pipeline.stages import extract_ready_stage
+
+    def ready(url: str) -> bool:
+        ctx = SimpleNamespace(settings=Settings(workspace=tmp_path, extracts_url=url, s3_endpoint_url=s3))
+        return extract_ready_stage(ctx, "2026-11")  # type: ignore[arg-type]
+
+    client = make_client(s3)  # a bucket of its own: moto keeps buckets across servers in a process
+    client.create_bucket(Bucket="eob-drop")
+    assert not ready("s3://eob-drop/insurer")
+    client.put_object(Bucket="eob-drop", Key="insurer/2026-11/notes/readme.txt", Body=b"ignored")
+    client.put_object(Bucket="eob-drop", Key="insurer/2026-11/manifest.txt", Body=b"ignored")
+    assert not ready("s3://eob-drop/insurer/")  # nothing an ingest would read
+    client.put_object(Bucket="eob-drop", Key="insurer/2026-11/members.csv", Body=b"member_id\n")
+    assert ready("s3://eob-drop/insurer/")
+    with pytest.raises(ExtractSourceError, match="s3://no-such-bucket/insurer/: the bucket does not exist"):
+        ready("s3://no-such-bucket/insurer")
+
+
 def test_s3_problems_name_bucket_and_prefix(s3: str, tmp_path: Path) -> None:
     """Over HTTP to a moto server: a missing bucket and an empty period fail with a clear message."""
     from pipeline.sources.s3 import fetch_period, make_client

@@ -47,22 +47,30 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
 
 
 def extract_ready_stage(ctx: Context, period: str) -> bool:
-    """Has the period's extract arrived (local folder with files, or S3 objects under the
-    period's prefix)? For a sensor task ahead of ingest; it downloads nothing."""
+    """Has the period's extract arrived: extract files (by name, as S3 discovery counts them; not
+    hidden ones) in the local period folder, or objects under the period's S3 prefix? For the
+    sensor task ahead of ingest; it downloads nothing. A missing bucket or denied access raises
+    ExtractSourceError naming it: waiting would not fix that."""
     from pipeline.sources.errors import ExtractSourceError
+    from pipeline.sources.s3 import EXTRACT_SUFFIXES, S3Location, discover, list_periods, make_client
 
     url = ctx.settings.extracts_url
     if url and url.startswith("s3://"):
-        from pipeline.sources.s3 import S3Location, discover, make_client
-
+        location, client = S3Location.parse(url), make_client(ctx.settings.s3_endpoint_url)
         try:
-            discover(S3Location.parse(url), period, make_client(ctx.settings.s3_endpoint_url))
+            discover(location, period, client)
         except ExtractSourceError:
+            list_periods(location, client)  # raises when the bucket itself cannot be listed
+            log.info("extract not arrived", extra={"period": period, "where": str(location)})
             return False
         return True
     root = Path(url.removeprefix("file://")) if url else ctx.settings.extracts_dir
     folder = root / period
-    return folder.is_dir() and any(p.is_file() for p in folder.iterdir())
+    if folder.is_dir() and any(p.is_file() and not p.name.startswith(".")
+                               and p.name.lower().endswith(EXTRACT_SUFFIXES) for p in folder.iterdir()):
+        return True
+    log.info("extract not arrived", extra={"period": period, "where": str(root)})
+    return False
 
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
