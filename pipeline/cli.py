@@ -91,7 +91,7 @@ def _stage_counts(ledger) -> dict[str, tuple[int, int]]:  # type: ignore[no-unty
     if run is None:
         return {}
     counts = ledger.status_counts(run["run_id"])
-    total = sum(counts.values())
+    total = sum(counts.values()) - counts.get("superseded", 0)  # replaced before rendering
     not_rendered = counts.get("composed", 0)
     emailable = total - not_rendered - counts.get("failed", 0) - counts.get("rendered", 0)
     queued = counts.get("queued", 0)
@@ -115,6 +115,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("bounced (at SMTP time or by DSN)", s["bounced"]), ("  → retry queue", s["queue_retry"]),
         ("  → verification queue", s["queue_verification"]),
         ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
+        ("superseded by a correction (not sent)", s["superseded"]),
         ("prompt separate notice needed", s["prompt_notice"]),
     ]
     for label, value in rows:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
 from pipeline.clock import Now, iso, utc_now
 from pipeline.sqlfiles import migrations, query
@@ -115,26 +115,62 @@ class Ledger:
         self.engine.dispose()
 
     # -- schema -------------------------------------------------------------------------
-    def migrate(self) -> list[int]:
-        """Apply pending migrations in order; safe to call from concurrent tasks."""
-        applied: list[int] = []
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text(query("lock_migrations_postgresql")))
-            conn.execute(text(query("create_schema_migrations")))
-            done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
-            for migration in migrations(self.dialect):
-                if migration.version in done:
-                    continue
-                for statement in migration.statements:
-                    conn.execute(text(statement))
-                conn.execute(
-                    text(query("record_migration")),
-                    {"version": migration.version, "name": migration.name, "applied_at": self.now()},
-                )
-                applied.append(migration.version)
+    def migrate(self, *, upto: int | None = None) -> list[int]:
+        """Apply pending migrations in order (up to version `upto`, default all) in one
+        transaction; safe to call from concurrent tasks.
+
+        On SQLite the transaction is BEGIN IMMEDIATE (the write lock is taken before reading
+        what is applied) with foreign keys off, as SQLite's procedure for rebuilding a table
+        requires, and `PRAGMA foreign_key_check` must come back empty before it commits.
+        """
+        sqlite = self.dialect == "sqlite"
+        if sqlite and not self._pending(upto):
+            return []  # the usual case: no write lock just to find nothing to do
+        with self.engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction: takes effect
+            try:
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.execute(text(query("lock_migrations_postgresql")))
+                applied = self._apply_migrations(conn, upto)
+                if sqlite and applied and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise LedgerError(f"migrations {applied} leave rows whose foreign keys do not "
+                                      "match; nothing was applied")
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         if applied:
             log.info("ledger migrated", extra={"versions": applied, "dialect": self.dialect})
+        return applied
+
+    def _pending(self, upto: int | None) -> bool:
+        wanted = {m.version for m in migrations(self.dialect) if upto is None or m.version <= upto}
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("schema_migrations"):
+                return True
+            done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+        return bool(wanted - done)
+
+    def _apply_migrations(self, conn: Connection, upto: int | None) -> list[int]:
+        applied: list[int] = []
+        conn.execute(text(query("create_schema_migrations")))
+        done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+        for migration in migrations(self.dialect):
+            if migration.version in done or (upto is not None and migration.version > upto):
+                continue
+            for statement in migration.statements:
+                conn.execute(text(statement))
+            conn.execute(
+                text(query("record_migration")),
+                {"version": migration.version, "name": migration.name, "applied_at": self.now()},
+            )
+            applied.append(migration.version)
         return applied
 
     def schema_version(self) -> int:

@@ -98,9 +98,15 @@ class RunReport:
     def savings(self) -> float:
         return self.emailed * (self.paper_cost_cents - self.email_cost_cents) / 100
 
+    @property
+    def superseded(self) -> int:
+        """Versions a corrected extract replaced before they were rendered: never sent, and not
+        failures."""
+        return self.count(Status.SUPERSEDED)
+
     def summary(self) -> dict[str, int]:
         """The headline counts ops and the demo print."""
-        rendered = self.statements - self.count(Status.COMPOSED, Status.FAILED)
+        rendered = self.statements - self.count(Status.COMPOSED, Status.FAILED, Status.SUPERSEDED)
         return {
             "lines_read": self.lines_read, "lines_accepted": self.lines_accepted,
             "lines_quarantined": self.lines_quarantined, "members": self.members,
@@ -108,7 +114,7 @@ class RunReport:
             "accepted_by_relay": self.events.get("sent", 0),
             "sent": self.emailed, "bounced": self.bounced_statements,
             **{f"queue_{name}": n for name, n in self.queues.items()},
-            "paper": self.paper, "failed": self.count(Status.FAILED),
+            "paper": self.paper, "failed": self.count(Status.FAILED), "superseded": self.superseded,
             "prompt_notice": self.prompt_notice,
             "prompt_notice_claims": len(self.prompt_notice_claims),
             "reissued": len(self.reissues),
@@ -152,8 +158,12 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
                             f["rows_read"] == f["rows_accepted"] + f["rows_quarantined"],
                             f"{f['rows_read']} = {f['rows_accepted']} + {f['rows_quarantined']}"))
     unfinished = report.count(Status.COMPOSED)
-    checks.append(Check("every statement rendered or failed with a reason", unfinished == 0,
-                        f"{unfinished} still composed"))
+    checks.append(Check("every statement rendered, failed with a reason, or superseded",
+                        unfinished == 0, f"{unfinished} still composed"))
+    replaced = sum(1 for row in report.reissues if row["replaced_status"] == Status.SUPERSEDED.value)
+    checks.append(Check("every superseded statement is replaced by a newer version",
+                        report.superseded == replaced,
+                        f"{report.superseded} superseded, {replaced} replaced by a reissue"))
     waiting = report.count(Status.RENDERED)
     checks.append(Check("every rendered statement routed to email or paper", waiting == 0,
                         f"{waiting} rendered but not routed"))

@@ -25,6 +25,7 @@ class Status(StrEnum):
     PRINTED = "printed"
     MAILED = "mailed"
     FAILED = "failed"
+    SUPERSEDED = "superseded"
 
 
 S = Status
@@ -47,10 +48,13 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),
     S.FAILED: frozenset({S.COMPOSED}),
+    # a corrected extract replaced this version before it was rendered: not a failure, and
+    # nothing to deliver (one already rendered or out keeps its status; the timeline says so)
+    S.SUPERSEDED: frozenset({S.COMPOSED}),
 }
 """For each target status, the statuses a statement may move from."""
 
-TERMINAL: frozenset[Status] = frozenset({S.DELIVERED, S.MAILED, S.FAILED})
+TERMINAL: frozenset[Status] = frozenset({S.DELIVERED, S.MAILED, S.FAILED, S.SUPERSEDED})
 IN_FLIGHT: frozenset[Status] = frozenset(
     {S.QUEUED, S.SENT, S.RETRY_SCHEDULED, S.VERIFICATION_PENDING, S.VERIFIED}
 )

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 MARGIN = timedelta(hours=1)
 SETTLED: frozenset[Status] = frozenset(
-    {Status.DELIVERED, Status.PAPER_QUEUED, Status.PRINTED, Status.MAILED, Status.FAILED})
+    {Status.DELIVERED, Status.PAPER_QUEUED, Status.PRINTED, Status.MAILED, Status.FAILED,
+     Status.SUPERSEDED})
 NOT_SENT_BY_CUTOFF = frozenset(
     {Status.QUEUED, Status.RETRY_SCHEDULED, Status.VERIFIED, Status.BOUNCED, Status.RENDERED})
 

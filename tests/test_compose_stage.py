@@ -11,7 +11,7 @@ from pipeline.compose import iter_composed, make_statement_id
 from pipeline.generate import generate_extract
 from pipeline.routing import address_hash
 from pipeline.settings import Settings
-from pipeline.stages import compose_stage, ingest_stage, open_context, run_dir
+from pipeline.stages import compose_stage, ingest_stage, open_context, report_stage, run_dir
 from pipeline.statuses import Status
 
 PERIOD = "2026-11"
@@ -84,8 +84,11 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
     assert [v["version"] for v in versions] == [1, 2]
     old, new = versions
     assert new["replaces"] == old["statement_id"] == make_statement_id(member, PERIOD, 1)
-    assert old["status"] == Status.FAILED and new["status"] == Status.COMPOSED
-    assert "superseded" in [e["event"] for e in ctx.ledger.timeline(old["statement_id"])]
+    assert old["status"] == Status.SUPERSEDED and new["status"] == Status.COMPOSED
+    closed = ctx.ledger.timeline(old["statement_id"])[-1]
+    assert (closed["event"], closed["from_status"], closed["to_status"]) == (
+        "superseded", "composed", "superseded")
+    assert closed["detail"] == {"by": new["statement_id"]}
     assert "reissue" in [e["event"] for e in ctx.ledger.timeline(new["statement_id"])]
     rendered = {c.statement.member.member_id: c.statement
                 for shard in range(2) for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), shard,
@@ -95,6 +98,56 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
         new["statement_id"], 2, old["statement_id"])
     third = compose_stage(ctx, PERIOD)
     assert (third["inserted"], third["reissued"]) == (0, 0)
+
+
+def test_a_superseded_version_is_neither_a_failure_nor_owed_a_delivery(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    with ctx.ledger.begin() as conn:  # as if everything else had been rendered and sent
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []
+    assert (summary["statements"], summary["superseded"], summary["failed"]) == (
+        first["statements"] + 1, 1, 0)
+    assert summary["rendered"] == summary["sent"] == first["statements"]
+    html = Path(summary["html"]).read_text()
+    assert "every superseded statement is replaced by a newer version" in html and "✘" not in html
+    assert f"<td><code>{old_id}</code></td><td>superseded</td>" in html
+    with Path(summary["csv"]).open(newline="", encoding="utf-8") as handle:
+        csv_rows = {row["metric"]: row["value"] for row in csv.DictReader(handle)}
+    assert (csv_rows["superseded"], csv_rows["failed"], csv_rows["status_superseded"]) == ("1", "0", "1")
+    # a superseded version without the version that replaces it would not reconcile
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET replaces = NULL WHERE statement_id = :s"), {"s": new_id})
+    assert report_stage(ctx, PERIOD)["failed_checks"] == [
+        "every superseded statement is replaced by a newer version"]
+
+
+def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: ignore[no-untyped-def]
+        ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    monkeypatch.setenv("EOB_WORKSPACE", str(ctx.settings.workspace))
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test"])
+    assert result.exit_code == 0, result.output
+    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    assert f"{old_id} · {PERIOD} · status superseded" in result.output
+    assert f"{new_id} · {PERIOD} · status composed" in result.output
+    assert f"by={new_id}" in result.output and f"replaces={old_id}" in result.output
 
 
 def test_a_sent_statement_stays_sent_when_a_correction_replaces_it(ctx) -> None:  # type: ignore[no-untyped-def]

@@ -6,12 +6,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.ledger import FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
-from pipeline.sqlfiles import SQL_DIR, migrations
-from pipeline.statuses import ALLOWED_FROM, Status
+from pipeline.sqlfiles import Migration, migrations
+from pipeline.statuses import ALLOWED_FROM, TERMINAL, Status
 
 
 def _statement(sid: str = "st-2026-11-aaaa", run_id: str = "eob-2026-11") -> NewStatement:
@@ -72,13 +72,133 @@ def test_schema_refuses_a_status_outside_the_vocabulary(ledger: Ledger) -> None:
                      {"s": "st-2026-11-aaaa"})
 
 
-def test_schema_check_matches_python_vocabulary() -> None:
-    ddl = (SQL_DIR / "migrations" / "001_ledger.sql").read_text()
-    block = re.search(r"status\s+TEXT NOT NULL CHECK \(status IN \((.*?)\)\)", ddl, re.S)
-    assert block, "statements.status CHECK constraint not found"
-    in_schema = set(re.findall(r"'(\w+)'", block.group(1)))
-    assert in_schema == {s.value for s in Status}
+def _status_check(ledger: Ledger) -> str:
+    checks = [c["sqltext"] for c in inspect(ledger.engine).get_check_constraints("statements")
+              if "'composed'" in c["sqltext"]]
+    assert len(checks) == 1, checks
+    return checks[0]
+
+
+def test_schema_check_matches_python_vocabulary(ledger: Ledger) -> None:
+    """The migrated database's constraint, on each dialect, is the Python vocabulary."""
+    assert set(re.findall(r"'(\w+)'", _status_check(ledger))) == {s.value for s in Status}
     assert set(ALLOWED_FROM) == set(Status)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_newest_status_check_in_the_migrations_matches_python_vocabulary(dialect: str) -> None:
+    defining = [stmt for m in migrations(dialect) for stmt in m.statements
+                if re.search(r"CHECK \(status IN \(", stmt)]
+    block = re.search(r"CHECK \(status IN \((.*?)\)\)", defining[-1], re.S)
+    assert block, "statements.status CHECK constraint not found"
+    assert set(re.findall(r"'(\w+)'", block.group(1))) == {s.value for s in Status}
+
+
+def test_schema_accepts_every_status_of_the_vocabulary(ledger: Ledger) -> None:
+    ledger.add_statements([_statement()])
+    for status in Status:
+        with ledger.begin() as conn:
+            conn.execute(text("UPDATE statements SET status = :status WHERE statement_id = :s"),
+                         {"status": status.value, "s": "st-2026-11-aaaa"})
+        assert ledger.statement("st-2026-11-aaaa")["status"] == status.value
+
+
+def test_superseded_only_closes_a_statement_never_rendered(ledger: Ledger) -> None:
+    ledger.add_statements([_statement(), _statement("st-2026-11-bbbb")])
+    assert ledger.transition("st-2026-11-aaaa", Status.SUPERSEDED, "superseded", detail={"by": "v2"})
+    assert ledger.transition("st-2026-11-bbbb", Status.RENDERED, "rendered")
+    assert not ledger.transition("st-2026-11-bbbb", Status.SUPERSEDED, "superseded")
+    assert not ledger.transition("st-2026-11-aaaa", Status.RENDERED, "rendered")  # terminal
+    assert ledger.status_counts("eob-2026-11") == {"superseded": 1, "rendered": 1}
+    assert Status.SUPERSEDED in TERMINAL
+
+
+def _schema(ledger: Ledger) -> dict[str, object]:
+    """Everything about statements and the tables referencing it except the status CHECK."""
+    found = inspect(ledger.engine)
+    return {
+        "columns": [(c["name"], str(c["type"]), c["nullable"], str(c["default"]))
+                    for c in found.get_columns("statements")],
+        "primary_key": found.get_pk_constraint("statements")["constrained_columns"],
+        "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                          for i in found.get_indexes("statements")),
+        "checks": sorted(c["sqltext"] for c in found.get_check_constraints("statements")
+                         if "'composed'" not in c["sqltext"]),
+        "foreign_keys": {table: sorted((tuple(k["constrained_columns"]), k["referred_table"],
+                                        tuple(k["referred_columns"]))
+                                       for k in found.get_foreign_keys(table))
+                         for table in ("statements", "statement_events", "prompt_notices")},
+    }
+
+
+def _rows(ledger: Ledger) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    with ledger.begin() as conn:
+        return {table: [tuple(row) for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+                for table, key in (("statements", "statement_id"), ("statement_events", "event_id"),
+                                   ("prompt_notices", "statement_id, claim_id"), ("audit_log", "seq"))}
+
+
+def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: str) -> None:
+    old = Ledger.open(ledger_url, migrate=False)
+    assert old.migrate(upto=4) == [1, 2, 3, 4]
+    old.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    old.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    old.transition("st-2026-11-aaaa", Status.FAILED, "superseded", detail={"by": "st-2026-11-bbbb"},
+                   last_reason="superseded by st-2026-11-bbbb (corrected extract)")
+    for status in (Status.RENDERED, Status.QUEUED, Status.SENT):
+        old.transition("st-2026-11-cccc", status, status.value, pool="pool_a", sha256="ab", pages=2,
+                       attempts_increment=int(status is Status.SENT))
+    with old.begin() as conn:
+        conn.execute(text("UPDATE statements SET content_hash = 'h2', replaces = 'st-2026-11-aaaa' "
+                          "WHERE statement_id = 'st-2026-11-bbbb'"))
+        conn.execute(text("INSERT INTO prompt_notices (statement_id, claim_id, notice_due) "
+                          "VALUES ('st-2026-11-bbbb', 'C1', '2026-11-20')"))
+    old.audit("pipeline", "reissue", "st-2026-11-bbbb", {"replaces": "st-2026-11-aaaa"})
+    schema, rows = _schema(old), _rows(old)
+    assert "superseded" not in _status_check(old)
+    old.close()
+
+    ledger = Ledger.open(ledger_url, migrate=False)
+    assert ledger.migrate() == [5]
+    assert ledger.migrate() == []
+    assert _rows(ledger) == rows
+    assert _schema(ledger) == schema
+    assert "superseded" in _status_check(ledger)
+    assert ledger.verify_audit_chain() == 1
+    assert ledger.add_statements([_statement("st-2026-11-dddd")]) == 1
+    assert ledger.transition("st-2026-11-dddd", Status.SUPERSEDED, "superseded")
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # still a closed vocabulary
+        conn.execute(text("UPDATE statements SET status = 'lost' WHERE statement_id = 'st-2026-11-cccc'"))
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # foreign keys still enforced
+        conn.execute(text("INSERT INTO statement_events (statement_id, at, event, detail) "
+                          "VALUES ('st-missing', '2026-11-01', 'x', '{}')"))
+    if ledger.dialect == "sqlite":
+        with ledger.begin() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+        assert "statements_new" not in names and "sqlite_autoindex_statements_1" in names
+    ledger.close()
+
+
+def test_sqlite_migration_that_breaks_a_foreign_key_is_rolled_back(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import pipeline.ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    Ledger.open(url).close()
+    real = migrations("sqlite")
+    orphan = Migration(len(real) + 1, "orphan", (
+        "INSERT INTO statement_events (statement_id, at, event, detail) "
+        "VALUES ('st-missing', '2026-11-01', 'x', '{}')",))
+    monkeypatch.setattr(pipeline.ledger, "migrations", lambda dialect: [*real, orphan])
+    ledger = Ledger.open(url, migrate=False)
+    with pytest.raises(LedgerError, match="foreign keys"):
+        ledger.migrate()
+    assert ledger.schema_version() == len(real)
+    with ledger.begin() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM statement_events").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    ledger.close()
 
 
 def test_ingest_accounts_are_replaced_on_rerun(ledger: Ledger) -> None:

@@ -6,6 +6,7 @@ a real server that accepts TCP connections and never says a word.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -72,6 +73,20 @@ def test_anything_not_emailed_by_the_cutoff_goes_to_paper(status: Status) -> Non
 
 def test_never_rendered_is_a_failure_with_a_reason_at_the_deadline() -> None:
     assert _decide(Status.COMPOSED, timedelta(0), timedelta(days=21)) == ["failed:not_rendered_by_deadline"]
+
+
+def test_a_superseded_version_is_settled_and_left_alone() -> None:
+    assert Status.SUPERSEDED in SETTLED
+    assert _decide(Status.SUPERSEDED, timedelta(0), timedelta(days=60)) == []
+
+
+def test_unsettled_query_excludes_exactly_the_settled_statuses() -> None:
+    from pipeline.sqlfiles import query
+
+    sql = query("sweep_unsettled_for_run")
+    assert set(re.findall(r"'(\w+)'", sql.split("NOT IN", 1)[1])) == {s.value for s in SETTLED}
+    candidates = set(re.findall(r"'(\w+)'", query("sweep_candidates")))
+    assert not candidates & {s.value for s in SETTLED}
 
 
 def test_sweep_settles_every_in_flight_status_by_the_deadline(tmp_path: Path) -> None:

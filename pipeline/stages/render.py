@@ -5,7 +5,7 @@ Idempotent by content: every statement's unencrypted PDF is deterministic, and i
 again (cheap) and, for a statement still 'rendered' whose content hash is unchanged, skips
 the encryption and the upload; if the content changed (corrected data, edited wording) it
 stores the new PDF under the same key and records a 'rerendered' event. Statements already
-queued, sent or failed are never touched.
+queued, sent, failed or superseded are never touched.
 
 PHI: the member password lives only in a local variable between derivation and encryption;
 ledger rows, events and logs carry statement ids, hashes and counts only.

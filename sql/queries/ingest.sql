@@ -30,5 +30,6 @@ WHERE s.run_id = :run_id
 ORDER BY p.notice_due, p.statement_id, p.claim_id;
 
 -- name: ingest_reissues_for_run
-SELECT statement_id, member_id, version, replaces FROM statements
-WHERE run_id = :run_id AND replaces IS NOT NULL ORDER BY statement_id;
+SELECT s.statement_id, s.member_id, s.version, s.replaces, r.status AS replaced_status
+FROM statements s LEFT JOIN statements r ON r.statement_id = s.replaces
+WHERE s.run_id = :run_id AND s.replaces IS NOT NULL ORDER BY s.statement_id;

@@ -46,7 +46,7 @@ LIMIT :limit;
 -- name: sweep_unsettled_for_run
 SELECT status, COUNT(*) AS n FROM statements
 WHERE run_id = :run_id
-  AND status NOT IN ('delivered', 'paper_queued', 'printed', 'mailed', 'failed')
+  AND status NOT IN ('delivered', 'paper_queued', 'printed', 'mailed', 'failed', 'superseded')
 GROUP BY status;
 
 -- name: suppression_upsert
