@@ -100,6 +100,22 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
     assert (third["inserted"], third["reissued"]) == (0, 0)
 
 
+def test_a_rendered_version_replaced_before_it_is_queued_never_goes_out(ctx) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.ledger import Transition
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    ctx.ledger.apply([Transition(s["statement_id"], Status.RENDERED, "rendered") for s in _statements(ctx)])
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    old, new = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert (old["status"], new["status"]) == (Status.SUPERSEDED, Status.COMPOSED)
+    closed = ctx.ledger.timeline(old["statement_id"])[-1]
+    assert (closed["from_status"], closed["to_status"]) == ("rendered", "superseded")
+    assert {s["status"] for s in _statements(ctx) if s["member_id"] != member} == {Status.RENDERED}
+
+
 def test_a_superseded_version_is_neither_a_failure_nor_owed_a_delivery(ctx) -> None:  # type: ignore[no-untyped-def]
     ingest_stage(ctx, PERIOD)
     first = compose_stage(ctx, PERIOD)

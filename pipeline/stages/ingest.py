@@ -186,11 +186,11 @@ class _ShardPlan:
 
     def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
         """The corrected version replaces the old one on both timelines; an old version not yet
-        rendered is closed as `superseded` (it must never go out), one already rendered or out
-        keeps its status."""
+        queued to go out (composed or rendered) is closed as `superseded` so it never goes out;
+        one already queued or out keeps its status."""
         ledger = self.ctx.ledger
         ledger.record_event(new_id, "reissue", {"replaces": old_id})
-        if old_status == Status.COMPOSED:
+        if old_status in (Status.COMPOSED, Status.RENDERED):
             ledger.apply([Transition(old_id, Status.SUPERSEDED, "superseded", {"by": new_id},
                                      {"last_reason": f"superseded by {new_id} (corrected extract)"})])
         else:
