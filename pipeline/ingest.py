@@ -1325,18 +1325,12 @@ _KEY_REJECTS = pa.schema([("order", pa.int64()), ("rule", pa.string()), ("first_
 def _key_problems(keys: pa.Table) -> pa.Table:
     """Within one claim bucket: later copies of a claim line, and every line of a claim whose
     lines name more than one member (a re-keyed claim: showing it to either member may be wrong)."""
+    keys = keys.sort_by([("claim_id", "ascending"), ("line_no", "ascending"), ("order", "ascending")])
     n = keys.num_rows
-    claim_hash = hash64(keys["claim_id"])
-    keys = keys.take(pa.array(np.lexsort((keys["order"].to_numpy(), keys["line_no"].to_numpy(), claim_hash))))
     claim = keys["claim_id"].combine_chunks()
     same_claim = np.zeros(n, bool)
     if n > 1:
         same_claim[1:] = pc.equal(claim.slice(1), claim.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        claim_hash = np.sort(claim_hash)
-        if ((claim_hash[1:] == claim_hash[:-1]) & ~same_claim[1:]).any():  # two claims, one hash
-            keys = keys.sort_by([("claim_id", "ascending"), ("line_no", "ascending"), ("order", "ascending")])
-            claim = keys["claim_id"].combine_chunks()
-            same_claim[1:] = pc.equal(claim.slice(1), claim.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     line_no = keys["line_no"].to_numpy()
     repeat = same_claim & np.concatenate([[False], line_no[1:] == line_no[:-1]])
     starts = np.flatnonzero(~same_claim)
