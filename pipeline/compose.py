@@ -16,8 +16,9 @@ previous one); the compose stage records the version it chose per member in
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -34,8 +35,10 @@ from pipeline.ingest import (
     _mix,
     hash_strings,
     iter_buckets,
+    read_bucket_lines,
     read_bucket_members,
     reason_table,
+    shard_buckets,
 )
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
@@ -246,32 +249,29 @@ def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None
 
 def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
                   is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
-    """Statement summaries of one shard, bucket by bucket (bounded memory)."""
+    """Statement summaries of one shard, bucket by bucket, in bucket order. Two buckets are read
+    and summarised at once (Parquet decoding and most of the summary release the GIL); memory
+    stays at a few buckets."""
     plans = load_plans(run_dir)
-    for lines, members in _read_ahead(run_dir, shard):
-        summary = summarize_bucket(lines, members, plans, period=period,
-                                   prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
-        if summary.num_rows:
-            yield summary
+
+    def summarize(bucket: int) -> pa.Table:
+        return summarize_bucket(read_bucket_lines(run_dir, shard, bucket, SUMMARY_COLUMNS),
+                                read_bucket_members(run_dir, bucket), plans, period=period,
+                                prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[Future[pa.Table]] = deque()
+        for bucket in shard_buckets(run_dir, shard):
+            pending.append(pool.submit(summarize, bucket))
+            if len(pending) > 2:
+                yield from _nonempty(pending.popleft().result())
+        while pending:
+            yield from _nonempty(pending.popleft().result())
 
 
-def _read_ahead(run_dir: Path, shard: int) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """(lines, members) bucket by bucket, the next bucket read in a thread while this one is
-    summarised (Parquet decoding releases the GIL): at most two buckets in memory."""
-    buckets = iter_buckets(run_dir, shard, SUMMARY_COLUMNS)
-
-    def load() -> tuple[pa.Table, pa.Table] | None:
-        item = next(buckets, None)
-        if item is None:
-            return None
-        bucket, lines = item
-        return lines, read_bucket_members(run_dir, bucket)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load)
-        while (loaded := pending.result()) is not None:
-            pending = pool.submit(load)
-            yield loaded
+def _nonempty(summary: pa.Table) -> Iterator[pa.Table]:
+    if summary.num_rows:
+        yield summary
 
 
 def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:

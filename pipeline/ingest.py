@@ -52,7 +52,7 @@ from pipeline.sources.errors import ExtractFileError, ExtractSourceError, arrow_
 __all__ = [
     "LINE_SCHEMA", "MONEY_COLUMNS", "AccountingError", "ExtractFileError", "ExtractSourceError",
     "IngestResult", "ReasonTable", "hash64", "ingest", "iter_buckets", "read_bucket_members",
-    "read_shard_lines", "reason_table", "shard_of",
+    "read_bucket_lines", "read_shard_lines", "reason_table", "shard_buckets", "shard_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -1169,16 +1169,16 @@ class _Job:
     def _claim_key_rejects(self) -> pa.Table:
         """Claim lines that repeat (same claim_id and line_no), and claims whose lines name more
         than one member, found bucket by bucket of claim_id: (order, reason id, first order)."""
-        found = []
         staging = self.out_dir / "staging"
-        for bucket in range(self.buckets):
+
+        def problems(bucket: int) -> pa.Table:
             parts = [t for index in range(len(self.claim_names))
                      if (t := _read_stage(staging / f"keys-{index:04d}", bucket)) is not None]
-            if parts:
-                found.append(_key_problems(pa.concat_tables(parts)))
-        if not found:
-            return _KEY_REJECTS.empty_table()
-        return pa.concat_tables(found)
+            return _key_problems(pa.concat_tables(parts)) if parts else _KEY_REJECTS.empty_table()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # buckets are independent
+            found = list(pool.map(problems, range(self.buckets)))
+        return pa.concat_tables(found) if found else _KEY_REJECTS.empty_table()
 
     def _bucket_lines(self, bucket: int, shard: int, member_ids: pa.ChunkedArray,
                       effects: list[Callable[[], None]]) -> pa.Table:
@@ -1436,9 +1436,19 @@ def _read_stage(folder: Path, bucket: int) -> pa.Table | None:
 def iter_buckets(run_dir: Path, shard: int,
                  columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
     """(bucket, lines) for one shard, bucket by bucket: what compose and render stream over."""
+    for bucket in shard_buckets(run_dir, shard):
+        yield bucket, read_bucket_lines(run_dir, shard, bucket, columns)
+
+
+def shard_buckets(run_dir: Path, shard: int) -> list[int]:
+    """The buckets of one shard that have accepted lines, in order."""
     folder = run_dir / "lines" / f"shard-{shard:03d}"
-    for path in sorted(folder.glob("bucket-*.parquet")):
-        yield int(path.stem.split("-")[1]), pq.read_table(path, columns=columns)
+    return sorted(int(path.stem.split("-")[1]) for path in folder.glob("bucket-*.parquet"))
+
+
+def read_bucket_lines(run_dir: Path, shard: int, bucket: int, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(run_dir / "lines" / f"shard-{shard:03d}" / f"bucket-{bucket:05d}.parquet",
+                         columns=columns)
 
 
 def read_bucket_members(run_dir: Path, bucket: int) -> pa.Table:
