@@ -61,7 +61,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "extract_schema.json"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MONEY_COLUMNS = ["billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
                  "coinsurance", "not_covered"]
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20
 READ_AHEAD_BLOCKS = 3
 PARQUET_BATCH_ROWS = 131_072
 DEFAULT_BUCKET_ROWS = 250_000
