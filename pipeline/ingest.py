@@ -72,6 +72,11 @@ PARQUET_OPTIONS = {"compression": "lz4", "write_statistics": ["member_id", "shar
                                       "language", "line_of_business", "edelivery_consent", "group_number"]}
 """Statistics only where readers filter (members by bucket); dictionaries only where values repeat;
 lz4: the fastest to write and read."""
+LOW_CARDINALITY = frozenset({"patient_relationship", "provider_name", "provider_npi", "network",
+                             "service_code", "service_description", "status", "reason_code"})
+"""Claim columns with few distinct values: read from CSV as dictionaries, so their checks and
+hashes run once per distinct value and Parquet gets them already dictionary-encoded."""
+_TEXT_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 CSV_BYTES_PER_LINE = 150  # a deliberately low guess: more, smaller buckets rather than fewer, big ones
 _ORDER_SHIFT = 40  # order = file index << 40 | row number: first occurrence wins across files
 _EMAIL = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
@@ -262,11 +267,15 @@ def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def hash_strings(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """hash64, through a dictionary when the strings are long and repeat (provider names)."""
+    """hash64, through a dictionary when the strings are long and repeat (provider names) or
+    when the column is one already."""
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+        parts = [hash_strings(chunk) for chunk in values.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
     if len(values) == 0:
         return np.zeros(0, np.uint64)
+    if pa.types.is_dictionary(values.type):
+        return hash64(values.dictionary)[values.indices.to_numpy(zero_copy_only=False)]
     longest = pc.max(pc.binary_length(values)).as_py() or 0
     if longest <= 32:
         return hash64(values)
@@ -498,7 +507,8 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
             read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), include_columns=wanted,
+                column_types={n: _TEXT_DICTIONARY if n in LOW_CARDINALITY else pa.string() for n in names},
+                include_columns=wanted,
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
         for batch in reader:
@@ -655,16 +665,39 @@ def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
         c.name not in names for c in spec.columns) else None
     out = {}
     for column in spec.columns:
-        if column.name not in names:
-            out[column.name] = empty
-            continue
-        value = batch.column(names.index(column.name))
+        value = batch.column(names.index(column.name)) if column.name in names else empty
         if value.null_count:
-            value = pc.fill_null(value, "")
-        if (column.required or column.type != "string" or column.pattern) and _may_need_trim(value):
-            value = pc.utf8_trim_whitespace(value)
+            value = pc.fill_null(value.cast(pa.string()), "")
+        if column.name in LOW_CARDINALITY and not pa.types.is_dictionary(value.type):
+            value = pc.dictionary_encode(value)  # the same types whatever the source format
+        if column.required or column.type != "string" or column.pattern:
+            value = _trimmed(value)
         out[column.name] = value
     return out
+
+
+def _trimmed(value: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(value.type):
+        if not _may_need_trim(value.dictionary):
+            return value
+        return pa.DictionaryArray.from_arrays(value.indices, pc.utf8_trim_whitespace(value.dictionary))
+    return pc.utf8_trim_whitespace(value) if _may_need_trim(value) else value
+
+
+def per_value(value: pa.Array, check: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
+    """check(values) as one boolean per row; for a dictionary column, once per distinct value."""
+    if pa.types.is_dictionary(value.type):
+        return np.asarray(check(value.dictionary))[value.indices.to_numpy(zero_copy_only=False)]
+    return np.asarray(check(value))
+
+
+def _nonempty(values: pa.Array) -> np.ndarray:
+    return pc.binary_length(values).to_numpy(zero_copy_only=False) > 0  # type: ignore[no-any-return]
+
+
+def _among(choices: Sequence[str]) -> Callable[[pa.Array], np.ndarray]:
+    allowed = pa.array(list(choices), pa.string())
+    return lambda values: pc.is_in(values, allowed).to_numpy(zero_copy_only=False)
 
 
 def _may_need_trim(value: pa.Array) -> bool:
@@ -690,7 +723,7 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
     typed: dict[str, pa.Array] = {}
     for column in spec.columns:
         value = text[column.name]
-        present = pc.binary_length(value).to_numpy(zero_copy_only=False) > 0
+        present = per_value(value, _nonempty)
         if column.required:
             problems.flag(~present, column.name, "required value is empty")
         if column.type == "date":
@@ -701,12 +734,12 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
             typed[column.name] = _integer(value, present, column, problems)
         else:
             if column.type == "enum":
-                known = pc.is_in(value, pa.array(column.values)).to_numpy(zero_copy_only=False)
+                known = per_value(value, _among(column.values))
                 problems.flag(present & ~known, column.name,
                               column.reason or f"must be one of {', '.join(column.values)}")
             if column.pattern:
-                problems.flag(present & ~matches(value, column.pattern), column.name,
-                              column.reason or "not in the expected format")
+                shaped = per_value(value, partial(matches, pattern=column.pattern))
+                problems.flag(present & ~shaped, column.name, column.reason or "not in the expected format")
             typed[column.name] = value
     return typed
 
@@ -828,25 +861,24 @@ def _claim_rules(typed: dict[str, pa.Array], spec: FileSpec, problems: _Problems
         parts = pc.add(parts, typed[name])
     problems.flag(pc.not_equal(typed["billed"], parts), *spec.rule("billed_reconciles"))
     status, reason = typed["status"], typed["reason_code"]
-    adverse = pc.is_in(status, pa.array(["denied", "partial"]))
-    has_reason = pc.not_equal(reason, "")
+    adverse = per_value(status, _among(["denied", "partial"]))
+    has_reason = per_value(reason, _nonempty)
     table = reason_table()
-    problems.flag(pc.and_(adverse, pc.invert(has_reason)), *spec.rule("adverse_has_reason"))
-    problems.flag(pc.and_(has_reason, pc.invert(pc.is_in(reason, pa.array(table.codes)))),
-                  *spec.rule("reason_code_known"))
-    problems.flag(pc.and_(pc.and_(adverse, has_reason),
-                          pc.invert(pc.is_in(reason, pa.array(table.with_provision, pa.string())))),
+    problems.flag(adverse & ~has_reason, *spec.rule("adverse_has_reason"))
+    problems.flag(has_reason & ~per_value(reason, _among(table.codes)), *spec.rule("reason_code_known"))
+    problems.flag(adverse & has_reason & ~per_value(reason, _among(table.with_provision)),
                   *spec.rule("adverse_reason_has_provision"))
-    problems.flag(pc.and_(pc.equal(status, "denied"), pc.greater(typed["plan_paid"], 0)),
+    denied = per_value(status, _among(["denied"]))
+    problems.flag(denied & (typed["plan_paid"].to_numpy(zero_copy_only=False) > 0),
                   *spec.rule("denied_without_payment"))
 
 
 def _no_surprises(typed: dict[str, pa.Array]) -> pa.Array:
     """Explicit Y/N wins; otherwise out of network and an emergency or air-ambulance code."""
-    derived = pc.and_(pc.equal(typed["network"], "out"),
-                      pc.is_in(typed["service_code"], pa.array(NO_SURPRISES_CODES)))
+    derived = (per_value(typed["network"], _among(["out"]))
+               & per_value(typed["service_code"], _among(NO_SURPRISES_CODES)))
     flag = typed["no_surprises"]
-    return pc.if_else(pc.equal(flag, ""), derived, pc.equal(flag, "Y"))
+    return pa.array(np.where(per_value(flag, _among([""])), derived, per_value(flag, _among(["Y"]))))
 
 
 # -- the job -------------------------------------------------------------------------------
@@ -1100,7 +1132,9 @@ class _Job:
         folder = self.out_dir / "lines" / f"shard-{shard:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         if lines.num_rows:
-            pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet", **PARQUET_OPTIONS)
+            # without the Arrow schema, readers get the dictionary columns back as plain strings
+            pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet", **PARQUET_OPTIONS,
+                           store_schema=False)
         return shard, members, lines.num_rows, effects
 
     def _apply_bucket(self, members_out: pq.ParquetWriter, shard_lines: dict[int, int],
@@ -1187,7 +1221,7 @@ class _Job:
                  if (t := _read_stage(self.out_dir / "staging" / f"claims-{index:04d}", bucket)) is not None]
         if not parts:
             return LINE_SCHEMA.empty_table()
-        lines = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        lines = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).unify_dictionaries()
         known = pc.is_in(lines["member_id"], member_ids.combine_chunks() if member_ids.num_chunks
                          else pa.array([], pa.string())).to_numpy(zero_copy_only=False)
         if not known.all():
@@ -1403,18 +1437,19 @@ def _bucket_order(shards: int, buckets: int) -> list[int]:
 
 # -- staging -------------------------------------------------------------------------------
 class _Stage:
-    """Accepted rows of one file, split into bucket files (Arrow IPC: cheap to write and read)."""
+    """Accepted rows of one file, split into bucket files (Arrow IPC streams: cheap to write and
+    read, and each batch may bring its own dictionaries)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.writers: dict[int, ipc.RecordBatchFileWriter] = {}
+        self.writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         folder.mkdir(parents=True, exist_ok=True)
 
     def write_parts(self, parts: list[tuple[int, pa.Table]]) -> None:
         for bucket, part in parts:
             writer = self.writers.get(bucket)
             if writer is None:
-                writer = ipc.new_file(self.folder / f"bucket-{bucket:05d}.arrow", part.schema)
+                writer = ipc.new_stream(self.folder / f"bucket-{bucket:05d}.arrows", part.schema)
                 self.writers[bucket] = writer
             writer.write_table(part)
 
@@ -1425,11 +1460,11 @@ class _Stage:
 
 
 def _read_stage(folder: Path, bucket: int) -> pa.Table | None:
-    path = folder / f"bucket-{bucket:05d}.arrow"
+    path = folder / f"bucket-{bucket:05d}.arrows"
     if not path.exists():
         return None
     with pa.memory_map(str(path)) as source:
-        return ipc.open_file(source).read_all()
+        return ipc.open_stream(source).read_all()
 
 
 # -- reading the canonical output ----------------------------------------------------------
