@@ -1132,9 +1132,10 @@ class _Job:
         folder = self.out_dir / "lines" / f"shard-{shard:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         if lines.num_rows:
-            # without the Arrow schema, readers get the dictionary columns back as plain strings
-            pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet", **PARQUET_OPTIONS,
-                           store_schema=False)
+            # without the Arrow schema, readers get the dictionary columns back as plain strings;
+            # no statistics: a bucket file is always read whole
+            pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet",
+                           **(PARQUET_OPTIONS | {"write_statistics": False}), store_schema=False)
         return shard, members, lines.num_rows, effects
 
     def _apply_bucket(self, members_out: pq.ParquetWriter, shard_lines: dict[int, int],
