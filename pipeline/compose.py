@@ -2,10 +2,12 @@
 
 Two views of the same pure function of the canonical lines:
 
-- `compose_shard` / `summarize_bucket`: vectorised per bucket (Arrow + numpy), one row per
-  member with totals, accumulators, flags, channel and a content hash. This is what the compose
-  stage writes to the ledger; it never builds a Python object per claim line.
-- `iter_composed`: full `Statement` objects, member by member, for render.
+- `compose_shard` / `summarize_members`: vectorised per bucket (Arrow + numpy), one row per
+  member with totals, accumulators, flags, channel and a content hash, from the line totals
+  ingest keeps with each member in members.parquet. This is what the compose stage writes to
+  the ledger; it reads no claim line at all.
+- `iter_composed`: full `Statement` objects, member by member, for render (the line objects
+  are checked against those totals: the test suite proves both views agree).
 
 The statement_id is derived from member, period and version. The content hash lets a re-run
 tell "nothing changed" (no new row) from "a corrected extract" (a new version that replaces the
@@ -16,9 +18,8 @@ previous one); the compose stage records the version it chose per member in
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -30,15 +31,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.ingest import (
+    LINE_TOTALS,
     MONEY_COLUMNS,
     _as_u64,
     _mix,
     hash_strings,
     iter_buckets,
-    read_bucket_lines,
+    member_buckets,
     read_bucket_members,
     reason_table,
-    shard_buckets,
 )
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
@@ -46,8 +47,6 @@ from pipeline.periods import statement_date
 _LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
 LANGUAGES = ("en", "es")
 CHUNK_STATEMENTS = 5_000
-SUMMARY_COLUMNS = ["member_id", "status", "received_date", "no_surprises", "line_hash", *MONEY_COLUMNS]
-"""What the vectorised summary reads: no text columns, so compose reads a fraction of the lines."""
 MANIFEST_SCHEMA = pa.schema([("member_id", pa.string()), ("statement_id", pa.string()),
                              ("version", pa.int32()), ("replaces", pa.string()),
                              ("content_hash", pa.string())])
@@ -131,6 +130,11 @@ def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) 
     return None
 
 
+SUMMARY_COLUMNS = ["member_id", "plan_id", "email", "email_valid", "edelivery_consent", "ytd_deductible",
+                   "ytd_out_of_pocket", *LINE_TOTALS.names]
+"""What compose reads of members.parquet: no names or addresses."""
+
+
 # -- plans ---------------------------------------------------------------------------------
 def load_plans(run_dir: Path) -> dict[str, Plan]:
     """Plans with a known limit; an unknown limit (empty in the extract) is 0 and not shown."""
@@ -141,32 +145,18 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 
 
 # -- the vectorised view -------------------------------------------------------------------
-_FLAGS = ("adverse", "no_surprises", "prompt_notice")
 
 
-def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan], *, period: str,
-                     prompt_notice_days: int,
-                     is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
-    """One row per member with lines in this bucket: the statement without its line objects.
-
-    A hash group-by, so the lines may come in any order (canonical buckets keep extract order)."""
-    if not lines.num_rows:
+def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, prompt_notice_days: int,
+                      is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
+    """One row per member with lines in the period: the statement without its line objects,
+    from the line totals ingest keeps with each member (members.parquet)."""
+    with_lines = pc.greater(members["line_count"], 0)
+    member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
+    if not member.num_rows:
         return pa.table({})
     deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
-    adverse = pc.not_equal(lines["status"], "paid")
-    prompt = pc.fill_null(pc.and_(adverse, pc.less(lines["received_date"], deadline)), False)
-    work = pa.table({"member_id": lines["member_id"], **{name: lines[name] for name in MONEY_COLUMNS},
-                     "line_hash": lines["line_hash"], "adverse": adverse,
-                     "no_surprises": pc.fill_null(lines["no_surprises"], False),
-                     "prompt_notice": prompt})
-    member_ids, grouped = _group_sums(work)
-    sums = {name: grouped[name] for name in MONEY_COLUMNS}
-    fingerprint = grouped["line_hash"]  # a wrapping sum: a multiset hash of the lines
-
-    at = pc.index_in(member_ids, members["member_id"].combine_chunks())
-    if pc.any(pc.is_null(at)).as_py():
-        raise LookupError("canonical lines name a member that is not in members.parquet; re-run ingest")
-    member = members.take(at)
+    sums = {name: member[f"lines_{name}"].to_numpy() for name in MONEY_COLUMNS}
     plan_at = pc.index_in(member["plan_id"], pa.array(list(plans), pa.string())).to_numpy(
         zero_copy_only=False)
     deductible_limit = np.array([p.deductible_limit for p in plans.values()], np.int64)[plan_at]
@@ -174,6 +164,7 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
     deductible_used = member["ytd_deductible"].to_numpy() + sums["deductible"]
     cost_sharing = sums["deductible"] + sums["copay"] + sums["coinsurance"]  # not-covered does not count
     oop_used = member["ytd_out_of_pocket"].to_numpy() + cost_sharing
+    fingerprint = _as_u64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
     fingerprint = _mix(fingerprint ^ hash_strings(member["plan_id"]))
     fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_deductible"]))
     fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_out_of_pocket"]))
@@ -183,12 +174,14 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
     domain = pc.utf8_lower(pc.replace_substring_regex(email, r"^.*@", ""))
     emailed = pc.is_null(reasons)
     return pa.table({
-        "member_id": member_ids,
-        "line_count": pa.array(grouped["count"], pa.int32()),
+        "member_id": member["member_id"],
+        "line_count": member["line_count"],
         **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
         "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
                                       + sums["not_covered"]),
-        **{flag: pa.array(grouped[flag]) for flag in _FLAGS},
+        "adverse": member["lines_adverse"],
+        "no_surprises": member["lines_no_surprises"],
+        "prompt_notice": pc.fill_null(pc.less(member["earliest_adverse_received"], deadline), False),
         "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
                                                                          deductible_limit, deductible_used))),
         "deductible_limit": pa.array(deductible_limit),
@@ -199,36 +192,6 @@ def summarize_bucket(lines: pa.Table, members: pa.Table, plans: dict[str, Plan],
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
         "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
     })
-
-
-def _group_sums(work: pa.Table) -> tuple[pa.Array, dict[str, np.ndarray]]:
-    """Per member (in order of first line): sums of the money columns, the wrapping uint64 sum
-    of line hashes, any() of the flags and the line count, with numpy counting sorts.
-
-    Sums go through float64 `bincount`, exact for integers below 2**53: money per member is
-    far below that, and the 64-bit hashes are summed as two 32-bit halves."""
-    encoded = pc.dictionary_encode(work["member_id"].combine_chunks())
-    groups = encoded.indices.to_numpy(zero_copy_only=False)
-    size = len(encoded.dictionary)
-    counts = np.bincount(groups, minlength=size)
-    most = int(counts.max()) if size else 0
-
-    def total(values: np.ndarray) -> np.ndarray:
-        if len(values) and int(np.abs(values).max()) * most >= 2**53:  # beyond float64's integers
-            exact = np.zeros(size, np.int64)
-            np.add.at(exact, groups, values.astype(np.int64))
-            return exact
-        return np.bincount(groups, weights=values, minlength=size).astype(np.int64)
-
-    out = {name: total(work[name].to_numpy()) for name in MONEY_COLUMNS}
-    hashes = _as_u64(work["line_hash"])
-    low = total((hashes & np.uint64(0xFFFFFFFF)).astype(np.int64)).astype(np.uint64)
-    high = total((hashes >> np.uint64(32)).astype(np.int64)).astype(np.uint64)
-    out["line_hash"] = (high << np.uint64(32)) + low  # wraps like the sum of the full values
-    for flag in _FLAGS:
-        out[flag] = total(work[flag].to_numpy(zero_copy_only=False)) > 0
-    out["count"] = counts
-    return encoded.dictionary, out
 
 
 def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None) -> pa.Array:
@@ -249,29 +212,21 @@ def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None
 
 def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
                   is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
-    """Statement summaries of one shard, bucket by bucket, in bucket order. Two buckets are read
-    and summarised at once (Parquet decoding and most of the summary release the GIL); memory
-    stays at a few buckets."""
+    """Statement summaries of one shard, bucket by bucket: from members.parquet alone (ingest
+    keeps each member's line totals there), one row group per bucket, two buckets at a time
+    (Parquet decoding and Arrow compute release the GIL)."""
     plans = load_plans(run_dir)
 
     def summarize(bucket: int) -> pa.Table:
-        return summarize_bucket(read_bucket_lines(run_dir, shard, bucket, SUMMARY_COLUMNS),
-                                read_bucket_members(run_dir, bucket), plans, period=period,
-                                prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans, period=period,
+                                 prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
 
+    buckets = member_buckets(run_dir, shard)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: deque[Future[pa.Table]] = deque()
-        for bucket in shard_buckets(run_dir, shard):
-            pending.append(pool.submit(summarize, bucket))
-            if len(pending) > 2:
-                yield from _nonempty(pending.popleft().result())
-        while pending:
-            yield from _nonempty(pending.popleft().result())
-
-
-def _nonempty(summary: pa.Table) -> Iterator[pa.Table]:
-    if summary.num_rows:
-        yield summary
+        for start in range(0, len(buckets), 2):  # at most two buckets in memory
+            for summary in pool.map(summarize, buckets[start:start + 2]):
+                if summary.num_rows:
+                    yield summary
 
 
 def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:
@@ -326,8 +281,8 @@ def iter_composed(
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
-        summary = summarize_bucket(lines, members, plans, period=period,
-                                   prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        summary = summarize_members(members, plans, period=period,
+                                    prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
         if not summary.num_rows:
             continue
         late = prompt_notice_claims(lines, period, prompt_notice_days)
@@ -337,6 +292,10 @@ def iter_composed(
         by_id = {row["member_id"]: row for row in members.to_pylist()}
         summary = summary.sort_by("member_id")  # the lines' order: a member's lines are bounds[i]:bounds[i+1]
         bounds = [0, *np.cumsum(summary["line_count"].to_numpy()).tolist()]
+        if bounds[-1] != lines.num_rows or not pc.take(lines["member_id"], pa.array(bounds[:-1])).equals(
+                summary["member_id"]):
+            raise StaleComposition(f"bucket {bucket}: the canonical lines do not match members.parquet; "
+                                   "re-run ingest for the period")
         for first in range(0, summary.num_rows, CHUNK_STATEMENTS):  # Python objects a chunk at a time
             chunk = summary.slice(first, CHUNK_STATEMENTS).to_pylist()
             start, stop = bounds[first], bounds[first + len(chunk)]

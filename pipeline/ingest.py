@@ -51,8 +51,9 @@ from pipeline.sources.errors import ExtractFileError, ExtractSourceError, arrow_
 
 __all__ = [
     "LINE_SCHEMA", "MONEY_COLUMNS", "AccountingError", "ExtractFileError", "ExtractSourceError",
-    "IngestResult", "ReasonTable", "hash64", "ingest", "iter_buckets", "read_bucket_members",
-    "read_bucket_lines", "read_shard_lines", "reason_table", "shard_buckets", "shard_of",
+    "IngestResult", "LINE_TOTALS", "ReasonTable", "hash64", "ingest", "line_totals",
+    "with_line_totals", "iter_buckets", "read_bucket_members",
+    "member_buckets", "read_bucket_lines", "read_shard_lines", "reason_table", "shard_buckets", "shard_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ _HASHED_TEXT = ("claim_id", "patient_name", "patient_relationship", "provider_na
 _HASHED_NUMBERS = ("line_no", "service_date", "received_date", *MONEY_COLUMNS)
 _ODD = np.uint64(0xD6E8FEB86659FD93)
 
-MEMBER_SCHEMA = pa.schema([
+MEMBER_FIELDS = pa.schema([
     ("member_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
     ("date_of_birth", pa.date32()), ("address_line1", pa.string()), ("address_line2", pa.string()),
     ("city", pa.string()), ("state", pa.string()), ("postal_code", pa.string()),
@@ -112,6 +113,17 @@ MEMBER_SCHEMA = pa.schema([
     ("ytd_out_of_pocket", pa.int64()), ("email_valid", pa.bool_()), ("source_file", pa.string()),
     ("source_row", pa.int64()), ("shard", pa.int32()), ("bucket", pa.int32()),
 ])
+LINE_TOTALS = pa.schema([
+    ("line_count", pa.int32()), *[(f"lines_{name}", pa.int64()) for name in MONEY_COLUMNS],
+    ("lines_hash", pa.uint64()), ("lines_adverse", pa.bool_()), ("lines_no_surprises", pa.bool_()),
+    ("earliest_adverse_received", pa.date32()),
+])
+"""Per member, what compose needs of the member's accepted lines: their count, the sums of
+each amount, the wrapping sum of their hashes, whether any is denied or reduced (and the
+earliest such line's received date) and whether any has No Surprises protection."""
+MEMBER_SCHEMA = pa.schema([*MEMBER_FIELDS, *LINE_TOTALS])
+"""members.parquet: the member file's accepted rows plus their line totals for the period."""
+
 
 PLAN_SCHEMA = pa.schema([
     ("plan_id", pa.string()), ("plan_name", pa.string()), ("brand", pa.string()),
@@ -300,6 +312,68 @@ def line_hashes(lines: pa.Table) -> np.ndarray:
     for name in _HASHED_NUMBERS:
         h = (h ^ _as_u64(lines[name])) * _ODD
     return _mix(h)
+
+
+def line_totals(lines: pa.Table) -> pa.Table:
+    """LINE_TOTALS per member of a bucket's lines, in any order, with numpy counting sorts.
+
+    Sums go through float64 `bincount`, exact for integers below 2**53 (checked; np.add.at
+    otherwise); the 64-bit hashes are summed as two 32-bit halves, wrapping like a uint64 sum."""
+    if not lines.num_rows:
+        return pa.table({"member_id": pa.array([], pa.string())}).append_column(
+            "line_count", pa.array([], pa.int32()))
+    encoded = pc.dictionary_encode(lines["member_id"].combine_chunks()
+                                   if isinstance(lines["member_id"], pa.ChunkedArray) else lines["member_id"])
+    groups = encoded.indices.to_numpy(zero_copy_only=False)
+    size = len(encoded.dictionary)
+    counts = np.bincount(groups, minlength=size)
+    most = int(counts.max())
+
+    def total(values: np.ndarray) -> np.ndarray:
+        if len(values) and int(np.abs(values).max()) * most >= 2**53:
+            exact = np.zeros(size, np.int64)
+            np.add.at(exact, groups, values.astype(np.int64))
+            return exact
+        return np.bincount(groups, weights=values, minlength=size).astype(np.int64)
+
+    status = _plain_text(lines["status"])
+    adverse = per_value(status, lambda values: pc.not_equal(values, "paid").to_numpy(zero_copy_only=False))
+    hashes = _as_u64(lines["line_hash"])
+    low = total((hashes & np.uint64(0xFFFFFFFF)).astype(np.int64)).astype(np.uint64)
+    high = total((hashes >> np.uint64(32)).astype(np.int64)).astype(np.uint64)
+    received = _as_u64(lines["received_date"]).view(np.int64)
+    earliest = np.full(size, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(earliest, groups[adverse], received[adverse])
+    columns = {
+        "member_id": encoded.dictionary, "line_count": pa.array(counts, pa.int32()),
+        **{f"lines_{name}": pa.array(total(_as_u64(lines[name]).view(np.int64))) for name in MONEY_COLUMNS},
+        "lines_hash": pa.array((high << np.uint64(32)) + low),
+        "lines_adverse": pa.array(total(adverse) > 0),
+        "lines_no_surprises": pa.array(total(pc.fill_null(lines["no_surprises"], False).to_numpy(
+            zero_copy_only=False)) > 0),
+        "earliest_adverse_received": pc.cast(pa.array(earliest.astype(np.int32),
+                                                      mask=earliest == np.iinfo(np.int32).max), pa.date32()),
+    }
+    return pa.table(columns)
+
+
+def with_line_totals(members: pa.Table, totals: pa.Table) -> pa.Table:
+    """members (MEMBER_FIELDS) with their LINE_TOTALS; a member without lines has a count of 0."""
+    at = pc.index_in(members["member_id"], totals["member_id"])
+    found = pc.is_valid(at)
+    out = members
+    for total in LINE_TOTALS:
+        values = (pc.take(totals[total.name], at) if totals.num_rows
+                  else pa.nulls(members.num_rows, total.type))
+        if total.name != "earliest_adverse_received":
+            none = pa.scalar(False if total.type == pa.bool_() else 0, total.type)
+            values = pc.if_else(found, values, none)
+        out = out.append_column(total, values.cast(total.type))
+    return out
+
+
+def _plain_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def shard_of(member_id: str, shards: int) -> int:
@@ -1129,6 +1203,7 @@ class _Job:
         effects: list[Callable[[], None]] = []
         members = self._bucket_members(bucket, shard, effects)
         lines = self._bucket_lines(bucket, shard, members["member_id"], effects)
+        members = with_line_totals(members, line_totals(lines))
         folder = self.out_dir / "lines" / f"shard-{shard:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         if lines.num_rows:
@@ -1150,7 +1225,7 @@ class _Job:
         item, spec = self.extract.members, file_spec("members")
         staged = _read_stage(self.out_dir / "staging" / "members", bucket)
         if staged is None:
-            return MEMBER_SCHEMA.empty_table()
+            return MEMBER_FIELDS.empty_table()
         repeated = _repeated(staged["member_id"])
         if repeated:
             staged = self._members_once(item, spec, staged, repeated, effects)
@@ -1158,7 +1233,7 @@ class _Job:
         table = staged.append_column("source_file", pa.array([item.source_name] * n, pa.string()))
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
-        table = table.select(MEMBER_SCHEMA.names).cast(MEMBER_SCHEMA)
+        table = table.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS)
         table = table.sort_by("member_id")
         effects.append(partial(self._accept_members, item, table.num_rows))
         return table
@@ -1487,20 +1562,29 @@ def read_bucket_lines(run_dir: Path, shard: int, bucket: int, columns: list[str]
                          columns=columns)
 
 
-def read_bucket_members(run_dir: Path, bucket: int) -> pa.Table:
+def member_buckets(run_dir: Path, shard: int) -> list[int]:
+    """Every bucket of one shard (from the ingest manifest), whether or not it has lines."""
+    manifest = json.loads((run_dir / "ingest.json").read_text(encoding="utf-8"))
+    shards = int(manifest["shards"])
+    return list(range(shard, shards * int(manifest["buckets_per_shard"]), shards))
+
+
+def read_bucket_members(run_dir: Path, bucket: int, columns: list[str] | None = None) -> pa.Table:
     """The accepted members of one bucket: members.parquet has a row group per bucket, found
     from its statistics, so this reads one row group and not the whole file."""
     parquet = pq.ParquetFile(run_dir / "members.parquet")
     column = MEMBER_SCHEMA.names.index("bucket")
-    groups = []
+    groups, exact = [], True
     for index in range(parquet.metadata.num_row_groups):
         stats = parquet.metadata.row_group(index).column(column).statistics
         if stats is None or not stats.has_min_max or stats.min <= bucket <= stats.max:
             groups.append(index)
+            exact = exact and stats is not None and stats.has_min_max and stats.min == stats.max
+    wanted = None if columns is None else list(dict.fromkeys([*columns, "bucket"]))
     if not groups:
-        return MEMBER_SCHEMA.empty_table()
-    table = parquet.read_row_groups(groups)
-    return table.filter(pc.equal(table["bucket"], bucket))
+        return MEMBER_SCHEMA.empty_table() if wanted is None else MEMBER_SCHEMA.empty_table().select(wanted)
+    table = parquet.read_row_groups(groups, columns=wanted)
+    return table if exact else table.filter(pc.equal(table["bucket"], bucket))
 
 
 def read_shard_lines(run_dir: Path, shard: int):  # type: ignore[no-untyped-def]
