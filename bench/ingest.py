@@ -4,13 +4,15 @@ For each size (N claim lines, then 2N, to show memory does not grow with the inp
 generates a synthetic extract once (cached under --workdir; one claims CSV file, about four
 lines per member, ~0.6% malformed rows), then measures in separate child processes:
 
-- ours: `ingest()` of the extract into canonical shard buckets, then the compose stage's
-  vectorised statement summaries (`compose_shard`) for every shard;
+- ours: `ingest()` of the extract (plans, members and claims, validated, into canonical shard
+  buckets with each member's line totals), then the compose stage's vectorised statement
+  summaries (`compose_shard`) for every shard;
 - bare: `pyarrow.csv.read_csv` of the same claims file plus a group-by member.
 
-Peak RSS is the child's (getrusage(RUSAGE_CHILDREN).ru_maxrss, read by a parent process that
-ran only that child). Times exclude interpreter start-up and imports, which are the same for
-every input size. The machine is shared: run it twice before trusting a figure.
+Each side runs --repeat times (default 3), alternating, and the figures are the medians: the
+machine may be shared. Peak RSS is the child's (getrusage(RUSAGE_CHILDREN).ru_maxrss, read by
+a parent process that ran only that child), the highest of the runs. Times exclude interpreter
+start-up and imports, which are the same for every input size.
 
     .venv/bin/python bench/ingest.py            # 1,000,000 and 2,000,000 lines
     .venv/bin/python bench/ingest.py --quick    # 50,000 and 100,000 lines
@@ -117,6 +119,11 @@ def _measure(kind: str, folder: Path, out: Path, shards: int) -> dict[str, float
     return figures
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median wall time (its other figures come along with it)."""
+    return dict(sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -124,6 +131,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-double", action="store_true", help="skip the 2N run")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each side, alternating; the figures are their medians")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "eob-bench-ingest")
     parser.add_argument("--work", choices=["ours", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -143,16 +152,23 @@ def main() -> None:
         print(f"size {size:,} lines", flush=True)
         folder = _extract(args.workdir, size, args.seed)
         out = args.workdir / f"run-{size}"
-        bare = _measure("bare", folder, out, args.shards)
-        ours = _measure("ours", folder, out, args.shards)
+        bares, ourses = [], []
+        for attempt in range(args.repeat):  # alternate, so a busy moment hits both sides alike
+            bares.append(_measure("bare", folder, out, args.shards))
+            ourses.append(_measure("ours", folder, out, args.shards))
+            print(f"  run {attempt + 1}: bare {bares[-1]['seconds']:.2f}s, ours {ourses[-1]['seconds']:.2f}s",
+                  flush=True)
         shutil.rmtree(out, ignore_errors=True)
+        bare, ours = _median(bares), _median(ourses)
+        ours["rss_mib"] = max(o["rss_mib"] for o in ourses)
+        bare["rss_mib"] = max(b["rss_mib"] for b in bares)
         ratio = ours["seconds"] / bare["seconds"]
         print(f"  bare pyarrow read + group-by: {bare['seconds']:.2f}s (cpu {bare['cpu_s']:.2f}s), "
-              f"peak RSS {bare['rss_mib']:.0f} MiB")
+              f"peak RSS {bare['rss_mib']:.0f} MiB  [median of {args.repeat}]")
         print(f"  ingest + validate + compose:  {ours['seconds']:.2f}s (cpu {ours['cpu_s']:.2f}s; "
               f"ingest {ours['ingest_s']:.2f}s, "
               f"compose {ours['compose_s']:.2f}s), peak RSS {ours['rss_mib']:.0f} MiB, "
-              f"{ours['buckets']:.0f} buckets")
+              f"{ours['buckets']:.0f} buckets  [median of {args.repeat}]")
         print("  ingest phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in ours["phases"].items()))
         print(f"  lines read {ours['lines_read']:,.0f} = accepted {ours['lines_accepted']:,.0f} + "
               f"quarantined {ours['lines_quarantined']:,.0f}; {ours['statements']:,.0f} statements "
