@@ -265,9 +265,10 @@ def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     starts, lengths = offsets[:-1], offsets[1:] - offsets[:-1]
     h = (lengths.astype(np.uint64) + np.uint64(0x51ED2701)) * _P1
+    last = len(words) - 1
     for k in range(0, int(lengths.max()), 8):
         remaining = lengths - k
-        word = np.take(words, starts + k, mode="clip")
+        word = words[np.minimum(starts + k, last)]
         if k + 8 > int(lengths.min()):  # some strings end inside this word: keep only their bytes
             word = word & np.take(_KEEP_BYTES, remaining, mode="clip")
             stepped = (h ^ word) * _P1
