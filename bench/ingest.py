@@ -96,9 +96,9 @@ def _work_bare(folder: Path) -> dict[str, float]:
     started, cpu = time.perf_counter(), _cpu()
     table = pacsv.read_csv(path)
     groups = table.group_by("member_id").aggregate([("claim_id", "count"), ("line_no", "sum")])
-    claims_s = time.perf_counter() - started
+    claims_s, claims_cpu = time.perf_counter() - started, _cpu() - cpu
     members = pacsv.read_csv(folder / "members.csv")  # for context: the whole extract, bare
-    return {"seconds": claims_s, "cpu_s": _cpu() - cpu, "rows": table.num_rows,
+    return {"seconds": claims_s, "cpu_s": claims_cpu, "rows": table.num_rows,
             "groups": groups.num_rows, "all_files_s": time.perf_counter() - started,
             "member_rows": members.num_rows}
 
