@@ -254,6 +254,17 @@ def test_lines_changed_after_compose_are_refused(tmp_path: Path) -> None:
         _composed_one(tmp_path / "out")
 
 
+def test_lines_that_no_longer_match_the_member_totals_are_refused(tmp_path: Path) -> None:
+    """Render builds statements from the lines, compose from the totals kept with each member:
+    if a lines file is replaced behind ingest's back, render stops instead of guessing."""
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}, {"line_no": "2"}])
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (bucket,) = (tmp_path / "out" / "lines").rglob("bucket-*.parquet")
+    pq.write_table(pq.read_table(bucket).slice(0, 1), bucket)
+    with pytest.raises(StaleComposition, match="re-run ingest"):
+        _composed_one(tmp_path / "out")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=0, max_value=10**14 - 1), st.sampled_from([0, 1, 2]))
 def test_dollar_text_becomes_exact_cents(cents: int, decimals: int) -> None:
