@@ -66,5 +66,8 @@ def test_measured_rate_over_20_seconds_is_within_5_percent(tmp_path: Path) -> No
     assert error <= 0.05
     burst = max(1.0, RATE / 10)
     busiest = max(sum(1 for u in starts if t <= u < t + 1.0) for t in starts)
-    assert busiest <= RATE + burst + 1
+    # The sender allows at most RATE per second plus the burst. These are arrival times at the
+    # server, in another process: a short stall there bunches arrivals, so one second here may
+    # hold up to 1.1 s of sending.
+    assert busiest <= RATE * 1.1 + burst + 1
     assert {peer for _, peer, _ in received} == {SOURCE}
