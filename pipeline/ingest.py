@@ -66,13 +66,14 @@ BATCH_BYTES = 8 << 20
 READ_AHEAD_BLOCKS = 3
 PARQUET_BATCH_ROWS = 131_072
 DEFAULT_BUCKET_ROWS = 250_000
-PARQUET_OPTIONS = {"compression": "lz4", "write_statistics": ["member_id", "shard", "bucket"],
+PARQUET_OPTIONS = {"compression": "lz4", "data_page_version": "2.0",
+                   "write_statistics": ["member_id", "shard", "bucket"],
                    "use_dictionary": ["patient_relationship", "provider_name", "provider_npi", "network",
                                       "service_code", "service_description", "status", "reason_code",
                                       "service_code_system", "source_file", "city", "state", "plan_id",
                                       "language", "line_of_business", "edelivery_consent", "group_number"]}
 """Statistics only where readers filter (members by bucket); dictionaries only where values repeat;
-lz4: the fastest to write and read."""
+lz4: the fastest to write and read; version 2 data pages: a little faster to write."""
 LOW_CARDINALITY = frozenset({"patient_relationship", "provider_name", "provider_npi", "network",
                              "service_code", "service_description", "status", "reason_code"})
 """Claim columns with few distinct values: read from CSV as dictionaries, so their checks and
