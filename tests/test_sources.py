@@ -211,6 +211,21 @@ def test_synthea_sample_end_to_end(shared_data_dir: Path, tmp_path: Path) -> Non
     assert all(q.field == "postal_code" for q in missing_zip)
 
 
+def test_synthea_files_are_streamed_in_chunks_with_the_same_result(shared_data_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 7 rows keep only the period's rows and number them like the whole file."""
+    from pipeline.sources import synthea
+
+    whole = ingest(shared_data_dir / "synthea", tmp_path / "whole", 2, period="2023-10")
+    monkeypatch.setattr(synthea, "READ_ROWS", 7)
+    chunked = ingest(shared_data_dir / "synthea", tmp_path / "chunked", 2, period="2023-10")
+    assert chunked.files == whole.files and chunked.notes == whole.notes
+    assert list(chunked.quarantined) == list(whole.quarantined)
+    columns = ["claim_id", "line_no", "source_row", "billed", "plan_paid", "copay", "line_hash"]
+    assert (pq.read_table(tmp_path / "chunked" / "lines", columns=columns).sort_by("line_hash").to_pylist()
+            == pq.read_table(tmp_path / "whole" / "lines", columns=columns).sort_by("line_hash").to_pylist())
+
+
 def test_synthea_needs_the_period(shared_data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ExtractFileError, match="needs the statement period"):
         ingest(shared_data_dir / "synthea", tmp_path / "out", 2)

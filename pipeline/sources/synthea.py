@@ -19,11 +19,13 @@ Gaps and how the statement handles them: no network status (all lines in network
 (every line paid, reason from the largest cost share), no NPI, no plan limits or prior
 accumulators (the accumulator section is left off), no e-mail or e-delivery consent (paper), codes
 are SNOMED CT / RxNorm with Synthea's own descriptions, state names become USPS codes, a missing
-ZIP quarantines the member. Files are read whole (the columns needed): Synthea is test data.
+ZIP quarantines the member. Files are streamed in chunks and only the period's claims, their
+transactions and their patients are kept, so memory follows the period, not the file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,7 +60,14 @@ STATES = {
 }
 
 
-def _read(folder: Path, name: str) -> pd.DataFrame:
+READ_ROWS = 200_000
+"""Rows per chunk: the files are streamed and only the period's rows are kept."""
+
+
+def _read(folder: Path, name: str,
+          keep: Callable[[pd.DataFrame], pd.Series] | None = None) -> pd.DataFrame:
+    """One Synthea file, streamed in chunks; `keep` selects the rows worth holding (the period's),
+    so memory follows the period, not the simulated lifetimes in the file."""
     path = folder / name
     if not path.exists():
         raise ExtractFileError(f"{name}: not found in the Synthea extract folder {folder.name}")
@@ -69,9 +78,17 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED[name] if c not in header]
     if missing:
         raise ExtractFileError(f"{name}: missing column(s) {', '.join(missing)}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    frame["_row"] = range(2, len(frame) + 2)  # file row numbers, the header being row 1
-    return frame
+    kept, first_row = [], 2  # file row numbers, the header being row 1
+    try:
+        with pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8",
+                         chunksize=READ_ROWS) as chunks:
+            for chunk in chunks:
+                chunk["_row"] = range(first_row, first_row + len(chunk))
+                first_row += len(chunk)
+                kept.append(chunk if keep is None else chunk[keep(chunk)])
+    except UnicodeDecodeError:
+        raise ExtractFileError(f"{name}: the file is not UTF-8 text") from None
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=[*header, "_row"])
 
 
 def synthea_extract(folder: Path, out: Path, *, period: str | None) -> Extract:
@@ -79,18 +96,24 @@ def synthea_extract(folder: Path, out: Path, *, period: str | None) -> Extract:
         raise ExtractFileError(f"{folder.name}: a Synthea extract needs the statement period (YYYY-MM)")
     first, last = parse_period(period)
     out.mkdir(parents=True, exist_ok=True)
-    claims = _read(folder, "claims.csv")
-    billed_on = claims["LASTBILLEDDATE1"].str[:10]
-    in_period = (billed_on >= first.isoformat()) & (billed_on <= last.isoformat())
-    insured = claims["PRIMARYPATIENTINSURANCEID"].str.strip().isin(["", "0"]) == False  # noqa: E712
-    notes = (f"claims.csv: {int((~in_period).sum())} claims billed outside {period} left out",
-             f"claims.csv: {int((in_period & ~insured).sum())} self-pay claims in {period} left out")
-    claims = claims[in_period & insured]
+    left_out = {"outside": 0, "self_pay": 0}
+
+    def period_insured(chunk: pd.DataFrame) -> pd.Series:
+        billed_on = chunk["LASTBILLEDDATE1"].str[:10]
+        in_period = (billed_on >= first.isoformat()) & (billed_on <= last.isoformat())
+        insured = ~chunk["PRIMARYPATIENTINSURANCEID"].str.strip().isin(["", "0"])
+        left_out["outside"] += int((~in_period).sum())
+        left_out["self_pay"] += int((in_period & ~insured).sum())
+        return in_period & insured
+
+    claims = _read(folder, "claims.csv", period_insured)
+    notes = (f"claims.csv: {left_out['outside']} claims billed outside {period} left out",
+             f"claims.csv: {left_out['self_pay']} self-pay claims in {period} left out")
+    claim_ids, patient_ids = set(claims["Id"]), set(claims["PATIENTID"])
     payers = _read(folder, "payers.csv")
     providers = _read(folder, "providers.csv").set_index("Id")["NAME"].to_dict()
-    patients = _read(folder, "patients.csv")
-    transactions = _read(folder, "claims_transactions.csv")
-    transactions = transactions[transactions["CLAIMID"].isin(set(claims["Id"]))]
+    patients = _read(folder, "patients.csv", lambda chunk: chunk["Id"].isin(patient_ids))
+    transactions = _read(folder, "claims_transactions.csv", lambda chunk: chunk["CLAIMID"].isin(claim_ids))
     lines = _lines(claims, transactions, providers, patients)
     members = _members(patients, claims, payers)
     plans = pd.DataFrame({"plan_id": payers["Id"], "plan_name": payers["NAME"], "brand": "default",
