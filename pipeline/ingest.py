@@ -1076,16 +1076,16 @@ class _Job:
         columns = {name: pc.take(typed[name], taken) for name in spec.names}
         columns["email_valid"] = pc.match_substring_regex(columns["email"], _EMAIL)
         columns["source_row"] = pa.array(rows[kept_at], pa.int64())
-        staged = _grouped(pa.table(columns), buckets, self.buckets)
-        return _Checked(_rejected(rows, problems, text, spec, _refs(batch)), staged, None)
+        staged = _slices(pa.table(columns), buckets)
+        return _Checked(_rejected(rows, problems, text, spec, _refs(batch)), staged, [])
 
     def _apply(self, item: ExtractFile, stage: _Stage, keys_stage: _Stage | None, checked: _Checked) -> None:
         """In the reading thread, in file order: quarantine rows, then staged parts."""
         if checked.rejected is not None:
             self.reject(item, *checked.rejected)
-        stage.write(checked.staged)
+        stage.write_parts(checked.staged)
         if keys_stage is not None:
-            keys_stage.write(checked.keys)
+            keys_stage.write_parts(checked.keys)
 
     # claims
     def stage_claims(self, index: int, item: ExtractFile) -> None:
@@ -1151,7 +1151,7 @@ class _Job:
         rejected = _rejected(rows, problems, text, spec, _refs(batch))
         kept_at = np.flatnonzero(~problems.bad)
         if not len(kept_at):
-            return _Checked(rejected, None, None)
+            return _Checked(rejected, [], [])
         member_hash = hash64(typed["member_id"])[kept_at]
         buckets = (member_hash % np.uint64(self.buckets)).astype(np.int32)
         by_bucket = np.argsort(buckets, kind="stable")  # one take: accepted rows, grouped by bucket
@@ -1168,8 +1168,8 @@ class _Job:
         columns["line_hash"] = pa.array(line_hashes(pa.table(columns)), pa.uint64())
         keys = pa.table({"claim_id": columns["claim_id"], "line_no": columns["line_no"],
                          "member_hash": pa.array(member_hash), "order": order})
-        return _Checked(rejected, _grouped(pa.table(columns), buckets, self.buckets),
-                        _split(keys, buckets_of(columns["claim_id"], self.buckets), self.buckets))
+        return _Checked(rejected, _slices(pa.table(columns), buckets),
+                        _split(keys, buckets_of(columns["claim_id"], self.buckets)))
 
     def _discard(self, index: int, item: ExtractFile) -> None:
         """Forget one claims file's first attempt (it is read again with known row numbers)."""
@@ -1361,8 +1361,8 @@ class _Checked:
     """One checked batch: its quarantine rows (or None), and its accepted rows split by bucket."""
 
     rejected: tuple | None  # type: ignore[type-arg]
-    staged: _Grouped | None
-    keys: _Grouped | None
+    staged: list[tuple[int, pa.Table]]
+    keys: list[tuple[int, pa.Table]]
 
 
 def _rejected(rows: np.ndarray, problems: _Problems, text: dict[str, pa.Array], spec: FileSpec,
@@ -1378,28 +1378,23 @@ def _rejected(rows: np.ndarray, problems: _Problems, text: dict[str, pa.Array], 
     return rows[bad], fields, reasons, values, pc.take(refs, taken) if refs is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Grouped:
-    """A batch's accepted rows grouped by bucket: rows of bucket b are the counts[b] rows after
-    those of buckets 0..b-1. Staged as one record batch; pass 2 slices it, copying nothing."""
-
-    table: pa.Table
-    counts: np.ndarray
-
-
-def _split(table: pa.Table, buckets: np.ndarray, count: int) -> _Grouped | None:
-    """Rows grouped by bucket: one take."""
+def _split(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """Rows grouped by bucket: one take, then zero-copy slices."""
     if not table.num_rows:
-        return None
+        return []
     order = np.argsort(buckets, kind="stable")
-    return _grouped(table.take(pa.array(order)), buckets[order], count)
+    return _slices(table.take(pa.array(order)), buckets[order])
 
 
-def _grouped(table: pa.Table, buckets: np.ndarray, count: int) -> _Grouped | None:
-    """A table already grouped by bucket (`buckets` ascending), with its bucket counts."""
-    if not table.num_rows:
-        return None
-    return _Grouped(table.combine_chunks(), np.bincount(buckets, minlength=count))
+def _slices(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """(bucket, rows) of a table already grouped by bucket (`buckets` ascending)."""
+    counts = np.bincount(buckets, minlength=int(buckets.max()) + 1) if len(buckets) else []
+    parts, start = [], 0
+    for bucket, count in enumerate(counts):
+        if count:
+            parts.append((bucket, table.slice(start, int(count))))
+            start += int(count)
+    return parts
 
 
 class _Ordered:
@@ -1520,45 +1515,34 @@ def _bucket_order(shards: int, buckets: int) -> list[int]:
 
 # -- staging -------------------------------------------------------------------------------
 class _Stage:
-    """Accepted rows of one file: one Arrow IPC stream, a record batch per input batch with its
-    rows grouped by bucket, and the bucket counts of every batch (`counts.npy`). A write is one
-    message whatever the number of buckets; pass 2 memory-maps the stream and slices out a
-    bucket's rows."""
+    """Accepted rows of one file, split into bucket files (Arrow IPC streams: cheap to write and
+    read, and each batch may bring its own dictionaries)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.writer: ipc.RecordBatchStreamWriter | None = None
-        self.counts: list[np.ndarray] = []
+        self.writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         folder.mkdir(parents=True, exist_ok=True)
 
-    def write(self, grouped: _Grouped | None) -> None:
-        if grouped is None:
-            return
-        if self.writer is None:
-            self.writer = ipc.new_stream(self.folder / "rows.arrows", grouped.table.schema)
-        self.writer.write_table(grouped.table, max_chunksize=grouped.table.num_rows)
-        self.counts.append(grouped.counts)
+    def write_parts(self, parts: list[tuple[int, pa.Table]]) -> None:
+        for bucket, part in parts:
+            writer = self.writers.get(bucket)
+            if writer is None:
+                writer = ipc.new_stream(self.folder / f"bucket-{bucket:05d}.arrows", part.schema)
+                self.writers[bucket] = writer
+            writer.write_table(part)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-            np.save(self.folder / "counts.npy", np.vstack(self.counts))
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
 
 
 def _read_stage(folder: Path, bucket: int) -> pa.Table | None:
-    path = folder / "rows.arrows"
+    path = folder / f"bucket-{bucket:05d}.arrows"
     if not path.exists():
         return None
-    counts = np.load(folder / "counts.npy")
-    if bucket >= counts.shape[1] or not counts[:, bucket].any():
-        return None
-    starts = np.cumsum(counts, axis=1) - counts
     with pa.memory_map(str(path)) as source:
-        batches = list(ipc.open_stream(source))
-    parts = [batch.slice(int(starts[i, bucket]), int(counts[i, bucket]))
-             for i, batch in enumerate(batches) if counts[i, bucket]]
-    return pa.Table.from_batches(parts)
+        return ipc.open_stream(source).read_all()
 
 
 # -- reading the canonical output ----------------------------------------------------------
