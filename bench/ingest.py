@@ -9,10 +9,11 @@ lines per member, ~0.6% malformed rows), then measures in separate child process
   summaries (`compose_shard`) for every shard;
 - bare: `pyarrow.csv.read_csv` of the same claims file plus a group-by member.
 
-Each side runs --repeat times (default 3), alternating, and the figures are the medians: the
-machine may be shared. Peak RSS is the child's (getrusage(RUSAGE_CHILDREN).ru_maxrss, read by
-a parent process that ran only that child), the highest of the runs. Times exclude interpreter
-start-up and imports, which are the same for every input size.
+Each side runs --repeat times (default 5), alternating; times are medians and the ratio is the
+median of the back-to-back pairs' ratios, as the machine may be shared. Peak RSS is the child's
+(getrusage(RUSAGE_CHILDREN).ru_maxrss, read by a parent process that ran only that child), the
+highest of the runs. Times exclude interpreter start-up and imports, which are the same for
+every input size.
 
     .venv/bin/python bench/ingest.py            # 1,000,000 and 2,000,000 lines
     .venv/bin/python bench/ingest.py --quick    # 50,000 and 100,000 lines
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-double", action="store_true", help="skip the 2N run")
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=5,
                         help="runs of each side, alternating; the figures are their medians")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "eob-bench-ingest")
     parser.add_argument("--work", choices=["ours", "bare"], help=argparse.SUPPRESS)
@@ -166,7 +167,8 @@ def main() -> None:
         bare, ours = _median(bares), _median(ourses)
         ours["rss_mib"] = max(o["rss_mib"] for o in ourses)
         bare["rss_mib"] = max(b["rss_mib"] for b in bares)
-        ratio = ours["seconds"] / bare["seconds"]
+        pairs = sorted(o["seconds"] / b["seconds"] for o, b in zip(ourses, bares, strict=True))
+        ratio = pairs[len(pairs) // 2]  # each pair ran back to back: the machine's mood cancels out
         print(f"  bare pyarrow read + group-by: {bare['seconds']:.2f}s (cpu {bare['cpu_s']:.2f}s), "
               f"peak RSS {bare['rss_mib']:.0f} MiB  [median of {args.repeat}]; with a bare read of "
               f"members.csv too: {bare['all_files_s']:.2f}s")
@@ -178,7 +180,8 @@ def main() -> None:
         print(f"  lines read {ours['lines_read']:,.0f} = accepted {ours['lines_accepted']:,.0f} + "
               f"quarantined {ours['lines_quarantined']:,.0f}; {ours['statements']:,.0f} statements "
               f"({ours['emailed']:,.0f} email) for {ours['members']:,.0f} members")
-        print(f"  ratio ours/bare {ratio:.2f}", flush=True)
+        print(f"  ratio ours/bare {ratio:.2f} (median of the {len(pairs)} back-to-back pairs: "
+              f"{', '.join(f'{p:.2f}' for p in pairs)})", flush=True)
         results.append((size, ours, bare, ratio))
     size, ours, bare, ratio = results[0]
     summary = {"lines": int(ours["lines_read"]), "statements": int(ours["statements"]),
