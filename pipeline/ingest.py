@@ -306,11 +306,13 @@ def _as_u64(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False)).astype(np.int64).view(np.uint64)
 
 
-def line_hashes(lines: pa.Table) -> np.ndarray:
-    """A 64-bit fingerprint per line over everything the statement prints about it."""
+def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A 64-bit fingerprint per line over everything the statement prints about it (`known`:
+    hash_strings of some columns, already computed)."""
     h = np.full(lines.num_rows, np.uint64(0x2545F4914F6CDD1D), np.uint64)
     for name in _HASHED_TEXT:
-        h = (h ^ hash_strings(lines[name])) * _ODD
+        hashed = known[name] if known and name in known else hash_strings(lines[name])
+        h = (h ^ hashed) * _ODD
     for name in _HASHED_NUMBERS:
         h = (h ^ _as_u64(lines[name])) * _ODD
     return _mix(h)
@@ -1165,11 +1167,12 @@ class _Job:
         columns["source_index"] = pa.array(np.full(len(kept), index, np.int32))
         columns["source_row"] = pa.array(kept, pa.int64())
         columns["order"] = order
-        columns["line_hash"] = pa.array(line_hashes(pa.table(columns)), pa.uint64())
+        claim_hash = hash64(columns["claim_id"])  # for the line hash and the claim-key buckets
+        columns["line_hash"] = pa.array(line_hashes(pa.table(columns), {"claim_id": claim_hash}), pa.uint64())
         keys = pa.table({"claim_id": columns["claim_id"], "line_no": columns["line_no"],
                          "member_hash": pa.array(member_hash), "order": order})
         return _Checked(rejected, _slices(pa.table(columns), buckets),
-                        _split(keys, buckets_of(columns["claim_id"], self.buckets)))
+                        _split(keys, (claim_hash % np.uint64(self.buckets)).astype(np.int32)))
 
     def _discard(self, index: int, item: ExtractFile) -> None:
         """Forget one claims file's first attempt (it is read again with known row numbers)."""
