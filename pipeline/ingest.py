@@ -232,7 +232,6 @@ def reason_table(path: Path = TEMPLATES_DIR / "reason_codes.csv") -> ReasonTable
 
 # -- stable hashing ------------------------------------------------------------------------
 _P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _KEEP_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [0xFFFFFFFFFFFFFFFF], np.uint64)
 """Mask of a word's first k bytes, k = 0..8 (index by bytes remaining, clipped)."""
 
@@ -324,10 +323,8 @@ def line_totals(lines: pa.Table) -> pa.Table:
     Sums go through float64 `bincount`, exact for integers below 2**53 (checked; np.add.at
     otherwise); the 64-bit hashes are summed as two 32-bit halves, wrapping like a uint64 sum."""
     if not lines.num_rows:
-        return pa.table({"member_id": pa.array([], pa.string())}).append_column(
-            "line_count", pa.array([], pa.int32()))
-    encoded = pc.dictionary_encode(lines["member_id"].combine_chunks()
-                                   if isinstance(lines["member_id"], pa.ChunkedArray) else lines["member_id"])
+        return pa.schema([("member_id", pa.string()), *LINE_TOTALS]).empty_table()
+    encoded = pc.dictionary_encode(_plain_text(lines["member_id"]))
     groups = encoded.indices.to_numpy(zero_copy_only=False)
     size = len(encoded.dictionary)
     counts = np.bincount(groups, minlength=size)
@@ -367,8 +364,7 @@ def with_line_totals(members: pa.Table, totals: pa.Table) -> pa.Table:
     found = pc.is_valid(at)
     out = members
     for total in LINE_TOTALS:
-        values = (pc.take(totals[total.name], at) if totals.num_rows
-                  else pa.nulls(members.num_rows, total.type))
+        values = pc.take(totals[total.name], at)
         if total.name != "earliest_adverse_received":
             none = pa.scalar(False if total.type == pa.bool_() else 0, total.type)
             values = pc.if_else(found, values, none)
@@ -739,7 +735,7 @@ def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
     """Every schema column as text, trimmed where spaces would change the check (codes, dates,
     amounts, required values); optional columns the file lacks are empty."""
     names = batch.schema.names
-    empty = pa.array([""] * batch.num_rows, pa.string()) if any(
+    empty = pa.repeat("", batch.num_rows) if any(
         c.name not in names for c in spec.columns) else None
     out = {}
     for column in spec.columns:
@@ -824,9 +820,7 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
 
 def _date(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
     """YYYY-MM-DD read straight from the Arrow bytes with numpy: the shape (the schema's date
-    pattern), a real calendar day (no 02-30), and the earliest date."""
-    if extract_schema()["date"]["pattern"] != r"^\d{4}-\d{2}-\d{2}$":  # schema changed: generic path
-        return _date_strptime(value, present, column, problems)
+    pattern, which a test keeps equal to this), a real calendar day (no 02-30), the earliest date."""
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
     n = len(value)
@@ -850,12 +844,11 @@ def _date(value: pa.Array, present: np.ndarray, column: Column, problems: _Probl
     real = shaped & (month >= 1) & (month <= 12)
     month = np.where(real, month, 1)
     real &= (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
-    present_np = present if isinstance(present, np.ndarray) else present.to_numpy(zero_copy_only=False)
-    problems.flag(present_np & ~real, column.name,
+    problems.flag(present & ~real, column.name,
                   column.reason or "not a valid date (expected YYYY-MM-DD)")
     days = np.where(real, _days_from_civil(year, month, day), 0)
     earliest = date.fromisoformat(extract_schema()["date"]["min"])
-    problems.flag(present_np & real & (days < (earliest - date(1970, 1, 1)).days), column.name,
+    problems.flag(present & real & (days < (earliest - date(1970, 1, 1)).days), column.name,
                   f"date is before {earliest.isoformat()}")
     return pc.cast(pa.array(days.astype(np.int32), mask=~real), pa.date32())
 
@@ -871,22 +864,6 @@ def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     return era * 146097 + day_of_era - 719468  # type: ignore[no-any-return]
-
-
-def _date_strptime(value: pa.Array, present_np: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
-    present = pa.array(present_np)
-    shaped = pc.and_(present, pc.match_substring_regex(value, extract_schema()["date"]["pattern"]))
-    parsed = pc.strptime(pc.if_else(shaped, value, "1970-01-01"), format="%Y-%m-%d", unit="s",
-                         error_is_null=True)
-    day = pc.cast(pc.utf8_slice_codeunits(pc.if_else(shaped, value, "1970-01-01"), 8, 10), pa.int64())
-    real = pc.fill_null(pc.equal(pc.day(parsed), day), False)  # strptime rolls 02-30 over to 03-02
-    problems.flag(pc.and_(present, pc.invert(pc.and_(shaped, real))), column.name,
-                  column.reason or "not a valid date (expected YYYY-MM-DD)")
-    dates = pc.cast(parsed, pa.date32())
-    earliest = date.fromisoformat(extract_schema()["date"]["min"])
-    problems.flag(pc.and_(present, pc.less(dates, pa.scalar(earliest, pa.date32()))), column.name,
-                  f"date is before {earliest.isoformat()}")
-    return pc.if_else(pc.and_(shaped, real), dates, pa.scalar(None, pa.date32()))
 
 
 def _cents(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
@@ -1235,7 +1212,7 @@ class _Job:
         if repeated:
             staged = self._members_once(item, spec, staged, repeated, effects)
         n = staged.num_rows
-        table = staged.append_column("source_file", pa.array([item.source_name] * n, pa.string()))
+        table = staged.append_column("source_file", pa.repeat(item.source_name, n))
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         table = table.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS)

@@ -341,3 +341,10 @@ def test_claim_keys_find_later_copies_and_claims_naming_two_members() -> None:
     found = ingest_module._key_problems(keys)
     assert sorted(zip(*(found[c].to_pylist() for c in ("order", "rule", "first_order")), strict=True)) == [
         (11, "claim_members_conflict", 11), (12, "duplicate_line", 10), (14, "claim_members_conflict", 14)]
+
+
+def test_the_schema_date_pattern_is_the_one_the_date_check_reads() -> None:
+    """The date check reads YYYY-MM-DD from the bytes; a schema that changed it must change it too."""
+    from pipeline.ingest import extract_schema
+
+    assert extract_schema()["date"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
