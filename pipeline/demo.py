@@ -55,6 +55,7 @@ def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, s
         "EOB_SMTP_CA_FILE": str(ca_file),
         "EOB_SHARDS": str(shards),
         "EOB_SMTP_TIMEOUT_SECONDS": "20",
+        "EOB_EXTRACT_QUIET_MINUTES": "0",  # the demo writes its extract whole before the run starts
     }
 
 

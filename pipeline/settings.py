@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         default="auto", pattern=r"^(auto|canonical|fhir|synthea)$",
         description="auto-detects canonical CSV/Parquet, FHIR ExplanationOfBenefit or Synthea CSV",
     )
+    extract_quiet_minutes: int = Field(
+        default=10, ge=0,
+        description="the DAG's sensor starts ingest only once no extract file has changed for this "
+        "many minutes, so a file still being written is not read; 0: as soon as files are there",
+    )
+    extract_ready_marker: str | None = Field(
+        default=None, pattern=r"^[^/\\]+$",
+        description="a file the insurer writes into the period folder once the extract is complete "
+        "(e.g. _SUCCESS); when set, the sensor also waits for it",
+    )
     ingest_bucket_rows: int = Field(
         default=250_000, ge=1_000,
         description="claim lines per bucket in the second ingest pass: bounds ingest/compose memory",

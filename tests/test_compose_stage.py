@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import logging
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pipeline.clock import utc_now
 from pipeline.compose import iter_composed, make_statement_id
 from pipeline.generate import generate_extract
 from pipeline.routing import address_hash
@@ -199,6 +204,7 @@ def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untype
 def test_extract_ready_sees_the_period_folder(ctx) -> None:  # type: ignore[no-untyped-def]
     from pipeline.stages import extract_ready_stage
 
+    ctx = replace(ctx, now=lambda: utc_now() + timedelta(minutes=11))  # past the quiet period
     assert extract_ready_stage(ctx, PERIOD)
     assert not extract_ready_stage(ctx, "2026-12")  # no folder yet
     empty = ctx.settings.extracts_dir / "2027-01"
@@ -210,13 +216,44 @@ def test_extract_ready_sees_the_period_folder(ctx) -> None:  # type: ignore[no-u
     assert extract_ready_stage(ctx, "2027-01")
 
 
+def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # type: ignore[no-untyped-def]
+        ctx, caplog: pytest.LogCaptureFixture) -> None:
+    """A file still being written is not read: the sensor waits for the quiet period to pass
+    since the last change, and for the delivery's marker file when one is configured."""
+    from pipeline.sources import open_extract
+    from pipeline.stages import extract_ready_stage
+
+    folder = ctx.settings.extracts_dir / PERIOD
+    written = datetime.fromtimestamp(max(p.stat().st_mtime for p in folder.iterdir()), UTC)
+    clock = {"now": written + timedelta(minutes=4)}
+    ctx = replace(ctx, now=lambda: clock["now"],
+                  settings=ctx.settings.model_copy(update={"extract_ready_marker": "_SUCCESS"}))
+    caplog.set_level(logging.INFO, logger="pipeline.stages.ingest")
+    assert not extract_ready_stage(ctx, PERIOD)
+    assert caplog.records[-1].waiting_for == (  # the task log says what the sensor waits for
+        "a file changed 4 minute(s) ago; waiting until none has changed for 10 minutes")
+    clock["now"] = written + timedelta(minutes=10)
+    assert not extract_ready_stage(ctx, PERIOD)  # quiet long enough, but the marker is missing
+    assert caplog.records[-1].waiting_for == "the delivery's marker file is not there yet"
+    (folder / "_SUCCESS").write_text("")
+    assert extract_ready_stage(ctx, PERIOD)
+    claims = sorted(folder.glob("claims*"))[0]
+    appended = (written + timedelta(minutes=9)).timestamp()
+    os.utime(claims, (appended, appended))  # the transfer wrote to a claims file again
+    assert not extract_ready_stage(ctx, PERIOD)
+    clock["now"] = written + timedelta(minutes=19)
+    assert extract_ready_stage(ctx, PERIOD)
+    assert open_extract(folder, ctx.settings.workspace / "x").claims  # ingest ignores the marker
+
+
 def test_extract_ready_follows_a_file_url(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from pipeline.stages import extract_ready_stage
 
     root = tmp_path / "drop"
-    ctx = SimpleNamespace(settings=Settings(workspace=tmp_path / "ws", extracts_url=f"file://{root}"))
+    ctx = SimpleNamespace(settings=Settings(workspace=tmp_path / "ws", extracts_url=f"file://{root}",
+                                            extract_quiet_minutes=0), now=utc_now)
     assert not extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]
     generate_extract(root / PERIOD, members=5, period=PERIOD, seed=1)
     assert extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]

@@ -71,6 +71,8 @@ def test_extract_sensor_pokes_the_period_folder_and_hands_the_period_on(  # type
     poke = dagbag.dags["eob_monthly"].get_task("wait_for_extract").python_callable
     assert not poke("2026-11").is_done
     generate_extract(tmp_path / "extracts" / "2026-11", members=5, period="2026-11", seed=1)
+    assert not poke("2026-11").is_done  # just written: the files may still be growing
+    monkeypatch.setenv("EOB_EXTRACT_QUIET_MINUTES", "0")
     arrived = poke("2026-11")
     assert arrived.is_done and arrived.xcom_value == "2026-11"
 

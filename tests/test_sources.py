@@ -10,12 +10,14 @@ import gzip
 import json
 import shutil
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.clock import utc_now
 from pipeline.compose import iter_composed
 from pipeline.ingest import ExtractFileError, ExtractSourceError, ingest
 from pipeline.sources import detect_format, locate_period
@@ -282,20 +284,23 @@ def test_s3_prefix_is_discovered_downloaded_and_ingested(s3: str, tmp_path: Path
     from pipeline.stages.ingest import extract_ready_stage
 
     ctx = SimpleNamespace(settings=Settings(workspace=tmp_path, extracts_url="s3://eob-extracts/insurer",
-                                            s3_endpoint_url=s3))
+                                            s3_endpoint_url=s3, extract_quiet_minutes=0), now=utc_now)
     assert extract_ready_stage(ctx, "2026-11") and not extract_ready_stage(ctx, "2026-12")  # type: ignore[arg-type]
 
 
 def test_s3_extract_ready_waits_for_files_and_names_a_wrong_bucket(s3: str, tmp_path: Path) -> None:
-    """Over HTTP to a moto server: the sensor's check, before and after the extract arrives."""
+    """Over HTTP to a moto server: the sensor's check, before and after the extract arrives: extract
+    objects, none changed for the quiet period (LastModified), and the marker object."""
     from types import SimpleNamespace
 
     from pipeline.settings import Settings
     from pipeline.sources.s3 import make_client
     from pipeline.stages import extract_ready_stage
 
-    def ready(url: str) -> bool:
-        ctx = SimpleNamespace(settings=Settings(workspace=tmp_path, extracts_url=url, s3_endpoint_url=s3))
+    def ready(url: str, minutes_later: int = 15) -> bool:
+        settings = Settings(workspace=tmp_path, extracts_url=url, s3_endpoint_url=s3,
+                            extract_ready_marker="_SUCCESS")
+        ctx = SimpleNamespace(settings=settings, now=lambda: utc_now() + timedelta(minutes=minutes_later))
         return extract_ready_stage(ctx, "2026-11")  # type: ignore[arg-type]
 
     client = make_client(s3)  # a bucket of its own: moto keeps buckets across servers in a process
@@ -303,10 +308,15 @@ def test_s3_extract_ready_waits_for_files_and_names_a_wrong_bucket(s3: str, tmp_
     assert not ready("s3://eob-drop/insurer")
     client.put_object(Bucket="eob-drop", Key="insurer/2026-11/notes/readme.txt", Body=b"ignored")
     client.put_object(Bucket="eob-drop", Key="insurer/2026-11/manifest.txt", Body=b"ignored")
+    client.put_object(Bucket="eob-drop", Key="insurer/2026-11/notes/_SUCCESS", Body=b"")  # not the period's
     assert not ready("s3://eob-drop/insurer/")  # nothing an ingest would read
     client.put_object(Bucket="eob-drop", Key="insurer/2026-11/members.csv", Body=b"member_id\n")
+    assert not ready("s3://eob-drop/insurer/")  # no marker yet
+    client.put_object(Bucket="eob-drop", Key="insurer/2026-11/_SUCCESS", Body=b"")
     assert ready("s3://eob-drop/insurer/")
-    with pytest.raises(ExtractSourceError, match="s3://no-such-bucket/insurer/: the bucket does not exist"):
+    assert not ready("s3://eob-drop/insurer/", minutes_later=0)  # members.csv changed just now
+    wrong = "s3://no-such-bucket/insurer/2026-11/: the bucket does not exist"
+    with pytest.raises(ExtractSourceError, match=wrong):
         ready("s3://no-such-bucket/insurer")
 
 

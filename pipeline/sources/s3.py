@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.sources.arrival import Arrival
 from pipeline.sources.errors import ExtractSourceError
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -105,6 +106,29 @@ def discover(location: S3Location, period: str, client: Any) -> list[S3Object]:
     if not objects:
         raise ExtractSourceError(f"s3://{location.bucket}/{prefix}: no extract files for period {period}")
     return sorted(objects, key=lambda o: o.key)
+
+
+def period_arrival(location: S3Location, period: str, client: Any, marker: str | None) -> Arrival:
+    """What has arrived directly under the period's prefix: extract objects, the newest one's
+    LastModified, the marker object. Lists only; a bucket that cannot be listed raises."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    prefix = location.period(period)
+    files, newest, marker_present = 0, None, None if marker is None else False
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix):]
+                if "/" in name:
+                    continue
+                if name == marker:
+                    marker_present = True
+                elif name.lower().endswith(EXTRACT_SUFFIXES) and not name.startswith("."):
+                    files += 1
+                    newest = item["LastModified"] if newest is None else max(newest, item["LastModified"])
+    except (ClientError, BotoCoreError) as exc:
+        raise _client_error(exc, f"s3://{location.bucket}/{prefix}") from None
+    return Arrival(files, newest, marker_present)
 
 
 def fetch_period(url: str, period: str, dest: Path, *, client: Any = None,

@@ -47,30 +47,30 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
 
 
 def extract_ready_stage(ctx: Context, period: str) -> bool:
-    """Has the period's extract arrived: extract files (by name, as S3 discovery counts them; not
-    hidden ones) in the local period folder, or objects under the period's S3 prefix? For the
-    sensor task ahead of ingest; it downloads nothing. A missing bucket or denied access raises
-    ExtractSourceError naming it: waiting would not fix that."""
-    from pipeline.sources.errors import ExtractSourceError
-    from pipeline.sources.s3 import EXTRACT_SUFFIXES, S3Location, discover, list_periods, make_client
+    """Has the period's extract finished arriving (local period folder or S3 prefix)? Extract
+    files (by name, as S3 discovery counts them; not hidden ones), none changed for
+    `extract_quiet_minutes`, and the `extract_ready_marker` file when one is configured. For the
+    sensor task ahead of ingest: it lists, and downloads nothing. A missing bucket or denied
+    access raises ExtractSourceError naming it: waiting would not fix that."""
+    from pipeline.sources.arrival import local_arrival
+    from pipeline.sources.s3 import EXTRACT_SUFFIXES, S3Location, make_client, period_arrival
 
-    url = ctx.settings.extracts_url
+    settings = ctx.settings
+    url, marker = settings.extracts_url, settings.extract_ready_marker
     if url and url.startswith("s3://"):
-        location, client = S3Location.parse(url), make_client(ctx.settings.s3_endpoint_url)
-        try:
-            discover(location, period, client)
-        except ExtractSourceError:
-            list_periods(location, client)  # raises when the bucket itself cannot be listed
-            log.info("extract not arrived", extra={"period": period, "where": str(location)})
-            return False
-        return True
-    root = Path(url.removeprefix("file://")) if url else ctx.settings.extracts_dir
-    folder = root / period
-    if folder.is_dir() and any(p.is_file() and not p.name.startswith(".")
-                               and p.name.lower().endswith(EXTRACT_SUFFIXES) for p in folder.iterdir()):
-        return True
-    log.info("extract not arrived", extra={"period": period, "where": str(root)})
-    return False
+        location = S3Location.parse(url)
+        where = str(location)
+        arrival = period_arrival(location, period, make_client(settings.s3_endpoint_url), marker)
+    else:
+        root = Path(url.removeprefix("file://")) if url else settings.extracts_dir
+        where = str(root)
+        arrival = local_arrival(root / period, EXTRACT_SUFFIXES, marker)
+    waiting = arrival.waiting_for(ctx.now(), timedelta(minutes=settings.extract_quiet_minutes))
+    if waiting is not None:
+        log.info("extract not arrived", extra={"period": period, "where": where, "waiting_for": waiting,
+                                               "files": arrival.files})
+        return False
+    return True
 
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
