@@ -129,7 +129,6 @@ def run_demo(
 
     ctx = open_context(settings)
     summary = report_stage(ctx, period)
-    reconcile = dict(ctx.ledger.fetch("bounce_message_outcomes") and {
-        row["outcome"]: row["n"] for row in ctx.ledger.fetch("bounce_message_outcomes")})
+    reconcile = {row["outcome"]: row["n"] for row in ctx.ledger.fetch("bounce_message_outcomes")}
     timings["total"] = time.perf_counter() - started
     return DemoResult(settings, extract, summary, reconcile, len(messages), timings, messages)

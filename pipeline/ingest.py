@@ -735,11 +735,10 @@ def _text_columns(batch: pa.RecordBatch, spec: FileSpec) -> dict[str, pa.Array]:
     """Every schema column as text, trimmed where spaces would change the check (codes, dates,
     amounts, required values); optional columns the file lacks are empty."""
     names = batch.schema.names
-    empty = pa.repeat("", batch.num_rows) if any(
-        c.name not in names for c in spec.columns) else None
     out = {}
     for column in spec.columns:
-        value = batch.column(names.index(column.name)) if column.name in names else empty
+        value = (batch.column(names.index(column.name)) if column.name in names
+                 else pa.repeat("", batch.num_rows))
         if value.null_count:
             value = pc.fill_null(value.cast(pa.string()), "")
         if column.name in LOW_CARDINALITY and not pa.types.is_dictionary(value.type):
@@ -1368,7 +1367,7 @@ def _split(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
 
 def _slices(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
     """(bucket, rows) of a table already grouped by bucket (`buckets` ascending)."""
-    counts = np.bincount(buckets, minlength=int(buckets.max()) + 1) if len(buckets) else []
+    counts = np.bincount(buckets, minlength=int(buckets.max()) + 1) if len(buckets) else np.zeros(0, np.int64)
     parts, start = [], 0
     for bucket, count in enumerate(counts):
         if count:

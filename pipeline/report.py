@@ -195,9 +195,9 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
         writer.writerow([report.run_id, "savings_vs_all_paper_usd", f"{report.savings:.2f}"])
     notices_path = folder / f"{report.run_id}-prompt-notices.csv"
     with notices_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "notice_due", "status"])
-        writer.writeheader()
-        writer.writerows(report.prompt_notice_claims)
+        notices = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "notice_due", "status"])
+        notices.writeheader()
+        notices.writerows(report.prompt_notice_claims)
     return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path}
 
 

@@ -272,7 +272,7 @@ def plan_pool(ctx: Context, config: SendConfig, pool: PoolConfig, now: datetime,
     counts = controls_db.provider_counts(ctx.ledger, config, pool.name)
     warm = controls_db.warmup_status(ctx.ledger, pool, now)
     throttle = controls_db.load_throttle(ctx.ledger, pool.name, now)
-    lanes = {}
+    lanes: dict[str, dict[str, Any]] = {}
     for provider, queued in sorted(counts.items()):
         limit = pool.limit_for(provider)
         rate = min(limit.max_per_second or pool.max_per_second, pool.max_per_second)
