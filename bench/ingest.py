@@ -7,7 +7,10 @@ lines per member, ~0.6% malformed rows), then measures in separate child process
 - ours: `ingest()` of the extract (plans, members and claims, validated, into canonical shard
   buckets with each member's line totals), then the compose stage's vectorised statement
   summaries (`compose_shard`) for every shard;
-- bare: `pyarrow.csv.read_csv` of the same claims file plus a group-by member.
+- bare: `pyarrow.csv.read_csv` of the same claims file plus a group-by member;
+- with --floor, also parse only: ingest's own streaming CSV reader over the claims file (the
+  same read options, record batches, dictionary columns) and nothing else: the share of the
+  budget that reading alone takes, before any check, hash, staging or Parquet.
 
 Each side runs --repeat times (default 5), alternating; times are medians and the ratio is the
 median of the back-to-back pairs' ratios, as the machine may be shared. Peak RSS is the child's
@@ -104,6 +107,19 @@ def _work_bare(folder: Path) -> dict[str, float]:
             "member_rows": members.num_rows}
 
 
+def _work_floor(folder: Path) -> dict[str, float]:
+    import pyarrow as pa
+
+    pa.array([1])
+    from pipeline.ingest import text_batches
+    from pipeline.sources import canonical_extract
+
+    claims = canonical_extract(folder).claims
+    started, cpu = time.perf_counter(), _cpu()
+    rows = sum(batch.num_rows for item in claims for batch in text_batches(item))
+    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "rows": rows}
+
+
 def _measure(kind: str, folder: Path, out: Path, shards: int) -> dict[str, float]:
     """Run one worker child from a fresh parent, so RUSAGE_CHILDREN is that child's alone."""
     code = ("import json, resource, subprocess, sys; "
@@ -139,13 +155,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5,
                         help="runs of each side, alternating; the figures are their medians")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "eob-bench-ingest")
-    parser.add_argument("--work", choices=["ours", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true",
+                        help="also time ingest's CSV reader alone (parse only, no checks)")
+    parser.add_argument("--work", choices=["ours", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.work:  # a worker child: do the work, print one JSON line
-        figures = (_work_ours(args.folder, args.out, args.shards) if args.work == "ours"
-                   else _work_bare(args.folder))
+        work = {"ours": lambda: _work_ours(args.folder, args.out, args.shards),
+                "bare": lambda: _work_bare(args.folder), "floor": lambda: _work_floor(args.folder)}
+        figures = work[args.work]()
         figures["self_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(figures))
         return
@@ -157,10 +176,12 @@ def main() -> None:
         print(f"size {size:,} lines", flush=True)
         folder = _extract(args.workdir, size, args.seed)
         out = args.workdir / f"run-{size}"
-        bares, ourses = [], []
+        bares, ourses, floors = [], [], []
         for attempt in range(args.repeat):  # alternate, so a busy moment hits both sides alike
             bares.append(_measure("bare", folder, out, args.shards))
             ourses.append(_measure("ours", folder, out, args.shards))
+            if args.floor:
+                floors.append(_measure("floor", folder, out, args.shards))
             print(f"  run {attempt + 1}: bare {bares[-1]['seconds']:.2f}s, ours {ourses[-1]['seconds']:.2f}s",
                   flush=True)
         shutil.rmtree(out, ignore_errors=True)
@@ -180,6 +201,13 @@ def main() -> None:
         print(f"  lines read {ours['lines_read']:,.0f} = accepted {ours['lines_accepted']:,.0f} + "
               f"quarantined {ours['lines_quarantined']:,.0f}; {ours['statements']:,.0f} statements "
               f"({ours['emailed']:,.0f} email) for {ours['members']:,.0f} members")
+        if floors:
+            floor = _median(floors)
+            print(f"  parse only (ingest's CSV reader, no checks): {floor['seconds']:.2f}s "
+                  f"(cpu {floor['cpu_s']:.2f}s) = {floor['seconds'] / bare['seconds']:.2f}x the bare "
+                  f"time, {floor['cpu_s'] / bare['cpu_s']:.2f}x its cpu  [median of {args.repeat}]")
+            ours["parse_only_ratio"] = floor["seconds"] / bare["seconds"]
+            ours["parse_only_cpu_ratio"] = floor["cpu_s"] / bare["cpu_s"]
         print(f"  ratio ours/bare {ratio:.2f} (median of the {len(pairs)} back-to-back pairs: "
               f"{', '.join(f'{p:.2f}' for p in pairs)})", flush=True)
         results.append((size, ours, bare, ratio))
@@ -190,6 +218,8 @@ def main() -> None:
                "ratio_all_files": round(ours["seconds"] / bare["all_files_s"], 2),
                "rss_mib": round(ours["rss_mib"]),
                "bare_rss_mib": round(bare["rss_mib"])}
+    if "parse_only_ratio" in ours:
+        summary |= {key: round(ours[key], 2) for key in ("parse_only_ratio", "parse_only_cpu_ratio")}
     if len(results) > 1:
         size2, ours2, bare2, ratio2 = results[1]
         summary |= {"lines_2x": int(ours2["lines_read"]), "ratio_2x": round(ratio2, 2),

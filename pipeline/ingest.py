@@ -54,6 +54,7 @@ __all__ = [
     "IngestResult", "LINE_TOTALS", "ReasonTable", "hash64", "ingest", "line_totals",
     "with_line_totals", "iter_buckets", "read_bucket_members",
     "member_buckets", "read_bucket_lines", "read_shard_lines", "reason_table", "shard_buckets", "shard_of",
+    "text_batches",
 ]
 
 log = logging.getLogger(__name__)
@@ -592,6 +593,12 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
         raise ExtractFileError(f"{item.source_name}: {arrow_reason(exc)}") from None
     finally:
         source.close()
+
+
+def text_batches(item: ExtractFile) -> Iterator[pa.RecordBatch]:
+    """The file's record batches as validation first sees them (text, before any check): for
+    measuring what reading alone costs."""
+    yield from _batches(item, file_spec(item.kind), _InvalidRows())
 
 
 class _Throttled:
