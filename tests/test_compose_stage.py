@@ -246,6 +246,22 @@ def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # t
     assert open_extract(folder, ctx.settings.workspace / "x").claims  # ingest ignores the marker
 
 
+def test_a_file_copied_in_with_an_old_timestamp_still_counts_as_just_changed(tmp_path: Path) -> None:
+    """`cp -p` and many transfer tools keep the sender's modification time: the quiet period must
+    run from when the file landed here, not from that old time."""
+    from pipeline.sources.arrival import local_arrival
+
+    folder = tmp_path / PERIOD
+    folder.mkdir()
+    claims = folder / "claims.csv"
+    claims.write_text("claim_id\n")
+    old = (utc_now() - timedelta(days=2)).timestamp()
+    os.utime(claims, (old, old))
+    arrival = local_arrival(folder, (".csv",), None)
+    assert arrival.waiting_for(utc_now(), timedelta(minutes=10)) is not None
+    assert arrival.waiting_for(utc_now() + timedelta(minutes=10), timedelta(minutes=10)) is None
+
+
 def test_extract_ready_follows_a_file_url(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

@@ -18,7 +18,7 @@ class Arrival:
     """What a look at the period's folder or prefix found (names and times only, no content)."""
 
     files: int
-    last_change: datetime | None  # the newest extract file's modification time
+    last_change: datetime | None  # when an extract file last changed (written, moved in)
     marker_present: bool | None = None  # None: no marker file is expected
 
     def waiting_for(self, now: datetime, quiet: timedelta) -> str | None:
@@ -40,6 +40,7 @@ def local_arrival(folder: Path, suffixes: tuple[str, ...], marker: str | None) -
         return Arrival(0, None, None if marker is None else False)
     files = [p for p in folder.iterdir()
              if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffixes)]
-    newest = max((p.stat().st_mtime for p in files), default=None)
+    # ctime too: a file moved in, or copied with its old modification time kept, counts as changed
+    newest = max((max(stat.st_mtime, stat.st_ctime) for stat in (p.stat() for p in files)), default=None)
     return Arrival(len(files), None if newest is None else datetime.fromtimestamp(newest, UTC),
                    None if marker is None else (folder / marker).is_file())
