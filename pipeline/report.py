@@ -50,6 +50,8 @@ class RunReport:
     checks: list[Check] = field(default_factory=list)
     prompt_notice_claims: list[dict[str, Any]] = field(default_factory=list)
     reissues: list[dict[str, Any]] = field(default_factory=list)
+    superseded_unexplained: int = 0
+    withdrawn: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def lines_read(self) -> int:
@@ -100,8 +102,8 @@ class RunReport:
 
     @property
     def superseded(self) -> int:
-        """Versions a corrected extract replaced before they were rendered: never sent, and not
-        failures."""
+        """Versions a corrected extract replaced or withdrew before they were queued to go out:
+        never sent, and not failures."""
         return self.count(Status.SUPERSEDED)
 
     def summary(self) -> dict[str, int]:
@@ -118,6 +120,8 @@ class RunReport:
             "prompt_notice": self.prompt_notice,
             "prompt_notice_claims": len(self.prompt_notice_claims),
             "reissued": len(self.reissues),
+            "withdrawn": self.events.get("withdrawn", 0),
+            "withdrawn_after_release": self.events.get("withdrawn_after_release", 0),
         }
 
 
@@ -139,6 +143,9 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         events={row["event"]: row["n"] for row in ledger.fetch("event_counts_for_run", run_id=run_id)},
         prompt_notice_claims=ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id),
         reissues=ledger.fetch("ingest_reissues_for_run", run_id=run_id),
+        withdrawn=ledger.fetch("withdrawn_for_run", run_id=run_id),
+        superseded_unexplained=(ledger.fetch_one("superseded_unexplained_for_run", run_id=run_id)
+                                or {}).get("n", 0),
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
     )
@@ -161,9 +168,12 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every statement rendered, failed with a reason, or superseded",
                         unfinished == 0, f"{unfinished} still composed"))
     replaced = sum(1 for row in report.reissues if row["replaced_status"] == Status.SUPERSEDED.value)
-    checks.append(Check("every superseded statement is replaced by a newer version",
-                        report.superseded == replaced,
-                        f"{report.superseded} superseded, {replaced} replaced by a reissue"))
+    withdrawn = report.events.get("withdrawn", 0)
+    checks.append(Check("every superseded statement is replaced by a newer version or withdrawn",
+                        report.superseded_unexplained == 0,
+                        f"{report.superseded} superseded: {replaced} replaced by a reissue, {withdrawn} "
+                        f"withdrawn (no lines in the corrected extract), {report.superseded_unexplained} "
+                        "neither"))
     waiting = report.count(Status.RENDERED)
     checks.append(Check("every rendered statement routed to email or paper", waiting == 0,
                         f"{waiting} rendered but not routed"))

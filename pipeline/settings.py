@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         description="a file the insurer writes into the period folder once the extract is complete "
         "(e.g. _SUCCESS); when set, the sensor also waits for it",
     )
+    compose_withdraw_limit: float = Field(
+        default=0.1, ge=0, le=1,
+        description="the largest share of a shard's statements a corrected extract may withdraw "
+        "(members left with no claim lines); compose refuses more, as a partial delivery looks "
+        "the same (up to 10 per shard are always allowed)",
+    )
     ingest_bucket_rows: int = Field(
         default=250_000, ge=1_000,
         description="claim lines per bucket in the second ingest pass: bounds ingest/compose memory",

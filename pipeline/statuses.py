@@ -48,8 +48,8 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),
     S.FAILED: frozenset({S.COMPOSED}),
-    # a corrected extract replaced this version before it was rendered: not a failure, and
-    # nothing to deliver (one already rendered or out keeps its status; the timeline says so)
+    # a corrected extract replaced or withdrew this version before it was queued: not a failure,
+    # and nothing to deliver (one already queued or out keeps its status; the timeline says so)
     S.SUPERSEDED: frozenset({S.COMPOSED, S.RENDERED}),  # replaced before it was queued to go out
 }
 """For each target status, the statuses a statement may move from."""

@@ -147,7 +147,91 @@ def test_a_superseded_version_is_neither_a_failure_nor_owed_a_delivery(ctx) -> N
     with ctx.ledger.begin() as conn:
         conn.execute(text("UPDATE statements SET replaces = NULL WHERE statement_id = :s"), {"s": new_id})
     assert report_stage(ctx, PERIOD)["failed_checks"] == [
-        "every superseded statement is replaced by a newer version"]
+        "every superseded statement is replaced by a newer version or withdrawn"]
+
+
+def _drop_members(ctx, members: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A corrected extract without these members' claim lines (re-keyed or withdrawn claims)."""
+    path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["member_id"] not in members)
+
+
+def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The claims on that statement were withdrawn or now belong to someone else: a version not
+    yet queued never goes out; one already sent is marked for ops once, and keeps its status."""
+    from pipeline.ledger import Transition
+
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    ctx.ledger.apply([Transition(s["statement_id"], Status.RENDERED, "rendered") for s in _statements(ctx)])
+    rendered_member, sent_member = sorted(s["member_id"] for s in _statements(ctx))[:2]
+    sent_id = make_statement_id(sent_member, PERIOD, 1)
+    with ctx.ledger.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE statement_id = :s"), {"s": sent_id})
+    original = (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").read_bytes()
+    _drop_members(ctx, [rendered_member, sent_member])
+    ingest_stage(ctx, PERIOD)
+    second = compose_stage(ctx, PERIOD)
+    assert (second["withdrawn"], second["withdrawn_after_release"], second["inserted"]) == (1, 1, 0)
+    withdrawn_id = make_statement_id(rendered_member, PERIOD, 1)
+    assert ctx.ledger.statement(withdrawn_id)["status"] == Status.SUPERSEDED
+    closed = ctx.ledger.timeline(withdrawn_id)[-1]
+    assert (closed["event"], closed["from_status"], closed["to_status"]) == (
+        "withdrawn", "rendered", "superseded")
+    assert ctx.ledger.statement(sent_id)["status"] == "sent"
+    assert [e["event"] for e in ctx.ledger.timeline(sent_id)][-1] == "withdrawn_after_release"
+    work = run_dir(ctx.settings, "eob-2026-11")
+    to_render = {c.statement.member.member_id for shard in range(2)
+                 for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30)}
+    assert rendered_member not in to_render and sent_member not in to_render
+    again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or noted twice
+    assert (again["withdrawn"], again["withdrawn_after_release"]) == (0, 0)
+    assert [e["event"] for e in ctx.ledger.timeline(sent_id)].count("withdrawn_after_release") == 1
+    with ctx.ledger.begin() as conn:  # as if everything else had gone out
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'rendered'"))
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []
+    assert (summary["superseded"], summary["withdrawn"], summary["withdrawn_after_release"]) == (1, 1, 1)
+    html = Path(summary["html"]).read_text()
+    assert f"<td><code>{withdrawn_id}</code></td><td>before release</td><td>superseded</td>" in html
+    assert f"<td><code>{sent_id}</code></td><td>after release</td><td>sent</td>" in html
+    # the claims come back (the correction was itself a mistake): the member gets a new version
+    (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").write_bytes(original)
+    ingest_stage(ctx, PERIOD)
+    back = compose_stage(ctx, PERIOD)
+    assert (back["inserted"], back["reissued"], back["unchanged"]) == (1, 1, first["statements"] - 1)
+    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=rendered_member)
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "composed")]
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
+    assert report_stage(ctx, PERIOD)["failed_checks"] == []  # withdrawn, then replaced: explained
+
+
+def test_compose_refuses_to_withdraw_more_than_the_limit_allows(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A delivery missing many members looks like a partial one: nothing is withdrawn until ops
+    confirm it by raising the limit."""
+    from pipeline.stages.ingest import WithdrawalRefused
+
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    members = sorted(s["member_id"] for s in _statements(ctx))
+    dropped = members[: len(members) // 2]
+    _drop_members(ctx, dropped)
+    ingest_stage(ctx, PERIOD)
+    refused = (r"2026-11 shard \d: the extract has no claim lines for \d+ of the \d+ members who "
+               "already have a statement, more than the 10 EOB_COMPOSE_WITHDRAW_LIMIT allows")
+    with pytest.raises(WithdrawalRefused, match=refused):
+        compose_stage(ctx, PERIOD)
+    assert {s["status"] for s in _statements(ctx)} == {Status.COMPOSED}  # nothing withdrawn
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.6}))
+    done = compose_stage(ctx, PERIOD)
+    assert done["withdrawn"] == len(dropped) and done["unchanged"] == first["statements"] - len(dropped)
 
 
 def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: ignore[no-untyped-def]

@@ -116,6 +116,34 @@ def test_superseded_only_closes_a_statement_not_yet_queued(ledger: Ledger) -> No
     assert Status.SUPERSEDED in TERMINAL
 
 
+def test_each_superseded_statement_is_explained_by_a_replacement_or_a_withdrawal(ledger: Ledger) -> None:
+    """The report's reconciliation query, on both databases."""
+    ledger.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    for sid in ("st-2026-11-aaaa", "st-2026-11-bbbb"):
+        ledger.transition(sid, Status.SUPERSEDED, "superseded")
+    ledger.transition("st-2026-11-cccc", Status.RENDERED, "rendered")
+    ledger.transition("st-2026-11-cccc", Status.QUEUED, "queued")
+
+    def unexplained() -> int:
+        row = ledger.fetch_one("superseded_unexplained_for_run", run_id="eob-2026-11")
+        return int(row["n"]) if row else -1
+
+    assert unexplained() == 2
+    ledger.add_statements([NewStatement("st-2026-11-dddd", "eob-2026-11", "2026-11", "M000000001", 2, 0,
+                                        "email", None, "gmail.com", 4, False)])
+    with ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET replaces = :old WHERE statement_id = :new"),
+                     {"old": "st-2026-11-aaaa", "new": "st-2026-11-dddd"})
+    assert unexplained() == 1
+    ledger.record_event("st-2026-11-bbbb", "withdrawn", {})
+    ledger.record_event("st-2026-11-cccc", "withdrawn_after_release", {})
+    assert unexplained() == 0
+    withdrawn = ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")
+    assert [(r["statement_id"], r["event"], r["status"]) for r in withdrawn] == [
+        ("st-2026-11-bbbb", "withdrawn", "superseded"),
+        ("st-2026-11-cccc", "withdrawn_after_release", "queued")]
+
+
 def _schema(ledger: Ledger) -> dict[str, object]:
     """Everything about statements and the tables referencing it except the status CHECK."""
     found = inspect(ledger.engine)

@@ -23,6 +23,13 @@ from pipeline.statuses import Status
 
 log = logging.getLogger(__name__)
 INSERT_CHUNK = 2_000
+WITHDRAW_ALWAYS_ALLOWED = 10
+"""Withdrawals per shard compose makes whatever the share limit: a small run's corrections."""
+
+
+class WithdrawalRefused(RuntimeError):
+    """A corrected extract would withdraw more statements than the limit allows: likely a
+    partial delivery. The message says how many and what to do."""
 
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
@@ -81,8 +88,9 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
     suppressed = suppression_check(ctx)
+    vanished: list[dict[str, Any]] = []  # withdrawn only once every shard is within the limit
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
-              "reissued": 0, "unchanged": 0}
+              "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
     for shard in range(ctx.settings.shards):
         plan = _ShardPlan(ctx, run_id, period, shard)
         for summary in compose_shard(work, shard, period, prompt_notice_days=ctx.settings.prompt_notice_days,
@@ -93,6 +101,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
                 counts[row["channel"]] += 1
                 counts["prompt_notice"] += int(row["prompt_notice"])
             plan.flush()
+        vanished += plan.vanished()
         for _, lines in iter_buckets(work, shard, ["member_id", "claim_id", "status", "received_date"]):
             plan.add_prompt_notices(prompt_notice_claims(lines, period, ctx.settings.prompt_notice_days))
         plan.flush()
@@ -100,8 +109,33 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         counts["inserted"] += plan.inserted
         counts["reissued"] += plan.reissued
         counts["unchanged"] += plan.unchanged
+    counts["withdrawn"], counts["withdrawn_after_release"] = withdraw(ctx, vanished)
     log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
+
+
+def withdraw(ctx: Context, gone: list[dict[str, Any]]) -> tuple[int, int]:
+    """Statements whose member has no lines in the corrected extract: the claims they show were
+    withdrawn or moved to someone else, so they must not go out. One not yet queued (composed or
+    rendered) is closed as `superseded` with a `withdrawn` event; one already queued or out keeps
+    its status, and its timeline records `withdrawn_after_release` once, for ops to follow up.
+    Returns (withdrawn, withdrawn after release)."""
+    def noted(statement_id: str) -> bool:  # a re-run does not note it again
+        return any(e["event"] == "withdrawn_after_release" for e in ctx.ledger.timeline(statement_id))
+
+    pending = [row for row in gone if row["status"] in (Status.COMPOSED, Status.RENDERED)]
+    released = [row for row in gone if row["status"] not in (Status.COMPOSED, Status.RENDERED)
+                and not noted(row["statement_id"])]
+    cause = {"cause": "no claim lines in the corrected extract"}
+    ctx.ledger.apply([Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", cause,
+                                 {"last_reason": "withdrawn: the corrected extract has no claim lines "
+                                                 "for this member"}) for row in pending])
+    for row in released:
+        ctx.ledger.record_event(row["statement_id"], "withdrawn_after_release",
+                                {**cause, "status": row["status"]})
+    for row in [*pending, *released]:
+        ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
+    return len(pending), len(released)
 
 
 def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
@@ -137,7 +171,8 @@ class _ShardPlan:
 
         member, content = row["member_id"], row["content_hash"]
         previous = self.latest.get(member)
-        if previous is not None and previous["content_hash"] in (content, None):
+        if (previous is not None and previous["content_hash"] in (content, None)
+                and previous["status"] != Status.SUPERSEDED):  # a withdrawn member back: a new version
             # the same statement again (or one composed before hashes were kept): nothing new
             self.versions[member] = Version(previous["statement_id"], previous["version"], None, content)
             if previous["content_hash"] is None:
@@ -155,6 +190,20 @@ class _ShardPlan:
         self.lineage.append({"statement_id": statement_id, "content_hash": content, "replaces": replaces})
         if previous is not None:
             self.superseded.append((previous["statement_id"], previous["status"], statement_id))
+
+    def vanished(self) -> list[dict[str, Any]]:
+        """Members who have a live statement for the period but no lines in this (corrected)
+        extract. Refused when more than the limit: a partial delivery looks just like this."""
+        live = {member: row for member, row in self.latest.items() if row["status"] != Status.SUPERSEDED}
+        gone = [row for member, row in live.items() if member not in self.versions]
+        limit = max(WITHDRAW_ALWAYS_ALLOWED, int(self.ctx.settings.compose_withdraw_limit * len(live)))
+        if len(gone) > limit:
+            raise WithdrawalRefused(
+                f"{self.period} shard {self.shard}: the extract has no claim lines for {len(gone)} of "
+                f"the {len(live)} members who already have a statement, more than the {limit} "
+                "EOB_COMPOSE_WITHDRAW_LIMIT allows. Check that the delivery is complete; if it is, "
+                "raise the limit and clear the compose task.")
+        return gone
 
     def add_prompt_notices(self, flagged: Any) -> None:
         due_days = self.ctx.settings.prompt_notice_days

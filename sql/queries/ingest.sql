@@ -29,6 +29,20 @@ FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
 WHERE s.run_id = :run_id
 ORDER BY p.notice_due, p.statement_id, p.claim_id;
 
+-- name: superseded_unexplained_for_run
+-- superseded versions neither replaced by a newer version nor withdrawn by a corrected extract
+SELECT COUNT(*) AS n FROM statements s
+WHERE s.run_id = :run_id AND s.status = 'superseded'
+  AND NOT EXISTS (SELECT 1 FROM statements r WHERE r.replaces = s.statement_id)
+  AND NOT EXISTS (SELECT 1 FROM statement_events e
+                  WHERE e.statement_id = s.statement_id AND e.event = 'withdrawn');
+
+-- name: withdrawn_for_run
+SELECT e.statement_id, e.event, s.status FROM statement_events e
+JOIN statements s ON s.statement_id = e.statement_id
+WHERE s.run_id = :run_id AND e.event IN ('withdrawn', 'withdrawn_after_release')
+ORDER BY e.statement_id;
+
 -- name: ingest_reissues_for_run
 SELECT s.statement_id, s.member_id, s.version, s.replaces, r.status AS replaced_status
 FROM statements s LEFT JOIN statements r ON r.statement_id = s.replaces
