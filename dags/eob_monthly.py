@@ -52,16 +52,26 @@ def eob_monthly() -> None:
 
     @task
     def ingest(period: str) -> dict:
-        from pipeline.stages import ingest_stage, open_context
+        from airflow.exceptions import AirflowFailException
 
-        return ingest_stage(open_context(), period)
+        from pipeline.stages import NeedsOperator, ingest_stage, open_context
+
+        try:
+            return ingest_stage(open_context(), period)
+        except NeedsOperator as exc:  # retrying cannot help: fail now, with what to do
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def compose(period: str, ingested: dict) -> list[int]:
-        from pipeline.stages import compose_stage, open_context
+        from airflow.exceptions import AirflowFailException
+
+        from pipeline.stages import NeedsOperator, compose_stage, open_context
 
         ctx = open_context()
-        compose_stage(ctx, period)
+        try:
+            compose_stage(ctx, period)
+        except NeedsOperator as exc:  # e.g. a corrected extract that would withdraw too much
+            raise AirflowFailException(str(exc)) from exc
         return list(range(ctx.settings.shards))
 
     @task(pool="eob_render")

@@ -102,7 +102,7 @@ class RunReport:
 
     @property
     def superseded(self) -> int:
-        """Versions a corrected extract replaced or withdrew before they were queued to go out:
+        """Versions a corrected extract replaced or withdrew before they went out:
         never sent, and not failures."""
         return self.count(Status.SUPERSEDED)
 
@@ -120,8 +120,9 @@ class RunReport:
             "prompt_notice": self.prompt_notice,
             "prompt_notice_claims": len(self.prompt_notice_claims),
             "reissued": len(self.reissues),
-            "withdrawn": self.events.get("withdrawn", 0),
-            "withdrawn_after_release": self.events.get("withdrawn_after_release", 0),
+            "withdrawn": sum(1 for row in self.withdrawn if row["event"] == "withdrawn"),
+            "withdrawn_after_release": sum(1 for row in self.withdrawn
+                                           if row["event"] == "withdrawn_after_release"),
         }
 
 
@@ -168,7 +169,7 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every statement rendered, failed with a reason, or superseded",
                         unfinished == 0, f"{unfinished} still composed"))
     replaced = sum(1 for row in report.reissues if row["replaced_status"] == Status.SUPERSEDED.value)
-    withdrawn = report.events.get("withdrawn", 0)
+    withdrawn = sum(1 for row in report.withdrawn if row["event"] == "withdrawn")
     checks.append(Check("every superseded statement is replaced by a newer version or withdrawn",
                         report.superseded_unexplained == 0,
                         f"{report.superseded} superseded: {replaced} replaced by a reissue, {withdrawn} "

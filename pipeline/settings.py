@@ -10,8 +10,10 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.sources.arrival import is_extract_file
 
 
 class PoolSettings(BaseModel):
@@ -93,11 +95,19 @@ class Settings(BaseSettings):
         description="a file the insurer writes into the period folder once the extract is complete "
         "(e.g. _SUCCESS); when set, the sensor also waits for it",
     )
+
+    @field_validator("extract_ready_marker")
+    @classmethod
+    def _marker_is_not_an_extract_file(cls, value: str | None) -> str | None:
+        if value is not None and is_extract_file(value):
+            raise ValueError(f"{value!r} would be read as part of the extract: name the marker file "
+                             "without .csv/.parquet/.json/.ndjson/.jsonl (e.g. _SUCCESS)")
+        return value
     compose_withdraw_limit: float = Field(
         default=0.1, ge=0, le=1,
-        description="the largest share of a shard's statements a corrected extract may withdraw "
+        description="the largest share of a period's statements a corrected extract may withdraw "
         "(members left with no claim lines); compose refuses more, as a partial delivery looks "
-        "the same (up to 10 per shard are always allowed)",
+        "the same (up to 10 are always allowed)",
     )
     ingest_bucket_rows: int = Field(
         default=250_000, ge=1_000,

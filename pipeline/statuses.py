@@ -30,6 +30,14 @@ class Status(StrEnum):
 
 S = Status
 
+NOT_YET_OUT: frozenset[Status] = frozenset(
+    {S.COMPOSED, S.RENDERED, S.QUEUED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_PENDING,
+     S.VERIFIED, S.VERIFICATION_FAILED, S.PAPER_QUEUED})
+"""Not (or no longer) with a mail server that accepted it, nor printed: a corrected extract can
+still stop it going out."""
+RELEASED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED, S.PRINTED, S.MAILED})
+"""Accepted by the member's mail server or printed: what is out can only be followed up."""
+
 ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.COMPOSED: frozenset(),
     S.RENDERED: frozenset({S.COMPOSED}),
@@ -48,9 +56,9 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),
     S.FAILED: frozenset({S.COMPOSED}),
-    # a corrected extract replaced or withdrew this version before it was queued: not a failure,
-    # and nothing to deliver (one already queued or out keeps its status; the timeline says so)
-    S.SUPERSEDED: frozenset({S.COMPOSED, S.RENDERED}),  # replaced before it was queued to go out
+    # a corrected extract replaced or withdrew this version before it went out: not a failure,
+    # and nothing to deliver (one already out keeps its status; the timeline says so)
+    S.SUPERSEDED: NOT_YET_OUT,
 }
 """For each target status, the statuses a statement may move from."""
 

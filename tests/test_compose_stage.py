@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,78 +161,110 @@ def _drop_members(ctx, members: list[str]) -> None:  # type: ignore[no-untyped-d
         writer.writerows(r for r in rows if r["member_id"] not in members)
 
 
+def _set_status(ctx, statement_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = :status WHERE statement_id = :s"),
+                     {"status": status, "s": statement_id})
+
+
 def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) -> None:  # type: ignore[no-untyped-def]
     """The claims on that statement were withdrawn or now belong to someone else: a version not
-    yet queued never goes out; one already sent is marked for ops once, and keeps its status."""
-    from pipeline.ledger import Transition
-
+    yet out (rendered, or queued to a pool) never goes out; one already sent is flagged once for
+    follow-up and keeps its status; a failed one is left alone. When the lines come back, the
+    withdrawn members get a new version and the sent one is reinstated."""
     ingest_stage(ctx, PERIOD)
     first = compose_stage(ctx, PERIOD)
-    ctx.ledger.apply([Transition(s["statement_id"], Status.RENDERED, "rendered") for s in _statements(ctx)])
-    rendered_member, sent_member = sorted(s["member_id"] for s in _statements(ctx))[:2]
-    sent_id = make_statement_id(sent_member, PERIOD, 1)
-    with ctx.ledger.begin() as conn:
-        from sqlalchemy import text
-
-        conn.execute(text("UPDATE statements SET status = 'sent' WHERE statement_id = :s"), {"s": sent_id})
+    rendered, queued, sent, failed = sorted(s["member_id"] for s in _statements(ctx))[:4]
+    ids = {m: make_statement_id(m, PERIOD, 1) for m in (rendered, queued, sent, failed)}
+    for member, status in ((rendered, "rendered"), (queued, "queued"), (sent, "sent"), (failed, "failed")):
+        _set_status(ctx, ids[member], status)
     original = (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").read_bytes()
-    _drop_members(ctx, [rendered_member, sent_member])
+    _drop_members(ctx, [rendered, queued, sent, failed])
     ingest_stage(ctx, PERIOD)
     second = compose_stage(ctx, PERIOD)
-    assert (second["withdrawn"], second["withdrawn_after_release"], second["inserted"]) == (1, 1, 0)
-    withdrawn_id = make_statement_id(rendered_member, PERIOD, 1)
-    assert ctx.ledger.statement(withdrawn_id)["status"] == Status.SUPERSEDED
-    closed = ctx.ledger.timeline(withdrawn_id)[-1]
-    assert (closed["event"], closed["from_status"], closed["to_status"]) == (
-        "withdrawn", "rendered", "superseded")
-    assert ctx.ledger.statement(sent_id)["status"] == "sent"
-    assert [e["event"] for e in ctx.ledger.timeline(sent_id)][-1] == "withdrawn_after_release"
+    assert (second["withdrawn"], second["withdrawn_after_release"], second["inserted"]) == (2, 1, 0)
+    for member, was in ((rendered, "rendered"), (queued, "queued")):
+        assert ctx.ledger.statement(ids[member])["status"] == Status.SUPERSEDED
+        closed = ctx.ledger.timeline(ids[member])[-1]
+        assert (closed["event"], closed["from_status"], closed["to_status"]) == (
+            "withdrawn", was, "superseded")
+    assert ctx.ledger.statement(ids[sent])["status"] == "sent"
+    assert ctx.ledger.timeline(ids[sent])[-1]["event"] == "withdrawn_after_release"
+    assert ctx.ledger.statement(ids[failed])["status"] == "failed"
+    assert "withdrawn_after_release" not in [e["event"] for e in ctx.ledger.timeline(ids[failed])]
     work = run_dir(ctx.settings, "eob-2026-11")
     to_render = {c.statement.member.member_id for shard in range(2)
                  for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30)}
-    assert rendered_member not in to_render and sent_member not in to_render
-    again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or noted twice
+    assert not to_render & {rendered, queued, sent, failed}
+    again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or flagged twice
     assert (again["withdrawn"], again["withdrawn_after_release"]) == (0, 0)
-    assert [e["event"] for e in ctx.ledger.timeline(sent_id)].count("withdrawn_after_release") == 1
+    assert [e["event"] for e in ctx.ledger.timeline(ids[sent])].count("withdrawn_after_release") == 1
     with ctx.ledger.begin() as conn:  # as if everything else had gone out
-        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'rendered'"))
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
     summary = report_stage(ctx, PERIOD)
     assert summary["failed_checks"] == []
-    assert (summary["superseded"], summary["withdrawn"], summary["withdrawn_after_release"]) == (1, 1, 1)
+    assert (summary["superseded"], summary["withdrawn"], summary["withdrawn_after_release"]) == (2, 2, 1)
     html = Path(summary["html"]).read_text()
-    assert f"<td><code>{withdrawn_id}</code></td><td>before release</td><td>superseded</td>" in html
-    assert f"<td><code>{sent_id}</code></td><td>after release</td><td>sent</td>" in html
-    # the claims come back (the correction was itself a mistake): the member gets a new version
+    assert f"<td><code>{ids[rendered]}</code></td><td>before release</td><td>superseded</td>" in html
+    assert f"<td><code>{ids[sent]}</code></td><td>after release</td><td>sent</td>" in html
+    # the claims come back (the correction was itself a mistake)
     (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").write_bytes(original)
     ingest_stage(ctx, PERIOD)
     back = compose_stage(ctx, PERIOD)
-    assert (back["inserted"], back["reissued"], back["unchanged"]) == (1, 1, first["statements"] - 1)
-    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=rendered_member)
-    assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "composed")]
+    assert (back["inserted"], back["reissued"], back["unchanged"]) == (2, 2, first["statements"] - 2)
+    for member in (rendered, queued):
+        versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+        assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "composed")]
+    assert ctx.ledger.timeline(ids[sent])[-1]["event"] == "reinstated"
     with ctx.ledger.begin() as conn:
         conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
-    assert report_stage(ctx, PERIOD)["failed_checks"] == []  # withdrawn, then replaced: explained
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []  # withdrawn, then replaced: explained
+    assert summary["withdrawn_after_release"] == 0  # reinstated: nothing to follow up
 
 
 def test_compose_refuses_to_withdraw_more_than_the_limit_allows(ctx) -> None:  # type: ignore[no-untyped-def]
-    """A delivery missing many members looks like a partial one: nothing is withdrawn until ops
-    confirm it by raising the limit."""
-    from pipeline.stages.ingest import WithdrawalRefused
+    """A delivery missing many members looks like a partial one: compose changes nothing (not
+    even the reissues the same delivery brings) until ops confirm it by raising the limit."""
+    from pipeline.stages.withdrawals import WithdrawalRefused
 
     ingest_stage(ctx, PERIOD)
     first = compose_stage(ctx, PERIOD)
-    members = sorted(s["member_id"] for s in _statements(ctx))
-    dropped = members[: len(members) // 2]
+    changed = _correct_one_line(ctx)
+    members = sorted(s["member_id"] for s in _statements(ctx) if s["member_id"] != changed)
+    dropped = members[:30]
     _drop_members(ctx, dropped)
     ingest_stage(ctx, PERIOD)
-    refused = (r"2026-11 shard \d: the extract has no claim lines for \d+ of the \d+ members who "
-               "already have a statement, more than the 10 EOB_COMPOSE_WITHDRAW_LIMIT allows")
+    refused = (f"2026-11: the extract has no claim lines for 30 of the {first['statements']} members who "
+               "already have a statement, more than the 12 EOB_COMPOSE_WITHDRAW_LIMIT allows; nothing was "
+               "changed")
     with pytest.raises(WithdrawalRefused, match=refused):
         compose_stage(ctx, PERIOD)
-    assert {s["status"] for s in _statements(ctx)} == {Status.COMPOSED}  # nothing withdrawn
-    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.6}))
+    statements = _statements(ctx)
+    assert len(statements) == first["statements"] and {s["status"] for s in statements} == {Status.COMPOSED}
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.3}))
     done = compose_stage(ctx, PERIOD)
-    assert done["withdrawn"] == len(dropped) and done["unchanged"] == first["statements"] - len(dropped)
+    assert (done["withdrawn"], done["reissued"]) == (30, 1)
+
+
+def test_a_period_keeps_the_shard_count_it_started_with(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A member's statements live in one shard: changing EOB_SHARDS mid-period would make every
+    moved member look new (or gone), so both stages refuse with what to do."""
+    from pipeline.stages.context import ShardCountChanged
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    three = replace(ctx, settings=ctx.settings.model_copy(update={"shards": 3}))
+    keep = "2026-11 was started with 2 shards and EOB_SHARDS is now 3: keep EOB_SHARDS=2 for this period"
+    with pytest.raises(ShardCountChanged, match=keep):
+        ingest_stage(three, PERIOD)
+    with pytest.raises(ShardCountChanged, match=keep):
+        compose_stage(three, PERIOD)
+    assert compose_stage(ctx, PERIOD)["withdrawn"] == 0
 
 
 def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: ignore[no-untyped-def]
@@ -308,7 +341,11 @@ def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # t
     from pipeline.stages import extract_ready_stage
 
     folder = ctx.settings.extracts_dir / PERIOD
-    written = datetime.fromtimestamp(max(p.stat().st_mtime for p in folder.iterdir()), UTC)
+
+    def last_change() -> datetime:
+        return datetime.fromtimestamp(max(p.stat().st_ctime for p in folder.iterdir()), UTC)
+
+    written = last_change()
     clock = {"now": written + timedelta(minutes=4)}
     ctx = replace(ctx, now=lambda: clock["now"],
                   settings=ctx.settings.model_copy(update={"extract_ready_marker": "_SUCCESS"}))
@@ -321,27 +358,35 @@ def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # t
     assert caplog.records[-1].waiting_for == "the delivery's marker file is not there yet"
     (folder / "_SUCCESS").write_text("")
     assert extract_ready_stage(ctx, PERIOD)
-    claims = sorted(folder.glob("claims*"))[0]
-    appended = (written + timedelta(minutes=9)).timestamp()
-    os.utime(claims, (appended, appended))  # the transfer wrote to a claims file again
+    time.sleep(0.01)
+    with sorted(folder.glob("claims*"))[0].open("a") as claims:  # the transfer writes again
+        claims.write("\n")
     assert not extract_ready_stage(ctx, PERIOD)
-    clock["now"] = written + timedelta(minutes=19)
+    clock["now"] = last_change() + timedelta(minutes=10)
     assert extract_ready_stage(ctx, PERIOD)
     assert open_extract(folder, ctx.settings.workspace / "x").claims  # ingest ignores the marker
+    ctx.settings = ctx.settings.model_copy(update={"extract_quiet_minutes": 0})
+    clock["now"] = written - timedelta(hours=1)  # a file stamped ahead of this clock: 0 means now
+    assert extract_ready_stage(ctx, PERIOD)
+
+
+def test_a_marker_named_like_an_extract_file_is_refused() -> None:
+    with pytest.raises(ValueError, match="'done.json' would be read as part of the extract"):
+        Settings(extract_ready_marker="done.json")
 
 
 def test_a_file_copied_in_with_an_old_timestamp_still_counts_as_just_changed(tmp_path: Path) -> None:
-    """`cp -p` and many transfer tools keep the sender's modification time: the quiet period must
-    run from when the file landed here, not from that old time."""
+    """`cp -p` and many transfer tools keep the sender's modification time (old, or ahead of this
+    clock): the quiet period runs from when the file landed here."""
     from pipeline.sources.arrival import local_arrival
 
     folder = tmp_path / PERIOD
     folder.mkdir()
-    claims = folder / "claims.csv"
-    claims.write_text("claim_id\n")
-    old = (utc_now() - timedelta(days=2)).timestamp()
-    os.utime(claims, (old, old))
-    arrival = local_arrival(folder, (".csv",), None)
+    stamps = {"claims.csv": utc_now() - timedelta(days=2), "members.csv": utc_now() + timedelta(days=2)}
+    for name, stamp in stamps.items():
+        (folder / name).write_text("id\n")
+        os.utime(folder / name, (stamp.timestamp(), stamp.timestamp()))
+    arrival = local_arrival(folder, None)
     assert arrival.waiting_for(utc_now(), timedelta(minutes=10)) is not None
     assert arrival.waiting_for(utc_now() + timedelta(minutes=10), timedelta(minutes=10)) is None
 

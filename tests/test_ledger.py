@@ -103,16 +103,20 @@ def test_schema_accepts_every_status_of_the_vocabulary(ledger: Ledger) -> None:
         assert ledger.statement("st-2026-11-aaaa")["status"] == status.value
 
 
-def test_superseded_only_closes_a_statement_not_yet_queued(ledger: Ledger) -> None:
+def test_superseded_only_closes_a_statement_not_yet_out(ledger: Ledger) -> None:
     ledger.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
     assert ledger.transition("st-2026-11-aaaa", Status.SUPERSEDED, "superseded", detail={"by": "v2"})
     assert ledger.transition("st-2026-11-bbbb", Status.RENDERED, "rendered")
-    assert ledger.transition("st-2026-11-bbbb", Status.SUPERSEDED, "superseded")
+    assert ledger.transition("st-2026-11-bbbb", Status.QUEUED, "queued")
+    assert ledger.transition("st-2026-11-bbbb", Status.SUPERSEDED, "superseded")  # queued, not yet sent
     assert ledger.transition("st-2026-11-cccc", Status.RENDERED, "rendered")
     assert ledger.transition("st-2026-11-cccc", Status.QUEUED, "queued")
-    assert not ledger.transition("st-2026-11-cccc", Status.SUPERSEDED, "superseded")  # may be going out
+    assert ledger.transition("st-2026-11-cccc", Status.SENT, "sent")
+    assert not ledger.transition("st-2026-11-cccc", Status.SUPERSEDED, "superseded")  # already out
     assert not ledger.transition("st-2026-11-aaaa", Status.RENDERED, "rendered")  # terminal
-    assert ledger.status_counts("eob-2026-11") == {"superseded": 2, "queued": 1}
+    assert not ledger.transition("st-2026-11-bbbb", Status.SENT, "sent")  # a late 250: recorded only
+    assert ledger.timeline("st-2026-11-bbbb")[-1]["event"] == "sent_ignored"
+    assert ledger.status_counts("eob-2026-11") == {"superseded": 2, "sent": 1}
     assert Status.SUPERSEDED in TERMINAL
 
 

@@ -290,7 +290,8 @@ def test_s3_prefix_is_discovered_downloaded_and_ingested(s3: str, tmp_path: Path
 
 def test_s3_extract_ready_waits_for_files_and_names_a_wrong_bucket(s3: str, tmp_path: Path) -> None:
     """Over HTTP to a moto server: the sensor's check, before and after the extract arrives: extract
-    objects, none changed for the quiet period (LastModified), and the marker object."""
+    objects, none changed for the quiet period (LastModified), no upload in progress, and the
+    marker object."""
     from types import SimpleNamespace
 
     from pipeline.settings import Settings
@@ -315,6 +316,12 @@ def test_s3_extract_ready_waits_for_files_and_names_a_wrong_bucket(s3: str, tmp_
     client.put_object(Bucket="eob-drop", Key="insurer/2026-11/_SUCCESS", Body=b"")
     assert ready("s3://eob-drop/insurer/")
     assert not ready("s3://eob-drop/insurer/", minutes_later=0)  # members.csv changed just now
+    # a big file still uploading in parts is not listed yet, and will show when its upload began
+    upload = client.create_multipart_upload(Bucket="eob-drop", Key="insurer/2026-11/claims_part2.csv")
+    assert not ready("s3://eob-drop/insurer/")
+    client.abort_multipart_upload(Bucket="eob-drop", Key="insurer/2026-11/claims_part2.csv",
+                                  UploadId=upload["UploadId"])
+    assert ready("s3://eob-drop/insurer/")
     wrong = "s3://no-such-bucket/insurer/2026-11/: the bucket does not exist"
     with pytest.raises(ExtractSourceError, match=wrong):
         ready("s3://no-such-bucket/insurer")

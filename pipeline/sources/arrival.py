@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+EXTRACT_SUFFIXES = (".csv", ".parquet", ".ndjson", ".jsonl", ".json", ".ndjson.gz")
+"""Names that make a file part of an extract (hidden files and sub-folders never are)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
@@ -20,12 +23,15 @@ class Arrival:
     files: int
     last_change: datetime | None  # when an extract file last changed (written, moved in)
     marker_present: bool | None = None  # None: no marker file is expected
+    uploading: int = 0  # S3 multipart uploads of extract files still in progress
 
     def waiting_for(self, now: datetime, quiet: timedelta) -> str | None:
         """Why the extract is not ready yet, in words for the task log; None when it is."""
         if not self.files:
             return "no extract files yet"
-        if self.last_change is not None and now - self.last_change < quiet:
+        if self.uploading:
+            return f"{self.uploading} upload(s) still in progress"
+        if quiet and self.last_change is not None and now - self.last_change < quiet:
             changed = max(0, int((now - self.last_change).total_seconds() // 60))
             return (f"a file changed {changed} minute(s) ago; waiting until none has changed for "
                     f"{int(quiet.total_seconds() // 60)} minutes")
@@ -34,13 +40,17 @@ class Arrival:
         return None
 
 
-def local_arrival(folder: Path, suffixes: tuple[str, ...], marker: str | None) -> Arrival:
+def is_extract_file(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(EXTRACT_SUFFIXES)
+
+
+def local_arrival(folder: Path, marker: str | None) -> Arrival:
     """Extract files (by name; hidden and partial files do not count) in a local period folder."""
     if not folder.is_dir():
         return Arrival(0, None, None if marker is None else False)
-    files = [p for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffixes)]
-    # ctime too: a file moved in, or copied with its old modification time kept, counts as changed
-    newest = max((max(stat.st_mtime, stat.st_ctime) for stat in (p.stat() for p in files)), default=None)
+    files = [p for p in folder.iterdir() if p.is_file() and is_extract_file(p.name)]
+    # the status-change time: set by the system on every write and on a move in, even when a
+    # copy keeps the sender's modification time (old, or ahead of this clock)
+    newest = max((p.stat().st_ctime for p in files), default=None)
     return Arrival(len(files), None if newest is None else datetime.fromtimestamp(newest, UTC),
                    None if marker is None else (folder / marker).is_file())

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.sources.arrival import Arrival
+from pipeline.sources.arrival import Arrival, is_extract_file
 from pipeline.sources.errors import ExtractSourceError
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-EXTRACT_SUFFIXES = (".csv", ".parquet", ".ndjson", ".jsonl", ".json", ".ndjson.gz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ def discover(location: S3Location, period: str, client: Any) -> list[S3Object]:
             for item in page.get("Contents", []):
                 key = item["Key"]
                 name = key[len(prefix):]
-                if "/" in name or not name.lower().endswith(EXTRACT_SUFFIXES):
+                if not _directly_under(name):
                     continue
                 objects.append(S3Object(key, int(item["Size"]), str(item.get("ETag", "")).strip('"')))
     except (ClientError, BotoCoreError) as exc:
@@ -108,27 +107,36 @@ def discover(location: S3Location, period: str, client: Any) -> list[S3Object]:
     return sorted(objects, key=lambda o: o.key)
 
 
+def _directly_under(name: str) -> bool:
+    """An extract file directly under the period prefix (not in a sub-folder)."""
+    return "/" not in name and is_extract_file(name)
+
+
 def period_arrival(location: S3Location, period: str, client: Any, marker: str | None) -> Arrival:
     """What has arrived directly under the period's prefix: extract objects, the newest one's
-    LastModified, the marker object. Lists only; a bucket that cannot be listed raises."""
+    LastModified, the marker object, and multipart uploads still in progress (a large object
+    appears only when its upload completes, with LastModified set to when the upload began).
+    Lists only; a bucket that cannot be listed raises."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     prefix = location.period(period)
-    files, newest, marker_present = 0, None, None if marker is None else False
+    files, newest, marker_present, uploading = 0, None, None if marker is None else False, 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix):]
-                if "/" in name:
-                    continue
                 if name == marker:
                     marker_present = True
-                elif name.lower().endswith(EXTRACT_SUFFIXES) and not name.startswith("."):
+                elif _directly_under(name):
                     files += 1
                     newest = item["LastModified"] if newest is None else max(newest, item["LastModified"])
+        paginator = client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
+            uploading += sum(1 for upload in page.get("Uploads", [])
+                             if _directly_under(upload["Key"][len(prefix):]))
     except (ClientError, BotoCoreError) as exc:
         raise _client_error(exc, f"s3://{location.bucket}/{prefix}") from None
-    return Arrival(files, newest, marker_present)
+    return Arrival(files, newest, marker_present, uploading)
 
 
 def fetch_period(url: str, period: str, dest: Path, *, client: Any = None,

@@ -5,7 +5,7 @@ returns a small dict of counts (never PHI, never big payloads): what Airflow kee
 DAG files call these and nothing else.
 """
 
-from pipeline.stages.context import Context, open_context, run_dir, run_id_for
+from pipeline.stages.context import Context, NeedsOperator, open_context, run_dir, run_id_for
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
 from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage
 from pipeline.stages.render import render_stage
@@ -14,7 +14,7 @@ from pipeline.stages.route import assign_pool, pool_names, route_stage
 from pipeline.stages.send import send_stage
 
 __all__ = [
-    "Context", "assign_pool", "compose_stage", "extract_ready_stage", "ingest_stage", "open_context",
-    "pool_names", "reconcile_stage", "render_stage", "report_stage", "requeue_due_stage",
+    "Context", "NeedsOperator", "assign_pool", "compose_stage", "extract_ready_stage", "ingest_stage",
+    "open_context", "pool_names", "reconcile_stage", "render_stage", "report_stage", "requeue_due_stage",
     "route_stage", "run_dir", "run_id_for", "send_stage",
 ]

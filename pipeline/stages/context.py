@@ -15,6 +15,24 @@ from pipeline.settings import Settings
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
+class NeedsOperator(RuntimeError):
+    """A stage stopped for a decision only an operator can make: retrying cannot help. The
+    message says what was found and what to do."""
+
+
+class ShardCountChanged(NeedsOperator):
+    """EOB_SHARDS differs from the count the period was started with."""
+
+
+def check_shards(ledger: Ledger, settings: Settings, run_id: str, period: str) -> None:
+    """A member's statements stay in the shard they started in, so a period keeps its shard count."""
+    run = ledger.fetch_one("get_run", run_id=run_id)
+    if run is not None and int(run["shards"]) != settings.shards:
+        raise ShardCountChanged(
+            f"{period} was started with {run['shards']} shards and EOB_SHARDS is now {settings.shards}: "
+            f"keep EOB_SHARDS={run['shards']} for this period (statements are spread over shards by member)")
+
+
 @dataclass(slots=True)
 class Context:
     settings: Settings

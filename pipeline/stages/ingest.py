@@ -18,18 +18,12 @@ from sqlalchemy import text
 
 from pipeline.ledger import NewStatement, Transition
 from pipeline.sqlfiles import query
-from pipeline.stages.context import Context, run_dir, run_id_for
-from pipeline.statuses import Status
+from pipeline.stages import withdrawals
+from pipeline.stages.context import Context, check_shards, run_dir, run_id_for
+from pipeline.statuses import NOT_YET_OUT, Status
 
 log = logging.getLogger(__name__)
 INSERT_CHUNK = 2_000
-WITHDRAW_ALWAYS_ALLOWED = 10
-"""Withdrawals per shard compose makes whatever the share limit: a small run's corrections."""
-
-
-class WithdrawalRefused(RuntimeError):
-    """A corrected extract would withdraw more statements than the limit allows: likely a
-    partial delivery. The message says how many and what to do."""
 
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
@@ -40,6 +34,7 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
     settings = ctx.settings
     run_id = run_id_for(period)
     work = run_dir(settings, run_id)
+    check_shards(ctx.ledger, settings, run_id, period)
     folder = source or locate_period(settings.extracts_url, settings.extracts_dir, period,
                                      work / "source", endpoint_url=settings.s3_endpoint_url)
     ctx.ledger.start_run(run_id, period, str(settings.extracts_url or folder.name), settings.shards)
@@ -60,7 +55,7 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
     sensor task ahead of ingest: it lists, and downloads nothing. A missing bucket or denied
     access raises ExtractSourceError naming it: waiting would not fix that."""
     from pipeline.sources.arrival import local_arrival
-    from pipeline.sources.s3 import EXTRACT_SUFFIXES, S3Location, make_client, period_arrival
+    from pipeline.sources.s3 import S3Location, make_client, period_arrival
 
     settings = ctx.settings
     url, marker = settings.extracts_url, settings.extract_ready_marker
@@ -71,7 +66,7 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
     else:
         root = Path(url.removeprefix("file://")) if url else settings.extracts_dir
         where = str(root)
-        arrival = local_arrival(root / period, EXTRACT_SUFFIXES, marker)
+        arrival = local_arrival(root / period, marker)
     waiting = arrival.waiting_for(ctx.now(), timedelta(minutes=settings.extract_quiet_minutes))
     if waiting is not None:
         log.info("extract not arrived", extra={"period": period, "where": where, "waiting_for": waiting,
@@ -81,18 +76,21 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
 
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
-    """Statements of every shard into the ledger: new ones, reissues, and nothing twice."""
+    """Statements of every shard into the ledger: new ones, reissues, withdrawals, nothing twice."""
     from pipeline.compose import compose_shard, prompt_notice_claims, write_versions
     from pipeline.ingest import iter_buckets
 
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
+    check_shards(ctx.ledger, ctx.settings, run_id, period)
+    withdrawals.check_limit(ctx, work, period)  # before anything changes
+    flagged = withdrawals.flagged_after_release(ctx, period)
     suppressed = suppression_check(ctx)
-    vanished: list[dict[str, Any]] = []  # withdrawn only once every shard is within the limit
+    vanished: list[dict[str, Any]] = []
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
               "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
     for shard in range(ctx.settings.shards):
-        plan = _ShardPlan(ctx, run_id, period, shard)
+        plan = _ShardPlan(ctx, run_id, period, shard, flagged)
         for summary in compose_shard(work, shard, period, prompt_notice_days=ctx.settings.prompt_notice_days,
                                      is_suppressed=suppressed):
             for row in summary.to_pylist():
@@ -109,33 +107,9 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         counts["inserted"] += plan.inserted
         counts["reissued"] += plan.reissued
         counts["unchanged"] += plan.unchanged
-    counts["withdrawn"], counts["withdrawn_after_release"] = withdraw(ctx, vanished)
+    counts["withdrawn"], counts["withdrawn_after_release"] = withdrawals.withdraw(ctx, vanished, flagged)
     log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
-
-
-def withdraw(ctx: Context, gone: list[dict[str, Any]]) -> tuple[int, int]:
-    """Statements whose member has no lines in the corrected extract: the claims they show were
-    withdrawn or moved to someone else, so they must not go out. One not yet queued (composed or
-    rendered) is closed as `superseded` with a `withdrawn` event; one already queued or out keeps
-    its status, and its timeline records `withdrawn_after_release` once, for ops to follow up.
-    Returns (withdrawn, withdrawn after release)."""
-    def noted(statement_id: str) -> bool:  # a re-run does not note it again
-        return any(e["event"] == "withdrawn_after_release" for e in ctx.ledger.timeline(statement_id))
-
-    pending = [row for row in gone if row["status"] in (Status.COMPOSED, Status.RENDERED)]
-    released = [row for row in gone if row["status"] not in (Status.COMPOSED, Status.RENDERED)
-                and not noted(row["statement_id"])]
-    cause = {"cause": "no claim lines in the corrected extract"}
-    ctx.ledger.apply([Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", cause,
-                                 {"last_reason": "withdrawn: the corrected extract has no claim lines "
-                                                 "for this member"}) for row in pending])
-    for row in released:
-        ctx.ledger.record_event(row["statement_id"], "withdrawn_after_release",
-                                {**cause, "status": row["status"]})
-    for row in [*pending, *released]:
-        ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
-    return len(pending), len(released)
 
 
 def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
@@ -153,7 +127,7 @@ def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
 class _ShardPlan:
     """What compose does for one shard: insert new statements, reissue changed ones, in chunks."""
 
-    def __init__(self, ctx: Context, run_id: str, period: str, shard: int) -> None:
+    def __init__(self, ctx: Context, run_id: str, period: str, shard: int, flagged: set[str]) -> None:
         from pipeline.compose import Version
 
         self.ctx, self.run_id, self.period, self.shard = ctx, run_id, period, shard
@@ -164,6 +138,8 @@ class _ShardPlan:
         self.lineage: list[dict[str, Any]] = []
         self.superseded: list[tuple[str, str, str]] = []  # (old id, old status, new id)
         self.notices: list[dict[str, Any]] = []
+        self.flagged = flagged  # withdrawn after release: a member back unchanged is reinstated
+        self.reinstated: list[str] = []
         self.inserted = self.reissued = self.unchanged = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -178,6 +154,8 @@ class _ShardPlan:
             if previous["content_hash"] is None:
                 self.lineage.append({"statement_id": previous["statement_id"], "content_hash": content,
                                      "replaces": None})
+            if previous["statement_id"] in self.flagged:
+                self.reinstated.append(previous["statement_id"])
             self.unchanged += 1
             return
         version = 1 if previous is None else int(previous["version"]) + 1
@@ -192,18 +170,9 @@ class _ShardPlan:
             self.superseded.append((previous["statement_id"], previous["status"], statement_id))
 
     def vanished(self) -> list[dict[str, Any]]:
-        """Members who have a live statement for the period but no lines in this (corrected)
-        extract. Refused when more than the limit: a partial delivery looks just like this."""
-        live = {member: row for member, row in self.latest.items() if row["status"] != Status.SUPERSEDED}
-        gone = [row for member, row in live.items() if member not in self.versions]
-        limit = max(WITHDRAW_ALWAYS_ALLOWED, int(self.ctx.settings.compose_withdraw_limit * len(live)))
-        if len(gone) > limit:
-            raise WithdrawalRefused(
-                f"{self.period} shard {self.shard}: the extract has no claim lines for {len(gone)} of "
-                f"the {len(live)} members who already have a statement, more than the {limit} "
-                "EOB_COMPOSE_WITHDRAW_LIMIT allows. Check that the delivery is complete; if it is, "
-                "raise the limit and clear the compose task.")
-        return gone
+        """Standing statements of members with no lines in this extract (see withdrawals)."""
+        standing = withdrawals.live(list(self.latest.values()))
+        return [row for row in standing if row["member_id"] not in self.versions]
 
     def add_prompt_notices(self, flagged: Any) -> None:
         due_days = self.ctx.settings.prompt_notice_days
@@ -232,14 +201,17 @@ class _ShardPlan:
         for old_id, old_status, new_id in self.superseded:
             self._supersede(old_id, old_status, new_id)
         self.superseded.clear()
+        for statement_id in self.reinstated:
+            self.ctx.ledger.record_event(statement_id, "reinstated", {"cause": "its claim lines are back"})
+        self.reinstated.clear()
 
     def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
         """The corrected version replaces the old one on both timelines; an old version not yet
-        queued to go out (composed or rendered) is closed as `superseded` so it never goes out;
-        one already queued or out keeps its status."""
+        out (not accepted by a mail server, not printed) is closed as `superseded` so it never
+        goes out; one already out keeps its status."""
         ledger = self.ctx.ledger
         ledger.record_event(new_id, "reissue", {"replaces": old_id})
-        if old_status in (Status.COMPOSED, Status.RENDERED):
+        if old_status in NOT_YET_OUT:
             ledger.apply([Transition(old_id, Status.SUPERSEDED, "superseded", {"by": new_id},
                                      {"last_reason": f"superseded by {new_id} (corrected extract)"})])
         else:

@@ -38,10 +38,20 @@ WHERE s.run_id = :run_id AND s.status = 'superseded'
                   WHERE e.statement_id = s.statement_id AND e.event = 'withdrawn');
 
 -- name: withdrawn_for_run
+-- statements a corrected extract withdrew, except those whose lines came back since
 SELECT e.statement_id, e.event, s.status FROM statement_events e
 JOIN statements s ON s.statement_id = e.statement_id
 WHERE s.run_id = :run_id AND e.event IN ('withdrawn', 'withdrawn_after_release')
+  AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
+                  AND r.event = 'reinstated' AND r.event_id > e.event_id)
 ORDER BY e.statement_id;
+
+-- name: compose_flagged_after_release
+SELECT DISTINCT e.statement_id FROM statement_events e
+JOIN statements s ON s.statement_id = e.statement_id
+WHERE s.period = :period AND e.event = 'withdrawn_after_release'
+  AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
+                  AND r.event = 'reinstated' AND r.event_id > e.event_id);
 
 -- name: ingest_reissues_for_run
 SELECT s.statement_id, s.member_id, s.version, s.replaces, r.status AS replaced_status

@@ -1,0 +1,80 @@
+"""Statements a corrected extract withdraws: the member has no claim lines in it any more.
+
+A corrected extract is the period's whole extract. When it has no lines for a member who already
+has a statement, the claims that statement shows were withdrawn or re-keyed to someone else, so
+it must not reach the member: one not yet out is closed as `superseded` (event `withdrawn`); one
+already out keeps its status and is flagged once (`withdrawn_after_release`) for follow-up, until
+the member's lines come back unchanged (`reinstated`). A delivery missing files looks exactly like
+many withdrawals, so compose checks the count against a limit before it changes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+
+from pipeline.ledger import Transition
+from pipeline.stages.context import Context, NeedsOperator
+from pipeline.statuses import NOT_YET_OUT, RELEASED, Status
+
+ALWAYS_ALLOWED = 10
+"""Withdrawals a period may have whatever the share limit: a small run's corrections."""
+CAUSE = {"cause": "no claim lines in the corrected extract"}
+
+
+class WithdrawalRefused(NeedsOperator):
+    """A corrected extract would withdraw more statements than the limit allows: likely a
+    partial delivery. The message says how many and what to do."""
+
+
+def live(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Latest versions that still stand: not superseded or withdrawn, not failed."""
+    return [row for row in rows if row["status"] not in (Status.SUPERSEDED, Status.FAILED)]
+
+
+def check_limit(ctx: Context, work: Path, period: str) -> None:
+    """Refuse, before compose changes anything, when the extract would withdraw more of the
+    period's statements than EOB_COMPOSE_WITHDRAW_LIMIT allows."""
+    from pipeline.ingest import member_buckets, read_bucket_members
+
+    standing = gone = 0
+    for shard in range(ctx.settings.shards):
+        rows = live(ctx.ledger.fetch("compose_latest_versions", period=period, shard=shard))
+        if not rows:
+            continue
+        present: set[str] = set()
+        for bucket in member_buckets(work, shard):
+            members = read_bucket_members(work, bucket, ["member_id", "line_count"])
+            present.update(members.filter(pc.greater(members["line_count"], 0))["member_id"].to_pylist())
+        standing += len(rows)
+        gone += sum(1 for row in rows if row["member_id"] not in present)
+    limit = max(ALWAYS_ALLOWED, int(ctx.settings.compose_withdraw_limit * standing))
+    if gone > limit:
+        raise WithdrawalRefused(
+            f"{period}: the extract has no claim lines for {gone} of the {standing} members who "
+            f"already have a statement, more than the {limit} EOB_COMPOSE_WITHDRAW_LIMIT allows; "
+            "nothing was changed. Check that the delivery is complete (every file of the period); "
+            "if it is, raise the limit and clear the compose task.")
+
+
+def flagged_after_release(ctx: Context, period: str) -> set[str]:
+    """Statements flagged `withdrawn_after_release` and not reinstated since."""
+    return {row["statement_id"] for row in ctx.ledger.fetch("compose_flagged_after_release", period=period)}
+
+
+def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tuple[int, int]:
+    """Close what is not yet out; flag, once, what is. Returns (withdrawn, flagged after release)."""
+    stoppable = [row for row in gone if row["status"] in NOT_YET_OUT]
+    released = [row for row in gone if row["status"] in RELEASED and row["statement_id"] not in flagged]
+    moved = ctx.ledger.apply([
+        Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", CAUSE,
+                   {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
+        for row in stoppable])
+    for row in released:
+        ctx.ledger.record_event(row["statement_id"], "withdrawn_after_release",
+                                {**CAUSE, "status": row["status"]})
+    for row in [*stoppable, *released]:
+        ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
+    return moved, len(released)
