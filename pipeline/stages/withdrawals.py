@@ -68,6 +68,8 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
     """Close what is not yet out; flag, once, what is. Returns (withdrawn, flagged after release)."""
     stoppable = [row for row in gone if row["status"] in NOT_YET_OUT]
     released = [row for row in gone if row["status"] in RELEASED and row["statement_id"] not in flagged]
+    for row in [*stoppable, *released]:  # first: a crash after this leaves the audit complete
+        ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
     moved = ctx.ledger.apply([
         Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", CAUSE,
                    {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
@@ -75,6 +77,4 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
     for row in released:
         ctx.ledger.record_event(row["statement_id"], "withdrawn_after_release",
                                 {**CAUSE, "status": row["status"]})
-    for row in [*stoppable, *released]:
-        ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
     return moved, len(released)
