@@ -47,6 +47,7 @@ class Candidate:
     status: Status
     changed_at: datetime  # the last status change (the ledger's updated_at)
     run_started_at: datetime
+    withdrawn: bool = False  # out already when a corrected extract withdrew it: never to paper
 
 
 def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transition]:
@@ -59,7 +60,7 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
             hours = round(window.quiet.total_seconds() / 3600, 1)
             return [Transition(sid, Status.DELIVERED, "delivered",
                                {"evidence": "no_bounce_within", "hours": hours})]
-        if now >= deadline:
+        if now >= deadline and not c.withdrawn:
             return [to_paper(sid, "deadline_reached", sent_at=iso(c.changed_at))]
         return []
     if c.status is Status.VERIFICATION_PENDING:
@@ -75,22 +76,24 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
     return []
 
 
-def candidates(rows: Iterable[dict[str, Any]]) -> list[Candidate]:
+def candidates(rows: Iterable[dict[str, Any]], withdrawn: frozenset[str] = frozenset()) -> list[Candidate]:
     return [Candidate(r["statement_id"], Status(r["status"]), datetime.fromisoformat(r["updated_at"]),
-                      datetime.fromisoformat(r["run_started_at"])) for r in rows]
+                      datetime.fromisoformat(r["run_started_at"]), r["statement_id"] in withdrawn)
+            for r in rows]
 
 
 def sweep(ledger: Any, now: datetime, window: DeliveryWindow, *, batch: int = 5000) -> dict[str, int]:
     """Apply `decide` to every unsettled statement, one transaction per batch; counts by move."""
     counts: dict[str, int] = {}
     after = ""
+    withdrawn = frozenset(row["statement_id"] for row in ledger.fetch("flagged_after_release"))
     while True:
         rows = ledger.fetch("sweep_candidates", after=after, limit=batch)
         if not rows:
             break
         after = rows[-1]["statement_id"]
         moves: list[Transition] = []
-        for candidate in candidates(rows):
+        for candidate in candidates(rows, withdrawn):
             decided = decide(candidate, now, window)
             if decided:
                 key = f"{candidate.status.value}->{decided[-1].to.value}"

@@ -142,10 +142,15 @@ def test_each_superseded_statement_is_explained_by_a_replacement_or_a_withdrawal
     ledger.record_event("st-2026-11-bbbb", "withdrawn", {})
     ledger.record_event("st-2026-11-cccc", "withdrawn_after_release", {})
     assert unexplained() == 0
+    assert ledger.fetch("flagged_after_release") == [{"statement_id": "st-2026-11-cccc", "period": "2026-11"}]
+    assert ledger.fetch_one("statement_flagged_after_release", statement_id="st-2026-11-cccc")
     withdrawn = ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")
     assert [(r["statement_id"], r["event"], r["status"]) for r in withdrawn] == [
         ("st-2026-11-bbbb", "withdrawn", "superseded"),
         ("st-2026-11-cccc", "withdrawn_after_release", "queued")]
+    ledger.record_event("st-2026-11-cccc", "reinstated", {})  # its lines came back
+    assert ledger.fetch("flagged_after_release") == []
+    assert ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")[-1]["statement_id"] == "st-2026-11-bbbb"
 
 
 def _schema(ledger: Ledger) -> dict[str, object]:

@@ -78,6 +78,21 @@ def test_each_kind_of_failure_lands_in_its_queue(ctx) -> None:  # type: ignore[n
     assert len(list((ctx.settings.maildir / "cur").iterdir())) == 5
 
 
+def test_a_bounce_for_a_statement_withdrawn_after_release_closes_it_instead_of_resending(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Its claims now belong to someone else: no retry, no verification resend, no paper."""
+    for n in (1, 2, 3):
+        add_sent(ctx, n)
+    for n in (1, 2):
+        ctx.ledger.record_event(sid(n), "withdrawn_after_release", {"cause": "test"})
+    ctx.ledger.record_event(sid(2), "reinstated", {"cause": "test"})  # its lines came back
+    deliver(ctx, dsn(1, status="5.2.2", diagnostic="552 5.2.2 mailbox full"),
+            dsn(2, status="5.2.2", diagnostic="552 5.2.2 mailbox full"),
+            dsn(3, status="5.1.1", diagnostic="550 5.1.1 user unknown"))
+    reconcile_stage(ctx)
+    assert [status_of(ctx, n) for n in (1, 2, 3)] == ["superseded", "retry_scheduled", "verification_pending"]
+    assert events_of(ctx, 1)[-2:] == ["bounced", "withdrawn"]
+
+
 def test_a_duplicate_bounce_changes_nothing(ctx) -> None:  # type: ignore[no-untyped-def]
     add_sent(ctx, 1)
     raw = dsn(1, status="5.2.2", diagnostic="552 5.2.2 mailbox full")

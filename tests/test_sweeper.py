@@ -55,6 +55,13 @@ def test_sent_after_the_cutoff_goes_to_paper_at_the_deadline() -> None:
     assert _decide(Status.SENT, late, timedelta(days=21) - MARGIN) == ["paper_queued:deadline_reached"]
 
 
+def test_a_sent_statement_a_corrected_extract_withdrew_is_never_printed_at_the_deadline() -> None:
+    late = START + timedelta(days=19)
+    withdrawn = Candidate("st-x", Status.SENT, late, START, withdrawn=True)
+    assert decide(withdrawn, START + timedelta(days=21) - MARGIN, WINDOW) == []
+    assert [t.to for t in decide(withdrawn, late + timedelta(days=5, hours=1), WINDOW)] == [Status.DELIVERED]
+
+
 def test_verification_times_out_into_paper() -> None:
     assert _decide(Status.VERIFICATION_PENDING, timedelta(days=1), timedelta(days=7)) == []
     assert _decide(Status.VERIFICATION_PENDING, timedelta(days=1), timedelta(days=8)) == [

@@ -84,7 +84,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     work = run_dir(ctx.settings, run_id)
     check_shards(ctx.ledger, ctx.settings, run_id, period)
     withdrawals.check_limit(ctx, work, period)  # before anything changes
-    flagged = withdrawals.flagged_after_release(ctx, period)
+    flagged = withdrawals.flagged_after_release(ctx.ledger, period)
     suppressed = suppression_check(ctx)
     vanished: list[dict[str, Any]] = []
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,

@@ -31,6 +31,7 @@ from pipeline.routing import (
     route,
     to_paper,
 )
+from pipeline.stages import withdrawals
 from pipeline.stages.context import Context
 from pipeline.statuses import Status
 from pipeline.suppression import suppress
@@ -194,6 +195,8 @@ def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
     moves = route(sid, c, attempts=statement["attempts"], policy=RetryPolicy.from_settings(ctx.settings),
                   now=ctx.now(), source=feed, reason=reason, rng=random.Random(sid),
                   pool=statement["pool"], cutoff=cutoff, extra=evidence)
+    if moves and withdrawals.is_flagged_after_release(ledger, sid):  # never resend or print it
+        moves = [moves[0], withdrawals.closed_after_bounce(sid)]
     moved = ledger.apply(moves)
     if c.recipient_caused and link.signed and worst.recipient and moved:
         suppress(ledger, worst.recipient, cause=c.category.value, statement_id=sid,

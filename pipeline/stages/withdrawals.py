@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from pipeline.ledger import Transition
+from pipeline.ledger import Ledger, Transition
 from pipeline.stages.context import Context, NeedsOperator
 from pipeline.statuses import NOT_YET_OUT, RELEASED, Status
 
@@ -59,9 +59,21 @@ def check_limit(ctx: Context, work: Path, period: str) -> None:
             "if it is, raise the limit and clear the compose task.")
 
 
-def flagged_after_release(ctx: Context, period: str) -> set[str]:
-    """Statements flagged `withdrawn_after_release` and not reinstated since."""
-    return {row["statement_id"] for row in ctx.ledger.fetch("compose_flagged_after_release", period=period)}
+def flagged_after_release(ledger: Ledger, period: str | None = None) -> set[str]:
+    """Statements flagged `withdrawn_after_release` and not reinstated since (of one period):
+    they must not be sent again after a bounce, nor printed by the deadline sweeper."""
+    return {row["statement_id"] for row in ledger.fetch("flagged_after_release")
+            if period is None or row["period"] == period}
+
+
+def is_flagged_after_release(ledger: Ledger, statement_id: str) -> bool:
+    return ledger.fetch_one("statement_flagged_after_release", statement_id=statement_id) is not None
+
+
+def closed_after_bounce(statement_id: str) -> Transition:
+    """A withdrawn statement's email bounced: it is closed, never retried, verified or printed."""
+    return Transition(statement_id, Status.SUPERSEDED, "withdrawn", {**CAUSE, "after": "bounce"},
+                      {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
 
 
 def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tuple[int, int]:

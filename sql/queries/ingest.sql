@@ -46,10 +46,17 @@ WHERE s.run_id = :run_id AND e.event IN ('withdrawn', 'withdrawn_after_release')
                   AND r.event = 'reinstated' AND r.event_id > e.event_id)
 ORDER BY e.statement_id;
 
--- name: compose_flagged_after_release
-SELECT DISTINCT e.statement_id FROM statement_events e
+-- name: flagged_after_release
+-- statements out already when a corrected extract withdrew them, and not reinstated since
+SELECT DISTINCT e.statement_id, s.period FROM statement_events e
 JOIN statements s ON s.statement_id = e.statement_id
-WHERE s.period = :period AND e.event = 'withdrawn_after_release'
+WHERE e.event = 'withdrawn_after_release'
+  AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
+                  AND r.event = 'reinstated' AND r.event_id > e.event_id);
+
+-- name: statement_flagged_after_release
+SELECT 1 AS flagged FROM statement_events e
+WHERE e.statement_id = :statement_id AND e.event = 'withdrawn_after_release'
   AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
                   AND r.event = 'reinstated' AND r.event_id > e.event_id);
 
