@@ -227,6 +227,46 @@ def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) 
     assert summary["withdrawn_after_release"] == 0  # reinstated: nothing to follow up
 
 
+def test_withdrawing_a_statement_whose_send_is_in_doubt_or_that_went_out_meanwhile_flags_it(  # type: ignore[no-untyped-def]
+        ctx) -> None:
+    """A queued statement whose send task stopped mid-transaction may be with the member: closed, so
+    it is not sent again, and flagged. One that went out after compose read its status is flagged."""
+    from pipeline.ledger import Transition
+    from pipeline.stages import withdrawals
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    doubt, moved_on = [s["statement_id"] for s in _statements(ctx)][:2]
+    for statement_id in (doubt, moved_on):
+        ctx.ledger.apply([Transition(statement_id, Status.RENDERED, "rendered"),
+                          Transition(statement_id, Status.QUEUED, "queued")])
+    ctx.ledger.record_event(doubt, "send_attempt", {"pool": "pool_a"})
+    read_earlier = [dict(ctx.ledger.statement(sid) or {}) for sid in (doubt, moved_on)]
+    ctx.ledger.apply([Transition(moved_on, Status.SENT, "sent")])  # the send task got there first
+    assert withdrawals.withdraw(ctx, read_earlier, set()) == (1, 2)
+    assert ctx.ledger.statement(doubt)["status"] == Status.SUPERSEDED
+    assert [e["event"] for e in ctx.ledger.timeline(doubt)][-2:] == ["withdrawn", "withdrawn_after_release"]
+    assert ctx.ledger.statement(moved_on)["status"] == "sent"
+    assert ctx.ledger.timeline(moved_on)[-1]["event"] == "withdrawn_after_release"
+
+
+def test_statements_withdrawn_before_do_not_count_against_the_limit_again(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    with ctx.ledger.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent'"))
+    members = sorted(s["member_id"] for s in _statements(ctx))
+    _drop_members(ctx, members[:12])
+    ingest_stage(ctx, PERIOD)
+    wide = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.5}))
+    assert compose_stage(wide, PERIOD)["withdrawn_after_release"] == 12
+    _drop_members(ctx, members[:17])  # five more: within the default limit on their own
+    ingest_stage(ctx, PERIOD)
+    assert compose_stage(ctx, PERIOD)["withdrawn_after_release"] == 5
+
+
 def test_compose_refuses_to_withdraw_more_than_the_limit_allows(ctx) -> None:  # type: ignore[no-untyped-def]
     """A delivery missing many members looks like a partial one: compose changes nothing (not
     even the reissues the same delivery brings) until ops confirm it by raising the limit."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from test_reconcile_helpers import (
+    RUN_ID,
     SECRET,
     FakeNow,
     add_sent,
@@ -88,9 +89,14 @@ def test_a_bounce_for_a_statement_withdrawn_after_release_closes_it_instead_of_r
     deliver(ctx, dsn(1, status="5.2.2", diagnostic="552 5.2.2 mailbox full"),
             dsn(2, status="5.2.2", diagnostic="552 5.2.2 mailbox full"),
             dsn(3, status="5.1.1", diagnostic="550 5.1.1 user unknown"))
-    reconcile_stage(ctx)
+    assert reconcile_stage(ctx)["closed_withdrawn"] == 1
     assert [status_of(ctx, n) for n in (1, 2, 3)] == ["superseded", "retry_scheduled", "verification_pending"]
     assert events_of(ctx, 1)[-2:] == ["bounced", "withdrawn"]
+    counts = queue_counts(ctx, RUN_ID)
+    assert (counts["superseded"], counts["stranded"], counts["reconciles"]) == (1, 0, True)
+    withdrawn = ctx.ledger.fetch("withdrawn_for_run", run_id=RUN_ID)
+    assert [(r["statement_id"], r["event"]) for r in withdrawn] == [
+        (sid(1), "withdrawn_after_release")]  # once, as out already: it was emailed
 
 
 def test_a_duplicate_bounce_changes_nothing(ctx) -> None:  # type: ignore[no-untyped-def]

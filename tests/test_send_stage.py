@@ -114,6 +114,35 @@ def test_an_in_doubt_statement_is_marked_and_sent_again_once(
     assert "send_in_doubt" not in events(ctx, plain.statement_id)
 
 
+def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follow_up(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    """A corrected extract withdraws it between the send task's read and the relay's 250: the mail
+    is out, so the ledger keeps it superseded but puts it on the follow-up list."""
+    from pipeline.ledger import Ledger, Transition
+    from pipeline.statuses import Status
+
+    target: dict[str, str] = {}
+
+    def withdraw_on_rcpt(rcpt: str) -> Decision:
+        if rcpt.startswith("late@") and "done" not in target:  # compose withdraws it now
+            target["done"] = "yes"
+            other = Ledger.open(ctx.settings.ledger_dsn)
+            other.apply([Transition(target["id"], Status.SUPERSEDED, "withdrawn", {"cause": "test"})])
+            other.close()
+        return Decision("accept")
+
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=withdraw_on_rcpt) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        late, on_time = queue_statements(ctx, POOL, ["late@example.org", "b@example.org"])
+        target["id"] = late.statement_id
+        send_stage(ctx, POOL)
+    assert len(sink.received) == 2
+    assert statuses(ctx)[late.statement_id] == "superseded"
+    assert events(ctx, late.statement_id)[-3:] == ["withdrawn", "sent_ignored", "withdrawn_after_release"]
+    assert statuses(ctx)[on_time.statement_id] == "sent"
+
+
 # -- pauses and suspensions ---------------------------------------------------------------------------
 
 

@@ -118,6 +118,19 @@ def test_sweep_settles_every_in_flight_status_by_the_deadline(tmp_path: Path) ->
     assert sweep_stage(ctx) == {}, "a second sweep changes nothing"
 
 
+def test_sweep_never_prints_a_sent_statement_a_corrected_extract_withdrew(tmp_path: Path) -> None:
+    now = FakeNow()
+    ctx = make_context(tmp_path, now)
+    deadline = DeliveryWindow.from_settings(ctx.settings).deadline(START)
+    now.at = deadline - timedelta(days=2)  # sent late: the deadline comes before the quiet period ends
+    for n in (1, 2):
+        add_sent(ctx, n)
+    ctx.ledger.record_event(sid(1), "withdrawn_after_release", {"cause": "test"})
+    now.at = deadline - MARGIN
+    sweep_stage(ctx)
+    assert (status_of(ctx, 1), status_of(ctx, 2)) == ("sent", "paper_queued")
+
+
 def test_sweep_pages_through_large_ledgers(tmp_path: Path) -> None:
     now = FakeNow()
     ctx = make_context(tmp_path, now)

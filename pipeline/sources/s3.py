@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def make_client(endpoint_url: str | None = None) -> Any:
 def _client_error(exc: Exception, where: str) -> ExtractSourceError:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
     hint = {"NoSuchBucket": "the bucket does not exist",
-            "AccessDenied": "access denied: check the worker's IAM role for s3:ListBucket and s3:GetObject",
+            "AccessDenied": "access denied: check the worker's IAM role for s3:ListBucket, "
+                            "s3:ListBucketMultipartUploads and s3:GetObject",
             "InvalidAccessKeyId": "the AWS access key is not valid"}.get(str(code), f"S3 error {code}")
     return ExtractSourceError(f"{where}: {hint}")
 
@@ -107,16 +109,23 @@ def discover(location: S3Location, period: str, client: Any) -> list[S3Object]:
     return sorted(objects, key=lambda o: o.key)
 
 
+STALE_UPLOAD = timedelta(days=1)
+"""A multipart upload unfinished for this long was abandoned (a failed transfer S3 keeps until
+someone aborts it or a lifecycle rule does): it does not hold the extract back."""
+
+
 def _directly_under(name: str) -> bool:
     """An extract file directly under the period prefix (not in a sub-folder)."""
     return "/" not in name and is_extract_file(name)
 
 
-def period_arrival(location: S3Location, period: str, client: Any, marker: str | None) -> Arrival:
+def period_arrival(location: S3Location, period: str, client: Any, marker: str | None,
+                   now: datetime) -> Arrival:
     """What has arrived directly under the period's prefix: extract objects, the newest one's
     LastModified, the marker object, and multipart uploads still in progress (a large object
-    appears only when its upload completes, with LastModified set to when the upload began).
-    Lists only; a bucket that cannot be listed raises."""
+    appears only when its upload completes, with LastModified set to when the upload began; an
+    upload begun more than STALE_UPLOAD ago is taken as abandoned). Lists only; a bucket that
+    cannot be listed raises."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     prefix = location.period(period)
@@ -133,7 +142,8 @@ def period_arrival(location: S3Location, period: str, client: Any, marker: str |
         paginator = client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
             uploading += sum(1 for upload in page.get("Uploads", [])
-                             if _directly_under(upload["Key"][len(prefix):]))
+                             if _directly_under(upload["Key"][len(prefix):])
+                             and now - upload["Initiated"] < STALE_UPLOAD)
     except (ClientError, BotoCoreError) as exc:
         raise _client_error(exc, f"s3://{location.bucket}/{prefix}") from None
     return Arrival(files, newest, marker_present, uploading)

@@ -62,7 +62,7 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
     if url and url.startswith("s3://"):
         location = S3Location.parse(url)
         where = str(location)
-        arrival = period_arrival(location, period, make_client(settings.s3_endpoint_url), marker)
+        arrival = period_arrival(location, period, make_client(settings.s3_endpoint_url), marker, ctx.now())
     else:
         root = Path(url.removeprefix("file://")) if url else settings.extracts_dir
         where = str(root)
@@ -83,8 +83,8 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
     check_shards(ctx.ledger, ctx.settings, run_id, period)
-    withdrawals.check_limit(ctx, work, period)  # before anything changes
     flagged = withdrawals.flagged_after_release(ctx.ledger, period)
+    withdrawals.check_limit(ctx, work, period, flagged)  # before anything changes
     suppressed = suppression_check(ctx)
     vanished: list[dict[str, Any]] = []
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,

@@ -195,13 +195,16 @@ def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
     moves = route(sid, c, attempts=statement["attempts"], policy=RetryPolicy.from_settings(ctx.settings),
                   now=ctx.now(), source=feed, reason=reason, rng=random.Random(sid),
                   pool=statement["pool"], cutoff=cutoff, extra=evidence)
-    if moves and withdrawals.is_flagged_after_release(ledger, sid):  # never resend or print it
+    closing = bool(moves) and withdrawals.is_flagged_after_release(ledger, sid)
+    if closing:  # withdrawn after it was sent: never resend or print it
         moves = [moves[0], withdrawals.closed_after_bounce(sid)]
     moved = ledger.apply(moves)
     if c.recipient_caused and link.signed and worst.recipient and moved:
         suppress(ledger, worst.recipient, cause=c.category.value, statement_id=sid,
                  secret=ctx.settings.verp_secret.get_secret_value())
-    return f"routed_{c.queue.value}" if moved else "already_routed"
+    if not moved:
+        return "already_routed"
+    return "closed_withdrawn" if closing else f"routed_{c.queue.value}"
 
 
 def requeue_due_stage(ctx: Context) -> dict[str, Any]:
@@ -258,6 +261,7 @@ def queue_counts(ctx: Context, run_id: str) -> dict[str, Any]:
         "verification": by_status.get("verification_pending", 0) + by_status.get("verified", 0),
         "paper": sum(by_status.get(s, 0) for s in ("paper_queued", "printed", "mailed")),
         "resolved": sum(by_status.get(s, 0) for s in ("sent", "delivered")),
+        "superseded": by_status.get("superseded", 0),  # replaced or withdrawn by a corrected extract
     }
     stranded = sum(n for s, n in by_status.items() if s in ("bounced", "verification_failed"))
     total = sum(by_status.values())

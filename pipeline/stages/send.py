@@ -42,6 +42,16 @@ def password_hints() -> dict[str, dict[str, str]]:
         return tomllib.load(handle)
 
 
+def _accepted_after_withdrawal(ctx: Context, statement_id: str) -> None:
+    """The relay took a statement a corrected extract superseded while it was in flight: it is
+    out, so it joins the follow-up list (the ledger has recorded the refused `sent`)."""
+    from pipeline.stages import withdrawals
+
+    current = ctx.ledger.statement(statement_id)
+    if current is not None and current["status"] == Status.SUPERSEDED:
+        withdrawals.flag(ctx.ledger, statement_id, "sent")
+
+
 def send_stage(
     ctx: Context, pool_name: str, *, dry_run: bool = False,
     credentials: RelayCredentials | None = None,
@@ -203,8 +213,10 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
                                     {**detail, "reason": result.reply_text[:200]})
             return
         if result.outcome == ACCEPTED:
-            ctx.ledger.apply([Transition(result.statement_id, Status.SENT, "sent", detail,
-                                         attempts_increment=1)])
+            moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, "sent", detail,
+                                                 attempts_increment=1)])
+            if not moved:
+                _accepted_after_withdrawal(ctx, result.statement_id)
             return
         tries = attempts[result.statement_id] + 1
         reason = f"{result.reply_code or ''} {result.enhanced_status or ''} {result.reply_text}"

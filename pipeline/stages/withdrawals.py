@@ -34,14 +34,16 @@ def live(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row["status"] not in (Status.SUPERSEDED, Status.FAILED)]
 
 
-def check_limit(ctx: Context, work: Path, period: str) -> None:
+def check_limit(ctx: Context, work: Path, period: str, flagged: set[str]) -> None:
     """Refuse, before compose changes anything, when the extract would withdraw more of the
-    period's statements than EOB_COMPOSE_WITHDRAW_LIMIT allows."""
+    period's statements than EOB_COMPOSE_WITHDRAW_LIMIT allows (those withdrawn already, and
+    flagged, do not count again)."""
     from pipeline.ingest import member_buckets, read_bucket_members
 
     standing = gone = 0
     for shard in range(ctx.settings.shards):
-        rows = live(ctx.ledger.fetch("compose_latest_versions", period=period, shard=shard))
+        rows = [row for row in live(ctx.ledger.fetch("compose_latest_versions", period=period, shard=shard))
+                if row["statement_id"] not in flagged]
         if not rows:
             continue
         present: set[str] = set()
@@ -77,16 +79,39 @@ def closed_after_bounce(statement_id: str) -> Transition:
 
 
 def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tuple[int, int]:
-    """Close what is not yet out; flag, once, what is. Returns (withdrawn, flagged after release)."""
-    stoppable = [row for row in gone if row["status"] in NOT_YET_OUT]
-    released = [row for row in gone if row["status"] in RELEASED and row["statement_id"] not in flagged]
-    for row in [*stoppable, *released]:  # first: a crash after this leaves the audit complete
+    """Close what is not yet out; flag, once, what is. Returns (withdrawn, flagged after release).
+
+    A queued statement whose send is in doubt (a send task stopped mid-transaction: its last event
+    is the send attempt) is closed, so it is not sent again, and flagged too: it may be with the
+    member already. The statuses were read when compose began: one out since is flagged."""
+    gone = [row for row in gone if row["statement_id"] not in flagged]
+    for row in gone:  # first: a crash after this leaves the audit complete
         ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
-    moved = ctx.ledger.apply([
+    in_doubt = {row["statement_id"] for row in gone if _in_doubt(ctx.ledger, row)}
+    ctx.ledger.apply([
         Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", CAUSE,
                    {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
-        for row in stoppable])
-    for row in released:
-        ctx.ledger.record_event(row["statement_id"], "withdrawn_after_release",
-                                {**CAUSE, "status": row["status"]})
-    return moved, len(released)
+        for row in gone if row["status"] in NOT_YET_OUT])
+    withdrawn = released = 0
+    for row in gone:
+        current = ctx.ledger.statement(row["statement_id"])
+        status = current["status"] if current else row["status"]
+        withdrawn += int(status == Status.SUPERSEDED)
+        if status in RELEASED or row["statement_id"] in in_doubt:
+            flag(ctx.ledger, row["statement_id"], status)
+            released += 1
+    return withdrawn, released
+
+
+def flag(ledger: Ledger, statement_id: str, status: str) -> None:
+    """Out (or maybe out) although a corrected extract withdrew it: for follow-up."""
+    ledger.record_event(statement_id, "withdrawn_after_release", {**CAUSE, "status": status})
+
+
+def _in_doubt(ledger: Ledger, row: dict[str, Any]) -> bool:
+    if row["status"] != Status.QUEUED:
+        return False
+    from pipeline.stages.send import ATTEMPT_EVENT
+
+    timeline = ledger.timeline(row["statement_id"])
+    return bool(timeline) and timeline[-1]["event"] == ATTEMPT_EVENT

@@ -38,13 +38,21 @@ WHERE s.run_id = :run_id AND s.status = 'superseded'
                   WHERE e.statement_id = s.statement_id AND e.event = 'withdrawn');
 
 -- name: withdrawn_for_run
--- statements a corrected extract withdrew, except those whose lines came back since
-SELECT e.statement_id, e.event, s.status FROM statement_events e
-JOIN statements s ON s.statement_id = e.statement_id
-WHERE s.run_id = :run_id AND e.event IN ('withdrawn', 'withdrawn_after_release')
-  AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
-                  AND r.event = 'reinstated' AND r.event_id > e.event_id)
-ORDER BY e.statement_id;
+-- statements a corrected extract withdrew and that are still withdrawn (not reinstated, not
+-- replaced by a newer version), once each: after release if it was out by then (or went out
+-- while being withdrawn), else before
+SELECT s.statement_id, s.status,
+       CASE WHEN EXISTS (SELECT 1 FROM statement_events f
+                         WHERE f.statement_id = s.statement_id AND f.event = 'withdrawn_after_release')
+            THEN 'withdrawn_after_release' ELSE 'withdrawn' END AS event
+FROM statements s
+WHERE s.run_id = :run_id
+  AND EXISTS (SELECT 1 FROM statement_events e WHERE e.statement_id = s.statement_id
+              AND e.event IN ('withdrawn', 'withdrawn_after_release')
+              AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
+                              AND r.event = 'reinstated' AND r.event_id > e.event_id))
+  AND NOT EXISTS (SELECT 1 FROM statements n WHERE n.replaces = s.statement_id)
+ORDER BY s.statement_id;
 
 -- name: flagged_after_release
 -- statements out already when a corrected extract withdrew them, and not reinstated since
