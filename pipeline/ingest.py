@@ -576,6 +576,7 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     _check_header(item, names, spec.required_columns)
     wanted = [n for n in names if n in spec.names or n.startswith("_")]
     source = _Throttled(item.path, READ_AHEAD_BLOCKS * BATCH_BYTES)
+    reader = None
     try:
         reader = pacsv.open_csv(
             source,
@@ -592,7 +593,9 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ExtractFileError(f"{item.source_name}: {arrow_reason(exc)}") from None
     finally:
-        source.close()
+        source.close()  # first: a read-ahead waiting on the throttle returns
+        if reader is not None:
+            reader.close()  # and the reader's threads are done before the file is let go
 
 
 def text_batches(item: ExtractFile) -> Iterator[pa.RecordBatch]:
