@@ -115,7 +115,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("bounced (at SMTP time or by DSN)", s["bounced"]), ("  → retry queue", s["queue_retry"]),
         ("  → verification queue", s["queue_verification"]),
         ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
-        ("superseded by a correction (not sent)", s["superseded"]),
+        ("superseded or withdrawn by a correction", s["superseded"]),
         ("prompt separate notice needed", s["prompt_notice"]),
     ]
     for label, value in rows:
