@@ -576,7 +576,6 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     _check_header(item, names, spec.required_columns)
     wanted = [n for n in names if n in spec.names or n.startswith("_")]
     source = _Throttled(item.path, READ_AHEAD_BLOCKS * BATCH_BYTES)
-    reader = None
     try:
         reader = pacsv.open_csv(
             source,
@@ -593,9 +592,7 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ExtractFileError(f"{item.source_name}: {arrow_reason(exc)}") from None
     finally:
-        source.close()  # first: a read-ahead waiting on the throttle returns
-        if reader is not None:
-            reader.close()  # and the reader's threads are done before the file is let go
+        source.close()
 
 
 def text_batches(item: ExtractFile) -> Iterator[pa.RecordBatch]:
@@ -616,16 +613,23 @@ class _Throttled:
         self.position, self.allowed = 0, window
         self.changed = threading.Condition()
         self.released = False
+        self.reading = 0  # reads in progress on the reader's read-ahead threads
 
     def read(self, size: int = -1) -> bytes:
         wanted = size if size and size > 0 else BATCH_BYTES
         with self.changed:
             self.changed.wait_for(lambda: self.released or self.position + wanted <= self.allowed)
-        if self.handle.closed:
-            return b""
-        data = self.handle.read(size)
-        self.position += len(data)
-        return data
+            if self.released:
+                return b""
+            self.reading += 1
+        try:
+            data = self.handle.read(size)
+            self.position += len(data)
+            return data
+        finally:
+            with self.changed:
+                self.reading -= 1
+                self.changed.notify_all()
 
     def advance(self, size: int) -> None:
         with self.changed:
@@ -640,9 +644,12 @@ class _Throttled:
         return self.handle.closed
 
     def close(self) -> None:
+        """Release waiting read-aheads (they get end of file), let reads in progress finish,
+        then close the file: no read-ahead is left touching it, or running, afterwards."""
         with self.changed:
             self.released = True
             self.changed.notify_all()
+            self.changed.wait_for(lambda: self.reading == 0, timeout=30)
         self.handle.close()
 
 

@@ -169,12 +169,13 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every statement rendered, failed with a reason, or superseded",
                         unfinished == 0, f"{unfinished} still composed"))
     replaced = sum(1 for row in report.reissues if row["replaced_status"] == Status.SUPERSEDED.value)
-    withdrawn = sum(1 for row in report.withdrawn if row["event"] == "withdrawn")
+    closed = [row for row in report.withdrawn if row["status"] == Status.SUPERSEDED.value]
+    possibly_out = sum(1 for row in closed if row["event"] == "withdrawn_after_release")
     checks.append(Check("every superseded statement is replaced by a newer version or withdrawn",
                         report.superseded_unexplained == 0,
-                        f"{report.superseded} superseded: {replaced} replaced by a reissue, {withdrawn} "
-                        f"withdrawn (no lines in the corrected extract), {report.superseded_unexplained} "
-                        "neither"))
+                        f"{report.superseded} superseded: {replaced} replaced by a reissue, {len(closed)} "
+                        f"withdrawn (no lines in the corrected extract; {possibly_out} possibly out "
+                        f"already), {report.superseded_unexplained} neither"))
     waiting = report.count(Status.RENDERED)
     checks.append(Check("every rendered statement routed to email or paper", waiting == 0,
                         f"{waiting} rendered but not routed"))

@@ -150,6 +150,8 @@ def test_each_superseded_statement_is_explained_by_a_replacement_or_a_withdrawal
         ("st-2026-11-cccc", "withdrawn_after_release", "queued")]
     ledger.record_event("st-2026-11-cccc", "reinstated", {})  # its lines came back
     assert ledger.fetch("flagged_after_release") == []
+    ledger.record_event("st-2026-11-bbbb", "withdrawn_in_doubt", {})  # closed while a send was in doubt
+    assert ledger.fetch("flagged_after_release") == [{"statement_id": "st-2026-11-bbbb", "period": "2026-11"}]
     assert ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")[-1]["statement_id"] == "st-2026-11-bbbb"
 
 

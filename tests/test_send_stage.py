@@ -114,13 +114,15 @@ def test_an_in_doubt_statement_is_marked_and_sent_again_once(
     assert "send_in_doubt" not in events(ctx, plain.statement_id)
 
 
-def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follow_up(
+def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follow_up_once(
     tmp_path: Path, tls: TlsMaterial, clock: WallClock
 ) -> None:
-    """A corrected extract withdraws it between the send task's read and the relay's 250: the mail
-    is out, so the ledger keeps it superseded but puts it on the follow-up list."""
-    from pipeline.ledger import Ledger, Transition
-    from pipeline.statuses import Status
+    """A corrected extract withdraws it during the SMTP exchange: the send is in doubt, so it is
+    closed (never sent again) and flagged for follow-up; the relay's 250 then flags nothing twice."""
+    from dataclasses import replace
+
+    from pipeline.ledger import Ledger
+    from pipeline.stages import withdrawals
 
     target: dict[str, str] = {}
 
@@ -128,7 +130,8 @@ def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follo
         if rcpt.startswith("late@") and "done" not in target:  # compose withdraws it now
             target["done"] = "yes"
             other = Ledger.open(ctx.settings.ledger_dsn)
-            other.apply([Transition(target["id"], Status.SUPERSEDED, "withdrawn", {"cause": "test"})])
+            row = other.statement(target["id"])
+            assert withdrawals.withdraw(replace(ctx, ledger=other), [dict(row or {})], set()) == (1, 1)
             other.close()
         return Decision("accept")
 
@@ -139,8 +142,34 @@ def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follo
         send_stage(ctx, POOL)
     assert len(sink.received) == 2
     assert statuses(ctx)[late.statement_id] == "superseded"
-    assert events(ctx, late.statement_id)[-3:] == ["withdrawn", "sent_ignored", "withdrawn_after_release"]
+    assert events(ctx, late.statement_id)[-3:] == ["send_attempt", "withdrawn_in_doubt", "sent_ignored"]
+    assert withdrawals.is_flagged_after_release(ctx.ledger, late.statement_id)
     assert statuses(ctx)[on_time.statement_id] == "sent"
+
+
+def test_a_250_for_a_statement_superseded_in_flight_puts_it_on_the_follow_up_list(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    """Closed by anything else while the relay was taking it: the mail is out, so it is flagged."""
+    from pipeline.ledger import Ledger, Transition
+    from pipeline.statuses import Status
+
+    target: dict[str, str] = {}
+
+    def supersede_on_rcpt(rcpt: str) -> Decision:
+        if rcpt.startswith("late@") and "done" not in target:
+            target["done"] = "yes"
+            other = Ledger.open(ctx.settings.ledger_dsn)
+            other.apply([Transition(target["id"], Status.SUPERSEDED, "superseded", {"by": "v2"})])
+            other.close()
+        return Decision("accept")
+
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=supersede_on_rcpt) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        (late,) = queue_statements(ctx, POOL, ["late@example.org"])
+        target["id"] = late.statement_id
+        send_stage(ctx, POOL)
+    assert events(ctx, late.statement_id)[-3:] == ["superseded", "sent_ignored", "withdrawn_after_release"]
 
 
 # -- pauses and suspensions ---------------------------------------------------------------------------

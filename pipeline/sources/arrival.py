@@ -24,6 +24,7 @@ class Arrival:
     last_change: datetime | None  # when an extract file last changed (written, moved in)
     marker_present: bool | None = None  # None: no marker file is expected
     uploading: int = 0  # S3 multipart uploads of extract files still in progress
+    abandoned: int = 0  # S3 multipart uploads begun long ago and never finished
 
     def waiting_for(self, now: datetime, quiet: timedelta) -> str | None:
         """Why the extract is not ready yet, in words for the task log; None when it is."""

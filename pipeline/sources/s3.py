@@ -129,7 +129,7 @@ def period_arrival(location: S3Location, period: str, client: Any, marker: str |
     from botocore.exceptions import BotoCoreError, ClientError
 
     prefix = location.period(period)
-    files, newest, marker_present, uploading = 0, None, None if marker is None else False, 0
+    files, newest, marker_present, uploading, abandoned = 0, None, None if marker is None else False, 0, 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
@@ -141,12 +141,15 @@ def period_arrival(location: S3Location, period: str, client: Any, marker: str |
                     newest = item["LastModified"] if newest is None else max(newest, item["LastModified"])
         paginator = client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
-            uploading += sum(1 for upload in page.get("Uploads", [])
-                             if _directly_under(upload["Key"][len(prefix):])
-                             and now - upload["Initiated"] < STALE_UPLOAD)
+            for upload in page.get("Uploads", []):
+                if _directly_under(upload["Key"][len(prefix):]):
+                    if now - upload["Initiated"] < STALE_UPLOAD:
+                        uploading += 1
+                    else:
+                        abandoned += 1
     except (ClientError, BotoCoreError) as exc:
         raise _client_error(exc, f"s3://{location.bucket}/{prefix}") from None
-    return Arrival(files, newest, marker_present, uploading)
+    return Arrival(files, newest, marker_present, uploading, abandoned)
 
 
 def fetch_period(url: str, period: str, dest: Path, *, client: Any = None,

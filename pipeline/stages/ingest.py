@@ -72,6 +72,10 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
         log.info("extract not arrived", extra={"period": period, "where": where, "waiting_for": waiting,
                                                "files": arrival.files})
         return False
+    if arrival.abandoned:  # a transfer that failed long ago: the file it was for may be missing
+        log.warning("extract ready, but an upload under its prefix was abandoned unfinished; check "
+                    "that no file of the delivery is missing (a ready-marker file rules this out)",
+                    extra={"period": period, "where": where, "abandoned_uploads": arrival.abandoned})
     return True
 
 

@@ -48,7 +48,8 @@ def _accepted_after_withdrawal(ctx: Context, statement_id: str) -> None:
     from pipeline.stages import withdrawals
 
     current = ctx.ledger.statement(statement_id)
-    if current is not None and current["status"] == Status.SUPERSEDED:
+    if (current is not None and current["status"] == Status.SUPERSEDED
+            and not withdrawals.is_flagged_after_release(ctx.ledger, statement_id)):
         withdrawals.flag(ctx.ledger, statement_id, "sent")
 
 

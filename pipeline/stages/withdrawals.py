@@ -79,39 +79,60 @@ def closed_after_bounce(statement_id: str) -> Transition:
 
 
 def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tuple[int, int]:
-    """Close what is not yet out; flag, once, what is. Returns (withdrawn, flagged after release).
+    """Close what is not yet out; flag, once, what is. Returns (closed, flagged for follow-up); a
+    statement closed while its send was in doubt counts in both.
 
-    A queued statement whose send is in doubt (a send task stopped mid-transaction: its last event
-    is the send attempt) is closed, so it is not sent again, and flagged too: it may be with the
-    member already. The statuses were read when compose began: one out since is flagged."""
+    Statuses are read again here, not taken from when compose began. A queued statement whose
+    send is in doubt (attempted since it was queued, no outcome recorded) may be with the member:
+    it is closed, so it is not sent again, with the event `withdrawn_in_doubt`, which also puts
+    it on the follow-up list, in the same transaction. One that went out meanwhile is flagged."""
     gone = [row for row in gone if row["statement_id"] not in flagged]
     for row in gone:  # first: a crash after this leaves the audit complete
         ctx.ledger.audit("pipeline", "withdraw", row["statement_id"], {"status": row["status"]})
-    in_doubt = {row["statement_id"] for row in gone if _in_doubt(ctx.ledger, row)}
-    ctx.ledger.apply([
-        Transition(row["statement_id"], Status.SUPERSEDED, "withdrawn", CAUSE,
-                   {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
-        for row in gone if row["status"] in NOT_YET_OUT])
-    withdrawn = released = 0
+    in_doubt: set[str] = set()
+    moves = []
     for row in gone:
-        current = ctx.ledger.statement(row["statement_id"])
-        status = current["status"] if current else row["status"]
-        withdrawn += int(status == Status.SUPERSEDED)
-        if status in RELEASED or row["statement_id"] in in_doubt:
+        statement_id, status = row["statement_id"], _status(ctx.ledger, row)
+        if status in NOT_YET_OUT:
+            if _send_in_doubt(ctx.ledger, statement_id, status):
+                in_doubt.add(statement_id)
+            moves.append(Transition(statement_id, Status.SUPERSEDED,
+                                    IN_DOUBT if statement_id in in_doubt else "withdrawn", CAUSE,
+                                    {"last_reason": "withdrawn: the corrected extract has no claim lines "
+                                                    "for this member"}))
+    ctx.ledger.apply(moves)
+    closed = followed_up = 0
+    for row in gone:
+        status = _status(ctx.ledger, row)
+        if status == Status.SUPERSEDED:
+            closed += 1
+            followed_up += int(row["statement_id"] in in_doubt)
+        elif status in RELEASED:  # out before it could be closed
             flag(ctx.ledger, row["statement_id"], status)
-            released += 1
-    return withdrawn, released
+            followed_up += 1
+    return closed, followed_up
+
+
+IN_DOUBT = "withdrawn_in_doubt"
+"""Closed while a send attempt had no recorded outcome: it may have reached the member."""
 
 
 def flag(ledger: Ledger, statement_id: str, status: str) -> None:
-    """Out (or maybe out) although a corrected extract withdrew it: for follow-up."""
+    """Out although a corrected extract withdrew it: for follow-up."""
     ledger.record_event(statement_id, "withdrawn_after_release", {**CAUSE, "status": status})
 
 
-def _in_doubt(ledger: Ledger, row: dict[str, Any]) -> bool:
-    if row["status"] != Status.QUEUED:
-        return False
-    from pipeline.stages.send import ATTEMPT_EVENT
+def _status(ledger: Ledger, row: dict[str, Any]) -> str:
+    current = ledger.statement(row["statement_id"])
+    return str(current["status"]) if current else str(row["status"])
 
-    timeline = ledger.timeline(row["statement_id"])
-    return bool(timeline) and timeline[-1]["event"] == ATTEMPT_EVENT
+
+def _send_in_doubt(ledger: Ledger, statement_id: str, status: str) -> bool:
+    """Queued, and a send was attempted after it was queued with no outcome recorded."""
+    if status != Status.QUEUED:
+        return False
+    from pipeline.stages.send import ATTEMPT_EVENT, IN_DOUBT_EVENT
+
+    timeline = ledger.timeline(statement_id)
+    last_move = max((i for i, e in enumerate(timeline) if e["to_status"]), default=-1)
+    return any(e["event"] in (ATTEMPT_EVENT, IN_DOUBT_EVENT) for e in timeline[last_move + 1:])

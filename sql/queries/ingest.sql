@@ -34,37 +34,41 @@ ORDER BY p.notice_due, p.statement_id, p.claim_id;
 SELECT COUNT(*) AS n FROM statements s
 WHERE s.run_id = :run_id AND s.status = 'superseded'
   AND NOT EXISTS (SELECT 1 FROM statements r WHERE r.replaces = s.statement_id)
-  AND NOT EXISTS (SELECT 1 FROM statement_events e
-                  WHERE e.statement_id = s.statement_id AND e.event = 'withdrawn');
+  AND NOT EXISTS (SELECT 1 FROM statement_events e WHERE e.statement_id = s.statement_id
+                  AND e.event IN ('withdrawn', 'withdrawn_in_doubt'));
+
+-- The follow-up flag: a statement out (or possibly out) when a corrected extract withdrew it,
+-- and not reinstated since. The same condition in the three queries below.
 
 -- name: withdrawn_for_run
 -- statements a corrected extract withdrew and that are still withdrawn (not reinstated, not
--- replaced by a newer version), once each: after release if it was out by then (or went out
--- while being withdrawn), else before
+-- replaced by a newer version), once each: after release if it carries the follow-up flag
 SELECT s.statement_id, s.status,
-       CASE WHEN EXISTS (SELECT 1 FROM statement_events f
-                         WHERE f.statement_id = s.statement_id AND f.event = 'withdrawn_after_release')
+       CASE WHEN EXISTS (SELECT 1 FROM statement_events f WHERE f.statement_id = s.statement_id
+                         AND f.event IN ('withdrawn_after_release', 'withdrawn_in_doubt')
+                         AND NOT EXISTS (SELECT 1 FROM statement_events r
+                                         WHERE r.statement_id = f.statement_id
+                                         AND r.event = 'reinstated' AND r.event_id > f.event_id))
             THEN 'withdrawn_after_release' ELSE 'withdrawn' END AS event
 FROM statements s
 WHERE s.run_id = :run_id
   AND EXISTS (SELECT 1 FROM statement_events e WHERE e.statement_id = s.statement_id
-              AND e.event IN ('withdrawn', 'withdrawn_after_release')
+              AND e.event IN ('withdrawn', 'withdrawn_after_release', 'withdrawn_in_doubt')
               AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
                               AND r.event = 'reinstated' AND r.event_id > e.event_id))
   AND NOT EXISTS (SELECT 1 FROM statements n WHERE n.replaces = s.statement_id)
 ORDER BY s.statement_id;
 
 -- name: flagged_after_release
--- statements out already when a corrected extract withdrew them, and not reinstated since
 SELECT DISTINCT e.statement_id, s.period FROM statement_events e
 JOIN statements s ON s.statement_id = e.statement_id
-WHERE e.event = 'withdrawn_after_release'
+WHERE e.event IN ('withdrawn_after_release', 'withdrawn_in_doubt')
   AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
                   AND r.event = 'reinstated' AND r.event_id > e.event_id);
 
 -- name: statement_flagged_after_release
 SELECT 1 AS flagged FROM statement_events e
-WHERE e.statement_id = :statement_id AND e.event = 'withdrawn_after_release'
+WHERE e.statement_id = :statement_id AND e.event IN ('withdrawn_after_release', 'withdrawn_in_doubt')
   AND NOT EXISTS (SELECT 1 FROM statement_events r WHERE r.statement_id = e.statement_id
                   AND r.event = 'reinstated' AND r.event_id > e.event_id);
 
