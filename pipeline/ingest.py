@@ -578,7 +578,10 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     source = _Throttled(item.path, READ_AHEAD_BLOCKS * BATCH_BYTES)
     try:
         reader = pacsv.open_csv(
-            source,
+            # through a native buffered stream: Arrow copies each read into its own memory, so no
+            # buffer backed by a Python object is left for its read-ahead thread to release (a
+            # release that can fall during interpreter shutdown, aborting the process)
+            pa.input_stream(source, buffer_size=1 << 20),
             read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
