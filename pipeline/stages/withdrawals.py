@@ -22,6 +22,7 @@ from pipeline.statuses import NOT_YET_OUT, RELEASED, Status
 ALWAYS_ALLOWED = 10
 """Withdrawals a period may have whatever the share limit: a small run's corrections."""
 CAUSE = {"cause": "no claim lines in the corrected extract"}
+LAST_REASON = "withdrawn: the corrected extract has no claim lines for this member"
 
 
 class WithdrawalRefused(NeedsOperator):
@@ -75,7 +76,7 @@ def is_flagged_after_release(ledger: Ledger, statement_id: str) -> bool:
 def closed_after_bounce(statement_id: str) -> Transition:
     """A withdrawn statement's email bounced: it is closed, never retried, verified or printed."""
     return Transition(statement_id, Status.SUPERSEDED, "withdrawn", {**CAUSE, "after": "bounce"},
-                      {"last_reason": "withdrawn: the corrected extract has no claim lines for this member"})
+                      {"last_reason": LAST_REASON})
 
 
 def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tuple[int, int]:
@@ -98,8 +99,7 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
                 in_doubt.add(statement_id)
             moves.append(Transition(statement_id, Status.SUPERSEDED,
                                     IN_DOUBT if statement_id in in_doubt else "withdrawn", CAUSE,
-                                    {"last_reason": "withdrawn: the corrected extract has no claim lines "
-                                                    "for this member"}))
+                                    {"last_reason": LAST_REASON}))
     ctx.ledger.apply(moves)
     closed = followed_up = 0
     for row in gone:
