@@ -43,6 +43,17 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from pipeline.byte_scan import (
+    CENTS_NEGATIVE,
+    CENTS_OK,
+    civil_dates,
+    dollars_to_cents,
+    edges_may_need_trim,
+    fold_hashes,
+    fold_numbers,
+    hash_values,
+    string_buffers,
+)
 from pipeline.ledger import FileAccount, QuarantineRow
 from pipeline.patterns import matches
 from pipeline.periods import parse_period
@@ -67,14 +78,21 @@ BATCH_BYTES = 8 << 20
 READ_AHEAD_BLOCKS = 3
 PARQUET_BATCH_ROWS = 131_072
 DEFAULT_BUCKET_ROWS = 250_000
-PARQUET_OPTIONS = {"compression": "lz4", "data_page_version": "2.0",
-                   "write_statistics": ["member_id", "shard", "bucket"],
-                   "use_dictionary": ["patient_relationship", "provider_name", "provider_npi", "network",
-                                      "service_code", "service_description", "status", "reason_code",
-                                      "service_code_system", "source_file", "city", "state", "plan_id",
-                                      "language", "line_of_business", "edelivery_consent", "group_number"]}
-"""Statistics only where readers filter (members by bucket); dictionaries only where values repeat;
-lz4: the fastest to write and read; version 2 data pages: a little faster to write."""
+_DICTIONARY_COLUMNS = ["patient_relationship", "provider_name", "provider_npi", "network", "service_code",
+                       "service_description", "status", "reason_code", "service_code_system", "source_file",
+                       "city", "state", "plan_id", "language", "line_of_business", "edelivery_consent"]
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, object]:
+    """Statistics only where readers filter (members by bucket); dictionaries only where values
+    repeat; lz4 only on free text, which it shrinks several times (on numbers and hashes it cost
+    more time than it saved space); version 2 data pages: a little faster to write."""
+    compressed = {f.name: ("lz4" if f.type == pa.string() and f.name not in _DICTIONARY_COLUMNS else "none")
+                  for f in schema}
+    return {"compression": compressed, "data_page_version": "2.0",
+            "write_statistics": ["member_id", "shard", "bucket"], "use_dictionary": _DICTIONARY_COLUMNS}
+
+
 LOW_CARDINALITY = frozenset({"patient_relationship", "provider_name", "provider_npi", "network",
                              "service_code", "service_description", "status", "reason_code"})
 """Claim columns with few distinct values: read from CSV as dictionaries, so their checks and
@@ -232,9 +250,7 @@ def reason_table(path: Path = TEMPLATES_DIR / "reason_codes.csv") -> ReasonTable
 
 
 # -- stable hashing ------------------------------------------------------------------------
-_P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_KEEP_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [0xFFFFFFFFFFFFFFFF], np.uint64)
-"""Mask of a word's first k bytes, k = 0..8 (index by bytes remaining, clipped)."""
+_P2, _P3 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -245,39 +261,13 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash per string, the same on every machine and run (unlike Python's hash()).
-
-    Vectorised: eight bytes per numpy step (unaligned word loads from the Arrow data buffer),
-    so a million ids hash in tens of milliseconds. Nulls hash like empty strings.
-    """
+    Nulls hash like empty strings."""
     if isinstance(values, pa.ChunkedArray):
         parts = [hash64(chunk) for chunk in values.chunks]
         return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
     if values.type != pa.string():
         values = values.cast(pa.string())
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, np.uint64)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1,
-                            offset=values.offset * 4).astype(np.int64)
-    data = values.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    padded = np.zeros(len(raw) + 8, np.uint8)
-    padded[:len(raw)] = raw
-    words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    starts, lengths = offsets[:-1], offsets[1:] - offsets[:-1]
-    h = (lengths.astype(np.uint64) + np.uint64(0x51ED2701)) * _P1
-    last = len(words) - 1
-    for k in range(0, int(lengths.max()), 8):
-        remaining = lengths - k
-        word = words[np.minimum(starts + k, last)]
-        if k + 8 > int(lengths.min()):  # some strings end inside this word: keep only their bytes
-            word = word & np.take(_KEEP_BYTES, remaining, mode="clip")
-            stepped = (h ^ word) * _P1
-            h = np.where(remaining > 0, stepped ^ (stepped >> np.uint64(29)), h)
-        else:
-            h = (h ^ word) * _P1
-            h ^= h >> np.uint64(29)
-    return _mix(h)
+    return hash_values(*string_buffers(values))  # type: ignore[no-any-return]
 
 
 def hash_strings(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -311,11 +301,25 @@ def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> 
     hash_strings of some columns, already computed)."""
     h = np.full(lines.num_rows, np.uint64(0x2545F4914F6CDD1D), np.uint64)
     for name in _HASHED_TEXT:
-        hashed = known[name] if known and name in known else hash_strings(lines[name])
-        h = (h ^ hashed) * _ODD
+        column = _plain_text(lines[name]) if lines[name].num_chunks != 1 else lines[name].chunk(0)
+        if known and name in known:
+            fold_numbers(h, known[name])
+        elif pa.types.is_dictionary(column.type) and not column.null_count:
+            fold_hashes(h, hash64(column.dictionary), column.indices.to_numpy())
+        else:
+            fold_numbers(h, hash_strings(column))
     for name in _HASHED_NUMBERS:
-        h = (h ^ _as_u64(lines[name])) * _ODD
+        fold_numbers(h, _integers(lines[name]))
     return _mix(h)
+
+
+def _integers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An integer or date column as numbers (nulls as 0), without a copy where there are none."""
+    values = pc.fill_null(column, 0) if column.null_count else column
+    values = _plain_text(values)
+    if pa.types.is_date32(values.type):
+        values = values.view(pa.int32())
+    return values.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
 
 def line_totals(lines: pa.Table) -> pa.Table:
@@ -795,20 +799,10 @@ def _among(choices: Sequence[str]) -> Callable[[pa.Array], np.ndarray]:
 
 def _may_need_trim(value: pa.Array) -> bool:
     """False when no value starts or ends with a byte that could be whitespace (ASCII whitespace
-    or any non-ASCII byte): then trimming would change nothing, and its copy is skipped.
-    (An empty value reads its neighbour's byte: at worst a trim that was not needed.)"""
+    or any non-ASCII byte): then trimming would change nothing, and its copy is skipped."""
     if not isinstance(value, pa.Array) or value.type != pa.string() or value.null_count:
         return True
-    n = len(value)
-    data = value.buffers()[2]
-    if n == 0 or data is None:
-        return False
-    offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if not len(raw):
-        return False
-    edges = np.take(raw, np.concatenate([offsets[:-1], offsets[1:] - 1]), mode="clip")
-    return bool(((edges <= 32) | (edges >= 127)).any())
+    return bool(len(value)) and bool(edges_may_need_trim(*string_buffers(value)))
 
 
 def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problems) -> dict[str, pa.Array]:
@@ -838,72 +832,34 @@ def _check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: _Problem
 
 
 def _date(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
-    """YYYY-MM-DD read straight from the Arrow bytes with numpy: the shape (the schema's date
-    pattern, which a test keeps equal to this), a real calendar day (no 02-30), the earliest date."""
+    """YYYY-MM-DD: the shape (the schema's date pattern, which a test keeps equal to this), a real
+    calendar day (no 02-30), not before the schema's earliest date."""
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
-    n = len(value)
-    offsets = np.frombuffer(value.buffers()[1], dtype=np.int32, count=n + 1, offset=value.offset * 4)
-    data = value.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    ten = np.diff(offsets) == 10
-    starts = np.where(ten, offsets[:-1], 0)
-
-    def char(k: int) -> np.ndarray:
-        return np.take(raw, starts + k, mode="clip") if len(raw) else np.zeros(n, np.uint8)
-
-    digit = {k: (char(k) - np.uint8(48)).astype(np.int32) for k in (0, 1, 2, 3, 5, 6, 8, 9)}  # non-digits > 9
-    shaped = ten & (char(4) == 45) & (char(7) == 45)
-    for k in digit:
-        shaped &= digit[k] <= 9
-    year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
-    month = digit[5] * 10 + digit[6]
-    day = digit[8] * 10 + digit[9]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    real = shaped & (month >= 1) & (month <= 12)
-    month = np.where(real, month, 1)
-    real &= (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
+    days, real = civil_dates(*string_buffers(value))
     problems.flag(present & ~real, column.name,
                   column.reason or "not a valid date (expected YYYY-MM-DD)")
-    days = np.where(real, _days_from_civil(year, month, day), 0)
     earliest = date.fromisoformat(extract_schema()["date"]["min"])
     problems.flag(present & real & (days < (earliest - date(1970, 1, 1)).days), column.name,
                   f"date is before {earliest.isoformat()}")
-    return pc.cast(pa.array(days.astype(np.int32), mask=~real), pa.date32())
-
-
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
-
-
-def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
-    y = year - (month <= 2)
-    era = y // 400
-    year_of_era = y - era * 400
-    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468  # type: ignore[no-any-return]
+    return pc.cast(pa.array(days, mask=~real), pa.date32())
 
 
 def _cents(value: pa.Array, present: np.ndarray, column: Column, problems: _Problems) -> pa.Array:
-    """Exact integer cents. The pattern bounds values to 14 significant digits, so parsing as a
-    double and rounding value*100 gives the exact cent count (error < 0.5 cent)."""
-    valid = matches(value, extract_schema()["money"]["pattern"])
+    """Exact integer cents of the schema's money pattern, read digit by digit (no float)."""
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    cents, codes = dollars_to_cents(*string_buffers(value))
+    valid = codes == CENTS_OK
     all_valid = bool(valid.all())
     if not all_valid:
-        problems.flag(present & pc.starts_with(value, "-").to_numpy(zero_copy_only=False), column.name,
-                      "negative amount")
+        problems.flag(present & (codes == CENTS_NEGATIVE), column.name, "negative amount")
         problems.flag(present & ~valid, column.name, "not an amount in dollars and cents (e.g. 123.45)")
-        value = pc.if_else(pa.array(valid), value, "0")
-    numeric = pc.cast(value, pa.float64()).to_numpy(zero_copy_only=False)
-    cents = np.rint(numeric * 100.0).astype(np.int64)
     limit = extract_schema()["money"]["max_line_cents"]
     if len(cents) and cents.max() > limit:
         problems.flag(cents > limit, column.name, "amount is implausibly large")
-    if all_valid:
+    if all_valid or column.required:
         return pa.array(cents, pa.int64())
-    if column.required:
-        return pa.array(np.where(valid, cents, 0), pa.int64())
     return pa.array(cents, pa.int64(), mask=~valid)
 
 
@@ -1187,7 +1143,7 @@ class _Job:
         self.key_rejects = self._claim_key_rejects()
         clock.lap("claim_keys")
         members_path = self.out_dir / "members.parquet"
-        with pq.ParquetWriter(members_path, MEMBER_SCHEMA, **PARQUET_OPTIONS) as members_out, \
+        with pq.ParquetWriter(members_path, MEMBER_SCHEMA, **parquet_options(MEMBER_SCHEMA)) as members_out, \
                 _Ordered() as work:  # two buckets checked and written at once, applied in order
             for bucket in _bucket_order(self.shards, self.buckets):
                 shard = bucket % self.shards
@@ -1211,7 +1167,7 @@ class _Job:
             # without the Arrow schema, readers get the dictionary columns back as plain strings;
             # no statistics: a bucket file is always read whole
             pq.write_table(lines, folder / f"bucket-{bucket:05d}.parquet",
-                           **(PARQUET_OPTIONS | {"write_statistics": False}), store_schema=False)
+                           **(parquet_options(LINE_SCHEMA) | {"write_statistics": False}), store_schema=False)
         return shard, members, lines.num_rows, effects
 
     def _apply_bucket(self, members_out: pq.ParquetWriter, shard_lines: dict[int, int],

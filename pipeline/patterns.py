@@ -2,7 +2,7 @@
 
 A regular expression costs several milliseconds per column of a batch, and ingest checks
 a dozen columns per batch: most of its validation time went there. The schema's patterns are
-nearly all of two simple shapes, which numpy checks straight from the Arrow bytes:
+nearly all of two simple shapes, which `byte_scan` checks straight from the Arrow bytes:
 
 - `^[first][rest]{m,n}$` or `^[rest]{m,n}$`: byte classes and a length range (identifiers,
   codes, NPIs, line numbers);
@@ -22,6 +22,8 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from pipeline.byte_scan import CENTS_OK, dollars_to_cents, match_byte_classes, string_buffers
 
 __all__ = ["matches", "money_shape"]
 
@@ -86,16 +88,6 @@ def _compile(pattern: str) -> _ByteClasses | None:
         return None
 
 
-def _parts(values: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
-    """(offsets, bytes from the first string's start, that start) of a string array, no copies."""
-    n = len(values)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=values.offset * 4)
-    data = values.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    base = int(offsets[0]) if n else 0
-    return offsets, raw[base:int(offsets[-1]) if n else 0], base
-
-
 def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     """A null-free string array, or None when the fast paths do not apply."""
     if isinstance(values, pa.ChunkedArray):
@@ -105,25 +97,10 @@ def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return values
 
 
-def _owners(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The string each byte position belongs to. Flagged bytes are rare in clean data, so
-    this is cheaper than counting flags per string over every byte."""
-    return np.searchsorted(offsets, positions, side="right") - 1  # type: ignore[no-any-return]
-
-
 def _match_classes(values: pa.Array, classes: _ByteClasses) -> np.ndarray:
-    offsets, raw, base = _parts(values)
-    lengths = np.diff(offsets)
-    shift = 0 if classes.first is None else 1
-    ok = (lengths >= classes.low + shift) & (lengths <= classes.high + shift)
-    strays = np.flatnonzero(np.take(~classes.rest, raw)) + base
-    if classes.first is not None:
-        filled = lengths > 0
-        ok[filled] &= classes.first[raw[offsets[:-1][filled] - base]]
-        if len(strays):  # a first byte answers to its own class, not to the rest's
-            strays = strays[strays != offsets[_owners(strays, offsets)]]
-    ok[_owners(strays, offsets)] = False
-    return ok  # type: ignore[no-any-return]
+    first = classes.first if classes.first is not None else _NO_TABLE
+    return match_byte_classes(*string_buffers(values), first, classes.rest,  # type: ignore[no-any-return]
+                              classes.low, classes.high)
 
 
 def matches(values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
@@ -144,22 +121,7 @@ def matches(values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
 
 def money_shape(values: pa.Array) -> np.ndarray:
     """`^\\d{1,12}(\\.\\d{1,2})?$` per value: digits, at most one point, one or two decimals."""
-    offsets, raw, base = _parts(values)
-    lengths = np.diff(offsets)
-    if not len(raw):
-        return np.zeros(len(values), bool)  # every value empty
-    ends = offsets[1:] - base
-    last = len(raw) - 1
-    point_at_3 = (raw[np.clip(ends - 3, 0, last)] == 46) & (lengths >= 4)  # "1.25"
-    point_at_2 = (raw[np.clip(ends - 2, 0, last)] == 46) & (lengths >= 3) & ~point_at_3  # "1.5"
-    whole = lengths - np.where(point_at_3, 3, np.where(point_at_2, 2, 0))
-    ok = (whole >= 1) & (whole <= 12)
-    stray = np.take(_MONEY_BYTES_BAD, raw)
-    stray[ends[point_at_3] - 3] = False  # the one point allowed where it belongs
-    stray[ends[point_at_2] - 2] = False
-    ok[_owners(np.flatnonzero(stray) + base, offsets)] = False
-    return ok  # type: ignore[no-any-return]
+    return dollars_to_cents(*string_buffers(values))[1] == CENTS_OK  # type: ignore[no-any-return]
 
 
-_MONEY_BYTES_BAD = np.ones(256, bool)
-_MONEY_BYTES_BAD[ord("0"):ord("9") + 1] = False
+_NO_TABLE = np.zeros(0, bool)

@@ -1,0 +1,207 @@
+"""Per-value scans of Arrow string columns, compiled with numba: hashes, amounts, dates, codes.
+
+Validation touches every byte of a million-line extract several times over; done with numpy
+it costs a pass over memory per step (a cast, a mask, a gather), so checking cost several times
+the CSV parse itself. These kernels read each value once, straight from the Arrow offsets and
+data buffers, and release the GIL, so the checking threads run on both cores.
+
+Every kernel takes (offsets, data) from `string_buffers`; a value is data[offsets[i]:offsets[i+1]].
+Tests check each one against the regular-expression engine, Python's own parsing and fixed
+hash values (hashes decide shards and statement versions, so they must never change).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "civil_dates", "dollars_to_cents",
+           "edges_may_need_trim", "fold_hashes", "fold_numbers", "hash_values", "load_kernels",
+           "match_byte_classes", "string_buffers"]
+
+CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
+_P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_SEED = np.uint64(0x51ED2701)
+_EMPTY = np.zeros(1, np.uint8)
+
+
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of a string array, without copying; a null reads as its (empty) span."""
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=values.offset * 4)
+    data = values.buffers()[2]
+    return offsets, (np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else _EMPTY)
+
+
+@numba.njit(nogil=True, cache=True)
+def hash_values(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per value, eight bytes at a time (little-endian words, the last one cut to
+    the bytes that remain), then a splitmix finaliser: stable across machines and releases."""
+    n = len(offsets) - 1
+    out = np.empty(n, np.uint64)
+    for i in range(n):
+        start = offsets[i]
+        length = offsets[i + 1] - start
+        h = (np.uint64(length) + _SEED) * _P1
+        for k in range(0, length, 8):
+            word = np.uint64(0)
+            for j in range(min(8, length - k)):
+                word |= np.uint64(data[start + k + j]) << np.uint64(8 * j)
+            h = (h ^ word) * _P1
+            h ^= h >> np.uint64(29)
+        h = (h ^ (h >> np.uint64(30))) * _P2
+        h = (h ^ (h >> np.uint64(27))) * _P3
+        out[i] = h ^ (h >> np.uint64(31))
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def dollars_to_cents(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer cents of `^\\d{1,12}(\\.\\d{1,2})?$` values, and a code per value:
+    CENTS_OK, CENTS_EMPTY, CENTS_NEGATIVE (a leading minus) or CENTS_MALFORMED (cents then 0)."""
+    n = len(offsets) - 1
+    cents = np.zeros(n, np.int64)
+    codes = np.zeros(n, np.int8)
+    for i in range(n):
+        start, end = offsets[i], offsets[i + 1]
+        if end == start:
+            codes[i] = CENTS_EMPTY
+            continue
+        value, whole, decimals, good = 0, 0, -1, True
+        for k in range(start, end):
+            byte = data[k]
+            if 48 <= byte <= 57:
+                value = value * 10 + (byte - 48)
+                if decimals >= 0:
+                    decimals += 1
+                else:
+                    whole += 1
+            elif byte == 46 and decimals < 0:
+                decimals = 0
+            else:
+                good = False
+                break
+        if not good or whole < 1 or whole > 12 or decimals == 0 or decimals > 2:
+            codes[i] = CENTS_NEGATIVE if data[start] == 45 else CENTS_MALFORMED
+            continue
+        cents[i] = value * (100 if decimals < 0 else 10 if decimals == 1 else 1)
+    return cents, codes
+
+
+@numba.njit(nogil=True, cache=True)
+def civil_dates(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 of YYYY-MM-DD values that are real calendar days (no 02-30), and
+    whether each value is one (H. Hinnant's days_from_civil)."""
+    n = len(offsets) - 1
+    days = np.zeros(n, np.int32)
+    real = np.zeros(n, np.bool_)
+    month_days = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    for i in range(n):
+        start = offsets[i]
+        if offsets[i + 1] - start != 10 or data[start + 4] != 45 or data[start + 7] != 45:
+            continue
+        year = _digits(data, start, 4)
+        month = _digits(data, start + 5, 2)
+        day = _digits(data, start + 8, 2)
+        if year < 0 or month < 0 or day < 0:
+            continue
+        if month < 1 or month > 12:
+            continue
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if day < 1 or day > month_days[month - 1] + (1 if leap and month == 2 else 0):
+            continue
+        y = year - (1 if month <= 2 else 0)
+        era = y // 400
+        year_of_era = y - era * 400
+        day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+        day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+        days[i] = era * 146097 + day_of_era - 719468
+        real[i] = True
+    return days, real
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _digits(data: np.ndarray, start: int, count: int) -> int:
+    """The number written by `count` ASCII digits from `start`, or -1 if one is not a digit."""
+    number = 0
+    for k in range(start, start + count):
+        digit = np.int64(data[k]) - 48
+        if digit < 0 or digit > 9:
+            return -1
+        number = number * 10 + digit
+    return number
+
+
+@numba.njit(nogil=True, cache=True)
+def match_byte_classes(offsets: np.ndarray, data: np.ndarray, first: np.ndarray, rest: np.ndarray,
+                       low: int, high: int) -> np.ndarray:
+    """`^[first][rest]{low,high}$` per value (first: 256 booleans, or empty for `^[rest]{low,high}$`)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, np.bool_)
+    shift = 1 if len(first) else 0
+    for i in range(n):
+        start, end = offsets[i], offsets[i + 1]
+        length = end - start - shift
+        if length < low or length > high:
+            continue
+        if shift and not first[data[start]]:
+            continue
+        good = True
+        for k in range(start + shift, end):
+            if not rest[data[k]]:
+                good = False
+                break
+        out[i] = good
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def edges_may_need_trim(offsets: np.ndarray, data: np.ndarray) -> bool:
+    """Does any value start or end with a byte that could be whitespace (ASCII whitespace or
+    control, or any non-ASCII byte)? If not, trimming would change nothing."""
+    for i in range(len(offsets) - 1):
+        start, end = offsets[i], offsets[i + 1]
+        if end > start:
+            head, tail = data[start], data[end - 1]
+            if head <= 32 or head >= 127 or tail <= 32 or tail >= 127:
+                return True
+    return False
+
+
+_ODD = np.uint64(0xD6E8FEB86659FD93)
+
+
+@numba.njit(nogil=True, cache=True)
+def fold_numbers(h: np.ndarray, values: np.ndarray) -> None:
+    """h = (h ^ value) * odd, in place, per row: one more column into running row hashes
+    (integers as their 64-bit two's complement)."""
+    for i in range(len(h)):
+        h[i] = (h[i] ^ np.uint64(np.int64(values[i]))) * _ODD
+
+
+@numba.njit(nogil=True, cache=True)
+def fold_hashes(h: np.ndarray, hashes: np.ndarray, indices: np.ndarray) -> None:
+    """fold_numbers of hashes[indices]: a dictionary column, its distinct values hashed once."""
+    for i in range(len(h)):
+        h[i] = (h[i] ^ hashes[indices[i]]) * _ODD
+
+
+def load_kernels() -> None:
+    """Compile, or load from numba's cache, every kernel for the types ingest passes them.
+
+    A process pays this once (about half a second, mostly numba starting up) on its first
+    call; a caller timing ingest calls this first, as it imports modules first."""
+    text = pa.array(["1.00", "2026-11-01"], pa.string())
+    offsets, data = string_buffers(text)
+    hash_values(offsets, data)
+    dollars_to_cents(offsets, data)
+    civil_dates(offsets, data)
+    edges_may_need_trim(offsets, data)
+    match_byte_classes(offsets, data, np.zeros(0, bool), np.zeros(256, bool), 0, 1)
+    match_byte_classes(offsets, data, np.zeros(256, bool), np.zeros(256, bool), 0, 1)
+    h = np.zeros(2, np.uint64)
+    for kind in (pa.int32(), pa.int64(), pa.uint64()):
+        fold_numbers(h, pa.array([1, 2], kind).to_numpy())
+    fold_numbers(h, h)
+    fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
