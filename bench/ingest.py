@@ -71,7 +71,7 @@ def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
     import pyarrow as pa
 
     pa.array([1])  # pyarrow imports pandas lazily on first use: keep that out of the timing
-    from pipeline.byte_scan import load_kernels
+    from pipeline.column_kernels import load_kernels
     from pipeline.compose import compose_shard
     from pipeline.ingest import ingest
 

@@ -37,13 +37,14 @@ from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from pipeline.byte_scan import (
+from pipeline.column_kernels import (
     CENTS_NEGATIVE,
     CENTS_OK,
     civil_dates,
@@ -53,6 +54,7 @@ from pipeline.byte_scan import (
     fold_numbers,
     hash_values,
     string_buffers,
+    sums_by_group,
 )
 from pipeline.ledger import FileAccount, QuarantineRow
 from pipeline.patterns import matches
@@ -323,40 +325,30 @@ def _integers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def line_totals(lines: pa.Table) -> pa.Table:
-    """LINE_TOTALS per member of a bucket's lines, in any order, with numpy counting sorts.
-
-    Sums go through float64 `bincount`, exact for integers below 2**53 (checked; np.add.at
-    otherwise); the 64-bit hashes are summed as two 32-bit halves, wrapping like a uint64 sum."""
+    """LINE_TOTALS per member of a bucket's lines, in any order: exact integer sums (the 64-bit
+    hashes wrap, like a uint64 sum)."""
     if not lines.num_rows:
         return pa.schema([("member_id", pa.string()), *LINE_TOTALS]).empty_table()
     encoded = pc.dictionary_encode(_plain_text(lines["member_id"]))
     groups = encoded.indices.to_numpy(zero_copy_only=False)
     size = len(encoded.dictionary)
-    counts = np.bincount(groups, minlength=size)
-    most = int(counts.max())
 
     def total(values: np.ndarray) -> np.ndarray:
-        if len(values) and int(np.abs(values).max()) * most >= 2**53:
-            exact = np.zeros(size, np.int64)
-            np.add.at(exact, groups, values.astype(np.int64))
-            return exact
-        return np.bincount(groups, weights=values, minlength=size).astype(np.int64)
+        return sums_by_group(groups, values, size)  # type: ignore[no-any-return]
 
     status = _plain_text(lines["status"])
     adverse = per_value(status, lambda values: pc.not_equal(values, "paid").to_numpy(zero_copy_only=False))
-    hashes = _as_u64(lines["line_hash"])
-    low = total((hashes & np.uint64(0xFFFFFFFF)).astype(np.int64)).astype(np.uint64)
-    high = total((hashes >> np.uint64(32)).astype(np.int64)).astype(np.uint64)
-    received = _as_u64(lines["received_date"]).view(np.int64)
+    received = _integers(lines["received_date"])
     earliest = np.full(size, np.iinfo(np.int32).max, np.int64)
     np.minimum.at(earliest, groups[adverse], received[adverse])
+    no_surprises = pc.fill_null(lines["no_surprises"], False).to_numpy(zero_copy_only=False)
     columns = {
-        "member_id": encoded.dictionary, "line_count": pa.array(counts, pa.int32()),
-        **{f"lines_{name}": pa.array(total(_as_u64(lines[name]).view(np.int64))) for name in MONEY_COLUMNS},
-        "lines_hash": pa.array((high << np.uint64(32)) + low),
-        "lines_adverse": pa.array(total(adverse) > 0),
-        "lines_no_surprises": pa.array(total(pc.fill_null(lines["no_surprises"], False).to_numpy(
-            zero_copy_only=False)) > 0),
+        "member_id": encoded.dictionary,
+        "line_count": pa.array(np.bincount(groups, minlength=size), pa.int32()),
+        **{f"lines_{name}": pa.array(total(_integers(lines[name]))) for name in MONEY_COLUMNS},
+        "lines_hash": pa.array(total(_integers(lines["line_hash"]))),
+        "lines_adverse": pa.array(total(adverse.astype(np.int64)) > 0),
+        "lines_no_surprises": pa.array(total(no_surprises.astype(np.int64)) > 0),
         "earliest_adverse_received": pc.cast(pa.array(earliest.astype(np.int32),
                                                       mask=earliest == np.iinfo(np.int32).max), pa.date32()),
     }
@@ -1121,8 +1113,8 @@ class _Job:
         columns["order"] = order
         claim_hash = hash64(columns["claim_id"])  # for the line hash and the claim-key buckets
         columns["line_hash"] = pa.array(line_hashes(pa.table(columns), {"claim_id": claim_hash}), pa.uint64())
-        keys = pa.table({"claim_id": columns["claim_id"], "line_no": columns["line_no"],
-                         "member_hash": pa.array(member_hash), "order": order})
+        keys = pa.table({"claim_id": columns["claim_id"], "claim_hash": pa.array(claim_hash),
+                         "line_no": columns["line_no"], "member_hash": pa.array(member_hash), "order": order})
         return _Checked(rejected, _slices(pa.table(columns), buckets),
                         _split(keys, (claim_hash % np.uint64(self.buckets)).astype(np.int32)))
 
@@ -1245,7 +1237,7 @@ class _Job:
 
         with ThreadPoolExecutor(max_workers=2) as pool:  # buckets are independent
             found = list(pool.map(problems, range(self.buckets)))
-        return pa.concat_tables(found) if found else _KEY_REJECTS.empty_table()
+        return pa.concat_tables(found).combine_chunks() if found else _KEY_REJECTS.empty_table()
 
     def _bucket_lines(self, bucket: int, shard: int, member_ids: pa.ChunkedArray,
                       effects: list[Callable[[], None]]) -> pa.Table:
@@ -1263,10 +1255,13 @@ class _Job:
         rejects = self.key_rejects
         hit = np.zeros(lines.num_rows, bool)
         if rejects.num_rows:  # a line of an unknown member is reported as that, not as a repeat
-            repeats = pc.is_in(lines["order"], rejects["order"].combine_chunks())
-            hit = repeats.to_numpy(zero_copy_only=False) & known
+            found = pc.index_in(lines["order"], rejects["order"])
+            hit = pc.is_valid(found).to_numpy(zero_copy_only=False) & known
         if hit.any():
-            flagged = lines.take(pa.array(np.flatnonzero(hit))).join(rejects, "order")
+            at = pa.array(np.flatnonzero(hit))
+            which = pc.take(found, at)
+            flagged = lines.take(at).append_column("rule", pc.take(rejects["rule"], which)).append_column(
+                "first_order", pc.take(rejects["first_order"], which))
             for rule in ("duplicate_line", "claim_members_conflict"):
                 part = flagged.filter(pc.equal(flagged["rule"], rule))
                 self._reject_lines(effects, part, *spec.rule(rule),
@@ -1391,25 +1386,54 @@ _KEY_REJECTS = pa.schema([("order", pa.int64()), ("rule", pa.string()), ("first_
 
 def _key_problems(keys: pa.Table) -> pa.Table:
     """Within one claim bucket: later copies of a claim line, and every line of a claim whose
-    lines name more than one member (a re-keyed claim: showing it to either member may be wrong)."""
-    keys = keys.sort_by([("claim_id", "ascending"), ("line_no", "ascending"), ("order", "ascending")])
-    n = keys.num_rows
-    claim = keys["claim_id"].combine_chunks()
-    same_claim = np.zeros(n, bool)
-    if n > 1:
-        same_claim[1:] = pc.equal(claim.slice(1), claim.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    line_no = keys["line_no"].to_numpy()
-    repeat = same_claim & np.concatenate([[False], line_no[1:] == line_no[:-1]])
-    starts = np.flatnonzero(~same_claim)
-    member = keys["member_hash"].to_numpy()
-    mixed = np.maximum.reduceat(member, starts) != np.minimum.reduceat(member, starts)
-    conflict = np.repeat(mixed, np.diff(np.append(starts, n)))
+    lines name more than one member (a re-keyed claim: showing it to either member may be wrong).
+
+    Claims are told apart by the hash of their id (numbers sort several times faster than text);
+    the ids of the few lines this flags are compared too, and should two claims share a hash,
+    the bucket is done again by the ids themselves."""
+    line_no, member = keys["line_no"].to_numpy(), keys["member_hash"].to_numpy()
     order = keys["order"].to_numpy()
-    first = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))  # the first copy of each run
-    rule = np.where(conflict, "claim_members_conflict", np.where(repeat, "duplicate_line", ""))
-    bad = rule != ""
-    return pa.table({"order": pa.array(order[bad]), "rule": pa.array(rule[bad], pa.string()),
-                     "first_order": pa.array(order[first][bad])}, schema=_KEY_REJECTS)
+    found, flagged = _claim_runs(keys["claim_hash"].to_numpy(), line_no, member, order)
+    if len(flagged):
+        claim = keys["claim_id"].combine_chunks()
+        runs_of = flagged[:, 1]
+        if pc.any(pc.not_equal(claim.take(pa.array(flagged[:, 0])), claim.take(pa.array(runs_of)))).as_py():
+            ids = pc.dictionary_encode(claim).indices.to_numpy(zero_copy_only=False)  # exact, if slower
+            found, _ = _claim_runs(ids.astype(np.uint64), line_no, member, order)
+    return found
+
+
+def _claim_runs(claim: np.ndarray, line_no: np.ndarray, member: np.ndarray,
+                order: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """_key_problems with claims identified by the numbers in `claim` (rows in `order`), grouped
+    by hashing, not sorting; also (row, first row of its claim) of every flagged line, so the
+    caller can check those rows share a claim id."""
+    n = len(claim)
+    rows = np.arange(n)
+    claims, claim_count = _first_codes(claim)
+    lowest = np.full(claim_count, np.iinfo(np.uint64).max, np.uint64)
+    highest = np.zeros(claim_count, np.uint64)
+    np.minimum.at(lowest, claims, member)
+    np.maximum.at(highest, claims, member)
+    conflict = (lowest != highest)[claims]
+    lines, line_count = _first_codes(claims.astype(np.uint64) << np.uint64(10) | line_no.astype(np.uint64))
+    first_line = np.full(line_count, n, np.int64)
+    np.minimum.at(first_line, lines, rows)
+    first = first_line[lines]  # the first copy of each line: rows come in order
+    repeat = first != rows
+    at = np.flatnonzero(conflict | repeat)
+    rule = np.where(conflict[at], "claim_members_conflict", "duplicate_line")
+    found = pa.table({"order": pa.array(order[at]), "rule": pa.array(rule, pa.string()),
+                      "first_order": pa.array(order[first[at]])}, schema=_KEY_REJECTS)
+    first_claim = np.full(claim_count, n, np.int64)
+    np.minimum.at(first_claim, claims[at], at)
+    return found, np.stack([at, first_claim[claims[at]]], axis=1)
+
+
+def _first_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """A code per value, numbered by first appearance, and how many distinct values there are."""
+    codes, distinct = pd.factorize(values)
+    return codes, len(distinct)
 
 
 def _preset_problems(batch: pa.RecordBatch) -> tuple[pa.Array | None, pa.Array | None]:

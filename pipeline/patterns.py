@@ -2,7 +2,7 @@
 
 A regular expression costs several milliseconds per column of a batch, and ingest checks
 a dozen columns per batch: most of its validation time went there. The schema's patterns are
-nearly all of two simple shapes, which `byte_scan` checks straight from the Arrow bytes:
+nearly all of two simple shapes, which `column_kernels` checks straight from the Arrow bytes:
 
 - `^[first][rest]{m,n}$` or `^[rest]{m,n}$`: byte classes and a length range (identifiers,
   codes, NPIs, line numbers);
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.byte_scan import CENTS_OK, dollars_to_cents, match_byte_classes, string_buffers
+from pipeline.column_kernels import CENTS_OK, dollars_to_cents, match_byte_classes, string_buffers
 
 __all__ = ["matches", "money_shape"]
 

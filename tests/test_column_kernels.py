@@ -12,7 +12,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.byte_scan import (
+from pipeline.column_kernels import (
     CENTS_MALFORMED,
     CENTS_NEGATIVE,
     CENTS_OK,

@@ -1,11 +1,12 @@
-"""Per-value scans of Arrow string columns, compiled with numba: hashes, amounts, dates, codes.
+"""Loops over Arrow columns, compiled with numba: hashes, amounts, dates, codes, group sums.
 
 Validation touches every byte of a million-line extract several times over; done with numpy
 it costs a pass over memory per step (a cast, a mask, a gather), so checking cost several times
 the CSV parse itself. These kernels read each value once, straight from the Arrow offsets and
 data buffers, and release the GIL, so the checking threads run on both cores.
 
-Every kernel takes (offsets, data) from `string_buffers`; a value is data[offsets[i]:offsets[i+1]].
+A kernel over text takes (offsets, data) from `string_buffers`: a value is
+data[offsets[i]:offsets[i+1]]. The others take numpy views of Arrow columns.
 Tests check each one against the regular-expression engine, Python's own parsing and fixed
 hash values (hashes decide shards and statement versions, so they must never change).
 """
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 __all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "civil_dates", "dollars_to_cents",
            "edges_may_need_trim", "fold_hashes", "fold_numbers", "hash_values", "load_kernels",
-           "match_byte_classes", "string_buffers"]
+           "match_byte_classes", "string_buffers", "sums_by_group"]
 
 CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
 _P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -187,6 +188,15 @@ def fold_hashes(h: np.ndarray, hashes: np.ndarray, indices: np.ndarray) -> None:
         h[i] = (h[i] ^ hashes[indices[i]]) * _ODD
 
 
+@numba.njit(nogil=True, cache=True)
+def sums_by_group(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Per group, the sum of its rows' values: exact in 64-bit integers (unsigned ones wrap)."""
+    out = np.zeros(size, values.dtype)
+    for i in range(len(groups)):
+        out[groups[i]] += values[i]
+    return out
+
+
 def load_kernels() -> None:
     """Compile, or load from numba's cache, every kernel for the types ingest passes them.
 
@@ -205,3 +215,6 @@ def load_kernels() -> None:
         fold_numbers(h, pa.array([1, 2], kind).to_numpy())
     fold_numbers(h, h)
     fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
+    groups = pa.array([0, 1], pa.int32()).to_numpy()
+    for kind in (pa.int64(), pa.uint64()):
+        sums_by_group(groups, pa.array([1, 2], kind).to_numpy(), 2)
