@@ -127,7 +127,7 @@ def _digits(data: np.ndarray, start: int, count: int) -> int:
     """The number written by `count` ASCII digits from `start`, or -1 if one is not a digit."""
     number = 0
     for k in range(start, start + count):
-        digit = np.int64(data[k]) - 48
+        digit = int(data[k]) - 48
         if digit < 0 or digit > 9:
             return -1
         number = number * 10 + digit

@@ -65,7 +65,7 @@ from pipeline.sources.errors import ExtractFileError, ExtractSourceError, arrow_
 __all__ = [
     "LINE_SCHEMA", "MONEY_COLUMNS", "AccountingError", "ExtractFileError", "ExtractSourceError",
     "IngestResult", "LINE_TOTALS", "ReasonTable", "hash64", "ingest", "line_totals",
-    "with_line_totals", "iter_buckets", "read_bucket_members",
+    "iter_buckets", "read_bucket_members",
     "member_buckets", "read_bucket_lines", "read_shard_lines", "reason_table", "shard_buckets", "shard_of",
     "text_batches",
 ]
@@ -87,12 +87,11 @@ _DICTIONARY_COLUMNS = ["patient_relationship", "provider_name", "provider_npi", 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
     """Statistics only where readers filter (members by bucket); dictionaries only where values
-    repeat; lz4 only on free text, which it shrinks several times (on numbers and hashes it cost
-    more time than it saved space); version 2 data pages: a little faster to write."""
-    compressed = {f.name: ("lz4" if f.type == pa.string() and f.name not in _DICTIONARY_COLUMNS else "none")
-                  for f in schema}
-    return {"compression": compressed, "data_page_version": "2.0",
-            "write_statistics": ["member_id", "shard", "bucket"], "use_dictionary": _DICTIONARY_COLUMNS}
+    repeat; no compression: the run's workspace is transient, and even lz4 cost more time to
+    write than the space it saved was worth; version 2 data pages: a little faster to write."""
+    return {"compression": "none", "data_page_version": "2.0",
+            "write_statistics": [name for name in ("member_id", "shard", "bucket") if name in schema.names],
+            "use_dictionary": [name for name in _DICTIONARY_COLUMNS if name in schema.names]}
 
 
 LOW_CARDINALITY = frozenset({"patient_relationship", "provider_name", "provider_npi", "network",
@@ -324,27 +323,22 @@ def _integers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
 
-def line_totals(lines: pa.Table) -> pa.Table:
-    """LINE_TOTALS per member of a bucket's lines, in any order: exact integer sums (the 64-bit
-    hashes wrap, like a uint64 sum)."""
-    if not lines.num_rows:
-        return pa.schema([("member_id", pa.string()), *LINE_TOTALS]).empty_table()
-    encoded = pc.dictionary_encode(_plain_text(lines["member_id"]))
-    groups = encoded.indices.to_numpy(zero_copy_only=False)
-    size = len(encoded.dictionary)
+def line_totals(lines: pa.Table, owners: np.ndarray, members: int) -> pa.Table:
+    """LINE_TOTALS of a bucket's lines for each of its `members` (owners: each line's member
+    row), in any order: exact integer sums (the 64-bit hashes wrap, like a uint64 sum); a member
+    without lines has a count of 0."""
 
     def total(values: np.ndarray) -> np.ndarray:
-        return sums_by_group(groups, values, size)  # type: ignore[no-any-return]
+        return sums_by_group(owners, values, members)  # type: ignore[no-any-return]
 
-    status = _plain_text(lines["status"])
-    adverse = per_value(status, lambda values: pc.not_equal(values, "paid").to_numpy(zero_copy_only=False))
+    adverse = per_value(_plain_text(lines["status"]),
+                        lambda values: pc.not_equal(values, "paid").to_numpy(zero_copy_only=False))
     received = _integers(lines["received_date"])
-    earliest = np.full(size, np.iinfo(np.int32).max, np.int64)
-    np.minimum.at(earliest, groups[adverse], received[adverse])
+    earliest = np.full(members, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(earliest, owners[adverse], received[adverse])
     no_surprises = pc.fill_null(lines["no_surprises"], False).to_numpy(zero_copy_only=False)
     columns = {
-        "member_id": encoded.dictionary,
-        "line_count": pa.array(np.bincount(groups, minlength=size), pa.int32()),
+        "line_count": pa.array(np.bincount(owners, minlength=members), pa.int32()),
         **{f"lines_{name}": pa.array(total(_integers(lines[name]))) for name in MONEY_COLUMNS},
         "lines_hash": pa.array(total(_integers(lines["line_hash"]))),
         "lines_adverse": pa.array(total(adverse.astype(np.int64)) > 0),
@@ -352,21 +346,7 @@ def line_totals(lines: pa.Table) -> pa.Table:
         "earliest_adverse_received": pc.cast(pa.array(earliest.astype(np.int32),
                                                       mask=earliest == np.iinfo(np.int32).max), pa.date32()),
     }
-    return pa.table(columns)
-
-
-def with_line_totals(members: pa.Table, totals: pa.Table) -> pa.Table:
-    """members (MEMBER_FIELDS) with their LINE_TOTALS; a member without lines has a count of 0."""
-    at = pc.index_in(members["member_id"], totals["member_id"])
-    found = pc.is_valid(at)
-    out = members
-    for total in LINE_TOTALS:
-        values = pc.take(totals[total.name], at)
-        if total.name != "earliest_adverse_received":
-            none = pa.scalar(False if total.type == pa.bool_() else 0, total.type)
-            values = pc.if_else(found, values, none)
-        out = out.append_column(total, values.cast(total.type))
-    return out
+    return pa.table(columns, schema=LINE_TOTALS)
 
 
 def _plain_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -1151,8 +1131,10 @@ class _Job:
         What it changes in the job (quarantine, tallies) comes back as effects, applied in order."""
         effects: list[Callable[[], None]] = []
         members = self._bucket_members(bucket, shard, effects)
-        lines = self._bucket_lines(bucket, shard, members["member_id"], effects)
-        members = with_line_totals(members, line_totals(lines))
+        lines, owners = self._bucket_lines(bucket, shard, members["member_id"], effects)
+        totals = line_totals(lines, owners, members.num_rows)
+        for total in LINE_TOTALS:
+            members = members.append_column(total, totals[total.name])
         folder = self.out_dir / "lines" / f"shard-{shard:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         if lines.num_rows:
@@ -1183,7 +1165,8 @@ class _Job:
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         table = table.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS)
-        table = table.sort_by("member_id")
+        if not _ascending(table["member_id"]):  # member files usually come sorted already
+            table = table.sort_by("member_id")
         effects.append(partial(self._accept_members, item, table.num_rows))
         return table
 
@@ -1240,15 +1223,17 @@ class _Job:
         return pa.concat_tables(found).combine_chunks() if found else _KEY_REJECTS.empty_table()
 
     def _bucket_lines(self, bucket: int, shard: int, member_ids: pa.ChunkedArray,
-                      effects: list[Callable[[], None]]) -> pa.Table:
+                      effects: list[Callable[[], None]]) -> tuple[pa.Table, np.ndarray]:
+        """The bucket's accepted lines, and each one's row in the bucket's members."""
         spec = file_spec("claims")
         parts = [t for index in range(len(self.claim_names))
                  if (t := _read_stage(self.out_dir / "staging" / f"claims-{index:04d}", bucket)) is not None]
         if not parts:
-            return LINE_SCHEMA.empty_table()
+            return LINE_SCHEMA.empty_table(), np.zeros(0, np.int32)
         lines = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).unify_dictionaries()
-        known = pc.is_in(lines["member_id"], member_ids.combine_chunks() if member_ids.num_chunks
-                         else pa.array([], pa.string())).to_numpy(zero_copy_only=False)
+        members = member_ids.combine_chunks() if member_ids.num_chunks else pa.array([], pa.string())
+        owners = pc.fill_null(pc.index_in(lines["member_id"], members), -1).to_numpy(zero_copy_only=False)
+        known = owners >= 0
         if not known.all():
             unknown = lines.take(pa.array(np.flatnonzero(~known)))
             self._reject_lines(effects, unknown, *spec.rule("member_known"))
@@ -1269,6 +1254,7 @@ class _Job:
         keep = known & ~hit
         if not keep.all():
             lines = lines.filter(pa.array(keep))  # the one copy of the bucket's lines
+            owners = owners[keep]
         n = lines.num_rows
         names = pa.array(self.claim_names, pa.string())
         lines = lines.append_column("source_file", pc.take(names, lines["source_index"]))
@@ -1276,7 +1262,7 @@ class _Job:
         lines = lines.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         lines = lines.select(LINE_SCHEMA.names)
         effects.append(partial(self._accept_lines, _value_counts(lines["source_file"])))
-        return lines
+        return lines, owners
 
     def _accept_lines(self, counts: tuple[list[str], list[int]]) -> None:
         for source, count in zip(*counts, strict=True):
@@ -1466,6 +1452,11 @@ def _repeated(values: pa.Array | pa.ChunkedArray) -> list[str]:
     counts = pc.value_counts(values)
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     return [v for v in repeated.to_pylist() if v]
+
+
+def _ascending(values: pa.ChunkedArray) -> bool:
+    text = _plain_text(values)
+    return len(text) < 2 or bool(pc.all(pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))).as_py())
 
 
 def _value_counts(values: pa.ChunkedArray) -> tuple[list[str], list[int]]:
