@@ -60,7 +60,8 @@ def hash_values(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
 @numba.njit(nogil=True, cache=True)
 def dollars_to_cents(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact integer cents of `^\\d{1,12}(\\.\\d{1,2})?$` values, and a code per value:
-    CENTS_OK, CENTS_EMPTY, CENTS_NEGATIVE (a leading minus) or CENTS_MALFORMED (cents then 0)."""
+    CENTS_OK, CENTS_EMPTY, CENTS_NEGATIVE (a leading minus) or CENTS_MALFORMED (cents then 0).
+    Every byte is read, without an early exit: fewer branches, faster on clean data."""
     n = len(offsets) - 1
     cents = np.zeros(n, np.int64)
     codes = np.zeros(n, np.int8)
@@ -69,24 +70,23 @@ def dollars_to_cents(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray,
         if end == start:
             codes[i] = CENTS_EMPTY
             continue
-        value, whole, decimals, good = 0, 0, -1, True
+        if end - start >= 4 and data[end - 3] == 46:
+            point, scale = end - 3, 1
+        elif end - start >= 3 and data[end - 2] == 46:
+            point, scale = end - 2, 10
+        else:
+            point, scale = end, 100
+        good = 1 <= point - start <= 12
+        value = 0
         for k in range(start, end):
-            byte = data[k]
-            if 48 <= byte <= 57:
-                value = value * 10 + (byte - 48)
-                if decimals >= 0:
-                    decimals += 1
-                else:
-                    whole += 1
-            elif byte == 46 and decimals < 0:
-                decimals = 0
-            else:
-                good = False
-                break
-        if not good or whole < 1 or whole > 12 or decimals == 0 or decimals > 2:
+            if k != point:
+                digit = np.int64(data[k]) - 48
+                good &= 0 <= digit <= 9
+                value = value * 10 + digit
+        if good:
+            cents[i] = value * scale
+        else:
             codes[i] = CENTS_NEGATIVE if data[start] == 45 else CENTS_MALFORMED
-            continue
-        cents[i] = value * (100 if decimals < 0 else 10 if decimals == 1 else 1)
     return cents, codes
 
 

@@ -779,6 +779,8 @@ def per_value(value: pa.Array, check: Callable[[pa.Array], np.ndarray]) -> np.nd
 
 
 def _nonempty(values: pa.Array) -> np.ndarray:
+    if values.type == pa.string() and isinstance(values, pa.Array):
+        return np.diff(string_buffers(values)[0]) > 0  # type: ignore[no-any-return]
     return pc.binary_length(values).to_numpy(zero_copy_only=False) > 0  # type: ignore[no-any-return]
 
 
@@ -898,6 +900,8 @@ def _no_surprises(typed: dict[str, pa.Array]) -> pa.Array:
     derived = (per_value(typed["network"], _among(["out"]))
                & per_value(typed["service_code"], _among(NO_SURPRISES_CODES)))
     flag = typed["no_surprises"]
+    if not per_value(flag, _nonempty).any():  # the usual case: no explicit flags at all
+        return pa.array(derived)
     return pa.array(np.where(per_value(flag, _among([""])), derived, per_value(flag, _among(["Y"]))))
 
 
@@ -1014,7 +1018,7 @@ class _Job:
                           "date_of_birth", "date of birth is after the statement period")
         kept_at = np.flatnonzero(~problems.bad)
         buckets = buckets_of(typed["member_id"], self.buckets)[kept_at]
-        by_bucket = np.argsort(buckets, kind="stable")  # one take: accepted rows, grouped by bucket
+        by_bucket = _grouping(buckets)  # one take: accepted rows, grouped by bucket
         kept_at, buckets = kept_at[by_bucket], buckets[by_bucket]
         taken = pa.array(kept_at)
         columns = {name: pc.take(typed[name], taken) for name in spec.names}
@@ -1098,7 +1102,7 @@ class _Job:
             return _Checked(rejected, [], [])
         member_hash = hash64(typed["member_id"])[kept_at]
         buckets = (member_hash % np.uint64(self.buckets)).astype(np.int32)
-        by_bucket = np.argsort(buckets, kind="stable")  # one take: accepted rows, grouped by bucket
+        by_bucket = _grouping(buckets)  # one take: accepted rows, grouped by bucket
         kept_at, member_hash, buckets = kept_at[by_bucket], member_hash[by_bucket], buckets[by_bucket]
         taken = pa.array(kept_at)
         columns = {name: pc.take(typed[name], taken) for name in spec.names if name in LINE_SCHEMA.names}
@@ -1332,11 +1336,17 @@ def _rejected(rows: np.ndarray, problems: _Problems, text: dict[str, pa.Array], 
     return rows[bad], fields, reasons, values, pc.take(refs, taken) if refs is not None else None
 
 
+def _grouping(buckets: np.ndarray) -> np.ndarray:
+    """The stable order that groups rows by bucket (a radix sort when bucket numbers are small)."""
+    narrow = buckets.astype(np.int16) if len(buckets) and int(buckets.max()) < 2**15 else buckets
+    return np.argsort(narrow, kind="stable")  # type: ignore[no-any-return]
+
+
 def _split(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
     """Rows grouped by bucket: one take, then zero-copy slices."""
     if not table.num_rows:
         return []
-    order = np.argsort(buckets, kind="stable")
+    order = _grouping(buckets)
     return _slices(table.take(pa.array(order)), buckets[order])
 
 
