@@ -80,7 +80,7 @@ def dollars_to_cents(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray,
         value = 0
         for k in range(start, end):
             if k != point:
-                digit = np.int64(data[k]) - 48
+                digit = int(data[k]) - 48
                 good &= 0 <= digit <= 9
                 value = value * 10 + digit
         if good:
