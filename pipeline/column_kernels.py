@@ -17,11 +17,15 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "civil_dates", "dollars_to_cents",
-           "edges_may_need_trim", "fold_hashes", "fold_numbers", "hash_values", "load_kernels",
-           "match_byte_classes", "string_buffers", "sums_by_group"]
+__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "EMAIL_PATTERN", "civil_dates",
+           "domain_array", "dollars_to_cents", "edges_may_need_trim", "email_domains", "email_shapes",
+           "fold_hashes",
+           "fold_numbers", "hash_values", "load_kernels", "match_byte_classes", "string_buffers",
+           "sums_by_group"]
 
 CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+"""What email_shapes accepts (tests hold it to the regular-expression engine)."""
 _P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _SEED = np.uint64(0x51ED2701)
 _EMPTY = np.zeros(1, np.uint8)
@@ -188,6 +192,66 @@ def fold_hashes(h: np.ndarray, hashes: np.ndarray, indices: np.ndarray) -> None:
         h[i] = (h[i] ^ hashes[indices[i]]) * _ODD
 
 
+_LOCAL_BYTES = np.zeros(256, np.bool_)
+_DOMAIN_BYTES = np.zeros(256, np.bool_)
+for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-":
+    _LOCAL_BYTES[_byte] = _DOMAIN_BYTES[_byte] = True
+for _byte in b"._%+'":
+    _LOCAL_BYTES[_byte] = True
+
+
+@numba.njit(nogil=True, cache=True)
+def email_shapes(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """`^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$` per value: an address a relay
+    will take (a local part, one @, a domain of two or more dot-separated labels)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, np.bool_)
+    for i in range(n):
+        start, end = offsets[i], offsets[i + 1]
+        at = start
+        while at < end and _LOCAL_BYTES[data[at]]:
+            at += 1
+        if at == start or at >= end or data[at] != 64:
+            continue
+        label, dots, good = 0, 0, True
+        for k in range(at + 1, end):
+            byte = data[k]
+            if byte == 46:
+                good &= label > 0
+                label = 0
+                dots += 1
+            else:
+                good &= _DOMAIN_BYTES[byte]
+                label += 1
+        out[i] = good and label > 0 and dots > 0
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def email_domains(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of each value's text after its last @ (all of it if none), with ASCII
+    letters lowered: the domain a relay is chosen by."""
+    n = len(offsets) - 1
+    starts = np.empty(n, np.int64)
+    out_offsets = np.zeros(n + 1, np.int32)
+    for i in range(n):
+        start, end = offsets[i], offsets[i + 1]
+        cut = start
+        for k in range(start, end):
+            if data[k] == 64:
+                cut = k + 1
+        starts[i] = cut
+        out_offsets[i + 1] = out_offsets[i] + (end - cut)
+    out = np.empty(max(1, out_offsets[n]), np.uint8)
+    for i in range(n):
+        at = out_offsets[i]
+        for k in range(starts[i], offsets[i + 1]):
+            byte = data[k]
+            out[at] = byte + 32 if 65 <= byte <= 90 else byte
+            at += 1
+    return out_offsets, out
+
+
 @numba.njit(nogil=True, cache=True)
 def sums_by_group(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Per group, the sum of its rows' values: exact in 64-bit integers (unsigned ones wrap)."""
@@ -195,6 +259,12 @@ def sums_by_group(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarr
     for i in range(len(groups)):
         out[groups[i]] += values[i]
     return out
+
+
+def domain_array(values: pa.Array) -> pa.Array:
+    """email_domains as an Arrow string array."""
+    offsets, data = email_domains(*string_buffers(values))
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def load_kernels() -> None:
@@ -215,6 +285,8 @@ def load_kernels() -> None:
         fold_numbers(h, pa.array([1, 2], kind).to_numpy())
     fold_numbers(h, h)
     fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
+    email_shapes(offsets, data)
+    email_domains(offsets, data)
     groups = pa.array([0, 1], pa.int32()).to_numpy()
     for kind in (pa.int64(), pa.uint64()):
         sums_by_group(groups, pa.array([1, 2], kind).to_numpy(), 2)

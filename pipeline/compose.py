@@ -30,11 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.column_kernels import domain_array
 from pipeline.ingest import (
     LINE_TOTALS,
     MONEY_COLUMNS,
     _as_u64,
     _mix,
+    _plain_text,
     hash_strings,
     iter_buckets,
     member_buckets,
@@ -171,7 +173,7 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
 
     reasons = _paper_reasons(member, is_suppressed)
     email = pc.fill_null(member["email"], "")
-    domain = pc.utf8_lower(pc.replace_substring_regex(email, r"^.*@", ""))
+    domain = domain_array(_plain_text(email))
     emailed = pc.is_null(reasons)
     return pa.table({
         "member_id": member["member_id"],

@@ -50,6 +50,7 @@ from pipeline.column_kernels import (
     civil_dates,
     dollars_to_cents,
     edges_may_need_trim,
+    email_shapes,
     fold_hashes,
     fold_numbers,
     hash_values,
@@ -90,11 +91,11 @@ _DICTIONARY_COLUMNS = ["patient_relationship", "provider_name", "provider_npi", 
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
-    """Statistics only where readers filter (members by bucket); dictionaries only where values
+    """Statistics only where readers look for row groups (a bucket's members); dictionaries only where values
     repeat; no compression: the run's workspace is transient, and even lz4 cost more time to
     write than the space it saved was worth; version 2 data pages: a little faster to write."""
     return {"compression": "none", "data_page_version": "2.0",
-            "write_statistics": [name for name in ("member_id", "shard", "bucket") if name in schema.names],
+            "write_statistics": [name for name in ("bucket",) if name in schema.names],
             "use_dictionary": [name for name in _DICTIONARY_COLUMNS if name in schema.names]}
 
 
@@ -105,7 +106,6 @@ hashes run once per distinct value and Parquet gets them already dictionary-enco
 _TEXT_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 CSV_BYTES_PER_LINE = 150  # a deliberately low guess: more, smaller buckets rather than fewer, big ones
 _ORDER_SHIFT = 40  # order = file index << 40 | row number: first occurrence wins across files
-_EMAIL = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 NO_SURPRISES_CODES = ("99281", "99282", "99283", "99284", "99285", "99291", "99292", "A0430", "A0431",
                       "A0435", "A0436")
 """Emergency care and air ambulance: out of network, the No Surprises Act protects the member."""
@@ -1022,7 +1022,7 @@ class _Job:
         kept_at, buckets = kept_at[by_bucket], buckets[by_bucket]
         taken = pa.array(kept_at)
         columns = {name: pc.take(typed[name], taken) for name in spec.names}
-        columns["email_valid"] = pc.match_substring_regex(columns["email"], _EMAIL)
+        columns["email_valid"] = pa.array(email_shapes(*string_buffers(_plain_text(columns["email"]))))
         columns["source_row"] = pa.array(rows[kept_at], pa.int64())
         staged = _slices(pa.table(columns), buckets)
         return _Checked(_rejected(rows, problems, text, spec, _refs(batch)), staged, [])

@@ -16,9 +16,12 @@ from pipeline.column_kernels import (
     CENTS_MALFORMED,
     CENTS_NEGATIVE,
     CENTS_OK,
+    EMAIL_PATTERN,
     civil_dates,
     dollars_to_cents,
+    domain_array,
     edges_may_need_trim,
+    email_shapes,
     hash_values,
     string_buffers,
 )
@@ -111,3 +114,24 @@ def test_kernels_accept_an_array_without_a_data_buffer() -> None:
     assert dollars_to_cents(*string_buffers(empty))[1].tolist() == [1, 1]
     assert not edges_may_need_trim(*string_buffers(empty))
     assert civil_dates(*string_buffers(pa.array([], pa.string())))[0].dtype == np.int32
+
+
+EMAIL_TEXT = st.one_of(
+    st.emails().map(str),
+    st.lists(st.sampled_from([*"aZ09._%+'-@..@éx ", "example", ".com", "@@"]), max_size=12).map("".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(EMAIL_TEXT, max_size=20))
+def test_email_shapes_match_the_pattern(values: list[str]) -> None:
+    expected = [re.fullmatch(EMAIL_PATTERN[1:-1], v) is not None for v in values]
+    assert scan(email_shapes, values).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(EMAIL_TEXT, max_size=20))
+def test_email_domains_are_the_text_after_the_last_at_lowered(values: list[str]) -> None:
+    domains = domain_array(pa.array(values, pa.string())).to_pylist()
+    expected = [re.sub(r"^.*@", "", v, flags=re.DOTALL) for v in values]
+    assert domains == ["".join(c.lower() if c.isascii() else c for c in e) for e in expected]
