@@ -287,6 +287,7 @@ def load_kernels() -> None:
     fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
     email_shapes(offsets, data)
     email_domains(offsets, data)
-    groups = pa.array([0, 1], pa.int32()).to_numpy()
-    for kind in (pa.int64(), pa.uint64()):
-        sums_by_group(groups, pa.array([1, 2], kind).to_numpy(), 2)
+    for groups in (pa.array([0, 1], pa.int32()).to_numpy(), np.array([0, 1], np.int32)):  # read-only or not
+        for kind in (np.int64, np.uint64):
+            for values in (pa.array([1, 2], pa.from_numpy_dtype(kind)).to_numpy(), np.array([1, 2], kind)):
+                sums_by_group(groups, values, 2)
