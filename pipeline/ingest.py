@@ -1110,9 +1110,7 @@ class _Job:
         columns["no_surprises"] = _no_surprises(columns)
         kept = rows[kept_at]
         order = pa.array((np.int64(index) << _ORDER_SHIFT) | kept, pa.int64())
-        columns["source_index"] = pa.array(np.full(len(kept), index, np.int32))
-        columns["source_row"] = pa.array(kept, pa.int64())
-        columns["order"] = order
+        columns["order"] = order  # file and row: the rows' source_index and source_row, in one
         claim_hash = hash64(columns["claim_id"])  # for the line hash and the claim-key buckets
         columns["line_hash"] = pa.array(line_hashes(pa.table(columns), {"claim_id": claim_hash}), pa.uint64())
         keys = pa.table({"claim_id": columns["claim_id"], "claim_hash": pa.array(claim_hash),
@@ -1253,6 +1251,9 @@ class _Job:
         if not parts:
             return LINE_SCHEMA.empty_table(), np.zeros(0, np.int32)
         lines = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).unify_dictionaries()
+        order = _integers(lines["order"])
+        lines = lines.append_column("source_index", pa.array((order >> _ORDER_SHIFT).astype(np.int32)))
+        lines = lines.append_column("source_row", pa.array(order & ((1 << _ORDER_SHIFT) - 1)))
         members = member_ids.combine_chunks() if member_ids.num_chunks else pa.array([], pa.string())
         owners = pc.fill_null(pc.index_in(lines["member_id"], members), -1).to_numpy(zero_copy_only=False)
         known = owners >= 0
