@@ -17,17 +17,18 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "EMAIL_PATTERN", "civil_dates",
-           "domain_array", "dollars_to_cents", "edges_may_need_trim", "email_domains", "email_shapes",
-           "fold_hashes",
-           "fold_numbers", "hash_values", "load_kernels", "match_byte_classes", "string_buffers",
-           "sums_by_group"]
+__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "CHECK_SEED", "EMAIL_PATTERN",
+           "civil_dates", "domain_array", "dollars_to_cents", "edges_may_need_trim", "email_domains",
+           "email_shapes", "fold_hashes", "fold_numbers", "hash_values", "load_kernels",
+           "match_byte_classes", "seeded_hashes", "string_buffers", "sums_by_group"]
 
 CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 """What email_shapes accepts (tests hold it to the regular-expression engine)."""
 _P1, _P2, _P3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _SEED = np.uint64(0x51ED2701)
+CHECK_SEED = np.uint64(0x6A09E667F3BCC908)
+"""Seed of a second hash, to tell apart two values that share the first."""
 _EMPTY = np.zeros(1, np.uint8)
 
 
@@ -40,15 +41,16 @@ def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(nogil=True, cache=True)
-def hash_values(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+def seeded_hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64) -> np.ndarray:
     """A 64-bit hash per value, eight bytes at a time (little-endian words, the last one cut to
-    the bytes that remain), then a splitmix finaliser: stable across machines and releases."""
+    the bytes that remain), then a splitmix finaliser: stable across machines and releases.
+    Another seed gives a second, independent hash."""
     n = len(offsets) - 1
     out = np.empty(n, np.uint64)
     for i in range(n):
         start = offsets[i]
         length = offsets[i + 1] - start
-        h = (np.uint64(length) + _SEED) * _P1
+        h = (np.uint64(length) + seed) * _P1
         for k in range(0, length, 8):
             word = np.uint64(0)
             for j in range(min(8, length - k)):
@@ -59,6 +61,12 @@ def hash_values(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
         h = (h ^ (h >> np.uint64(27))) * _P3
         out[i] = h ^ (h >> np.uint64(31))
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def hash_values(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """seeded_hashes with the seed every stored hash (shards, fingerprints) was made with."""
+    return seeded_hashes(offsets, data, _SEED)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -275,6 +283,7 @@ def load_kernels() -> None:
     text = pa.array(["1.00", "2026-11-01"], pa.string())
     offsets, data = string_buffers(text)
     hash_values(offsets, data)
+    seeded_hashes(offsets, data, CHECK_SEED)
     dollars_to_cents(offsets, data)
     civil_dates(offsets, data)
     edges_may_need_trim(offsets, data)

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from pipeline.column_kernels import (
     CENTS_NEGATIVE,
     CENTS_OK,
+    CHECK_SEED,
     civil_dates,
     dollars_to_cents,
     edges_may_need_trim,
@@ -54,6 +55,7 @@ from pipeline.column_kernels import (
     fold_hashes,
     fold_numbers,
     hash_values,
+    seeded_hashes,
     string_buffers,
     sums_by_group,
 )
@@ -1113,7 +1115,8 @@ class _Job:
         columns["order"] = order  # file and row: the rows' source_index and source_row, in one
         claim_hash = hash64(columns["claim_id"])  # for the line hash and the claim-key buckets
         columns["line_hash"] = pa.array(line_hashes(pa.table(columns), {"claim_id": claim_hash}), pa.uint64())
-        keys = pa.table({"claim_id": columns["claim_id"], "claim_hash": pa.array(claim_hash),
+        claim_check = seeded_hashes(*string_buffers(_plain_text(columns["claim_id"])), CHECK_SEED)
+        keys = pa.table({"claim_hash": pa.array(claim_hash), "claim_check": pa.array(claim_check),
                          "line_no": columns["line_no"], "member_hash": pa.array(member_hash), "order": order})
         return _Checked(rejected, _slices(pa.table(columns), buckets),
                         _split(keys, (claim_hash % np.uint64(self.buckets)).astype(np.int32)))
@@ -1403,18 +1406,18 @@ def _key_problems(keys: pa.Table) -> pa.Table:
     """Within one claim bucket: later copies of a claim line, and every line of a claim whose
     lines name more than one member (a re-keyed claim: showing it to either member may be wrong).
 
-    Claims are told apart by the hash of their id (numbers sort several times faster than text);
-    the ids of the few lines this flags are compared too, and should two claims share a hash,
-    the bucket is done again by the ids themselves."""
+    Claims are told apart by a hash of their id, grouped by hashing (not sorting, nor text);
+    the lines this flags are checked against a second, independent hash of the id, and should
+    two claims share the first, the bucket is done again by both."""
     line_no, member = keys["line_no"].to_numpy(), keys["member_hash"].to_numpy()
     order = keys["order"].to_numpy()
-    found, flagged = _claim_runs(keys["claim_hash"].to_numpy(), line_no, member, order)
+    claim = keys["claim_hash"].to_numpy()
+    found, flagged = _claim_runs(claim, line_no, member, order)
     if len(flagged):
-        claim = keys["claim_id"].combine_chunks()
-        runs_of = flagged[:, 1]
-        if pc.any(pc.not_equal(claim.take(pa.array(flagged[:, 0])), claim.take(pa.array(runs_of)))).as_py():
-            ids = pc.dictionary_encode(claim).indices.to_numpy(zero_copy_only=False)  # exact, if slower
-            found, _ = _claim_runs(ids.astype(np.uint64), line_no, member, order)
+        check = keys["claim_check"].to_numpy()
+        if (check[flagged[:, 0]] != check[flagged[:, 1]]).any():
+            pairs = np.unique(np.stack([claim, check], axis=1), axis=0, return_inverse=True)[1]
+            found, _ = _claim_runs(pairs.reshape(-1).astype(np.uint64), line_no, member, order)
     return found
 
 

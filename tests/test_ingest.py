@@ -351,11 +351,12 @@ def test_manifest_records_versions_and_accounts(extract: Path, tmp_path: Path) -
 @pytest.mark.parametrize("hashes", ["real", "all claims share one hash"])
 def test_claim_keys_find_later_copies_and_claims_naming_two_members(hashes: str) -> None:
     from pipeline import ingest as ingest_module
+    from pipeline.column_kernels import CHECK_SEED, seeded_hashes, string_buffers
 
     claims = pa.array(["A", "B", "A", "C", "B", "A", "D"])
     keys = pa.table({
-        "claim_id": claims,
         "claim_hash": ingest_module.hash64(claims) if hashes == "real" else pa.array([42] * 7, pa.uint64()),
+        "claim_check": seeded_hashes(*string_buffers(claims), CHECK_SEED),
         "line_no": pa.array([1, 1, 1, 1, 2, 2, 1], pa.int32()),
         "member_hash": pa.array([7, 8, 7, 9, 5, 7, 7], pa.uint64()),
         "order": pa.array([10, 11, 12, 13, 14, 15, 16], pa.int64()),
