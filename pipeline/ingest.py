@@ -1177,7 +1177,7 @@ class _Job:
 
     def _bucket_members(self, bucket: int, shard: int, effects: list[Callable[[], None]]) -> pa.Table:
         item, spec = self.extract.members, file_spec("members")
-        staged = _read_stage(self.out_dir / "staging" / "members", bucket)
+        staged = _take_stage(self.out_dir / "staging" / "members", bucket)
         if staged is None:
             return MEMBER_FIELDS.empty_table()
         repeated = _repeated(staged["member_id"])
@@ -1238,7 +1238,7 @@ class _Job:
 
         def problems(bucket: int) -> pa.Table:
             parts = [t for index in range(len(self.claim_names))
-                     if (t := _read_stage(staging / f"keys-{index:04d}", bucket)) is not None]
+                     if (t := _take_stage(staging / f"keys-{index:04d}", bucket)) is not None]
             return _key_problems(pa.concat_tables(parts)) if parts else _KEY_REJECTS.empty_table()
 
         with ThreadPoolExecutor(max_workers=2) as pool:  # buckets are independent
@@ -1250,7 +1250,7 @@ class _Job:
         """The bucket's accepted lines, and each one's row in the bucket's members."""
         spec = file_spec("claims")
         parts = [t for index in range(len(self.claim_names))
-                 if (t := _read_stage(self.out_dir / "staging" / f"claims-{index:04d}", bucket)) is not None]
+                 if (t := _take_stage(self.out_dir / "staging" / f"claims-{index:04d}", bucket)) is not None]
         if not parts:
             return LINE_SCHEMA.empty_table(), np.zeros(0, np.int32)
         lines = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).unify_dictionaries()
@@ -1539,12 +1539,16 @@ class _Stage:
         self.writers.clear()
 
 
-def _read_stage(folder: Path, bucket: int) -> pa.Table | None:
+def _take_stage(folder: Path, bucket: int) -> pa.Table | None:
+    """A staged bucket, its file removed once mapped (each is read once): disk space comes back,
+    and the cost of removing files is spread over the workers rather than left to the end."""
     path = folder / f"bucket-{bucket:05d}.arrows"
     if not path.exists():
         return None
     with pa.memory_map(str(path)) as source:
-        return ipc.open_stream(source).read_all()
+        table = ipc.open_stream(source).read_all()
+    path.unlink()
+    return table
 
 
 # -- reading the canonical output ----------------------------------------------------------
