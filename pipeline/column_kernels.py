@@ -102,14 +102,25 @@ def dollars_to_cents(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray,
     return cents, codes
 
 
+def _year_starts() -> np.ndarray:
+    """Days from 1970-01-01 to 1 January of each year 0..9999 (proleptic Gregorian)."""
+    years = np.arange(10000, dtype=np.int64) - 1  # days before year y: whole years 0..y-1
+    before = 365 * (years + 1) + (years // 4) - (years // 100) + (years // 400) + 1  # year 0 is a leap year
+    return (before - before[1970]).astype(np.int64)
+
+
+_YEAR_START = _year_starts()
+_MONTH_START = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334], np.int64)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+
+
 @numba.njit(nogil=True, cache=True)
 def civil_dates(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Days since 1970-01-01 of YYYY-MM-DD values that are real calendar days (no 02-30), and
-    whether each value is one (H. Hinnant's days_from_civil)."""
+    whether each value is one (tables of year and month starts: no division per value)."""
     n = len(offsets) - 1
     days = np.zeros(n, np.int32)
     real = np.zeros(n, np.bool_)
-    month_days = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
     for i in range(n):
         start = offsets[i]
         if offsets[i + 1] - start != 10 or data[start + 4] != 45 or data[start + 7] != 45:
@@ -117,19 +128,12 @@ def civil_dates(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.n
         year = _digits(data, start, 4)
         month = _digits(data, start + 5, 2)
         day = _digits(data, start + 8, 2)
-        if year < 0 or month < 0 or day < 0:
-            continue
-        if month < 1 or month > 12:
+        if year < 0 or month < 1 or month > 12 or day < 1:
             continue
         leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        if day < 1 or day > month_days[month - 1] + (1 if leap and month == 2 else 0):
+        if day > _MONTH_DAYS[month] + (1 if leap and month == 2 else 0):
             continue
-        y = year - (1 if month <= 2 else 0)
-        era = y // 400
-        year_of_era = y - era * 400
-        day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
-        day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-        days[i] = era * 146097 + day_of_era - 719468
+        days[i] = _YEAR_START[year] + _MONTH_START[month] + (1 if leap and month > 2 else 0) + day - 1
         real[i] = True
     return days, real
 

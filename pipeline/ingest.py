@@ -776,7 +776,10 @@ def _trimmed(value: pa.Array) -> pa.Array:
 def per_value(value: pa.Array, check: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
     """check(values) as one boolean per row; for a dictionary column, once per distinct value."""
     if pa.types.is_dictionary(value.type):
-        return np.asarray(check(value.dictionary))[value.indices.to_numpy(zero_copy_only=False)]
+        distinct = np.asarray(check(value.dictionary))
+        if distinct.dtype == bool and len(distinct) and (distinct.all() or not distinct.any()):
+            return np.full(len(value), distinct[0])  # the usual case: every value passes alike
+        return distinct[value.indices.to_numpy(zero_copy_only=False)]
     return np.asarray(check(value))
 
 
