@@ -135,3 +135,25 @@ def test_email_domains_are_the_text_after_the_last_at_lowered(values: list[str])
     domains = domain_array(pa.array(values, pa.string())).to_pylist()
     expected = [re.sub(r"^.*@", "", v, flags=re.DOTALL) for v in values]
     assert domains == ["".join(c.lower() if c.isascii() else c for c in e) for e in expected]
+
+
+def test_load_kernels_covers_every_type_ingest_and_compose_pass(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The ingest benchmark loads the kernels before its timer: if a run then met a new argument
+    type, numba would compile (or load) it inside the timed work and the figure would be off."""
+    import numba.core.dispatcher
+
+    from pipeline import column_kernels
+    from pipeline.compose import compose_shard
+    from pipeline.generate import generate_extract
+    from pipeline.ingest import ingest
+
+    column_kernels.load_kernels()
+    kernels = {name: k for name, k in vars(column_kernels).items()
+               if isinstance(k, numba.core.dispatcher.Dispatcher)}
+    before = {name: len(k.overloads) for name, k in kernels.items()}
+    extract = generate_extract(tmp_path / "in", members=300, period="2026-11", seed=5, claim_files=2).folder
+    ingest(extract, tmp_path / "out", 2, period="2026-11")
+    statements = sum(s.num_rows for shard in range(2)
+                     for s in compose_shard(tmp_path / "out", shard, "2026-11", prompt_notice_days=30))
+    assert statements > 250
+    assert {name: len(k.overloads) for name, k in kernels.items()} == before
