@@ -1285,12 +1285,14 @@ class _Job:
             lines = lines.filter(pa.array(keep))  # the one copy of the bucket's lines
             owners = owners[keep]
         n = lines.num_rows
-        names = pa.array(self.claim_names, pa.string())
-        lines = lines.append_column("source_file", pc.take(names, lines["source_index"]))
+        files = _integers(lines["source_index"])
+        lines = lines.append_column("source_file", pa.DictionaryArray.from_arrays(  # no text per line
+            pa.array(files), pa.array(self.claim_names, pa.string())))
         lines = lines.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         lines = lines.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         lines = lines.select(LINE_SCHEMA.names)
-        effects.append(partial(self._accept_lines, _value_counts(lines["source_file"])))
+        counts = np.bincount(files, minlength=len(self.claim_names)).tolist()
+        effects.append(partial(self._accept_lines, (self.claim_names, counts)))
         return lines, owners
 
     def _accept_lines(self, counts: tuple[list[str], list[int]]) -> None:
@@ -1492,11 +1494,6 @@ def _repeated(values: pa.Array | pa.ChunkedArray) -> list[str]:
 def _ascending(values: pa.ChunkedArray) -> bool:
     text = _plain_text(values)
     return len(text) < 2 or bool(pc.all(pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))).as_py())
-
-
-def _value_counts(values: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    counts = pc.value_counts(values)
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
 
 
 def _display(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
