@@ -1183,7 +1183,8 @@ class _Job:
         staged = _take_stage(self.out_dir / "staging" / "members", bucket)
         if staged is None:
             return MEMBER_FIELDS.empty_table()
-        repeated = _repeated(staged["member_id"])
+        ordered = _ascending(staged["member_id"])  # member files usually come sorted already
+        repeated = _repeated(staged["member_id"], ordered)
         if repeated:
             staged = self._members_once(item, spec, staged, repeated, effects)
         n = staged.num_rows
@@ -1191,7 +1192,7 @@ class _Job:
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
         table = table.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS)
-        if not _ascending(table["member_id"]):  # member files usually come sorted already
+        if not ordered:
             table = table.sort_by("member_id")
         effects.append(partial(self._accept_members, item, table.num_rows))
         return table
@@ -1485,7 +1486,12 @@ def _refs(batch: pa.RecordBatch) -> pa.Array | None:
     return batch.column(names.index("_ref")) if "_ref" in names else None
 
 
-def _repeated(values: pa.Array | pa.ChunkedArray) -> list[str]:
+def _repeated(values: pa.Array | pa.ChunkedArray, ordered: bool = False) -> list[str]:
+    """Values that occur more than once (`ordered`: values sorted, so a copy sits next to its first)."""
+    if ordered:
+        text = _plain_text(values)
+        if len(text) < 2 or not pc.any(pc.equal(text.slice(1), text.slice(0, len(text) - 1))).as_py():
+            return []
     counts = pc.value_counts(values)
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     return [v for v in repeated.to_pylist() if v]
