@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import shutil
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -84,7 +83,6 @@ PARSE_BLOCK_BYTES = 1 << 20
 """CSV is parsed in 1 MiB blocks (they stay in the processor's cache while the parser converts
 them: about 15% less parse time than 8 MiB blocks) and checked in batches of eight, so each
 check's fixed cost is spread over some 40,000 rows."""
-READ_AHEAD_BLOCKS = 3
 PARQUET_BATCH_ROWS = 131_072
 DEFAULT_BUCKET_ROWS = 250_000
 _DICTIONARY_COLUMNS = ["patient_relationship", "provider_name", "provider_npi", "network", "service_code",
@@ -557,14 +555,13 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
     names = _csv_header(item.path)
     _check_header(item, names, spec.required_columns)
     wanted = [n for n in names if n in spec.names or n.startswith("_")]
-    source = _Throttled(item.path, READ_AHEAD_BLOCKS * BATCH_BYTES)
+    # a native file: no Python in the read path, and the reader reads ahead a bounded number of
+    # blocks (Arrow's background queue: 32), so with 1 MiB blocks memory does not grow with the file
+    source = pa.OSFile(str(item.path))
     blocks = BATCH_BYTES // PARSE_BLOCK_BYTES
     try:
         reader = pacsv.open_csv(
-            # through a native buffered stream: Arrow copies each read into its own memory, so no
-            # buffer backed by a Python object is left for its read-ahead thread to release (a
-            # release that can fall during interpreter shutdown, aborting the process)
-            pa.input_stream(source, buffer_size=1 << 20),
+            source,
             read_options=pacsv.ReadOptions(block_size=PARSE_BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -575,7 +572,6 @@ def _batches(item: ExtractFile, spec: FileSpec, invalid: _InvalidRows) -> Iterat
         pending: list[pa.RecordBatch] = []
         for batch in reader:
             pending.append(batch)
-            source.advance(PARSE_BLOCK_BYTES)
             if len(pending) == blocks:
                 yield _joined(pending)
                 pending = []
@@ -598,58 +594,6 @@ def text_batches(item: ExtractFile) -> Iterator[pa.RecordBatch]:
     """The file's record batches as validation first sees them (text, before any check): for
     measuring what reading alone costs."""
     yield from _batches(item, file_spec(item.kind), _InvalidRows())
-
-
-class _Throttled:
-    """A file pyarrow's CSV reader may read only a few blocks ahead of what we have consumed.
-
-    The streaming reader otherwise reads ahead as fast as the disk allows, so a big file would
-    sit in memory whole while validation catches up; this makes memory independent of file size.
-    """
-
-    def __init__(self, path: Path, window: int) -> None:
-        self.handle = path.open("rb")
-        self.position, self.allowed = 0, window
-        self.changed = threading.Condition()
-        self.released = False
-        self.reading = 0  # reads in progress on the reader's read-ahead threads
-
-    def read(self, size: int = -1) -> bytes:
-        wanted = size if size and size > 0 else BATCH_BYTES
-        with self.changed:
-            self.changed.wait_for(lambda: self.released or self.position + wanted <= self.allowed)
-            if self.released:
-                return b""
-            self.reading += 1
-        try:
-            data = self.handle.read(size)
-            self.position += len(data)
-            return data
-        finally:
-            with self.changed:
-                self.reading -= 1
-                self.changed.notify_all()
-
-    def advance(self, size: int) -> None:
-        with self.changed:
-            self.allowed += size
-            self.changed.notify_all()
-
-    def readable(self) -> bool:
-        return True
-
-    @property
-    def closed(self) -> bool:
-        return self.handle.closed
-
-    def close(self) -> None:
-        """Release waiting read-aheads (they get end of file), let reads in progress finish,
-        then close the file: no read-ahead is left touching it, or running, afterwards."""
-        with self.changed:
-            self.released = True
-            self.changed.notify_all()
-            self.changed.wait_for(lambda: self.reading == 0, timeout=30)
-        self.handle.close()
 
 
 def _parquet_batches(item: ExtractFile, spec: FileSpec) -> Iterator[pa.RecordBatch]:
