@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -1316,31 +1317,49 @@ def _slices(table: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
 
 
 class _Ordered:
-    """Batches checked by `workers` threads at once, their results applied in submission order by
-    the reading thread: quarantine and staging stay in file order, memory stays at a few batches,
-    and both cores work (Arrow releases the GIL in parsing and in compute)."""
+    """Work done by `workers` threads at once; each result is applied by the thread that computed
+    it, but only after the previous one was applied: quarantine and staging stay in file order,
+    memory stays at a few batches, and the reading thread only reads."""
 
     def __init__(self, workers: int = 2) -> None:
-        self.workers = workers
         self.pool = ThreadPoolExecutor(max_workers=workers)
-        self.queue: deque[tuple[Future, Callable]] = deque()  # type: ignore[type-arg]
+        self.slots = threading.Semaphore(workers + 1)
+        self.last: threading.Event | None = None
+        self.futures: deque[Future] = deque()  # type: ignore[type-arg]
+        self.failed = False
 
     def submit(self, compute: Callable, apply: Callable, *args: object) -> None:  # type: ignore[type-arg]
-        while len(self.queue) >= self.workers:
-            self._apply_oldest()
-        self.queue.append((self.pool.submit(compute, *args), apply))
+        self.slots.acquire()
+        previous, done = self.last, threading.Event()
+        self.last = done
 
-    def _apply_oldest(self) -> None:
-        future, apply = self.queue.popleft()
-        apply(future.result())
+        def task() -> None:
+            try:
+                result = compute(*args)
+                if previous is not None:
+                    previous.wait()
+                if not self.failed:
+                    apply(result)
+            except BaseException:
+                self.failed = True
+                raise
+            finally:
+                done.set()
+                self.slots.release()
+
+        self.futures.append(self.pool.submit(task))
+        while self.futures and self.futures[0].done():
+            self.futures.popleft().result()
 
     def __enter__(self) -> _Ordered:
         return self
 
     def __exit__(self, exc_type, *_rest) -> None:  # type: ignore[no-untyped-def]
         try:
-            while exc_type is None and self.queue:
-                self._apply_oldest()
+            if exc_type is not None:
+                self.failed = True
+            while self.futures:
+                self.futures.popleft().result()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
