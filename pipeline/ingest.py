@@ -127,7 +127,6 @@ LINE_SCHEMA = pa.schema([
 _HASHED_TEXT = ("claim_id", "patient_name", "patient_relationship", "provider_name", "provider_npi",
                 "network", "service_code", "service_description", "status", "reason_code")
 _HASHED_NUMBERS = ("line_no", "service_date", "received_date", *MONEY_COLUMNS)
-_ODD = np.uint64(0xD6E8FEB86659FD93)
 
 MEMBER_FIELDS = pa.schema([
     ("member_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
@@ -294,12 +293,8 @@ def hash_strings(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _as_u64(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    values = pc.fill_null(column, 0)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if pa.types.is_date32(values.type):
-        values = values.view(pa.int32())
-    return np.asarray(values.to_numpy(zero_copy_only=False)).astype(np.int64).view(np.uint64)
+    """_integers as their 64-bit two's complement, for hashing."""
+    return _integers(column).astype(np.int64).view(np.uint64)  # type: ignore[no-any-return]
 
 
 def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> np.ndarray:
