@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.bounces import Bounce, UnparseableBounce, parse_bounce  # noqa: E402
+from pipeline.reconcile.bounces import Bounce, UnparseableBounce, parse_bounce  # noqa: E402
 
 QUEUES = ("verify", "retry", "paper", "ignore")
 MISSING = "missing"

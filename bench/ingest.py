@@ -47,7 +47,7 @@ LINES_PER_MEMBER = 4.0
 
 def _extract(workdir: Path, lines: int, seed: int) -> Path:
     """A cached extract of about `lines` claim lines in one claims CSV file."""
-    from pipeline.generate import generate_extract
+    from pipeline.demo.generate import generate_extract
 
     folder = workdir / f"extract-{lines}-{seed}"
     done = folder / ".done"
@@ -73,8 +73,8 @@ def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
 
     pa.array([1])  # pyarrow imports pandas lazily on first use: keep that out of the timing
     from pipeline.column_kernels import load_kernels
-    from pipeline.compose import compose_shard
-    from pipeline.ingest import ingest
+    from pipeline.compose.statements import compose_shard
+    from pipeline.ingest.run import ingest
 
     loading = time.perf_counter()
     load_kernels()  # numba's once-per-process start: reported, but timed like the imports (not at all)
@@ -117,8 +117,8 @@ def _work_floor(folder: Path) -> dict[str, float]:
     import pyarrow as pa
 
     pa.array([1])
-    from pipeline.ingest import text_batches
-    from pipeline.sources import canonical_extract
+    from pipeline.ingest.run import text_batches
+    from pipeline.ingest.sources import canonical_extract
 
     claims = canonical_extract(folder).claims
     started, cpu = time.perf_counter(), _cpu()

@@ -44,10 +44,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from factories import make_member, make_statement  # noqa: E402
 
 from pipeline.model import Statement  # noqa: E402
-from pipeline.passwords import member_password  # noqa: E402
-from pipeline.pdf_security import hash_2b, password_bytes  # noqa: E402
-from pipeline.pdfcrypt import encrypt_pdf  # noqa: E402
-from pipeline.render import render_statement  # noqa: E402
+from pipeline.render.eob import render_statement  # noqa: E402
+from pipeline.render.pdf.encrypt import encrypt_pdf  # noqa: E402
+from pipeline.render.pdf.passwords import member_password  # noqa: E402
+from pipeline.render.pdf.security import hash_2b, password_bytes  # noqa: E402
 
 OWNER = "bench-owner-password-0f3c"
 POLICY = "dob_mmddyyyy"
@@ -241,7 +241,7 @@ def _stage_worker(args: tuple[str, str, int, Any]) -> tuple[dict[str, Any], floa
     workspace, period, shard, barrier = args
     os.environ["EOB_WORKSPACE"] = workspace
     os.environ["EOB_SHARDS"] = "2"
-    import pipeline.compose  # noqa: F401  (pandas/pyarrow import: outside the timing)
+    import pipeline.compose.statements  # noqa: F401  (pandas/pyarrow import: outside the timing)
     from pipeline.stages import open_context, render_stage
 
     ctx = open_context()
@@ -254,7 +254,7 @@ def _stage_worker(args: tuple[str, str, int, Any]) -> tuple[dict[str, Any], floa
 
 def stage(members: int) -> dict[str, float]:
     """A generated run, ingested and composed, then its two shards rendered at once."""
-    from pipeline.generate import generate_extract
+    from pipeline.demo.generate import generate_extract
     from pipeline.settings import Settings
     from pipeline.stages import compose_stage, ingest_stage, open_context
 

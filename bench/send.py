@@ -1,6 +1,6 @@
 """Benchmark the sender: unthrottled throughput against a bare aiosmtplib loop, and limiter accuracy.
 
-The receiving SMTP server (aiosmtpd with STARTTLS, `python -m pipeline.smtp_sink`) runs in its
+The receiving SMTP server (aiosmtpd with STARTTLS, `python -m pipeline.demo.smtp_sink`) runs in its
 own process, so it does not compete with the sender for this process's core; the machine may
 still be shared with other work, so each throughput figure is the median of alternating runs.
 
@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiosmtplib  # noqa: E402
 
-from pipeline.mail import build_message, render_email  # noqa: E402
-from pipeline.pools import PoolConfig, ProviderLimit, Relay  # noqa: E402
-from pipeline.send import Outgoing, SendResult, make_tls_context, send_pool  # noqa: E402
-from pipeline.smtp_sink import SinkProcess  # noqa: E402
-from pipeline.verp import return_path  # noqa: E402
+from pipeline.delivery.message import build_message, render_email  # noqa: E402
+from pipeline.delivery.pools import PoolConfig, ProviderLimit, Relay  # noqa: E402
+from pipeline.delivery.smtp import Outgoing, SendResult, make_tls_context, send_pool  # noqa: E402
+from pipeline.delivery.verp import return_path  # noqa: E402
+from pipeline.demo.smtp_sink import SinkProcess  # noqa: E402
 
 RELAY = "127.0.0.56"
 SOURCES = {"throughput": "127.0.0.45", "pool_a": "127.0.0.46", "pool_b": "127.0.0.47"}

@@ -38,7 +38,7 @@ EXTRACT_WAIT_TIMEOUT = timedelta(days=3)
 def eob_monthly() -> None:
     @task
     def choose_period(params: dict | None = None, logical_date=None) -> str:  # type: ignore[no-untyped-def]
-        from pipeline.cli_support import period_for_run
+        from pipeline.stages import period_for_run
 
         return period_for_run((params or {}).get("period"), logical_date)
 
@@ -90,8 +90,8 @@ def eob_monthly() -> None:
 
     @task(pool="eob_send", retries=3)
     def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
-        from pipeline.airflow_connections import relay_credentials
         from pipeline.stages import open_context, send_stage
+        from pipeline.stages.connections import relay_credentials
 
         ctx = open_context()
         return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),

@@ -33,16 +33,16 @@ def eob_reconcile() -> None:
 
     @task
     def sweep_deadlines(bounces: dict) -> dict:
+        from pipeline.reconcile.sweeper import sweep_stage
         from pipeline.stages import open_context
-        from pipeline.sweeper import sweep_stage
 
         return sweep_stage(open_context())
 
     @task
     def requeue_due_retries(swept: dict) -> list[str]:
+        from pipeline.reconcile.verification import resend_verified
         from pipeline.stages import open_context, pool_names
         from pipeline.stages.reconcile import requeue_due_stage
-        from pipeline.verification import resend_verified
 
         ctx = open_context()
         requeue_due_stage(ctx)
@@ -51,8 +51,8 @@ def eob_reconcile() -> None:
 
     @task(pool="eob_send", retries=3)
     def send_retries(pool_name: str) -> dict:
-        from pipeline.airflow_connections import relay_credentials
         from pipeline.stages import open_context, send_stage
+        from pipeline.stages.connections import relay_credentials
 
         ctx = open_context()
         return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))

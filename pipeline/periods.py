@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -28,3 +28,13 @@ def next_month(day: date) -> date:
 def statement_date(period: str) -> date:
     """Statements for a period are dated the first day of the following month."""
     return next_month(parse_period(period)[0])
+
+
+def period_for_run(requested: str | None, logical_date: datetime | date | None) -> str:
+    """The period asked for, else the calendar month before the run's logical date."""
+    if requested:
+        parse_period(requested)
+        return requested
+    anchor = logical_date or date.today()
+    year, month = (anchor.year, anchor.month - 1) if anchor.month > 1 else (anchor.year - 1, 12)
+    return f"{year:04d}-{month:02d}"

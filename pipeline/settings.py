@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.sources.arrival import is_extract_file
+from pipeline.ingest.sources.arrival import is_extract_file
 
 
 class PoolSettings(BaseModel):

@@ -21,7 +21,9 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+"""The one place that knows where `templates/` is; every other module asks here."""
+DEFAULT_TEMPLATES_DIR = TEMPLATES_DIR
 DEFAULT_LANGUAGE = "en"
 MEMO_LIMIT = 4096  # rendered strings kept per file; cleared when full
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import airflow_local
+from pipeline.demo import airflow_runner as airflow_local
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="eob-test-airflow-"))
 os.environ.setdefault("EOB_AIRFLOW_LOG_LEVEL", "INFO")  # task logs on, so PHI checks see them
 airflow_local.configure(_AIRFLOW_HOME)

@@ -25,7 +25,7 @@ from pipeline.column_kernels import (
     hash_values,
     string_buffers,
 )
-from pipeline.patterns import MONEY_PATTERN
+from pipeline.ingest.patterns import MONEY_PATTERN
 
 MASK = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -143,9 +143,9 @@ def test_load_kernels_covers_every_type_ingest_and_compose_pass(tmp_path) -> Non
     import numba.core.dispatcher
 
     from pipeline import column_kernels
-    from pipeline.compose import compose_shard
-    from pipeline.generate import generate_extract
-    from pipeline.ingest import ingest
+    from pipeline.compose.statements import compose_shard
+    from pipeline.demo.generate import generate_extract
+    from pipeline.ingest.run import ingest
 
     column_kernels.load_kernels()
     kernels = {name: k for name, k in vars(column_kernels).items()

@@ -22,35 +22,14 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from pipeline.ingest import read_shard_lines
+from pipeline.ingest.run import read_shard_lines
+from tests.support.canary import (
+    CANARY_STRINGS,
+)
 
-CANARY_FIRST, CANARY_LAST = "Zebedee", "Canaryphi"
-CANARY_STREET = "77 Canarywharf Lane"
-CANARY_DOB = "1957-04-03"
-CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957"]
 MEMBERS = 150
 
 pytestmark = pytest.mark.e2e
-
-
-def plant_canary(folder: Path) -> None:
-    """Member 1 gets a recognisable name, street and date of birth, everywhere it appears."""
-    path = folder / "members.csv"
-    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
-    rows[0].update(first_name=CANARY_FIRST, last_name=CANARY_LAST, address_line1=CANARY_STREET,
-                   date_of_birth=CANARY_DOB, email="zebedee.canary0@gmail.com",
-                   edelivery_consent="Y")
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    for claims in folder.glob("claims*.csv"):
-        lines = list(csv.reader(claims.open(newline="", encoding="utf-8")))
-        for line in lines[1:]:
-            if line[2] == rows[0]["member_id"]:
-                line[3] = f"{CANARY_FIRST} {CANARY_LAST}"
-        with claims.open("w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(lines)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +46,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         {"name": "pool_b", "source_ip": "127.0.0.3", "relay_host": f"{subnet}.33"},
     ])
     child = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("e2e_child.py")), str(folder),
+        [sys.executable, str(Path(__file__).resolve().parent / "support" / "e2e_child.py"), str(folder),
          str(MEMBERS)], capture_output=True, text=True, env=env, timeout=600)
     console = child.stdout + child.stderr
     assert child.returncode == 0, console[-4000:]

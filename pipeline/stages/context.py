@@ -7,12 +7,10 @@ from pathlib import Path
 
 from pipeline.clock import Now, utc_now
 from pipeline.ledger import Ledger, Transition
-from pipeline.objectstore import ObjectStore, open_store
+from pipeline.outcomes.routing import RetryPolicy
 from pipeline.periods import parse_period
-from pipeline.routing import RetryPolicy
 from pipeline.settings import Settings
-
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+from pipeline.storage.objectstore import ObjectStore, open_store
 
 
 class NeedsOperator(RuntimeError):

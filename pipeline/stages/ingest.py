@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import text
 
 from pipeline.ledger import NewStatement, Transition
-from pipeline.sqlfiles import query
+from pipeline.ledger.events import Event
+from pipeline.ledger.sql import query
+from pipeline.ledger.statuses import NOT_YET_OUT, Status
 from pipeline.stages import withdrawals
 from pipeline.stages.context import Context, check_shards, run_dir, run_id_for
-from pipeline.statuses import NOT_YET_OUT, Status
 
 log = logging.getLogger(__name__)
 INSERT_CHUNK = 2_000
@@ -28,8 +29,8 @@ INSERT_CHUNK = 2_000
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
     """Find the period's extract (local folder or S3 prefix), validate it, record the accounts."""
-    from pipeline.ingest import ingest
-    from pipeline.sources import locate_period
+    from pipeline.ingest.run import ingest
+    from pipeline.ingest.sources import locate_period
 
     settings = ctx.settings
     run_id = run_id_for(period)
@@ -54,8 +55,8 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
     `extract_quiet_minutes`, and the `extract_ready_marker` file when one is configured. For the
     sensor task ahead of ingest: it lists, and downloads nothing. A missing bucket or denied
     access raises ExtractSourceError naming it: waiting would not fix that."""
-    from pipeline.sources.arrival import local_arrival
-    from pipeline.sources.s3 import S3Location, make_client, period_arrival
+    from pipeline.ingest.sources.arrival import local_arrival
+    from pipeline.ingest.sources.s3 import S3Location, make_client, period_arrival
 
     settings = ctx.settings
     url, marker = settings.extracts_url, settings.extract_ready_marker
@@ -81,8 +82,8 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     """Statements of every shard into the ledger: new ones, reissues, withdrawals, nothing twice."""
-    from pipeline.compose import compose_shard, prompt_notice_claims, write_versions
-    from pipeline.ingest import iter_buckets
+    from pipeline.compose.statements import compose_shard, prompt_notice_claims, write_versions
+    from pipeline.ingest.run import iter_buckets
 
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
@@ -119,7 +120,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
 def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
     """Is an address suppressed? One query for the whole run, then a keyed hash per address
     (None when nothing is suppressed: compose then skips the per-address check)."""
-    from pipeline.routing import address_hash
+    from pipeline.outcomes.routing import address_hash
 
     secret = ctx.settings.verp_secret.get_secret_value()
     active = {row["address_hash"] for row in ctx.ledger.fetch("compose_active_suppressions")}
@@ -132,7 +133,7 @@ class _ShardPlan:
     """What compose does for one shard: insert new statements, reissue changed ones, in chunks."""
 
     def __init__(self, ctx: Context, run_id: str, period: str, shard: int, flagged: set[str]) -> None:
-        from pipeline.compose import Version
+        from pipeline.compose.statements import Version
 
         self.ctx, self.run_id, self.period, self.shard = ctx, run_id, period, shard
         self.latest = {row["member_id"]: row for row in ctx.ledger.fetch(
@@ -147,7 +148,7 @@ class _ShardPlan:
         self.inserted = self.reissued = self.unchanged = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        from pipeline.compose import Version, make_statement_id
+        from pipeline.compose.statements import Version, make_statement_id
 
         member, content = row["member_id"], row["content_hash"]
         previous = self.latest.get(member)
@@ -206,7 +207,8 @@ class _ShardPlan:
             self._supersede(old_id, old_status, new_id)
         self.superseded.clear()
         for statement_id in self.reinstated:
-            self.ctx.ledger.record_event(statement_id, "reinstated", {"cause": "its claim lines are back"})
+            self.ctx.ledger.record_event(statement_id, Event.REINSTATED,
+                                         {"cause": "its claim lines are back"})
         self.reinstated.clear()
 
     def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
@@ -214,11 +216,11 @@ class _ShardPlan:
         out (not accepted by a mail server, not printed) is closed as `superseded` so it never
         goes out; one already out keeps its status."""
         ledger = self.ctx.ledger
-        ledger.record_event(new_id, "reissue", {"replaces": old_id})
+        ledger.record_event(new_id, Event.REISSUE, {"replaces": old_id})
         if old_status in NOT_YET_OUT:
-            ledger.apply([Transition(old_id, Status.SUPERSEDED, "superseded", {"by": new_id},
+            ledger.apply([Transition(old_id, Status.SUPERSEDED, Event.SUPERSEDED, {"by": new_id},
                                      {"last_reason": f"superseded by {new_id} (corrected extract)"})])
         else:
-            ledger.record_event(old_id, "superseded", {"by": new_id})
+            ledger.record_event(old_id, Event.SUPERSEDED, {"by": new_id})
         ledger.audit("pipeline", "reissue", new_id, {"replaces": old_id})
         self.reissued += 1

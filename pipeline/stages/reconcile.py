@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipeline.classify import Category, Queue
 from pipeline.clock import iso
-from pipeline.feeds import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
+from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
-from pipeline.routing import (
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import Status
+from pipeline.outcomes.classify import Category, Queue
+from pipeline.outcomes.routing import (
     DeliveryWindow,
     RetryPolicy,
     choose_pool,
@@ -31,10 +33,9 @@ from pipeline.routing import (
     route,
     to_paper,
 )
+from pipeline.reconcile.feeds import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
 from pipeline.stages import withdrawals
 from pipeline.stages.context import Context
-from pipeline.statuses import Status
-from pipeline.suppression import suppress
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def correlate(bounce: Any, *, secret: str, message_id_domain: str) -> Correlatio
     A token that is present but does not verify is a forgery (ForgedToken), never a reason to
     fall back to the weaker evidence.
     """
-    from pipeline.verp import verify_token
+    from pipeline.delivery.verp import verify_token
 
     if bounce.verp_token:
         return Correlation(verify_token(bounce.verp_token, secret), True, "verp")
@@ -121,8 +122,8 @@ def _drain(ctx: Context, feed: Feed, counts: dict[str, int]) -> None:
 
 def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processed:
     """Parse, correlate, route and record one message or notification."""
-    from pipeline.bounces import UnparseableBounce, parse_bounce, parse_ses_notification
-    from pipeline.verp import ForgedToken
+    from pipeline.delivery.verp import ForgedToken
+    from pipeline.reconcile.bounces import UnparseableBounce, parse_bounce, parse_ses_notification
 
     key = hashlib.sha256(data).hexdigest()
     seen = ctx.ledger.fetch_one("bounce_message_seen", message_key=key)
@@ -170,23 +171,24 @@ def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
     c = worst.classification
     evidence = {"feed": feed, "correlation": link.how}
     if c.category is Category.DELIVERED:
-        delivered = Transition(sid, Status.DELIVERED, "delivered", {**evidence, "evidence": "feed"})
+        delivered = Transition(sid, Status.DELIVERED, Event.DELIVERED, {**evidence, "evidence": "feed"})
         moved = ledger.apply([delivered])
         return "delivered" if moved else "already_settled"
     if c.category is Category.COMPLAINT:
         # The member received it and marked it as spam: stop emailing this address.
-        ledger.record_event(sid, "complaint_received", evidence)
+        ledger.record_event(sid, Event.COMPLAINT_RECEIVED, evidence)
         if link.signed and worst.recipient:
             suppress(ledger, worst.recipient, cause="complaint", statement_id=sid,
                      secret=ctx.settings.verp_secret.get_secret_value())
-        ledger.apply([Transition(sid, Status.DELIVERED, "delivered", {**evidence, "evidence": "complaint"})])
+        ledger.apply([Transition(sid, Status.DELIVERED, Event.DELIVERED,
+                                 {**evidence, "evidence": "complaint"})])
         return "complaint"
     if c.queue is Queue.IGNORE:
         return f"ignored_{c.category.value}"
     if worst.action == "delayed":
         # The MTA is still trying: a resend now could deliver twice. Note it; a final DSN or
         # the sweeper's deadline decides later.
-        ledger.record_event(sid, "delivery_delayed", {**evidence, "category": c.category.value})
+        ledger.record_event(sid, Event.DELIVERY_DELAYED, {**evidence, "category": c.category.value})
         return "noted_delayed"
     run = ledger.fetch_one("get_run", run_id=statement["run_id"])
     window = DeliveryWindow.from_settings(ctx.settings)
@@ -215,7 +217,7 @@ def requeue_due_stage(ctx: Context) -> dict[str, Any]:
       ours (blocked, rate limited, TLS) moves to another pool when there is one;
     - past the run's send cut-off a retry goes to paper instead.
     """
-    from pipeline.pool_health import HoldPolicy, current_holds
+    from pipeline.delivery.pool_health import HoldPolicy, current_holds
 
     settings = ctx.settings
     now = ctx.now()
@@ -241,7 +243,7 @@ def requeue_due_stage(ctx: Context) -> dict[str, Any]:
         detail = {"pool": pool, "attempt": row["attempts"] + 1}
         if pool != row["pool"]:
             detail["previous_pool"] = row["pool"]
-        moves.append(Transition(sid, Status.QUEUED, "requeued", detail, {"pool": pool}))
+        moves.append(Transition(sid, Status.QUEUED, Event.REQUEUED, detail, {"pool": pool}))
     moved = ctx.ledger.apply(moves)
     for hold in held.values():
         log.warning("pool %s on hold until %s (%s, %d sender-caused bounces)", hold.pool,

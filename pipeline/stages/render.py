@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import text
 
 from pipeline.ledger import Transition
-from pipeline.sqlfiles import query
+from pipeline.ledger.events import Event
+from pipeline.ledger.sql import query
+from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, flush_transitions, run_dir, run_id_for
-from pipeline.statuses import Status
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class _Counts:
 
 def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
     """Render and store every composed statement of one shard; see the module docstring."""
-    from pipeline.compose import iter_composed
-    from pipeline.passwords import PasswordPolicyError, member_password
-    from pipeline.pdfcrypt import EncryptionError, encrypt_pdf
-    from pipeline.render import RenderError, TemplateError, render_statement
+    from pipeline.compose.statements import iter_composed
+    from pipeline.render.eob import RenderError, TemplateError, render_statement
+    from pipeline.render.pdf.encrypt import EncryptionError, encrypt_pdf
+    from pipeline.render.pdf.passwords import PasswordPolicyError, member_password
 
     run_id = run_id_for(period)
     statuses = {row["statement_id"]: row["status"] for row in ctx.ledger.fetch(
@@ -82,11 +83,11 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
             reason = f"{type(exc).__name__}: {exc}"[:200]
             counts.failed += 1
             if status == Status.COMPOSED:
-                batch.append(Transition(statement.statement_id, Status.FAILED, "render_failed",
+                batch.append(Transition(statement.statement_id, Status.FAILED, Event.RENDER_FAILED,
                                         {"error": type(exc).__name__, "reason": reason},
                                         {"last_reason": reason}))
             else:  # keep the earlier, good PDF; the timeline says why it was not replaced
-                ctx.ledger.record_event(statement.statement_id, "rerender_failed",
+                ctx.ledger.record_event(statement.statement_id, Event.RERENDER_FAILED,
                                         {"error": type(exc).__name__, "reason": reason})
             continue
         folder = "statements" if email else "print"
@@ -103,7 +104,7 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
             continue
         location = {"object_key" if email else "print_key": key}
         batch.append(Transition(
-            statement.statement_id, Status.RENDERED, "rendered", detail,
+            statement.statement_id, Status.RENDERED, Event.RENDERED, detail,
             {**location, "sha256": stored.sha256, "pages": rendered.pages,
              "size_bytes": stored.size}))
         counts.rendered += 1
@@ -137,6 +138,6 @@ def replace_object(ctx: Context, statement_id: str, sha256: str, pages: int, siz
             "size_bytes": size, "at": at}).rowcount
         if moved:
             conn.execute(text(query("insert_event")), {
-                "statement_id": statement_id, "at": at, "event": "rerendered",
+                "statement_id": statement_id, "at": at, "event": Event.RERENDERED.value,
                 "from_status": Status.RENDERED.value, "to_status": Status.RENDERED.value,
                 "detail": json.dumps(detail, sort_keys=True)})

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pipeline.delivery.controls import route_weights
+from pipeline.delivery.pools import send_config
 from pipeline.ledger import Transition
-from pipeline.pools import send_config
-from pipeline.send_controls import route_weights
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, run_id_for
-from pipeline.statuses import Status
 
 
 def assign_pool(statement_id: str, pools: list[tuple[str, float]]) -> str:
@@ -34,12 +35,12 @@ def route_stage(ctx: Context, period: str) -> dict[str, Any]:
         if row["channel"] != "paper" and not pools:
             counts["held_no_pool_open"] += 1  # every pool paused: stays rendered until one opens
         elif row["channel"] == "paper":
-            moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, "paper_queued",
+            moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, Event.PAPER_QUEUED,
                                     {"reason": "channel"}))
             counts["paper"] += 1
         else:
             pool = assign_pool(row["statement_id"], pools)
-            moves.append(Transition(row["statement_id"], Status.QUEUED, "queued",
+            moves.append(Transition(row["statement_id"], Status.QUEUED, Event.QUEUED,
                                     {"pool": pool}, {"pool": pool}))
             counts[pool] = counts.get(pool, 0) + 1
     ctx.ledger.apply(moves)

@@ -22,18 +22,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from pipeline.delivery.pools import PoolConfig, RelayCredentials, SendConfig, relay_credentials, send_config
+from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
-from pipeline.pools import PoolConfig, RelayCredentials, SendConfig, relay_credentials, send_config
-from pipeline.routing import retry_or_paper, route
-from pipeline.stages.context import TEMPLATES_DIR, Context, member_contacts
-from pipeline.statuses import Status
-from pipeline.suppression import suppress
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import Status
+from pipeline.outcomes.routing import retry_or_paper, route
+from pipeline.stages.context import Context, member_contacts
+from pipeline.templates import TEMPLATES_DIR
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_EVENT = "send_attempt"
-IN_DOUBT_EVENT = "send_in_doubt"
-HELD_EVENT = "send_held"
 
 
 @cache
@@ -62,7 +61,7 @@ def send_stage(
     ``credentials``: the relay login, when the DAG resolved the pool's Airflow connection
     itself; otherwise it is read from ``AIRFLOW_CONN_<id>`` if the pool names one.
     """
-    from pipeline import send_controls as controls_db
+    from pipeline.delivery import controls as controls_db
 
     config = send_config(ctx.settings)
     pool = config.pool(pool_name)
@@ -99,7 +98,7 @@ def _pool_health(ctx: Context, pool_name: str, now: datetime) -> tuple[str, str]
     """A hold reconcile derived from sender-caused bounces of this pool (see pool_health):
     ``("pause", why)`` stops the pool, ``("throttle", why)`` starts every lane one cut down."""
     from pipeline.clock import iso
-    from pipeline.pool_health import HoldPolicy, current_holds
+    from pipeline.delivery.pool_health import HoldPolicy, current_holds
 
     hold = current_holds(ctx.ledger, now, HoldPolicy.from_settings(ctx.settings)).get(pool_name)
     if hold is None:
@@ -113,7 +112,7 @@ def _mark_in_doubt(ctx: Context, pool_name: str) -> int:
     """Queued statements whose last attempt has no outcome: note it before resending."""
     rows = ctx.ledger.fetch("send_in_doubt_for_pool", pool=pool_name)
     for row in rows:
-        ctx.ledger.record_event(row["statement_id"], IN_DOUBT_EVENT, {
+        ctx.ledger.record_event(row["statement_id"], Event.SEND_IN_DOUBT, {
             "pool": pool_name,
             "why": "the last attempt ended without a recorded outcome (the sender stopped); "
                    "resending may duplicate one email"})
@@ -128,10 +127,10 @@ def _send(
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
     *, throttled: bool = False,
 ) -> Any:
-    from pipeline import send_controls as controls_db
-    from pipeline.dkim import load_signer
-    from pipeline.send import SendControls, make_tls_context, provider_lookup, send_pool
-    from pipeline.warmup import Quota
+    from pipeline.delivery import controls as controls_db
+    from pipeline.delivery.dkim import load_signer
+    from pipeline.delivery.smtp import SendControls, make_tls_context, provider_lookup, send_pool
+    from pipeline.delivery.warmup import Quota
 
     settings = ctx.settings
     provider_of = provider_lookup(config.provider_domains)
@@ -148,7 +147,7 @@ def _send(
     attempts = {row["statement_id"]: row["attempts"] for row in rows}
 
     def on_attempt(item: Any) -> None:
-        ctx.ledger.record_event(item.statement_id, ATTEMPT_EVENT,
+        ctx.ledger.record_event(item.statement_id, Event.SEND_ATTEMPT,
                                 {"pool": pool.name, "attempt": attempts[item.statement_id] + 1})
 
     def on_suspend(provider: str, seconds: float, reason: str) -> None:
@@ -187,12 +186,12 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
                recipients: dict[str, str], runs: dict[str, str]) -> Any:
     """The on_result callback: one ledger transaction per outcome, as it arrives.
 
-    Failures are routed exactly as bounces are (pipeline.routing), including the delivery
+    Failures are routed exactly as bounces are (pipeline.outcomes.routing), including the delivery
     window's cut-off, so a retry is never scheduled that could not settle in time.
     """
-    from pipeline.classify import classify
-    from pipeline.routing import DeliveryWindow
-    from pipeline.send import ACCEPTED, HELD, REJECTED, SendResult
+    from pipeline.delivery.smtp import ACCEPTED, HELD, REJECTED, SendResult
+    from pipeline.outcomes.classify import classify
+    from pipeline.outcomes.routing import DeliveryWindow
 
     settings = ctx.settings
     window = DeliveryWindow.from_settings(settings)
@@ -210,11 +209,11 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
         detail = {"pool": pool_name, "code": result.reply_code, "status": result.enhanced_status,
                   "provider": result.provider}
         if result.outcome == HELD:
-            ctx.ledger.record_event(result.statement_id, HELD_EVENT,
+            ctx.ledger.record_event(result.statement_id, Event.SEND_HELD,
                                     {**detail, "reason": result.reply_text[:200]})
             return
         if result.outcome == ACCEPTED:
-            moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, "sent", detail,
+            moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, Event.SENT, detail,
                                                  attempts_increment=1)])
             if not moved:
                 _accepted_after_withdrawal(ctx, result.statement_id)
@@ -247,9 +246,9 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
 
 def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, str]) -> Iterator[Any]:
     """Build each message only when the sender is ready for it: bounded memory."""
-    from pipeline.mail import build_message, render_email
-    from pipeline.send import Outgoing
-    from pipeline.verp import return_path
+    from pipeline.delivery.message import build_message, render_email
+    from pipeline.delivery.smtp import Outgoing
+    from pipeline.delivery.verp import return_path
 
     settings = ctx.settings
     secret = settings.verp_secret.get_secret_value()
@@ -280,7 +279,7 @@ def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, st
 def plan_pool(ctx: Context, config: SendConfig, pool: PoolConfig, now: datetime,
               held: dict[str, str]) -> dict[str, Any]:
     """The dry run: what a send would do now, without building a message or opening SMTP."""
-    from pipeline import send_controls as controls_db
+    from pipeline.delivery import controls as controls_db
 
     counts = controls_db.provider_counts(ctx.ledger, config, pool.name)
     warm = controls_db.warmup_status(ctx.ledger, pool, now)

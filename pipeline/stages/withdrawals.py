@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow.compute as pc
 
 from pipeline.ledger import Ledger, Transition
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import NOT_YET_OUT, RELEASED, Status
 from pipeline.stages.context import Context, NeedsOperator
-from pipeline.statuses import NOT_YET_OUT, RELEASED, Status
 
 ALWAYS_ALLOWED = 10
 """Withdrawals a period may have whatever the share limit: a small run's corrections."""
@@ -39,7 +40,7 @@ def check_limit(ctx: Context, work: Path, period: str, flagged: set[str]) -> Non
     """Refuse, before compose changes anything, when the extract would withdraw more of the
     period's statements than EOB_COMPOSE_WITHDRAW_LIMIT allows (those withdrawn already, and
     flagged, do not count again)."""
-    from pipeline.ingest import member_buckets, read_bucket_members
+    from pipeline.ingest.run import member_buckets, read_bucket_members
 
     standing = gone = 0
     for shard in range(ctx.settings.shards):
@@ -75,7 +76,7 @@ def is_flagged_after_release(ledger: Ledger, statement_id: str) -> bool:
 
 def closed_after_bounce(statement_id: str) -> Transition:
     """A withdrawn statement's email bounced: it is closed, never retried, verified or printed."""
-    return Transition(statement_id, Status.SUPERSEDED, "withdrawn", {**CAUSE, "after": "bounce"},
+    return Transition(statement_id, Status.SUPERSEDED, Event.WITHDRAWN, {**CAUSE, "after": "bounce"},
                       {"last_reason": LAST_REASON})
 
 
@@ -97,8 +98,8 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
         if status in NOT_YET_OUT:
             if _send_in_doubt(ctx.ledger, statement_id, status):
                 in_doubt.add(statement_id)
-            moves.append(Transition(statement_id, Status.SUPERSEDED,
-                                    IN_DOUBT if statement_id in in_doubt else "withdrawn", CAUSE,
+            event = Event.WITHDRAWN_IN_DOUBT if statement_id in in_doubt else Event.WITHDRAWN
+            moves.append(Transition(statement_id, Status.SUPERSEDED, event, CAUSE,
                                     {"last_reason": LAST_REASON}))
     ctx.ledger.apply(moves)
     closed = followed_up = 0
@@ -113,13 +114,12 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
     return closed, followed_up
 
 
-IN_DOUBT = "withdrawn_in_doubt"
 """Closed while a send attempt had no recorded outcome: it may have reached the member."""
 
 
 def flag(ledger: Ledger, statement_id: str, status: str) -> None:
     """Out although a corrected extract withdrew it: for follow-up."""
-    ledger.record_event(statement_id, "withdrawn_after_release", {**CAUSE, "status": status})
+    ledger.record_event(statement_id, Event.WITHDRAWN_AFTER_RELEASE, {**CAUSE, "status": status})
 
 
 def _status(ledger: Ledger, row: dict[str, Any]) -> str:
@@ -131,8 +131,6 @@ def _send_in_doubt(ledger: Ledger, statement_id: str, status: str) -> bool:
     """Queued, and a send was attempted after it was queued with no outcome recorded."""
     if status != Status.QUEUED:
         return False
-    from pipeline.stages.send import ATTEMPT_EVENT, IN_DOUBT_EVENT
-
     timeline = ledger.timeline(statement_id)
     last_move = max((i for i, e in enumerate(timeline) if e["to_status"]), default=-1)
-    return any(e["event"] in (ATTEMPT_EVENT, IN_DOUBT_EVENT) for e in timeline[last_move + 1:])
+    return any(e["event"] in (Event.SEND_ATTEMPT, Event.SEND_IN_DOUBT) for e in timeline[last_move + 1:])

@@ -3,9 +3,6 @@ INSERT INTO runs (run_id, period, started_at, state, source, shards)
 VALUES (:run_id, :period, :started_at, 'running', :source, :shards)
 ON CONFLICT (run_id) DO NOTHING;
 
--- name: finish_run
-UPDATE runs SET state = :state, finished_at = :finished_at WHERE run_id = :run_id;
-
 -- name: get_run
 SELECT run_id, period, started_at, finished_at, state, source, shards FROM runs WHERE run_id = :run_id;
 

@@ -1,0 +1,190 @@
+"""`eob`: the operator's command line (generate extracts, run the demo, report, look up)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console()
+
+
+def _register_subcommands() -> None:
+    """Operator command groups that live beside the code they drive."""
+    from pipeline.cli.reconcile import app as reconcile_app
+    from pipeline.cli.send import app as send_app
+
+    app.add_typer(reconcile_app, name="reconcile")
+    app.add_typer(send_app, name="send")
+
+
+_register_subcommands()
+
+Period = Annotated[str, typer.Option(help="Statement month, YYYY-MM")]
+
+
+@app.command()
+def generate(
+    members: Annotated[int, typer.Option(min=1, help="How many members")] = 1000,
+    period: Period = "2026-11",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files")] = 7,
+    out: Annotated[Path, typer.Option(help="Folder for the extract files")] = Path("var/extracts"),
+) -> None:
+    """Write a deterministic synthetic claim extract (members, plans, claims) for one period."""
+    from pipeline.demo.generate import generate_extract
+
+    result = generate_extract(out / period, members=members, period=period, seed=seed)
+    console.print(f"wrote {result.claim_lines} claim lines ({result.malformed_lines} malformed on "
+                  f"purpose) for {result.members} members to {result.folder}")
+
+
+@app.command()
+def demo(
+    members: Annotated[int, typer.Option(min=1, help="How many members")] = 1000,
+    period: Period = "2026-11",
+    seed: Annotated[int, typer.Option(help="Random seed for the synthetic extract")] = 7,
+    shards: Annotated[int, typer.Option(min=1, max=64, help="Render shards")] = 2,
+    workspace: Annotated[Path, typer.Option(help="Demo workspace (wiped first)")] = Path("var/demo"),
+) -> None:
+    """A whole monthly run on embedded defaults, through Airflow, against loopback SMTP servers."""
+    from pipeline.demo.run import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    result = run_demo(workspace=workspace, members=members, period=period, seed=seed,
+                      shards=shards, on_stage=lambda s: console.print(f"[bold cyan]▶ {s}[/]"),
+                      watch=_watch_progress)
+    _print_summary(result)
+    failed = result.summary.get("failed_checks") or []
+    if failed:
+        console.print(f"[bold red]reconciliation failed: {failed}[/]")
+        raise typer.Exit(1)
+
+
+def _watch_progress(settings, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    """Progress bars fed from the ledger while Airflow runs the tasks."""
+    from pipeline.ledger import Ledger
+
+    ledger = None
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        bars = {name: progress.add_task(name, total=None) for name in ("rendered", "sent")}
+        while not stop.wait(0.5):
+            try:
+                ledger = ledger or Ledger.open(settings.ledger_dsn, migrate=False)
+                counts = _stage_counts(ledger)
+            except Exception:  # the ledger may not exist yet in the first seconds
+                continue
+            for name, (done, total) in counts.items():
+                progress.update(bars[name], completed=done, total=total or None)
+
+
+def _stage_counts(ledger) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    run = ledger.fetch_one("latest_run")
+    if run is None:
+        return {}
+    counts = ledger.status_counts(run["run_id"])
+    total = sum(counts.values()) - counts.get("superseded", 0)  # replaced before rendering
+    not_rendered = counts.get("composed", 0)
+    emailable = total - not_rendered - counts.get("failed", 0) - counts.get("rendered", 0)
+    queued = counts.get("queued", 0)
+    paper_only = counts.get("paper_queued", 0)
+    return {"rendered": (total - not_rendered, total),
+            "sent": (max(emailable - queued - paper_only, 0), max(emailable - paper_only, 0))}
+
+
+def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
+    s = result.summary
+    table = Table(title=f"EOB monthly run {result.summary['run_id']}")
+    table.add_column("measure")
+    table.add_column("count", justify="right")
+    rows = [
+        ("claim lines read", s["lines_read"]), ("  accepted", s["lines_accepted"]),
+        ("  quarantined", s["lines_quarantined"]), ("members", s["members"]),
+        ("statements", s["statements"]), ("rendered", s["rendered"]),
+        ("accepted by the relays (250)", s["accepted_by_relay"]),
+        ("messages received by SMTP servers", result.received),
+        ("  emailed, no bounce", s["sent"]),
+        ("bounced (at SMTP time or by DSN)", s["bounced"]), ("  → retry queue", s["queue_retry"]),
+        ("  → verification queue", s["queue_verification"]),
+        ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
+        ("superseded or withdrawn by a correction", s["superseded"]),
+        ("prompt separate notice needed", s["prompt_notice"]),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    objects = Path(result.settings.objects_url.removeprefix("file://"))
+    console.print(f"PDFs:    {objects}")
+    console.print(f"ledger:  {result.settings.ledger_dsn}")
+    console.print(f"report:  {s['html']}")
+    console.print(f"bounces: {result.settings.maildir}  (reconcile: {result.reconcile})")
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    console.print(f"time:    {timing}")
+
+
+@app.command()
+def report(period: Period) -> None:
+    """Rebuild the run report (HTML + CSV) for a period from the ledger."""
+    from pipeline.stages import open_context, report_stage
+
+    result = report_stage(open_context(), period)
+    console.print(f"report written: {result['html']} and {result['csv']}")
+
+
+@app.command()
+def lookup(
+    statement_id: Annotated[str | None, typer.Argument(help="Statement id")] = None,
+    member: Annotated[str | None, typer.Option(help="Member id instead of a statement id")] = None,
+    actor: Annotated[str, typer.Option(help="Who is asking (recorded in the audit log)")] = "support",
+) -> None:
+    """A statement's status and timeline, for support. Every lookup is audited."""
+    from pipeline.stages import open_context
+
+    ctx = open_context()
+    ids = [statement_id] if statement_id else [
+        row["statement_id"] for row in ctx.ledger.fetch("statements_for_member", member_id=member)]
+    if not ids or ids == [None]:
+        console.print("give a statement id or --member")
+        raise typer.Exit(2)
+    for sid in ids:
+        row = ctx.ledger.statement(sid)
+        ctx.ledger.audit(actor, "lookup", sid, {"by": "member" if member else "statement"})
+        if row is None:
+            console.print(f"no statement {sid}")
+            raise typer.Exit(1)
+        table = Table(title=f"{sid} · {row['period']} · status {row['status']} · {row['channel']}")
+        for column in ("at", "event", "from", "to", "detail"):
+            table.add_column(column)
+        for event in ctx.ledger.timeline(sid):
+            table.add_row(event["at"][:19], event["event"], event["from_status"] or "",
+                          event["to_status"] or "", _short(event["detail"]))
+        console.print(table)
+
+
+def _short(detail: dict) -> str:  # type: ignore[type-arg]
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if k != "statement_ids")[:80]
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending ledger migrations (SQLite or PostgreSQL, from EOB_LEDGER_URL)."""
+    from pipeline.ledger import Ledger
+    from pipeline.settings import Settings
+
+    settings = Settings()
+    ledger = Ledger.open(settings.ledger_dsn, migrate=False)
+    applied = ledger.migrate()
+    console.print(f"ledger at schema version {ledger.schema_version()} (applied now: {applied})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    time.sleep(0)
+    app()

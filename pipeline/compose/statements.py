@@ -1,0 +1,370 @@
+"""Compose: a shard's accepted claim lines, one statement per member and period.
+
+Two views of the same pure function of the canonical lines:
+
+- `compose_shard` / `summarize_members`: vectorised per bucket (Arrow + numpy), one row per
+  member with totals, accumulators, flags, channel and a content hash, from the line totals
+  ingest keeps with each member in members.parquet. This is what the compose stage writes to
+  the ledger; it reads no claim line at all.
+- `iter_composed`: full `Statement` objects, member by member, for render (the line objects
+  are checked against those totals: the test suite proves both views agree).
+
+The statement_id is derived from member, period and version. The content hash lets a re-run
+tell "nothing changed" (no new row) from "a corrected extract" (a new version that replaces the
+previous one); the compose stage records the version it chose per member in
+`statements/shard-NNN.parquet`, and `iter_composed` refuses lines that no longer match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.column_kernels import domain_array
+from pipeline.ingest.run import (
+    LINE_TOTALS,
+    MONEY_COLUMNS,
+    _as_u64,
+    _mix,
+    _plain_text,
+    hash_strings,
+    iter_buckets,
+    member_buckets,
+    read_bucket_members,
+    reason_table,
+)
+from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
+from pipeline.periods import statement_date
+
+_LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
+LANGUAGES = ("en", "es")
+CHUNK_STATEMENTS = 5_000
+MANIFEST_SCHEMA = pa.schema([("member_id", pa.string()), ("statement_id", pa.string()),
+                             ("version", pa.int32()), ("replaces", pa.string()),
+                             ("content_hash", pa.string())])
+
+
+class UnknownReasonCode(LookupError):
+    """A line carries a reason code the plain-language table does not explain."""
+
+
+class StaleComposition(RuntimeError):
+    """The canonical lines changed after compose chose statement versions: re-run compose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    statement: Statement
+    channel: str  # "email" or "paper"
+    paper_reason: str | None
+    email: str | None
+    email_domain: str | None
+    prompt_notice: bool
+    content_hash: str = ""
+    prompt_notice_claims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """What compose decided for one member: the statement id, its version and what it replaces."""
+
+    statement_id: str
+    version: int
+    replaces: str | None
+    content_hash: str
+
+
+def make_statement_id(member_id: str, period: str, version: int = 1) -> str:
+    """Opaque and deterministic: the same member, period and version give the same id."""
+    digest = hashlib.sha256(f"{member_id}|{period}|{version}".encode()).hexdigest()[:16]
+    return f"st-{period}-{digest}"
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _hex16(octets: np.ndarray) -> pa.Array:
+    """Eight bytes per value (big-endian) as 16 lower-case hex digits: f"{x:016x}", vectorised."""
+    octets = octets.reshape(-1, 8)
+    n = len(octets)
+    chars = np.empty((n, 16), np.uint8)
+    chars[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    chars[:, 1::2] = _HEX_DIGITS[octets & 15]
+    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
+
+
+def explain(code: str, language: str) -> ReasonExplanation:
+    return _explain(code, language if language in LANGUAGES else "en")
+
+
+@cache
+def _explain(code: str, language: str) -> ReasonExplanation:
+    table = reason_table()
+    if code not in table.rows:
+        raise UnknownReasonCode(f"reason code {code} has no plain-language text in "
+                                f"templates/reason_codes.csv (table version {table.version})")
+    row = table.rows[code]
+    text = row.get(f"text_{language}") or row["text_en"]
+    return ReasonExplanation(code, text, row["member_may_owe"] == "1", row["plan_provision"])
+
+
+def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) -> str | None:
+    """Why a member gets paper instead of email, or None when email is allowed."""
+    if consent != "Y":
+        return "no_consent"
+    if not email:
+        return "no_email"
+    if not email_valid:
+        return "invalid_email"
+    if suppressed:
+        return "suppressed"
+    return None
+
+
+SUMMARY_COLUMNS = ["member_id", "plan_id", "email", "email_valid", "edelivery_consent", "ytd_deductible",
+                   "ytd_out_of_pocket", *LINE_TOTALS.names]
+"""What compose reads of members.parquet: no names or addresses."""
+
+
+# -- plans ---------------------------------------------------------------------------------
+def load_plans(run_dir: Path) -> dict[str, Plan]:
+    """Plans with a known limit; an unknown limit (empty in the extract) is 0 and not shown."""
+    table = pq.read_table(run_dir / "plans.parquet")
+    return {row["plan_id"]: Plan(row["plan_id"], row["plan_name"], row["brand"],
+                                 row["deductible_limit"] or 0, row["out_of_pocket_limit"] or 0)
+            for row in table.to_pylist()}
+
+
+# -- the vectorised view -------------------------------------------------------------------
+
+
+def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, prompt_notice_days: int,
+                      is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
+    """One row per member with lines in the period: the statement without its line objects,
+    from the line totals ingest keeps with each member (members.parquet)."""
+    with_lines = pc.greater(members["line_count"], 0)
+    member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
+    if not member.num_rows:
+        return pa.table({})
+    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
+    sums = {name: member[f"lines_{name}"].to_numpy() for name in MONEY_COLUMNS}
+    plan_at = pc.index_in(member["plan_id"], pa.array(list(plans), pa.string())).to_numpy(
+        zero_copy_only=False)
+    deductible_limit = np.array([p.deductible_limit for p in plans.values()], np.int64)[plan_at]
+    oop_limit = np.array([p.out_of_pocket_limit for p in plans.values()], np.int64)[plan_at]
+    deductible_used = member["ytd_deductible"].to_numpy() + sums["deductible"]
+    cost_sharing = sums["deductible"] + sums["copay"] + sums["coinsurance"]  # not-covered does not count
+    oop_used = member["ytd_out_of_pocket"].to_numpy() + cost_sharing
+    fingerprint = _as_u64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
+    fingerprint = _mix(fingerprint ^ hash_strings(member["plan_id"]))
+    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_deductible"]))
+    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_out_of_pocket"]))
+
+    reasons = _paper_reasons(member, is_suppressed)
+    email = pc.fill_null(member["email"], "")
+    domain = domain_array(_plain_text(email))
+    emailed = pc.is_null(reasons)
+    return pa.table({
+        "member_id": member["member_id"],
+        "line_count": member["line_count"],
+        **{f"total_{name}": pa.array(sums[name]) for name in MONEY_COLUMNS},
+        "total_member_owes": pa.array(sums["deductible"] + sums["copay"] + sums["coinsurance"]
+                                      + sums["not_covered"]),
+        "adverse": member["lines_adverse"],
+        "no_surprises": member["lines_no_surprises"],
+        "prompt_notice": pc.fill_null(pc.less(member["earliest_adverse_received"], deadline), False),
+        "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
+                                                                         deductible_limit, deductible_used))),
+        "deductible_limit": pa.array(deductible_limit),
+        "out_of_pocket_used": pa.array(np.minimum(oop_used, np.where(oop_limit > 0, oop_limit, oop_used))),
+        "out_of_pocket_limit": pa.array(oop_limit),
+        "channel": pc.if_else(emailed, "email", "paper"),
+        "paper_reason": reasons,
+        "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
+        "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
+    })
+
+
+def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None) -> pa.Array:
+    """Vectorised paper_reason(); the suppression check runs only for would-be email rows."""
+    email = pc.fill_null(member["email"], "")
+    reasons = pc.if_else(pc.not_equal(member["edelivery_consent"], "Y"), "no_consent",
+                         pc.if_else(pc.equal(email, ""), "no_email",
+                                    pc.if_else(pc.invert(member["email_valid"]), "invalid_email",
+                                               pa.scalar(None, pa.string()))))
+    if is_suppressed is None:
+        return reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
+    values = reasons.to_pylist()
+    for index, (address, reason) in enumerate(zip(email.to_pylist(), values, strict=True)):
+        if reason is None and is_suppressed(address):
+            values[index] = "suppressed"
+    return pa.array(values, pa.string())
+
+
+def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
+                  is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
+    """Statement summaries of one shard, bucket by bucket: from members.parquet alone (ingest
+    keeps each member's line totals there), one row group per bucket, two buckets at a time
+    (Parquet decoding and Arrow compute release the GIL)."""
+    plans = load_plans(run_dir)
+
+    def summarize(bucket: int) -> pa.Table:
+        return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans, period=period,
+                                 prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+
+    buckets = member_buckets(run_dir, shard)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(buckets), 2):  # at most two buckets in memory
+            for summary in pool.map(summarize, buckets[start:start + 2]):
+                if summary.num_rows:
+                    yield summary
+
+
+def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:
+    """(member_id, claim_id, received_date) of denied or reduced claims that need a prompt notice:
+    received more than N days before the statement date, so the monthly run is too late."""
+    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
+    late = pc.and_(pc.not_equal(lines["status"], "paid"), pc.less(lines["received_date"], deadline))
+    flagged = lines.filter(late).select(["member_id", "claim_id", "received_date"])
+    if not flagged.num_rows:
+        return flagged
+    return flagged.group_by(["member_id", "claim_id"]).aggregate([("received_date", "min")]).rename_columns(
+        ["member_id", "claim_id", "received_date"])
+
+
+# -- versions (what the compose stage chose) -----------------------------------------------
+def manifest_path(run_dir: Path, shard: int) -> Path:
+    return run_dir / "statements" / f"shard-{shard:03d}.parquet"
+
+
+def write_versions(run_dir: Path, shard: int, versions: dict[str, Version]) -> None:
+    path = manifest_path(run_dir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(versions.items())
+    table = pa.table({
+        "member_id": [m for m, _ in ordered], "statement_id": [v.statement_id for _, v in ordered],
+        "version": pa.array([v.version for _, v in ordered], pa.int32()),
+        "replaces": pa.array([v.replaces for _, v in ordered], pa.string()),
+        "content_hash": [v.content_hash for _, v in ordered]}, schema=MANIFEST_SCHEMA)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def read_versions(run_dir: Path, shard: int) -> dict[str, Version] | None:
+    path = manifest_path(run_dir, shard)
+    if not path.exists():
+        return None
+    return {row["member_id"]: Version(row["statement_id"], row["version"], row["replaces"],
+                                      row["content_hash"])
+            for row in pq.read_table(path, schema=MANIFEST_SCHEMA).to_pylist()}
+
+
+# -- full statements, for render -----------------------------------------------------------
+def iter_composed(
+    run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
+    is_suppressed: Callable[[str], bool] | None = None,
+) -> Iterator[Composed]:
+    """Every statement of one shard, bucket by bucket, in member order within a bucket."""
+    plans = load_plans(run_dir)
+    versions = read_versions(run_dir, shard)
+    issued = statement_date(period)
+    for bucket, lines in iter_buckets(run_dir, shard):
+        members = read_bucket_members(run_dir, bucket)
+        lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
+        summary = summarize_members(members, plans, period=period,
+                                    prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        if not summary.num_rows:
+            continue
+        late = prompt_notice_claims(lines, period, prompt_notice_days)
+        late_by_member: dict[str, list[str]] = {}
+        for row in late.to_pylist():
+            late_by_member.setdefault(row["member_id"], []).append(row["claim_id"])
+        by_id = {row["member_id"]: row for row in members.to_pylist()}
+        summary = summary.sort_by("member_id")  # the lines' order: a member's lines are bounds[i]:bounds[i+1]
+        bounds = [0, *np.cumsum(summary["line_count"].to_numpy()).tolist()]
+        if bounds[-1] != lines.num_rows or not pc.take(lines["member_id"], pa.array(bounds[:-1])).equals(
+                summary["member_id"]):
+            raise StaleComposition(f"bucket {bucket}: the canonical lines do not match members.parquet; "
+                                   "re-run ingest for the period")
+        for first in range(0, summary.num_rows, CHUNK_STATEMENTS):  # Python objects a chunk at a time
+            chunk = summary.slice(first, CHUNK_STATEMENTS).to_pylist()
+            start, stop = bounds[first], bounds[first + len(chunk)]
+            part = lines.slice(start, stop - start)
+            columns = {name: part[name].to_pylist() for name in _LINE_FIELDS}
+            for index, row in enumerate(chunk, start=first):
+                member_row = by_id[row["member_id"]]
+                version = _version_for(versions, row, period)
+                line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
+                                for i in range(bounds[index], bounds[index + 1])]
+                yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
+                                period, issued, tuple(sorted(late_by_member.get(row["member_id"], []))))
+
+
+def _version_for(versions: dict[str, Version] | None, row: dict, period: str) -> Version:  # type: ignore[type-arg]
+    if versions is None:
+        return Version(make_statement_id(row["member_id"], period), 1, None, row["content_hash"])
+    chosen = versions.get(row["member_id"])
+    if chosen is None or chosen.content_hash != row["content_hash"]:
+        known = chosen.statement_id if chosen else make_statement_id(row["member_id"], period)
+        raise StaleComposition(
+            f"statement {known}: the canonical lines changed after compose chose "
+            "statement versions; re-run compose for the period before rendering")
+    return chosen
+
+
+def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], version: Version,  # type: ignore[type-arg]
+              period: str, issued: date, late_claims: tuple[str, ...]) -> Composed:
+    member = _member(member_row)
+    codes = sorted({line.reason_code for line in lines if line.reason_code})
+    statement = Statement(
+        statement_id=version.statement_id, version=version.version, period=period, statement_date=issued,
+        member=member, plan=plan, lines=lines,
+        reasons=[explain(code, member.language) for code in codes],
+        accumulators=_accumulators(row, issued),
+        has_adverse_determination=bool(row["adverse"]),
+        has_no_surprises_protection=bool(row["no_surprises"]),
+    )
+    statement.replaces = version.replaces
+    statement.reason_table_version = reason_table().version
+    email = member.email or ""
+    reason = row["paper_reason"]
+    return Composed(statement=statement, channel=row["channel"], paper_reason=reason,
+                    email=email or None, email_domain=row["email_domain"],
+                    prompt_notice=bool(row["prompt_notice"]), content_hash=row["content_hash"],
+                    prompt_notice_claims=late_claims)
+
+
+def _member(row: dict) -> Member:  # type: ignore[type-arg]
+    return Member(
+        member_id=row["member_id"], first_name=row["first_name"], last_name=row["last_name"],
+        date_of_birth=row["date_of_birth"], address_line1=row["address_line1"],
+        address_line2=row["address_line2"], city=row["city"], state=row["state"],
+        postal_code=row["postal_code"], email=row["email"] or None,
+        language=row["language"] if row["language"] in LANGUAGES else "en",
+        plan_id=row["plan_id"], group_number=row["group_number"],
+        line_of_business=row["line_of_business"] or "commercial",
+        edelivery_consent=row["edelivery_consent"] == "Y",
+    )
+
+
+def _accumulators(row: dict, issued: date) -> list[Accumulator]:  # type: ignore[type-arg]
+    """Year to date against plan limits, as of the period's last day; an unknown limit is left off."""
+    as_of = issued - timedelta(days=1)
+    out = []
+    if row["deductible_limit"] > 0:
+        out.append(Accumulator("deductible", row["deductible_used"], row["deductible_limit"], as_of))
+    if row["out_of_pocket_limit"] > 0:
+        out.append(Accumulator("out_of_pocket", row["out_of_pocket_used"], row["out_of_pocket_limit"], as_of))
+    return out

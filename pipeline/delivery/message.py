@@ -1,0 +1,128 @@
+"""The email around a statement: wording from Jinja2 templates, MIME built in memory.
+
+Nothing here touches the network. The wording lives in ``templates/email`` so a compliance
+team edits text, not Python. Templates only ever see ``ALLOWED_KEYS``: whatever else a caller
+puts in the context (a member's name, say) is dropped before rendering, so PHI cannot leak
+into a subject or body even through a careless template edit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from pipeline.templates import TEMPLATES_DIR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATES_DIR = TEMPLATES_DIR / "email"
+ALLOWED_KEYS: frozenset[str] = frozenset(
+    {"support_phone", "password_hint", "brand_name", "period_label"}
+)
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es")
+_SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.pdf")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SAFE_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+@lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    """One environment per folder; StrictUndefined so a missing key fails loudly."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+def _one_line(text: str) -> str:
+    """A subject is a header: collapse whitespace so no newline can inject another header."""
+    return " ".join(text.split())
+
+
+def render_email(
+    *, language: str, context: Mapping[str, str], templates_dir: Path | None = None
+) -> EmailContent:
+    """Render subject, text and HTML in the member's language (English if unsupported)."""
+    lang = language.lower() if language.lower() in SUPPORTED_LANGUAGES else "en"
+    dropped = sorted(set(context) - ALLOWED_KEYS)
+    if dropped:
+        log.debug("render_email ignored context keys not allowed in email: %s", dropped)
+    values: dict[str, str] = {k: str(v) for k, v in context.items() if k in ALLOWED_KEYS}
+    values["language"] = lang
+    env = _environment((templates_dir or DEFAULT_TEMPLATES_DIR).resolve())
+    return EmailContent(
+        subject=_one_line(env.get_template("subject.txt.j2").render(values)),
+        text=env.get_template("body.txt.j2").render(values).strip() + "\n",
+        html=env.get_template("body.html.j2").render(values).strip() + "\n",
+    )
+
+
+def message_id(statement_id: str, message_id_domain: str) -> str:
+    """Deterministic, so a resend of the same statement is recognisable everywhere."""
+    return f"<{statement_id}@{message_id_domain}>"
+
+
+def _check(value: str, pattern: re.Pattern[str], what: str) -> None:
+    """Validate without echoing the value: it might be PHI passed by mistake."""
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{what} has characters not allowed in an email header")
+
+
+def build_message(
+    *,
+    statement_id: str,
+    recipient: str,
+    from_address: str,
+    from_name: str,
+    envelope_from: str,
+    message_id_domain: str,
+    content: EmailContent,
+    pdf: bytes,
+    pdf_filename: str,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """multipart/mixed: alternative(text, html) + the encrypted PDF.
+
+    ``envelope_from`` is deliberately not written as a header: the final MTA adds
+    Return-Path from MAIL FROM. The recipient goes in To as a bare address (a display name
+    would be PHI). Auto-Submitted stops vacation auto-replies from flooding the bounce box.
+    """
+    _check(statement_id, _SAFE_ID, "statement_id")
+    _check(message_id_domain, _SAFE_DOMAIN, "message_id_domain")
+    _check(pdf_filename, _SAFE_FILENAME, "pdf_filename")
+    if "@" not in envelope_from or any(c.isspace() for c in envelope_from):
+        raise ValueError("envelope_from is not an address")
+    if not pdf.startswith(b"%PDF-"):
+        raise ValueError("attachment is not a PDF")
+
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=from_name, addr_spec=from_address)
+    msg["To"] = Address(addr_spec=recipient)
+    msg["Subject"] = _one_line(content.subject)
+    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["Message-ID"] = message_id(statement_id, message_id_domain)
+    msg["X-EOB-Statement"] = statement_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(content.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(content.html, subtype="html", charset="utf-8")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=pdf_filename)
+    return msg

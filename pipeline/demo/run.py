@@ -1,0 +1,134 @@
+"""The demo: a whole monthly run on embedded defaults, through Airflow, against real SMTP servers.
+
+Starts one receiving SMTP server per IP pool on loopback (STARTTLS with a freshly generated
+certificate authority), generates a synthetic month of claims, runs `eob_monthly` and then
+`eob_reconcile` with Airflow in this process, and returns the run's report summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.demo.generate import GeneratedExtract, generate_extract
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    settings: Settings
+    extract: GeneratedExtract
+    summary: dict[str, Any]
+    reconcile: dict[str, Any]
+    received: int
+    seconds: dict[str, float]
+    messages: list[Any]
+
+
+def prepare_workspace(workspace: Path) -> Path:
+    """Each demo starts clean: the workspace is removed and made again."""
+    workspace = workspace.resolve()
+    if workspace.exists():
+        marker = workspace / ".eob-workspace"
+        if not marker.exists() and any(workspace.iterdir()):
+            raise FileExistsError(
+                f"{workspace} exists and is not a demo workspace; choose another --workspace")
+        shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
+    (workspace / ".eob-workspace").write_text("created by eob demo\n")
+    return workspace
+
+
+def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, str]:
+    """The EOB_* settings the DAG tasks will read: everything inside the workspace."""
+    return {
+        "EOB_WORKSPACE": str(workspace),
+        "EOB_SMTP_CA_FILE": str(ca_file),
+        "EOB_SHARDS": str(shards),
+        "EOB_SMTP_TIMEOUT_SECONDS": "20",
+        "EOB_EXTRACT_QUIET_MINUTES": "0",  # the demo writes its extract whole before the run starts
+    }
+
+
+@contextmanager
+def smtp_servers(settings: Settings, tls_dir: Path) -> Iterator[list[Any]]:
+    """One real SMTP server per IP pool's relay address, with STARTTLS required."""
+    from pipeline.demo.smtp_sink import SmtpSink, demo_behaviour, make_tls_material
+
+    hosts = sorted({pool.relay_host for pool in settings.pools})
+    material = make_tls_material(tls_dir, [*hosts, "localhost"])
+    with ExitStack() as stack:
+        sinks = []
+        for pool in settings.pools:
+            sink = SmtpSink(pool.relay_host, pool.relay_port, tls=material, require_tls=True,
+                            behaviour=demo_behaviour, maildir=settings.maildir,
+                            reporting_mta=f"mx-{pool.name}.sink.example")
+            stack.enter_context(sink)
+            sinks.append(sink)
+        yield sinks
+
+
+def run_demo(
+    *, workspace: Path, members: int, period: str, seed: int, shards: int = 2,
+    on_stage: Callable[[str], None] = lambda _stage: None,
+    watch: Callable[[Settings, threading.Event], None] | None = None,
+    after_generate: Callable[[Path], None] = lambda _folder: None,
+    configure_airflow: bool = True,
+) -> DemoResult:
+    """Run the whole month. Tests that configured Airflow themselves pass configure_airflow=False."""
+    import time
+
+    from pipeline.demo import airflow_runner as airflow_local
+    from pipeline.demo.smtp_sink import make_tls_material  # noqa: F401  (fail early if missing)
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    workspace = prepare_workspace(workspace)
+    ca_file = workspace / "tls" / "ca.pem"
+    os.environ.update(demo_environment(workspace, ca_file, shards))
+    settings = Settings()
+    on_stage("generate")
+    extract = generate_extract(settings.extracts_dir / period, members=members, period=period,
+                               seed=seed)
+    after_generate(extract.folder)
+    on_stage("airflow")
+    if configure_airflow:
+        airflow_local.configure(workspace / "airflow")
+    airflow_local.init_metadata_db()
+    timings["setup"] = time.perf_counter() - started
+    with smtp_servers(settings, workspace / "tls") as sinks:
+        stop = threading.Event()
+        watcher = None
+        if watch:
+            watcher = threading.Thread(target=watch, args=(settings, stop), daemon=True)
+            watcher.start()
+        try:
+            on_stage("eob_monthly")
+            mark = time.perf_counter()
+            airflow_local.run_dag("eob_monthly", {"period": period})
+            timings["eob_monthly"] = time.perf_counter() - mark
+            on_stage("eob_reconcile")
+            mark = time.perf_counter()
+            airflow_local.run_dag("eob_reconcile")
+            timings["eob_reconcile"] = time.perf_counter() - mark
+        finally:
+            stop.set()
+            if watcher:
+                watcher.join(timeout=5)
+        messages = [message for sink in sinks for message in sink.received]
+    from pipeline.stages import open_context, report_stage
+
+    ctx = open_context(settings)
+    summary = report_stage(ctx, period)
+    reconcile = {row["outcome"]: row["n"] for row in ctx.ledger.fetch("bounce_message_outcomes")}
+    timings["total"] = time.perf_counter() - started
+    return DemoResult(settings, extract, summary, reconcile, len(messages), timings, messages)

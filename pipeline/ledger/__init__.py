@@ -1,0 +1,20 @@
+"""The ledger: one row per statement with a status that only moves forward, an append-only
+event timeline, the hash-chained audit log, and the named SQL they run on."""
+
+from pipeline.ledger.events import Event
+from pipeline.ledger.sql import SqlFileError, query
+from pipeline.ledger.statuses import Status
+from pipeline.ledger.store import (
+    FileAccount,
+    Ledger,
+    LedgerError,
+    NewStatement,
+    QuarantineRow,
+    Transition,
+    UnknownStatement,
+)
+
+__all__ = [
+    "Event", "FileAccount", "Ledger", "LedgerError", "NewStatement", "QuarantineRow", "SqlFileError",
+    "Status", "Transition", "UnknownStatement", "query",
+]

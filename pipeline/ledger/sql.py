@@ -1,0 +1,116 @@
+"""SQL lives in `sql/` as plain files; this module loads it by name.
+
+Queries are named blocks (`-- name: foo`). `REQUIRED_QUERIES` lists every name the code runs;
+opening the ledger checks them all (`check_queries`), so a missing one fails at start-up, not
+in the middle of a run, and a test keeps the list equal to the names used in the code.
+Migrations are numbered files applied in order; a migration may have a dialect-specific
+variant (`NNN_name.postgresql.sql`) where portable SQL cannot say it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_MIGRATION = re.compile(r"^(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql$")
+
+
+class SqlFileError(LookupError):
+    """The sql/ folder is missing a query or holds a malformed migration."""
+
+
+@cache
+def queries(sql_dir: Path = SQL_DIR) -> dict[str, str]:
+    """All named queries of sql/queries/*.sql."""
+    found: dict[str, str] = {}
+    for path in sorted((sql_dir / "queries").glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        parts = _NAME.split(text)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in found:
+                raise SqlFileError(f"query {name!r} is defined twice (second time in {path.name})")
+            found[name] = body.strip().rstrip(";")
+    return found
+
+
+REQUIRED_QUERIES: frozenset[str] = frozenset({
+    "active_suppression", "applied_migrations", "apply_transition", "audit_chain",
+    "bounce_categories_for_run", "bounce_message_outcomes", "bounce_message_seen",
+    "channel_counts_for_run", "compose_active_suppressions", "compose_insert_prompt_notice",
+    "compose_latest_versions", "compose_set_lineage", "create_schema_migrations",
+    "current_status", "delete_ingest_files", "delete_quarantine", "event_counts_for_run",
+    "flagged_after_release", "get_run", "get_statement", "ingest_files_for_run",
+    "ingest_prompt_notices_for_run", "ingest_reissues_for_run", "insert_audit",
+    "insert_bounce_message", "insert_event", "insert_ingest_file", "insert_quarantine",
+    "insert_run", "insert_statement", "last_audit_hash", "latest_run",
+    "lock_migrations_postgresql", "pool_active_pauses", "pool_add_usage",
+    "pool_all_active_pauses", "pool_clear_throttle", "pool_counts_for_run", "pool_insert_pause",
+    "pool_lift_pauses", "pool_save_throttle", "pool_sending_days_before", "pool_throttle_state",
+    "pool_usage_today", "prompt_notice_count_for_run", "quarantine_reasons_for_run",
+    "reconcile_bounces_since", "reconcile_due_retries", "reconcile_last_event",
+    "reconcile_queue_counts", "reconcile_verified", "record_migration", "render_content_hashes",
+    "render_replace_object", "rendered_for_run", "send_in_doubt_for_pool",
+    "send_queued_counts_for_pool", "send_queued_for_pool", "send_statements_by_id",
+    "statement_flagged_after_release", "statement_ids_in_shard", "statements_for_member",
+    "status_counts_for_run",
+    "superseded_unexplained_for_run", "suppression_for_statement", "suppression_get",
+    "suppression_lift", "suppression_upsert", "sweep_candidates", "sweep_unsettled_for_run",
+    "timeline", "verify_pending", "withdrawn_for_run"
+})
+"""Every query name the code runs (kept equal to the names in the code by a test)."""
+
+
+def check_queries(required: frozenset[str] = REQUIRED_QUERIES, sql_dir: Path = SQL_DIR) -> None:
+    """Fail fast, naming them, if any query the code runs is missing from sql/queries."""
+    missing = sorted(required - set(queries(sql_dir)))
+    if missing:
+        raise SqlFileError(f"sql/queries/*.sql lacks the queries {missing}: the ledger cannot start "
+                           "(is the sql/ folder from the same version as the code?)")
+
+
+def query(name: str) -> str:
+    try:
+        return queries()[name]
+    except KeyError:
+        raise SqlFileError(f"no query named {name!r} in sql/queries/*.sql") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def migrations(dialect: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The ordered migrations for one dialect ('sqlite' or 'postgresql')."""
+    chosen: dict[int, tuple[str, Path, bool]] = {}
+    for path in sorted((sql_dir / "migrations").glob("*.sql")):
+        match = _MIGRATION.match(path.name)
+        if not match:
+            raise SqlFileError(f"migration file {path.name} is not named NNN_name[.dialect].sql")
+        version, name, for_dialect = int(match[1]), match[2], match[3]
+        if for_dialect and for_dialect != dialect:
+            continue
+        current = chosen.get(version)
+        if current and current[2] == bool(for_dialect):
+            raise SqlFileError(f"two migrations numbered {version:03d} for {dialect}")
+        if current is None or for_dialect:
+            chosen[version] = (name, path, bool(for_dialect))
+    versions = sorted(chosen)
+    if versions != list(range(1, len(versions) + 1)):
+        raise SqlFileError(f"migrations for {dialect} are not numbered 001..N without gaps")
+    return [
+        Migration(v, chosen[v][0], tuple(split_statements(chosen[v][1].read_text("utf-8"))))
+        for v in versions
+    ]
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations never put ';' inside literals)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -1,0 +1,355 @@
+"""The statement ledger: status per statement, an append-only timeline, runs and their accounts.
+
+One implementation over SQLAlchemy Core serves SQLite (embedded default) and PostgreSQL
+(production); all SQL comes from `sql/`. Every transition updates the statement and appends
+its event in the same transaction, and only moves a statement along the state machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+
+from pipeline.clock import Now, iso, utc_now
+from pipeline.ledger.events import IGNORED_SUFFIX, Event, UnknownEvent, is_event_name
+from pipeline.ledger.sql import REQUIRED_QUERIES, check_queries, migrations, query
+from pipeline.ledger.statuses import Status, sources_for
+
+log = logging.getLogger(__name__)
+
+_FIELDS = (
+    "pool", "object_key", "print_key", "sha256", "pages", "size_bytes", "channel",
+    "paper_reason", "bounce_category", "last_reason", "next_attempt_at",
+)
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot do what was asked; the message says what to check."""
+
+
+class UnknownStatement(LedgerError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NewStatement:
+    statement_id: str
+    run_id: str
+    period: str
+    member_id: str
+    version: int
+    shard: int
+    channel: str
+    paper_reason: str | None
+    email_domain: str | None
+    line_count: int
+    prompt_notice: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    statement_id: str
+    to: Status
+    event: Event
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    attempts_increment: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileAccount:
+    source_file: str
+    kind: str
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    source_file: str
+    row_number: int
+    field: str
+    reason: str
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a ledger URL; psycopg 3 for PostgreSQL, WAL mode for SQLite."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Ledger:
+    def __init__(self, engine: Engine, *, now: Now = utc_now) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._now = now
+
+    @classmethod
+    def open(cls, url: str, *, now: Now = utc_now, migrate: bool = True) -> Ledger:
+        check_queries(REQUIRED_QUERIES)
+        ledger = cls(make_engine(url), now=now)
+        if migrate:
+            ledger.migrate()
+        return ledger
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self, *, upto: int | None = None) -> list[int]:
+        """Apply pending migrations in order (up to version `upto`, default all) in one
+        transaction; safe to call from concurrent tasks.
+
+        On SQLite the transaction is BEGIN IMMEDIATE (the write lock is taken before reading
+        what is applied) with foreign keys off, as SQLite's procedure for rebuilding a table
+        requires, and `PRAGMA foreign_key_check` must come back empty before it commits.
+        """
+        sqlite = self.dialect == "sqlite"
+        if sqlite and not self._pending(upto):
+            return []  # the usual case: no write lock just to find nothing to do
+        with self.engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction: takes effect
+            try:
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.execute(text(query("lock_migrations_postgresql")))
+                applied = self._apply_migrations(conn, upto)
+                if sqlite and applied and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise LedgerError(f"migrations {applied} leave rows whose foreign keys do not "
+                                      "match; nothing was applied")
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if applied:
+            log.info("ledger migrated", extra={"versions": applied, "dialect": self.dialect})
+        return applied
+
+    def _pending(self, upto: int | None) -> bool:
+        wanted = {m.version for m in migrations(self.dialect) if upto is None or m.version <= upto}
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("schema_migrations"):
+                return True
+            done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+        return bool(wanted - done)
+
+    def _apply_migrations(self, conn: Connection, upto: int | None) -> list[int]:
+        applied: list[int] = []
+        conn.execute(text(query("create_schema_migrations")))
+        done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+        for migration in migrations(self.dialect):
+            if migration.version in done or (upto is not None and migration.version > upto):
+                continue
+            for statement in migration.statements:
+                conn.execute(text(statement))
+            conn.execute(
+                text(query("record_migration")),
+                {"version": migration.version, "name": migration.name, "applied_at": self.now()},
+            )
+            applied.append(migration.version)
+        return applied
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            versions = [row[0] for row in conn.execute(text(query("applied_migrations")))]
+        return max(versions, default=0)
+
+    # -- helpers ------------------------------------------------------------------------
+    def now(self) -> str:
+        return iso(self._now())
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def fetch(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a named read query and return plain dict rows."""
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(text(query(name)), params)]
+
+    def execute(self, name: str, **params: Any) -> int:
+        """Run a named write query in its own transaction; returns the rows it touched."""
+        with self.begin() as conn:
+            return conn.execute(text(query(name)), params).rowcount
+
+    def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
+        rows = self.fetch(name, **params)
+        return rows[0] if rows else None
+
+    # -- runs and ingest accounts -------------------------------------------------------
+    def start_run(self, run_id: str, period: str, source: str, shards: int) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                text(query("insert_run")),
+                {"run_id": run_id, "period": period, "started_at": self.now(),
+                 "source": source, "shards": shards},
+            )
+
+    def record_ingest(
+        self, run_id: str, files: Sequence[FileAccount], quarantined: Iterable[QuarantineRow]
+    ) -> None:
+        """Replace a run's ingest accounts atomically (a re-run of ingest starts over)."""
+        with self.begin() as conn:
+            conn.execute(text(query("delete_quarantine")), {"run_id": run_id})
+            conn.execute(text(query("delete_ingest_files")), {"run_id": run_id})
+            for account in files:
+                conn.execute(text(query("insert_ingest_file")), {"run_id": run_id, **_asdict(account)})
+            rows = [{"run_id": run_id, **_asdict(row)} for row in quarantined]
+            if rows:
+                conn.execute(text(query("insert_quarantine")), rows)
+
+    # -- statements ---------------------------------------------------------------------
+    def add_statements(self, statements: Iterable[NewStatement]) -> int:
+        """Insert composed statements; ones already in the ledger are left untouched."""
+        inserted = 0
+        with self.begin() as conn:
+            at = self.now()
+            for new in statements:
+                params = _asdict(new) | {"at": at, "prompt_notice": int(new.prompt_notice)}
+                result = conn.execute(text(query("insert_statement")), params)
+                if result.rowcount == 1:
+                    inserted += 1
+                    self._event(conn, new.statement_id, Event.COMPOSED, None, Status.COMPOSED,
+                                {"shard": new.shard, "lines": new.line_count}, at)
+        return inserted
+
+    def transition(
+        self,
+        statement_id: str,
+        to: Status,
+        event_name: Event,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        attempts_increment: int = 0,
+        **fields: Any,
+    ) -> bool:
+        """Move one statement; False (and an 'ignored' event) when its status does not allow it."""
+        item = Transition(statement_id, to, event_name, detail or {}, fields, attempts_increment)
+        return self.apply([item]) == 1
+
+    def apply(self, transitions: Iterable[Transition]) -> int:
+        """Apply transitions in one transaction; returns how many moved a statement."""
+        moved = 0
+        with self.begin() as conn:
+            for item in transitions:
+                moved += self._apply_one(conn, item)
+        return moved
+
+    def _apply_one(self, conn: Connection, item: Transition) -> int:
+        unknown = set(item.fields) - set(_FIELDS)
+        if unknown:
+            raise LedgerError(f"transition sets unknown statement fields {sorted(unknown)}")
+        current = conn.execute(
+            text(query("current_status")), {"statement_id": item.statement_id}
+        ).scalar()
+        if current is None:
+            raise UnknownStatement(f"statement {item.statement_id} is not in the ledger")
+        at = self.now()
+        if Status(current) not in sources_for(item.to):
+            self._event(conn, item.statement_id, f"{item.event}{IGNORED_SUFFIX}", current, None,
+                        {**item.detail, "wanted": item.to.value}, at)
+            return 0
+        params = {name: item.fields.get(name) for name in _FIELDS}
+        params |= {"statement_id": item.statement_id, "to_status": item.to.value, "at": at,
+                   "from_status": current, "attempts_increment": item.attempts_increment}
+        if conn.execute(text(query("apply_transition")), params).rowcount != 1:
+            return 0  # a concurrent writer moved it first; its event tells the story
+        self._event(conn, item.statement_id, item.event, current, item.to, item.detail, at)
+        return 1
+
+    def _event(
+        self, conn: Connection, statement_id: str, event_name: str, from_status: str | None,
+        to_status: Status | None, detail: Mapping[str, Any], at: str,
+    ) -> None:
+        if not is_event_name(event_name):
+            raise UnknownEvent(f"{event_name!r} is not a ledger event name (pipeline/ledger/events.py)")
+        conn.execute(
+            text(query("insert_event")),
+            {"statement_id": statement_id, "at": at, "event": event_name,
+             "from_status": from_status, "to_status": to_status.value if to_status else None,
+             "detail": json.dumps(dict(detail), sort_keys=True, default=str)},
+        )
+
+    def record_event(self, statement_id: str, event_name: Event, detail: Mapping[str, Any]) -> None:
+        """Append a timeline entry that changes no status (a lookup, an operator note)."""
+        with self.begin() as conn:
+            self._event(conn, statement_id, event_name, None, None, detail, self.now())
+
+    def statement(self, statement_id: str) -> dict[str, Any] | None:
+        return self.fetch_one("get_statement", statement_id=statement_id)
+
+    def timeline(self, statement_id: str) -> list[dict[str, Any]]:
+        rows = self.fetch("timeline", statement_id=statement_id)
+        for row in rows:
+            row["detail"] = json.loads(row["detail"] or "{}")
+        return rows
+
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        return {row["status"]: row["n"] for row in self.fetch("status_counts_for_run", run_id=run_id)}
+
+    # -- audit --------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, statement_id: str | None,
+              detail: Mapping[str, Any] | None = None) -> str:
+        """Append a tamper-evident audit entry (hash chain over every previous entry)."""
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7204114)"))
+            prev = conn.execute(text(query("last_audit_hash"))).scalar() or "0" * 64
+            at = self.now()
+            body = json.dumps(dict(detail or {}), sort_keys=True, default=str)
+            digest = _audit_hash(prev, at, actor, action, statement_id, body)
+            conn.execute(
+                text(query("insert_audit")),
+                {"at": at, "actor": actor, "action": action, "statement_id": statement_id,
+                 "detail": body, "prev_hash": prev, "hash": digest},
+            )
+        return digest
+
+    def verify_audit_chain(self) -> int:
+        """Number of audit entries checked; raises LedgerError at the first broken link."""
+        prev = "0" * 64
+        rows = self.fetch("audit_chain")
+        for row in rows:
+            expected = _audit_hash(prev, row["at"], row["actor"], row["action"],
+                                   row["statement_id"], row["detail"])
+            if row["prev_hash"] != prev or row["hash"] != expected:
+                raise LedgerError(f"audit log entry {row['seq']} does not match the chain")
+            prev = row["hash"]
+        return len(rows)
+
+
+def _audit_hash(prev: str, at: str, actor: str, action: str, statement_id: str | None,
+                detail: str) -> str:
+    material = "\x1f".join([prev, at, actor, action, statement_id or "", detail])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}

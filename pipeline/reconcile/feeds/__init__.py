@@ -1,0 +1,124 @@
+"""Where delivery outcomes come from: bounce mailboxes and provider event feeds.
+
+Every feed hands reconcile the same thing, a `FeedItem` (raw bytes plus their format), and
+learns back what became of it: `done` (processed, never offered again) or `set_aside` (could
+not be read; kept where an operator can look, never retried in a loop). Reconcile records each
+item's hash and outcome in the ledger, so an item offered twice (a crash between processing
+and `done`, an SQS redelivery) changes nothing the second time.
+
+Feeds are chosen by URL (`EOB_RECONCILE_FEEDS`, a JSON list):
+
+| URL | feed |
+| --- | --- |
+| `maildir:///var/mail/bounces` (or a bare path) | a Maildir: new/ → cur/, unreadable → .set-aside |
+| `imaps://user@host:993/INBOX`, `imap://user@host:143/INBOX` | IMAP over TLS (imap:// must offer STARTTLS) |
+| `s3://bucket/prefix/` | raw messages an SES receipt rule (or any MTA) writes to S3 |
+| `ses+s3://bucket/prefix/` | SES notifications as JSON objects (one per object, or NDJSON) |
+| `ses+sqs:https://sqs.region.amazonaws.com/123456789012/queue` | SES notifications via SNS → SQS |
+
+Nothing here logs message content: only feed names, counts and item references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qs, unquote, urlparse
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+RFC822 = "rfc822"
+SES_JSON = "ses-json"
+
+
+class FeedError(RuntimeError):
+    """A feed cannot be opened or read (bad URL, refused login, missing bucket)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    feed: str  # the feed's name, for logs and the ledger
+    ref: str  # where the item sits in its feed (file name, UID, object key): never content
+    data: bytes
+    format: str  # RFC822 or SES_JSON
+
+
+class Feed(Protocol):
+    name: str
+
+    def fetch(self, limit: int) -> Iterator[FeedItem]:
+        """Up to `limit` items not yet marked done or set aside."""
+        ...
+
+    def done(self, item: FeedItem) -> None: ...
+
+    def set_aside(self, item: FeedItem, reason: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_feed(url: str, settings: Settings) -> Feed:
+    """A feed for one URL of `EOB_RECONCILE_FEEDS` (see the module docstring)."""
+    if url.startswith("ses+sqs:"):
+        from pipeline.reconcile.feeds.aws import SqsSesFeed
+
+        return SqsSesFeed(url.removeprefix("ses+sqs:"), region=settings.reconcile_aws_region,
+                          endpoint_url=settings.reconcile_aws_endpoint_url)
+    parsed = urlparse(url)
+    scheme = parsed.scheme or "maildir"
+    if scheme == "maildir":
+        from pipeline.reconcile.feeds.maildir import MaildirFeed
+
+        return MaildirFeed(Path(unquote(parsed.path) if parsed.scheme else url))
+    if scheme in ("imap", "imaps"):
+        from pipeline.reconcile.feeds.imap import ImapFeed
+
+        if not parsed.hostname or not parsed.username:
+            raise FeedError("an IMAP feed URL needs user@host")
+        password = settings.reconcile_imap_password
+        if password is None:
+            raise FeedError("EOB_RECONCILE_IMAP_PASSWORD is not set for the IMAP feed")
+        options = parse_qs(parsed.query)
+        return ImapFeed(parsed.hostname, parsed.port or (993 if scheme == "imaps" else 143),
+                        user=unquote(parsed.username), password=password.get_secret_value(),
+                        folder=unquote(parsed.path.lstrip("/")) or "INBOX",
+                        implicit_tls=scheme == "imaps", ca_file=settings.reconcile_imap_ca_file,
+                        processed_folder=options.get("processed", ["EOB-Processed"])[0],
+                        set_aside_folder=options.get("set_aside", ["EOB-SetAside"])[0])
+    if scheme in ("s3", "ses+s3"):
+        from pipeline.reconcile.feeds.aws import S3Feed
+
+        if not parsed.netloc:
+            raise FeedError("an S3 feed URL needs a bucket: s3://bucket/prefix/")
+        return S3Feed(parsed.netloc, parsed.path.lstrip("/"),
+                      item_format=SES_JSON if scheme == "ses+s3" else RFC822,
+                      region=settings.reconcile_aws_region,
+                      endpoint_url=settings.reconcile_aws_endpoint_url)
+    raise FeedError(f"unknown feed URL scheme {scheme!r}")
+
+
+def configured_feeds(settings: Settings) -> list[str]:
+    """The feed URLs to read; the bounce Maildir when none are configured."""
+    return list(settings.reconcile_feeds) or [f"maildir://{settings.maildir.resolve()}"]
+
+
+def split_documents(item: FeedItem) -> list[bytes]:
+    """One raw message, or each SES notification of a JSON array / NDJSON object."""
+    if item.format != SES_JSON:
+        return [item.data]
+    text = item.data.strip()
+    if text.startswith(b"["):
+        import json
+
+        try:
+            values = json.loads(text)
+        except ValueError:
+            return [item.data]
+        return [json.dumps(v).encode() for v in values] if isinstance(values, list) else [item.data]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.startswith(b"{") and line.endswith(b"}") for line in lines):
+        return lines
+    return [item.data]

@@ -1,0 +1,311 @@
+"""Statements: one per member, amounts exact to the cent, flags a member or regulator would miss."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.compose.statements import (
+    StaleComposition,
+    Version,
+    compose_shard,
+    explain,
+    iter_composed,
+    make_statement_id,
+    write_versions,
+)
+from pipeline.demo.generate import generate_extract
+from pipeline.ingest.run import MONEY_COLUMNS, ingest
+from pipeline.model import MEMBER_SHARE_FIELDS
+
+PERIOD = "2026-11"
+SHARDS = 2
+PARTS = MONEY_COLUMNS[1:]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("compose")
+    extract = generate_extract(base / "in", members=300, period=PERIOD, seed=8).folder
+    ingest(extract, base / "out", SHARDS, period=PERIOD)
+    return extract, base / "out"
+
+
+def _composed(out: Path, **kwargs):  # type: ignore[no-untyped-def]
+    return [c for shard in range(SHARDS)
+            for c in iter_composed(out, shard, PERIOD, prompt_notice_days=30, **kwargs)]
+
+
+def _dollars(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+def test_every_line_reconciles_and_totals_are_sums_of_lines(run: tuple[Path, Path]) -> None:
+    _, out = run
+    composed = _composed(out)
+    assert len(composed) > 250
+    for item in composed:
+        statement = item.statement
+        for line in statement.lines:
+            assert _dollars(line.billed) == sum((_dollars(getattr(line, p)) for p in PARTS), Decimal(0))
+        for name in MONEY_COLUMNS:
+            assert _dollars(statement.total(name)) == sum(
+                (_dollars(getattr(line, name)) for line in statement.lines), Decimal(0))
+        assert statement.total_member_owes == sum(
+            getattr(line, f) for line in statement.lines for f in MEMBER_SHARE_FIELDS)
+
+
+def test_canonical_cents_equal_the_extract_dollars_exactly(run: tuple[Path, Path]) -> None:
+    extract, out = run
+    source: dict[tuple[str, int], dict[str, str]] = {}
+    for path in sorted(extract.glob("claims*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                source[(path.name, number)] = row
+    lines = pq.read_table(out / "lines").to_pylist()
+    assert lines
+    for line in lines:
+        row = source[(line["source_file"], line["source_row"])]
+        for name in MONEY_COLUMNS:
+            assert Decimal(line[name]) == Decimal(row[name]) * 100, (name, line["source_row"])
+
+
+def test_vectorised_summaries_agree_with_the_statements(run: tuple[Path, Path]) -> None:
+    _, out = run
+    summaries = {row["member_id"]: row for shard in range(SHARDS)
+                 for table in compose_shard(out, shard, PERIOD, prompt_notice_days=30)
+                 for row in table.to_pylist()}
+    composed = _composed(out)
+    assert set(summaries) == {c.statement.member.member_id for c in composed}
+    for item in composed:
+        summary = summaries[item.statement.member.member_id]
+        assert make_statement_id(summary["member_id"], PERIOD) == item.statement.statement_id
+        assert summary["line_count"] == len(item.statement.lines)
+        for name in MONEY_COLUMNS:
+            assert summary[f"total_{name}"] == item.statement.total(name)
+        assert summary["total_member_owes"] == item.statement.total_member_owes
+        assert summary["channel"] == item.channel and summary["content_hash"] == item.content_hash
+
+
+def test_one_statement_per_member_with_deterministic_ids(run: tuple[Path, Path]) -> None:
+    _, out = run
+    first = [(c.statement.member.member_id, c.statement.statement_id, c.content_hash) for c in _composed(out)]
+    again = [(c.statement.member.member_id, c.statement.statement_id, c.content_hash) for c in _composed(out)]
+    assert first == again
+    members = [m for m, _, _ in first]
+    assert len(members) == len(set(members))
+    assert all(sid == make_statement_id(m, PERIOD) for m, sid, _ in first)
+    assert make_statement_id("M1", PERIOD, 2) != make_statement_id("M1", PERIOD, 1)
+
+
+def test_accumulators_add_this_period_to_the_year_so_far_capped_at_the_limit(run: tuple[Path, Path]) -> None:
+    _, out = run
+    members = {m["member_id"]: m for m in pq.read_table(out / "members.parquet").to_pylist()}
+    for item in _composed(out):
+        statement, member = item.statement, members[item.statement.member.member_id]
+        by_name = {a.name: a for a in statement.accumulators}
+        deductible = member["ytd_deductible"] + statement.total("deductible")
+        out_of_pocket = member["ytd_out_of_pocket"] + sum(
+            statement.total(f) for f in ("deductible", "copay", "coinsurance"))  # not-covered does not count
+        assert by_name["deductible"].used == min(deductible, statement.plan.deductible_limit)
+        assert by_name["out_of_pocket"].used == min(out_of_pocket, statement.plan.out_of_pocket_limit)
+        assert by_name["deductible"].as_of.isoformat() == "2026-11-30"
+
+
+def test_adverse_lines_carry_reasons_with_plan_provisions(run: tuple[Path, Path]) -> None:
+    _, out = run
+    adverse = [c for c in _composed(out) if c.statement.has_adverse_determination]
+    assert adverse
+    for item in adverse:
+        codes = {r.code: r for r in item.statement.reasons}
+        for line in item.statement.lines:
+            if line.status != "paid":
+                assert codes[line.reason_code].plan_provision
+                assert codes[line.reason_code].text
+        assert item.statement.reason_table_version == "2026.2"
+
+
+def test_prompt_notice_flags_adverse_claims_received_too_early(run: tuple[Path, Path]) -> None:
+    _, out = run
+    composed = _composed(out)
+    flagged = [c for c in composed if c.prompt_notice]
+    assert flagged and len(flagged) < len(composed)
+    for item in composed:
+        late = {line.claim_id for line in item.statement.lines
+                if line.status != "paid" and line.received_date.isoformat() < "2026-11-01"}
+        assert set(item.prompt_notice_claims) == late
+        assert item.prompt_notice == bool(late)
+
+
+def test_prompt_notice_days_is_a_setting(run: tuple[Path, Path]) -> None:
+    _, out = run
+    never = [c for shard in range(SHARDS) for c in iter_composed(out, shard, PERIOD, prompt_notice_days=400)]
+    assert not any(c.prompt_notice for c in never)
+
+
+def test_paper_reasons_and_suppression(run: tuple[Path, Path]) -> None:
+    _, out = run
+    composed = _composed(out)
+    reasons = {c.paper_reason for c in composed}
+    assert {"no_consent", None} <= reasons
+    emailed = next(c for c in composed if c.channel == "email")
+    assert emailed.email_domain == emailed.email.rsplit("@", 1)[1].lower()
+    target = emailed.email
+    again = _composed(out, is_suppressed=lambda address: address == target)
+    moved = next(c for c in again if c.statement.member.member_id == emailed.statement.member.member_id)
+    assert (moved.channel, moved.paper_reason, moved.email_domain) == ("paper", "suppressed", None)
+
+
+def test_spanish_reason_text_and_unknown_code() -> None:
+    from pipeline.compose.statements import UnknownReasonCode
+
+    assert explain("PR-1", "es").text.startswith("Esta cantidad")
+    assert explain("PR-1", "fr").text == explain("PR-1", "en").text
+    with pytest.raises(UnknownReasonCode, match="CO-999 has no plain-language text"):
+        explain("CO-999", "en")
+
+
+LIMITS = ("1000.00", "4500.00")
+
+
+def _one_member_extract(folder: Path, lines: list[dict[str, str]], *,
+                        limits: tuple[str, str] = LIMITS) -> Path:
+    from pipeline.demo.generate import CLAIM_COLUMNS, MEMBER_COLUMNS, PLAN_COLUMNS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = {"plan_id": "P1", "plan_name": "Plan", "brand": "default", "deductible_limit": limits[0],
+            "out_of_pocket_limit": limits[1]}
+    member = {"member_id": "M1", "first_name": "Ada", "last_name": "Test", "date_of_birth": "1980-01-02",
+              "address_line1": "1 Main St", "address_line2": "", "city": "Town", "state": "IL",
+              "postal_code": "60601", "email": "ada@example.com", "language": "en", "plan_id": "P1",
+              "group_number": "G1", "line_of_business": "", "edelivery_consent": "Y",
+              "ytd_deductible": "100.00", "ytd_out_of_pocket": "200.00"}
+    base = {"claim_id": "C1", "line_no": "1", "member_id": "M1", "patient_name": "Ada Test",
+            "patient_relationship": "self", "provider_name": "Clinic", "provider_npi": "1245319599",
+            "network": "in", "service_date": "2026-11-03", "received_date": "2026-11-05",
+            "service_code": "99213", "service_description": "Office visit", "status": "paid",
+            "reason_code": "", "billed": "100.00", "discount": "40.00", "plan_paid": "50.00",
+            "other_payer_paid": "0.00", "deductible": "0.00", "copay": "10.00", "coinsurance": "0.00",
+            "not_covered": "0.00"}
+    files = (("plans.csv", PLAN_COLUMNS, [plan]), ("members.csv", MEMBER_COLUMNS, [member]),
+             ("claims.csv", CLAIM_COLUMNS, [{**base, **line} for line in lines]))
+    for name, columns, rows in files:
+        with (folder / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return folder
+
+
+def test_no_surprises_flag_is_derived_or_taken_from_the_extract(tmp_path: Path) -> None:
+    extract = _one_member_extract(tmp_path / "in", [
+        {"line_no": "1", "network": "out", "service_code": "99283"},
+        {"line_no": "2"},
+    ])
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (item,) = _composed_one(tmp_path / "out")
+    assert item.statement.has_no_surprises_protection
+    extract = _one_member_extract(tmp_path / "in2", [{"line_no": "1"}])
+    ingest(extract, tmp_path / "out2", 1, period=PERIOD)
+    (item,) = _composed_one(tmp_path / "out2")
+    assert not item.statement.has_no_surprises_protection
+
+
+def _composed_one(out: Path):  # type: ignore[no-untyped-def]
+    return list(iter_composed(out, 0, PERIOD, prompt_notice_days=30))
+
+
+def test_unknown_plan_limits_leave_the_accumulators_off(tmp_path: Path) -> None:
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}], limits=("", ""))
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (item,) = _composed_one(tmp_path / "out")
+    assert item.statement.accumulators == []
+
+
+def test_content_hash_follows_content_not_files(tmp_path: Path) -> None:
+    lines = [{"line_no": "1"}, {"line_no": "2", "claim_id": "C2"}]
+    ingest(_one_member_extract(tmp_path / "a", lines), tmp_path / "out_a", 1, period=PERIOD)
+    ingest(_one_member_extract(tmp_path / "b", list(reversed(lines))), tmp_path / "out_b", 1, period=PERIOD)
+    changed = [{"line_no": "1"}, {"line_no": "2", "claim_id": "C2", "discount": "39.00", "copay": "11.00"}]
+    ingest(_one_member_extract(tmp_path / "c", changed), tmp_path / "out_c", 1, period=PERIOD)
+    a, b, c = (_composed_one(tmp_path / f"out_{x}")[0].content_hash for x in "abc")
+    assert a == b != c
+
+
+def test_lines_changed_after_compose_are_refused(tmp_path: Path) -> None:
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}])
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (item,) = _composed_one(tmp_path / "out")
+    write_versions(tmp_path / "out", 0, {"M1": Version(make_statement_id("M1", PERIOD, 2), 2,
+                                                       item.statement.statement_id, item.content_hash)})
+    (again,) = _composed_one(tmp_path / "out")
+    assert (again.statement.version, again.statement.replaces) == (2, item.statement.statement_id)
+    write_versions(tmp_path / "out", 0, {"M1": Version("st-x", 1, None, "0" * 16)})
+    with pytest.raises(StaleComposition, match="re-run compose"):
+        _composed_one(tmp_path / "out")
+
+
+def test_lines_that_no_longer_match_the_member_totals_are_refused(tmp_path: Path) -> None:
+    """Render builds statements from the lines, compose from the totals kept with each member:
+    if a lines file is replaced behind ingest's back, render stops instead of guessing."""
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}, {"line_no": "2"}])
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (bucket,) = (tmp_path / "out" / "lines").rglob("bucket-*.parquet")
+    pq.write_table(pq.read_table(bucket).slice(0, 1), bucket)
+    with pytest.raises(StaleComposition, match="re-run ingest"):
+        _composed_one(tmp_path / "out")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10**14 - 1), st.sampled_from([0, 1, 2]))
+def test_dollar_text_becomes_exact_cents(cents: int, decimals: int) -> None:
+    """The float route in ingest is exact for every amount the pattern allows (up to 12+2 digits)."""
+    from pipeline.ingest.run import _cents, _Problems, file_spec
+
+    dollars, rest = divmod(cents, 100)
+    if decimals == 0:
+        text, expected = str(dollars), dollars * 100
+    elif decimals == 1:
+        text, expected = f"{dollars}.{rest // 10}", dollars * 100 + (rest // 10) * 10
+    else:
+        text, expected = f"{dollars}.{rest:02d}", cents
+    column = next(c for c in file_spec("claims").columns if c.name == "billed")
+    problems = _Problems(1)
+    value = _cents(pa.array([text]), np.array([True]), column, problems)
+    if expected > 10**9:
+        fields, _ = problems.described(np.array([0]))
+        assert fields.to_pylist() == ["billed"]  # implausible, but still parsed exactly
+    assert value.to_pylist() == [expected]
+    assert Decimal(text) * 100 == expected
+
+
+def test_statement_totals_per_member_match_a_decimal_recount_of_accepted_rows(run: tuple[Path, Path]) -> None:
+    extract, out = run
+    accepted = {(r["source_file"], r["source_row"]) for r in pq.read_table(out / "lines").to_pylist()}
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for path in sorted(extract.glob("claims*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                if (path.name, number) in accepted:
+                    expected[row["member_id"]] += Decimal(row["billed"])
+    got = {c.statement.member.member_id: _dollars(c.statement.total("billed")) for c in _composed(out)}
+    assert got == dict(expected)
+
+
+def test_statements_are_the_same_whatever_the_chunk_size(run: tuple[Path, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.compose.statements as compose
+
+    _, out = run
+    whole = [(c.statement.statement_id, c.statement.lines) for c in _composed(out)]
+    monkeypatch.setattr(compose, "CHUNK_STATEMENTS", 7)
+    assert [(c.statement.statement_id, c.statement.lines) for c in _composed(out)] == whole

@@ -1,0 +1,131 @@
+"""DAG integrity: every DAG imports cleanly, cheaply, without I/O, and names only known pools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+DAGS = REPO / "dags"
+POOLS = json.loads((REPO / "infra" / "airflow" / "pools.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dagbag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS), known_pools=set(POOLS) | {"default_pool"})
+
+
+def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile"}
+
+
+def test_dags_reference_only_pools_that_infra_defines(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert not dagbag.dag_warnings, [w.message for w in dagbag.dag_warnings]
+    used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
+    assert used <= set(POOLS) | {"default_pool"}
+    assert {"eob_render", "eob_send"} <= used
+
+
+def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag in dagbag.dags.values():
+        assert dag.tags, dag.dag_id
+        assert not dag.catchup, dag.dag_id
+        for task in dag.tasks:
+            assert task.retries >= 1, f"{dag.dag_id}.{task.task_id} has no retries"
+
+
+def test_monthly_dag_is_wired_stage_by_stage(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["eob_monthly"]
+    order = ["choose_period", "wait_for_extract", "ingest", "compose", "render", "route", "send",
+             "report"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_monthly_dag_waits_for_the_extract_without_holding_a_worker(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import BaseSensorOperator
+
+    dag = dagbag.dags["eob_monthly"]
+    sensor = dag.get_task("wait_for_extract")
+    assert isinstance(sensor, BaseSensorOperator)
+    assert sensor.mode == "reschedule"
+    assert 10 * 60 <= sensor.poke_interval <= 2 * 3600
+    assert 24 * 3600 <= sensor.timeout <= 7 * 24 * 3600
+    assert dag.get_task("ingest").upstream_task_ids == {"wait_for_extract"}
+    assert sensor.upstream_task_ids == {"choose_period"}
+
+
+def test_extract_sensor_pokes_the_period_folder_and_hands_the_period_on(  # type: ignore[no-untyped-def]
+        dagbag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.demo.generate import generate_extract
+
+    monkeypatch.setenv("EOB_WORKSPACE", str(tmp_path))
+    poke = dagbag.dags["eob_monthly"].get_task("wait_for_extract").python_callable
+    assert not poke("2026-11").is_done
+    generate_extract(tmp_path / "extracts" / "2026-11", members=5, period="2026-11", seed=1)
+    assert not poke("2026-11").is_done  # just written: the files may still be growing
+    monkeypatch.setenv("EOB_EXTRACT_QUIET_MINUTES", "0")
+    arrived = poke("2026-11")
+    assert arrived.is_done and arrived.xcom_value == "2026-11"
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_parsing_a_dag_file_does_no_io_and_imports_no_heavy_library(dag_file: str) -> None:
+    """Parse in a fresh interpreter with an audit hook that records file opens and sockets."""
+    script = textwrap.dedent(f"""
+        import sys, runpy
+        import pendulum
+        from airflow.sdk import Asset, Param, dag, task
+        # warm Airflow up with an empty DAG: its own lazy set-up is not the DAG file's I/O
+        @dag(dag_id="warm_up", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+             params=dict(p=Param(None, type=["null", "string"])))
+        def warm_up():
+            @task(outlets=[Asset("eob://warm-up")])
+            def t(x): ...  # noqa: E704
+            t.expand(x=[1])
+        warm_up()
+        events = []
+        def hook(event, args):
+            if event == "open" and isinstance(args[0], str) and not args[0].endswith(
+                    (".py", ".pyc", ".so", ".pth", ".typed")) and "site-packages" not in args[0] \\
+                    and "/lib/python" not in args[0]:
+                events.append(("open", args[0]))
+            elif event in ("socket.connect", "socket.bind", "sqlite3.connect"):
+                events.append((event, str(args[1:2])))
+        before = set(sys.modules)
+        sys.addaudithook(hook)
+        runpy.run_path({str(DAGS / dag_file)!r})
+        heavy = [m for m in ("pandas", "pyarrow", "reportlab", "pikepdf", "aiosmtplib", "boto3")
+                 if m in sys.modules and m not in before]
+        print(repr((events, heavy)))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    events, heavy = eval(result.stdout.strip().splitlines()[-1])  # noqa: S307 - our own output
+    assert events == [], f"{dag_file} does I/O at parse time: {events}"
+    assert heavy == [], f"{dag_file} imports heavy libraries at parse time: {heavy}"
+
+
+def test_library_never_imports_airflow() -> None:
+    script = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        import pipeline
+        for info in pkgutil.iter_modules(pipeline.__path__):
+            if info.name != "airflow_local":
+                importlib.import_module(f"pipeline.{info.name}")
+        print("airflow" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,65 @@
+"""The fast pattern checks say exactly what the regular-expression engine says."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.ingest.patterns import MONEY_PATTERN, _compile, matches
+from pipeline.ingest.run import SCHEMA_PATH
+
+ALPHABET = st.sampled_from(list("0123456789.-_:aZz AzQ9\n\t+e,é€") + ["", "12", "CO-", "PR-", "00"])
+TEXT = st.lists(ALPHABET, max_size=18).map("".join)
+
+
+def _schema_patterns() -> list[str]:
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "pattern" and isinstance(value, str):
+                    found.add(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    return sorted(found | {r"^\d{1,9}$", MONEY_PATTERN})
+
+
+PATTERNS = _schema_patterns()
+
+
+def test_the_schema_patterns_mostly_take_the_fast_paths() -> None:
+    fast = [p for p in PATTERNS if p == MONEY_PATTERN or _compile(p) is not None]
+    assert MONEY_PATTERN in fast and r"^\d{10}$" in fast and r"^[A-Z]{2}$" in fast
+    assert len(fast) >= len(PATTERNS) - 3  # postal code, reason code and date use the engine
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=40), st.sampled_from(PATTERNS), st.integers(0, 3))
+def test_matches_agrees_with_re2(values: list[str], pattern: str, skip: int) -> None:
+    array = pa.array(values, pa.string()).slice(min(skip, len(values) - 1))  # sliced arrays too
+    expected = pc.match_substring_regex(array, pattern).to_pylist()
+    assert matches(array, pattern).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**12 - 1), st.sampled_from(["", ".5", ".05", ".123", "."]),
+       st.sampled_from(["", "-", " "]))
+def test_money_shape_agrees_with_re2(whole: int, fraction: str, prefix: str) -> None:
+    text = f"{prefix}{whole}{fraction}"
+    array = pa.array([text, "", "1" * 13, "1" * 12 + ".99"])
+    expected = pc.match_substring_regex(array, MONEY_PATTERN).to_pylist()
+    assert matches(array, MONEY_PATTERN).tolist() == expected
+
+
+def test_chunked_and_null_values_take_the_engine_path() -> None:
+    chunked = pa.chunked_array([["AB", None], ["C1"]])
+    assert matches(chunked, r"^[A-Z]{2}$").tolist() == [True, False, False]

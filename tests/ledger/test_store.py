@@ -1,0 +1,284 @@
+"""The ledger behaves the same on SQLite and PostgreSQL: forward-only, audited, idempotent."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.ledger import FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
+from pipeline.ledger.sql import Migration, migrations
+from pipeline.ledger.statuses import ALLOWED_FROM, TERMINAL, Status
+
+
+def _statement(sid: str = "st-2026-11-aaaa", run_id: str = "eob-2026-11") -> NewStatement:
+    return NewStatement(sid, run_id, "2026-11", "M000000001", 1, 0, "email", None,
+                        "gmail.com", 4, False)
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Ledger:
+    ledger = Ledger.open(ledger_url)
+    ledger.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    yield ledger
+    ledger.close()
+
+
+def test_migrations_apply_once_and_report_version(ledger_url: str) -> None:
+    first = Ledger.open(ledger_url, migrate=False)
+    expected = [m.version for m in migrations(first.dialect)]
+    assert first.migrate() == expected
+    assert first.migrate() == []
+    assert first.schema_version() == expected[-1] >= 2
+
+
+def test_statement_moves_forward_and_timeline_records_each_step(ledger: Ledger) -> None:
+    assert ledger.add_statements([_statement()]) == 1
+    assert ledger.transition("st-2026-11-aaaa", Status.RENDERED, "rendered", sha256="ab", pages=2)
+    assert ledger.transition("st-2026-11-aaaa", Status.QUEUED, "queued", pool="pool_a")
+    assert ledger.transition("st-2026-11-aaaa", Status.SENT, "sent", attempts_increment=1)
+    row = ledger.statement("st-2026-11-aaaa")
+    assert (row["status"], row["pool"], row["pages"], row["attempts"]) == ("sent", "pool_a", 2, 1)
+    events = [e["event"] for e in ledger.timeline("st-2026-11-aaaa")]
+    assert events == ["composed", "rendered", "queued", "sent"]
+
+
+def test_a_move_backwards_is_refused_and_recorded_not_applied(ledger: Ledger) -> None:
+    ledger.add_statements([_statement()])
+    ledger.transition("st-2026-11-aaaa", Status.RENDERED, "rendered")
+    ledger.transition("st-2026-11-aaaa", Status.QUEUED, "queued", pool="pool_a")
+    ledger.transition("st-2026-11-aaaa", Status.SENT, "sent")
+    # a re-run trying to queue the same statement again changes nothing
+    assert not ledger.transition("st-2026-11-aaaa", Status.QUEUED, "queued", pool="pool_b")
+    row = ledger.statement("st-2026-11-aaaa")
+    assert (row["status"], row["pool"]) == ("sent", "pool_a")
+    assert ledger.timeline("st-2026-11-aaaa")[-1]["event"] == "queued_ignored"
+
+
+def test_composing_twice_inserts_once(ledger: Ledger) -> None:
+    assert ledger.add_statements([_statement(), _statement("st-2026-11-bbbb")]) == 2
+    assert ledger.add_statements([_statement(), _statement("st-2026-11-bbbb")]) == 0
+    assert ledger.status_counts("eob-2026-11") == {"composed": 2}
+    assert len(ledger.timeline("st-2026-11-aaaa")) == 1
+
+
+def test_schema_refuses_a_status_outside_the_vocabulary(ledger: Ledger) -> None:
+    ledger.add_statements([_statement()])
+    with pytest.raises(IntegrityError), ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = 'lost' WHERE statement_id = :s"),
+                     {"s": "st-2026-11-aaaa"})
+
+
+def _status_check(ledger: Ledger) -> str:
+    checks = [c["sqltext"] for c in inspect(ledger.engine).get_check_constraints("statements")
+              if "'composed'" in c["sqltext"]]
+    assert len(checks) == 1, checks
+    return checks[0]
+
+
+def test_schema_check_matches_python_vocabulary(ledger: Ledger) -> None:
+    """The migrated database's constraint, on each dialect, is the Python vocabulary."""
+    assert set(re.findall(r"'(\w+)'", _status_check(ledger))) == {s.value for s in Status}
+    assert set(ALLOWED_FROM) == set(Status)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_newest_status_check_in_the_migrations_matches_python_vocabulary(dialect: str) -> None:
+    defining = [stmt for m in migrations(dialect) for stmt in m.statements
+                if re.search(r"CHECK \(status IN \(", stmt)]
+    block = re.search(r"CHECK \(status IN \((.*?)\)\)", defining[-1], re.S)
+    assert block, "statements.status CHECK constraint not found"
+    assert set(re.findall(r"'(\w+)'", block.group(1))) == {s.value for s in Status}
+
+
+def test_schema_accepts_every_status_of_the_vocabulary(ledger: Ledger) -> None:
+    ledger.add_statements([_statement()])
+    for status in Status:
+        with ledger.begin() as conn:
+            conn.execute(text("UPDATE statements SET status = :status WHERE statement_id = :s"),
+                         {"status": status.value, "s": "st-2026-11-aaaa"})
+        assert ledger.statement("st-2026-11-aaaa")["status"] == status.value
+
+
+def test_superseded_only_closes_a_statement_not_yet_out(ledger: Ledger) -> None:
+    ledger.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    assert ledger.transition("st-2026-11-aaaa", Status.SUPERSEDED, "superseded", detail={"by": "v2"})
+    assert ledger.transition("st-2026-11-bbbb", Status.RENDERED, "rendered")
+    assert ledger.transition("st-2026-11-bbbb", Status.QUEUED, "queued")
+    assert ledger.transition("st-2026-11-bbbb", Status.SUPERSEDED, "superseded")  # queued, not yet sent
+    assert ledger.transition("st-2026-11-cccc", Status.RENDERED, "rendered")
+    assert ledger.transition("st-2026-11-cccc", Status.QUEUED, "queued")
+    assert ledger.transition("st-2026-11-cccc", Status.SENT, "sent")
+    assert not ledger.transition("st-2026-11-cccc", Status.SUPERSEDED, "superseded")  # already out
+    assert not ledger.transition("st-2026-11-aaaa", Status.RENDERED, "rendered")  # terminal
+    assert not ledger.transition("st-2026-11-bbbb", Status.SENT, "sent")  # a late 250: recorded only
+    assert ledger.timeline("st-2026-11-bbbb")[-1]["event"] == "sent_ignored"
+    assert ledger.status_counts("eob-2026-11") == {"superseded": 2, "sent": 1}
+    assert Status.SUPERSEDED in TERMINAL
+
+
+def test_each_superseded_statement_is_explained_by_a_replacement_or_a_withdrawal(ledger: Ledger) -> None:
+    """The report's reconciliation query, on both databases."""
+    ledger.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    for sid in ("st-2026-11-aaaa", "st-2026-11-bbbb"):
+        ledger.transition(sid, Status.SUPERSEDED, "superseded")
+    ledger.transition("st-2026-11-cccc", Status.RENDERED, "rendered")
+    ledger.transition("st-2026-11-cccc", Status.QUEUED, "queued")
+
+    def unexplained() -> int:
+        row = ledger.fetch_one("superseded_unexplained_for_run", run_id="eob-2026-11")
+        return int(row["n"]) if row else -1
+
+    assert unexplained() == 2
+    ledger.add_statements([NewStatement("st-2026-11-dddd", "eob-2026-11", "2026-11", "M000000001", 2, 0,
+                                        "email", None, "gmail.com", 4, False)])
+    with ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET replaces = :old WHERE statement_id = :new"),
+                     {"old": "st-2026-11-aaaa", "new": "st-2026-11-dddd"})
+    assert unexplained() == 1
+    ledger.record_event("st-2026-11-bbbb", "withdrawn", {})
+    ledger.record_event("st-2026-11-cccc", "withdrawn_after_release", {})
+    assert unexplained() == 0
+    assert ledger.fetch("flagged_after_release") == [{"statement_id": "st-2026-11-cccc", "period": "2026-11"}]
+    assert ledger.fetch_one("statement_flagged_after_release", statement_id="st-2026-11-cccc")
+    withdrawn = ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")
+    assert [(r["statement_id"], r["event"], r["status"]) for r in withdrawn] == [
+        ("st-2026-11-bbbb", "withdrawn", "superseded"),
+        ("st-2026-11-cccc", "withdrawn_after_release", "queued")]
+    ledger.record_event("st-2026-11-cccc", "reinstated", {})  # its lines came back
+    assert ledger.fetch("flagged_after_release") == []
+    ledger.record_event("st-2026-11-bbbb", "withdrawn_in_doubt", {})  # closed while a send was in doubt
+    assert ledger.fetch("flagged_after_release") == [{"statement_id": "st-2026-11-bbbb", "period": "2026-11"}]
+    assert ledger.fetch("withdrawn_for_run", run_id="eob-2026-11")[-1]["statement_id"] == "st-2026-11-bbbb"
+
+
+def _schema(ledger: Ledger) -> dict[str, object]:
+    """Everything about statements and the tables referencing it except the status CHECK."""
+    found = inspect(ledger.engine)
+    return {
+        "columns": [(c["name"], str(c["type"]), c["nullable"], str(c["default"]))
+                    for c in found.get_columns("statements")],
+        "primary_key": found.get_pk_constraint("statements")["constrained_columns"],
+        "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                          for i in found.get_indexes("statements")),
+        "checks": sorted(c["sqltext"] for c in found.get_check_constraints("statements")
+                         if "'composed'" not in c["sqltext"]),
+        "foreign_keys": {table: sorted((tuple(k["constrained_columns"]), k["referred_table"],
+                                        tuple(k["referred_columns"]))
+                                       for k in found.get_foreign_keys(table))
+                         for table in ("statements", "statement_events", "prompt_notices")},
+    }
+
+
+def _rows(ledger: Ledger) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    with ledger.begin() as conn:
+        return {table: [tuple(row) for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+                for table, key in (("statements", "statement_id"), ("statement_events", "event_id"),
+                                   ("prompt_notices", "statement_id, claim_id"), ("audit_log", "seq"))}
+
+
+def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: str) -> None:
+    old = Ledger.open(ledger_url, migrate=False)
+    assert old.migrate(upto=4) == [1, 2, 3, 4]
+    old.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    old.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    old.transition("st-2026-11-aaaa", Status.FAILED, "superseded", detail={"by": "st-2026-11-bbbb"},
+                   last_reason="superseded by st-2026-11-bbbb (corrected extract)")
+    for status in (Status.RENDERED, Status.QUEUED, Status.SENT):
+        old.transition("st-2026-11-cccc", status, status.value, pool="pool_a", sha256="ab", pages=2,
+                       attempts_increment=int(status is Status.SENT))
+    with old.begin() as conn:
+        conn.execute(text("UPDATE statements SET content_hash = 'h2', replaces = 'st-2026-11-aaaa' "
+                          "WHERE statement_id = 'st-2026-11-bbbb'"))
+        conn.execute(text("INSERT INTO prompt_notices (statement_id, claim_id, notice_due) "
+                          "VALUES ('st-2026-11-bbbb', 'C1', '2026-11-20')"))
+    old.audit("pipeline", "reissue", "st-2026-11-bbbb", {"replaces": "st-2026-11-aaaa"})
+    schema, rows = _schema(old), _rows(old)
+    assert "superseded" not in _status_check(old)
+    old.close()
+
+    ledger = Ledger.open(ledger_url, migrate=False)
+    assert ledger.migrate(upto=5) == [5]
+    assert ledger.migrate(upto=5) == []
+    assert _rows(ledger) == rows
+    assert _schema(ledger) == schema
+    assert "superseded" in _status_check(ledger)
+    assert ledger.migrate() == [6]  # the event index: rows as they were
+    assert ledger.verify_audit_chain() == 1
+    assert ledger.add_statements([_statement("st-2026-11-dddd")]) == 1
+    assert ledger.transition("st-2026-11-dddd", Status.SUPERSEDED, "superseded")
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # still a closed vocabulary
+        conn.execute(text("UPDATE statements SET status = 'lost' WHERE statement_id = 'st-2026-11-cccc'"))
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # foreign keys still enforced
+        conn.execute(text("INSERT INTO statement_events (statement_id, at, event, detail) "
+                          "VALUES ('st-missing', '2026-11-01', 'x', '{}')"))
+    if ledger.dialect == "sqlite":
+        with ledger.begin() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+        assert "statements_new" not in names and "sqlite_autoindex_statements_1" in names
+    ledger.close()
+
+
+def test_sqlite_migration_that_breaks_a_foreign_key_is_rolled_back(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import pipeline.ledger.store
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    Ledger.open(url).close()
+    real = migrations("sqlite")
+    orphan = Migration(len(real) + 1, "orphan", (
+        "INSERT INTO statement_events (statement_id, at, event, detail) "
+        "VALUES ('st-missing', '2026-11-01', 'x', '{}')",))
+    monkeypatch.setattr(pipeline.ledger.store, "migrations", lambda dialect: [*real, orphan])
+    ledger = Ledger.open(url, migrate=False)
+    with pytest.raises(LedgerError, match="foreign keys"):
+        ledger.migrate()
+    assert ledger.schema_version() == len(real)
+    with ledger.begin() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM statement_events").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    ledger.close()
+
+
+def test_ingest_accounts_are_replaced_on_rerun(ledger: Ledger) -> None:
+    files = [FileAccount("claims_part1.csv", "claims", 10, 8, 2)]
+    bad = [QuarantineRow("claims_part1.csv", 5, "billed", "not an amount"),
+           QuarantineRow("claims_part1.csv", 9, "member_id", "required value is empty")]
+    ledger.record_ingest("eob-2026-11", files, bad)
+    ledger.record_ingest("eob-2026-11", files, bad)
+    assert ledger.fetch("ingest_files_for_run", run_id="eob-2026-11")[0]["rows_quarantined"] == 2
+    reasons = ledger.fetch("quarantine_reasons_for_run", run_id="eob-2026-11")
+    assert sum(r["row_count"] for r in reasons) == 2
+
+
+def test_ingest_account_that_does_not_add_up_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(IntegrityError):
+        ledger.record_ingest("eob-2026-11", [FileAccount("claims.csv", "claims", 10, 8, 1)], [])
+
+
+def test_audit_log_is_a_hash_chain_that_detects_tampering(ledger: Ledger) -> None:
+    ledger.add_statements([_statement()])
+    ledger.audit("support:alice", "lookup", "st-2026-11-aaaa", {"by": "statement"})
+    ledger.audit("pipeline", "send", None, {"pool": "pool_a"})
+    assert ledger.verify_audit_chain() == 2
+    with ledger.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE actor = 'support:alice'"))
+    with pytest.raises(LedgerError, match="does not match the chain"):
+        ledger.verify_audit_chain()
+
+
+def test_unknown_statement_is_a_clear_error(ledger: Ledger) -> None:
+    with pytest.raises(LedgerError, match="st-missing is not in the ledger"):
+        ledger.transition("st-missing", Status.RENDERED, "rendered")
+
+
+def test_timestamps_come_from_the_injected_clock(ledger_url: str) -> None:
+    fixed = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    ledger = Ledger.open(ledger_url, now=lambda: fixed)
+    ledger.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    ledger.add_statements([_statement()])
+    assert ledger.timeline("st-2026-11-aaaa")[0]["at"].startswith("2026-12-01T06:00:00")

@@ -1,0 +1,444 @@
+"""The ingest and compose stages against a real (SQLite) ledger: accounts, statements, reissues."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.clock import utc_now
+from pipeline.compose.statements import iter_composed, make_statement_id
+from pipeline.demo.generate import generate_extract
+from pipeline.ledger.statuses import Status
+from pipeline.outcomes.routing import address_hash
+from pipeline.settings import Settings
+from pipeline.stages import compose_stage, ingest_stage, open_context, report_stage, run_dir
+
+PERIOD = "2026-11"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "ws").mkdir()
+    context = open_context(Settings(workspace=tmp_path / "ws", shards=2))
+    generate_extract(context.settings.extracts_dir / PERIOD, members=120, period=PERIOD, seed=4)
+    yield context
+    context.ledger.close()
+
+
+def _statements(ctx) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    with ctx.ledger.begin() as conn:
+        from sqlalchemy import text
+
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT statement_id, member_id, version, status, replaces, content_hash, prompt_notice "
+            "FROM statements ORDER BY member_id, version"))]
+
+
+def test_accounts_and_statements_reach_the_ledger_once(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingested = ingest_stage(ctx, PERIOD)
+    files = ctx.ledger.fetch("ingest_files_for_run", run_id="eob-2026-11")
+    claims = [f for f in files if f["kind"] == "claims"]
+    assert sum(f["rows_read"] for f in claims) == ingested["lines_read"] > 0
+    assert all(f["rows_read"] == f["rows_accepted"] + f["rows_quarantined"] for f in files)
+    reasons = ctx.ledger.fetch("quarantine_reasons_for_run", run_id="eob-2026-11")
+    assert sum(r["row_count"] for r in reasons if r["source_file"].startswith("claims")) == \
+        ingested["lines_quarantined"]
+    first = compose_stage(ctx, PERIOD)
+    assert first["inserted"] == first["statements"] == len(_statements(ctx)) > 100
+    assert first["email"] + first["paper"] == first["statements"]
+    assert all(s["content_hash"] and s["version"] == 1 for s in _statements(ctx))
+    again = compose_stage(ctx, PERIOD)
+    assert (again["inserted"], again["reissued"], again["unchanged"]) == (0, 0, first["statements"])
+    notices = ctx.ledger.fetch("ingest_prompt_notices_for_run", run_id="eob-2026-11")
+    flagged = {s["statement_id"] for s in _statements(ctx) if s["prompt_notice"]}
+    assert flagged and {n["statement_id"] for n in notices} == flagged
+    assert all(n["notice_due"] < "2026-12-01" for n in notices)
+
+
+def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
+    """Move one dollar from discount to plan paid on a paid line: still reconciles, new content."""
+    path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    accepted = {line.claim_id for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), 0, PERIOD,
+                                                     prompt_notice_days=30) for line in c.statement.lines}
+    row = next(r for r in rows if r["claim_id"] in accepted and r["status"] == "paid"
+               and float(r["discount"]) >= 1)
+    row["discount"] = f"{float(row['discount']) - 1:.2f}"
+    row["plan_paid"] = f"{float(row['plan_paid']) + 1:.2f}"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return row["member_id"]
+
+
+def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    second = compose_stage(ctx, PERIOD)
+    assert (second["inserted"], second["reissued"], second["unchanged"]) == (1, 1, first["statements"] - 1)
+    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert [v["version"] for v in versions] == [1, 2]
+    old, new = versions
+    assert new["replaces"] == old["statement_id"] == make_statement_id(member, PERIOD, 1)
+    assert old["status"] == Status.SUPERSEDED and new["status"] == Status.COMPOSED
+    closed = ctx.ledger.timeline(old["statement_id"])[-1]
+    assert (closed["event"], closed["from_status"], closed["to_status"]) == (
+        "superseded", "composed", "superseded")
+    assert closed["detail"] == {"by": new["statement_id"]}
+    assert "reissue" in [e["event"] for e in ctx.ledger.timeline(new["statement_id"])]
+    rendered = {c.statement.member.member_id: c.statement
+                for shard in range(2) for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), shard,
+                                                             PERIOD, prompt_notice_days=30)}
+    statement = rendered[member]
+    assert (statement.statement_id, statement.version, statement.replaces) == (
+        new["statement_id"], 2, old["statement_id"])
+    third = compose_stage(ctx, PERIOD)
+    assert (third["inserted"], third["reissued"]) == (0, 0)
+
+
+def test_a_rendered_version_replaced_before_it_is_queued_never_goes_out(ctx) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.ledger import Transition
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    ctx.ledger.apply([Transition(s["statement_id"], Status.RENDERED, "rendered") for s in _statements(ctx)])
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    old, new = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert (old["status"], new["status"]) == (Status.SUPERSEDED, Status.COMPOSED)
+    closed = ctx.ledger.timeline(old["statement_id"])[-1]
+    assert (closed["from_status"], closed["to_status"]) == ("rendered", "superseded")
+    assert {s["status"] for s in _statements(ctx) if s["member_id"] != member} == {Status.RENDERED}
+
+
+def test_a_superseded_version_is_neither_a_failure_nor_owed_a_delivery(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    with ctx.ledger.begin() as conn:  # as if everything else had been rendered and sent
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []
+    assert (summary["statements"], summary["superseded"], summary["failed"]) == (
+        first["statements"] + 1, 1, 0)
+    assert summary["rendered"] == summary["sent"] == first["statements"]
+    html = Path(summary["html"]).read_text()
+    assert "every superseded statement is replaced by a newer version" in html and "✘" not in html
+    assert f"<td><code>{old_id}</code></td><td>superseded</td>" in html
+    with Path(summary["csv"]).open(newline="", encoding="utf-8") as handle:
+        csv_rows = {row["metric"]: row["value"] for row in csv.DictReader(handle)}
+    assert (csv_rows["superseded"], csv_rows["failed"], csv_rows["status_superseded"]) == ("1", "0", "1")
+    # a superseded version without the version that replaces it would not reconcile
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET replaces = NULL WHERE statement_id = :s"), {"s": new_id})
+    assert report_stage(ctx, PERIOD)["failed_checks"] == [
+        "every superseded statement is replaced by a newer version or withdrawn"]
+
+
+def _drop_members(ctx, members: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A corrected extract without these members' claim lines (re-keyed or withdrawn claims)."""
+    path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["member_id"] not in members)
+
+
+def _set_status(ctx, statement_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = :status WHERE statement_id = :s"),
+                     {"status": status, "s": statement_id})
+
+
+def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The claims on that statement were withdrawn or now belong to someone else: a version not
+    yet out (rendered, or queued to a pool) never goes out; one already sent is flagged once for
+    follow-up and keeps its status; a failed one is left alone. When the lines come back, the
+    withdrawn members get a new version and the sent one is reinstated."""
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    rendered, queued, sent, failed = sorted(s["member_id"] for s in _statements(ctx))[:4]
+    ids = {m: make_statement_id(m, PERIOD, 1) for m in (rendered, queued, sent, failed)}
+    for member, status in ((rendered, "rendered"), (queued, "queued"), (sent, "sent"), (failed, "failed")):
+        _set_status(ctx, ids[member], status)
+    original = (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").read_bytes()
+    _drop_members(ctx, [rendered, queued, sent, failed])
+    ingest_stage(ctx, PERIOD)
+    second = compose_stage(ctx, PERIOD)
+    assert (second["withdrawn"], second["withdrawn_after_release"], second["inserted"]) == (2, 1, 0)
+    for member, was in ((rendered, "rendered"), (queued, "queued")):
+        assert ctx.ledger.statement(ids[member])["status"] == Status.SUPERSEDED
+        closed = ctx.ledger.timeline(ids[member])[-1]
+        assert (closed["event"], closed["from_status"], closed["to_status"]) == (
+            "withdrawn", was, "superseded")
+    assert ctx.ledger.statement(ids[sent])["status"] == "sent"
+    assert ctx.ledger.timeline(ids[sent])[-1]["event"] == "withdrawn_after_release"
+    assert ctx.ledger.statement(ids[failed])["status"] == "failed"
+    assert "withdrawn_after_release" not in [e["event"] for e in ctx.ledger.timeline(ids[failed])]
+    work = run_dir(ctx.settings, "eob-2026-11")
+    to_render = {c.statement.member.member_id for shard in range(2)
+                 for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30)}
+    assert not to_render & {rendered, queued, sent, failed}
+    again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or flagged twice
+    assert (again["withdrawn"], again["withdrawn_after_release"]) == (0, 0)
+    assert [e["event"] for e in ctx.ledger.timeline(ids[sent])].count("withdrawn_after_release") == 1
+    with ctx.ledger.begin() as conn:  # as if everything else had gone out
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []
+    assert (summary["superseded"], summary["withdrawn"], summary["withdrawn_after_release"]) == (2, 2, 1)
+    html = Path(summary["html"]).read_text()
+    assert f"<td><code>{ids[rendered]}</code></td><td>before release</td><td>superseded</td>" in html
+    assert f"<td><code>{ids[sent]}</code></td><td>after release</td><td>sent</td>" in html
+    # the claims come back (the correction was itself a mistake)
+    (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").write_bytes(original)
+    ingest_stage(ctx, PERIOD)
+    back = compose_stage(ctx, PERIOD)
+    assert (back["inserted"], back["reissued"], back["unchanged"]) == (2, 2, first["statements"] - 2)
+    for member in (rendered, queued):
+        versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+        assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "composed")]
+    assert ctx.ledger.timeline(ids[sent])[-1]["event"] == "reinstated"
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = 'sent' WHERE status = 'composed'"))
+    summary = report_stage(ctx, PERIOD)
+    assert summary["failed_checks"] == []  # withdrawn, then replaced: explained
+    assert summary["withdrawn_after_release"] == 0  # reinstated: nothing to follow up
+
+
+def test_withdrawing_a_statement_whose_send_is_in_doubt_or_that_went_out_meanwhile_flags_it(  # type: ignore[no-untyped-def]
+        ctx) -> None:
+    """A queued statement whose send task stopped mid-transaction may be with the member: closed, so
+    it is not sent again, and flagged. One that went out after compose read its status is flagged."""
+    from pipeline.ledger import Transition
+    from pipeline.stages import withdrawals
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    doubt, moved_on = [s["statement_id"] for s in _statements(ctx)][:2]
+    for statement_id in (doubt, moved_on):
+        ctx.ledger.apply([Transition(statement_id, Status.RENDERED, "rendered"),
+                          Transition(statement_id, Status.QUEUED, "queued")])
+    ctx.ledger.record_event(doubt, "send_attempt", {"pool": "pool_a"})
+    read_earlier = [dict(ctx.ledger.statement(sid) or {}) for sid in (doubt, moved_on)]
+    ctx.ledger.apply([Transition(moved_on, Status.SENT, "sent")])  # the send task got there first
+    assert withdrawals.withdraw(ctx, read_earlier, set()) == (1, 2)
+    assert ctx.ledger.statement(doubt)["status"] == Status.SUPERSEDED
+    assert ctx.ledger.timeline(doubt)[-1]["event"] == "withdrawn_in_doubt"  # closed and flagged at once
+    assert ctx.ledger.statement(moved_on)["status"] == "sent"
+    assert ctx.ledger.timeline(moved_on)[-1]["event"] == "withdrawn_after_release"
+
+
+def test_statements_withdrawn_before_do_not_count_against_the_limit_again(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    with ctx.ledger.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE statements SET status = 'sent'"))
+    members = sorted(s["member_id"] for s in _statements(ctx))
+    _drop_members(ctx, members[:12])
+    ingest_stage(ctx, PERIOD)
+    wide = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.5}))
+    assert compose_stage(wide, PERIOD)["withdrawn_after_release"] == 12
+    _drop_members(ctx, members[:17])  # five more: within the default limit on their own
+    ingest_stage(ctx, PERIOD)
+    assert compose_stage(ctx, PERIOD)["withdrawn_after_release"] == 5
+
+
+def test_compose_refuses_to_withdraw_more_than_the_limit_allows(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A delivery missing many members looks like a partial one: compose changes nothing (not
+    even the reissues the same delivery brings) until ops confirm it by raising the limit."""
+    from pipeline.stages.withdrawals import WithdrawalRefused
+
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    changed = _correct_one_line(ctx)
+    members = sorted(s["member_id"] for s in _statements(ctx) if s["member_id"] != changed)
+    dropped = members[:30]
+    _drop_members(ctx, dropped)
+    ingest_stage(ctx, PERIOD)
+    refused = (f"2026-11: the extract has no claim lines for 30 of the {first['statements']} members who "
+               "already have a statement, more than the 12 EOB_COMPOSE_WITHDRAW_LIMIT allows; nothing was "
+               "changed")
+    with pytest.raises(WithdrawalRefused, match=refused):
+        compose_stage(ctx, PERIOD)
+    statements = _statements(ctx)
+    assert len(statements) == first["statements"] and {s["status"] for s in statements} == {Status.COMPOSED}
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"compose_withdraw_limit": 0.3}))
+    done = compose_stage(ctx, PERIOD)
+    assert (done["withdrawn"], done["reissued"]) == (30, 1)
+
+
+def test_a_period_keeps_the_shard_count_it_started_with(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A member's statements live in one shard: changing EOB_SHARDS mid-period would make every
+    moved member look new (or gone), so both stages refuse with what to do."""
+    from pipeline.stages.context import ShardCountChanged
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    three = replace(ctx, settings=ctx.settings.model_copy(update={"shards": 3}))
+    keep = "2026-11 was started with 2 shards and EOB_SHARDS is now 3: keep EOB_SHARDS=2 for this period"
+    with pytest.raises(ShardCountChanged, match=keep):
+        ingest_stage(three, PERIOD)
+    with pytest.raises(ShardCountChanged, match=keep):
+        compose_stage(three, PERIOD)
+    assert compose_stage(ctx, PERIOD)["withdrawn"] == 0
+
+
+def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: ignore[no-untyped-def]
+        ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli.main import app
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    monkeypatch.setenv("EOB_WORKSPACE", str(ctx.settings.workspace))
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test"])
+    assert result.exit_code == 0, result.output
+    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    assert f"{old_id} · {PERIOD} · status superseded" in result.output
+    assert f"{new_id} · {PERIOD} · status composed" in result.output
+    assert f"by={new_id}" in result.output and f"replaces={old_id}" in result.output
+
+
+def test_a_sent_statement_stays_sent_when_a_correction_replaces_it(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    member = _correct_one_line(ctx)
+    old_id = make_statement_id(member, PERIOD, 1)
+    for status, event in ((Status.RENDERED, "rendered"), (Status.QUEUED, "queued"), (Status.SENT, "sent")):
+        assert ctx.ledger.transition(old_id, status, event)
+    ingest_stage(ctx, PERIOD)
+    assert compose_stage(ctx, PERIOD)["reissued"] == 1
+    versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "sent"), (2, "composed")]
+    assert "superseded" in [e["event"] for e in ctx.ledger.timeline(old_id)]
+
+
+def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untyped-def]
+    path = ctx.settings.extracts_dir / PERIOD / "members.csv"
+    members = list(csv.DictReader(path.open(encoding="utf-8")))
+    ingest_stage(ctx, PERIOD)
+    baseline = {c.statement.member.member_id: c for shard in range(2) for c in iter_composed(
+        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30)}
+    target = next(m for m in members
+                  if m["member_id"] in baseline and baseline[m["member_id"]].channel == "email")
+    secret = ctx.settings.verp_secret.get_secret_value()
+    ctx.ledger.execute("insert_suppression", address_hash=address_hash(target["email"], secret),
+                       cause="hard_bounce", statement_id=None, at=ctx.ledger.now())
+    compose_stage(ctx, PERIOD)
+    row = ctx.ledger.statement(make_statement_id(target["member_id"], PERIOD))
+    assert row is not None and (row["channel"], row["paper_reason"]) == ("paper", "suppressed")
+
+
+def test_extract_ready_sees_the_period_folder(ctx) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.stages import extract_ready_stage
+
+    ctx = replace(ctx, now=lambda: utc_now() + timedelta(minutes=11))  # past the quiet period
+    assert extract_ready_stage(ctx, PERIOD)
+    assert not extract_ready_stage(ctx, "2026-12")  # no folder yet
+    empty = ctx.settings.extracts_dir / "2027-01"
+    (empty / "still-uploading").mkdir(parents=True)
+    (empty / ".members.csv.part").write_text("x")
+    (empty / "README.txt").write_text("x")
+    assert not extract_ready_stage(ctx, "2027-01")  # empty of extract files
+    (empty / "members.csv").write_text("member_id\n")
+    assert extract_ready_stage(ctx, "2027-01")
+
+
+def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # type: ignore[no-untyped-def]
+        ctx, caplog: pytest.LogCaptureFixture) -> None:
+    """A file still being written is not read: the sensor waits for the quiet period to pass
+    since the last change, and for the delivery's marker file when one is configured."""
+    from pipeline.ingest.sources import open_extract
+    from pipeline.stages import extract_ready_stage
+
+    folder = ctx.settings.extracts_dir / PERIOD
+
+    def last_change() -> datetime:
+        return datetime.fromtimestamp(max(p.stat().st_ctime for p in folder.iterdir()), UTC)
+
+    written = last_change()
+    clock = {"now": written + timedelta(minutes=4)}
+    ctx = replace(ctx, now=lambda: clock["now"],
+                  settings=ctx.settings.model_copy(update={"extract_ready_marker": "_SUCCESS"}))
+    caplog.set_level(logging.INFO, logger="pipeline.stages.ingest")
+    assert not extract_ready_stage(ctx, PERIOD)
+    assert caplog.records[-1].waiting_for == (  # the task log says what the sensor waits for
+        "a file changed 4 minute(s) ago; waiting until none has changed for 10 minutes")
+    clock["now"] = written + timedelta(minutes=10)
+    assert not extract_ready_stage(ctx, PERIOD)  # quiet long enough, but the marker is missing
+    assert caplog.records[-1].waiting_for == "the delivery's marker file is not there yet"
+    (folder / "_SUCCESS").write_text("")
+    assert extract_ready_stage(ctx, PERIOD)
+    time.sleep(0.01)
+    with sorted(folder.glob("claims*"))[0].open("a") as claims:  # the transfer writes again
+        claims.write("\n")
+    assert not extract_ready_stage(ctx, PERIOD)
+    clock["now"] = last_change() + timedelta(minutes=10)
+    assert extract_ready_stage(ctx, PERIOD)
+    assert open_extract(folder, ctx.settings.workspace / "x").claims  # ingest ignores the marker
+    ctx.settings = ctx.settings.model_copy(update={"extract_quiet_minutes": 0})
+    clock["now"] = written - timedelta(hours=1)  # a file stamped ahead of this clock: 0 means now
+    assert extract_ready_stage(ctx, PERIOD)
+
+
+def test_a_marker_named_like_an_extract_file_is_refused() -> None:
+    with pytest.raises(ValueError, match="'done.json' would be read as part of the extract"):
+        Settings(extract_ready_marker="done.json")
+
+
+def test_a_file_copied_in_with_an_old_timestamp_still_counts_as_just_changed(tmp_path: Path) -> None:
+    """`cp -p` and many transfer tools keep the sender's modification time (old, or ahead of this
+    clock): the quiet period runs from when the file landed here."""
+    from pipeline.ingest.sources.arrival import local_arrival
+
+    folder = tmp_path / PERIOD
+    folder.mkdir()
+    stamps = {"claims.csv": utc_now() - timedelta(days=2), "members.csv": utc_now() + timedelta(days=2)}
+    for name, stamp in stamps.items():
+        (folder / name).write_text("id\n")
+        os.utime(folder / name, (stamp.timestamp(), stamp.timestamp()))
+    arrival = local_arrival(folder, None)
+    assert arrival.waiting_for(utc_now(), timedelta(minutes=10)) is not None
+    assert arrival.waiting_for(utc_now() + timedelta(minutes=10), timedelta(minutes=10)) is None
+
+
+def test_extract_ready_follows_a_file_url(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.stages import extract_ready_stage
+
+    root = tmp_path / "drop"
+    ctx = SimpleNamespace(settings=Settings(workspace=tmp_path / "ws", extracts_url=f"file://{root}",
+                                            extract_quiet_minutes=0), now=utc_now)
+    assert not extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]
+    generate_extract(root / PERIOD, members=5, period=PERIOD, seed=1)
+    assert extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]

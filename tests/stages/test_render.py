@@ -1,0 +1,153 @@
+"""The render stage on a generated run: stored PDFs, ledger facts, and idempotent re-runs.
+
+A small month is generated, ingested and composed for real (SQLite ledger, local object
+store); then shard 0 is rendered, re-rendered unchanged, re-rendered after its content
+changed, and rendered with a failing statement.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+import pytest
+from sqlalchemy import text
+
+from pipeline.demo.generate import generate_extract
+from pipeline.ledger.statuses import Status
+from pipeline.settings import Settings
+from pipeline.stages import compose_stage, ingest_stage, open_context, render_stage
+from pipeline.stages.context import Context, run_id_for
+
+PERIOD = "2026-11"
+SHARD = 0
+
+
+@dataclass
+class CountingStore:
+    """The real local store, counting uploads (a skipped statement must not upload)."""
+
+    inner: object
+    puts: int = 0
+
+    def put(self, key: str, data: bytes, content_type: str):  # type: ignore[no-untyped-def]
+        self.puts += 1
+        return self.inner.put(key, data, content_type)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Context:
+    settings = Settings(workspace=tmp_path / "ws", shards=2, render_batch_size=7)
+    generate_extract(settings.extracts_dir / PERIOD, members=40, period=PERIOD, seed=11)
+    context = open_context(settings)
+    ingest_stage(context, PERIOD)
+    compose_stage(context, PERIOD)
+    context.store = CountingStore(context.store)  # type: ignore[assignment]
+    return context
+
+
+def _rows(ctx: Context) -> dict[str, dict]:  # type: ignore[type-arg]
+    rows = ctx.ledger.fetch("statement_ids_in_shard", run_id=run_id_for(PERIOD), shard=SHARD)
+    return {row["statement_id"]: ctx.ledger.statement(row["statement_id"]) for row in rows}
+
+
+def test_first_run_stores_encrypted_email_copies_and_plain_print_copies(ctx: Context) -> None:
+    result = render_stage(ctx, PERIOD, SHARD)
+    rows = _rows(ctx)
+    assert result["rendered"] == len(rows) > 0 and result["failed"] == 0
+    members = {m["member_id"]: m for m in _members(ctx)}
+    for statement_id, row in rows.items():
+        assert row["status"] == Status.RENDERED and row["pages"] >= 1
+        key = row["object_key"] or row["print_key"]
+        data = ctx.store.get(key)
+        assert len(data) == row["size_bytes"]
+        events = ctx.ledger.timeline(statement_id)
+        rendered = [e for e in events if e["event"] == "rendered"][0]
+        assert len(rendered["detail"]["content_sha256"]) == 64
+        if row["channel"] == "email":
+            dob = members[row["member_id"]]["date_of_birth"]
+            password = f"{dob[5:7]}{dob[8:10]}{dob[0:4]}"
+            with pikepdf.open(io.BytesIO(data), password=password) as pdf:
+                assert len(pdf.pages) == row["pages"] and pdf.encryption.R == 6
+            with pytest.raises(pikepdf.PasswordError):
+                pikepdf.open(io.BytesIO(data))
+        else:
+            with pikepdf.open(io.BytesIO(data)) as pdf:  # the print copy has no password
+                assert len(pdf.pages) == row["pages"]
+
+
+def test_rerun_skips_unchanged_statements_without_encrypting_or_uploading(ctx: Context) -> None:
+    first = render_stage(ctx, PERIOD, SHARD)
+    uploads = ctx.store.puts  # type: ignore[attr-defined]
+    before = _rows(ctx)
+    again = render_stage(ctx, PERIOD, SHARD)
+    assert again["unchanged"] == first["rendered"]
+    assert again["rendered"] == again["rerendered"] == 0
+    assert ctx.store.puts == uploads  # type: ignore[attr-defined]
+    assert _rows(ctx) == before
+
+
+def test_changed_content_is_rerendered_in_place_with_its_own_event(ctx: Context) -> None:
+    render_stage(ctx, PERIOD, SHARD)
+    statement_id, row = sorted(_rows(ctx).items())[0]
+    with ctx.ledger.begin() as conn:  # as if rendered with older wording
+        conn.execute(text("UPDATE statement_events SET detail = :detail "
+                          "WHERE statement_id = :id AND event = 'rendered'"),
+                     {"detail": json.dumps({"content_sha256": "0" * 64}), "id": statement_id})
+    again = render_stage(ctx, PERIOD, SHARD)
+    assert again["rerendered"] == 1
+    after = ctx.ledger.statement(statement_id)
+    assert after is not None and after["status"] == Status.RENDERED
+    key = row["object_key"] or row["print_key"]
+    assert (after["object_key"] or after["print_key"]) == key
+    if row["channel"] == "email":  # fresh encryption: new bytes, new digest
+        assert after["sha256"] != row["sha256"]
+    events = [e["event"] for e in ctx.ledger.timeline(statement_id)]
+    assert events[-1] == "rerendered"
+    assert render_stage(ctx, PERIOD, SHARD)["rerendered"] == 0  # and now it is current
+
+
+def test_statements_past_rendered_are_never_touched(ctx: Context) -> None:
+    render_stage(ctx, PERIOD, SHARD)
+    statement_id = sorted(_rows(ctx))[0]
+    assert ctx.ledger.transition(statement_id, Status.QUEUED, "queued", pool="pool_a")
+    again = render_stage(ctx, PERIOD, SHARD)
+    assert again["skipped"] == 1
+    assert ctx.ledger.statement(statement_id)["status"] == Status.QUEUED  # type: ignore[index]
+
+
+def test_a_statement_that_cannot_be_laid_out_fails_with_a_reason_and_no_phi(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.render.eob as render_module
+
+    real = render_module.render_statement
+    victim = sorted(_rows(ctx))[0]
+
+    def failing(statement, **kwargs):  # type: ignore[no-untyped-def]
+        if statement.statement_id == victim:
+            raise render_module.RenderError(f"statement {victim}: layout failed (ValueError)")
+        return real(statement, **kwargs)
+
+    monkeypatch.setattr(render_module, "render_statement", failing)
+    result = render_stage(ctx, PERIOD, SHARD)
+    assert result["failed"] == 1 and result["rendered"] == len(_rows(ctx)) - 1
+    row = ctx.ledger.statement(victim)
+    assert row is not None and row["status"] == Status.FAILED
+    assert "RenderError" in row["last_reason"] and victim in row["last_reason"]
+    member = [m for m in _members(ctx) if m["member_id"] == row["member_id"]][0]
+    for private in (member["first_name"], member["last_name"], member["date_of_birth"]):
+        assert private not in row["last_reason"]
+
+
+def _members(ctx: Context) -> list[dict]:  # type: ignore[type-arg]
+    import csv
+
+    path = ctx.settings.extracts_dir / PERIOD / "members.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

@@ -1,0 +1,421 @@
+"""The send stage on a real SQLite ledger against real SMTP servers on loopback.
+
+Covers what operations would notice: outcomes on the timeline, in-doubt statements after a
+crash, pauses and suspensions that really stop attempts (and persist across runs until they
+expire), warm-up caps counted in sending days, the dry run, resends with a reason, and no
+address in any log line at INFO or above.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import send as cli_send
+from pipeline.delivery import controls as controls_db
+from pipeline.delivery.pools import send_config
+from pipeline.demo.smtp_sink import Decision, SmtpSink, TlsMaterial, make_tls_material
+from pipeline.ledger.statuses import Status
+from pipeline.stages.context import Context
+from pipeline.stages.send import send_stage
+from tests.support.send import (
+    WallClock,
+    events,
+    make_context,
+    pool_file,
+    queue_statements,
+    statuses,
+)
+
+RELAY = "127.0.0.53"
+POOL = "pool_t"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    return make_tls_material(tmp_path_factory.mktemp("tls"), [RELAY])
+
+
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock()
+
+
+def world(tmp_path: Path, sink: SmtpSink, tls: TlsMaterial, clock: WallClock, *,
+          extra: str = "", providers: str = "") -> Context:
+    return make_context(tmp_path / "ws", pool_file(sink.host, sink.port, extra=extra,
+                                                   providers=providers),
+                        tls.ca_file, clock)
+
+
+def by_domain(sink: SmtpSink) -> Counter[str]:
+    return Counter(a.recipient.rpartition("@")[2] for a in sink.attempts)
+
+
+def replies(table: dict[str, Decision], *, once: bool = False) -> Callable[[str], Decision]:
+    """Answers by local part; ``once``: only the first RCPT of that recipient is refused."""
+    seen: Counter[str] = Counter()
+
+    def behaviour(rcpt: str) -> Decision:
+        local = rcpt.split("@")[0]
+        seen[local] += 1
+        if local in table and (not once or seen[local] == 1):
+            return table[local]
+        return Decision("accept")
+
+    return behaviour
+
+
+# -- outcomes ---------------------------------------------------------------------------------------
+
+
+def test_every_outcome_is_committed_with_its_attempt_on_the_timeline(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    behaviour = replies({"nobody": Decision("reject", 550, "5.1.1", "user unknown"),
+                         "busy": Decision("reject", 451, "4.3.0", "try again later")})
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=behaviour) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        queued = queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(8)]
+                                  + ["nobody@gmail.com", "busy@yahoo.com"])
+        result = send_stage(ctx, POOL)
+    assert (result["accepted"], result["rejected"], result["deferred"]) == (8, 1, 1)
+    assert result["left_queued"] == 0 and len(sink.received) == 8
+    final = statuses(ctx)
+    assert Counter(final.values()) == {"sent": 8, "verification_pending": 1,
+                                       "retry_scheduled": 1}
+    for q in queued:
+        timeline = events(ctx, q.statement_id)
+        assert timeline[timeline.index("send_attempt") + 1] in (
+            "sent", "bounced", "retry_scheduled")
+    assert controls_db.warmup_status(ctx.ledger, send_config(ctx.settings).pool(POOL),
+                                     clock()).sent_today == 10
+    again = send_stage(ctx, POOL)  # a re-run finds nothing queued: no message goes twice
+    assert again["queued"] == 0 and len(sink.received) == 8
+
+
+def test_an_in_doubt_statement_is_marked_and_sent_again_once(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        doubt, plain = queue_statements(ctx, POOL, ["a@example.org", "b@example.org"])
+        # what a crash between the attempt and its outcome leaves behind
+        ctx.ledger.record_event(doubt.statement_id, "send_attempt", {"pool": POOL})
+        result = send_stage(ctx, POOL)
+    assert result["in_doubt"] == 1 and result["accepted"] == 2
+    assert events(ctx, doubt.statement_id)[-4:] == ["send_attempt", "send_in_doubt",
+                                                    "send_attempt", "sent"]
+    assert "send_in_doubt" not in events(ctx, plain.statement_id)
+
+
+def test_a_statement_withdrawn_while_its_email_is_in_flight_is_flagged_for_follow_up_once(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    """A corrected extract withdraws it during the SMTP exchange: the send is in doubt, so it is
+    closed (never sent again) and flagged for follow-up; the relay's 250 then flags nothing twice."""
+    from dataclasses import replace
+
+    from pipeline.ledger import Ledger
+    from pipeline.stages import withdrawals
+
+    target: dict[str, str] = {}
+
+    def withdraw_on_rcpt(rcpt: str) -> Decision:
+        if rcpt.startswith("late@") and "done" not in target:  # compose withdraws it now
+            target["done"] = "yes"
+            other = Ledger.open(ctx.settings.ledger_dsn)
+            row = other.statement(target["id"])
+            assert withdrawals.withdraw(replace(ctx, ledger=other), [dict(row or {})], set()) == (1, 1)
+            other.close()
+        return Decision("accept")
+
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=withdraw_on_rcpt) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        late, on_time = queue_statements(ctx, POOL, ["late@example.org", "b@example.org"])
+        target["id"] = late.statement_id
+        send_stage(ctx, POOL)
+    assert len(sink.received) == 2
+    assert statuses(ctx)[late.statement_id] == "superseded"
+    assert events(ctx, late.statement_id)[-3:] == ["send_attempt", "withdrawn_in_doubt", "sent_ignored"]
+    assert withdrawals.is_flagged_after_release(ctx.ledger, late.statement_id)
+    assert statuses(ctx)[on_time.statement_id] == "sent"
+
+
+def test_a_250_for_a_statement_superseded_in_flight_puts_it_on_the_follow_up_list(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    """Closed by anything else while the relay was taking it: the mail is out, so it is flagged."""
+    from pipeline.ledger import Ledger, Transition
+    from pipeline.ledger.statuses import Status
+
+    target: dict[str, str] = {}
+
+    def supersede_on_rcpt(rcpt: str) -> Decision:
+        if rcpt.startswith("late@") and "done" not in target:
+            target["done"] = "yes"
+            other = Ledger.open(ctx.settings.ledger_dsn)
+            other.apply([Transition(target["id"], Status.SUPERSEDED, "superseded", {"by": "v2"})])
+            other.close()
+        return Decision("accept")
+
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=supersede_on_rcpt) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        (late,) = queue_statements(ctx, POOL, ["late@example.org"])
+        target["id"] = late.statement_id
+        send_stage(ctx, POOL)
+    assert events(ctx, late.statement_id)[-3:] == ["superseded", "sent_ignored", "withdrawn_after_release"]
+
+
+# -- pauses and suspensions ---------------------------------------------------------------------------
+
+
+def test_an_operator_pause_holds_a_provider_until_resumed(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        config = send_config(ctx.settings)
+        queue_statements(ctx, POOL, [f"g{i}@gmail.com" for i in range(4)]
+                         + [f"o{i}@example.org" for i in range(4)])
+        controls_db.pause(ctx.ledger, config, pool=POOL, provider="gmail",
+                          reason="complaint spike", actor="ops", now=clock())
+        first = send_stage(ctx, POOL)
+        assert by_domain(sink) == {"example.org": 4}  # gmail: not one attempt
+        assert first["held"] == 4 and Counter(statuses(ctx).values()) == {"sent": 4, "queued": 4}
+        clock.advance(hours=5)
+        assert send_stage(ctx, POOL)["accepted"] == 0  # no end given: paused until resumed
+        assert controls_db.resume(ctx.ledger, config, pool=POOL, provider="gmail",
+                                  reason="spike over", actor="ops", now=clock()) == 1
+        assert send_stage(ctx, POOL)["accepted"] == 4
+    assert by_domain(sink) == {"example.org": 4, "gmail.com": 4}
+    actions = [row["action"] for row in ctx.ledger.fetch("audit_chain")]
+    assert "send_pause" in actions and "send_resume" in actions
+
+
+def test_a_paused_pool_sends_nothing_and_builds_no_message(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(3)])
+        controls_db.pause(ctx.ledger, send_config(ctx.settings), pool=POOL, reason="incident",
+                          actor="ops", now=clock(), seconds=600)
+        result = send_stage(ctx, POOL)
+        assert result["held"] == 3 and sink.session_count == 0
+        clock.advance(minutes=11)  # the pause had an end
+        assert send_stage(ctx, POOL)["accepted"] == 3
+
+
+def test_a_suspension_stops_attempts_across_runs_until_it_expires(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    refused = {"y1": Decision("reject", 421, "4.7.0", "[TSS04] Messages from 127.0.0.43 "
+                              "temporarily deferred due to unexpected volume")}
+    behaviour = {"now": replies(refused)}
+    extra = "\n[throttle]\nsuspend_seconds = 3600\n" 
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=lambda r: behaviour["now"](r)) as sink:
+        ctx = world(tmp_path, sink, tls, clock, providers=extra)
+        queue_statements(ctx, POOL, [f"y{i}@yahoo.com" for i in range(6)]
+                         + [f"o{i}@example.org" for i in range(3)])
+        first = send_stage(ctx, POOL)
+        yahoo_attempts = by_domain(sink)["yahoo.com"]
+        assert first["suspended"] and "yahoo" in first["suspended"]
+        assert Counter(statuses(ctx).values())["queued"] == 6 - (yahoo_attempts - 1)
+        [pause] = controls_db.active_pauses(ctx.ledger, POOL, clock())
+        assert (pause.provider, pause.kind) == ("yahoo", "suspend") and "TSS04" in pause.reason
+
+        behaviour["now"] = replies({})  # the provider would accept again…
+        clock.advance(minutes=30)
+        second = send_stage(ctx, POOL)  # …but the suspension is still in force
+        assert by_domain(sink)["yahoo.com"] == yahoo_attempts, "an attempt while suspended"
+        assert second["accepted"] == 0
+
+        clock.advance(minutes=31)  # expired
+        third = send_stage(ctx, POOL)
+    assert third["accepted"] == 6 - (yahoo_attempts - 1)
+    assert Counter(statuses(ctx).values()) == {"sent": 9}
+    held = [s for s, st in statuses(ctx).items() if "send_held" in events(ctx, s)]
+    assert held and all(st == "sent" for s, st in statuses(ctx).items() if s in held)
+
+
+def test_a_pool_reconcile_put_on_hold_sends_nothing(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        queued = queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(6)])
+        for q in queued[:5]:  # five "blocked" bounces from this pool within the hour
+            ctx.ledger.record_event(q.statement_id, "bounced", {"category": "blocked",
+                                                                "pool": POOL})
+        held = send_stage(ctx, POOL)
+        assert sink.session_count == 0 and "sender-caused bounces" in held["paused"]
+        clock.advance(hours=3)  # the hold has lapsed
+        assert send_stage(ctx, POOL)["accepted"] == 6
+
+
+def test_a_rate_cut_is_remembered_by_the_next_run(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    behaviour = replies({"g2": Decision("reject", 451, "4.7.28", "rate limited, slow down")},
+                        once=True)
+    providers = "[pool.providers.gmail]\nmax_per_second = 40\nmax_connections = 1\n"
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=behaviour) as sink:
+        ctx = world(tmp_path, sink, tls, clock, providers=providers)
+        queue_statements(ctx, POOL, [f"g{i}@gmail.com" for i in range(5)])
+        result = send_stage(ctx, POOL)
+    assert result["accepted"] == 5 and result["rate_cuts"] == {"gmail": 1}
+    state = controls_db.load_throttle(ctx.ledger, POOL, clock())
+    assert state["gmail"].rate_after_decrease == pytest.approx(40 * 0.95 / 2)
+    assert cli_send.pool_status(ctx.ledger, send_config(ctx.settings), clock())[0][
+        "throttled"] == {"gmail": pytest.approx(19.0)}
+
+
+# -- warm-up -----------------------------------------------------------------------------------------
+
+WARMUP = """
+[pool.warmup]
+min_messages_per_day = 3
+hold_days = 1
+steps = [{ day = 1, daily = 6, hourly = 4 }, { day = 2, daily = 10, hourly = 10 }]
+"""
+
+
+def test_warm_up_caps_hold_and_idle_calendar_days_do_not_count(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock, extra=WARMUP)
+        queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(30)])
+
+        def run() -> int:
+            before = len(sink.attempts)
+            send_stage(ctx, POOL)
+            return len(sink.attempts) - before
+
+        assert run() == 4  # day 1, 10:00: the hourly cap
+        assert run() == 0  # same hour: nothing left
+        clock.advance(hours=1)
+        assert run() == 2  # day 1, 11:00: the daily cap (6) binds before the hourly one
+        clock.advance(days=20)  # idle weeks between monthly runs…
+        plan = send_config(ctx.settings).pool(POOL)
+        assert controls_db.warmup_status(ctx.ledger, plan, clock()).caps.day == 2  # …don't count
+        assert run() == 10
+        clock.advance(days=1)
+        assert run() == 14  # sending day 3: past the plan, warm
+    assert len(sink.received) == 30
+    assert Counter(statuses(ctx).values()) == {"sent": 30}
+
+
+def test_a_day_below_the_minimum_is_not_a_sending_day(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock, extra=WARMUP)
+        queue_statements(ctx, POOL, ["a@example.org", "b@example.org"])
+        send_stage(ctx, POOL)  # two retries' worth: below min_messages_per_day = 3
+        clock.advance(days=1)
+        plan = send_config(ctx.settings).pool(POOL)
+        assert controls_db.warmup_status(ctx.ledger, plan, clock()).caps.day == 1
+
+
+# -- dry run, resend, CLI ----------------------------------------------------------------------------
+
+
+def test_dry_run_reports_the_plan_without_touching_smtp(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    providers = "[pool.providers.gmail]\nmax_per_second = 5\n"
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock, extra=WARMUP, providers=providers)
+        queue_statements(ctx, POOL, [f"g{i}@gmail.com" for i in range(10)]
+                         + [f"y{i}@yahoo.com" for i in range(2)])
+        controls_db.pause(ctx.ledger, send_config(ctx.settings), pool=POOL, provider="yahoo",
+                          reason="test", actor="ops", now=clock())
+        plan = send_stage(ctx, POOL, dry_run=True)
+    assert sink.session_count == 0 and Counter(statuses(ctx).values()) == {"queued": 12}
+    assert plan["dry_run"] and plan["queued"] == 12
+    assert plan["lanes"]["gmail"] == {"queued": 10, "held": None, "rate_per_second": 5.0,
+                                      "seconds_at_rate": 2.0}
+    assert "paused by an operator" in plan["lanes"]["yahoo"]["held"]
+    assert plan["would_attempt_at_most"] == 4 and plan["warmup_hourly_cap"] == 4
+
+
+def test_resend_requeues_what_may_go_again_and_refuses_the_rest(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock
+) -> None:
+    behaviour = replies({"nobody": Decision("reject", 550, "5.1.1", "user unknown"),
+                         "busy": Decision("reject", 451, "4.3.0", "try again later")})
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=behaviour) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        ok, bad, busy = queue_statements(ctx, POOL, ["ok@example.org", "nobody@example.org",
+                                                     "busy@example.org"])
+        send_stage(ctx, POOL)
+        config = send_config(ctx.settings)
+        outcomes = {o.statement_id: o for o in cli_send.resend(
+            ctx.ledger, config, [busy.statement_id, bad.statement_id, "st-nope"],
+            reason="member called: retry now", actor="support-7")}
+        assert outcomes[busy.statement_id].requeued
+        assert not outcomes[bad.statement_id].requeued
+        assert "verification" in outcomes[bad.statement_id].why
+        assert outcomes["st-nope"].why == "no such statement"
+        sent = cli_send.resend(ctx.ledger, config, [ok.statement_id], reason="lost", actor="x")[0]
+        may_requeue_sent = Status.SENT in cli_send.sources_for(Status.QUEUED)
+        assert sent.requeued is may_requeue_sent  # the state machine decides, not this command
+        sink.behaviour = lambda r: Decision("accept")
+        send_stage(ctx, POOL)
+    assert statuses(ctx)[busy.statement_id] == "sent"
+    assert "resend_requested" in events(ctx, busy.statement_id)
+    detail = ctx.ledger.timeline(busy.statement_id)[events(ctx, busy.statement_id).index(
+        "resend_requested")]["detail"]
+    assert detail["reason"] == "member called: retry now" and detail["actor"] == "support-7"
+    with pytest.raises(cli_send.SendCommandError):
+        cli_send.resend(ctx.ledger, config, [busy.statement_id], reason=" ", actor="x")
+
+
+def test_cli_pause_status_and_resume(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SmtpSink(RELAY, 0, tls=tls) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+    monkeypatch.setattr(cli_send, "_context", lambda: ctx)
+    runner = CliRunner()
+    done = runner.invoke(cli_send.app, ["pause", POOL, "--provider", "gmail", "--for", "2h",
+                                        "--reason", "complaints", "--actor", "ops-1"])
+    assert done.exit_code == 0, done.output
+    shown = runner.invoke(cli_send.app, ["status", "--json"])
+    assert '"provider": "gmail"' in shown.output and '"kind": "operator"' in shown.output
+    wrong = runner.invoke(cli_send.app, ["pause", POOL, "--provider", "hotmail",
+                                         "--reason", "x"])
+    assert wrong.exit_code == 2 and "unknown provider" in wrong.output
+    lifted = runner.invoke(cli_send.app, ["resume", POOL, "--provider", "gmail",
+                                          "--reason", "ok", "--actor", "ops-1"])
+    assert lifted.exit_code == 0 and "lifted 1" in lifted.output
+    assert cli_send.parse_duration("90m") == 5400
+    with pytest.raises(cli_send.SendCommandError):
+        cli_send.parse_duration("soon")
+
+
+# -- PHI ----------------------------------------------------------------------------------------------
+
+
+def test_no_recipient_address_in_logs_or_on_the_timeline(
+    tmp_path: Path, tls: TlsMaterial, clock: WallClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    behaviour = replies({"zebedee.canary": Decision("reject", 550, "5.1.1",
+                                                    "<zebedee.canary@gmail.com>: no such user")})
+    caplog.set_level(logging.INFO)
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=behaviour) as sink:
+        ctx = world(tmp_path, sink, tls, clock)
+        queue_statements(ctx, POOL, ["zebedee.canary@gmail.com", "ann.other@yahoo.com"])
+        send_stage(ctx, POOL)
+    logged = "\n".join(r.getMessage() + " " + str(r.__dict__) for r in caplog.records
+                       if r.levelno >= logging.INFO)
+    timeline = "\n".join(str(e) for s in statuses(ctx) for e in ctx.ledger.timeline(s))
+    for text in (logged, timeline):
+        assert "zebedee" not in text and "ann.other" not in text

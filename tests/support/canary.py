@@ -1,0 +1,31 @@
+"""A canary member: a recognisable name, street and date of birth planted in an extract, so a
+test can search every log, task log, email and ledger row for them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+CANARY_FIRST, CANARY_LAST = "Zebedee", "Canaryphi"
+CANARY_STREET = "77 Canarywharf Lane"
+CANARY_DOB = "1957-04-03"
+CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957"]
+
+def plant_canary(folder: Path) -> None:
+    """Member 1 gets a recognisable name, street and date of birth, everywhere it appears."""
+    path = folder / "members.csv"
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    rows[0].update(first_name=CANARY_FIRST, last_name=CANARY_LAST, address_line1=CANARY_STREET,
+                   date_of_birth=CANARY_DOB, email="zebedee.canary0@gmail.com",
+                   edelivery_consent="Y")
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for claims in folder.glob("claims*.csv"):
+        lines = list(csv.reader(claims.open(newline="", encoding="utf-8")))
+        for line in lines[1:]:
+            if line[2] == rows[0]["member_id"]:
+                line[3] = f"{CANARY_FIRST} {CANARY_LAST}"
+        with claims.open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(lines)
