@@ -73,8 +73,8 @@ def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
 
     pa.array([1])  # pyarrow imports pandas lazily on first use: keep that out of the timing
     from pipeline.column_kernels import load_kernels
-    from pipeline.compose.statements import compose_shard
-    from pipeline.ingest.run import ingest
+    from pipeline.compose import compose_shard
+    from pipeline.ingest import ingest
 
     loading = time.perf_counter()
     load_kernels()  # numba's once-per-process start: reported, but timed like the imports (not at all)
@@ -117,8 +117,7 @@ def _work_floor(folder: Path) -> dict[str, float]:
     import pyarrow as pa
 
     pa.array([1])
-    from pipeline.ingest.run import text_batches
-    from pipeline.ingest.sources import canonical_extract
+    from pipeline.ingest import canonical_extract, text_batches
 
     claims = canonical_extract(folder).claims
     started, cpu = time.perf_counter(), _cpu()

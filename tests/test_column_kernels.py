@@ -143,9 +143,9 @@ def test_load_kernels_covers_every_type_ingest_and_compose_pass(tmp_path) -> Non
     import numba.core.dispatcher
 
     from pipeline import column_kernels
-    from pipeline.compose.statements import compose_shard
+    from pipeline.compose import compose_shard
     from pipeline.demo.generate import generate_extract
-    from pipeline.ingest.run import ingest
+    from pipeline.ingest import ingest
 
     column_kernels.load_kernels()
     kernels = {name: k for name, k in vars(column_kernels).items()

@@ -31,20 +31,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.column_kernels import domain_array
-from pipeline.ingest.run import (
+from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
+from pipeline.periods import statement_date
+from pipeline.reason_codes import reason_table
+from pipeline.storage import (
     LINE_TOTALS,
     MONEY_COLUMNS,
-    _as_u64,
-    _mix,
-    _plain_text,
+    as_array,
+    as_uint64,
     hash_strings,
     iter_buckets,
     member_buckets,
+    mix64,
     read_bucket_members,
-    reason_table,
 )
-from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
-from pipeline.periods import statement_date
 
 _LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
 LANGUAGES = ("en", "es")
@@ -104,12 +104,13 @@ def _hex16(octets: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
 
 
-def explain(code: str, language: str) -> ReasonExplanation:
-    return _explain(code, language if language in LANGUAGES else "en")
+def explain_reason(code: str, language: str) -> ReasonExplanation:
+    """A reason code's plain-language text for a statement (English where the language has none)."""
+    return _explain_reason(code, language if language in LANGUAGES else "en")
 
 
 @cache
-def _explain(code: str, language: str) -> ReasonExplanation:
+def _explain_reason(code: str, language: str) -> ReasonExplanation:
     table = reason_table()
     if code not in table.rows:
         raise UnknownReasonCode(f"reason code {code} has no plain-language text in "
@@ -166,14 +167,14 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
     deductible_used = member["ytd_deductible"].to_numpy() + sums["deductible"]
     cost_sharing = sums["deductible"] + sums["copay"] + sums["coinsurance"]  # not-covered does not count
     oop_used = member["ytd_out_of_pocket"].to_numpy() + cost_sharing
-    fingerprint = _as_u64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
-    fingerprint = _mix(fingerprint ^ hash_strings(member["plan_id"]))
-    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_deductible"]))
-    fingerprint = _mix(fingerprint ^ _as_u64(member["ytd_out_of_pocket"]))
+    fingerprint = as_uint64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
+    fingerprint = mix64(fingerprint ^ hash_strings(member["plan_id"]))
+    fingerprint = mix64(fingerprint ^ as_uint64(member["ytd_deductible"]))
+    fingerprint = mix64(fingerprint ^ as_uint64(member["ytd_out_of_pocket"]))
 
     reasons = _paper_reasons(member, is_suppressed)
     email = pc.fill_null(member["email"], "")
-    domain = domain_array(_plain_text(email))
+    domain = domain_array(as_array(email))
     emailed = pc.is_null(reasons)
     return pa.table({
         "member_id": member["member_id"],
@@ -331,7 +332,7 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
     statement = Statement(
         statement_id=version.statement_id, version=version.version, period=period, statement_date=issued,
         member=member, plan=plan, lines=lines,
-        reasons=[explain(code, member.language) for code in codes],
+        reasons=[explain_reason(code, member.language) for code in codes],
         accumulators=_accumulators(row, issued),
         has_adverse_determination=bool(row["adverse"]),
         has_no_surprises_protection=bool(row["no_surprises"]),

@@ -1,0 +1,81 @@
+"""Storage: where a run's files live and in what shape.
+
+- the object store (`objectstore`): rendered statements, in a local folder or in S3 with
+  SSE-KMS, behind one narrow interface;
+- the run's working folder (`workspace`);
+- the canonical Parquet layout (`canonical`): what ingest writes and compose, render and the
+  withdrawal checks read.
+
+Each name loads its module on first use: a stage that only opens the object store does not
+pay for pyarrow and the numba kernels that the canonical layout needs.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.storage.canonical import (
+        LINE_SCHEMA,
+        LINE_TOTALS,
+        MEMBER_FIELDS,
+        MEMBER_SCHEMA,
+        MONEY_COLUMNS,
+        PLAN_SCHEMA,
+        as_array,
+        as_integers,
+        as_uint64,
+        buckets_of,
+        hash64,
+        hash_strings,
+        iter_buckets,
+        member_buckets,
+        mix64,
+        parquet_options,
+        read_bucket_lines,
+        read_bucket_members,
+        read_shard_lines,
+        shard_buckets,
+        shard_of,
+    )
+    from pipeline.storage.objectstore import (
+        LocalObjectStore,
+        ObjectStore,
+        ObjectStoreError,
+        S3ObjectStore,
+        StoredObject,
+        open_store,
+    )
+    from pipeline.storage.workspace import member_contacts, run_dir, run_id_for
+
+__all__ = [
+    "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
+    "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "as_array",
+    "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets", "member_buckets",
+    "member_contacts", "mix64", "open_store", "parquet_options", "read_bucket_lines", "read_bucket_members",
+    "read_shard_lines", "run_dir", "run_id_for", "shard_buckets", "shard_of",
+]
+
+_MODULES = {
+    "pipeline.storage.canonical": (
+        "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
+        "as_array", "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets",
+        "member_buckets", "mix64", "parquet_options", "read_bucket_lines", "read_bucket_members",
+        "read_shard_lines", "shard_buckets", "shard_of",
+    ),
+    "pipeline.storage.objectstore": (
+        "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "open_store",
+    ),
+    "pipeline.storage.workspace": ("member_contacts", "run_dir", "run_id_for"),
+}
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, its module imported the first time any of its names is asked for."""
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value

@@ -14,18 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.compose.statements import (
+from pipeline.compose import (
     StaleComposition,
     Version,
     compose_shard,
-    explain,
+    explain_reason,
     iter_composed,
     make_statement_id,
     write_versions,
 )
 from pipeline.demo.generate import generate_extract
-from pipeline.ingest.run import MONEY_COLUMNS, ingest
+from pipeline.ingest import ingest
 from pipeline.model import MEMBER_SHARE_FIELDS
+from pipeline.storage import MONEY_COLUMNS
 
 PERIOD = "2026-11"
 SHARDS = 2
@@ -166,12 +167,12 @@ def test_paper_reasons_and_suppression(run: tuple[Path, Path]) -> None:
 
 
 def test_spanish_reason_text_and_unknown_code() -> None:
-    from pipeline.compose.statements import UnknownReasonCode
+    from pipeline.compose import UnknownReasonCode
 
-    assert explain("PR-1", "es").text.startswith("Esta cantidad")
-    assert explain("PR-1", "fr").text == explain("PR-1", "en").text
+    assert explain_reason("PR-1", "es").text.startswith("Esta cantidad")
+    assert explain_reason("PR-1", "fr").text == explain_reason("PR-1", "en").text
     with pytest.raises(UnknownReasonCode, match="CO-999 has no plain-language text"):
-        explain("CO-999", "en")
+        explain_reason("CO-999", "en")
 
 
 LIMITS = ("1000.00", "4500.00")
@@ -269,7 +270,8 @@ def test_lines_that_no_longer_match_the_member_totals_are_refused(tmp_path: Path
 @given(st.integers(min_value=0, max_value=10**14 - 1), st.sampled_from([0, 1, 2]))
 def test_dollar_text_becomes_exact_cents(cents: int, decimals: int) -> None:
     """The float route in ingest is exact for every amount the pattern allows (up to 12+2 digits)."""
-    from pipeline.ingest.run import _cents, _Problems, file_spec
+    from pipeline.ingest.checks import Problems, _cents
+    from pipeline.ingest.schema import file_spec
 
     dollars, rest = divmod(cents, 100)
     if decimals == 0:
@@ -279,7 +281,7 @@ def test_dollar_text_becomes_exact_cents(cents: int, decimals: int) -> None:
     else:
         text, expected = f"{dollars}.{rest:02d}", cents
     column = next(c for c in file_spec("claims").columns if c.name == "billed")
-    problems = _Problems(1)
+    problems = Problems(1)
     value = _cents(pa.array([text]), np.array([True]), column, problems)
     if expected > 10**9:
         fields, _ = problems.described(np.array([0]))

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.demo.generate import generate_extract
-from pipeline.ingest.run import ExtractFileError, ingest
+from pipeline.ingest import ExtractFileError, ingest
 from tests.support import REPO
 
 
@@ -295,7 +295,7 @@ def test_typed_parquet_columns_are_read_as_text(extract: Path, tmp_path: Path) -
 
 
 def test_hash_is_stable_across_batches_and_machines() -> None:
-    from pipeline.ingest.run import hash64, shard_of
+    from pipeline.storage import hash64, shard_of
 
     values = pa.array(["", "M000000001", "é", "x" * 40, "abcdefgh"])
     whole = hash64(values)
@@ -310,7 +310,8 @@ def test_line_hashes_are_stable_across_releases() -> None:
     earlier release would reissue every statement as a new version."""
     from datetime import date
 
-    from pipeline.ingest.run import _HASHED_TEXT, MONEY_COLUMNS, line_hashes
+    from pipeline.ingest.totals import _HASHED_TEXT, line_hashes
+    from pipeline.storage import MONEY_COLUMNS
 
     text = {name: pa.array([f"{name[:3]}-a", "", "é" * 5], pa.string()) for name in _HASHED_TEXT}
     long_name = "Lakeside Imaging Associates of the Valley"
@@ -326,7 +327,8 @@ def test_line_hashes_are_stable_across_releases() -> None:
 
 def test_schema_file_code_and_generator_agree() -> None:
     from pipeline.demo.generate import CLAIM_COLUMNS, MEMBER_COLUMNS, PLAN_COLUMNS
-    from pipeline.ingest.run import LINE_SCHEMA, file_spec
+    from pipeline.ingest.schema import file_spec
+    from pipeline.storage import LINE_SCHEMA
 
     assert file_spec("claims").required_columns == CLAIM_COLUMNS
     assert file_spec("members").required_columns == MEMBER_COLUMNS
@@ -352,23 +354,24 @@ def test_manifest_records_versions_and_accounts(extract: Path, tmp_path: Path) -
 @pytest.mark.parametrize("hashes", ["real", "all claims share one hash"])
 def test_claim_keys_find_later_copies_and_claims_naming_two_members(hashes: str) -> None:
     from pipeline.column_kernels import CHECK_SEED, seeded_hashes, string_buffers
-    from pipeline.ingest import run as ingest_module
+    from pipeline.ingest.claim_keys import _key_problems
+    from pipeline.storage import hash64
 
     claims = pa.array(["A", "B", "A", "C", "B", "A", "D"])
     keys = pa.table({
-        "claim_hash": ingest_module.hash64(claims) if hashes == "real" else pa.array([42] * 7, pa.uint64()),
+        "claim_hash": hash64(claims) if hashes == "real" else pa.array([42] * 7, pa.uint64()),
         "claim_check": seeded_hashes(*string_buffers(claims), CHECK_SEED),
         "line_no": pa.array([1, 1, 1, 1, 2, 2, 1], pa.int32()),
         "member_hash": pa.array([7, 8, 7, 9, 5, 7, 7], pa.uint64()),
         "order": pa.array([10, 11, 12, 13, 14, 15, 16], pa.int64()),
     })
-    found = ingest_module._key_problems(keys)
+    found = _key_problems(keys)
     assert sorted(zip(*(found[c].to_pylist() for c in ("order", "rule", "first_order")), strict=True)) == [
         (11, "claim_members_conflict", 11), (12, "duplicate_line", 10), (14, "claim_members_conflict", 14)]
 
 
 def test_the_schema_date_pattern_is_the_one_the_date_check_reads() -> None:
     """The date check reads YYYY-MM-DD from the bytes; a schema that changed it must change it too."""
-    from pipeline.ingest.run import extract_schema
+    from pipeline.ingest.schema import extract_schema
 
     assert extract_schema()["date"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.patterns import MONEY_PATTERN, _compile, matches
-from pipeline.ingest.run import SCHEMA_PATH
+from pipeline.ingest.schema import SCHEMA_PATH
 
 ALPHABET = st.sampled_from(list("0123456789.-_:aZz AzQ9\n\t+e,é€") + ["", "12", "CO-", "PR-", "00"])
 TEXT = st.lists(ALPHABET, max_size=18).map("".join)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.demo.generate import CLAIM_COLUMNS, generate_extract
-from pipeline.ingest.run import ExtractFileError, ingest
+from pipeline.ingest import ExtractFileError, ingest
 
 ODD_VALUES = ["", " ", "-1.00", "1e5", "NaN", "2026-02-30", "0000-00-00", "１２３", "9" * 40, "12.345",
               "CO-45", "PR-", "denied", "out", "M000000001", "C" * 70, '"', "a,b", "line\nbreak", "é"]

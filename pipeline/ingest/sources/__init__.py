@@ -5,110 +5,24 @@ Three formats reach ingest through one shape, `Extract`: the canonical CSV/Parqu
 Button; NDJSON bulk export or Bundles) and Synthea CSV output are first mapped, streaming, onto
 the canonical columns in the run's work folder, so one validator judges every row the same way
 and quarantine rows still name the file the insurer delivered. A local folder or an S3 prefix
-(see `pipeline.ingest.sources.s3`) holds the files.
+(see `pipeline.ingest.sources.s3`) holds the files; `arrival` tells whether a period's files
+have finished arriving.
 """
 
-from __future__ import annotations
+from pipeline.ingest.sources.arrival import Arrival, local_arrival
+from pipeline.ingest.sources.discovery import (
+    FORMATS,
+    canonical_extract,
+    detect_format,
+    locate_period,
+    open_extract,
+)
+from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError, arrow_reason
+from pipeline.ingest.sources.extract import Extract, ExtractFile
+from pipeline.ingest.sources.s3 import S3Location, fetch_period, list_periods, make_client, period_arrival
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError
-
-__all__ = ["Extract", "ExtractFile", "ExtractFileError", "ExtractSourceError", "detect_format",
-           "locate_period", "open_extract"]
-
-FORMATS = ("canonical", "fhir", "synthea")
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractFile:
-    """One file ingest reads.
-
-    `path` is what is read (the delivered file, or its canonical mapping); `source_name` is the
-    name the insurer knows, used in accounts and quarantine rows; `first_row` is the number of
-    the first record (2 in a CSV with a header line, 1 in Parquet and mapped sources).
-    """
-
-    path: Path
-    kind: str  # "plans", "members" or "claims"
-    source_name: str
-    first_row: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Extract:
-    format: str
-    plans: ExtractFile
-    members: ExtractFile
-    claims: tuple[ExtractFile, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)  # counts only, never PHI
-
-
-def locate_period(url: str | None, default_root: Path, period: str, download_to: Path, *,
-                  endpoint_url: str | None = None) -> Path:
-    """The local folder holding one period's extract: `<root>/<period>/` on disk, or the period's
-    S3 prefix downloaded into `download_to`."""
-    if url and url.startswith("s3://"):
-        from pipeline.ingest.sources.s3 import fetch_period
-
-        return fetch_period(url, period, download_to, endpoint_url=endpoint_url)
-    root = Path(url.removeprefix("file://")) if url else default_root
-    return root / period
-
-
-def detect_format(folder: Path) -> str:
-    """canonical (members + claims files), synthea (claims_transactions.csv) or fhir (*.ndjson/*.json)."""
-    if not folder.is_dir():
-        raise ExtractSourceError(f"extract folder {folder.name} does not exist")
-    names = {p.name for p in folder.iterdir() if p.is_file()}
-    if {"claims_transactions.csv", "patients.csv"} <= names:
-        return "synthea"
-    if any(n.startswith("members.") for n in names):
-        return "canonical"
-    if any(n.endswith((".ndjson", ".jsonl", ".json", ".ndjson.gz")) for n in names):
-        return "fhir"
-    return "canonical"  # let canonical discovery name what is missing
-
-
-def open_extract(folder: Path, work_dir: Path, *, period: str | None = None,
-                 fmt: str = "auto") -> Extract:
-    """The files of one period's extract, mapped to canonical columns when needed."""
-    fmt = detect_format(folder) if fmt == "auto" else fmt
-    if fmt == "canonical":
-        return canonical_extract(folder)
-    if fmt == "fhir":
-        from pipeline.ingest.sources.fhir import fhir_extract
-
-        return fhir_extract(folder, work_dir / "mapped", period=period)
-    if fmt == "synthea":
-        from pipeline.ingest.sources.synthea import synthea_extract
-
-        return synthea_extract(folder, work_dir / "mapped", period=period)
-    raise ExtractSourceError(f"unknown extract format {fmt!r} (expected one of {', '.join(FORMATS)})")
-
-
-def canonical_extract(folder: Path) -> Extract:
-    """The member file, plan file and claim files of a canonical extract folder."""
-    if not folder.is_dir():
-        raise ExtractSourceError(f"extract folder {folder.name} does not exist")
-    members = _one_of(folder, "members")
-    plans = _one_of(folder, "plans")
-    claims = sorted([*folder.glob("claims*.csv"), *folder.glob("claims*.parquet")])
-    if not claims:
-        raise ExtractFileError(f"no claims*.csv or claims*.parquet file in extract folder {folder.name}")
-    return Extract("canonical", _file(plans, "plans"), _file(members, "members"),
-                   tuple(_file(p, "claims") for p in claims))
-
-
-def _one_of(folder: Path, stem: str) -> Path:
-    found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.parquet") if p.exists()]
-    if not found:
-        raise ExtractFileError(f"{stem}.csv: not found in the extract folder {folder.name}")
-    if len(found) > 1:
-        raise ExtractFileError(f"{stem}.csv and {stem}.parquet are both in {folder.name}: keep one")
-    return found[0]
-
-
-def _file(path: Path, kind: str) -> ExtractFile:
-    return ExtractFile(path, kind, path.name, 2 if path.suffix == ".csv" else 1)
+__all__ = [
+    "FORMATS", "Arrival", "Extract", "ExtractFile", "ExtractFileError", "ExtractSourceError", "S3Location",
+    "arrow_reason", "canonical_extract", "detect_format", "fetch_period", "list_periods", "local_arrival",
+    "locate_period", "make_client", "open_extract", "period_arrival",
+]

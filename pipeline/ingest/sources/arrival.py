@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-EXTRACT_SUFFIXES = (".csv", ".parquet", ".ndjson", ".jsonl", ".json", ".ndjson.gz")
-"""Names that make a file part of an extract (hidden files and sub-folders never are)."""
+from pipeline.settings import is_extract_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +38,6 @@ class Arrival:
         if self.marker_present is False:
             return "the delivery's marker file is not there yet"
         return None
-
-
-def is_extract_file(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(EXTRACT_SUFFIXES)
 
 
 def local_arrival(folder: Path, marker: str | None) -> Arrival:

@@ -31,8 +31,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.ingest.sources import Extract, ExtractFile
+from pipeline.ingest.sources.amounts import cost_share_reason, money_text
 from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError
+from pipeline.ingest.sources.extract import Extract, ExtractFile
+from pipeline.reason_codes import reason_table
 
 CLAIM_FIELDS = [
     "claim_id", "line_no", "member_id", "patient_name", "patient_relationship", "provider_name",
@@ -57,7 +59,6 @@ LAY_DESCRIPTIONS = {  # printed instead of licensed code descriptors (CPT, CDT, 
 RELATIONSHIPS = {"self": "self", "spouse": "spouse", "child": "child"}
 MONEY_CATEGORIES = ("submitted", "discount", "eligible", "benefit", "paidtoprovider", "paidtopatient",
                     "priorpayerpaid", "deductible", "copay", "coinsurance", "noncovered")
-CENT = Decimal("0.01")
 REVERSED = "reversal pair: a later item of the same claim cancels this one (the pair nets to zero)"
 REVERSAL = "reversal pair: this item cancels an earlier item of the same claim (the pair nets to zero)"
 
@@ -491,7 +492,7 @@ def _item_fields(item: dict[str, Any], eob: dict[str, Any], amounts: dict[str, D
     return {
         "service_date": str(service)[:10], "service_code": code, "service_code_system": system,
         "service_description": described or LAY_DESCRIPTIONS.get(header["claim_type"], "Health care service"),
-        "status": status, "reason_code": reason, **{k: format_money(v) for k, v in money.items()},
+        "status": status, "reason_code": reason, **{k: money_text(v) for k, v in money.items()},
     }
 
 
@@ -520,8 +521,6 @@ def _status(money: dict[str, Decimal], denied: bool) -> str:
 
 def _reason_code(codes: list[str], money: dict[str, Decimal]) -> str:
     """A group-coded CARC: as given ("CO-45"), or a bare CARC grouped through the reason table."""
-    from pipeline.ingest.run import reason_table
-
     for code in codes:
         code = code.strip().upper()
         if "-" in code:
@@ -534,18 +533,3 @@ def _reason_code(codes: list[str], money: dict[str, Decimal]) -> str:
         return next((c for c in candidates if c.startswith(group)), f"{group}-{code}")
     return ""
 
-
-def cost_share_reason(money: dict[str, Decimal]) -> str:
-    """A paid line's main reason when the source gives none: what the member pays, else the discount."""
-    for name, code in (("deductible", "PR-1"), ("coinsurance", "PR-2"), ("copay", "PR-3"),
-                       ("discount", "CO-45")):
-        if money[name] > 0:
-            return code
-    return ""
-
-
-def format_money(value: Decimal) -> str:
-    """Dollars as the canonical text; more than two decimals are kept so validation rejects them."""
-    if value == value.quantize(CENT):
-        return f"{value.quantize(CENT)}"
-    return f"{value.normalize()}"

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest.sources.arrival import Arrival, is_extract_file
+from pipeline.ingest.sources.arrival import Arrival
 from pipeline.ingest.sources.errors import ExtractSourceError
+from pipeline.settings import is_extract_file
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

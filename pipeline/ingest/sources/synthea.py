@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.ingest.sources import Extract, ExtractFile
+from pipeline.ingest.sources.amounts import cost_share_reason, money_text
 from pipeline.ingest.sources.errors import ExtractFileError
-from pipeline.ingest.sources.fhir import cost_share_reason, format_money
+from pipeline.ingest.sources.extract import Extract, ExtractFile
 from pipeline.periods import parse_period
 
 REQUIRED = {
@@ -194,7 +194,7 @@ def _finish(line: dict) -> dict:  # type: ignore[type-arg]
     money["discount"] = (money["billed"] - money["plan_paid"] - money["other_payer_paid"] - money["copay"]
                          - remainder)
     line["reason_code"] = cost_share_reason(money)
-    line.update({name: format_money(value) for name, value in money.items()})
+    line.update({name: money_text(value) for name, value in money.items()})
     line["service_code_system"] = ""
     return line
 

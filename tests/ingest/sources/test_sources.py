@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.clock import utc_now
-from pipeline.compose.statements import iter_composed
-from pipeline.ingest.run import ExtractFileError, ExtractSourceError, ingest
-from pipeline.ingest.sources import detect_format, locate_period
+from pipeline.compose import iter_composed
+from pipeline.ingest import ExtractFileError, ExtractSourceError, detect_format, ingest, locate_period
 
 CARIN = "fhir/carin-bb/json-v1.1.0"
 MONEY = ("billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay", "coinsurance",

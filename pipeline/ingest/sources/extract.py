@@ -1,0 +1,35 @@
+"""The one shape every extract format reaches ingest in: the files to read, and what the
+insurer delivered them as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Extract", "ExtractFile"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractFile:
+    """One file ingest reads.
+
+    `path` is what is read (the delivered file, or its canonical mapping); `source_name` is the
+    name the insurer knows, used in accounts and quarantine rows; `first_row` is the number of
+    the first record (2 in a CSV with a header line, 1 in Parquet and mapped sources).
+    """
+
+    path: Path
+    kind: str  # "plans", "members" or "claims"
+    source_name: str
+    first_row: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Extract:
+    """One period's plan, member and claim files, in the format they were delivered in."""
+
+    format: str
+    plans: ExtractFile
+    members: ExtractFile
+    claims: tuple[ExtractFile, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)  # counts only, never PHI
