@@ -41,13 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from factories import make_member, make_statement  # noqa: E402
-
 from pipeline.model import Statement  # noqa: E402
-from pipeline.render.eob import render_statement  # noqa: E402
-from pipeline.render.pdf.encrypt import encrypt_pdf  # noqa: E402
-from pipeline.render.pdf.passwords import member_password  # noqa: E402
-from pipeline.render.pdf.security import hash_2b, password_bytes  # noqa: E402
+from pipeline.render import encrypt_pdf, member_password, render_statement  # noqa: E402
+from pipeline.render.pdf import hash_2b, password_bytes  # noqa: E402
+from tests.support.factories import make_member, make_statement  # noqa: E402
 
 OWNER = "bench-owner-password-0f3c"
 POLICY = "dob_mmddyyyy"
@@ -241,7 +238,7 @@ def _stage_worker(args: tuple[str, str, int, Any]) -> tuple[dict[str, Any], floa
     workspace, period, shard, barrier = args
     os.environ["EOB_WORKSPACE"] = workspace
     os.environ["EOB_SHARDS"] = "2"
-    import pipeline.compose.statements  # noqa: F401  (pandas/pyarrow import: outside the timing)
+    import pipeline.compose  # noqa: F401  (pyarrow import: outside the timing)
     from pipeline.stages import open_context, render_stage
 
     ctx = open_context()

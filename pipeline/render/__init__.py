@@ -1,0 +1,40 @@
+"""Statements as PDFs: render a Statement, encrypt it for the member.
+
+Why it is built this way:
+- Speed: millions of statements a month are CPU-bound here, so the statement is laid out by
+  a small flow engine of our own (blocks that wrap, split and draw; frames; two-column legal
+  pages: `text`, `canvas`, `blocks`, `grid`, `flow`, `document`) and written by
+  `pipeline.render.pdf`, not by reportlab's platypus and canvas, whose generic machinery cost
+  about three times as much. reportlab still supplies font metrics.
+  Wording that is the same on every statement of a language and brand (appeal rights,
+  No Surprises text, taglines, headings) is wrapped and turned into PDF operators once per
+  process and reused. Members' names, addresses, ids, dates and amounts are never cached
+  (provider names and service descriptions, directory and plan wording, are).
+- Layers: `pdf` (writer, R6 security, passwords, encryption) at the bottom, the engine above
+  it, the statement design (`eob`) on top; the engine imports nothing of the design.
+- Determinism: the same statement always yields the same bytes (see `eob.statement`).
+"""
+
+from pipeline.render.eob import VARIANTS, RenderError, format_money, mask_member_id, render_statement
+from pipeline.render.pdf import (
+    EncryptionError,
+    PasswordPolicyError,
+    RenderedPdf,
+    UnknownPasswordPolicy,
+    encrypt_pdf,
+    member_password,
+)
+
+__all__ = [
+    "VARIANTS",
+    "EncryptionError",
+    "PasswordPolicyError",
+    "RenderError",
+    "RenderedPdf",
+    "UnknownPasswordPolicy",
+    "encrypt_pdf",
+    "format_money",
+    "mask_member_id",
+    "member_password",
+    "render_statement",
+]

@@ -17,19 +17,19 @@ from reportlab.lib.units import inch
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from pipeline.model import MONEY_FIELDS, ClaimLine, Statement
-from pipeline.render.eob import (
-    PAGE_HEIGHT,
-    PAGE_WIDTH,
-    RECIPIENT_WINDOW,
-    RETURN_WINDOW,
-    TemplateError,
+from pipeline.render import (
+    EncryptionError,
+    PasswordPolicyError,
+    UnknownPasswordPolicy,
+    encrypt_pdf,
     format_money,
     mask_member_id,
+    member_password,
     render_statement,
 )
-from pipeline.render.pdf.encrypt import EncryptionError, encrypt_pdf
-from pipeline.render.pdf.passwords import PasswordPolicyError, UnknownPasswordPolicy, member_password
-from pipeline.templates import DEFAULT_TEMPLATES_DIR, clear_caches
+from pipeline.render.canvas import PAGE_HEIGHT, PAGE_WIDTH
+from pipeline.render.eob.furniture import RECIPIENT_WINDOW, RETURN_WINDOW
+from pipeline.templates import DEFAULT_TEMPLATES_DIR, TemplateError, clear_caches
 from tests.support import REPO
 from tests.support.factories import make_line, make_member, make_statement
 
@@ -448,7 +448,7 @@ def test_a_fresh_process_renders_the_same_bytes() -> None:
     script = (
         "import sys, hashlib; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
         "from tests.support.factories import make_statement;"
-        "from pipeline.render.eob import render_statement;"
+        "from pipeline.render import render_statement;"
         "pdf = render_statement(make_statement(language='es'), variant='print').pdf;"
         "print(hashlib.sha256(pdf).hexdigest())"
     )
@@ -576,35 +576,8 @@ def test_every_size_of_statement_stays_inside_the_page(n_lines: int, language: s
                 assert 0.7 * inch - 1 <= item.y <= PAGE_HEIGHT - 0.5 * inch, item
 
 
-def test_legal_columns_flow_over_pages_when_they_do_not_fit() -> None:
-    from pipeline.render.eob import (
-        BOTTOM,
-        CONTENT_WIDTH,
-        MARGIN,
-        ColumnSection,
-        Region,
-        TextBlock,
-        layout,
-    )
-
-    words = [f"word{index:04d}" for index in range(3000)]
-    paragraphs = [" ".join(words[i:i + 60]) for i in range(0, len(words), 60)]
-    blocks = [TextBlock(text, "Helvetica", 7, "0 0 0", space_after=3, remember=False)
-              for text in paragraphs]
-    first = Region(MARGIN, 500.0, BOTTOM, CONTENT_WIDTH)
-    later = Region(MARGIN, 700.0, BOTTOM, CONTENT_WIDTH)
-    pages = layout([TextBlock("intro", "Helvetica", 9, "0 0 0"), ColumnSection(blocks)],
-                   first, later, lambda out, number: None)
-    assert len(pages) >= 3
-    drawn = "\n".join(op for out in pages for op in out.ops)
-    for word in words:  # every word exactly once, in order
-        assert drawn.count(f"{word} ") + drawn.count(f"{word})") == 1
-    positions = [drawn.index(word) for word in words[::97]]
-    assert positions == sorted(positions)
-
-
 def test_fast_date_formatting_matches_strftime() -> None:
-    from pipeline.render.eob import date_formatter
+    from pipeline.render.eob.words import date_formatter
 
     for pattern in ("%m/%d/%Y", "%d/%m/%Y", "%Y-%m-%d", "%d %B %Y"):
         for day in (date(2026, 1, 5), date(1999, 12, 31)):

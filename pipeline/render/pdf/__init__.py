@@ -1,0 +1,24 @@
+"""The PDF layer: writing documents from objects, and protecting them (AES-256, revision 6).
+
+The bottom of the render room: it knows PDF syntax and encryption, nothing of layout. The
+member's password is derived here too, right before encryption, and never kept.
+"""
+
+from pipeline.render.pdf.encrypt import PERMISSIONS, EncryptionError, encrypt_pdf
+from pipeline.render.pdf.passwords import PasswordPolicyError, UnknownPasswordPolicy, member_password
+from pipeline.render.pdf.rendered import RenderedPdf
+from pipeline.render.pdf.security import hash_2b, password_bytes
+from pipeline.render.pdf.writer import PdfDocument
+
+__all__ = [
+    "PERMISSIONS",
+    "EncryptionError",
+    "PasswordPolicyError",
+    "PdfDocument",
+    "RenderedPdf",
+    "UnknownPasswordPolicy",
+    "encrypt_pdf",
+    "hash_2b",
+    "member_password",
+    "password_bytes",
+]

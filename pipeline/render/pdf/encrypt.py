@@ -4,7 +4,7 @@ Everything happens in memory; the passwords are never written anywhere, and no m
 quotes one. Printing and accessibility extraction stay allowed (screen readers must work,
 EOB_CONTENT row 33); copying and changing the document are not.
 
-A statement from `render.render_statement` is written encrypted straight from its objects
+A statement from `pipeline.render.render_statement` is written encrypted straight from its objects
 by our own R6 handler (`pipeline.render.pdf.security`, OpenSSL through `cryptography`): about
 5 ms, almost all of it the four key-derivation hashes R6 prescribes. Any other PDF given as
 bytes goes through pikepdf/qpdf (about 14 ms). Both give files that qpdf, pikepdf and
@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 
-from pipeline.render.eob import RenderedPdf
+from pipeline.render.pdf.rendered import RenderedPdf
 from pipeline.render.pdf.security import PasswordEncodingError, Permissions, SecurityHandler
 
 PERMISSIONS = Permissions(

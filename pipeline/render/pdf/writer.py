@@ -3,7 +3,7 @@
 Why not reportlab's or qpdf's writer: a statement is a handful of objects whose shape we
 control, so writing them directly costs microseconds, and the same object list can be
 written twice: plain (deterministic bytes, hashed to detect "already rendered") and
-encrypted with a `pdf_security.SecurityHandler`, which encrypts each string and stream as it
+encrypted with a `security.SecurityHandler`, which encrypts each string and stream as it
 is written instead of parsing and rewriting a finished file.
 
 Values: dict (keys are names), list/tuple, `Name`, `Ref`, `Raw` (preformatted bytes that hold

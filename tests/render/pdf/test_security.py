@@ -18,9 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pipeline.model import Statement
-from pipeline.render.eob import format_money, render_statement
-from pipeline.render.pdf.encrypt import PERMISSIONS, EncryptionError, encrypt_pdf
-from pipeline.render.pdf.passwords import member_password
+from pipeline.render import EncryptionError, encrypt_pdf, format_money, member_password, render_statement
+from pipeline.render.pdf import PERMISSIONS
 from pipeline.render.pdf.security import (
     PasswordEncodingError,
     Permissions,

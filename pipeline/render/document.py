@@ -1,0 +1,55 @@
+"""Laid-out pages as PDF objects: page tree, shared fonts and XObjects, compressed content."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+from pipeline.render.canvas import Out
+from pipeline.render.fonts import FONT_IDS, font_object
+from pipeline.render.pdf.writer import Name, PdfDocument, Raw, Ref, Stream
+
+# Per-page content streams: level 1 is ~4x smaller than raw and twice as fast as the
+# default 6 (whose streams are only ~10% smaller). Cached forms are compressed once, at 9.
+ZLIB_LEVEL = 1
+
+
+def add_pages(document: PdfDocument, pages: Sequence[Out]) -> Ref:
+    """Add the pages and the resources they share; returns the page tree for the catalog.
+
+    Resource names are fixed (fonts F1.., forms and images by name), so operators cached
+    across documents stay valid in every one.
+    """
+    tree = document.reserve()
+    fonts = sorted(set().union(*(out.fonts for out in pages)), key=FONT_IDS.__getitem__)
+    font_refs = [(FONT_IDS[font], document.add(font_object(font))) for font in fonts]
+    font_dictionary = document.add(Raw(b"<< " + b" ".join(  # names and references only
+        b"/%s %d 0 R" % (name.encode(), ref) for name, ref in font_refs) + b" >>"))
+    resources = document.add(Raw(b"<< /Font %d 0 R >>" % font_dictionary))
+    forms = {name: form for out in pages for name, form in out.forms.items()}
+    images = {name: image for out in pages for name, image in out.images.items()}
+    if forms or images:  # the cached legal columns use the fonts as their resources
+        form_resources = resources
+        xobjects = {name: document.add(Stream({
+            "Type": Name("XObject"), "Subtype": Name("Form"),
+            "BBox": [-2, -4, round(form.width + 2, 2), round(form.height + 2, 2)],
+            "Resources": form_resources, "Filter": Name("FlateDecode")}, form.data))
+            for name, form in sorted(forms.items())}
+        xobjects |= {name: document.add(Stream({
+            "Type": Name("XObject"), "Subtype": Name("Image"), "Width": image.width,
+            "Height": image.height, "ColorSpace": Name(image.color_space),
+            "BitsPerComponent": 8, "Filter": Name("DCTDecode")}, image.data))
+            for name, image in sorted(images.items())}
+        resources = document.add(Raw(b"<< /Font %d 0 R /XObject << %s >> >>" % (
+            font_dictionary, b" ".join(b"/%s %d 0 R" % (name.encode(), ref)
+                                       for name, ref in xobjects.items()))))
+    kids: list[Ref] = []
+    for out in pages:
+        content = document.add(Stream({"Filter": Name("FlateDecode")},
+                                      zlib.compress(out.finish(), ZLIB_LEVEL)))
+        kids.append(document.add(Raw(  # no strings inside: preformatted
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Resources %d 0 R"
+            b" /Contents %d 0 R >>" % (tree, resources, content))))
+    document.set(tree, Raw(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % kid for kid in kids), len(kids))))
+    return tree

@@ -1,0 +1,11 @@
+"""The Explanation of Benefits statement: its design, drawn with the render engine.
+
+Theme and wording come from the brand and language templates; the page furniture, the
+claims table, the summary, the accumulators and the legal pages are built here as blocks
+the engine lays out.
+"""
+
+from pipeline.render.eob.statement import VARIANTS, RenderError, render_statement
+from pipeline.render.eob.words import format_money, mask_member_id
+
+__all__ = ["VARIANTS", "RenderError", "format_money", "mask_member_id", "render_statement"]
