@@ -8,8 +8,6 @@ verification queue and the sweeper agree on when email stops and paper takes ove
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from pipeline.ledger.statuses import Status
 from pipeline.outcomes.classify import Category, Classification, Queue
 
 if TYPE_CHECKING:
-    from pipeline.reconcile.bounces import RecipientOutcome
+    from pipeline.outcomes.recipient_outcome import RecipientOutcome
     from pipeline.settings import Settings
 
 
@@ -75,17 +73,23 @@ class DeliveryWindow:
         if self.quiet >= self.deadline_after:
             raise ValueError("the bounce quiet period must be shorter than the delivery deadline")
 
-    def deadline(self, run_started: datetime) -> datetime:
-        return run_started + self.deadline_after
+    def deadline(self, run_started: datetime | str) -> datetime:
+        return _moment(run_started) + self.deadline_after
 
-    def cutoff(self, run_started: datetime) -> datetime:
-        return run_started + self.deadline_after - self.quiet
+    def cutoff(self, run_started: datetime | str) -> datetime:
+        """The send cut-off of a run that started at `run_started` (the ledger's ISO text or a
+        datetime): every email, first send, retry or resend, goes out before it or not at all."""
+        return _moment(run_started) + self.deadline_after - self.quiet
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryWindow:
         return cls(deadline_after=timedelta(hours=settings.delivery_deadline_hours),
                    quiet=timedelta(hours=settings.bounce_quiet_hours),
                    verification=timedelta(days=settings.verification_days))
+
+
+def _moment(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 QUEUE_SEVERITY: dict[Queue, int] = {Queue.VERIFY: 3, Queue.PAPER: 2, Queue.RETRY: 1, Queue.IGNORE: 0}
@@ -179,25 +183,3 @@ def is_sender_caused(category: Category | str | None) -> bool:
         return pool_action(Category(category)) is not PoolAction.NONE
     except ValueError:
         return False
-
-
-def choose_pool(statement_id: str, current: str | None, pools: Sequence[str], held: set[str],
-                *, avoid_current: bool) -> str | None:
-    """A pool for a retry: not held, and another than `current` when the failure was ours.
-
-    Deterministic for a statement, so a re-run of the requeue picks the same pool. None when
-    every pool is held: the retry then waits for the next cycle.
-    """
-    open_pools = [p for p in pools if p not in held]
-    if not open_pools:
-        return None
-    if current in open_pools and not (avoid_current and len(open_pools) > 1):
-        return current
-    others = [p for p in open_pools if p != current] or open_pools
-    point = int(hashlib.sha256(statement_id.encode()).hexdigest()[:8], 16)
-    return others[point % len(others)]
-
-
-def address_hash(address: str, secret: str) -> str:
-    """Suppression entries store a keyed hash, never the address itself."""
-    return hmac.new(secret.encode(), address.strip().lower().encode(), hashlib.sha256).hexdigest()

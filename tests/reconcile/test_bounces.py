@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.outcomes.classify import Category, Queue
+from pipeline.outcomes import Category, Queue
 from pipeline.reconcile.bounces import Bounce, UnparseableBounce, parse_bounce
 from tests.support import REPO
 
