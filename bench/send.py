@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiosmtplib  # noqa: E402
 
+from pipeline.delivery import Outgoing, SendResult, make_tls_context, send_pool  # noqa: E402
 from pipeline.delivery.message import build_message, render_email  # noqa: E402
 from pipeline.delivery.pools import PoolConfig, ProviderLimit, Relay  # noqa: E402
-from pipeline.delivery.smtp import Outgoing, SendResult, make_tls_context, send_pool  # noqa: E402
 from pipeline.delivery.verp import return_path  # noqa: E402
 from pipeline.demo.smtp_sink import SinkProcess  # noqa: E402
 

@@ -102,7 +102,7 @@ def active_pauses(ledger: Ledger, pool: str | None, now: datetime) -> list[Pause
     return [Pause(**row) for row in rows]
 
 
-def holds(ledger: Ledger, pool: str, now: datetime) -> dict[str, str]:
+def paused_providers(ledger: Ledger, pool: str, now: datetime) -> dict[str, str]:
     """provider (or ``*``) → why it takes nothing now; the sender's ``held`` control."""
     found: dict[str, str] = {}
     for p in active_pauses(ledger, pool, now):
@@ -187,7 +187,7 @@ def route_weights(ledger: Ledger, config: SendConfig, now: datetime) -> list[tup
     """
     weights = []
     for pool in config.pools:
-        if ALL in holds(ledger, pool.name, now):
+        if ALL in paused_providers(ledger, pool.name, now):
             continue
         per_day = pool.capacity * 86_400
         status = warmup_status(ledger, pool, now)

@@ -9,41 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+
+from pipeline.clock import Clock
 
 _EPSILON = 1e-9  # float noise: a wait this short is no wait (a fake clock could not advance it)
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    """The real monotonic clock."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-class FakeClock:
-    """A clock that only moves when told to; ``sleep`` advances it instead of waiting."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a clock cannot go backwards")
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
 
 
 class TokenBucket:
@@ -78,16 +49,6 @@ class TokenBucket:
         """Tokens available now (for tests and metrics)."""
         self._refill()
         return self._tokens
-
-    def try_acquire(self, n: float = 1.0) -> float:
-        """Take ``n`` tokens and return 0.0, or return the wait in seconds and take nothing."""
-        if n > self.burst:
-            raise ValueError("cannot acquire more tokens than the burst capacity")
-        self._refill()
-        if self._tokens >= n:
-            self._tokens -= n
-            return 0.0
-        return (n - self._tokens) / self.rate
 
     def take(self, n: float = 1.0) -> float:
         """Reserve ``n`` tokens now (the balance may go negative) and return the wait.

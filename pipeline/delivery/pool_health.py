@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipeline.clock import iso
-from pipeline.outcomes.classify import Category, PoolAction, pool_action
+from pipeline.outcomes import Category, PoolAction, pool_action
 
 if TYPE_CHECKING:
     from pipeline.ledger import Ledger
@@ -66,7 +66,7 @@ def sender_bounces(rows: Iterable[dict[str, str]]) -> list[SenderBounce]:
     return found
 
 
-def holds(bounces: Iterable[SenderBounce], now: datetime, policy: HoldPolicy) -> dict[str, Hold]:
+def holds_from_bounces(bounces: Iterable[SenderBounce], now: datetime, policy: HoldPolicy) -> dict[str, Hold]:
     """Pools on hold at `now`: `threshold` sender-caused bounces within any `window`."""
     by_pool: dict[str, list[SenderBounce]] = {}
     for bounce in bounces:
@@ -92,4 +92,4 @@ def current_holds(ledger: Ledger, now: datetime, policy: HoldPolicy) -> dict[str
     """Holds in force now, from the ledger's recent `bounced` events."""
     since = now - policy.window - policy.hold
     rows = ledger.fetch("reconcile_bounces_since", since=iso(since))
-    return holds(sender_bounces(rows), now, policy)
+    return holds_from_bounces(sender_bounces(rows), now, policy)

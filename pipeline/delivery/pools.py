@@ -13,18 +13,16 @@ three kinds of limit, all in this one validated object:
 The file (``infra/pools.toml``, pointed at by ``EOB_POOLS_FILE``) is the production source;
 without it the pools come from ``EOB_POOLS`` with default provider limits, which keeps the
 embedded demo working unchanged. Credentials never live here: a pool names an Airflow
-connection id and the worker resolves it (see ``relay_credentials``).
+connection id and the worker resolves it (see ``pipeline.stages.connections``).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -275,49 +273,48 @@ def send_config(settings: Settings) -> SendConfig:
     return SendConfig(pools=tuple(PoolConfig.from_settings(p) for p in settings.pools))
 
 
+def capacities(config: SendConfig) -> list[tuple[str, float]]:
+    """Each pool with its share of the sending: weight × messages/s."""
+    return [(pool.name, pool.capacity) for pool in config.pools]
+
+
+def pick_pool(statement_id: str, pools: Sequence[tuple[str, float]]) -> str:
+    """A deterministic, capacity-weighted choice: the same statement always lands in the same
+    pool among the same candidates, so a re-run routes (or requeues) it the same way."""
+    total = sum(weight for _, weight in pools)
+    point = int(hashlib.sha256(statement_id.encode()).hexdigest()[:12], 16) / 16**12 * total
+    for name, weight in pools:
+        point -= weight
+        if point < 0:
+            return name
+    return pools[-1][0]
+
+
+def choose_pool(statement_id: str, current: str | None, pools: Sequence[tuple[str, float]],
+                held: set[str], *, avoid_current: bool) -> str | None:
+    """A pool for a retry or resend: not held, and another than `current` when the failure
+    was ours (blocked, throttled, TLS). None when every pool is held: it waits a cycle.
+
+    A `current` pool that is not among `pools` (renamed or removed from the pool file) is never
+    kept: nothing would send from it.
+    """
+    open_pools = [(name, weight) for name, weight in pools if name not in held]
+    if not open_pools:
+        return None
+    names = [name for name, _ in open_pools]
+    if current in names and not (avoid_current and len(open_pools) > 1):
+        return current
+    others = [(name, weight) for name, weight in open_pools if name != current] or open_pools
+    return pick_pool(statement_id, others)
+
+
 # -- credentials --------------------------------------------------------------------------------
 
 
 class RelayCredentials(BaseModel):
+    """A pool's relay login, resolved when it sends; never logged, the password not in ``repr``."""
+
     model_config = ConfigDict(frozen=True)
 
     username: str
     password: str = Field(repr=False)
-
-
-def credentials_from_uri(uri: str) -> RelayCredentials | None:
-    """An Airflow connection as exported to the environment → user and password.
-
-    Both forms Airflow writes: a URI (``smtp://user:password@host:587``) or JSON
-    (``{"conn_type": "smtp", "login": "user", "password": "..."}``).
-    """
-    if uri.lstrip().startswith("{"):
-        data = json.loads(uri)
-        login = data.get("login")
-        return RelayCredentials(username=login, password=data.get("password") or "") if login \
-            else None
-    parts = urlsplit(uri)
-    if not parts.username:
-        return None
-    return RelayCredentials(username=unquote(parts.username),
-                            password=unquote(parts.password or ""))
-
-
-def relay_credentials(
-    pool: PoolConfig, environ: Mapping[str, str] | None = None
-) -> RelayCredentials | None:
-    """The pool's relay login from Airflow's ``AIRFLOW_CONN_<ID>`` variable, if it names one.
-
-    Airflow exports connections to task environments in this form (and a secrets backend can
-    too); a DAG that fetches the connection itself can pass credentials to the send stage
-    directly instead. Never logged; the password is excluded from ``repr``.
-    """
-    if pool.credentials_conn_id is None:
-        return None
-    env = os.environ if environ is None else environ
-    uri = env.get(f"AIRFLOW_CONN_{pool.credentials_conn_id.upper()}")
-    if not uri:
-        raise PoolConfigError(
-            f"pool {pool.name}: connection {pool.credentials_conn_id!r} is not available "
-            f"(AIRFLOW_CONN_{pool.credentials_conn_id.upper()} is unset)")
-    return credentials_from_uri(uri)

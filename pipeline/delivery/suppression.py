@@ -8,11 +8,17 @@ suppressed again after a lift gets a fresh entry (the old lift stays in the audi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from pipeline.ledger import Ledger
 from pipeline.ledger.events import Event
-from pipeline.outcomes.routing import address_hash
+
+
+def address_hash(address: str, secret: str) -> str:
+    """Suppression entries and verification events store a keyed hash, never the address."""
+    return hmac.new(secret.encode(), address.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 class SuppressionError(ValueError):

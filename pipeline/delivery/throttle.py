@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pipeline.delivery.limits import Clock, SlidingWindow, TokenBucket
-from pipeline.outcomes.classify import Category, classify
+from pipeline.clock import Clock
+from pipeline.delivery.limits import SlidingWindow, TokenBucket
+from pipeline.outcomes import Category, classify
 
 
 class Feedback(StrEnum):

@@ -35,13 +35,13 @@ def test_pauses_hold_until_their_end_or_a_resume(ledger: Ledger) -> None:
     controls_db.pause(ledger, CONFIG, pool="pool_c", provider="gmail", reason="spike",
                       actor="ops", now=NOW, seconds=3600)
     controls_db.pause(ledger, CONFIG, pool="pool_c", reason="incident", actor="ops", now=NOW)
-    held = controls_db.holds(ledger, "pool_c", NOW)
+    held = controls_db.paused_providers(ledger, "pool_c", NOW)
     assert set(held) == {"gmail", "*"} and "spike" in held["gmail"]
     later = NOW + timedelta(hours=2)
-    assert set(controls_db.holds(ledger, "pool_c", later)) == {"*"}  # the gmail pause ended
+    assert set(controls_db.paused_providers(ledger, "pool_c", later)) == {"*"}  # the gmail pause ended
     assert controls_db.resume(ledger, CONFIG, pool="pool_c", reason="over", actor="ops",
                               now=later) == 1
-    assert controls_db.holds(ledger, "pool_c", later) == {}
+    assert controls_db.paused_providers(ledger, "pool_c", later) == {}
     with pytest.raises(controls_db.ControlError, match="unknown pool"):
         controls_db.pause(ledger, CONFIG, pool="nope", reason="x", actor="ops", now=NOW)
     with pytest.raises(controls_db.ControlError, match="needs a reason"):

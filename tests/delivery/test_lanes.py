@@ -18,11 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.delivery.dkim import DkimSigner
-from pipeline.delivery.limits import FakeClock
-from pipeline.delivery.message import EmailContent, build_message, render_email
-from pipeline.delivery.pools import PoolConfig, ProviderLimit, Relay, RelayCredentials
-from pipeline.delivery.smtp import (
+from pipeline.delivery import (
     ACCEPTED,
     HELD,
     Outgoing,
@@ -33,10 +29,14 @@ from pipeline.delivery.smtp import (
     provider_lookup,
     send_pool,
 )
+from pipeline.delivery.dkim import DkimSigner
+from pipeline.delivery.message import EmailContent, build_message, render_email
+from pipeline.delivery.pools import PoolConfig, ProviderLimit, Relay, RelayCredentials
 from pipeline.delivery.throttle import LaneLimiter, ThrottlePolicy
 from pipeline.delivery.verp import return_path
 from pipeline.delivery.warmup import Quota
 from pipeline.demo.smtp_sink import Decision, SmtpSink, TlsMaterial, make_tls_material
+from tests.support.clock import FakeClock
 
 SOURCES = ("127.0.0.41", "127.0.0.42")
 RELAY, RELAY_2, RELAY_3 = "127.0.0.50", "127.0.0.51", "127.0.0.52"

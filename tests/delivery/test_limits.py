@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
-from pipeline.delivery.limits import FakeClock, SlidingWindow, TokenBucket
+from pipeline.delivery.limits import SlidingWindow, TokenBucket
+from tests.support.clock import FakeClock
+
+
+def waited(bucket: TokenBucket, clock: FakeClock) -> float:
+    """How long ``acquire`` waited for one token (on the fake clock, which its sleep moves)."""
+    before = clock.now
+    asyncio.run(bucket.acquire(sleep=clock.sleep))
+    return clock.now - before
 
 
 def test_burst_is_available_at_once_then_the_rate_applies() -> None:
     clock = FakeClock()
     bucket = TokenBucket(rate=5.0, burst=3.0, clock=clock)
-    assert [bucket.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert bucket.try_acquire() == pytest.approx(0.2)
+    assert [waited(bucket, clock) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert waited(bucket, clock) == pytest.approx(0.2)
     clock.advance(0.1)
-    assert bucket.try_acquire() == pytest.approx(0.1)  # nothing was consumed by refusals
-    clock.advance(0.1)
-    assert bucket.try_acquire() == 0.0
-    assert bucket.try_acquire() == pytest.approx(0.2)
+    assert bucket.tokens == pytest.approx(0.5)  # looking at the balance consumes nothing
+    assert waited(bucket, clock) == pytest.approx(0.1)  # time already passed counts
+    clock.advance(0.2)
+    assert waited(bucket, clock) == 0.0
+    assert waited(bucket, clock) == pytest.approx(0.2)
 
 
 def test_saved_tokens_never_exceed_burst() -> None:
@@ -26,16 +36,17 @@ def test_saved_tokens_never_exceed_burst() -> None:
     bucket = TokenBucket(rate=10.0, burst=2.0, clock=clock)
     clock.advance(3600)
     assert bucket.tokens == pytest.approx(2.0)
-    assert [bucket.try_acquire() for _ in range(3)][2] == pytest.approx(0.1)
+    assert [waited(bucket, clock) for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
 
 
-def test_try_acquire_waits_for_several_tokens() -> None:
+def test_take_waits_for_several_tokens() -> None:
     clock = FakeClock()
     bucket = TokenBucket(rate=4.0, burst=4.0, clock=clock)
-    assert bucket.try_acquire(4) == 0.0
-    assert bucket.try_acquire(2) == pytest.approx(0.5)
+    assert bucket.take(4) == 0.0
+    assert bucket.take(2) == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        bucket.try_acquire(5)
+        bucket.take(5)
+    assert bucket.tokens == pytest.approx(-2.0)  # the refused request reserved nothing
 
 
 def test_sustained_rate_over_a_simulated_minute() -> None:
@@ -61,6 +72,7 @@ def test_fake_clock_only_moves_forward() -> None:
     clock = FakeClock(now=5.0)
     clock.advance(1.5)
     assert clock.monotonic() == 6.5
+    assert clock.utc_now() - FakeClock().utc_now() == timedelta(seconds=6.5)  # wall time too
     with pytest.raises(ValueError):
         clock.advance(-1)
 
@@ -79,7 +91,7 @@ def test_set_rate_keeps_tokens_earned_at_the_old_rate() -> None:
     clock = FakeClock()
     bucket = TokenBucket(rate=10.0, burst=5.0, clock=clock)
     for _ in range(5):
-        bucket.try_acquire()
+        assert bucket.take() == 0.0
     clock.advance(0.2)  # two tokens earned at 10/s
     bucket.set_rate(1.0)
     assert bucket.tokens == pytest.approx(2.0)

@@ -10,16 +10,15 @@ import pytest
 
 from pipeline.delivery.pools import (
     DEFAULT_PROVIDER_LIMITS,
-    PoolConfig,
     PoolConfigError,
     Relay,
-    credentials_from_uri,
+    choose_pool,
     load_pool_file,
     parse_pool_file,
-    relay_credentials,
+    pick_pool,
     send_config,
 )
-from pipeline.settings import PoolSettings, Settings
+from pipeline.settings import Settings
 from tests.support import REPO
 
 POOL_FILE = REPO / "infra" / "pools.toml"
@@ -85,7 +84,7 @@ def test_mistakes_in_the_pool_file_name_what_to_fix(text: str, message: str) -> 
 def test_without_a_pool_file_the_embedded_pools_apply_unchanged(tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path)
     config = send_config(settings)
-    assert config.pool_names == settings.pool_names
+    assert config.pool_names == [pool.name for pool in settings.pools] == ["pool_a", "pool_b"]
     pool = config.pool("pool_a")
     assert pool.source_ips == ("127.0.0.2",) and pool.relays[0].host == "127.0.0.12"
     # EOB_POOLS has no provider limits: no provider is narrower than the pool itself
@@ -100,18 +99,23 @@ def test_settings_point_at_the_pool_file(tmp_path: Path) -> None:
         send_config(Settings(workspace=tmp_path, pools_file=tmp_path / "missing.toml"))
 
 
-def test_credentials_come_from_the_airflow_connection_and_never_show() -> None:
-    pool = PoolConfig(name="p", source_ips=("127.0.0.41",), relays=(Relay(host="h"),),
-                      credentials_conn_id="smtp_pool_p")
-    uri = "smtp://mailer%40eob.example:s3cr%2Ft@mta.internal:587"
-    creds = relay_credentials(pool, {"AIRFLOW_CONN_SMTP_POOL_P": uri})
-    assert creds is not None
-    assert (creds.username, creds.password) == ("mailer@eob.example", "s3cr/t")
-    assert "s3cr" not in repr(creds)
-    as_json = json.dumps({"conn_type": "smtp", "login": "u", "password": "p", "host": "h"})
-    assert credentials_from_uri(as_json) == creds.model_copy(update={"username": "u",
-                                                                     "password": "p"})
-    with pytest.raises(PoolConfigError, match="AIRFLOW_CONN_SMTP_POOL_P"):
-        relay_credentials(pool, {})
-    assert relay_credentials(PoolConfig.from_settings(
-        PoolSettings(name="q", source_ip="127.0.0.41", relay_host="h")), {}) is None
+def test_choose_pool_prefers_another_pool_after_a_block_and_waits_when_all_are_held() -> None:
+    pools = [("pool_a", 1.0), ("pool_b", 1.0), ("pool_c", 1.0)]
+    names = {name for name, _ in pools}
+    assert choose_pool("s1", "pool_a", pools, set(), avoid_current=False) == "pool_a"
+    assert choose_pool("s1", "pool_a", pools, set(), avoid_current=True) in {"pool_b", "pool_c"}
+    assert choose_pool("s1", "pool_a", pools, {"pool_b", "pool_c"}, avoid_current=True) == "pool_a"
+    assert choose_pool("s1", "pool_a", pools, names, avoid_current=True) is None
+
+
+def test_a_pool_no_longer_configured_is_never_kept_for_a_retry() -> None:
+    pools = [("east", 1.0), ("west", 1.0)]
+    chosen = {choose_pool(f"s{n}", "pool_a", pools, set(), avoid_current=False) for n in range(50)}
+    assert chosen == {"east", "west"}
+
+
+def test_pick_pool_is_deterministic_and_follows_capacity() -> None:
+    pools = [("big", 9.0), ("small", 1.0)]
+    picks = [pick_pool(f"st-{n}", pools) for n in range(2000)]
+    assert picks == [pick_pool(f"st-{n}", pools) for n in range(2000)], "same statement, same pool"
+    assert 0.85 < picks.count("big") / len(picks) < 0.95

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.delivery import Outgoing, SendResult, make_tls_context, send_pool
 from pipeline.delivery.message import build_message, render_email
 from pipeline.delivery.pools import PoolConfig, ProviderLimit, Relay
-from pipeline.delivery.smtp import Outgoing, SendResult, make_tls_context, send_pool
 from pipeline.delivery.verp import return_path
 from pipeline.demo.smtp_sink import SinkProcess
 

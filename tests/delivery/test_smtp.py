@@ -25,16 +25,9 @@ from typing import cast
 import aiosmtplib
 import pytest
 
-from pipeline.delivery.limits import FakeClock
+from pipeline.delivery import Outgoing, SendResult, SendStats, make_tls_context, send_pool
 from pipeline.delivery.message import EmailContent, build_message, render_email
-from pipeline.delivery.smtp import (
-    Outgoing,
-    SendResult,
-    SendStats,
-    TlsUnavailable,
-    make_tls_context,
-    send_pool,
-)
+from pipeline.delivery.session import TlsUnavailable
 from pipeline.delivery.verp import return_path, statement_from_address
 from pipeline.demo.dsn import build_dsn
 from pipeline.demo.smtp_sink import (
@@ -45,6 +38,7 @@ from pipeline.demo.smtp_sink import (
     make_tls_material,
 )
 from pipeline.settings import PoolSettings
+from tests.support.clock import FakeClock
 
 SOURCE_IP = "127.0.0.2"
 RELAY_IP = "127.0.0.12"

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from pipeline.delivery.limits import FakeClock
 from pipeline.delivery.pools import WarmupPlan, WarmupStep
 from pipeline.delivery.throttle import (
     AdaptiveRate,
@@ -17,6 +16,7 @@ from pipeline.delivery.throttle import (
     feedback_for,
 )
 from pipeline.delivery.warmup import Caps, Quota, allowance, caps_for, sending_day
+from tests.support.clock import FakeClock
 
 POLICY = ThrottlePolicy(decrease=0.5, floor_fraction=0.1, min_rate=0.5, recover_fraction=0.1,
                         recover_every_seconds=30.0, cooldown_seconds=5.0)

@@ -1,0 +1,98 @@
+"""What the sender takes and what it gives back: one ``Outgoing`` message in, one ``SendResult``
+per message out (through the run's ``Reporter``), and the run's ``SendStats``.
+
+Outcomes: ``accepted`` (250), ``rejected`` (5xx for this recipient), ``deferred`` (4xx,
+connection trouble, relay unusable) and ``held``: not attempted, or refused because of *us*
+(the provider suspended this pool, an operator paused it, the warm-up quota ran out). A held
+statement stays queued for a later run without using up one of its attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+
+from pipeline.delivery.throttle import ThrottleState
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+DEFERRED = "deferred"
+HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    statement_id: str
+    recipient: str
+    envelope_from: str
+    message: EmailMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    statement_id: str
+    outcome: str
+    reply_code: int | None
+    enhanced_status: str | None
+    reply_text: str
+    provider: str = ""
+
+
+@dataclass(slots=True)
+class SendStats:
+    attempted: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    held: int = 0
+    connections: int = 0
+    by_provider: dict[str, dict[str, int]] = field(default_factory=dict)
+    rate_cuts: dict[str, int] = field(default_factory=dict)
+    suspended: dict[str, str] = field(default_factory=dict)
+    throttle_state: dict[str, ThrottleState] = field(default_factory=dict)
+    stopped: str | None = None
+
+    def count(self, result: SendResult) -> None:
+        per = self.by_provider.setdefault(result.provider, {})
+        per[result.outcome] = per.get(result.outcome, 0) + 1
+        if result.outcome == HELD:
+            self.held += 1
+            return
+        self.attempted += 1
+        if result.outcome == ACCEPTED:
+            self.accepted += 1
+        elif result.outcome == REJECTED:
+            self.rejected += 1
+        else:
+            self.deferred += 1
+
+    def summary(self) -> dict[str, object]:
+        """Counts only (no addresses): what a task returns and logs."""
+        return {
+            "attempted": self.attempted, "accepted": self.accepted, "rejected": self.rejected,
+            "deferred": self.deferred, "held": self.held, "connections": self.connections,
+            "by_provider": self.by_provider, "rate_cuts": self.rate_cuts,
+            "suspended": self.suspended, "stopped": self.stopped,
+        }
+
+
+class Reporter:
+    """The one way a result leaves a run: handed to the caller, then counted."""
+
+    def __init__(self, pool_name: str, on_result: Callable[[SendResult], None]) -> None:
+        self.stats = SendStats()
+        self._pool_name = pool_name
+        self._on_result = on_result
+
+    def report_for(self, provider: str, result: SendResult) -> None:
+        self.report(replace(result, provider=provider))
+
+    def report(self, result: SendResult) -> None:
+        self._on_result(result)  # the caller commits here; if it raises, the batch stops
+        self.stats.count(result)
+        log.debug("pool=%s statement=%s outcome=%s code=%s provider=%s", self._pool_name,
+                  result.statement_id, result.outcome, result.reply_code, result.provider)
