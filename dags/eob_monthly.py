@@ -90,8 +90,7 @@ def eob_monthly() -> None:
 
     @task(pool="eob_send", retries=3)
     def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
-        from pipeline.stages import open_context, send_stage
-        from pipeline.stages.connections import relay_credentials
+        from pipeline.stages import open_context, relay_credentials, send_stage
 
         ctx = open_context()
         return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),

@@ -26,33 +26,28 @@ from airflow.sdk import dag, task
 def eob_reconcile() -> None:
     @task
     def collect_bounces() -> dict:
-        from pipeline.stages import open_context
-        from pipeline.stages.reconcile import reconcile_stage
+        from pipeline.stages import open_context, reconcile_stage
 
         return reconcile_stage(open_context())
 
     @task
     def sweep_deadlines(bounces: dict) -> dict:
-        from pipeline.reconcile.sweeper import sweep_stage
-        from pipeline.stages import open_context
+        from pipeline.stages import open_context, sweep_stage
 
         return sweep_stage(open_context())
 
     @task
     def requeue_due_retries(swept: dict) -> list[str]:
-        from pipeline.reconcile.verification import resend_verified
-        from pipeline.stages import open_context, pool_names
-        from pipeline.stages.reconcile import requeue_due_stage
+        from pipeline.stages import open_context, pool_names, requeue_due_stage, resend_verified_stage
 
         ctx = open_context()
         requeue_due_stage(ctx)
-        resend_verified(ctx)
+        resend_verified_stage(ctx)
         return pool_names(ctx)
 
     @task(pool="eob_send", retries=3)
     def send_retries(pool_name: str) -> dict:
-        from pipeline.stages import open_context, send_stage
-        from pipeline.stages.connections import relay_credentials
+        from pipeline.stages import open_context, relay_credentials, send_stage
 
         ctx = open_context()
         return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))

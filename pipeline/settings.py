@@ -13,7 +13,12 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.ingest.sources.arrival import is_extract_file
+EXTRACT_SUFFIXES = (".csv", ".parquet", ".ndjson", ".jsonl", ".json", ".ndjson.gz")
+"""File names that are read as part of a period's extract (hidden files never are)."""
+
+
+def is_extract_file(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(EXTRACT_SUFFIXES)
 
 
 class PoolSettings(BaseModel):
@@ -52,7 +57,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     shards: int = Field(default=2, ge=1, le=1024)
 
-    pools: list[PoolSettings] = Field(default_factory=_loopback_pools)
+    pools: list[PoolSettings] = Field(
+        default_factory=_loopback_pools,
+        description="the IP pools when no pool file is set; read them through "
+        "`pipeline.delivery.pools.send_config`, the one pool model, never directly",
+    )
     smtp_ca_file: Path | None = Field(
         default=None, description="CA bundle that verifies the relays; default: system store"
     )
@@ -182,13 +191,3 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.workspace / "reports"
-
-    def pool(self, name: str) -> PoolSettings:
-        for pool in self.pools:
-            if pool.name == name:
-                return pool
-        raise KeyError(f"no IP pool named {name!r} in settings (known: {self.pool_names})")
-
-    @property
-    def pool_names(self) -> list[str]:
-        return [pool.name for pool in self.pools]

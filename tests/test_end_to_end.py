@@ -22,7 +22,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from pipeline.ingest.run import read_shard_lines
+from pipeline.storage import read_shard_lines
 from tests.support.canary import (
     CANARY_STRINGS,
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -186,5 +185,4 @@ def migrate() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    time.sleep(0)
     app()

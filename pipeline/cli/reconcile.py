@@ -27,7 +27,7 @@ def export_verification(
     actor: Actor = "outreach",
 ) -> None:
     """Write the verification work list for outreach staff (no statement content)."""
-    from pipeline.reconcile.verification import export_worklist
+    from pipeline.reconcile import export_worklist
     from pipeline.stages import open_context
 
     rows = export_worklist(open_context(), out, actor=actor)
@@ -40,7 +40,7 @@ def import_verification(
     actor: Actor = "outreach",
 ) -> None:
     """Apply outreach outcomes: verified → resend to the confirmed address; failed → paper."""
-    from pipeline.reconcile.verification import VerificationError, import_outcomes
+    from pipeline.reconcile import VerificationError, import_outcomes
     from pipeline.stages import open_context
 
     try:
@@ -99,8 +99,7 @@ def show_suppression(
 @app.command()
 def sweep() -> None:
     """Run the delivery-deadline sweeper once (the reconcile DAG runs it every 15 minutes)."""
-    from pipeline.reconcile.sweeper import sweep_stage
-    from pipeline.stages import open_context
+    from pipeline.stages import open_context, sweep_stage
 
     console.print(sweep_stage(open_context()) or "nothing was due")
 
@@ -108,7 +107,7 @@ def sweep() -> None:
 @app.command()
 def queues(period: Annotated[str, typer.Option(help="Statement month, YYYY-MM")]) -> None:
     """Where a run's bounced statements are: retry, verification, paper or resolved."""
-    from pipeline.reconcile.sweeper import unsettled
+    from pipeline.reconcile import unsettled
     from pipeline.stages import open_context, run_id_for
     from pipeline.stages.reconcile import queue_counts
 

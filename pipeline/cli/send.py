@@ -103,9 +103,9 @@ def resend(
 
 
 def _default_pool(config: SendConfig, statement_id: str) -> str:
-    from pipeline.stages.route import assign_pool
+    from pipeline.delivery.pools import capacities, pick_pool
 
-    return assign_pool(statement_id, [(p.name, p.capacity) for p in config.pools])
+    return pick_pool(statement_id, capacities(config))
 
 
 def read_ids(ids: list[str], file: Path | None) -> list[str]:

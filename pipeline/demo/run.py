@@ -62,16 +62,17 @@ def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, s
 @contextmanager
 def smtp_servers(settings: Settings, tls_dir: Path) -> Iterator[list[Any]]:
     """One real SMTP server per IP pool's relay address, with STARTTLS required."""
+    from pipeline.delivery.pools import send_config
     from pipeline.demo.smtp_sink import SmtpSink, demo_behaviour, make_tls_material
 
-    hosts = sorted({pool.relay_host for pool in settings.pools})
-    material = make_tls_material(tls_dir, [*hosts, "localhost"])
+    relays = [(pool.name, relay) for pool in send_config(settings).pools for relay in pool.relays]
+    material = make_tls_material(tls_dir, [*sorted({relay.host for _, relay in relays}), "localhost"])
     with ExitStack() as stack:
         sinks = []
-        for pool in settings.pools:
-            sink = SmtpSink(pool.relay_host, pool.relay_port, tls=material, require_tls=True,
+        for name, relay in relays:
+            sink = SmtpSink(relay.host, relay.port, tls=material, require_tls=True,
                             behaviour=demo_behaviour, maildir=settings.maildir,
-                            reporting_mta=f"mx-{pool.name}.sink.example")
+                            reporting_mta=f"mx-{name}.sink.example")
             stack.enter_context(sink)
             sinks.append(sink)
         yield sinks

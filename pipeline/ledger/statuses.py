@@ -51,7 +51,7 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
     S.PAPER_QUEUED: frozenset(
         {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED,
-         S.SENT, S.VERIFIED}  # the delivery-deadline sweeper (pipeline/sweeper.py)
+         S.SENT, S.VERIFIED}  # the delivery-deadline sweeper (pipeline/reconcile/sweeper.py)
     ),
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),
@@ -63,9 +63,6 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
 """For each target status, the statuses a statement may move from."""
 
 TERMINAL: frozenset[Status] = frozenset({S.DELIVERED, S.MAILED, S.FAILED, S.SUPERSEDED})
-IN_FLIGHT: frozenset[Status] = frozenset(
-    {S.QUEUED, S.SENT, S.RETRY_SCHEDULED, S.VERIFICATION_PENDING, S.VERIFIED}
-)
 EMAILED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED})
 PAPER: frozenset[Status] = frozenset({S.PAPER_QUEUED, S.PRINTED, S.MAILED})
 

@@ -107,12 +107,6 @@ def sweep(ledger: Any, now: datetime, window: DeliveryWindow, *, batch: int = 50
     return counts
 
 
-def sweep_stage(ctx: Any) -> dict[str, int]:
-    """The scheduled task's entry point."""
-    window = DeliveryWindow.from_settings(ctx.settings)
-    return sweep(ctx.ledger, ctx.now(), window, batch=ctx.settings.sweep_batch_size)
-
-
 def unsettled(ledger: Any, run_id: str) -> dict[str, int]:
     """Statements of a run not yet delivered, on paper or terminal (empty after the deadline)."""
     return {row["status"]: row["n"] for row in ledger.fetch("sweep_unsettled_for_run", run_id=run_id)}

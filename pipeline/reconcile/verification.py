@@ -29,15 +29,33 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pipeline.ledger import Transition
+from pipeline.clock import Now
+from pipeline.delivery.pools import capacities, choose_pool, send_config
+from pipeline.delivery.suppression import address_hash
+from pipeline.ledger import Ledger, Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
-from pipeline.outcomes.routing import DeliveryWindow, address_hash, choose_pool, to_paper
-from pipeline.stages.context import Context, member_contacts, run_dir
+from pipeline.outcomes.routing import DeliveryWindow, to_paper
+from pipeline.settings import Settings
+from pipeline.storage import member_contacts, run_dir
 
 log = logging.getLogger(__name__)
+
+
+class Context(Protocol):
+    """What verification needs from its caller: the settings, the ledger and the wall clock
+    (the stages' context provides them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def now(self) -> Now: ...
 
 COLUMNS = ("statement_id", "member_id", "period", "requested_on", "respond_by", "reason",
            "contact_hint", "outcome", "verified_email", "channel", "verified_by")
@@ -107,7 +125,7 @@ def pending_items(rows: Iterable[dict[str, Any]], window: DeliveryWindow,
     items = []
     for row in rows:
         requested = datetime.fromisoformat(row["requested_at"])
-        cutoff = window.cutoff(datetime.fromisoformat(row["run_started_at"]))
+        cutoff = window.cutoff(row["run_started_at"])
         due = min(requested + window.verification, cutoff)
         items.append(WorkItem(
             statement_id=row["statement_id"], member_id=row["member_id"], period=row["period"],
@@ -321,22 +339,24 @@ def resend_verified(ctx: Context) -> dict[str, int]:
         return {"resend_queued": 0, "resend_waiting": 0, "resend_paper": 0}
     window = DeliveryWindow.from_settings(settings)
     held = set(current_holds(ctx.ledger, now, HoldPolicy.from_settings(settings)))
+    pools = capacities(send_config(settings))
     secret = settings.verp_secret.get_secret_value()
     contacts: dict[str, dict[str, tuple[str, str]]] = {}
     moves: list[Transition] = []
     counts = {"resend_queued": 0, "resend_waiting": 0, "resend_paper": 0}
     for row in rows:
         sid = row["statement_id"]
-        if now >= window.cutoff(datetime.fromisoformat(row["run_started_at"])):
+        if now >= window.cutoff(row["run_started_at"]):
             moves.append(to_paper(sid, "verified_after_cutoff"))
             counts["resend_paper"] += 1
             continue
-        event = ctx.ledger.fetch_one("reconcile_last_event", statement_id=sid, event="address_verified")
+        event = ctx.ledger.fetch_one("reconcile_last_event", statement_id=sid,
+                                     event=Event.ADDRESS_VERIFIED.value)
         verified_hash = _detail(event).get("address_hash") if event else None
         if row["run_id"] not in contacts:
             contacts[row["run_id"]] = member_contacts(settings, row["run_id"])
         current = contacts[row["run_id"]].get(row["member_id"], ("", ""))[0]
-        pool = choose_pool(sid, row["pool"], settings.pool_names, held, avoid_current=False)
+        pool = choose_pool(sid, row["pool"], pools, held, avoid_current=False)
         if not verified_hash or address_hash(current or "", secret)[:16] != verified_hash or pool is None:
             counts["resend_waiting"] += 1
             continue

@@ -5,16 +5,19 @@ returns a small dict of counts (never PHI, never big payloads): what Airflow kee
 DAG files call these and nothing else.
 """
 
+from pipeline.periods import period_for_run
+from pipeline.stages.connections import relay_credentials
 from pipeline.stages.context import Context, NeedsOperator, open_context, run_dir, run_id_for
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
-from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage
+from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage, resend_verified_stage, sweep_stage
 from pipeline.stages.render import render_stage
 from pipeline.stages.report import report_stage
-from pipeline.stages.route import assign_pool, pool_names, route_stage
+from pipeline.stages.route import pool_names, route_stage
 from pipeline.stages.send import send_stage
 
 __all__ = [
-    "Context", "NeedsOperator", "assign_pool", "compose_stage", "extract_ready_stage", "ingest_stage",
+    "Context", "NeedsOperator", "compose_stage", "extract_ready_stage", "ingest_stage",
     "open_context", "pool_names", "reconcile_stage", "render_stage", "report_stage", "requeue_due_stage",
-    "route_stage", "run_dir", "run_id_for", "send_stage",
+    "resend_verified_stage", "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
+    "period_for_run", "relay_credentials",
 ]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from pipeline.clock import Now, utc_now
 from pipeline.ledger import Ledger, Transition
-from pipeline.outcomes.routing import RetryPolicy
-from pipeline.periods import parse_period
+from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
 from pipeline.settings import Settings
-from pipeline.storage.objectstore import ObjectStore, open_store
+from pipeline.storage import ObjectStore, member_contacts, open_store, run_dir, run_id_for
+
+__all__ = [
+    "Context", "NeedsOperator", "ShardCountChanged", "check_shards", "flush_transitions",
+    "member_contacts", "open_context", "run_dir", "run_id_for",
+]
 
 
 class NeedsOperator(RuntimeError):
@@ -37,10 +41,22 @@ class Context:
     ledger: Ledger
     store: ObjectStore
     now: Now = utc_now
+    _cutoffs: dict[str, datetime | None] = field(default_factory=dict, repr=False)
+
+    def send_cutoff(self, run_id: str) -> datetime | None:
+        """The run's send cut-off (`DeliveryWindow.cutoff` of its start); None for an unknown run."""
+        if run_id not in self._cutoffs:
+            run = self.ledger.fetch_one("get_run", run_id=run_id)
+            self._cutoffs[run_id] = self.delivery_window.cutoff(run["started_at"]) if run else None
+        return self._cutoffs[run_id]
 
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy.from_settings(self.settings)
+
+    @property
+    def delivery_window(self) -> DeliveryWindow:
+        return DeliveryWindow.from_settings(self.settings)
 
 
 def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:
@@ -51,16 +67,6 @@ def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Con
     return Context(settings, ledger, store, now)
 
 
-def run_id_for(period: str) -> str:
-    """One run per period: re-running a month resumes it instead of starting a second one."""
-    parse_period(period)
-    return f"eob-{period}"
-
-
-def run_dir(settings: Settings, run_id: str) -> Path:
-    return settings.work_dir / run_id
-
-
 def flush_transitions(ctx: Context, batch: list[Transition], action: str, shard: int) -> None:
     if not batch:
         return
@@ -69,11 +75,3 @@ def flush_transitions(ctx: Context, batch: list[Transition], action: str, shard:
                      {"shard": shard, "statement_ids": [t.statement_id for t in batch]})
     batch.clear()
 
-
-def member_contacts(settings: Settings, run_id: str) -> dict[str, tuple[str, str]]:
-    """member_id → (email, language) for one run, read from its canonical member file."""
-    import pandas as pd
-
-    members = pd.read_parquet(run_dir(settings, run_id) / "members.parquet",
-                              columns=["member_id", "email", "language"])
-    return {m: (e, lang) for m, e, lang in members.itertuples(index=False)}

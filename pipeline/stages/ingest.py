@@ -29,8 +29,7 @@ INSERT_CHUNK = 2_000
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
     """Find the period's extract (local folder or S3 prefix), validate it, record the accounts."""
-    from pipeline.ingest.run import ingest
-    from pipeline.ingest.sources import locate_period
+    from pipeline.ingest import ingest, locate_period
 
     settings = ctx.settings
     run_id = run_id_for(period)
@@ -55,8 +54,7 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
     `extract_quiet_minutes`, and the `extract_ready_marker` file when one is configured. For the
     sensor task ahead of ingest: it lists, and downloads nothing. A missing bucket or denied
     access raises ExtractSourceError naming it: waiting would not fix that."""
-    from pipeline.ingest.sources.arrival import local_arrival
-    from pipeline.ingest.sources.s3 import S3Location, make_client, period_arrival
+    from pipeline.ingest import S3Location, local_arrival, make_client, period_arrival
 
     settings = ctx.settings
     url, marker = settings.extracts_url, settings.extract_ready_marker
@@ -82,8 +80,8 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     """Statements of every shard into the ledger: new ones, reissues, withdrawals, nothing twice."""
-    from pipeline.compose.statements import compose_shard, prompt_notice_claims, write_versions
-    from pipeline.ingest.run import iter_buckets
+    from pipeline.compose import compose_shard, prompt_notice_claims, write_versions
+    from pipeline.storage import iter_buckets
 
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
@@ -120,7 +118,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
 def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
     """Is an address suppressed? One query for the whole run, then a keyed hash per address
     (None when nothing is suppressed: compose then skips the per-address check)."""
-    from pipeline.outcomes.routing import address_hash
+    from pipeline.delivery.suppression import address_hash
 
     secret = ctx.settings.verp_secret.get_secret_value()
     active = {row["address_hash"] for row in ctx.ledger.fetch("compose_active_suppressions")}
@@ -133,7 +131,7 @@ class _ShardPlan:
     """What compose does for one shard: insert new statements, reissue changed ones, in chunks."""
 
     def __init__(self, ctx: Context, run_id: str, period: str, shard: int, flagged: set[str]) -> None:
-        from pipeline.compose.statements import Version
+        from pipeline.compose import Version
 
         self.ctx, self.run_id, self.period, self.shard = ctx, run_id, period, shard
         self.latest = {row["member_id"]: row for row in ctx.ledger.fetch(
@@ -148,7 +146,7 @@ class _ShardPlan:
         self.inserted = self.reissued = self.unchanged = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        from pipeline.compose.statements import Version, make_statement_id
+        from pipeline.compose import Version, make_statement_id
 
         member, content = row["member_id"], row["content_hash"]
         previous = self.latest.get(member)

@@ -15,7 +15,6 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pipeline.clock import iso
@@ -23,17 +22,16 @@ from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
-from pipeline.outcomes.classify import Category, Queue
-from pipeline.outcomes.routing import (
-    DeliveryWindow,
+from pipeline.outcomes import (
+    Category,
+    Queue,
     RetryPolicy,
-    choose_pool,
     deciding_outcome,
     is_sender_caused,
     route,
     to_paper,
 )
-from pipeline.reconcile.feeds import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
+from pipeline.reconcile import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
 from pipeline.stages import withdrawals
 from pipeline.stages.context import Context
 
@@ -123,7 +121,7 @@ def _drain(ctx: Context, feed: Feed, counts: dict[str, int]) -> None:
 def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processed:
     """Parse, correlate, route and record one message or notification."""
     from pipeline.delivery.verp import ForgedToken
-    from pipeline.reconcile.bounces import UnparseableBounce, parse_bounce, parse_ses_notification
+    from pipeline.reconcile import UnparseableBounce, parse_bounce, parse_ses_notification
 
     key = hashlib.sha256(data).hexdigest()
     seen = ctx.ledger.fetch_one("bounce_message_seen", message_key=key)
@@ -190,9 +188,7 @@ def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
         # the sweeper's deadline decides later.
         ledger.record_event(sid, Event.DELIVERY_DELAYED, {**evidence, "category": c.category.value})
         return "noted_delayed"
-    run = ledger.fetch_one("get_run", run_id=statement["run_id"])
-    window = DeliveryWindow.from_settings(ctx.settings)
-    cutoff = window.cutoff(datetime.fromisoformat(run["started_at"])) if run else None
+    cutoff = ctx.send_cutoff(statement["run_id"])
     reason = f"{worst.status or ''} {worst.diagnostic}".strip()
     moves = route(sid, c, attempts=statement["attempts"], policy=RetryPolicy.from_settings(ctx.settings),
                   now=ctx.now(), source=feed, reason=reason, rng=random.Random(sid),
@@ -218,12 +214,13 @@ def requeue_due_stage(ctx: Context) -> dict[str, Any]:
     - past the run's send cut-off a retry goes to paper instead.
     """
     from pipeline.delivery.pool_health import HoldPolicy, current_holds
+    from pipeline.delivery.pools import capacities, choose_pool, send_config
 
     settings = ctx.settings
     now = ctx.now()
-    window = DeliveryWindow.from_settings(settings)
+    window = ctx.delivery_window
     held = current_holds(ctx.ledger, now, HoldPolicy.from_settings(settings))
-    pools = settings.pool_names
+    pools = capacities(send_config(settings))
     cap = settings.retry_requeue_per_pool
     rows = ctx.ledger.fetch("reconcile_due_retries", now=iso(now), limit=cap * len(pools) * 4)
     per_pool: dict[str, int] = {}
@@ -231,7 +228,7 @@ def requeue_due_stage(ctx: Context) -> dict[str, Any]:
     waiting = 0
     for row in rows:
         sid = row["statement_id"]
-        if now >= window.cutoff(datetime.fromisoformat(row["run_started_at"])):
+        if now >= window.cutoff(row["run_started_at"]):
             moves.append(to_paper(sid, "retry_past_cutoff"))
             continue
         pool = choose_pool(sid, row["pool"], pools, set(held),
@@ -269,3 +266,17 @@ def queue_counts(ctx: Context, run_id: str) -> dict[str, Any]:
     total = sum(by_status.values())
     return {"bounced_statements": total, **queues, "stranded": stranded,
             "reconciles": stranded == 0 and total == sum(queues.values())}
+
+
+def sweep_stage(ctx: Context) -> dict[str, int]:
+    """The delivery-deadline sweeper, on its schedule: every in-flight status moves on in time."""
+    from pipeline.reconcile import sweep
+
+    return sweep(ctx.ledger, ctx.now(), ctx.delivery_window, batch=ctx.settings.sweep_batch_size)
+
+
+def resend_verified_stage(ctx: Context) -> dict[str, int]:
+    """Verified statements go back to a send queue once it is safe (see `resend_verified`)."""
+    from pipeline.reconcile import resend_verified
+
+    return resend_verified(ctx)

@@ -47,10 +47,16 @@ class _Counts:
 
 def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
     """Render and store every composed statement of one shard; see the module docstring."""
-    from pipeline.compose.statements import iter_composed
-    from pipeline.render.eob import RenderError, TemplateError, render_statement
-    from pipeline.render.pdf.encrypt import EncryptionError, encrypt_pdf
-    from pipeline.render.pdf.passwords import PasswordPolicyError, member_password
+    from pipeline.compose import iter_composed
+    from pipeline.render import (
+        EncryptionError,
+        PasswordPolicyError,
+        RenderError,
+        encrypt_pdf,
+        member_password,
+        render_statement,
+    )
+    from pipeline.templates import TemplateError
 
     run_id = run_id_for(period)
     statuses = {row["statement_id"]: row["status"] for row in ctx.ledger.fetch(

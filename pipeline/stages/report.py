@@ -8,7 +8,7 @@ from pipeline.stages.context import Context, run_id_for
 
 
 def report_stage(ctx: Context, period: str) -> dict[str, Any]:
-    from pipeline.report.run_report import build_report, write_report
+    from pipeline.report import build_report, write_report
 
     run_id = run_id_for(period)
     report = build_report(ctx.ledger, run_id, ctx.settings.email_cost_cents,

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from pipeline.delivery.controls import route_weights
-from pipeline.delivery.pools import send_config
+from pipeline.delivery.pools import pick_pool, send_config
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, run_id_for
-
-
-def assign_pool(statement_id: str, pools: list[tuple[str, float]]) -> str:
-    """Deterministic, capacity-weighted choice: the same statement always lands in the same pool."""
-    total = sum(weight for _, weight in pools)
-    point = int(hashlib.sha256(statement_id.encode()).hexdigest()[:12], 16) / 16**12 * total
-    for name, weight in pools:
-        point -= weight
-        if point < 0:
-            return name
-    return pools[-1][0]
 
 
 def route_stage(ctx: Context, period: str) -> dict[str, Any]:
@@ -39,7 +27,7 @@ def route_stage(ctx: Context, period: str) -> dict[str, Any]:
                                     {"reason": "channel"}))
             counts["paper"] += 1
         else:
-            pool = assign_pool(row["statement_id"], pools)
+            pool = pick_pool(row["statement_id"], pools)
             moves.append(Transition(row["statement_id"], Status.QUEUED, Event.QUEUED,
                                     {"pool": pool}, {"pool": pool}))
             counts[pool] = counts.get(pool, 0) + 1

@@ -22,12 +22,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from pipeline.delivery.pools import PoolConfig, RelayCredentials, SendConfig, relay_credentials, send_config
+from pipeline.delivery import PoolConfig, RelayCredentials, SendConfig, send_config
 from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
-from pipeline.outcomes.routing import retry_or_paper, route
+from pipeline.outcomes import retry_or_paper, route
+from pipeline.stages.connections import credentials_from_environment
 from pipeline.stages.context import Context, member_contacts
 from pipeline.templates import TEMPLATES_DIR
 
@@ -66,7 +67,7 @@ def send_stage(
     config = send_config(ctx.settings)
     pool = config.pool(pool_name)
     now = ctx.now()
-    held = controls_db.holds(ctx.ledger, pool_name, now)
+    held = controls_db.paused_providers(ctx.ledger, pool_name, now)
     health = _pool_health(ctx, pool_name, now)
     if health is not None and health[0] == "pause":
         held.setdefault("*", health[1])
@@ -83,7 +84,7 @@ def send_stage(
         return summary
     warm = controls_db.warmup_status(ctx.ledger, pool, now)
     stats = _send(ctx, config, pool, rows, held, warm.allowance,
-                  credentials or relay_credentials(pool),
+                  credentials or credentials_from_environment(pool),
                   throttled=health is not None and health[0] == "throttle")
     result = {**summary, **stats.summary(), "warmup_day": warm.caps.day,
               "warmup_allowance": warm.allowance,
@@ -127,9 +128,9 @@ def _send(
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
     *, throttled: bool = False,
 ) -> Any:
+    from pipeline.delivery import SendControls, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery import controls as controls_db
     from pipeline.delivery.dkim import load_signer
-    from pipeline.delivery.smtp import SendControls, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery.warmup import Quota
 
     settings = ctx.settings
@@ -189,21 +190,13 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
     Failures are routed exactly as bounces are (pipeline.outcomes.routing), including the delivery
     window's cut-off, so a retry is never scheduled that could not settle in time.
     """
-    from pipeline.delivery.smtp import ACCEPTED, HELD, REJECTED, SendResult
-    from pipeline.outcomes.classify import classify
-    from pipeline.outcomes.routing import DeliveryWindow
+    from pipeline.delivery import ACCEPTED, HELD, REJECTED, SendResult
+    from pipeline.outcomes import classify
 
     settings = ctx.settings
-    window = DeliveryWindow.from_settings(settings)
-    cutoffs: dict[str, datetime | None] = {}
 
     def cutoff(statement_id: str) -> datetime | None:
-        run_id = runs[statement_id]
-        if run_id not in cutoffs:
-            run = ctx.ledger.fetch_one("get_run", run_id=run_id)
-            cutoffs[run_id] = (window.cutoff(datetime.fromisoformat(run["started_at"]))
-                               if run else None)
-        return cutoffs[run_id]
+        return ctx.send_cutoff(runs[statement_id])
 
     def on_result(result: SendResult) -> None:
         detail = {"pool": pool_name, "code": result.reply_code, "status": result.enhanced_status,
@@ -246,8 +239,8 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
 
 def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, str]) -> Iterator[Any]:
     """Build each message only when the sender is ready for it: bounded memory."""
+    from pipeline.delivery import Outgoing
     from pipeline.delivery.message import build_message, render_email
-    from pipeline.delivery.smtp import Outgoing
     from pipeline.delivery.verp import return_path
 
     settings = ctx.settings

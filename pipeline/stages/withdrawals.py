@@ -40,7 +40,7 @@ def check_limit(ctx: Context, work: Path, period: str, flagged: set[str]) -> Non
     """Refuse, before compose changes anything, when the extract would withdraw more of the
     period's statements than EOB_COMPOSE_WITHDRAW_LIMIT allows (those withdrawn already, and
     flagged, do not count again)."""
-    from pipeline.ingest.run import member_buckets, read_bucket_members
+    from pipeline.storage import member_buckets, read_bucket_members
 
     standing = gone = 0
     for shard in range(ctx.settings.shards):

@@ -129,3 +129,15 @@ def test_library_never_imports_airflow() -> None:
                             timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_dag_files_call_the_stages_package_only(dag_file: str) -> None:
+    """DAG files wire `pipeline.stages` into tasks; the rooms below it are not theirs to call."""
+    import ast
+
+    tree = ast.parse((DAGS / dag_file).read_text())
+    used = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    ours = {name for name in used if name.split(".")[0] == "pipeline"}
+    assert ours == {"pipeline.stages"}, f"{dag_file} imports {sorted(ours - {'pipeline.stages'})}"

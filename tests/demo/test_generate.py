@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.demo.generate import generate_extract
-from pipeline.ingest.run import MONEY_COLUMNS
+from pipeline.storage import MONEY_COLUMNS
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -55,7 +55,7 @@ def test_members_include_missing_and_invalid_emails_and_both_languages(tmp_path:
 def test_parquet_extract_matches_the_csv_one(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from pipeline.ingest.run import ingest
+    from pipeline.ingest import ingest
 
     as_csv = generate_extract(tmp_path / "csv", members=80, period="2026-11", seed=9)
     as_parquet = generate_extract(tmp_path / "pq", members=80, period="2026-11", seed=9, fmt="parquet",

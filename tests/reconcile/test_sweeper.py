@@ -18,8 +18,9 @@ import pytest
 
 from pipeline.ledger.statuses import Status
 from pipeline.outcomes.routing import DeliveryWindow
-from pipeline.reconcile.sweeper import MARGIN, SETTLED, Candidate, decide, sweep, sweep_stage, unsettled
+from pipeline.reconcile.sweeper import MARGIN, SETTLED, Candidate, decide, sweep, unsettled
 from pipeline.settings import PoolSettings
+from pipeline.stages import sweep_stage
 from pipeline.stages.reconcile import process_document, requeue_due_stage
 from tests.support.reconcile import (
     RUN_ID,

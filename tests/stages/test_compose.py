@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.clock import utc_now
-from pipeline.compose.statements import iter_composed, make_statement_id
+from pipeline.compose import iter_composed, make_statement_id
+from pipeline.delivery.suppression import address_hash
 from pipeline.demo.generate import generate_extract
 from pipeline.ledger.statuses import Status
-from pipeline.outcomes.routing import address_hash
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, report_stage, run_dir
 
@@ -377,7 +377,7 @@ def test_extract_ready_waits_until_files_are_quiet_and_the_marker_is_there(  # t
         ctx, caplog: pytest.LogCaptureFixture) -> None:
     """A file still being written is not read: the sensor waits for the quiet period to pass
     since the last change, and for the delivery's marker file when one is configured."""
-    from pipeline.ingest.sources import open_extract
+    from pipeline.ingest import open_extract
     from pipeline.stages import extract_ready_stage
 
     folder = ctx.settings.extracts_dir / PERIOD
@@ -418,7 +418,7 @@ def test_a_marker_named_like_an_extract_file_is_refused() -> None:
 def test_a_file_copied_in_with_an_old_timestamp_still_counts_as_just_changed(tmp_path: Path) -> None:
     """`cp -p` and many transfer tools keep the sender's modification time (old, or ahead of this
     clock): the quiet period runs from when the file landed here."""
-    from pipeline.ingest.sources.arrival import local_arrival
+    from pipeline.ingest import local_arrival
 
     folder = tmp_path / PERIOD
     folder.mkdir()

@@ -23,7 +23,7 @@ import pytest
 from pipeline.delivery.suppression import is_suppressed
 from pipeline.ledger.statuses import Status
 from pipeline.outcomes.classify import Category, classify, for_category
-from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy, choose_pool, retry_or_paper, route
+from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy, retry_or_paper, route
 from pipeline.reconcile.feeds import SES_JSON
 from pipeline.stages.reconcile import process_document, queue_counts, reconcile_stage, requeue_due_stage
 from tests.support.reconcile import (
@@ -349,12 +349,6 @@ def test_sender_caused_bounces_hold_the_pool_and_move_retries_to_another(tmp_pat
     assert {ctx.ledger.statement(sid(n))["pool"] for n in range(1, 5)} == {"pool_b"}
 
 
-def test_choose_pool_prefers_another_pool_after_a_block_and_waits_when_all_are_held() -> None:
-    pools = ["pool_a", "pool_b", "pool_c"]
-    assert choose_pool("s1", "pool_a", pools, set(), avoid_current=False) == "pool_a"
-    assert choose_pool("s1", "pool_a", pools, set(), avoid_current=True) in {"pool_b", "pool_c"}
-    assert choose_pool("s1", "pool_a", pools, {"pool_b", "pool_c"}, avoid_current=True) == "pool_a"
-    assert choose_pool("s1", "pool_a", pools, set(pools), avoid_current=True) is None
 
 
 def test_delivery_window_orders_cutoff_before_deadline() -> None:
@@ -371,7 +365,8 @@ def test_delivery_window_orders_cutoff_before_deadline() -> None:
 def test_the_whole_bounce_life_cycle_on_sqlite_and_postgresql(tmp_path: Path, ledger_url: str) -> None:
     """Routing, suppression upsert/lift, requeue, sweeper: the same SQL on both databases."""
     from pipeline.delivery.suppression import lift, suppress
-    from pipeline.reconcile.sweeper import sweep_stage, unsettled
+    from pipeline.reconcile.sweeper import unsettled
+    from pipeline.stages import sweep_stage
 
     now = FakeNow()
     ctx = make_context(tmp_path, now, ledger_url=ledger_url, retry_base_delay_seconds=600)
@@ -416,3 +411,34 @@ def test_no_input_ever_crashes_reconcile(tmp_path: Path) -> None:
 
     check()
     ctx.ledger.close()
+
+
+_RENAMED_POOLS = """
+[[pool]]
+name = "east"
+source_ips = ["127.0.0.2"]
+relays = [{ host = "127.0.0.12", port = 2525 }]
+
+[[pool]]
+name = "west"
+source_ips = ["127.0.0.3"]
+relays = [{ host = "127.0.0.13", port = 2525 }]
+"""
+
+
+def test_retries_are_requeued_to_the_pools_of_the_pool_file(tmp_path: Path) -> None:
+    """With a pool file whose names differ from the defaults, a due retry lands in a pool that a
+    send task drains (one named in the file), never in a default pool nobody sends from."""
+    from pipeline.stages import pool_names
+
+    (tmp_path / "pools.toml").write_text(_RENAMED_POOLS)
+    now = FakeNow()
+    ctx = make_context(tmp_path, now, pools_file=tmp_path / "pools.toml", retry_base_delay_seconds=60)
+    assert pool_names(ctx) == ["east", "west"]
+    for n in range(1, 5):
+        add_sent(ctx, n, pool="east")
+    deliver(ctx, *[dsn(n, status="4.2.2", diagnostic="452 4.2.2 mailbox full") for n in range(1, 5)])
+    reconcile_stage(ctx)
+    now.advance(minutes=5)
+    assert requeue_due_stage(ctx)["requeued"] == 4
+    assert {ctx.ledger.statement(sid(n))["pool"] for n in range(1, 5)} <= set(pool_names(ctx))

@@ -21,6 +21,7 @@ from pipeline.ledger.statuses import Status
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, render_stage
 from pipeline.stages.context import Context, run_id_for
+from tests.support.canary import CANARY_LAST, CANARY_STRINGS, plant_canary
 
 PERIOD = "2026-11"
 SHARD = 0
@@ -122,27 +123,55 @@ def test_statements_past_rendered_are_never_touched(ctx: Context) -> None:
     assert ctx.ledger.statement(statement_id)["status"] == Status.QUEUED  # type: ignore[index]
 
 
-def test_a_statement_that_cannot_be_laid_out_fails_with_a_reason_and_no_phi(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.render.eob as render_module
+@pytest.fixture
+def canary_ctx(tmp_path: Path) -> Context:
+    """A generated month whose first member carries a planted name, street and date of birth."""
+    settings = Settings(workspace=tmp_path / "ws", shards=1, render_batch_size=7)
+    generate_extract(settings.extracts_dir / PERIOD, members=12, period=PERIOD, seed=11)
+    plant_canary(settings.extracts_dir / PERIOD)
+    context = open_context(settings)
+    ingest_stage(context, PERIOD)
+    compose_stage(context, PERIOD)
+    return context
 
-    real = render_module.render_statement
-    victim = sorted(_rows(ctx))[0]
 
-    def failing(statement, **kwargs):  # type: ignore[no-untyped-def]
-        if statement.statement_id == victim:
-            raise render_module.RenderError(f"statement {victim}: layout failed (ValueError)")
-        return real(statement, **kwargs)
+def test_a_layout_failure_quoting_member_data_fails_that_statement_only_and_leaks_nothing(
+        canary_ctx: Context, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """Deep in the engine, encoding a string fails with an error that quotes it, as a codec or a
+    font library would. The string is the canary member's own name: the statement must fail
+    with a reason naming only its id and the error type, the other statements must render, and
+    no log line, console output, ledger row, event or audit entry may carry the canary."""
+    import logging
 
-    monkeypatch.setattr(render_module, "render_statement", failing)
-    result = render_stage(ctx, PERIOD, SHARD)
-    assert result["failed"] == 1 and result["rendered"] == len(_rows(ctx)) - 1
-    row = ctx.ledger.statement(victim)
-    assert row is not None and row["status"] == Status.FAILED
-    assert "RenderError" in row["last_reason"] and victim in row["last_reason"]
-    member = [m for m in _members(ctx) if m["member_id"] == row["member_id"]][0]
-    for private in (member["first_name"], member["last_name"], member["date_of_birth"]):
-        assert private not in row["last_reason"]
+    import pipeline.render.canvas as canvas
+
+    encode = canvas.pdf_string
+
+    def strict(text: str, font: str) -> str:
+        if CANARY_LAST in text:
+            raise UnicodeEncodeError("latin-1", text, 0, len(text), f"cannot encode {text!r}")
+        return encode(text, font)
+
+    monkeypatch.setattr(canvas, "pdf_string", strict)
+    caplog.set_level(logging.DEBUG)
+    result = render_stage(canary_ctx, PERIOD, 0)
+
+    ledger = canary_ctx.ledger
+    statements = [ledger.statement(r["statement_id"]) for r in ledger.fetch(
+        "statement_ids_in_shard", run_id=run_id_for(PERIOD), shard=0)]
+    failed = [s for s in statements if s is not None and s["status"] == Status.FAILED]
+    assert result["failed"] == 1 and len(failed) == 1
+    assert result["rendered"] == len(statements) - 1
+    victim = failed[0]
+    assert victim["last_reason"] == (f"RenderError: statement {victim['statement_id']}: "
+                                     "layout failed (UnicodeEncodeError)")
+    output = capfd.readouterr()
+    seen = [caplog.text, output.out, output.err, json.dumps(statements, default=str),
+            json.dumps(ledger.timeline(victim["statement_id"]), default=str),
+            json.dumps(ledger.fetch("audit_chain"), default=str)]
+    for private in CANARY_STRINGS:
+        assert not [text for text in seen if private in text], private
 
 
 def _members(ctx: Context) -> list[dict]:  # type: ignore[type-arg]

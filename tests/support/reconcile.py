@@ -15,7 +15,7 @@ from pipeline.ledger import Ledger, NewStatement
 from pipeline.ledger.statuses import Status
 from pipeline.settings import Settings
 from pipeline.stages.context import Context
-from pipeline.storage.objectstore import LocalObjectStore
+from pipeline.storage import LocalObjectStore
 
 RUN_ID = "eob-2026-11"
 PERIOD = "2026-11"

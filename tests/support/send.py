@@ -19,7 +19,7 @@ from pipeline.ledger import Ledger, NewStatement, Transition
 from pipeline.ledger.statuses import Status
 from pipeline.settings import Settings
 from pipeline.stages.context import Context, run_dir
-from pipeline.storage.objectstore import open_store
+from pipeline.storage import open_store
 
 RUN_ID = "eob-2026-11"
 PERIOD = "2026-11"

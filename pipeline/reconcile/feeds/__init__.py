@@ -21,44 +21,17 @@ Nothing here logs message content: only feed names, counts and item references.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlparse
+
+from pipeline.reconcile.feeds.items import RFC822, SES_JSON, Feed, FeedError, FeedItem
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
 
-RFC822 = "rfc822"
-SES_JSON = "ses-json"
-
-
-class FeedError(RuntimeError):
-    """A feed cannot be opened or read (bad URL, refused login, missing bucket)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FeedItem:
-    feed: str  # the feed's name, for logs and the ledger
-    ref: str  # where the item sits in its feed (file name, UID, object key): never content
-    data: bytes
-    format: str  # RFC822 or SES_JSON
-
-
-class Feed(Protocol):
-    name: str
-
-    def fetch(self, limit: int) -> Iterator[FeedItem]:
-        """Up to `limit` items not yet marked done or set aside."""
-        ...
-
-    def done(self, item: FeedItem) -> None: ...
-
-    def set_aside(self, item: FeedItem, reason: str) -> None: ...
-
-    def close(self) -> None: ...
-
+__all__ = ["RFC822", "SES_JSON", "Feed", "FeedError", "FeedItem", "configured_feeds", "open_feed",
+           "split_documents"]
 
 def open_feed(url: str, settings: Settings) -> Feed:
     """A feed for one URL of `EOB_RECONCILE_FEEDS` (see the module docstring)."""

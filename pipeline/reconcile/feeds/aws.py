@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.reconcile.feeds import SES_JSON, FeedError, FeedItem
+from pipeline.reconcile.feeds.items import SES_JSON, FeedError, FeedItem
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.reconcile.feeds import RFC822, FeedError, FeedItem
+from pipeline.reconcile.feeds.items import RFC822, FeedError, FeedItem
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.reconcile.feeds import RFC822, FeedItem
+from pipeline.reconcile.feeds.items import RFC822, FeedItem
 
 SET_ASIDE_FOLDER = "set-aside"
 

@@ -6,7 +6,6 @@ endpoint differs. Each test drives the whole reconcile stage through the feed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from pipeline.delivery.suppression import is_suppressed
 from pipeline.reconcile.feeds import open_feed
 from pipeline.stages.reconcile import reconcile_stage
+from tests.support.aws import moto_server
 from tests.support.reconcile import SECRET, add_sent, address, dsn, make_context, ses_notification, status_of
 
 BUCKET = "eob-bounces"
@@ -23,20 +23,8 @@ BUCKET = "eob-bounces"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.80", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-    yield f"http://{host}:{port}"
-    server.stop()
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with moto_server("127.0.0.80") as url:
+        yield url
 
 
 def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
