@@ -9,8 +9,9 @@ files have arrived, does not pay for pandas, pyarrow and the numba kernels that 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pipeline.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from pipeline.ingest.reading import text_batches
@@ -45,13 +46,4 @@ _MODULES = {
         "period_arrival",
     ),
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """A public name, its module imported the first time any of its names is asked for."""
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)

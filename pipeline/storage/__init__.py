@@ -12,8 +12,9 @@ pay for pyarrow and the numba kernels that the canonical layout needs.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pipeline.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from pipeline.storage.canonical import (
@@ -69,13 +70,4 @@ _MODULES = {
     ),
     "pipeline.storage.workspace": ("member_contacts", "run_dir", "run_id_for"),
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """A public name, its module imported the first time any of its names is asked for."""
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -23,7 +23,7 @@ def format_money(cents: int) -> str:
 
 
 def mask_member_id(member_id: str) -> str:
-    """Only the last 4 characters are shown (EOB_CONTENT row 6)."""
+    """Only the last 4 characters are shown: enough for the member to recognise, not to misuse."""
     return "\u2022" * 5 + member_id[-4:]
 
 

@@ -1,8 +1,8 @@
 """Password-protect a statement: AES-256, security handler revision 6 (PDF 2.0).
 
 Everything happens in memory; the passwords are never written anywhere, and no message here
-quotes one. Printing and accessibility extraction stay allowed (screen readers must work,
-EOB_CONTENT row 33); copying and changing the document are not.
+quotes one. Printing and accessibility extraction stay allowed (screen readers must work);
+copying and changing the document are not.
 
 A statement from `pipeline.render.render_statement` is written encrypted straight from its objects
 by our own R6 handler (`pipeline.render.pdf.security`, OpenSSL through `cryptography`): about
