@@ -1,10 +1,11 @@
 """Reconcile stages: delivery outcomes from every feed routed into queues; retries requeued.
 
 For each item a feed offers: parse it (RFC 3464 DSN, ARF, auto-reply, free-text notice, SES
-JSON), find its statement (the signed VERP token first; Message-ID or X-EOB-Statement only as
-unsigned fall-backs), classify, and move the statement in one ledger transaction. The item's
-hash and outcome are recorded (never its content), so the same item twice changes nothing, and
-the feed is told `done` or `set_aside` only after the ledger has it.
+JSON), find its statement (the signed VERP token; our Message-ID or X-EOB-Statement only as
+unsigned fall-backs, and only from a feed that allows them: SES notifications by default, never
+a bounce mailbox unless its URL says so), classify, and move the statement in one ledger
+transaction. The item's hash and outcome are recorded (never its content), so the same item
+twice changes nothing, and the feed is told `done` or `set_aside` only after the ledger has it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,20 @@ from pipeline.stages.context import Context
 log = logging.getLogger(__name__)
 
 UNPARSEABLE = "unparseable"
+IGNORED_UNSIGNED = "ignored_unsigned"
 
 
 class Uncorrelated(LookupError):
     """Nothing in the message names one of our statements."""
+
+
+class UnsignedEvidence(LookupError):
+    """Only unsigned evidence (our Message-ID, the statement header) names a statement, and the
+    feed the message came through does not accept it: anyone can write such a message."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(f"{how} of ours but no VERP token; the feed correlates by signed token only")
+        self.how = how
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +68,14 @@ class Processed:
     statement_id: str | None = None
 
 
-def correlate(bounce: Any, *, secret: str, message_id_domain: str) -> Correlation:
+def correlate(bounce: Any, *, secret: str, message_id_domain: str,
+              message_id_correlation: bool = False) -> Correlation:
     """The statement a report is about: signed token first, then our Message-ID, then header.
 
     A token that is present but does not verify is a forgery (ForgedToken), never a reason to
-    fall back to the weaker evidence.
+    fall back to the weaker evidence. The Message-ID and the header are as easy to forge as to
+    quote, so they count only when `message_id_correlation` (the feed's choice) allows them;
+    otherwise a message naming a statement only by them raises UnsignedEvidence.
     """
     from pipeline.delivery.verp import verify_token
 
@@ -70,10 +84,14 @@ def correlate(bounce: Any, *, secret: str, message_id_domain: str) -> Correlatio
     match = re.fullmatch(r"<([A-Za-z0-9][A-Za-z0-9-]{0,127})@([A-Za-z0-9.-]+)>",
                          bounce.original_message_id or "")
     if match and match.group(2).lower() == message_id_domain.lower():
-        return Correlation(match.group(1), False, "message_id")
-    if bounce.statement_header:
-        return Correlation(bounce.statement_header, False, "header")
-    raise Uncorrelated("no VERP token, Message-ID or statement header of ours")
+        unsigned = Correlation(match.group(1), False, "message_id")
+    elif bounce.statement_header:
+        unsigned = Correlation(bounce.statement_header, False, "header")
+    else:
+        raise Uncorrelated("no VERP token, Message-ID or statement header of ours")
+    if not message_id_correlation:
+        raise UnsignedEvidence(unsigned.how)
+    return unsigned
 
 
 def reconcile_stage(ctx: Context, feeds: Sequence[Feed] | None = None) -> dict[str, Any]:
@@ -107,7 +125,9 @@ def reconcile_stage(ctx: Context, feeds: Sequence[Feed] | None = None) -> dict[s
 
 def _drain(ctx: Context, feed: Feed, counts: dict[str, int]) -> None:
     for item in feed.fetch(ctx.settings.reconcile_batch_size):
-        results = [process_document(ctx, doc, item.format, feed.name) for doc in split_documents(item)]
+        results = [process_document(ctx, doc, item.format, feed.name,
+                                    message_id_correlation=feed.message_id_correlation)
+                   for doc in split_documents(item)]
         for result in results:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         if all(r.outcome in (UNPARSEABLE, "duplicate_unparseable") for r in results):
@@ -118,8 +138,14 @@ def _drain(ctx: Context, feed: Feed, counts: dict[str, int]) -> None:
                  ",".join(r.outcome for r in results))
 
 
-def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processed:
-    """Parse, correlate, route and record one message or notification."""
+def process_document(ctx: Context, data: bytes, fmt: str, feed: str, *,
+                     message_id_correlation: bool = False) -> Processed:
+    """Parse, correlate, route and record one message or notification.
+
+    `message_id_correlation`: whether the feed may match a message without a VERP token by our
+    Message-ID or statement header (see `correlate`); without it such a message is recorded as
+    `ignored_unsigned` and changes no statement.
+    """
     from pipeline.delivery.verp import ForgedToken
     from pipeline.reconcile import UnparseableBounce, parse_bounce, parse_ses_notification
 
@@ -134,7 +160,8 @@ def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processe
                   else parse_ses_notification(data))
         kind = bounce.kind
         link = correlate(bounce, secret=settings.verp_secret.get_secret_value(),
-                         message_id_domain=settings.message_id_domain)
+                         message_id_domain=settings.message_id_domain,
+                         message_id_correlation=message_id_correlation)
         statement_id = link.statement_id
         if ctx.ledger.statement(statement_id) is None:
             outcome, reason = "unknown_statement", f"{link.how} names no statement in the ledger"
@@ -145,6 +172,8 @@ def process_document(ctx: Context, data: bytes, fmt: str, feed: str) -> Processe
         outcome, reason = UNPARSEABLE, str(exc)[:200]
     except ForgedToken:
         outcome, reason = "forged", "VERP token signature does not verify"
+    except UnsignedEvidence as exc:
+        outcome, reason = IGNORED_UNSIGNED, str(exc)[:200]
     except Uncorrelated as exc:
         outcome, reason = "uncorrelated", str(exc)[:200]
     ctx.ledger.execute("insert_bounce_message", message_key=key, received_at=ctx.ledger.now(),

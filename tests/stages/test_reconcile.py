@@ -146,20 +146,56 @@ def test_a_delayed_dsn_is_noted_and_never_triggers_a_resend(ctx) -> None:  # typ
     assert events_of(ctx, 1)[-1] == "delivery_delayed"
 
 
-def test_message_id_correlates_when_the_token_is_missing_but_never_suppresses(ctx) -> None:  # type: ignore[no-untyped-def]
+def _only_the_statement_header(raw: bytes) -> bytes:
+    """The same DSN with every Message-ID pointing elsewhere: only X-EOB-Statement names us."""
+    return raw.replace(b"@eob.example>", b"@relay.example.net>")
+
+
+@pytest.mark.parametrize("evidence", ["message_id", "header"])
+def test_a_bounce_without_a_signed_token_from_the_bounce_mailbox_is_recorded_and_changes_nothing(
+        ctx, caplog: pytest.LogCaptureFixture, evidence: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can mail the bounce mailbox a DSN quoting a (deterministic) Message-ID or the
+    statement header: without a VERP token whose HMAC verifies it must not move a statement."""
     add_sent(ctx, 1)
-    raw = dsn(1).replace(b"bounces+", b"postmaster+")  # a relay that rewrote our return path
-    assert process_document(ctx, raw, "rfc822", "maildir").outcome == "routed_verify"
+    raw = dsn(1, verp=False)
+    if evidence == "header":
+        raw = _only_the_statement_header(raw)
+    before = (ctx.ledger.statement(sid(1)), events_of(ctx, 1))
+    deliver(ctx, raw)
+    with caplog.at_level(logging.INFO, logger="pipeline.stages.reconcile"):
+        result = reconcile_stage(ctx)
+    assert result == {"messages": 1, "ignored_unsigned": 1}
+    assert status_of(ctx, 1) == "sent", "an unsigned bounce moved a delivered statement"
+    assert (ctx.ledger.statement(sid(1)), events_of(ctx, 1)) == before
+    assert not is_suppressed(ctx.ledger, address(1), SECRET), "an unsigned bounce suppressed an address"
+    outcomes = {r["outcome"]: r["n"] for r in ctx.ledger.fetch("bounce_message_outcomes")}
+    assert outcomes == {"ignored_unsigned": 1}
+    assert "outcomes=ignored_unsigned" in caplog.text
+    assert not list((ctx.settings.maildir / "new").iterdir()), "the message is done, not offered again"
+    deliver(ctx, raw)
+    assert reconcile_stage(ctx) == {"messages": 1, "duplicate": 1}, "its hash was not kept"
+
+
+@pytest.mark.parametrize("evidence", ["message_id", "header"])
+def test_a_mailbox_feed_set_to_correlate_by_message_id_routes_an_unsigned_bounce_but_never_suppresses(
+        tmp_path: Path, evidence: str) -> None:
+    ctx = make_context(tmp_path, reconcile_feeds=[f"maildir://{tmp_path / 'bounces'}?correlate=message_id"])
+    add_sent(ctx, 1)
+    raw = dsn(1, verp=False)
+    deliver(ctx, _only_the_statement_header(raw) if evidence == "header" else raw)
+    assert reconcile_stage(ctx) == {"messages": 1, "routed_verify": 1}
     assert status_of(ctx, 1) == "verification_pending"
     detail = ctx.ledger.timeline(sid(1))[-2]["detail"]
-    assert detail["correlation"] == "message_id"
+    assert detail["correlation"] == evidence
     assert not is_suppressed(ctx.ledger, address(1), SECRET), "unsigned evidence suppressed an address"
+    ctx.ledger.close()
 
 
 def test_unsigned_evidence_about_another_domain_is_ignored(ctx) -> None:  # type: ignore[no-untyped-def]
     add_sent(ctx, 1, domain="example.org")
     raw = dsn(1, domain="elsewhere.net").replace(b"bounces+", b"postmaster+")
-    assert process_document(ctx, raw, "rfc822", "maildir").outcome == "mismatched_recipient"
+    outcome = process_document(ctx, raw, "rfc822", "maildir", message_id_correlation=True).outcome
+    assert outcome == "mismatched_recipient"
     assert status_of(ctx, 1) == "sent"
 
 

@@ -99,14 +99,20 @@ def write_members(ctx: Context, numbers: list[int], domain: str = "example.org")
 
 def dsn(n: int, *, status: str = "5.1.1", diagnostic: str = "550 5.1.1 user unknown",
         action: str = "failed", secret: str = SECRET, domain: str = "example.org",
-        extra_headers: str = "") -> bytes:
-    """A real RFC 3464 DSN for statement n, addressed to its VERP return path."""
+        extra_headers: str = "", verp: bool = True) -> bytes:
+    """A real RFC 3464 DSN for statement n, addressed to its VERP return path.
+
+    verp=False: addressed to the bare bounce mailbox instead (no token anywhere), as a relay
+    that rewrote the return path or a stranger writing to the mailbox would; our Message-ID
+    and X-EOB-Statement header are still in the returned headers.
+    """
     statement_id = sid(n)
     headers = (f"From: Member Statements <statements@eob.example>\r\nTo: {address(n, domain)}\r\n"
                f"Subject: Your statement\r\nMessage-ID: <{statement_id}@eob.example>\r\n"
                f"X-EOB-Statement: {statement_id}\r\n{extra_headers}\r\n").encode()
     return build_dsn(reporting_mta="mx.example.org",
-                     envelope_to=return_path(statement_id, secret, BOUNCE_DOMAIN),
+                     envelope_to=(return_path(statement_id, secret, BOUNCE_DOMAIN) if verp
+                                  else f"bounces@{BOUNCE_DOMAIN}"),
                      original_message_id=f"<{statement_id}@eob.example>", original_headers=headers,
                      recipient=address(n, domain), action=action, status=status,
                      diagnostic=diagnostic, arrival_date=START)
@@ -114,13 +120,18 @@ def dsn(n: int, *, status: str = "5.1.1", diagnostic: str = "550 5.1.1 user unkn
 
 def ses_notification(n: int, kind: str = "Bounce", *, bounce_type: str = "Permanent",
                      status: str = "5.1.1", diagnostic: str = "smtp; 550 5.1.1 user unknown",
-                     sns: bool = True) -> str:
-    """An SES notification as SNS delivers it to SQS (or raw with sns=False)."""
+                     sns: bool = True, verp: bool = True) -> str:
+    """An SES notification as SNS delivers it to SQS (or raw with sns=False).
+
+    verp=False: the message was sent from the bare bounce address (no token), so only our
+    Message-ID and X-EOB-Statement header name the statement.
+    """
     statement_id = sid(n)
     body: dict[str, object] = {
         "notificationType": kind,
         "mail": {"timestamp": "2026-12-01T06:00:00.000Z",
-                 "source": return_path(statement_id, SECRET, BOUNCE_DOMAIN),
+                 "source": (return_path(statement_id, SECRET, BOUNCE_DOMAIN) if verp
+                            else f"bounces@{BOUNCE_DOMAIN}"),
                  "messageId": f"0100018c-{n:08d}", "destination": [address(n)],
                  "headers": [{"name": "X-EOB-Statement", "value": statement_id}],
                  "commonHeaders": {"messageId": f"<{statement_id}@eob.example>",

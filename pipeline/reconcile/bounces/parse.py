@@ -47,7 +47,8 @@ class Bounce:
     verp_token: str | None
     original_message_id: str | None
     recipients: list[RecipientOutcome]
-    # X-EOB-Statement of the returned copy: an unsigned hint, used only when no token verifies
+    # X-EOB-Statement of the returned copy: an unsigned hint, used only when there is no token
+    # and the feed allows correlation by Message-ID (see `pipeline.stages.reconcile.correlate`)
     statement_header: str | None = None
 
 

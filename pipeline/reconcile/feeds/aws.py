@@ -34,11 +34,15 @@ def _client(service: str, region: str, endpoint_url: str | None) -> Any:
 
 class S3Feed:
     def __init__(self, bucket: str, prefix: str, *, item_format: str, region: str,
-                 endpoint_url: str | None = None, set_aside_prefix: str = SET_ASIDE_PREFIX) -> None:
+                 endpoint_url: str | None = None, set_aside_prefix: str = SET_ASIDE_PREFIX,
+                 message_id_correlation: bool | None = None) -> None:
         if set_aside_prefix.startswith(prefix) and prefix:
             raise FeedError("the set-aside prefix must lie outside the feed's prefix")
         self.bucket, self.prefix, self.format = bucket, prefix, item_format
         self.name = "ses+s3" if item_format == SES_JSON else "s3"
+        # SES writes its notifications itself; raw messages are whatever reached the mailbox.
+        self.message_id_correlation = (item_format == SES_JSON if message_id_correlation is None
+                                       else message_id_correlation)
         self.set_aside_prefix = set_aside_prefix
         self._s3 = _client("s3", region, endpoint_url)
 
@@ -75,10 +79,13 @@ class S3Feed:
 
 class SqsSesFeed:
     name = "ses+sqs"
+    message_id_correlation = True  # notifications SES itself publishes, not Internet mail
 
     def __init__(self, queue_url: str, *, region: str, endpoint_url: str | None = None,
-                 visibility_timeout: int = 300) -> None:
+                 visibility_timeout: int = 300, message_id_correlation: bool | None = None) -> None:
         self.queue_url = queue_url
+        if message_id_correlation is not None:
+            self.message_id_correlation = message_id_correlation
         self._sqs = _client("sqs", region, endpoint_url)
         self._visibility = visibility_timeout
         self._receipts: dict[str, str] = {}

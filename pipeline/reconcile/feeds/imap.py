@@ -24,12 +24,15 @@ _TIMEOUT = 30.0
 
 class ImapFeed:
     name = "imap"
+    message_id_correlation = False  # anyone can mail the bounce mailbox: signed tokens only
 
     def __init__(self, host: str, port: int, *, user: str, password: str, folder: str = "INBOX",
                  implicit_tls: bool = True, ca_file: Path | None = None,
                  processed_folder: str = "EOB-Processed", set_aside_folder: str = "EOB-SetAside",
-                 timeout: float = _TIMEOUT) -> None:
+                 timeout: float = _TIMEOUT, message_id_correlation: bool | None = None) -> None:
         self.host, self.port, self.folder = host, port, folder
+        if message_id_correlation is not None:
+            self.message_id_correlation = message_id_correlation
         self._user, self._password = user, password
         self._implicit_tls = implicit_tls
         self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)

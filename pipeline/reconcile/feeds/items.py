@@ -25,6 +25,11 @@ class FeedItem:
 
 class Feed(Protocol):
     name: str
+    # May an item of this feed name its statement by our Message-ID (or X-EOB-Statement) when
+    # it carries no VERP token? Only a feed whose notifications are authenticated by where
+    # they come from (SES via SQS or S3) should: anyone can mail a bounce mailbox a message
+    # quoting a Message-ID. Set per feed URL with `?correlate=` (see `open_feed`).
+    message_id_correlation: bool
 
     def fetch(self, limit: int) -> Iterator[FeedItem]:
         """Up to `limit` items not yet marked done or set aside."""

@@ -17,9 +17,12 @@ class MaildirFeed:
     client would), `set_aside` to the `.set-aside` sub-folder for an operator to look at."""
 
     name = "maildir"
+    message_id_correlation = False  # anyone can mail the bounce mailbox: signed tokens only
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, message_id_correlation: bool | None = None) -> None:
         self.root = root
+        if message_id_correlation is not None:
+            self.message_id_correlation = message_id_correlation
         mailbox.Maildir(str(root), create=True)  # makes new/, cur/ and tmp/ when missing
 
     def fetch(self, limit: int) -> Iterator[FeedItem]:

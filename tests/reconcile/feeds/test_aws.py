@@ -16,7 +16,16 @@ from pipeline.delivery.suppression import is_suppressed
 from pipeline.reconcile.feeds import open_feed
 from pipeline.stages.reconcile import reconcile_stage
 from tests.support.aws import moto_server
-from tests.support.reconcile import SECRET, add_sent, address, dsn, make_context, ses_notification, status_of
+from tests.support.reconcile import (
+    SECRET,
+    add_sent,
+    address,
+    dsn,
+    make_context,
+    ses_notification,
+    sid,
+    status_of,
+)
 
 BUCKET = "eob-bounces"
 
@@ -90,6 +99,40 @@ def test_ses_notifications_as_ndjson_objects_in_s3(tmp_path: Path, moto_endpoint
     bucket.put_object(Bucket=BUCKET, Key="ses/2026/12/01/firehose-1", Body=body.encode())
     assert reconcile_stage(ctx) == {"messages": 2, "routed_verify": 1, "delivered": 1}
     assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET, Prefix="ses/")
+
+
+def test_an_ses_notification_without_a_token_routes_by_message_id_but_never_suppresses(
+        tmp_path: Path, moto_endpoint: str) -> None:
+    """SES writes these notifications itself, so its feeds may correlate by our Message-ID."""
+    sqs = _client("sqs", moto_endpoint)
+    url = sqs.create_queue(QueueName="ses-unsigned")["QueueUrl"]
+    ctx = make_context(tmp_path, reconcile_feeds=[f"ses+sqs:{url}"],
+                       reconcile_aws_endpoint_url=moto_endpoint)
+    add_sent(ctx, 1)
+    sqs.send_message(QueueUrl=url, MessageBody=ses_notification(1, verp=False))
+    assert reconcile_stage(ctx) == {"messages": 1, "routed_verify": 1}
+    assert status_of(ctx, 1) == "verification_pending"
+    assert ctx.ledger.timeline(sid(1))[-2]["detail"]["correlation"] == "message_id"
+    assert not is_suppressed(ctx.ledger, address(1), SECRET), "unsigned evidence suppressed an address"
+
+
+def test_feeds_that_correlate_by_signed_token_only_record_an_unsigned_bounce_and_change_nothing(
+        tmp_path: Path, moto_endpoint: str, bucket) -> None:  # type: ignore[no-untyped-def]
+    """Raw messages in S3 are whatever reached the mailbox (token only by default); an SES feed
+    set to `?correlate=verp` ignores the Message-ID too, and still drains its queue."""
+    sqs = _client("sqs", moto_endpoint)
+    url = sqs.create_queue(QueueName="ses-verp-only")["QueueUrl"]
+    ctx = make_context(tmp_path, reconcile_feeds=[f"s3://{BUCKET}/inbound/", f"ses+sqs:{url}?correlate=verp"],
+                       reconcile_aws_endpoint_url=moto_endpoint)
+    add_sent(ctx, 1)
+    add_sent(ctx, 2)
+    bucket.put_object(Bucket=BUCKET, Key="inbound/unsigned", Body=dsn(1, verp=False))
+    sqs.send_message(QueueUrl=url, MessageBody=ses_notification(2, verp=False))
+    assert reconcile_stage(ctx) == {"messages": 2, "ignored_unsigned": 2}
+    assert (status_of(ctx, 1), status_of(ctx, 2)) == ("sent", "sent")
+    assert not any(is_suppressed(ctx.ledger, address(n), SECRET) for n in (1, 2))
+    assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET, Prefix="inbound/")
+    assert reconcile_stage(ctx) == {"messages": 0}, "recorded items are not offered again"
 
 
 def test_an_unreachable_feed_fails_the_task_after_the_others_ran(tmp_path: Path, moto_endpoint: str) -> None:
