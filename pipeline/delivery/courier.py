@@ -238,7 +238,8 @@ class Courier:
             try:
                 result = await deliver(smtp, item, data)
             except ConnectionLost as lost:
-                feedback = feedback_for(lost.code, enhanced_status(lost.server_message), lost.reason)
+                said = f"{lost.code} {lost.server_message}" if lost.code is not None else ""
+                feedback = feedback_for(lost.code, enhanced_status(lost.server_message), said)
                 if self._reactions.react(lane, feedback, redact(lost.reason, item.recipient)):
                     self._reporter.report_for(lane.provider,
                                               held_result(item, lane.closed or lost.reason))

@@ -49,6 +49,7 @@ class Lane:
     workers: int = 0
     retry: deque[Pending] = field(default_factory=deque)
     closed: str | None = None  # why this lane takes nothing more in this run
+    sender_refusals: int = 0  # replies so far that would suspend the lane (see Reactions)
 
 
 LATER: Outgoing = Outgoing("", "", "", EmailMessage())

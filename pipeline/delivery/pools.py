@@ -171,6 +171,7 @@ class ThrottleSettings(_Strict):
     recover_every_seconds: float = Field(default=60.0, gt=0)
     cooldown_seconds: float = Field(default=5.0, ge=0)
     suspend_seconds: float = Field(default=3600.0, gt=0)
+    suspend_after: int = Field(default=2, ge=1)
 
     def policy(self) -> ThrottlePolicy:
         return ThrottlePolicy(**self.model_dump())

@@ -1,9 +1,10 @@
 """What a relay's refusal says about our sending, and what the lane does about it.
 
 A throttling reply cuts the lane's rate (and the message is tried once more on the lane); a
-suspending one closes the lane for this run, holds everything it still has, and tells the
-caller so the suspension outlasts the run. Other refusals are about the recipient and are
-simply reported.
+suspending one, once another message confirms it (`ThrottlePolicy.suspend_after`), closes the
+lane for this run, holds everything it still has, and tells the caller so the suspension
+outlasts the run: one message's refusal never stops a provider. Other refusals are about the
+recipient or the message and are simply reported. Only the server's own reply is read.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Reactions:
         """
         feedback = Feedback.NONE
         if result.outcome in (REJECTED, DEFERRED) and result.reply_code is not None:
-            feedback = feedback_for(result.reply_code, result.enhanced_status, result.reply_text)
+            feedback = feedback_for(result.reply_code, result.enhanced_status, result.server_reply)
         if self.react(lane, feedback, result.reply_text):
             self._reporter.report_for(lane.provider,
                                       held_result(current.item, lane.closed or result.reply_text))
@@ -63,6 +64,11 @@ class Reactions:
                             lane.provider, lane.limiter.rate)
             return False
         if feedback is Feedback.SUSPEND:
+            lane.sender_refusals += 1
+            if lane.sender_refusals < self._policy.suspend_after:
+                log.warning("pool %s: %s refused one message for a reason about our sending; "
+                            "suspending if another confirms it", self._pool_name, lane.provider)
+                return False
             self._suspend(lane, reason)
             return True
         return False

@@ -40,6 +40,9 @@ class SendResult:
     enhanced_status: str | None
     reply_text: str
     provider: str = ""
+    server_reply: str = ""
+    """What the server said (code, enhanced status, text; addresses redacted), without any word
+    of ours: the only text a refusal is classified by."""
 
 
 @dataclass(slots=True)

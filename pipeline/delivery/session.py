@@ -23,6 +23,7 @@ import aiosmtplib
 
 from pipeline.delivery.pools import Relay, RelayCredentials
 from pipeline.delivery.results import ACCEPTED, DEFERRED, HELD, REJECTED, Outgoing, SendResult
+from pipeline.outcomes import Category, classify
 
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
@@ -96,13 +97,17 @@ def _outcome_for(code: int) -> str:
 def _result(
     item: Outgoing, outcome: str, code: int | None, text: str, server_message: str = ""
 ) -> SendResult:
-    """``server_message`` is the reply without its code, where an enhanced status leads."""
+    """``text`` is what the ledger shows (it may add our words, e.g. the stage refused);
+    ``server_message`` is the server's reply without its code, where an enhanced status leads,
+    and the only text kept for classifying the refusal."""
+    server_reply = f"{code} {server_message}" if code is not None and server_message else ""
     return SendResult(
         statement_id=item.statement_id,
         outcome=outcome,
         reply_code=code,
         enhanced_status=enhanced_status(server_message),
         reply_text=collapse(redact(text, item.recipient)),
+        server_reply=collapse(redact(server_reply, item.recipient)),
     )
 
 
@@ -198,6 +203,18 @@ async def _rset(smtp: aiosmtplib.SMTP) -> None:
             await smtp.rset()
 
 
+_MESSAGE_CATEGORIES = frozenset({Category.MESSAGE_TOO_LARGE, Category.CONTENT_REJECTED,
+                                 Category.SPAM_OR_VIRUS})
+
+
+def _about_this_message(code: int, server_message: str) -> bool:
+    """A refusal at MAIL FROM that is about this message, not our sender: a relay checks the
+    SIZE we declare there ("552 5.3.4 Message size exceeds fixed limit"). It concerns this one
+    message, so it is that message's outcome and says nothing about the pool."""
+    found = classify(code, enhanced_status(server_message), f"{code} {server_message}")
+    return found.category in _MESSAGE_CATEGORIES
+
+
 def _closing(smtp: aiosmtplib.SMTP, exc: aiosmtplib.SMTPResponseException) -> bool:
     return exc.code == _CLOSING or not smtp.is_connected
 
@@ -226,7 +243,8 @@ async def deliver(smtp: aiosmtplib.SMTP, item: Outgoing, data: bytes) -> SendRes
         if _closing(smtp, exc):
             raise ConnectionLost(reply, exc.code, exc.message) from None
         await _rset(smtp)
-        if stage == "MAIL FROM":  # about our sender, not the recipient: never "rejected"
+        if stage == "MAIL FROM" and not _about_this_message(exc.code, exc.message):
+            # about our sender, not the recipient: never "rejected"
             return deferred_result(item, f"MAIL FROM refused: {reply}", exc.code, exc.message)
         return _result(item, _outcome_for(exc.code), exc.code, reply, exc.message)
     except _CONNECTION_ERRORS as exc:

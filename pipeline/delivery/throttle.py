@@ -68,6 +68,9 @@ class ThrottlePolicy:
     recover_every_seconds: float = 60.0
     cooldown_seconds: float = 5.0
     suspend_seconds: float = 3600.0
+    suspend_after: int = 2
+    """Suspending replies on one lane before it is suspended: a single message's refusal may be
+    about that message however it is worded; a second confirms it is about our sending."""
 
     def __post_init__(self) -> None:
         if not 0 < self.decrease < 1:
@@ -76,6 +79,8 @@ class ThrottlePolicy:
             raise ValueError("floor_fraction and recover_fraction must be in (0, 1]")
         if self.recover_every_seconds <= 0 or self.suspend_seconds <= 0:
             raise ValueError("durations must be positive")
+        if self.suspend_after < 1:
+            raise ValueError("suspend_after must be at least 1")
 
     def floor(self, configured: float) -> float:
         return min(configured, max(self.min_rate, configured * self.floor_fraction))

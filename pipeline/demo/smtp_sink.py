@@ -201,6 +201,9 @@ class _Handler:
             return "421 4.7.0 Too many messages in this session, closing connection"
         if self._sink.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        limit_bytes = self._sink.max_message_size
+        if limit_bytes is not None and _declared_size(options) > limit_bytes:
+            return "552 5.3.4 Message size exceeds fixed limit"  # Postfix's reply, at MAIL FROM
         self._session_state(server).mail_at = time.monotonic()
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -288,6 +291,15 @@ class _Counters:
     dsns: int = 0
 
 
+def _declared_size(options: list[str]) -> int:
+    """The SIZE= a client declared at MAIL FROM (RFC 1870), 0 when it declared none."""
+    for option in options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class SmtpSink:
     """One receiving SMTP server on ``host:port`` (port 0: pick a free one, see ``.port``).
 
@@ -296,7 +308,8 @@ class SmtpSink:
     received message, for long demo runs. ``max_messages_per_session`` makes the sink answer
     ``421`` and drop the connection once a session has carried that many messages, as real
     MTAs do, which exercises the sender's reconnect path. ``auth`` (user → password) makes
-    the sink demand AUTH (offered only after STARTTLS) before MAIL. Every RCPT is recorded in
+    the sink demand AUTH (offered only after STARTTLS) before MAIL. ``max_message_size`` refuses
+    at MAIL FROM a message whose declared SIZE is larger, with Postfix's reply. Every RCPT is recorded in
     ``attempts`` with its time and answer, so tests can prove what was *not* attempted.
     """
 
@@ -314,6 +327,7 @@ class SmtpSink:
         keep_data: bool = True,
         max_messages_per_session: int | None = None,
         auth: Mapping[str, str] | None = None,
+        max_message_size: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -326,6 +340,7 @@ class SmtpSink:
         self.keep_data = keep_data
         self.max_messages_per_session = max_messages_per_session
         self.auth = dict(auth) if auth is not None else None
+        self.max_message_size = max_message_size
         self.received: list[Received] = []
         self._counters = _Counters()
         self._lock = threading.Lock()

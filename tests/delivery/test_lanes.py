@@ -208,31 +208,88 @@ def nth_reply(provider_domain: str, n: int, decision: Decision) -> Callable[[str
     return behaviour
 
 
-def test_a_suspend_reply_stops_every_attempt_to_that_provider(
+def nth_replies(provider_domain: str, ns: set[int], decision: Decision) -> Callable[[str], Decision]:
+    """Like `nth_reply`, for several of the provider's distinct recipients."""
+    calls: Counter[str] = Counter()
+    order: list[str] = []
+
+    def behaviour(recipient: str) -> Decision:
+        calls[recipient] += 1
+        if domain(recipient) == provider_domain and calls[recipient] == 1:
+            order.append(recipient)
+            if len(order) in ns:
+                return decision
+        return Decision("accept")
+
+    return behaviour
+
+
+TSS04 = Decision("reject", 421, "4.7.0", "[TSS04] Messages from 127.0.0.41 to "
+                 "<member2@yahoo.com> temporarily deferred due to unexpected volume or user "
+                 "complaints")
+
+
+def test_a_suspend_reply_confirmed_by_a_second_stops_every_attempt_to_that_provider(
     tls: TlsMaterial, content: EmailContent
 ) -> None:
-    tss04 = Decision("reject", 421, "4.7.0", "[TSS04] Messages from 127.0.0.41 to "
-                     "<member2@yahoo.com> temporarily deferred due to unexpected volume or user "
-                     "complaints")
     yahoo = ProviderLimit(max_connections=1, messages_per_connection=100, max_per_second=5)
     suspended: list[tuple[str, float, str]] = []
     controls = SendControls(policy=ThrottlePolicy(suspend_seconds=1800),
                             on_suspend=lambda *a: suspended.append(a))
     clock = FakeClock()
-    with SmtpSink(RELAY, 0, tls=tls, behaviour=nth_reply("yahoo.com", 3, tss04)) as sink:
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=nth_replies("yahoo.com", {3, 4}, TSS04)) as sink:
         stats, results = send(pool(sink, yahoo=yahoo),
                               mixed(content, {"yahoo.com": 12, "gmail.com": 12}), tls.ca_file,
                               controls=controls, clock=clock)
     yahoo_attempts = [a for a in sink.attempts if domain(a.recipient) == "yahoo.com"]
-    assert len(yahoo_attempts) == 3  # two accepted, the third refused, then nothing at all
-    assert yahoo_attempts[-1].reply.startswith("421")
-    assert stats.by_provider["yahoo"] == {"accepted": 2, "held": 10}
+    # two accepted; the third refused (421: the message is tried again on a new connection and
+    # goes through); the fourth refused too, which confirms it: then nothing at all
+    assert [a.reply[:3] for a in yahoo_attempts] == ["250", "250", "421", "250", "421"]
+    assert stats.by_provider["yahoo"] == {"accepted": 3, "held": 9}
     assert stats.by_provider["gmail"] == {"accepted": 12}  # other providers carry on
     assert [(p, s) for p, s, _ in suspended] == [("yahoo", 1800)]
     assert "TSS04" in suspended[0][2] and "yahoo" in stats.suspended
     assert "@" not in suspended[0][2]  # the stored reason never carries an address
     held = [r for r in results if r.outcome == HELD]
     assert all("suspended" in r.reply_text and "@" not in r.reply_text for r in held)
+
+
+def test_one_blocking_reply_alone_never_suspends_a_provider(
+    tls: TlsMaterial, content: EmailContent
+) -> None:
+    suspended: list[tuple[str, float, str]] = []
+    controls = SendControls(on_suspend=lambda *a: suspended.append(a))
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=nth_reply("yahoo.com", 3, TSS04)) as sink:
+        stats, _ = send(pool(sink), mixed(content, {"yahoo.com": 8}), tls.ca_file,
+                        controls=controls, clock=FakeClock())
+    assert not suspended and not stats.suspended
+    assert stats.by_provider["yahoo"] == {"accepted": 8}  # the refused one went through on retry
+    assert sum(domain(r.rcpt_to[0]) == "yahoo.com" for r in sink.received) == 8
+
+
+def test_an_oversized_message_refused_at_mail_from_is_that_message_s_outcome_only(
+    tls: TlsMaterial, content: EmailContent
+) -> None:
+    """Postfix checks the declared SIZE at MAIL FROM ("552 5.3.4 Message size exceeds fixed
+    limit"): that says nothing about our sender, so it must neither suspend nor slow anyone."""
+    from pipeline.delivery import REJECTED
+    from pipeline.outcomes import Category, classify
+
+    items = list(mixed(content, {"yahoo.com": 6, "gmail.com": 6}))
+    big = items[4]
+    big.message.add_attachment(os.urandom(400_000), maintype="application", subtype="octet-stream",
+                               filename="extra.bin")
+    suspended: list[tuple[str, float, str]] = []
+    controls = SendControls(on_suspend=lambda *a: suspended.append(a))
+    with SmtpSink(RELAY, 0, tls=tls, max_message_size=200_000) as sink:
+        stats, results = send(pool(sink), items, tls.ca_file, controls=controls, clock=FakeClock())
+    refused = [r for r in results if r.outcome == REJECTED]
+    assert [r.statement_id for r in refused] == [big.statement_id]
+    assert refused[0].server_reply == "552 5.3.4 Message size exceeds fixed limit"
+    assert classify(refused[0].reply_code, refused[0].enhanced_status,
+                    refused[0].server_reply).category is Category.MESSAGE_TOO_LARGE
+    assert len(sink.received) == 11 and not suspended and not stats.suspended
+    assert not stats.rate_cuts
 
 
 def test_a_throttle_reply_cuts_the_rate_and_the_message_is_retried(
