@@ -227,8 +227,16 @@ def brand(name: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> TemplateFil
     return _load(templates_dir / "brands" / f"{_checked_name('brand', name)}.toml")
 
 
+@cache
+def password_hints(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> TemplateFile:
+    """How the email tells members to form their PDF password: a table per password policy,
+    a string per language (`email/password_hints.toml`)."""
+    return _load(templates_dir / "email" / "password_hints.toml")
+
+
 def clear_caches() -> None:
     """Forget parsed files (tests; a long-lived process after compliance edits the text)."""
     statement_text.cache_clear()
     resolve_language.cache_clear()
     brand.cache_clear()
+    password_hints.cache_clear()

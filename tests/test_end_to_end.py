@@ -25,7 +25,9 @@ import pytest
 from pipeline.storage import read_shard_lines
 from tests.support.canary import (
     CANARY_STRINGS,
+    canary_member,
 )
+from tests.support.factories import extract_member_password
 
 MEMBERS = 150
 
@@ -122,12 +124,14 @@ def test_every_received_pdf_opens_with_the_members_password_only(run) -> None:  
         pdf = next(part for part in message.iter_attachments()
                    if part.get_content_type() == "application/pdf").get_content()
         member = members[received.rcpt_to[0]]
-        year, month, day = member["date_of_birth"].split("-")
-        with pikepdf.open(_bytes_io(pdf), password=f"{month}{day}{year}") as doc:
+        password = extract_member_password(member, result.settings.password_policy)
+        with pikepdf.open(_bytes_io(pdf), password=password) as doc:
             assert doc.is_encrypted and len(doc.pages) >= 1
             assert doc.encryption.R == 6
         with pytest.raises(pikepdf.PasswordError):
             pikepdf.open(_bytes_io(pdf))
+        with pytest.raises(pikepdf.PasswordError):  # the date of birth alone does not open it
+            pikepdf.open(_bytes_io(pdf), password=extract_member_password(member, "dob_mmddyyyy"))
 
 
 def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ignore[no-untyped-def]
@@ -150,8 +154,13 @@ def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ig
         str(tuple(row)) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
     canary_sent = any(m.rcpt_to[0] == "zebedee.canary0@gmail.com" for m in result.messages)
     assert canary_sent, "the canary member's statement was not emailed; the check proves nothing"
+    # the canary's PDF password under the policy the run used (member ID + date of birth by
+    # default) must not appear anywhere either
+    password = extract_member_password(canary_member(result.extract.folder),
+                                       result.settings.password_policy)
+    assert result.settings.password_policy == "member_id_dob" and password.endswith("04031957")
     for where, text in haystacks.items():
-        for canary in CANARY_STRINGS:
+        for canary in [*CANARY_STRINGS, password]:
             assert canary not in text, f"PHI canary {canary!r} leaked into {where}"
 
 

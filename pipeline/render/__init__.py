@@ -17,24 +17,40 @@ Why it is built this way:
 
 from pipeline.render.eob import VARIANTS, RenderError, format_money, mask_member_id, render_statement
 from pipeline.render.pdf import (
+    GPU_GUESSES_PER_SECOND,
+    POLICIES,
     EncryptionError,
+    PasswordPolicy,
     PasswordPolicyError,
     RenderedPdf,
     UnknownPasswordPolicy,
+    WeakPasswordPolicy,
+    check_policy_strength,
+    cpu_seconds_per_guess,
     encrypt_pdf,
+    human_duration,
     member_password,
+    password_policy,
 )
 
 __all__ = [
+    "GPU_GUESSES_PER_SECOND",
+    "POLICIES",
     "VARIANTS",
     "EncryptionError",
+    "PasswordPolicy",
     "PasswordPolicyError",
     "RenderError",
     "RenderedPdf",
     "UnknownPasswordPolicy",
+    "WeakPasswordPolicy",
+    "check_policy_strength",
+    "cpu_seconds_per_guess",
     "encrypt_pdf",
     "format_money",
+    "human_duration",
     "mask_member_id",
     "member_password",
+    "password_policy",
     "render_statement",
 ]

@@ -22,6 +22,7 @@ from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, render_stage
 from pipeline.stages.context import Context, run_id_for
 from tests.support.canary import CANARY_LAST, CANARY_STRINGS, plant_canary
+from tests.support.factories import extract_member_password
 
 PERIOD = "2026-11"
 SHARD = 0
@@ -72,12 +73,15 @@ def test_first_run_stores_encrypted_email_copies_and_plain_print_copies(ctx: Con
         rendered = [e for e in events if e["event"] == "rendered"][0]
         assert len(rendered["detail"]["content_sha256"]) == 64
         if row["channel"] == "email":
-            dob = members[row["member_id"]]["date_of_birth"]
-            password = f"{dob[5:7]}{dob[8:10]}{dob[0:4]}"
+            member = members[row["member_id"]]
+            password = extract_member_password(member, ctx.settings.password_policy)
             with pikepdf.open(io.BytesIO(data), password=password) as pdf:
                 assert len(pdf.pages) == row["pages"] and pdf.encryption.R == 6
             with pytest.raises(pikepdf.PasswordError):
                 pikepdf.open(io.BytesIO(data))
+            birthday = extract_member_password(member, "dob_mmddyyyy")
+            with pytest.raises(pikepdf.PasswordError):  # the default is more than the birthday
+                pikepdf.open(io.BytesIO(data), password=birthday)
         else:
             with pikepdf.open(io.BytesIO(data)) as pdf:  # the print copy has no password
                 assert len(pdf.pages) == row["pages"]

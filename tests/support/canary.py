@@ -11,6 +11,12 @@ CANARY_STREET = "77 Canarywharf Lane"
 CANARY_DOB = "1957-04-03"
 CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957"]
 
+def canary_member(folder: Path) -> dict[str, str]:
+    """The canary's row in the extract's members.csv (its member ID is the generator's)."""
+    with (folder / "members.csv").open(newline="", encoding="utf-8") as handle:
+        return next(row for row in csv.DictReader(handle) if row["last_name"] == CANARY_LAST)
+
+
 def plant_canary(folder: Path) -> None:
     """Member 1 gets a recognisable name, street and date of birth, everywhere it appears."""
     path = folder / "members.csv"

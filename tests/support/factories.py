@@ -142,6 +142,16 @@ def make_member(**overrides: Any) -> Member:
     return Member(**fields)
 
 
+def extract_member_password(row: dict[str, str], policy: str) -> str:
+    """The PDF password of a member as an extract's members.csv gives it, under `policy`."""
+    from pipeline.render import member_password
+
+    member = make_member(member_id=row["member_id"],
+                         date_of_birth=date.fromisoformat(row["date_of_birth"]),
+                         postal_code=row["postal_code"])
+    return member_password(member, policy)
+
+
 def make_line(**overrides: Any) -> ClaimLine:
     """One paid in-network office visit with a copay.
 
