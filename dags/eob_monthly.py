@@ -52,33 +52,32 @@ def eob_monthly() -> None:
 
     @task
     def ingest(period: str) -> dict:
-        from airflow.exceptions import AirflowFailException
-
-        from pipeline.stages import NeedsOperator, ingest_stage, open_context
+        from pipeline.stages import NeedsOperator, ingest_stage, open_context, operator_failure
 
         try:
             return ingest_stage(open_context(), period)
-        except NeedsOperator as exc:  # retrying cannot help: fail now, with what to do
-            raise AirflowFailException(str(exc)) from exc
+        except NeedsOperator as exc:  # a refused extract: fail now, with what to do
+            raise operator_failure(exc) from None
 
     @task
     def compose(period: str, ingested: dict) -> list[int]:
-        from airflow.exceptions import AirflowFailException
-
-        from pipeline.stages import NeedsOperator, compose_stage, open_context
+        from pipeline.stages import NeedsOperator, compose_stage, open_context, operator_failure
 
         ctx = open_context()
         try:
             compose_stage(ctx, period)
         except NeedsOperator as exc:  # e.g. a corrected extract that would withdraw too much
-            raise AirflowFailException(str(exc)) from exc
+            raise operator_failure(exc) from None
         return list(range(ctx.settings.shards))
 
     @task(pool="eob_render")
     def render(shard: int, period: str) -> dict:
-        from pipeline.stages import open_context, render_stage
+        from pipeline.stages import NeedsOperator, open_context, operator_failure, render_stage
 
-        return render_stage(open_context(), period, shard)
+        try:
+            return render_stage(open_context(), period, shard)
+        except NeedsOperator as exc:  # e.g. the period's latest ingest failed
+            raise operator_failure(exc) from None
 
     @task(outlets=[LEDGER])
     def route(period: str, rendered: list[dict]) -> list[str]:
@@ -90,11 +89,20 @@ def eob_monthly() -> None:
 
     @task(pool="eob_send", retries=3)
     def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
-        from pipeline.stages import open_context, relay_credentials, send_stage
+        from pipeline.stages import (
+            NeedsOperator,
+            open_context,
+            operator_failure,
+            relay_credentials,
+            send_stage,
+        )
 
         ctx = open_context()
-        return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),
-                          credentials=relay_credentials(ctx.settings, pool_name))
+        try:
+            return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),
+                              credentials=relay_credentials(ctx.settings, pool_name))
+        except NeedsOperator as exc:  # the pool's relays cannot be used: its statements moved
+            raise operator_failure(exc) from None
 
     @task(outlets=[REPORTS])
     def report(period: str, sent: list[dict]) -> dict:

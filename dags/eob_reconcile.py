@@ -47,10 +47,19 @@ def eob_reconcile() -> None:
 
     @task(pool="eob_send", retries=3)
     def send_retries(pool_name: str) -> dict:
-        from pipeline.stages import open_context, relay_credentials, send_stage
+        from pipeline.stages import (
+            NeedsOperator,
+            open_context,
+            operator_failure,
+            relay_credentials,
+            send_stage,
+        )
 
         ctx = open_context()
-        return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))
+        try:
+            return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))
+        except NeedsOperator as exc:  # the pool's relays cannot be used: its statements moved
+            raise operator_failure(exc) from None
 
     send_retries.expand(pool_name=requeue_due_retries(sweep_deadlines(collect_bounces())))
 

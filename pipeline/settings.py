@@ -73,9 +73,6 @@ class Settings(BaseSettings):
     message_id_domain: str = "eob.example"
     verp_secret: SecretStr = SecretStr("change-me-verp-secret")
     pdf_owner_password: SecretStr = SecretStr("change-me-owner-password")
-    password_policy: str = Field(
-        default="dob_mmddyyyy", description="dob_mmddyyyy or last4_member_zip"
-    )
     bounce_maildir: Path | None = None
 
     prompt_notice_days: int = 30
@@ -126,6 +123,23 @@ class Settings(BaseSettings):
     # -- render settings --
     render_batch_size: int = Field(
         default=200, ge=1, description="rendered statements per ledger transaction (render stage)"
+    )
+
+    # -- PDF password settings --
+    # The member's password opens the emailed statement; an attacker holding the file may try
+    # every password of the policy offline (guess spaces and exhaust times: `eob passwords`).
+    # Every task and command checks, as it opens its context, that the policy passes the floor
+    # and that the email has its hint in every language (pipeline/stages/passwords.py).
+    password_policy: str = Field(
+        default="member_id_dob",
+        description="how the member's PDF password is formed: member_id_dob (member ID from "
+        "the card + date of birth MMDDYYYY), last4_member_zip or dob_mmddyyyy; the email's hint "
+        "comes from templates/email/password_hints.toml",
+    )
+    password_min_gpu_days: float = Field(
+        default=1.0, ge=0,
+        description="the floor: a policy whose every password one GPU tries in fewer days is "
+        "refused at start-up; lower it only for a demo or a test that uses a weak policy on purpose",
     )
 
     # -- send settings --

@@ -173,6 +173,41 @@ def _short(detail: dict) -> str:  # type: ignore[type-arg]
 
 
 @app.command()
+def passwords(
+    guesses: Annotated[int, typer.Option(min=10, help="Guesses timed per policy on this CPU core")] = 200,
+) -> None:
+    """Each PDF password policy: guess space, bits, and the time to try every password offline
+    on one CPU core (measured now) and on one GPU (a published rate), against the floor."""
+    from pipeline.render import GPU_GUESSES_PER_SECOND, POLICIES, cpu_seconds_per_guess, human_duration
+    from pipeline.settings import Settings
+
+    settings = Settings()
+    floor_seconds = settings.password_min_gpu_days * 86_400
+    costs = {name: cpu_seconds_per_guess(name, guesses) for name in POLICIES}
+    console.print(f"one guess = one Algorithm 2.B hash of the R6 key derivation. One CPU core: "
+                  f"measured now with this project's handler, {guesses} guesses per policy. One GPU: "
+                  f"{GPU_GUESSES_PER_SECOND:,.0f} guesses/s (hashcat mode 10700 on an RTX 5090, see "
+                  f"pipeline/render/pdf/passwords.py). Floor: {settings.password_min_gpu_days:g} "
+                  "day(s) on one GPU (EOB_PASSWORD_MIN_GPU_DAYS).")
+    table = Table(title="PDF password policies: time to try every password of one statement offline",
+                  caption="* the configured policy (EOB_PASSWORD_POLICY)")
+    for column in ("policy", "built from", "guess space", "bits", "ms/guess", "one CPU core",
+                   "one GPU", "floor"):
+        table.add_column(column, justify="left" if column in ("policy", "built from") else "right",
+                         no_wrap=column != "built from")
+    for name, policy in POLICIES.items():
+        label = f"{name} *" if name == settings.password_policy else name
+        table.add_row(label, policy.built_from, f"{policy.guess_space:,}", f"{policy.bits:.1f}",
+                      f"{1000 * costs[name]:.3f}", human_duration(policy.cpu_seconds(costs[name])),
+                      human_duration(policy.gpu_seconds()),
+                      "passes" if policy.gpu_seconds() >= floor_seconds else "[red]refused[/]")
+    console.print(table)
+    factors = {factor.name: factor for policy in POLICIES.values() for factor in policy.factors}
+    for factor in factors.values():
+        console.print(f"[bold]{factor.name}[/] ({factor.space:,}): {factor.assumption}")
+
+
+@app.command()
 def migrate() -> None:
     """Apply pending ledger migrations (SQLite or PostgreSQL, from EOB_LEDGER_URL)."""
     from pipeline.ledger import Ledger

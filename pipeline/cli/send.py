@@ -247,11 +247,15 @@ def run(
     actor: Actor = "operations",
 ) -> None:
     """Send a pool's queue now (as the DAG's send task would), within its limits."""
-    from pipeline.stages import send_stage
+    from pipeline.stages import NeedsOperator, send_stage
 
     ctx = _context()
     ctx.ledger.audit(actor, "send_run_manual", None, {"pool": pool})
-    result = send_stage(ctx, pool)
+    try:
+        result = send_stage(ctx, pool)
+    except NeedsOperator as exc:  # e.g. the pool's relays are unusable: say what to fix
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     console.print_json(json.dumps(result, default=str))
 
 

@@ -151,9 +151,12 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 
 
 def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, prompt_notice_days: int,
-                      is_suppressed: Callable[[str], bool] | None = None) -> pa.Table:
+                      is_suppressed: Callable[[str], bool] | None = None,
+                      address_key: Callable[[str], str] | None = None) -> pa.Table:
     """One row per member with lines in the period: the statement without its line objects,
-    from the line totals ingest keeps with each member (members.parquet)."""
+    from the line totals ingest keeps with each member (members.parquet). With `address_key`
+    (a keyed hash), an `address_hash` column: the key of an email statement's address (None
+    for paper), so the compose stage can tell a changed address without keeping one."""
     with_lines = pc.greater(members["line_count"], 0)
     member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
     if not member.num_rows:
@@ -176,6 +179,9 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
     email = pc.fill_null(member["email"], "")
     domain = domain_array(as_array(email))
     emailed = pc.is_null(reasons)
+    keys = {} if address_key is None else {"address_hash": pa.array(
+        [address_key(address) if send else None
+         for address, send in zip(email.to_pylist(), emailed.to_pylist(), strict=True)], pa.string())}
     return pa.table({
         "member_id": member["member_id"],
         "line_count": member["line_count"],
@@ -194,6 +200,7 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
         "paper_reason": reasons,
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
         "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
+        **keys,
     })
 
 
@@ -214,15 +221,17 @@ def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None
 
 
 def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
-                  is_suppressed: Callable[[str], bool] | None = None) -> Iterator[pa.Table]:
+                  is_suppressed: Callable[[str], bool] | None = None,
+                  address_key: Callable[[str], str] | None = None) -> Iterator[pa.Table]:
     """Statement summaries of one shard, bucket by bucket: from members.parquet alone (ingest
     keeps each member's line totals there), one row group per bucket, two buckets at a time
-    (Parquet decoding and Arrow compute release the GIL)."""
+    (Parquet decoding and Arrow compute release the GIL). `address_key`: see summarize_members."""
     plans = load_plans(run_dir)
 
     def summarize(bucket: int) -> pa.Table:
         return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans, period=period,
-                                 prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+                                 prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed,
+                                 address_key=address_key)
 
     buckets = member_buckets(run_dir, shard)
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -71,6 +71,7 @@ class Connector:
         """Open the breaker: no new connections for this run, the rest is deferred."""
         if self.down is None:
             self.down = reason
+            self._stats.pool_down = reason
             log.warning(
                 "pool %s: sending stopped, remaining messages deferred: %s", self._pool_name, reason
             )

@@ -34,6 +34,7 @@ from pipeline.delivery.session import (
     deliver,
     enhanced_status,
     held_result,
+    pool_fault_result,
     redact,
     wire_bytes,
 )
@@ -147,7 +148,7 @@ class Courier:
                 return
             if self._connector.down is not None:
                 self._reporter.report_for(lane.provider,
-                                          deferred_result(pending.item, self._connector.down))
+                                          pool_fault_result(pending.item, self._connector.down))
                 pending = None
                 continue
             if lane.closed:

@@ -41,6 +41,9 @@ class SendResult:
     reply_text: str
     provider: str = ""
     server_reply: str = ""
+    pool_fault: bool = False
+    """Not sent because the pool could not carry anything (TLS, connection, relay login): not
+    this message's fault, so it must not spend the statement's attempts."""
     """What the server said (code, enhanced status, text; addresses redacted), without any word
     of ours: the only text a refusal is classified by."""
 
@@ -58,6 +61,7 @@ class SendStats:
     suspended: dict[str, str] = field(default_factory=dict)
     throttle_state: dict[str, ThrottleState] = field(default_factory=dict)
     stopped: str | None = None
+    pool_down: str | None = None  # why the pool could not deliver at all (its breaker opened)
 
     def count(self, result: SendResult) -> None:
         per = self.by_provider.setdefault(result.provider, {})
@@ -79,7 +83,7 @@ class SendStats:
             "attempted": self.attempted, "accepted": self.accepted, "rejected": self.rejected,
             "deferred": self.deferred, "held": self.held, "connections": self.connections,
             "by_provider": self.by_provider, "rate_cuts": self.rate_cuts,
-            "suspended": self.suspended, "stopped": self.stopped,
+            "suspended": self.suspended, "stopped": self.stopped, "pool_down": self.pool_down,
         }
 
 

@@ -17,6 +17,7 @@ import email.policy
 import re
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiosmtplib
@@ -115,6 +116,11 @@ def deferred_result(
     item: Outgoing, reason: str, code: int | None = None, server_message: str = ""
 ) -> SendResult:
     return _result(item, DEFERRED, code, reason, server_message)
+
+
+def pool_fault_result(item: Outgoing, reason: str) -> SendResult:
+    """Deferred because the pool itself cannot deliver (see `SendResult.pool_fault`)."""
+    return replace(_result(item, DEFERRED, None, reason), pool_fault=True)
 
 
 def held_result(item: Outgoing, reason: str) -> SendResult:

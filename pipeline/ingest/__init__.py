@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pipeline.ingest.sources import (
         ExtractFileError,
         ExtractSourceError,
+        ExtractUnavailable,
         S3Location,
         canonical_extract,
         detect_format,
@@ -32,18 +33,18 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "AccountingError", "ExtractFileError", "ExtractSourceError", "IngestResult", "S3Location",
-    "canonical_extract", "detect_format", "fetch_period", "ingest", "list_periods", "local_arrival",
-    "locate_period", "make_client", "open_extract", "period_arrival", "text_batches",
+    "AccountingError", "ExtractFileError", "ExtractSourceError", "ExtractUnavailable", "IngestResult",
+    "S3Location", "canonical_extract", "detect_format", "fetch_period", "ingest", "list_periods",
+    "local_arrival", "locate_period", "make_client", "open_extract", "period_arrival", "text_batches",
 ]
 
 _MODULES = {
     "pipeline.ingest.run": ("AccountingError", "IngestResult", "ingest"),
     "pipeline.ingest.reading": ("text_batches",),
     "pipeline.ingest.sources": (
-        "ExtractFileError", "ExtractSourceError", "S3Location", "canonical_extract", "detect_format",
-        "fetch_period", "list_periods", "local_arrival", "locate_period", "make_client", "open_extract",
-        "period_arrival",
+        "ExtractFileError", "ExtractSourceError", "ExtractUnavailable", "S3Location", "canonical_extract",
+        "detect_format", "fetch_period", "list_periods", "local_arrival", "locate_period", "make_client",
+        "open_extract", "period_arrival",
     ),
 }
 __getattr__ = lazy_exports(__name__, _MODULES)

@@ -18,6 +18,10 @@ doubles. Accounting is enforced per file: rows read = rows accepted + rows quara
 task fails. Quarantine reasons never carry row content (PHI); the values stay in the
 workspace's quarantine CSV for the data team.
 
+Everything is written into a fresh staging folder beside the run's folder and swapped in only
+when complete (`outputs`), inside the block the caller's `commit` opens for the result (the
+ledger's accounts): a failure anywhere leaves the previous ingest's outputs as they were.
+
 Pass 1 is `plans`, `members` and `claims`, reading through `reading`, checking with `checks` and
 staging through `staging`; pass 2 is `claim_keys`, then `buckets` with `members`, `bucket_lines`
 and `totals`. `quarantine` keeps what is set aside and every file's tally.
@@ -30,8 +34,9 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -44,6 +49,7 @@ from pipeline.ingest.buckets import write_buckets
 from pipeline.ingest.claim_keys import claim_key_rejects
 from pipeline.ingest.claims import ClaimChecks, ClaimStaging
 from pipeline.ingest.members import BucketMembers, MemberChecks, stage_members
+from pipeline.ingest.outputs import StagedOutputs
 from pipeline.ingest.plans import ingest_plans
 from pipeline.ingest.quarantine import Quarantine, QuarantineLog
 from pipeline.ingest.schema import extract_schema
@@ -91,15 +97,37 @@ class IngestResult:
 
 
 def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = None,
-           bucket_rows: int = DEFAULT_BUCKET_ROWS, source_format: str = "auto") -> IngestResult:
+           bucket_rows: int = DEFAULT_BUCKET_ROWS, source_format: str = "auto",
+           commit: Callable[[IngestResult], AbstractContextManager[object]] | None = None) -> IngestResult:
     """Validate one period's extract into out_dir: plans, members, shard buckets, quarantine.
 
     `period` (YYYY-MM) enables the date checks against the statement period; without it they
-    are skipped. Re-running starts the run's ingest output over.
+    are skipped. A re-run replaces the previous ingest's outputs whole, and only once it has
+    succeeded: they are swapped in inside the block `commit(result)` opens (the stage records the
+    ledger's accounts there, committed when the block exits), and a failure anywhere, that
+    commit included, leaves them as they were.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("quarantine", "staging", "lines", "mapped"):
-        shutil.rmtree(out_dir / stale, ignore_errors=True)
+    staged = StagedOutputs(out_dir)
+    try:
+        result = _ingest_into(folder, staged.new, shards, period, bucket_rows, source_format)
+        try:
+            with commit(result) if commit else nullcontext():
+                staged.swap_in()
+        except BaseException:
+            staged.undo()
+            raise
+    finally:
+        staged.discard()
+    log.info("extract ingested", extra={"format": result.format, "lines_read": result.rows_read,
+                                        "lines_accepted": result.rows_accepted,
+                                        "lines_quarantined": result.rows_quarantined,
+                                        "buckets": shards * result.buckets_per_shard})
+    return result
+
+
+def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, bucket_rows: int,
+                 source_format: str) -> IngestResult:
+    """The whole ingest, into an empty folder: both passes, the accounts check, the manifest."""
     (out_dir / "quarantine").mkdir()
     extract = open_extract(folder, out_dir, period=period, fmt=source_format)
     per_shard = max(1, math.ceil(_estimate_lines(extract.claims) / shards / max(1, bucket_rows)))
@@ -124,10 +152,6 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
                           notes=extract.notes, seconds=clock.laps)
     check_accounts(result)
     _write_manifest(out_dir, result, period)
-    log.info("extract ingested", extra={"format": extract.format, "lines_read": result.rows_read,
-                                        "lines_accepted": result.rows_accepted,
-                                        "lines_quarantined": result.rows_quarantined,
-                                        "buckets": buckets})
     return result
 
 

@@ -5,6 +5,7 @@ from pipeline.ledger.events import Event
 from pipeline.ledger.sql import SqlFileError, query
 from pipeline.ledger.statuses import Status
 from pipeline.ledger.store import (
+    Delivery,
     FileAccount,
     Ledger,
     LedgerError,
@@ -15,6 +16,6 @@ from pipeline.ledger.store import (
 )
 
 __all__ = [
-    "Event", "FileAccount", "Ledger", "LedgerError", "NewStatement", "QuarantineRow", "SqlFileError",
-    "Status", "Transition", "UnknownStatement", "query",
+    "Delivery", "Event", "FileAccount", "Ledger", "LedgerError", "NewStatement", "QuarantineRow",
+    "SqlFileError", "Status", "Transition", "UnknownStatement", "query",
 ]

@@ -25,6 +25,10 @@ class Event(StrEnum):
     WITHDRAWN_IN_DOUBT = "withdrawn_in_doubt"
     WITHDRAWN_AFTER_RELEASE = "withdrawn_after_release"
     REINSTATED = "reinstated"
+    # a corrected member file: consent, address or suppression changed for a statement
+    CHANNEL_CHANGED = "channel_changed"
+    ADDRESS_CHANGED = "address_changed"
+    CONSENT_WITHDRAWN_AFTER_EMAIL = "consent_withdrawn_after_email"
     # sending
     QUEUED = "queued"
     SEND_ATTEMPT = "send_attempt"
@@ -32,6 +36,7 @@ class Event(StrEnum):
     SEND_HELD = "send_held"
     SENT = "sent"
     RESEND_REQUESTED = "resend_requested"
+    POOL_UNAVAILABLE = "pool_unavailable"
     # outcomes and reconcile
     DELIVERED = "delivered"
     DELIVERY_DELAYED = "delivery_delayed"

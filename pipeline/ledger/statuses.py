@@ -39,7 +39,9 @@ RELEASED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED, S.PRINTED, S.MAILE
 """Accepted by the member's mail server or printed: what is out can only be followed up."""
 
 ALLOWED_FROM: dict[Status, frozenset[Status]] = {
-    S.COMPOSED: frozenset(),
+    # a corrected member file allows email again for a statement rendered or queued for paper
+    # but not printed: it is rendered again, in the email variant (pipeline/stages/channels.py)
+    S.COMPOSED: frozenset({S.RENDERED, S.PAPER_QUEUED}),
     S.RENDERED: frozenset({S.COMPOSED}),
     S.QUEUED: frozenset({S.RENDERED, S.RETRY_SCHEDULED, S.VERIFIED}),
     S.SENT: frozenset({S.QUEUED}),
@@ -51,7 +53,8 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
     S.PAPER_QUEUED: frozenset(
         {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED,
-         S.SENT, S.VERIFIED}  # the delivery-deadline sweeper (pipeline/reconcile/sweeper.py)
+         S.SENT, S.VERIFIED,  # the delivery-deadline sweeper (pipeline/reconcile/sweeper.py)
+         S.VERIFICATION_PENDING}  # a corrected member file withdrew consent or the address
     ),
     S.PRINTED: frozenset({S.PAPER_QUEUED}),
     S.MAILED: frozenset({S.PRINTED}),

@@ -51,6 +51,18 @@ class NewStatement:
     email_domain: str | None
     line_count: int
     prompt_notice: bool
+    address_hash: str | None = None  # keyed hash of an email statement's address
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a statement reaches the member, as compose decided it: the channel, why paper, and
+    an email statement's domain and address (keyed hash)."""
+
+    channel: str
+    paper_reason: str | None
+    email_domain: str | None
+    address_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +228,16 @@ class Ledger:
         self, run_id: str, files: Sequence[FileAccount], quarantined: Iterable[QuarantineRow]
     ) -> None:
         """Replace a run's ingest accounts atomically (a re-run of ingest starts over)."""
+        with self.recording_ingest(run_id, files, quarantined):
+            pass
+
+    @contextmanager
+    def recording_ingest(
+        self, run_id: str, files: Sequence[FileAccount], quarantined: Iterable[QuarantineRow]
+    ) -> Iterator[None]:
+        """Replace a run's ingest accounts and mark its ingest succeeded, in one transaction that
+        commits when the block exits without an error: ingest swaps its outputs in inside the
+        block, so the accounts and the files change together, or neither does."""
         with self.begin() as conn:
             conn.execute(text(query("delete_quarantine")), {"run_id": run_id})
             conn.execute(text(query("delete_ingest_files")), {"run_id": run_id})
@@ -224,6 +246,21 @@ class Ledger:
             rows = [{"run_id": run_id, **_asdict(row)} for row in quarantined]
             if rows:
                 conn.execute(text(query("insert_quarantine")), rows)
+            conn.execute(text(query("ingest_succeeded")), {"run_id": run_id, "at": self.now()})
+            yield
+
+    def begin_ingest(self, run_id: str) -> None:
+        """An ingest of the run has started: until one succeeds, compose and render refuse it."""
+        self.execute("ingest_begin", run_id=run_id, at=self.now())
+
+    def fail_ingest(self, run_id: str, error: str) -> None:
+        """The run's latest ingest failed; `error` is the operator's message (no row content)."""
+        self.execute("ingest_failed", run_id=run_id, at=self.now(), error=error)
+
+    def ingest_state(self, run_id: str) -> dict[str, Any] | None:
+        """The run's latest ingest: `ingest_state` (None before any), `ingest_at`, `ingest_error`;
+        None for a run the ledger does not have."""
+        return self.fetch_one("ingest_state_for_run", run_id=run_id)
 
     # -- statements ---------------------------------------------------------------------
     def add_statements(self, statements: Iterable[NewStatement]) -> int:
@@ -261,6 +298,35 @@ class Ledger:
             for item in transitions:
                 moved += self._apply_one(conn, item)
         return moved
+
+    def set_delivery(
+        self, statement_id: str, *, status: Status, delivery: Delivery, event_name: Event,
+        detail: Mapping[str, Any], to: Status | None = None,
+    ) -> bool:
+        """Set a statement's channel, paper reason and address as given, moving it to `to` (when
+        given) along the state machine, with its event, in one transaction. False, and nothing
+        changed, when it is no longer in `status` (the caller reads it again) or the state
+        machine does not allow the move (recorded as `<event>_ignored`)."""
+        with self.begin() as conn:
+            current = conn.execute(text(query("current_status")), {"statement_id": statement_id}).scalar()
+            if current is None:
+                raise UnknownStatement(f"statement {statement_id} is not in the ledger")
+            if current != status:
+                return False
+            at = self.now()
+            if to is not None and Status(current) not in sources_for(to):
+                self._event(conn, statement_id, f"{event_name}{IGNORED_SUFFIX}", current, None,
+                            {**detail, "wanted": to.value}, at)
+                return False
+            moved = conn.execute(text(query("set_statement_delivery")), {
+                "statement_id": statement_id, "from_status": current,
+                "to_status": (to or status).value, "moved_at": at if to is not None else None,
+                **_asdict(delivery)}).rowcount
+            if moved != 1:
+                return False
+            self._event(conn, statement_id, event_name, current if to is not None else None, to,
+                        detail, at)
+        return True
 
     def _apply_one(self, conn: Connection, item: Transition) -> int:
         unknown = set(item.fields) - set(_FIELDS)

@@ -183,6 +183,10 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
                    if row["status"] in (Status.BOUNCED.value, Status.VERIFICATION_FAILED.value))
     checks.append(Check("every bounced statement is in exactly one queue or resolved",
                         stranded == 0, f"{stranded} bounced statements in no queue"))
+    moved = report.events.get("pool_unavailable", 0)
+    checks.append(Check("every IP pool could deliver (TLS, connection, relay login)", moved == 0,
+                        f"{moved} statements were moved off a pool that could not deliver; "
+                        "see the failed send task"))
     return checks
 
 

@@ -7,17 +7,27 @@ DAG files call these and nothing else.
 
 from pipeline.periods import period_for_run
 from pipeline.stages.connections import relay_credentials
-from pipeline.stages.context import Context, NeedsOperator, open_context, run_dir, run_id_for
+from pipeline.stages.context import (
+    Context,
+    ExtractRefused,
+    IngestNotSucceeded,
+    NeedsOperator,
+    open_context,
+    run_dir,
+    run_id_for,
+)
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
 from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage, resend_verified_stage, sweep_stage
 from pipeline.stages.render import render_stage
 from pipeline.stages.report import report_stage
 from pipeline.stages.route import pool_names, route_stage
-from pipeline.stages.send import send_stage
+from pipeline.stages.send import PoolUnavailable, send_stage
+from pipeline.stages.task_failure import operator_failure
 
 __all__ = [
-    "Context", "NeedsOperator", "compose_stage", "extract_ready_stage", "ingest_stage",
+    "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator", "compose_stage",
+    "extract_ready_stage", "ingest_stage",
     "open_context", "pool_names", "reconcile_stage", "render_stage", "report_stage", "requeue_due_stage",
     "resend_verified_stage", "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
-    "period_for_run", "relay_credentials",
+    "PoolUnavailable", "operator_failure", "period_for_run", "relay_credentials",
 ]

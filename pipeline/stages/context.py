@@ -9,11 +9,13 @@ from pipeline.clock import Now, utc_now
 from pipeline.ledger import Ledger, Transition
 from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
 from pipeline.settings import Settings
+from pipeline.stages.passwords import check_password_policy
 from pipeline.storage import ObjectStore, member_contacts, open_store, run_dir, run_id_for
 
 __all__ = [
-    "Context", "NeedsOperator", "ShardCountChanged", "check_shards", "flush_transitions",
-    "member_contacts", "open_context", "run_dir", "run_id_for",
+    "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator", "ShardCountChanged",
+    "check_ingested", "check_shards", "flush_transitions", "member_contacts", "open_context", "run_dir",
+    "run_id_for",
 ]
 
 
@@ -24,6 +26,44 @@ class NeedsOperator(RuntimeError):
 
 class ShardCountChanged(NeedsOperator):
     """EOB_SHARDS differs from the count the period was started with."""
+
+
+class ExtractRefused(NeedsOperator):
+    """Ingest refused the period's extract as a whole (a file it cannot read, a missing or
+    unusable extract location, rows that do not add up): the same files would be refused again.
+    `reason` is ingest's own message, naming the file and, where it has them, row and field."""
+
+    def __init__(self, period: str, reason: str) -> None:
+        self.period, self.reason = period, reason
+        super().__init__(
+            f"the {period} extract was refused: {reason}. Correct or re-deliver the extract, then run "
+            f"ingest again (a retry of the same files cannot help); the period's previous ingest is "
+            f"kept as it was, and compose and render wait for an ingest that succeeds")
+
+
+class IngestNotSucceeded(NeedsOperator):
+    """Compose or render was asked to work on a period whose latest ingest did not succeed."""
+
+
+def check_ingested(ledger: Ledger, run_id: str, period: str, stage: str) -> None:
+    """Compose and render work from the canonical lines of the period's latest ingest, and only
+    when it succeeded: after a failed one they would work from lines that are not the extract's
+    (or from none, and find nothing to do)."""
+    run = ledger.ingest_state(run_id)
+    state = run["ingest_state"] if run else None
+    if state == "succeeded":
+        return
+    if run is None or state is None:
+        raise IngestNotSucceeded(f"{period} has not been ingested: run ingest for {period} first, then "
+                                 f"{stage}")
+    if state == "running":
+        raise IngestNotSucceeded(
+            f"the latest ingest of {period} (started {run['ingest_at']}) has not finished: {stage} waits "
+            f"for it; if it was interrupted, run ingest for {period} again")
+    raise IngestNotSucceeded(
+        f"the latest ingest of {period} failed ({run['ingest_at']}): {run['ingest_error']}. "
+        f"{stage.capitalize()} refuses the period until an ingest of it succeeds: correct the extract "
+        f"and run ingest again")
 
 
 def check_shards(ledger: Ledger, settings: Settings, run_id: str, period: str) -> None:
@@ -60,7 +100,10 @@ class Context:
 
 
 def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:
+    """Settings (checked: the PDF password policy passes its floor and has its email hint),
+    the ledger and the object store."""
     settings = settings or Settings()
+    check_password_policy(settings)
     ledger = Ledger.open(settings.ledger_dsn, now=now)
     store = open_store(settings.objects_url, kms_key_id=settings.s3_kms_key_id,
                        endpoint_url=settings.s3_endpoint_url)

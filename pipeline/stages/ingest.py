@@ -4,12 +4,15 @@ Compose is idempotent by content: a re-run with the same canonical lines adds no
 corrected extract for a period already composed adds a new statement version for each member
 whose statement content changed, linked to the version it replaces. What it chose per member is
 written to `statements/shard-NNN.parquet`, so render renders exactly the versions in the ledger.
+A statement whose content is unchanged follows the corrected member file's channel and address
+while it is not yet out (see `channels`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,28 +22,53 @@ from sqlalchemy import text
 from pipeline.ledger import NewStatement, Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.sql import query
-from pipeline.ledger.statuses import NOT_YET_OUT, Status
-from pipeline.stages import withdrawals
-from pipeline.stages.context import Context, check_shards, run_dir, run_id_for
+from pipeline.ledger.statuses import EMAILED, NOT_YET_OUT, Status
+from pipeline.stages import channels, withdrawals
+from pipeline.stages.context import (
+    Context,
+    ExtractRefused,
+    check_ingested,
+    check_shards,
+    run_dir,
+    run_id_for,
+)
 
 log = logging.getLogger(__name__)
 INSERT_CHUNK = 2_000
 
 
 def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[str, Any]:
-    """Find the period's extract (local folder or S3 prefix), validate it, record the accounts."""
-    from pipeline.ingest import ingest, locate_period
+    """Find the period's extract (local folder or S3 prefix), validate it, record the accounts.
+
+    The run's outputs and the ledger's accounts change together, and only when the whole ingest
+    succeeded (`pipeline.ingest.run`); the ledger records the latest ingest as running, succeeded
+    or failed, and compose and render refuse a period whose latest ingest did not succeed. An
+    extract refused as a whole raises ExtractRefused (the operator's to fix: no retry); anything
+    else (an S3 timeout, say) is raised as it is, for the task to retry.
+    """
+    from pipeline.ingest import AccountingError, ExtractFileError, IngestResult, ingest, locate_period
 
     settings = ctx.settings
     run_id = run_id_for(period)
     work = run_dir(settings, run_id)
     check_shards(ctx.ledger, settings, run_id, period)
-    folder = source or locate_period(settings.extracts_url, settings.extracts_dir, period,
-                                     work / "source", endpoint_url=settings.s3_endpoint_url)
-    ctx.ledger.start_run(run_id, period, str(settings.extracts_url or folder.name), settings.shards)
-    result = ingest(folder, work, settings.shards, period=period, bucket_rows=settings.ingest_bucket_rows,
-                    source_format=settings.extract_format)
-    ctx.ledger.record_ingest(run_id, result.files, result.quarantined)
+
+    def commit(done: IngestResult) -> AbstractContextManager[None]:
+        return ctx.ledger.recording_ingest(run_id, done.files, done.quarantined)
+
+    try:
+        folder = source or locate_period(settings.extracts_url, settings.extracts_dir, period,
+                                         work / "source", endpoint_url=settings.s3_endpoint_url)
+        ctx.ledger.start_run(run_id, period, str(settings.extracts_url or folder.name), settings.shards)
+        ctx.ledger.begin_ingest(run_id)
+        result = ingest(folder, work, settings.shards, period=period, bucket_rows=settings.ingest_bucket_rows,
+                        source_format=settings.extract_format, commit=commit)
+    except (ExtractFileError, AccountingError) as exc:  # the messages name file, row, field: no content
+        _ingest_failed(ctx, run_id, str(exc))
+        raise ExtractRefused(period, str(exc)) from exc
+    except BaseException as exc:  # its message may quote what it read: the ledger keeps its type only
+        _ingest_failed(ctx, run_id, f"{type(exc).__name__} (the ingest task's log has the details)")
+        raise
     summary = {"run_id": run_id, "format": result.format, "lines_read": result.rows_read,
                "lines_accepted": result.rows_accepted, "lines_quarantined": result.rows_quarantined,
                "members": result.members, "files": len(result.files), "notes": list(result.notes)}
@@ -48,12 +76,23 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
     return summary
 
 
+def _ingest_failed(ctx: Context, run_id: str, error: str) -> None:
+    """Record the failure (the run may not exist yet: then there is nothing to mark). A ledger
+    that cannot be reached leaves the ingest marked running, which compose refuses as well."""
+    try:
+        ctx.ledger.fail_ingest(run_id, error)
+    except Exception:
+        log.warning("could not record the failed ingest in the ledger", extra={"run_id": run_id},
+                    exc_info=True)
+
+
 def extract_ready_stage(ctx: Context, period: str) -> bool:
     """Has the period's extract finished arriving (local period folder or S3 prefix)? Extract
     files (by name, as S3 discovery counts them; not hidden ones), none changed for
     `extract_quiet_minutes`, and the `extract_ready_marker` file when one is configured. For the
     sensor task ahead of ingest: it lists, and downloads nothing. A missing bucket or denied
-    access raises ExtractSourceError naming it: waiting would not fix that."""
+    access raises ExtractSourceError naming it: waiting would not fix that (an S3 timeout or a
+    dropped connection raises ExtractUnavailable, for the task's retries)."""
     from pipeline.ingest import S3Location, local_arrival, make_client, period_arrival
 
     settings = ctx.settings
@@ -86,16 +125,19 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     run_id = run_id_for(period)
     work = run_dir(ctx.settings, run_id)
     check_shards(ctx.ledger, ctx.settings, run_id, period)
+    check_ingested(ctx.ledger, run_id, period, "compose")
     flagged = withdrawals.flagged_after_release(ctx.ledger, period)
     withdrawals.check_limit(ctx, work, period, flagged)  # before anything changes
     suppressed = suppression_check(ctx)
+    key = address_key(ctx)
     vanished: list[dict[str, Any]] = []
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
               "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
+    changes = channels.ChannelCounts()
     for shard in range(ctx.settings.shards):
         plan = _ShardPlan(ctx, run_id, period, shard, flagged)
         for summary in compose_shard(work, shard, period, prompt_notice_days=ctx.settings.prompt_notice_days,
-                                     is_suppressed=suppressed):
+                                     is_suppressed=suppressed, address_key=key):
             for row in summary.to_pylist():
                 plan.add(row)
                 counts["statements"] += 1
@@ -110,6 +152,8 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         counts["inserted"] += plan.inserted
         counts["reissued"] += plan.reissued
         counts["unchanged"] += plan.unchanged
+        changes.add(plan.channel_counts)
+    counts.update(changes.as_dict())
     counts["withdrawn"], counts["withdrawn_after_release"] = withdrawals.withdraw(ctx, vanished, flagged)
     log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
@@ -125,6 +169,14 @@ def suppression_check(ctx: Context) -> Callable[[str], bool] | None:
     if not active:
         return None
     return lambda address: address_hash(address, secret) in active
+
+
+def address_key(ctx: Context) -> Callable[[str], str]:
+    """The keyed hash the ledger keeps of an email statement's address (as for suppressions)."""
+    from pipeline.delivery.suppression import address_hash
+
+    secret = ctx.settings.verp_secret.get_secret_value()
+    return lambda address: address_hash(address, secret)
 
 
 class _ShardPlan:
@@ -143,6 +195,9 @@ class _ShardPlan:
         self.notices: list[dict[str, Any]] = []
         self.flagged = flagged  # withdrawn after release: a member back unchanged is reinstated
         self.reinstated: list[str] = []
+        self.decided: list[channels.Decided] = []  # unchanged content, another channel or address
+        self.addresses: list[dict[str, Any]] = []  # email statements composed before addresses were kept
+        self.channel_counts = channels.ChannelCounts()
         self.inserted = self.reissued = self.unchanged = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -159,6 +214,7 @@ class _ShardPlan:
                                      "replaces": None})
             if previous["statement_id"] in self.flagged:
                 self.reinstated.append(previous["statement_id"])
+            self._compare(previous, row)
             self.unchanged += 1
             return
         version = 1 if previous is None else int(previous["version"]) + 1
@@ -167,10 +223,20 @@ class _ShardPlan:
         self.versions[member] = Version(statement_id, version, replaces, content)
         self.new.append(NewStatement(statement_id, self.run_id, self.period, member, version, self.shard,
                                      row["channel"], row["paper_reason"], row["email_domain"],
-                                     row["line_count"], bool(row["prompt_notice"])))
+                                     row["line_count"], bool(row["prompt_notice"]), row["address_hash"]))
         self.lineage.append({"statement_id": statement_id, "content_hash": content, "replaces": replaces})
         if previous is not None:
             self.superseded.append((previous["statement_id"], previous["status"], statement_id))
+            if previous["status"] in EMAILED:  # emailed already: followed up if consent is withdrawn
+                self._compare(previous, row)
+
+    def _compare(self, previous: dict[str, Any], row: dict[str, Any]) -> None:
+        """Compose's channel and address for a statement in the ledger, against the ledger's."""
+        statement_id = previous["statement_id"]
+        if channels.differs(previous, row):
+            self.decided.append(channels.Decided(statement_id, self.run_id, channels.decision(row)))
+        elif channels.unknown_address(previous, row):
+            self.addresses.append({"statement_id": statement_id, "address_hash": row["address_hash"]})
 
     def vanished(self) -> list[dict[str, Any]]:
         """Standing statements of members with no lines in this extract (see withdrawals)."""
@@ -199,8 +265,11 @@ class _ShardPlan:
                 conn.execute(text(query("compose_set_lineage")), self.lineage)
             if self.notices:
                 conn.execute(text(query("compose_insert_prompt_notice")), self.notices)
+            if self.addresses:
+                conn.execute(text(query("compose_set_address_hash")), self.addresses)
         self.lineage.clear()
         self.notices.clear()
+        self.addresses.clear()
         for old_id, old_status, new_id in self.superseded:
             self._supersede(old_id, old_status, new_id)
         self.superseded.clear()
@@ -208,6 +277,13 @@ class _ShardPlan:
             self.ctx.ledger.record_event(statement_id, Event.REINSTATED,
                                          {"cause": "its claim lines are back"})
         self.reinstated.clear()
+        if self.decided:
+            changes, changed = channels.apply(self.ctx, self.decided)
+            self.channel_counts.add(changes)
+            if changed:
+                ledger.audit("pipeline", "channel_change", None,
+                             {"shard": self.shard, "statement_ids": changed})
+            self.decided.clear()
 
     def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
         """The corrected version replaces the old one on both timelines; an old version not yet

@@ -24,7 +24,7 @@ from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.sql import query
 from pipeline.ledger.statuses import Status
-from pipeline.stages.context import Context, flush_transitions, run_dir, run_id_for
+from pipeline.stages.context import Context, check_ingested, flush_transitions, run_dir, run_id_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
     from pipeline.templates import TemplateError
 
     run_id = run_id_for(period)
+    check_ingested(ctx.ledger, run_id, period, "render")
     statuses = {row["statement_id"]: row["status"] for row in ctx.ledger.fetch(
         "statement_ids_in_shard", run_id=run_id, shard=shard)}
     hashes = content_hashes(ctx, run_id, shard)

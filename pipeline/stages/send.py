@@ -11,15 +11,19 @@ What is not attempted stays ``queued`` without using up one of its attempts: a p
 suspended provider (its messages are never even built), the warm-up cap, the task's time
 budget. The next run (the reconcile DAG sends every pool's queue every 15 minutes) picks them
 up once the reason has gone.
+
+Just before each message is built, the sender checks that the statement is still queued for
+email on this pool (compose may have moved it to paper since the run read the queue) and that
+the member file, which it reads the address from, still allows email (consent, an address, a
+valid one): a corrected member file ingested but not yet composed holds the statement queued
+(``send_held``, once) until compose decides. The address is the member file's as it is now.
 """
 
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Iterator
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pipeline.delivery import PoolConfig, RelayCredentials, SendConfig, send_config
@@ -29,28 +33,34 @@ from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.outcomes import retry_or_paper, route
 from pipeline.stages.connections import credentials_from_environment
-from pipeline.stages.context import Context, member_contacts
-from pipeline.templates import TEMPLATES_DIR
+from pipeline.stages.context import Context, NeedsOperator
+from pipeline.stages.passwords import password_hint
+from pipeline.storage import Contact, send_contacts
 
 log = logging.getLogger(__name__)
 
 
-
-@cache
-def password_hints() -> dict[str, dict[str, str]]:
-    with (TEMPLATES_DIR / "email" / "password_hints.toml").open("rb") as handle:
-        return tomllib.load(handle)
+class PoolUnavailable(NeedsOperator):
+    """The pool's relays could not be used (TLS, connection, login): its statements moved to
+    another pool, and the task fails so Airflow shows and alerts it; retrying will not fix a
+    certificate or a login."""
 
 
 def _accepted_after_withdrawal(ctx: Context, statement_id: str) -> None:
-    """The relay took a statement a corrected extract superseded while it was in flight: it is
-    out, so it joins the follow-up list (the ledger has recorded the refused `sent`)."""
-    from pipeline.stages import withdrawals
+    """The relay took a statement that left the queue while it was in flight (the ledger has
+    recorded the refused `sent`): it is out. Superseded by a corrected extract, it joins the
+    follow-up list; moved to paper because the member withdrew consent, it is recorded for
+    follow-up too."""
+    from pipeline.stages import channels, withdrawals
 
     current = ctx.ledger.statement(statement_id)
-    if (current is not None and current["status"] == Status.SUPERSEDED
-            and not withdrawals.is_flagged_after_release(ctx.ledger, statement_id)):
-        withdrawals.flag(ctx.ledger, statement_id, "sent")
+    if current is None:
+        return
+    if current["status"] == Status.SUPERSEDED:
+        if not withdrawals.is_flagged_after_release(ctx.ledger, statement_id):
+            withdrawals.flag(ctx.ledger, statement_id, "sent")
+    elif current["channel"] == "paper" and current["paper_reason"] == channels.NO_CONSENT:
+        channels.follow_up(ctx.ledger, statement_id, "sent")
 
 
 def send_stage(
@@ -76,22 +86,30 @@ def send_stage(
     in_doubt = _mark_in_doubt(ctx, pool_name)
     rows = ctx.ledger.fetch("send_queued_for_pool", pool=pool_name)
     summary: dict[str, Any] = {"pool": pool_name, "queued": len(rows), "dry_run": False,
-                               "in_doubt": in_doubt, "attempted": 0}
+                               "in_doubt": in_doubt, "attempted": 0, "off_queue": 0,
+                               "held_member_file": 0}
     if "*" in held:
         log.info("pool %s is paused; %d statements stay queued", pool_name, len(rows))
         return {**summary, "held": len(rows), "paused": held["*"]}
     if not rows:
         return summary
     warm = controls_db.warmup_status(ctx.ledger, pool, now)
+    skipped = {"off_queue": 0, "held_member_file": 0}
     stats = _send(ctx, config, pool, rows, held, warm.allowance,
                   credentials or credentials_from_environment(pool),
-                  throttled=health is not None and health[0] == "throttle")
-    result = {**summary, **stats.summary(), "warmup_day": warm.caps.day,
+                  throttled=health is not None and health[0] == "throttle", skipped=skipped)
+    result = {**summary, **stats.summary(), **skipped, "warmup_day": warm.caps.day,
               "warmup_allowance": warm.allowance,
-              "left_queued": len(rows) - stats.attempted}
+              "left_queued": len(rows) - stats.attempted - skipped["off_queue"]}
     ctx.ledger.audit("pipeline", "send", None,
                      {"pool": pool_name, "attempted": stats.attempted, "held": stats.held})
     log.info("pool sent", extra={k: v for k, v in result.items() if k != "by_provider"})
+    if stats.pool_down is not None:
+        raise PoolUnavailable(
+            f"pool {pool_name} could not deliver: {stats.pool_down}. Its undelivered statements "
+            f"went back to the retry queue on another pool without spending an attempt "
+            f"({result['accepted']} were accepted before it failed). Fix the relay (CA bundle, "
+            "certificate, address, login) and re-run this task.")
     return result
 
 
@@ -126,7 +144,7 @@ def _mark_in_doubt(ctx: Context, pool_name: str) -> int:
 def _send(
     ctx: Context, config: SendConfig, pool: PoolConfig, rows: list[dict[str, Any]],
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
-    *, throttled: bool = False,
+    *, throttled: bool = False, skipped: dict[str, int],
 ) -> Any:
     from pipeline.delivery import SendControls, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery import controls as controls_db
@@ -139,7 +157,7 @@ def _send(
     for row in rows:
         by_provider.setdefault(provider_of(row["email_domain"] or ""), []).append(row)
     recipients: dict[str, str] = {}
-    lanes = {p: _outgoing(ctx, items, recipients) for p, items in by_provider.items()
+    lanes = {p: _outgoing(ctx, pool.name, items, recipients, skipped) for p, items in by_provider.items()
              if p not in held}
     # Usage is counted even without a cap: it is what makes a day a sending day.
     quota = Quota(allowance,
@@ -183,6 +201,24 @@ def _send(
     return stats
 
 
+def _to_another_pool(ctx: Context, result: Any, pool_name: str, detail: dict[str, Any]) -> Transition:
+    """A statement the pool could not carry (TLS, connection, relay login): the pool's fault,
+    not the statement's. It goes back to the retry queue at once, on another pool that is not on
+    hold, without spending an attempt; with no other pool it stays on this one and waits."""
+    from pipeline.clock import iso
+    from pipeline.delivery import HoldPolicy, capacities, choose_pool, current_holds
+
+    now = ctx.now()
+    held = set(current_holds(ctx.ledger, now, HoldPolicy.from_settings(ctx.settings)))
+    pools = capacities(send_config(ctx.settings))
+    target = choose_pool(result.statement_id, pool_name, pools, held | {pool_name},
+                         avoid_current=True) or pool_name
+    reason = result.reply_text[:200]
+    return Transition(result.statement_id, Status.RETRY_SCHEDULED, Event.POOL_UNAVAILABLE,
+                      {**detail, "reason": reason, "moved_to": target},
+                      {"pool": target, "next_attempt_at": iso(now), "last_reason": reason})
+
+
 def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
                recipients: dict[str, str], runs: dict[str, str]) -> Any:
     """The on_result callback: one ledger transaction per outcome, as it arrives.
@@ -205,6 +241,9 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
             ctx.ledger.record_event(result.statement_id, Event.SEND_HELD,
                                     {**detail, "reason": result.reply_text[:200]})
             return
+        if result.pool_fault:
+            ctx.ledger.apply([_to_another_pool(ctx, result, pool_name, detail)])
+            return
         if result.outcome == ACCEPTED:
             moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, Event.SENT, detail,
                                                  attempts_increment=1)])
@@ -215,8 +254,10 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
         reason = f"{result.reply_code or ''} {result.enhanced_status or ''} {result.reply_text}"
         reason = reason.strip()
         if result.outcome == REJECTED:
+            # the server's reply, never words of ours around it; with no reply at all the
+            # refusal was the sender's own (an address it will not send to) and says so
             classification = classify(result.reply_code, result.enhanced_status,
-                                      result.reply_text)
+                                      result.server_reply or result.reply_text)
             moves = route(result.statement_id, classification, attempts=tries,
                           policy=ctx.retry_policy, now=ctx.now(), source="smtp", reason=reason,
                           pool=pool_name, cutoff=cutoff(result.statement_id))
@@ -237,26 +278,39 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
     return on_result
 
 
-def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, str]) -> Iterator[Any]:
-    """Build each message only when the sender is ready for it: bounded memory."""
+def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipients: dict[str, str],
+              skipped: dict[str, int]) -> Iterator[Any]:
+    """Build each message only when the sender is ready for it: bounded memory. A statement no
+    longer queued for email on this pool, or whose member record no longer allows email, is
+    not built (see the module docstring)."""
     from pipeline.delivery import Outgoing
     from pipeline.delivery.message import build_message, render_email
     from pipeline.delivery.verp import return_path
 
     settings = ctx.settings
     secret = settings.verp_secret.get_secret_value()
-    contacts: dict[str, dict[str, tuple[str, str]]] = {}
+    contacts: dict[str, dict[str, Contact]] = {}
     contents: dict[str, Any] = {}
     for row in rows:
+        current = ctx.ledger.fetch_one("send_statements_by_id", statement_id=row["statement_id"])
+        if current is None or (current["status"], current["channel"], current["pool"]) != (
+                Status.QUEUED, "email", pool_name):
+            skipped["off_queue"] += 1  # moved since this run read the queue; its timeline says why
+            continue
         run_members = contacts.get(row["run_id"])
         if run_members is None:
-            run_members = contacts[row["run_id"]] = member_contacts(settings, row["run_id"])
-        email, language = run_members[row["member_id"]]
+            run_members = contacts[row["run_id"]] = send_contacts(settings, row["run_id"])
+        contact = run_members.get(row["member_id"])
+        why_not = "not_in_member_file" if contact is None else contact.paper_reason()
+        if contact is None or why_not is not None:
+            _hold_for_compose(ctx, pool_name, row["statement_id"], why_not or "")
+            skipped["held_member_file"] += 1
+            continue
+        email, language = contact.email, contact.language
         if language not in contents:
-            hint = password_hints()[settings.password_policy]
             contents[language] = render_email(language=language, context={
                 "support_phone": _brand_phone(), "brand_name": _brand_name(),
-                "password_hint": hint.get(language, hint["en"]),
+                "password_hint": password_hint(settings.password_policy, language),
                 "period_label": row["period"]})
         recipients[row["statement_id"]] = email
         envelope = return_path(row["statement_id"], secret, settings.bounce_domain)
@@ -267,6 +321,15 @@ def _outgoing(ctx: Context, rows: list[dict[str, Any]], recipients: dict[str, st
             content=contents[language], pdf=ctx.store.get(row["object_key"]),
             pdf_filename=f"statement-{row['period']}.pdf")
         yield Outgoing(row["statement_id"], email, envelope, message)
+
+
+def _hold_for_compose(ctx: Context, pool_name: str, statement_id: str, why_not: str) -> None:
+    """The member file no longer allows email: the statement stays queued until compose moves
+    it (to paper, or to a new address), or the deadline sweeper does. Recorded once."""
+    last = ctx.ledger.timeline(statement_id)[-1:]
+    detail = {"pool": pool_name, "reason": f"member file: {why_not}; compose decides the channel"}
+    if not last or last[0]["event"] != Event.SEND_HELD or last[0]["detail"] != detail:
+        ctx.ledger.record_event(statement_id, Event.SEND_HELD, detail)
 
 
 def plan_pool(ctx: Context, config: SendConfig, pool: PoolConfig, now: datetime,

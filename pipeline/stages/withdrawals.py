@@ -96,7 +96,7 @@ def withdraw(ctx: Context, gone: list[dict[str, Any]], flagged: set[str]) -> tup
     for row in gone:
         statement_id, status = row["statement_id"], _status(ctx.ledger, row)
         if status in NOT_YET_OUT:
-            if _send_in_doubt(ctx.ledger, statement_id, status):
+            if send_in_doubt(ctx.ledger, statement_id, status):
                 in_doubt.add(statement_id)
             event = Event.WITHDRAWN_IN_DOUBT if statement_id in in_doubt else Event.WITHDRAWN
             moves.append(Transition(statement_id, Status.SUPERSEDED, event, CAUSE,
@@ -127,7 +127,7 @@ def _status(ledger: Ledger, row: dict[str, Any]) -> str:
     return str(current["status"]) if current else str(row["status"])
 
 
-def _send_in_doubt(ledger: Ledger, statement_id: str, status: str) -> bool:
+def send_in_doubt(ledger: Ledger, statement_id: str, status: str) -> bool:
     """Queued, and a send was attempted after it was queued with no outcome recorded."""
     if status != Status.QUEUED:
         return False

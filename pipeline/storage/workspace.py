@@ -7,6 +7,7 @@ run id names both that folder and the ledger's run, so a period re-run resumes, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.periods import parse_period
 from pipeline.settings import Settings
@@ -29,3 +30,36 @@ def member_contacts(settings: Settings, run_id: str) -> dict[str, tuple[str, str
     members = pd.read_parquet(run_dir(settings, run_id) / "members.parquet",
                               columns=["member_id", "email", "language"])
     return {m: (e, lang) for m, e, lang in members.itertuples(index=False)}
+
+
+class Contact(NamedTuple):
+    """What the sender reads of a member when it sends: where to, in which language, and whether
+    the member record allows email at all."""
+
+    email: str
+    language: str
+    consent: str
+    email_valid: bool
+
+    def paper_reason(self) -> str | None:
+        """Why the member record does not allow email now, or None: compose's rule (consent, an
+        address, a valid one); compose checks suppression against the ledger."""
+        if self.consent != "Y":
+            return "no_consent"
+        if not self.email:
+            return "no_email"
+        if not self.email_valid:
+            return "invalid_email"
+        return None
+
+
+def send_contacts(settings: Settings, run_id: str) -> dict[str, Contact]:
+    """member_id → Contact for one run, read from its canonical member file as it is now (a
+    corrected extract's ingest, or a verified address, replaces it)."""
+    import pyarrow.parquet as pq
+
+    members = pq.read_table(run_dir(settings, run_id) / "members.parquet",
+                            columns=["member_id", "email", "language", "edelivery_consent", "email_valid"])
+    return {row["member_id"]: Contact(row["email"] or "", row["language"] or "en",
+                                      row["edelivery_consent"] or "", bool(row["email_valid"]))
+            for row in members.to_pylist()}

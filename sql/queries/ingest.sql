@@ -1,7 +1,8 @@
 -- Queries of the ingest and compose stages (names start with ingest_ or compose_).
 
 -- name: compose_latest_versions
-SELECT s.member_id, s.statement_id, s.version, s.content_hash, s.status
+SELECT s.member_id, s.statement_id, s.version, s.content_hash, s.status, s.channel,
+       s.address_hash
 FROM statements s
 WHERE s.period = :period AND s.shard = :shard
   AND s.version = (SELECT MAX(t.version) FROM statements t
@@ -10,6 +11,11 @@ WHERE s.period = :period AND s.shard = :shard
 -- name: compose_set_lineage
 UPDATE statements SET content_hash = :content_hash, replaces = :replaces
 WHERE statement_id = :statement_id AND content_hash IS NULL;
+
+-- name: compose_set_address_hash
+-- an email statement composed before addresses were kept: its address from now on
+UPDATE statements SET address_hash = :address_hash
+WHERE statement_id = :statement_id AND address_hash IS NULL AND channel = 'email';
 
 -- name: compose_insert_prompt_notice
 INSERT INTO prompt_notices (statement_id, claim_id, notice_due)

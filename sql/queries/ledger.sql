@@ -28,6 +28,18 @@ VALUES (:run_id, :source_file, :row_number, :field, :reason);
 SELECT source_file, kind, rows_read, rows_accepted, rows_quarantined
 FROM ingest_files WHERE run_id = :run_id ORDER BY source_file;
 
+-- name: ingest_begin
+UPDATE runs SET ingest_state = 'running', ingest_at = :at, ingest_error = NULL WHERE run_id = :run_id;
+
+-- name: ingest_succeeded
+UPDATE runs SET ingest_state = 'succeeded', ingest_at = :at, ingest_error = NULL WHERE run_id = :run_id;
+
+-- name: ingest_failed
+UPDATE runs SET ingest_state = 'failed', ingest_at = :at, ingest_error = :error WHERE run_id = :run_id;
+
+-- name: ingest_state_for_run
+SELECT ingest_state, ingest_at, ingest_error FROM runs WHERE run_id = :run_id;
+
 -- name: quarantine_reasons_for_run
 SELECT source_file, field, reason, COUNT(*) AS row_count
 FROM quarantine WHERE run_id = :run_id
@@ -36,10 +48,10 @@ GROUP BY source_file, field, reason ORDER BY row_count DESC, source_file, field;
 -- name: insert_statement
 INSERT INTO statements (
     statement_id, run_id, period, member_id, version, shard, status, channel, paper_reason,
-    email_domain, line_count, prompt_notice, created_at, updated_at)
+    email_domain, address_hash, line_count, prompt_notice, created_at, updated_at)
 VALUES (
     :statement_id, :run_id, :period, :member_id, :version, :shard, 'composed', :channel,
-    :paper_reason, :email_domain, :line_count, :prompt_notice, :at, :at)
+    :paper_reason, :email_domain, :address_hash, :line_count, :prompt_notice, :at, :at)
 ON CONFLICT (statement_id) DO NOTHING;
 
 -- name: insert_event
@@ -141,4 +153,17 @@ UPDATE statements SET
     last_reason = COALESCE(:last_reason, last_reason),
     next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at),
     attempts = attempts + :attempts_increment
+WHERE statement_id = :statement_id AND status = :from_status;
+
+-- name: set_statement_delivery
+-- how a statement not yet out reaches the member, as compose decided from a corrected member
+-- file: every field is set as given (a paper statement has no address); updated_at, which the
+-- deadline sweeper reads as the last status change, moves only with the status
+UPDATE statements SET
+    status = :to_status,
+    channel = :channel,
+    paper_reason = :paper_reason,
+    email_domain = :email_domain,
+    address_hash = :address_hash,
+    updated_at = COALESCE(:moved_at, updated_at)
 WHERE statement_id = :statement_id AND status = :from_status;

@@ -141,3 +141,46 @@ def test_dag_files_call_the_stages_package_only(dag_file: str) -> None:
     used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     ours = {name for name in used if name.split(".")[0] == "pipeline"}
     assert ours == {"pipeline.stages"}, f"{dag_file} imports {sorted(ours - {'pipeline.stages'})}"
+
+
+def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(tmp_path: Path) -> None:
+    """A real Airflow run of eob_monthly (dag.test, in a child process: its whole output is the
+    task log) on an extract with a claims file missing a column: ingest fails once, no retry (the
+    retry delay is zeroed so a retry would show at once), nothing after it runs, and the task log
+    ends with the operator's message, not with the library's frames."""
+    import os
+
+    from pipeline.demo.generate import generate_extract
+    from pipeline.stages import ExtractRefused
+
+    extract = generate_extract(tmp_path / "ws" / "extracts" / "2026-11", members=20, period="2026-11", seed=3)
+    damaged = extract.folder / "claims_part2.csv"
+    damaged.write_text(damaged.read_text().replace("billed,", "", 1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
+    env.update({"EOB_WORKSPACE": str(tmp_path / "ws"), "EOB_EXTRACT_QUIET_MINUTES": "0", "EOB_SHARDS": "2",
+                "EOB_AIRFLOW_LOG_LEVEL": "INFO"})
+    child = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
+         "eob_monthly", json.dumps({"period": "2026-11"})],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    log = (child.stdout + child.stderr).splitlines()
+    assert child.returncode == 0, "\n".join(log[-40:])
+    outcome = json.loads(next(line for line in reversed(log) if line.startswith("OUTCOME "))[8:])
+
+    assert outcome["state"] == "failed"
+    tasks = outcome["tasks"]
+    assert tasks["ingest"] == {"state": "failed", "tries": 1}
+    for later in ("compose", "render", "route", "send", "report"):
+        assert tasks[later] == {"state": "upstream_failed", "tries": 0}, later
+    message = str(ExtractRefused("2026-11", "claims_part2.csv: missing column(s) billed"))
+    start = next(i for i, line in enumerate(log) if "starting task_id=ingest " in line)
+    end = next(i for i, line in enumerate(log) if "end task task_id=ingest " in line)
+    task_log = log[start:end]
+    assert any("[error" in line and line.split("] ", 1)[1].startswith(message) for line in task_log), \
+        "the message is not a log line of its own"
+    own = [line for line in task_log if not any(mark in line for mark in (
+        "::group::", "::endgroup::", "Task instance state updated"))]  # Airflow's bookkeeping
+    assert own[-1] == f"airflow.sdk.exceptions.AirflowFailException: {message}"
+    assert sum("Task failed with exception" in line for line in task_log) == 1
+    assert not [line for line in task_log if "/pipeline/" in line or "ExtractFileError" in line], \
+        "library frames in the task log"

@@ -375,3 +375,62 @@ def test_the_schema_date_pattern_is_the_one_the_date_check_reads() -> None:
     from pipeline.ingest.schema import extract_schema
 
     assert extract_schema()["date"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+
+
+# -- a re-ingest replaces the previous outputs whole, or not at all ------------------------------
+def _tree(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_reingest_leaves_the_previous_outputs_as_they_were(extract: Path, tmp_path: Path) -> None:
+    """Refused half-way (the second claims file, after the first was read) or failing at the very
+    end (the caller's commit, e.g. the ledger, refuses): the previous lines, member and plan
+    files, quarantine and manifest stay, byte for byte, and no staging folder is left behind."""
+    from contextlib import contextmanager
+
+    out = tmp_path / "out"
+    first = ingest(extract, out, shards=2)
+    (out / "statements").mkdir()  # what compose keeps in the run's folder is not ingest's to touch
+    (out / "statements" / "shard-000.parquet").write_bytes(b"compose's")
+    before = _tree(out)
+    assert {"ingest.json", "members.parquet", "plans.parquet"} <= set(before)
+    assert any(name.startswith("lines/") for name in before)
+    assert any(name.startswith("quarantine/") for name in before)
+    part2 = extract / "claims_part2.csv"
+    original = part2.read_text()
+    part2.write_text(original.replace("billed,", "", 1))
+    with pytest.raises(ExtractFileError, match="claims_part2.csv: missing column"):
+        ingest(extract, out, shards=2)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+    part2.write_text(original)
+    seen: list[int] = []
+
+    @contextmanager
+    def refusing_commit(result):  # type: ignore[no-untyped-def]
+        seen.append(result.rows_read)
+        yield
+        raise RuntimeError("the ledger refused the accounts")
+
+    with pytest.raises(RuntimeError, match="the ledger refused"):
+        ingest(extract, out, shards=2, bucket_rows=50, commit=refusing_commit)
+    assert seen == [first.rows_read]
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+    again = ingest(extract, out, shards=2, bucket_rows=50)  # 50-line buckets: other files than before
+    assert again.rows_read == first.rows_read
+    after = _tree(out)
+    assert after["statements/shard-000.parquet"] == b"compose's"
+    assert {n for n in after if n.startswith("lines/")} != {n for n in before if n.startswith("lines/")}
+    assert {n for n in after if n.startswith("lines/")} == {
+        str(p.relative_to(out)) for p in (out / "lines").rglob("*.parquet")}
+
+
+def test_a_staging_folder_left_by_a_killed_ingest_goes_with_the_next(extract: Path, tmp_path: Path) -> None:
+    leftover = tmp_path / ".out.ingest-killed" / "new" / "lines"
+    leftover.mkdir(parents=True)
+    (leftover / "bucket-00000.parquet").write_bytes(b"half-written")
+    ingest(extract, tmp_path / "out", shards=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]

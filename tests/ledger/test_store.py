@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.ledger import FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
+from pipeline.ledger import Delivery, Event, FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
 from pipeline.ledger.sql import Migration, migrations
 from pipeline.ledger.statuses import ALLOWED_FROM, TERMINAL, Status
 
@@ -120,6 +121,51 @@ def test_superseded_only_closes_a_statement_not_yet_out(ledger: Ledger) -> None:
     assert Status.SUPERSEDED in TERMINAL
 
 
+def test_a_corrected_member_file_sets_channel_and_address_with_its_event(ledger: Ledger) -> None:
+    """`set_delivery`: in place (the status and its time stay), or with a move along the state
+    machine; a statement moved meanwhile is left alone; a move the machine refuses is recorded."""
+    aaaa, bbbb = "st-2026-11-aaaa", "st-2026-11-bbbb"
+    ledger.add_statements([_statement(aaaa), replace(_statement(bbbb), address_hash="h" * 64)])
+    paper = Delivery("paper", "no_consent", None, None)
+    why = {"from": "email", "to": "paper", "reason": "no_consent"}
+    before = ledger.statement(aaaa)["updated_at"]
+    assert ledger.set_delivery(aaaa, status=Status.COMPOSED, delivery=paper,
+                               event_name=Event.CHANNEL_CHANGED, detail=why)
+    row = ledger.statement(aaaa)
+    assert (row["status"], row["channel"], row["paper_reason"], row["email_domain"], row["updated_at"]) == (
+        "composed", "paper", "no_consent", None, before)
+    last = ledger.timeline(aaaa)[-1]
+    assert (last["event"], last["from_status"], last["to_status"], last["detail"]) == (
+        "channel_changed", None, None, why)
+
+    ledger.transition(bbbb, Status.RENDERED, "rendered")
+    ledger.transition(bbbb, Status.QUEUED, "queued", pool="pool_a")
+    assert not ledger.set_delivery(bbbb, status=Status.RENDERED, delivery=paper,  # moved on since
+                                   event_name=Event.CHANNEL_CHANGED, detail=why, to=Status.PAPER_QUEUED)
+    assert ledger.statement(bbbb)["channel"] == "email"
+    assert ledger.set_delivery(bbbb, status=Status.QUEUED, delivery=paper, event_name=Event.CHANNEL_CHANGED,
+                               detail=why, to=Status.PAPER_QUEUED)
+    row = ledger.statement(bbbb)
+    assert (row["status"], row["channel"], row["address_hash"], row["pool"]) == (
+        "paper_queued", "paper", None, "pool_a")
+    last = ledger.timeline(bbbb)[-1]
+    assert (last["event"], last["from_status"], last["to_status"]) == (
+        "channel_changed", "queued", "paper_queued")
+    email = Delivery("email", None, "example.net", "k" * 64)
+    assert ledger.set_delivery(bbbb, status=Status.PAPER_QUEUED, delivery=email,  # back to render, as email
+                               event_name=Event.CHANNEL_CHANGED, detail={}, to=Status.COMPOSED)
+    row = ledger.statement(bbbb)
+    assert (row["status"], row["channel"], row["paper_reason"], row["email_domain"], row["address_hash"]) == (
+        "composed", "email", None, "example.net", "k" * 64)
+    ledger.transition(bbbb, Status.RENDERED, "rendered")
+    ledger.transition(bbbb, Status.QUEUED, "queued")
+    ledger.transition(bbbb, Status.SENT, "sent")
+    assert not ledger.set_delivery(bbbb, status=Status.SENT, delivery=paper,  # out: never moved back
+                                   event_name=Event.CHANNEL_CHANGED, detail=why, to=Status.COMPOSED)
+    assert ledger.statement(bbbb)["status"] == "sent"
+    assert ledger.timeline(bbbb)[-1]["event"] == "channel_changed_ignored"
+
+
 def test_each_superseded_statement_is_explained_by_a_replacement_or_a_withdrawal(ledger: Ledger) -> None:
     """The report's reconciliation query, on both databases."""
     ledger.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
@@ -180,11 +226,25 @@ def _rows(ledger: Ledger) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
                                    ("prompt_notices", "statement_id, claim_id"), ("audit_log", "seq"))}
 
 
+def _add_as_composed_before_addresses(ledger: Ledger, *statement_ids: str) -> None:
+    """Statements as compose inserted them before statements.address_hash (migration 007)."""
+    with ledger.begin() as conn:
+        for statement_id in statement_ids:
+            conn.execute(text(
+                "INSERT INTO statements (statement_id, run_id, period, member_id, version, shard, status, "
+                "channel, email_domain, line_count, prompt_notice, created_at, updated_at) VALUES (:s, "
+                "'eob-2026-11', '2026-11', 'M000000001', 1, 0, 'composed', 'email', 'gmail.com', 4, 0, "
+                ":at, :at)"), {"s": statement_id, "at": ledger.now()})
+            conn.execute(text("INSERT INTO statement_events (statement_id, at, event, to_status, detail) "
+                              "VALUES (:s, :at, 'composed', 'composed', '{}')"),
+                         {"s": statement_id, "at": ledger.now()})
+
+
 def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: str) -> None:
     old = Ledger.open(ledger_url, migrate=False)
     assert old.migrate(upto=4) == [1, 2, 3, 4]
     old.start_run("eob-2026-11", "2026-11", "extracts", 2)
-    old.add_statements([_statement(), _statement("st-2026-11-bbbb"), _statement("st-2026-11-cccc")])
+    _add_as_composed_before_addresses(old, "st-2026-11-aaaa", "st-2026-11-bbbb", "st-2026-11-cccc")
     old.transition("st-2026-11-aaaa", Status.FAILED, "superseded", detail={"by": "st-2026-11-bbbb"},
                    last_reason="superseded by st-2026-11-bbbb (corrected extract)")
     for status in (Status.RENDERED, Status.QUEUED, Status.SENT):
@@ -206,7 +266,10 @@ def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: s
     assert _rows(ledger) == rows
     assert _schema(ledger) == schema
     assert "superseded" in _status_check(ledger)
-    assert ledger.migrate() == [6]  # the event index: rows as they were
+    assert ledger.migrate(upto=6) == [6]  # the event index: rows as they were
+    assert ledger.migrate(upto=7) == [7]  # statements.address_hash: empty for rows already there
+    assert _rows(ledger)["statements"] == [(*row, None) for row in rows["statements"]]
+    ledger.migrate()
     assert ledger.verify_audit_chain() == 1
     assert ledger.add_statements([_statement("st-2026-11-dddd")]) == 1
     assert ledger.transition("st-2026-11-dddd", Status.SUPERSEDED, "superseded")
@@ -282,3 +345,56 @@ def test_timestamps_come_from_the_injected_clock(ledger_url: str) -> None:
     ledger.start_run("eob-2026-11", "2026-11", "extracts", 2)
     ledger.add_statements([_statement()])
     assert ledger.timeline("st-2026-11-aaaa")[0]["at"].startswith("2026-12-01T06:00:00")
+
+
+def test_the_latest_ingest_is_recorded_with_its_accounts_or_not_at_all(ledger: Ledger) -> None:
+    """Ingest's state per run: running, then succeeded in the transaction that replaces the
+    accounts, or failed with the operator's message; accounts whose block fails are not kept."""
+    run = "eob-2026-11"
+    assert ledger.ingest_state(run) == {"ingest_state": None, "ingest_at": None, "ingest_error": None}
+    assert ledger.ingest_state("eob-2026-10") is None
+    files = [FileAccount("claims_part1.csv", "claims", 10, 8, 2)]
+    bad = [QuarantineRow("claims_part1.csv", 5, "billed", "not an amount"),
+           QuarantineRow("claims_part1.csv", 9, "member_id", "required value is empty")]
+    ledger.begin_ingest(run)
+    assert ledger.ingest_state(run)["ingest_state"] == "running"
+    with ledger.recording_ingest(run, files, bad):
+        pass
+    state = ledger.ingest_state(run)
+    assert (state["ingest_state"], state["ingest_error"]) == ("succeeded", None) and state["ingest_at"]
+
+    ledger.begin_ingest(run)
+    with pytest.raises(OSError, match="swap"), ledger.recording_ingest(
+            run, [FileAccount("claims_part1.csv", "claims", 12, 12, 0)], []):
+        raise OSError("the swap of the outputs failed")
+    assert ledger.fetch("ingest_files_for_run", run_id=run) == [
+        {"source_file": "claims_part1.csv", "kind": "claims", "rows_read": 10, "rows_accepted": 8,
+         "rows_quarantined": 2}]
+    assert sum(r["row_count"] for r in ledger.fetch("quarantine_reasons_for_run", run_id=run)) == 2
+    assert ledger.ingest_state(run)["ingest_state"] == "running"
+    ledger.fail_ingest(run, "claims_part2.csv: missing column(s) billed")
+    state = ledger.ingest_state(run)
+    assert (state["ingest_state"], state["ingest_error"]) == (
+        "failed", "claims_part2.csv: missing column(s) billed")
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # a closed vocabulary
+        conn.execute(text("UPDATE runs SET ingest_state = 'done' WHERE run_id = :run"), {"run": run})
+
+
+def test_runs_ingested_before_the_ingest_state_count_as_succeeded(ledger_url: str) -> None:
+    """Migrating: a run with ingest accounts had an ingest that succeeded; one without, none."""
+    version = next(m.version for m in migrations(Ledger.open(ledger_url, migrate=False).dialect)
+                   if m.name == "ingest_state")
+    old = Ledger.open(ledger_url, migrate=False)
+    old.migrate(upto=version - 1)
+    old.start_run("eob-2026-10", "2026-10", "extracts", 2)
+    old.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    with old.begin() as conn:  # the accounts, as ingest recorded them then
+        conn.execute(text("INSERT INTO ingest_files (run_id, source_file, kind, rows_read, rows_accepted, "
+                          "rows_quarantined) VALUES ('eob-2026-10', 'claims.csv', 'claims', 3, 3, 0)"))
+    started = old.fetch_one("get_run", run_id="eob-2026-10")["started_at"]
+    old.close()
+    ledger = Ledger.open(ledger_url)
+    assert ledger.ingest_state("eob-2026-10") == {"ingest_state": "succeeded", "ingest_at": started,
+                                                  "ingest_error": None}
+    assert ledger.ingest_state("eob-2026-11")["ingest_state"] is None
+    ledger.close()

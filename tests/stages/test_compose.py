@@ -442,3 +442,110 @@ def test_extract_ready_follows_a_file_url(tmp_path: Path) -> None:
     assert not extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]
     generate_extract(root / PERIOD, members=5, period=PERIOD, seed=1)
     assert extract_ready_stage(ctx, PERIOD)  # type: ignore[arg-type]
+
+
+# -- a failed ingest changes nothing, and compose and render refuse the period ----------------
+RUN = "eob-2026-11"
+INGEST_OUTPUTS = ("lines", "members.parquet", "plans.parquet", "quarantine", "ingest.json")
+
+
+def _ingest_outputs(ctx) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    work = run_dir(ctx.settings, RUN)
+    return {str(p.relative_to(work)): p.read_bytes() for p in sorted(work.rglob("*"))
+            if p.is_file() and p.relative_to(work).parts[0] in INGEST_OUTPUTS}
+
+
+def _accounts(ctx) -> tuple[list[dict], list[dict]]:  # type: ignore[no-untyped-def,type-arg]
+    return (ctx.ledger.fetch("ingest_files_for_run", run_id=RUN),
+            ctx.ledger.fetch("quarantine_reasons_for_run", run_id=RUN))
+
+
+def _drop_column(path: Path, column: str) -> str:
+    """Damage a claims file the way a broken export does: a column missing from the header."""
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace(f"{column},", "", 1), encoding="utf-8")
+    return original
+
+
+def test_a_reingest_refused_half_way_keeps_the_previous_ingest_whole(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A corrected delivery whose second claims file is refused after the first was read: the
+    previous canonical lines, member file, quarantine and ledger accounts stay exactly as they
+    were, compose and render refuse the period (they would otherwise work from lines that are not
+    the delivery's), and once the file is fixed the correction goes through as usual."""
+    from pipeline.stages import ExtractRefused, IngestNotSucceeded, NeedsOperator, render_stage
+
+    ingest_stage(ctx, PERIOD)
+    first = compose_stage(ctx, PERIOD)
+    before, accounts, statements = _ingest_outputs(ctx), _accounts(ctx), _statements(ctx)
+    assert {name.split("/")[0] for name in before} == set(INGEST_OUTPUTS)
+    _correct_one_line(ctx)  # in claims_part1.csv, read before claims_part2.csv is refused
+    part2 = ctx.settings.extracts_dir / PERIOD / "claims_part2.csv"
+    original = _drop_column(part2, "billed")
+
+    with pytest.raises(ExtractRefused, match=r"claims_part2\.csv: missing column\(s\) billed") as refused:
+        ingest_stage(ctx, PERIOD)
+    assert isinstance(refused.value, NeedsOperator)  # the DAG fails the task without retries
+    assert _ingest_outputs(ctx) == before
+    assert _accounts(ctx) == accounts
+    assert [p.name for p in ctx.settings.work_dir.iterdir()] == [RUN]  # no staging folder left
+    state = ctx.ledger.ingest_state(RUN)
+    assert state["ingest_state"] == "failed"
+    assert state["ingest_error"] == "claims_part2.csv: missing column(s) billed"
+    refusal = (r"^the latest ingest of 2026-11 failed \(.*\): claims_part2\.csv: missing column\(s\) "
+               r"billed\. {} refuses the period until an ingest of it succeeds: .*run ingest again$")
+    with pytest.raises(IngestNotSucceeded, match=refusal.format("Compose")):
+        compose_stage(ctx, PERIOD)
+    for shard in (0, 1):
+        with pytest.raises(IngestNotSucceeded, match=refusal.format("Render")):
+            render_stage(ctx, PERIOD, shard)
+    assert _statements(ctx) == statements  # nothing composed, rendered or withdrawn meanwhile
+
+    part2.write_text(original, encoding="utf-8")
+    ingest_stage(ctx, PERIOD)
+    assert ctx.ledger.ingest_state(RUN)["ingest_state"] == "succeeded"
+    assert _ingest_outputs(ctx) != before
+    second = compose_stage(ctx, PERIOD)
+    assert (second["reissued"], second["unchanged"], second["withdrawn"]) == (1, first["statements"] - 1, 0)
+
+
+def test_compose_and_render_refuse_a_period_whose_first_ingest_failed(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Instead of composing and rendering 0 statements as if all were well."""
+    from pipeline.stages import ExtractRefused, IngestNotSucceeded, render_stage
+
+    (ctx.settings.extracts_dir / PERIOD / "members.csv").unlink()
+    with pytest.raises(ExtractRefused, match=r"^the 2026-11 extract was refused: members\.csv: not found"):
+        ingest_stage(ctx, PERIOD)
+    assert not (run_dir(ctx.settings, RUN) / "lines").exists()
+    failed = r"^the latest ingest of 2026-11 failed \(.*\): members\.csv: not found.* {} refuses .*again$"
+    with pytest.raises(IngestNotSucceeded, match=failed.format("Compose")):
+        compose_stage(ctx, PERIOD)
+    with pytest.raises(IngestNotSucceeded, match=failed.format("Render")):
+        render_stage(ctx, PERIOD, 0)
+    assert _statements(ctx) == []
+    never = "^2026-10 has not been ingested: run ingest for 2026-10 first"
+    with pytest.raises(IngestNotSucceeded, match=never):
+        compose_stage(ctx, "2026-10")
+
+
+def test_an_unreachable_s3_extract_is_left_to_the_retries(  # type: ignore[no-untyped-def]
+        ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection S3 refuses may work on the next try: not a refused extract (which the DAG
+    fails at once), and the ledger keeps no failure for a run that never started."""
+    import socket
+
+    from pipeline.ingest import ExtractFileError, ExtractUnavailable
+    from pipeline.stages import NeedsOperator
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s3 = replace(ctx, settings=ctx.settings.model_copy(update={
+        "extracts_url": "s3://eob-drop/insurer", "s3_endpoint_url": f"http://127.0.0.1:{port}"}))
+    unreachable = r"^s3://eob-drop/insurer/2026-11/: S3 could not be reached .*a retry may succeed$"
+    with pytest.raises(ExtractUnavailable, match=unreachable) as caught:
+        ingest_stage(s3, PERIOD)
+    assert not isinstance(caught.value, NeedsOperator | ExtractFileError)
+    assert ctx.ledger.ingest_state(RUN) is None

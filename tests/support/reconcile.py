@@ -83,7 +83,8 @@ def add_sent(ctx: Context, n: int, *, pool: str = "pool_a", domain: str = "examp
 
 
 def write_members(ctx: Context, numbers: list[int], domain: str = "example.org") -> Path:
-    """The run's member contact file, as ingest writes it (only the columns reconcile reads)."""
+    """The run's member contact file, as ingest writes it (only the columns reconcile and the
+    sender read)."""
     folder = ctx.settings.work_dir / RUN_ID
     folder.mkdir(parents=True, exist_ok=True)
     table = pa.table({
@@ -91,6 +92,7 @@ def write_members(ctx: Context, numbers: list[int], domain: str = "example.org")
         "email": [address(n, domain) for n in numbers],
         "language": ["en"] * len(numbers),
         "email_valid": [True] * len(numbers),
+        "edelivery_consent": ["Y"] * len(numbers),
         "shard": pa.array([0] * len(numbers), pa.int32()),
     })
     pq.write_table(table, folder / "members.parquet")

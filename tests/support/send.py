@@ -89,7 +89,8 @@ def statement_id(n: int) -> str:
 
 def queue_statements(ctx: Context, pool: str, recipients: Sequence[str], *,
                      first: int = 0) -> list[Queued]:
-    """Statements rendered, stored and queued for ``pool``, one per recipient, with a member file."""
+    """Statements rendered, stored and queued for ``pool``, one per recipient, with a member file
+    (the columns the sender reads: address, language, e-delivery consent, address valid)."""
     import pandas as pd
 
     ctx.ledger.start_run(RUN_ID, PERIOD, "tests", 1)
@@ -102,7 +103,8 @@ def queue_statements(ctx: Context, pool: str, recipients: Sequence[str], *,
     for offset, recipient in enumerate(recipients):
         n = first + offset
         sid, member = statement_id(n), f"M{n:09d}"
-        rows.append({"member_id": member, "email": recipient, "language": "en"})
+        rows.append({"member_id": member, "email": recipient, "language": "en",
+                     "edelivery_consent": "Y", "email_valid": True})
         ctx.ledger.add_statements([NewStatement(sid, RUN_ID, PERIOD, member, 1, 0, "email", None,
                                                 recipient.rpartition("@")[2], 3, False)])
         key = f"{RUN_ID}/statements/{sid}.pdf"

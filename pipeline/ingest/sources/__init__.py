@@ -17,12 +17,18 @@ from pipeline.ingest.sources.discovery import (
     locate_period,
     open_extract,
 )
-from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError, arrow_reason
+from pipeline.ingest.sources.errors import (
+    ExtractFileError,
+    ExtractSourceError,
+    ExtractUnavailable,
+    arrow_reason,
+)
 from pipeline.ingest.sources.extract import Extract, ExtractFile
 from pipeline.ingest.sources.s3 import S3Location, fetch_period, list_periods, make_client, period_arrival
 
 __all__ = [
-    "FORMATS", "Arrival", "Extract", "ExtractFile", "ExtractFileError", "ExtractSourceError", "S3Location",
-    "arrow_reason", "canonical_extract", "detect_format", "fetch_period", "list_periods", "local_arrival",
-    "locate_period", "make_client", "open_extract", "period_arrival",
+    "FORMATS", "Arrival", "Extract", "ExtractFile", "ExtractFileError", "ExtractSourceError",
+    "ExtractUnavailable", "S3Location", "arrow_reason", "canonical_extract", "detect_format",
+    "fetch_period", "list_periods", "local_arrival", "locate_period", "make_client", "open_extract",
+    "period_arrival",
 ]

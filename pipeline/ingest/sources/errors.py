@@ -17,6 +17,12 @@ class ExtractSourceError(ExtractFileError):
     """The extract location itself is unusable (no such folder or S3 prefix, nothing in it)."""
 
 
+class ExtractUnavailable(RuntimeError):
+    """The extract could not be fetched this time (S3 timed out, a connection failed or dropped,
+    S3 throttled or had a server error, an object changed while it was downloaded): unlike an
+    ExtractFileError, a retry may succeed. The message names the bucket and key, never content."""
+
+
 def arrow_reason(exc: BaseException) -> str:
     """A reason without file content: Arrow's CSV messages quote the offending row (PHI)."""
     text = str(exc).splitlines()[0] if str(exc) else ""

@@ -4,6 +4,11 @@ Ingest reads local files (Parquet needs random access, and a retried task should
 a half-read network stream), so the period's objects are downloaded first, streamed to disk in
 parts by boto3 (bounded memory), into the run's work folder. A manifest of keys, sizes and ETags
 is kept next to them for the audit trail. Messages name buckets, keys and problems, never content.
+
+A problem retrying cannot fix (no such bucket, access denied, no extract files) is an
+ExtractSourceError; one that may pass (a timeout, a failed or dropped connection, throttling, an
+S3 server error, an object replaced during its download) is ExtractUnavailable, so the task
+retries it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.ingest.sources.arrival import Arrival
-from pipeline.ingest.sources.errors import ExtractSourceError
+from pipeline.ingest.sources.errors import ExtractSourceError, ExtractUnavailable
 from pipeline.settings import is_extract_file
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -62,8 +67,23 @@ def make_client(endpoint_url: str | None = None) -> Any:
     return boto3.client("s3", endpoint_url=endpoint_url)
 
 
-def _client_error(exc: Exception, where: str) -> ExtractSourceError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+_PASSING_CODES = frozenset({"RequestTimeout", "SlowDown", "Throttling", "ThrottlingException",
+                            "RequestLimitExceeded", "InternalError", "ServiceUnavailable"})
+"""S3 error codes of a problem that passes (besides every 5xx reply)."""
+
+
+def _client_error(exc: Exception, where: str) -> ExtractSourceError | ExtractUnavailable:
+    from botocore.exceptions import ConnectionError as Unreachable
+    from botocore.exceptions import HTTPClientError, IncompleteReadError, SSLError
+
+    response = getattr(exc, "response", None) or {}  # a timeout has a response attribute: None
+    code = response.get("Error", {}).get("Code", type(exc).__name__)
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    dropped = (isinstance(exc, Unreachable | HTTPClientError | IncompleteReadError)
+               and not isinstance(exc, SSLError))  # a certificate problem does not pass
+    if dropped or code in _PASSING_CODES or status >= 500:
+        return ExtractUnavailable(f"{where}: S3 could not be reached or did not answer in time ({code}); "
+                                  "a retry may succeed")
     hint = {"NoSuchBucket": "the bucket does not exist",
             "AccessDenied": "access denied: check the worker's IAM role for s3:ListBucket, "
                             "s3:ListBucketMultipartUploads and s3:GetObject",
@@ -176,10 +196,10 @@ def fetch_period(url: str, period: str, dest: Path, *, client: Any = None,
         except (ClientError, BotoCoreError) as exc:
             partial.unlink(missing_ok=True)
             raise _client_error(exc, f"s3://{location.bucket}/{item.key}") from None
-        if partial.stat().st_size != item.size:
+        size = partial.stat().st_size
+        if size != item.size:
             partial.unlink(missing_ok=True)
-            raise ExtractSourceError(f"s3://{location.bucket}/{item.key}: downloaded "
-                                     f"{partial.stat().st_size if partial.exists() else 0} bytes, "
+            raise ExtractUnavailable(f"s3://{location.bucket}/{item.key}: downloaded {size} bytes, "
                                      f"expected {item.size}; the object changed during the download")
         partial.replace(target)
     manifest = [{"key": o.key, "size": o.size, "etag": o.etag} for o in objects]

@@ -356,6 +356,34 @@ def test_s3_problems_name_bucket_and_prefix(s3: str, tmp_path: Path) -> None:
         fetch_period("https://example.com", "2026-11", tmp_path / "dl", endpoint_url=s3)
 
 
+def test_s3_that_does_not_answer_in_time_is_worth_a_retry_not_a_refusal(  # type: ignore[no-untyped-def]
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An S3 endpoint that takes the connection and never answers: ExtractUnavailable (the task
+    retries it), not an ExtractSourceError (a refused extract, failed at once), naming the prefix."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    from pipeline.ingest import ExtractUnavailable
+    from pipeline.ingest.sources.s3 import fetch_period
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with socket.socket() as silent:  # the kernel completes the handshake; no one ever reads
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = boto3.client("s3", endpoint_url=endpoint, config=Config(
+            connect_timeout=1, read_timeout=1, retries={"max_attempts": 1, "mode": "standard"}))
+        with pytest.raises(ExtractUnavailable) as caught:
+            fetch_period("s3://eob-drop/insurer", "2026-11", tmp_path / "dl", client=client)
+    assert str(caught.value) == ("s3://eob-drop/insurer/2026-11/: S3 could not be reached or did not "
+                                 "answer in time (ReadTimeoutError); a retry may succeed")
+    assert not isinstance(caught.value, ExtractFileError)
+
+
 def test_local_extract_root(tmp_path: Path) -> None:
     download = tmp_path / "dl"
     root = tmp_path / "extracts"
