@@ -238,6 +238,7 @@ def _stage_worker(args: tuple[str, str, int, Any]) -> tuple[dict[str, Any], floa
     workspace, period, shard, barrier = args
     os.environ["EOB_WORKSPACE"] = workspace
     os.environ["EOB_SHARDS"] = "2"
+    os.environ["EOB_ENVIRONMENT"] = "demo"  # the shipped test secrets
     import pipeline.compose  # noqa: F401  (pyarrow import: outside the timing)
     from pipeline.stages import open_context, render_stage
 
@@ -257,7 +258,7 @@ def stage(members: int) -> dict[str, float]:
 
     period = "2026-11"
     with tempfile.TemporaryDirectory(prefix="eob-bench-") as folder:
-        settings = Settings(workspace=Path(folder), shards=2)
+        settings = Settings(workspace=Path(folder), shards=2, environment="demo")
         generate_extract(settings.extracts_dir / period, members=members, period=period,
                          seed=7)
         ctx = open_context(settings)

@@ -46,9 +46,13 @@ def eob_monthly() -> None:
     def wait_for_extract(period: str) -> PokeReturnValue:
         """The period's extract (local folder or S3 prefix): poked hourly, the worker slot freed in
         between; when it has not arrived within the timeout the task fails and is not retried."""
-        from pipeline.stages import extract_ready_stage, open_context
+        from pipeline.stages import NeedsOperator, extract_ready_stage, open_context, operator_failure
 
-        return PokeReturnValue(is_done=extract_ready_stage(open_context(), period), xcom_value=period)
+        try:
+            ready = extract_ready_stage(open_context(), period)
+        except NeedsOperator as exc:  # e.g. a configuration that cannot run: fail now
+            raise operator_failure(exc) from None
+        return PokeReturnValue(is_done=ready, xcom_value=period)
 
     @task
     def ingest(period: str) -> dict:
@@ -63,8 +67,8 @@ def eob_monthly() -> None:
     def compose(period: str, ingested: dict) -> list[int]:
         from pipeline.stages import NeedsOperator, compose_stage, open_context, operator_failure
 
-        ctx = open_context()
         try:
+            ctx = open_context()
             compose_stage(ctx, period)
         except NeedsOperator as exc:  # e.g. a corrected extract that would withdraw too much
             raise operator_failure(exc) from None
@@ -97,8 +101,8 @@ def eob_monthly() -> None:
             send_stage,
         )
 
-        ctx = open_context()
         try:
+            ctx = open_context()
             return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),
                               credentials=relay_credentials(ctx.settings, pool_name))
         except NeedsOperator as exc:  # the pool's relays cannot be used: its statements moved

@@ -26,9 +26,12 @@ from airflow.sdk import dag, task
 def eob_reconcile() -> None:
     @task
     def collect_bounces() -> dict:
-        from pipeline.stages import open_context, reconcile_stage
+        from pipeline.stages import NeedsOperator, open_context, operator_failure, reconcile_stage
 
-        return reconcile_stage(open_context())
+        try:
+            return reconcile_stage(open_context())
+        except NeedsOperator as exc:  # e.g. a configuration that cannot run: fail now
+            raise operator_failure(exc) from None
 
     @task
     def sweep_deadlines(bounces: dict) -> dict:
@@ -55,8 +58,8 @@ def eob_reconcile() -> None:
             send_stage,
         )
 
-        ctx = open_context()
         try:
+            ctx = open_context()
             return send_stage(ctx, pool_name, credentials=relay_credentials(ctx.settings, pool_name))
         except NeedsOperator as exc:  # the pool's relays cannot be used: its statements moved
             raise operator_failure(exc) from None

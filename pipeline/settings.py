@@ -3,12 +3,22 @@
 Every value has an embedded default that needs nothing installed (SQLite ledger, local folder
 object store, SMTP pools on loopback). Production values come from `EOB_*` environment
 variables, which an Airflow deployment fills from its connections and secrets backend.
+
+Some defaults are test values: the VERP secret, the PDF owner password, the `*.example` mail
+domains and the loopback pools. `EOB_ENVIRONMENT` is `production` unless a demo or a test
+says `demo`, and in production `check_environment` (called wherever a stage process starts)
+refuses every one of them, naming the setting and what to set. So an operator who forgets the
+mode is refused, never left to run a month on test secrets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
+from ipaddress import ip_address
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,17 +31,39 @@ def is_extract_file(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(EXTRACT_SUFFIXES)
 
 
+def source_address(value: str) -> str:
+    """An IP address to bind connections to, normalised; a host name or a typo is refused."""
+    try:
+        return str(ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address: give an address of this machine to send from, or "
+            "leave it out when the relay binds the pool's dedicated address") from None
+
+
 class PoolSettings(BaseModel):
     """One dedicated sending IP pool and the relay it talks to."""
 
     name: str
-    source_ip: str
+    source_ip: str | None = Field(
+        default=None,
+        description="the address of this machine each connection is bound to; unset: not bound "
+        "(the relay, e.g. Postfix or KumoMTA, binds the pool's dedicated address)",
+    )
     relay_host: str
     relay_port: int = 2525
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle that verifies this pool's relay; default: EOB_SMTP_CA_FILE"
+    )
     max_per_second: float = 200.0
     max_connections: int = 4
     messages_per_connection: int = 100
     weight: float = 1.0
+
+    @field_validator("source_ip")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        return None if value is None else source_address(value)
 
 
 def _loopback_pools() -> list[PoolSettings]:
@@ -46,6 +78,12 @@ class Settings(BaseSettings):
         env_prefix="EOB_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
+    environment: Literal["production", "demo"] = Field(
+        default="production",
+        description="production refuses, when a stage process starts, the shipped test secrets, "
+        "the *.example mail domains and the demo's loopback pools; demo (set by `eob demo` and "
+        "the tests) accepts them",
+    )
     workspace: Path = Path("var/workspace")
     ledger_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: a SQLite file in the workspace"
@@ -63,7 +101,8 @@ class Settings(BaseSettings):
         "`pipeline.delivery.pools.send_config`, the one pool model, never directly",
     )
     smtp_ca_file: Path | None = Field(
-        default=None, description="CA bundle that verifies the relays; default: system store"
+        default=None, description="CA bundle that verifies the relays of every pool without a "
+        "ca_file of its own; default: the system store",
     )
     smtp_timeout_seconds: float = 30.0
     smtp_ehlo_hostname: str = "mailer.eob.example"
@@ -205,3 +244,94 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.workspace / "reports"
+
+
+# -- what production refuses -------------------------------------------------------------------
+
+SHIPPED_TEST_SECRETS = {
+    "verp_secret": "change-me-verp-secret",
+    "pdf_owner_password": "change-me-owner-password",
+}
+"""The secrets every checkout of this project has: a demo's, never a deployment's."""
+
+_RESERVED_TOP_LEVEL = ("example", "test", "invalid", "localhost")
+_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def is_reserved_domain(domain: str) -> bool:
+    """A name reserved for documentation and tests (RFC 2606): mail to it never arrives."""
+    name = domain.strip().lower().rstrip(".")
+    return name.rpartition(".")[2] in _RESERVED_TOP_LEVEL or any(
+        name == reserved or name.endswith("." + reserved) for reserved in _RESERVED_DOMAINS)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One setting a production process must not start with, and what to set instead."""
+
+    setting: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.setting} {self.problem}: {self.fix}"
+
+
+_MAIL_NAMES = {
+    "bounce_domain": (
+        "DSNs addressed to it never come back, so no bounce would be reconciled",
+        "set the domain whose MX delivers to the bounce mailbox (e.g. bounces.insurer.com)"),
+    "message_id_domain": (
+        "every Message-ID would name a domain that is not ours",
+        "set the insurer's sending domain (e.g. insurer.com)"),
+    "mail_from_address": (
+        "members would see mail from an address no one owns, which DMARC cannot align",
+        "set the From address on the insurer's domain (e.g. statements@insurer.com)"),
+    "smtp_ehlo_hostname": (
+        "relays and mailbox providers check the name a sender greets with",
+        "set the sending host's name, whose forward and reverse DNS match the pool's address "
+        "(e.g. mailer.insurer.com)"),
+}
+
+
+def production_refusals(settings: Settings) -> list[Refusal]:
+    """Every shipped test value still in ``settings``, whatever the mode (``eob check`` lists
+    them; ``check_environment`` refuses them in production)."""
+    found: list[Refusal] = []
+    for name, shipped in SHIPPED_TEST_SECRETS.items():
+        secret = getattr(settings, name).get_secret_value()
+        if secret == shipped or not secret.strip():
+            found.append(Refusal(
+                f"EOB_{name.upper()}", "is the shipped test value" if secret.strip() else "is empty",
+                "set a long random value from the deployment's secrets backend (e.g. `openssl "
+                "rand -hex 32`)"))
+    for name, (why, fix) in _MAIL_NAMES.items():
+        value = str(getattr(settings, name))
+        if is_reserved_domain(value.rpartition("@")[2]):
+            found.append(Refusal(f"EOB_{name.upper()}",
+                                 f"is {value!r}, on a reserved example domain ({why})", fix))
+    if settings.pools_file is None and "pools" not in settings.model_fields_set:
+        found.append(Refusal(
+            "EOB_POOLS_FILE", "is not set, nor is EOB_POOLS, so the pools would be the demo's "
+            "loopback relays", "set EOB_POOLS_FILE to the pool file (see infra/pools.toml), or "
+            "EOB_POOLS"))
+    return found
+
+
+class SettingsRefused(ValueError):
+    """A production process was started with shipped test values; ``refusals`` names each."""
+
+    def __init__(self, refusals: Sequence[Refusal]) -> None:
+        self.refusals = tuple(refusals)
+        super().__init__(
+            "refusing to start in production mode (EOB_ENVIRONMENT=production, the default): "
+            + "; ".join(str(refusal) for refusal in self.refusals)
+            + ". A demo or a test may set EOB_ENVIRONMENT=demo to run on the shipped test values")
+
+
+def check_environment(settings: Settings) -> None:
+    """Start-up: in production, refuse the shipped test values (``SettingsRefused``)."""
+    if settings.environment == "production":
+        found = production_refusals(settings)
+        if found:
+            raise SettingsRefused(found)

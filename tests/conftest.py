@@ -19,6 +19,8 @@ from tests.support import REPO
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="eob-test-airflow-"))
 os.environ.setdefault("EOB_AIRFLOW_LOG_LEVEL", "INFO")  # task logs on, so PHI checks see them
+# the tests run on the shipped test secrets and example domains, which production mode refuses
+os.environ.setdefault("EOB_ENVIRONMENT", "demo")
 airflow_local.configure(_AIRFLOW_HOME)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

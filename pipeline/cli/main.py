@@ -1,4 +1,5 @@
-"""`eob`: the operator's command line (generate extracts, run the demo, report, look up)."""
+"""`eob`: the operator's command line (generate extracts, run the demo, check the configuration,
+report, look up)."""
 
 from __future__ import annotations
 
@@ -205,6 +206,28 @@ def passwords(
     factors = {factor.name: factor for policy in POLICIES.values() for factor in policy.factors}
     for factor in factors.values():
         console.print(f"[bold]{factor.name}[/] ({factor.space:,}): {factor.assumption}")
+
+
+@app.command()
+def check(
+    relays: Annotated[bool, typer.Option(
+        "--relays", help="Also greet each relay as a send would: EHLO, verified STARTTLS, QUIT "
+        "(no login, no MAIL)")] = False,
+) -> None:
+    """Validate the whole configuration on this machine without sending anything: settings, test
+    values in production, password policy, templates, pools, source addresses, CA bundles, DKIM.
+    Exits with 1 when any check failed."""
+    from pipeline.cli.check import run_checks
+
+    checks = run_checks(relays=relays)
+    for item in checks:
+        status = typer.style("ok    ", fg="green") if item.ok else typer.style("FAILED", fg="red", bold=True)
+        typer.echo(f"{status} {item.name}: {item.detail}")
+    failed = sum(not item.ok for item in checks)
+    if failed:
+        typer.echo(f"{failed} of {len(checks)} checks failed: fix them, then run eob check again")
+        raise typer.Exit(1)
+    typer.echo(f"all {len(checks)} checks passed; nothing was sent")
 
 
 @app.command()

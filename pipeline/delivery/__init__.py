@@ -1,6 +1,7 @@
 """Delivery: statements out by email through the IP pools, within every limit that protects them.
 
-What other parts of the pipeline use: the pool model (``send_config``), the message and its
+What other parts of the pipeline use: the pool model (``send_config``) and its start-up checks
+(``check_pool_can_connect``, ``probe_relay``), the message and its
 VERP return path, the per-pool sender (``send_pool``) and its results, the operator controls
 and warm-up quota that shape a run, pool health holds, and the suppression list.
 """
@@ -27,10 +28,18 @@ from pipeline.delivery.pools import (
     PoolConfigError,
     RelayCredentials,
     SendConfig,
+    ca_file_for,
     capacities,
     choose_pool,
     pick_pool,
     send_config,
+)
+from pipeline.delivery.preflight import (
+    CaBundleUnusable,
+    RelayProbe,
+    SourceAddressNotLocal,
+    check_pool_can_connect,
+    probe_relay,
 )
 from pipeline.delivery.results import ACCEPTED, DEFERRED, HELD, REJECTED, Outgoing, SendResult, SendStats
 from pipeline.delivery.sender import SendControls, provider_lookup, send_pool, send_pool_async
@@ -41,12 +50,13 @@ from pipeline.delivery.warmup import Quota
 
 __all__ = [
     "ACCEPTED", "DEFERRED", "HELD", "REJECTED", "SUSPEND",
-    "ControlError", "ForgedToken", "HoldPolicy", "Outgoing", "PoolConfig", "PoolConfigError",
-    "Quota", "RelayCredentials", "SendConfig", "SendControls", "SendResult", "SendStats",
-    "SuppressionError",
-    "active_pauses", "add_usage", "address_hash", "build_message", "capacities", "choose_pool",
-    "current_holds", "entry", "is_suppressed", "lift", "load_signer", "load_throttle",
-    "make_tls_context", "pause", "paused_providers", "pick_pool", "provider_counts",
-    "provider_lookup", "render_email", "resume", "return_path", "route_weights", "save_throttle",
-    "send_config", "send_pool", "send_pool_async", "suppress", "verify_token", "warmup_status",
+    "CaBundleUnusable", "ControlError", "ForgedToken", "HoldPolicy", "Outgoing", "PoolConfig",
+    "PoolConfigError", "Quota", "RelayCredentials", "RelayProbe", "SendConfig", "SendControls",
+    "SendResult", "SendStats", "SourceAddressNotLocal", "SuppressionError",
+    "active_pauses", "add_usage", "address_hash", "build_message", "ca_file_for", "capacities",
+    "check_pool_can_connect", "choose_pool", "current_holds", "entry", "is_suppressed", "lift",
+    "load_signer", "load_throttle", "make_tls_context", "pause", "paused_providers", "pick_pool",
+    "probe_relay", "provider_counts", "provider_lookup", "render_email", "resume", "return_path",
+    "route_weights", "save_throttle", "send_config", "send_pool", "send_pool_async", "suppress",
+    "verify_token", "warmup_status",
 ]

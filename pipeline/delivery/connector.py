@@ -1,4 +1,5 @@
-"""A pool's connections: from its source IPs to its relays, round robin, with a breaker.
+"""A pool's connections: from its source IPs (if it has any) to its relays, round robin, with a
+breaker.
 
 A relay that fails TLS is dropped for the rest of the run (it will not heal by retrying); one
 that cannot be reached is retried with exponential backoff; a refused login, an unreachable
@@ -28,12 +29,12 @@ class Routes:
     """Round robin over source IPs and relays; a relay failing TLS is dropped for the run."""
 
     def __init__(self, pool: PoolConfig) -> None:
-        self._ips = pool.source_ips
+        self._ips: tuple[str | None, ...] = pool.source_ips or (None,)  # None: not bound
         self._relays = pool.relays
         self._bad: dict[Relay, str] = {}
         self._n = 0
 
-    def next(self) -> tuple[str, Relay] | None:
+    def next(self) -> tuple[str | None, Relay] | None:
         good = [r for r in self._relays if r not in self._bad]
         if not good:
             return None

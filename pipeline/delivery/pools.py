@@ -14,6 +14,11 @@ The file (``infra/pools.toml``, pointed at by ``EOB_POOLS_FILE``) is the product
 without it the pools come from ``EOB_POOLS`` with default provider limits, which keeps the
 embedded demo working unchanged. Credentials never live here: a pool names an Airflow
 connection id and the worker resolves it (see ``pipeline.stages.connections``).
+
+A pool's ``source_ips`` are optional: without them connections are not bound, for a relay
+(Postfix, KumoMTA) that binds the dedicated address itself. Its ``ca_file`` verifies its relays,
+else ``EOB_SMTP_CA_FILE``, else the system store. Whether those addresses and files are usable
+on this machine is checked where a pool starts sending (``pipeline.delivery.preflight``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.delivery.throttle import ThrottlePolicy
-from pipeline.settings import PoolSettings, Settings
+from pipeline.settings import PoolSettings, Settings, source_address
 
 DEFAULT_PROVIDER = "default"
 
@@ -116,8 +121,13 @@ class PoolConfig(_Strict):
     """One dedicated IP pool."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    source_ips: tuple[str, ...] = Field(min_length=1)
+    source_ips: tuple[str, ...] | None = Field(
+        default=None, description="addresses of this machine the connections are bound to, round "
+        "robin; None: not bound (the relay binds the pool's dedicated address)")
     relays: tuple[Relay, ...] = Field(min_length=1)
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle that verifies this pool's relays; default: "
+        "EOB_SMTP_CA_FILE, then the system store")
     max_per_second: float = Field(default=200.0, gt=0)
     max_connections: int = Field(default=4, ge=1)
     messages_per_connection: int = Field(default=100, ge=1)
@@ -127,6 +137,19 @@ class PoolConfig(_Strict):
     )
     warmup: WarmupPlan | None = None
     providers: Mapping[str, ProviderLimit] = Field(default_factory=dict)
+
+    @field_validator("source_ips", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("an empty list binds nothing: list addresses of this machine, or "
+                             "leave source_ips out when the relay binds the pool's dedicated address")
+        return value
+
+    @field_validator("source_ips")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(source_address(ip) for ip in value)
 
     def limit_for(self, provider: str) -> ProviderLimit:
         """The pool's limit for a provider: its own entry, else the shipped default."""
@@ -151,8 +174,9 @@ class PoolConfig(_Strict):
                              max_per_second=None)
         return cls(
             name=pool.name,
-            source_ips=(pool.source_ip,),
+            source_ips=(pool.source_ip,) if pool.source_ip else None,
             relays=(Relay(host=pool.relay_host, port=pool.relay_port),),
+            ca_file=pool.ca_file,
             max_per_second=pool.max_per_second,
             max_connections=pool.max_connections,
             messages_per_connection=pool.messages_per_connection,
@@ -235,8 +259,9 @@ def _merge(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def parse_pool_file(text: str, *, source: str = "pool file") -> SendConfig:
-    """Validate a pool file's TOML text (see ``infra/pools.toml`` for the layout)."""
+def parse_pool_file(text: str, *, source: str = "pool file", base: Path | None = None) -> SendConfig:
+    """Validate a pool file's TOML text (see ``infra/pools.toml`` for the layout); a relative
+    ``ca_file`` is read from ``base``, the pool file's folder."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -246,6 +271,8 @@ def parse_pool_file(text: str, *, source: str = "pool file") -> SendConfig:
     for raw in data.get("pool", []):
         raw = dict(raw)
         raw["providers"] = _merge(defaults, raw.get("providers", {}))
+        if base is not None and isinstance(raw.get("ca_file"), str):
+            raw["ca_file"] = base / raw["ca_file"]  # an absolute path stays as it is
         pools.append(raw)
     spec: dict[str, Any] = {"pools": pools}
     if "provider_domains" in data:
@@ -263,7 +290,7 @@ def load_pool_file(path: Path) -> SendConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PoolConfigError(f"cannot read pool file {path}: {exc.strerror}") from None
-    return parse_pool_file(text, source=str(path))
+    return parse_pool_file(text, source=str(path), base=path.parent)
 
 
 def send_config(settings: Settings) -> SendConfig:
@@ -272,6 +299,12 @@ def send_config(settings: Settings) -> SendConfig:
     if path is not None:
         return load_pool_file(path)
     return SendConfig(pools=tuple(PoolConfig.from_settings(p) for p in settings.pools))
+
+
+def ca_file_for(pool: PoolConfig, settings: Settings) -> Path | None:
+    """The CA bundle that verifies the pool's relays: its own ``ca_file``, else
+    ``EOB_SMTP_CA_FILE``; None means the system store."""
+    return pool.ca_file or settings.smtp_ca_file
 
 
 def capacities(config: SendConfig) -> list[tuple[str, float]]:

@@ -166,14 +166,15 @@ async def _require_starttls(smtp: aiosmtplib.SMTP) -> None:
 
 
 async def connect(
-    source_ip: str, relay: Relay, tls_context: ssl.SSLContext, ehlo_hostname: str,
+    source_ip: str | None, relay: Relay, tls_context: ssl.SSLContext, ehlo_hostname: str,
     timeout: float, credentials: RelayCredentials | None,
 ) -> aiosmtplib.SMTP:
-    """A connection from one source IP, upgraded to verified TLS (and logged in) first."""
+    """A connection from one source IP (None: not bound, the relay binds the pool's address),
+    upgraded to verified TLS (and logged in) first."""
     smtp = aiosmtplib.SMTP(
         hostname=relay.host,
         port=relay.port,
-        source_address=(source_ip, 0),
+        source_address=(source_ip, 0) if source_ip else None,
         local_hostname=ehlo_hostname,
         timeout=timeout,
         use_tls=False,

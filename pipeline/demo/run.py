@@ -49,8 +49,10 @@ def prepare_workspace(workspace: Path) -> Path:
 
 
 def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, str]:
-    """The EOB_* settings the DAG tasks will read: everything inside the workspace."""
+    """The EOB_* settings the DAG tasks will read: everything inside the workspace, in demo mode
+    (the shipped test secrets and example domains are accepted; production refuses them)."""
     return {
+        "EOB_ENVIRONMENT": "demo",
         "EOB_WORKSPACE": str(workspace),
         "EOB_SMTP_CA_FILE": str(ca_file),
         "EOB_SHARDS": str(shards),

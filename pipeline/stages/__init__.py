@@ -8,6 +8,7 @@ DAG files call these and nothing else.
 from pipeline.periods import period_for_run
 from pipeline.stages.connections import relay_credentials
 from pipeline.stages.context import (
+    ConfigurationRefused,
     Context,
     ExtractRefused,
     IngestNotSucceeded,
@@ -21,13 +22,13 @@ from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage, resend
 from pipeline.stages.render import render_stage
 from pipeline.stages.report import report_stage
 from pipeline.stages.route import pool_names, route_stage
-from pipeline.stages.send import PoolUnavailable, send_stage
+from pipeline.stages.send import PoolMisconfigured, PoolUnavailable, send_stage
 from pipeline.stages.task_failure import operator_failure
 
 __all__ = [
-    "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator", "compose_stage",
-    "extract_ready_stage", "ingest_stage",
-    "open_context", "pool_names", "reconcile_stage", "render_stage", "report_stage", "requeue_due_stage",
-    "resend_verified_stage", "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
-    "PoolUnavailable", "operator_failure", "period_for_run", "relay_credentials",
+    "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
+    "PoolMisconfigured", "PoolUnavailable", "compose_stage", "extract_ready_stage", "ingest_stage",
+    "open_context", "operator_failure", "period_for_run", "pool_names", "reconcile_stage",
+    "relay_credentials", "render_stage", "report_stage", "requeue_due_stage", "resend_verified_stage",
+    "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
 ]

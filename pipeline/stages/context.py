@@ -8,12 +8,13 @@ from datetime import datetime
 from pipeline.clock import Now, utc_now
 from pipeline.ledger import Ledger, Transition
 from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
-from pipeline.settings import Settings
+from pipeline.settings import Settings, SettingsRefused, check_environment
 from pipeline.stages.passwords import check_password_policy
 from pipeline.storage import ObjectStore, member_contacts, open_store, run_dir, run_id_for
 
 __all__ = [
-    "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator", "ShardCountChanged",
+    "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
+    "ShardCountChanged",
     "check_ingested", "check_shards", "flush_transitions", "member_contacts", "open_context", "run_dir",
     "run_id_for",
 ]
@@ -99,11 +100,30 @@ class Context:
         return DeliveryWindow.from_settings(self.settings)
 
 
+class ConfigurationRefused(NeedsOperator):
+    """The process's configuration cannot run (a shipped test value in production, a password
+    policy below its floor or without its hint, an invalid setting): no retry can fix it."""
+
+
 def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:
-    """Settings (checked: the PDF password policy passes its floor and has its email hint),
-    the ledger and the object store."""
-    settings = settings or Settings()
-    check_password_policy(settings)
+    """Settings (checked: no shipped test value in production mode; the PDF password policy
+    passes its floor and has its email hint), the ledger and the object store. A configuration
+    that cannot run raises `ConfigurationRefused`, naming what to set."""
+    from pydantic import ValidationError
+
+    from pipeline.render import UnknownPasswordPolicy, WeakPasswordPolicy
+    from pipeline.templates import TemplateError
+
+    try:
+        settings = settings or Settings()
+        check_environment(settings)
+        check_password_policy(settings)
+    except ValidationError as exc:  # name each setting, never echo its value (it may be a secret)
+        named = "; ".join(f"EOB_{'__'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+                          for error in exc.errors())
+        raise ConfigurationRefused(f"invalid settings: {named}") from None
+    except (SettingsRefused, UnknownPasswordPolicy, WeakPasswordPolicy, TemplateError) as exc:
+        raise ConfigurationRefused(str(exc)) from exc
     ledger = Ledger.open(settings.ledger_dsn, now=now)
     store = open_store(settings.objects_url, kms_key_id=settings.s3_kms_key_id,
                        endpoint_url=settings.s3_endpoint_url)

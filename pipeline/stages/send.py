@@ -26,7 +26,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pipeline.delivery import PoolConfig, RelayCredentials, SendConfig, send_config
+from pipeline.delivery import (
+    PoolConfig,
+    PoolConfigError,
+    RelayCredentials,
+    SendConfig,
+    check_pool_can_connect,
+    send_config,
+)
 from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
@@ -44,6 +51,11 @@ class PoolUnavailable(NeedsOperator):
     """The pool's relays could not be used (TLS, connection, login): its statements moved to
     another pool, and the task fails so Airflow shows and alerts it; retrying will not fix a
     certificate or a login."""
+
+
+class PoolMisconfigured(NeedsOperator):
+    """The pool cannot send from this machine as configured (a source address that is not
+    this machine's, an unusable CA bundle): refused before anything is sent."""
 
 
 def _accepted_after_withdrawal(ctx: Context, statement_id: str) -> None:
@@ -83,6 +95,13 @@ def send_stage(
         held.setdefault("*", health[1])
     if dry_run:
         return plan_pool(ctx, config, pool, now, held)
+    try:
+        check_pool_can_connect(pool, ctx.settings)
+    except PoolConfigError as exc:
+        raise PoolMisconfigured(
+            f"{exc}. Nothing was sent: the pool's statements stay queued and no attempt was spent; "
+            "fix the pool's configuration (`eob check` lists every problem) and re-run this task"
+        ) from None
     in_doubt = _mark_in_doubt(ctx, pool_name)
     rows = ctx.ledger.fetch("send_queued_for_pool", pool=pool_name)
     summary: dict[str, Any] = {"pool": pool_name, "queued": len(rows), "dry_run": False,
@@ -146,7 +165,7 @@ def _send(
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
     *, throttled: bool = False, skipped: dict[str, int],
 ) -> Any:
-    from pipeline.delivery import SendControls, make_tls_context, provider_lookup, send_pool
+    from pipeline.delivery import SendControls, ca_file_for, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery import controls as controls_db
     from pipeline.delivery.dkim import load_signer
     from pipeline.delivery.warmup import Quota
@@ -190,7 +209,7 @@ def _send(
     try:
         runs = {row["statement_id"]: row["run_id"] for row in rows}
         stats = send_pool(pool, lanes, _committer(ctx, pool.name, attempts, recipients, runs),
-                          tls_context=make_tls_context(settings.smtp_ca_file),
+                          tls_context=make_tls_context(ca_file_for(pool, settings)),
                           ehlo_hostname=settings.smtp_ehlo_hostname,
                           timeout=settings.smtp_timeout_seconds, controls=controls)
     finally:

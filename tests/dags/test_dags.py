@@ -157,7 +157,8 @@ def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(
     damaged = extract.folder / "claims_part2.csv"
     damaged.write_text(damaged.read_text().replace("billed,", "", 1))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
-    env.update({"EOB_WORKSPACE": str(tmp_path / "ws"), "EOB_EXTRACT_QUIET_MINUTES": "0", "EOB_SHARDS": "2",
+    env.update({"EOB_ENVIRONMENT": "demo", "EOB_WORKSPACE": str(tmp_path / "ws"),
+                "EOB_EXTRACT_QUIET_MINUTES": "0", "EOB_SHARDS": "2",
                 "EOB_AIRFLOW_LOG_LEVEL": "INFO"})
     child = subprocess.run(
         [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
@@ -184,3 +185,25 @@ def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(
     assert sum("Task failed with exception" in line for line in task_log) == 1
     assert not [line for line in task_log if "/pipeline/" in line or "ExtractFileError" in line], \
         "library frames in the task log"
+
+
+def test_a_configuration_that_cannot_run_fails_the_first_task_without_retries(tmp_path: Path) -> None:
+    """Production mode on the shipped test secrets: the DAG's first task that opens the context
+    fails on its first try, naming the settings to change, and nothing after it runs."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
+    env.update({"EOB_ENVIRONMENT": "production", "EOB_WORKSPACE": str(tmp_path / "ws"),
+                "EOB_AIRFLOW_LOG_LEVEL": "INFO"})
+    child = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
+         "eob_monthly", json.dumps({"period": "2026-11"})],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    log = (child.stdout + child.stderr).splitlines()
+    assert child.returncode == 0, "\n".join(log[-40:])
+    outcome = json.loads(next(line for line in reversed(log) if line.startswith("OUTCOME "))[8:])
+    assert outcome["tasks"]["wait_for_extract"] == {"state": "failed", "tries": 1}
+    assert outcome["tasks"]["ingest"] == {"state": "upstream_failed", "tries": 0}
+    failure = next(line for line in log if "AirflowFailException: refusing to start" in line)
+    assert "EOB_VERP_SECRET" in failure and "change-me" not in failure
+    assert not (tmp_path / "ws" / "ledger.sqlite").exists()

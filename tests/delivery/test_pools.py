@@ -12,6 +12,7 @@ from pipeline.delivery.pools import (
     DEFAULT_PROVIDER_LIMITS,
     PoolConfigError,
     Relay,
+    ca_file_for,
     choose_pool,
     load_pool_file,
     parse_pool_file,
@@ -97,6 +98,46 @@ def test_settings_point_at_the_pool_file(tmp_path: Path) -> None:
     assert send_config(settings).pool_names == ["pool_a", "pool_b"]
     with pytest.raises(PoolConfigError, match="cannot read"):
         send_config(Settings(workspace=tmp_path, pools_file=tmp_path / "missing.toml"))
+
+
+NO_SOURCE = """
+[[pool]]
+name = "p1"
+relays = [{ host = "mta.internal", port = 587 }]
+"""
+
+
+def test_source_addresses_are_optional_in_the_pool_file_and_in_eob_pools(tmp_path: Path) -> None:
+    """Without them connections are not bound: the relay binds the pool's dedicated address."""
+    assert parse_pool_file(NO_SOURCE).pool("p1").source_ips is None
+    from_env = Settings(workspace=tmp_path, pools=[{"name": "p1", "relay_host": "mta.internal"}])
+    assert send_config(from_env).pool("p1").source_ips is None
+    assert parse_pool_file(MINIMAL).pool("p1").source_ips == ("127.0.0.41",)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('source_ips = ["mta-a.internal"]', "'mta-a.internal' is not an IP address"),
+    ("source_ips = []", "leave source_ips out when the relay binds"),
+])
+def test_a_source_address_that_is_no_address_is_refused_with_what_to_do(line: str, message: str) -> None:
+    with pytest.raises(PoolConfigError, match=message):
+        parse_pool_file(NO_SOURCE.replace('name = "p1"', f'name = "p1"\n{line}'))
+
+
+def test_a_pool_ca_file_is_read_from_the_pool_file_folder_and_wins_over_the_global_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pools.toml").write_text(
+        NO_SOURCE + 'ca_file = "relays-ca.pem"\n'
+        + NO_SOURCE.replace("p1", "p2") + 'ca_file = "/etc/eob/p2-ca.pem"\n'
+        + NO_SOURCE.replace("p1", "p3"))
+    settings = Settings(workspace=tmp_path, pools_file=tmp_path / "pools.toml",
+                        smtp_ca_file=tmp_path / "global-ca.pem")
+    config = send_config(settings)
+    assert ca_file_for(config.pool("p1"), settings) == tmp_path / "relays-ca.pem"
+    assert ca_file_for(config.pool("p2"), settings) == Path("/etc/eob/p2-ca.pem")
+    assert ca_file_for(config.pool("p3"), settings) == tmp_path / "global-ca.pem"
+    assert ca_file_for(config.pool("p3"), Settings(workspace=tmp_path)) is None  # system store
 
 
 def test_choose_pool_prefers_another_pool_after_a_block_and_waits_when_all_are_held() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.render import POLICIES, UnknownPasswordPolicy, WeakPasswordPolicy
 from pipeline.settings import Settings
-from pipeline.stages import open_context
+from pipeline.stages import ConfigurationRefused, open_context
 from pipeline.stages.passwords import MissingPasswordHint, check_password_policy, password_hint
 from pipeline.templates import TEMPLATES_DIR
 
@@ -19,8 +19,9 @@ def test_a_run_refuses_to_start_with_the_birthday_policy_unless_the_floor_is_low
     tmp_path: Path,
 ) -> None:
     workspace = tmp_path
-    with pytest.raises(WeakPasswordPolicy) as caught:
+    with pytest.raises(ConfigurationRefused) as caught:  # the task fails without retries
         open_context(Settings(workspace=workspace, password_policy="dob_mmddyyyy"))
+    assert isinstance(caught.value.__cause__, WeakPasswordPolicy)
     assert "'dob_mmddyyyy'" in str(caught.value) and "floor of 1 day" in str(caught.value)
     assert not (workspace / "ledger.sqlite").exists()  # refused before the ledger was opened
     lowered = open_context(Settings(workspace=workspace, password_policy="dob_mmddyyyy",
@@ -30,8 +31,9 @@ def test_a_run_refuses_to_start_with_the_birthday_policy_unless_the_floor_is_low
 
 
 def test_an_unknown_policy_is_refused_at_start_up_naming_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(UnknownPasswordPolicy) as caught:
+    with pytest.raises(ConfigurationRefused) as caught:
         open_context(Settings(workspace=tmp_path, password_policy="ssn_last4"))
+    assert isinstance(caught.value.__cause__, UnknownPasswordPolicy)
     assert "ssn_last4" in str(caught.value) and "member_id_dob" in str(caught.value)
 
 

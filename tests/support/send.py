@@ -40,18 +40,20 @@ class WallClock:
         self.moment += timedelta(**delta)
 
 
-def pool_file(relay_host: str, relay_port: int, *, source: str = "127.0.0.43",
+def pool_file(relay_host: str, relay_port: int, *, source: str | None = "127.0.0.43",
               extra: str = "", providers: str = "", name: str = "pool_t") -> str:
-    """A one-pool file with fast, non-binding provider limits unless ``providers`` says so."""
+    """A one-pool file with fast, non-binding provider limits unless ``providers`` says so;
+    ``source=None``: no source_ips (connections not bound)."""
     fast = "\n".join(
         f"[defaults.providers.{p}]\nmax_connections = 2\nmessages_per_connection = 50\n"
         "max_per_second = 1000\n"
         for p in ("gmail", "yahoo", "outlook", "icloud", "default"))
+    sources = f'source_ips = ["{source}"]' if source else ""
     return f"""
 {fast}
 [[pool]]
 name = "{name}"
-source_ips = ["{source}"]
+{sources}
 relays = [{{ host = "{relay_host}", port = {relay_port} }}]
 max_per_second = 500
 max_connections = 4
@@ -61,7 +63,7 @@ messages_per_connection = 50
 """
 
 
-def make_context(workspace: Path, pools_toml: str, ca_file: Path, clock: WallClock,
+def make_context(workspace: Path, pools_toml: str, ca_file: Path | None, clock: WallClock,
                  **settings: object) -> Context:
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / "pools.toml").write_text(pools_toml)
