@@ -143,12 +143,27 @@ def test_dag_files_call_the_stages_package_only(dag_file: str) -> None:
     assert ours == {"pipeline.stages"}, f"{dag_file} imports {sorted(ours - {'pipeline.stages'})}"
 
 
+def _monthly_run_in_a_child(tmp_path: Path, **settings: str) -> tuple[dict, list[str]]:  # type: ignore[type-arg]
+    """A real Airflow run of eob_monthly (dag.test) in a child process, whose whole output is the
+    task log: its outcome and its output lines."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
+    env.update({"EOB_WORKSPACE": str(tmp_path / "ws"), "EOB_AIRFLOW_LOG_LEVEL": "INFO", **settings})
+    child = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
+         "eob_monthly", json.dumps({"period": "2026-11"})],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    log = (child.stdout + child.stderr).splitlines()
+    assert child.returncode == 0, "\n".join(log[-40:])
+    return json.loads(next(line for line in reversed(log) if line.startswith("OUTCOME "))[8:]), log
+
+
 def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(tmp_path: Path) -> None:
     """A real Airflow run of eob_monthly (dag.test, in a child process: its whole output is the
     task log) on an extract with a claims file missing a column: ingest fails once, no retry (the
     retry delay is zeroed so a retry would show at once), nothing after it runs, and the task log
     ends with the operator's message, not with the library's frames."""
-    import os
 
     from pipeline.demo.generate import generate_extract
     from pipeline.stages import ExtractRefused
@@ -156,17 +171,8 @@ def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(
     extract = generate_extract(tmp_path / "ws" / "extracts" / "2026-11", members=20, period="2026-11", seed=3)
     damaged = extract.folder / "claims_part2.csv"
     damaged.write_text(damaged.read_text().replace("billed,", "", 1))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
-    env.update({"EOB_ENVIRONMENT": "demo", "EOB_WORKSPACE": str(tmp_path / "ws"),
-                "EOB_EXTRACT_QUIET_MINUTES": "0", "EOB_SHARDS": "2",
-                "EOB_AIRFLOW_LOG_LEVEL": "INFO"})
-    child = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
-         "eob_monthly", json.dumps({"period": "2026-11"})],
-        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
-    log = (child.stdout + child.stderr).splitlines()
-    assert child.returncode == 0, "\n".join(log[-40:])
-    outcome = json.loads(next(line for line in reversed(log) if line.startswith("OUTCOME "))[8:])
+    outcome, log = _monthly_run_in_a_child(tmp_path, EOB_ENVIRONMENT="demo",
+                                           EOB_EXTRACT_QUIET_MINUTES="0", EOB_SHARDS="2")
 
     assert outcome["state"] == "failed"
     tasks = outcome["tasks"]
@@ -190,18 +196,8 @@ def test_a_refused_extract_fails_ingest_on_its_first_try_with_the_clean_message(
 def test_a_configuration_that_cannot_run_fails_the_first_task_without_retries(tmp_path: Path) -> None:
     """Production mode on the shipped test secrets: the DAG's first task that opens the context
     fails on its first try, naming the settings to change, and nothing after it runs."""
-    import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EOB_")}
-    env.update({"EOB_ENVIRONMENT": "production", "EOB_WORKSPACE": str(tmp_path / "ws"),
-                "EOB_AIRFLOW_LOG_LEVEL": "INFO"})
-    child = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "support" / "dag_child.py"), str(tmp_path / "airflow"),
-         "eob_monthly", json.dumps({"period": "2026-11"})],
-        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
-    log = (child.stdout + child.stderr).splitlines()
-    assert child.returncode == 0, "\n".join(log[-40:])
-    outcome = json.loads(next(line for line in reversed(log) if line.startswith("OUTCOME "))[8:])
+    outcome, log = _monthly_run_in_a_child(tmp_path, EOB_ENVIRONMENT="production")
     assert outcome["tasks"]["wait_for_extract"] == {"state": "failed", "tries": 1}
     assert outcome["tasks"]["ingest"] == {"state": "upstream_failed", "tries": 0}
     failure = next(line for line in log if "AirflowFailException: refusing to start" in line)
