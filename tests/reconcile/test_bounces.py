@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from pipeline.outcomes import Category, Queue
 from pipeline.reconcile.bounces import Bounce, UnparseableBounce, parse_bounce
+from pipeline.reconcile.bounces.decisions import decide
 from tests.support import REPO
 
 CANARY = "CANARY-PHI-Zebedee-1957-04-03"
@@ -83,6 +85,34 @@ def test_every_corpus_file_parses_or_raises_unparseable_only():
         for outcome in bounce.recipients:
             assert len(outcome.diagnostic) <= 300
             assert outcome.recipient == outcome.recipient.lower()
+
+
+# ----------------------------------------------------------------------------- flufl.bounce's real bounces
+
+FLUFL = REPO / "tests" / "data" / "flufl_bounce"
+FLUFL_ROWS = _bench().load_flufl(FLUFL) if (FLUFL / "expected.tsv").is_file() else []
+BARE_LOCAL_PART = {"aol_01.txt", "yale_01.txt"}  # name the recipient without a domain: not supported
+
+
+@pytest.mark.skipif(not FLUFL_ROWS, reason=f"flufl.bounce messages not found at {FLUFL}")
+@pytest.mark.parametrize("row", FLUFL_ROWS, ids=[r.file for r in FLUFL_ROWS])
+def test_flufl_bounce_messages_name_their_recipients_and_whether_it_is_a_delay(row):
+    if row.file in BARE_LOCAL_PART:
+        pytest.xfail("the notice names the recipient without a domain")
+    bounce = parse_bounce((FLUFL / row.file).read_bytes())
+    found = {o.recipient: o for o in bounce.recipients}
+    assert set(row.recipients) <= set(found), [o.recipient for o in bounce.recipients]
+    for address in row.recipients:
+        outcome = found[address]
+        assert (outcome.action == "delayed") is row.temporary, (outcome.action, outcome.diagnostic)
+        assert outcome.classification.queue is not Queue.IGNORE
+
+
+@pytest.mark.skipif(not FLUFL_ROWS, reason=f"flufl.bounce messages not found at {FLUFL}")
+def test_flufl_bounce_messages_all_parse():
+    for path in sorted(FLUFL.glob("*.txt")):
+        bounce = parse_bounce(path.read_bytes())
+        assert all(o.recipient == o.recipient.lower() for o in bounce.recipients), path.name
 
 
 # ----------------------------------------------------------------------------- hand-built DSN
@@ -296,11 +326,25 @@ def test_auto_reply_is_ignored_unless_it_says_the_mailbox_is_gone(body, queue):
     assert bounce.recipients[0].classification.queue is queue
 
 
-def test_delay_notice_is_retried_not_verified():
+def test_delay_notice_is_retried_unless_it_says_the_address_is_bad():
     raw = build_dsn().replace(b"Action: failed", b"Action: delayed")
-    for outcome in parse_bounce(raw).recipients:
-        assert outcome.action == "delayed"
-        assert outcome.classification.queue is Queue.RETRY
+    outcomes = {o.recipient: o for o in parse_bounce(raw).recipients}
+    assert {o.action for o in outcomes.values()} == {"delayed"}  # reconcile only notes a delay
+    assert outcomes["full@example.org"].classification.queue is Queue.RETRY
+    unknown = outcomes["kijitora@example.org"].classification
+    assert (unknown.category, unknown.queue) == (Category.USER_UNKNOWN, Queue.VERIFY)
+
+
+def test_whatever_a_report_s_action_a_recipient_caused_failure_is_never_retried():
+    for action, code, status, text in itertools.product(
+        ("failed", "delayed", ""), (None, 450, 550), (None, "4.1.1", "4.4.7", "5.1.1", "5.0.0"),
+        ("user unknown", "no such domain", "account disabled", "mailbox full", "timed out"),
+    ):
+        decided = decide(action, code, status, text)
+        if decided.recipient_caused:
+            assert decided.queue is Queue.VERIFY, (action, code, status, text)
+        elif action == "delayed":
+            assert decided.queue is Queue.RETRY, (action, code, status, text)
 
 
 def test_a_message_that_is_not_a_bounce_is_ignored():

@@ -13,11 +13,14 @@ def fixed(recipient: str, action: str, diagnostic: str, category: Category) -> R
     return RecipientOutcome(recipient, action, None, None, diagnostic, for_category(category))
 
 
-def decide(action: str, reply_code: int | None, status: str | None, text: str) -> Classification:
-    """classify(), with the DSN action taken into account (a delay is never final)."""
+def decide(
+    action: str, reply_code: int | None, status: str | None, text: str, *, during: str | None = None
+) -> Classification:
+    """classify(), with the DSN action taken into account (a delay is never final, but an
+    address the server calls bad stays recipient-caused: it is never a plain retry)."""
     if action in NON_FAILURE_ACTIONS:
         return for_category(Category.DELIVERED)
-    result = classify(reply_code, status, text[:MAX_CLASSIFY_TEXT])
-    if action == "delayed" and result.queue is not Queue.RETRY:
+    result = classify(reply_code, status, text[:MAX_CLASSIFY_TEXT], during=during)
+    if action == "delayed" and result.queue is not Queue.RETRY and not result.recipient_caused:
         return for_category(Category.EXPIRED, permanent=False)
     return result

@@ -82,19 +82,20 @@ def _dsn_outcome(
         t for t in ((comment.group(1) if comment else ""), _block_for(notice, recipient, recipients)) if t
     )
     code, text_status = codes(text)
+    during = None
     if diag_type in LOCAL_DIAG_TYPES:
-        code = None  # a local program's exit code, not an SMTP reply
+        code, during = None, "local"  # a local program's exit code, not an SMTP reply
     field_status = STATUS_IN_TEXT_RE.search(status_field)
     status = ".".join(field_status.groups()) if field_status else None
     if status is None or status.endswith(".0.0"):
         status = text_status or status  # the server's own code is more precise than x.0.0
-    decision = decide(action, code, status, text)
+    decision = decide(action, code, status, text, during=during)
     truncated = re.match(r"[245]\d\d-", diag) is not None  # sendmail keeps line 1 of a multi-line reply
     if diag and (truncated or decision.category is Category.UNKNOWN):
         block = _block_for(notice, recipient, recipients)
         if block:
             text = f"{diag} {block}"
-            decision = decide(action, code, status, text)
+            decision = decide(action, code, status, text, during=during)
     return RecipientOutcome(
         recipient=recipient,
         action=action,

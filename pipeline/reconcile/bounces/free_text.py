@@ -10,7 +10,7 @@ from pipeline.outcomes import Category, RecipientOutcome
 from pipeline.reconcile.bounces.correlation import VERP_RE
 from pipeline.reconcile.bounces.decisions import decide
 from pipeline.reconcile.bounces.mime import subject
-from pipeline.reconcile.bounces.reply_text import ADDR_RE, addrs, codes, collapse, scrub
+from pipeline.reconcile.bounces.reply_text import ADDR_RE, address, addrs, codes, collapse, scrub
 
 MAX_BLOCK_LINES = 15
 
@@ -21,13 +21,17 @@ SUMMARY_LINE_RE = re.compile(
     re.I,
 )
 SENDER_CONTEXT_RE = re.compile(
-    r"(?:\bfrom|sender|sent by|envelope-from|contact|assistance|send mail to|yourself)\W{0,3}$",
+    r"(?:(?<!expanded )(?<!generated )\bfrom|sender|sent by|envelope-from|contact|assistance"
+    r"|send mail to|yourself)\W{0,3}$",
     re.I,
 )
+"""Words before an address that make it ours or a contact, never the failed recipient; an alias
+"(expanded from: x)" or "(generated from x)" names the address we sent to, so it counts."""
 SERVICE_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "abuse", "hostmaster"}
 )
 TRANSCRIPT_LINE_RE = re.compile(r"^\s*[45]\d\d[ -]")
+QUOTED_TO_RE = re.compile(r"^\s*to\s*:", re.I)
 
 BOUNCE_FROM_RE = re.compile(
     r"mailer[-_]?daemon|post[-_]?master|mail delivery|delivery subsystem|\bndr\b|mail administrator", re.I
@@ -44,12 +48,14 @@ FAILURE_TEXT_RE = re.compile(
     r"|delivery (?:has )?failed|failed permanently|permanent (?:fatal )?error|not (?:be )?delivered"
     r"|did not reach|delivery to the following|returned to sender|rejected by|error delivering"
     r"|following address(?:es)? (?:had|failed)|delivery failure|has been delayed"
-    r"|not yet been delivered|\b[45]\.\d{1,3}\.\d{1,3}\b|^\s*[45]\d\d[\s-]|requested action not taken",
+    r"|not yet been delivered|\b[45]\.\d{1,3}\.\d{1,3}\b|^\s*[45]\d\d[\s-]|requested action not taken"
+    r"|no such (?:user|mailbox|recipient)|user unknown|unknown user",
     re.I | re.M,
 )
 DELAY_TEXT_RE = re.compile(
     r"has been delayed|not yet been delivered|warning message only|will be retried"
-    r"|delivery attempts will continue|\(delay\)|delayed \d+ (?:hours|minutes|days)",
+    r"|delivery attempts will continue|\(delay\)|delayed \d+ (?:hours|minutes|days)"
+    r"|has been postponed|will (?:continue to|keep) (?:try|trying|attempt)",
     re.I,
 )
 
@@ -101,7 +107,7 @@ def _recipient_lines(lines: list[str], own: set[str], *, strict: bool = True) ->
         if SUMMARY_LINE_RE.match(line) or "message-id" in line.lower():
             continue
         for m in ADDR_RE.finditer(line):
-            addr = m.group(0).strip(".'").lower()
+            addr = address(m.group(0))
             before = line[: m.start()]
             if SENDER_CONTEXT_RE.search(before) or before.endswith(("=", "/")):
                 excluded.add(addr)
@@ -130,6 +136,9 @@ def text_outcomes(msg: Message, notice: str, returned: Message | None) -> list[R
         located = [(a, _first_mention(lines, a)) for a in dict.fromkeys(failed_header)]
     if not located and returned is not None:
         located = [(a, -1) for a in addrs(str(returned.get("To") or ""))[:1]]
+    if not located:  # the notice quotes the original's headers: its To: is whom we wrote to
+        quoted = [a for ln in lines if QUOTED_TO_RE.match(ln) for a in addrs(ln)]
+        located = [(a, -1) for a in quoted[:1] if a not in own]
     if not located:
         return []
     everyone = {a for a, _ in located}

@@ -32,7 +32,7 @@ from pipeline.reconcile.bounces.free_text import (
     text_outcomes,
     unattributed,
 )
-from pipeline.reconcile.bounces.mime import inline_headers, notice_text, returned_headers
+from pipeline.reconcile.bounces.mime import inline_headers, leaves, notice_text, returned_headers
 from pipeline.reconcile.bounces.reply_text import first_addr
 from pipeline.reconcile.bounces.ses import provider_json, ses_outcomes, unwrap_sns
 
@@ -60,11 +60,15 @@ def parse_bounce(raw: bytes, *, bounce_domain: str | None = None) -> Bounce:
     """Parse raw bytes of one bounce / feedback / auto-reply message into a `Bounce`."""
     msg = _load(raw)
     try:
-        returned = returned_headers(msg)
-        notice, tail = notice_text(msg)
+        report = _forwarded_report(msg)
+        body = msg if report is None else report
+        returned = returned_headers(body)
+        notice, tail = notice_text(body)
         if returned is None and tail:
             returned = inline_headers(tail)
-        kind, outcomes, extra_senders = _outcomes(msg, notice, returned)
+        kind, outcomes, extra_senders = _outcomes(body, notice, returned)
+        if report is not None:  # the forwarded report's own envelope names our return path too
+            extra_senders = [*extra_senders, *(str(v) for v in report.get_all("To") or [])]
         bounce = Bounce(
             kind=kind,
             verp_token=verp_token(msg, returned, bounce_domain, extra_senders),
@@ -91,7 +95,43 @@ def _load(raw: bytes) -> Message:
     known = {"from", "to", "subject", "date", "message-id", "content-type", "received", "return-path"}
     if not known & {k.lower() for k in msg}:
         raise UnparseableBounce("no RFC 5322 header fields found: not an email message")
+    if msg.get("Content-Type") is None:
+        return _with_lost_boundary(data) or msg
     return msg
+
+
+LOST_PART_RE = re.compile(rb"^--([!-~]{1,70})\r?\nContent-Type:", re.I | re.M)
+HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+
+
+def _with_lost_boundary(data: bytes) -> Message | None:
+    """A MIME bounce whose Content-Type header was lost on the way ("This message is in MIME
+    format" and parts separated by a boundary): parsed again as the multipart it is."""
+    end = HEADER_END_RE.search(data)
+    part = LOST_PART_RE.search(data, end.end()) if end else None
+    if end is None or part is None or data.count(b"--" + part.group(1)) < 2:
+        return None
+    if re.search(rb"boundary=\"?" + re.escape(part.group(1)), data, re.I):
+        return None  # declared in a quoted copy of a multipart message: not ours to split
+    boundary = part.group(1).decode("ascii")
+    header = f'\nContent-Type: multipart/mixed; boundary="{boundary}"'.encode("ascii")
+    return message_from_bytes(data[: end.start()] + header + data[end.start() :], policy=compat32)
+
+
+def _forwarded_report(msg: Message) -> Message | None:
+    """A delivery report forwarded as an attachment (a wrapper with no report of its own)."""
+    if msg.get_content_type() == "multipart/report":
+        return None
+    attached = None
+    for part in leaves(msg):
+        ctype = part.get_content_type()
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            return None
+        inner = part.get_payload()
+        if (attached is None and ctype == "message/rfc822" and isinstance(inner, list) and inner
+                and isinstance(inner[0], Message) and inner[0].get_content_type() == "multipart/report"):
+            attached = inner[0]
+    return attached
 
 
 def _outcomes(

@@ -20,9 +20,18 @@ FAILURE_REPLY_RE = re.compile(r"(?<![\w.\[#/=-])([45][0-5]\d)(?=[\s:,;-]|$)")
 SUBJECT_LINE_RE = re.compile(r"\bsubject\b[^:\n]{0,30}:", re.I)
 
 
+ROUTE_PREFIX_RE = re.compile(r"^(?:smtp|rfc822)[=:]", re.I)
+"""Exchange writes a recipient as "SMTP=user@example.com": the prefix is not part of it."""
+
+
+def address(found: str) -> str:
+    """One matched address as we keep it: lower-cased, without trailing dots or a prefix."""
+    return ROUTE_PREFIX_RE.sub("", found.strip(".'")).lower()
+
+
 def addrs(value: str) -> list[str]:
     """Every address in a header value or line, lower-cased."""
-    return [a.strip(".'").lower() for a in ADDR_RE.findall(value or "")]
+    return [address(a) for a in ADDR_RE.findall(value or "")]
 
 
 def first_addr(value: str) -> str:
