@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.bucket_lines import BucketLines
 from pipeline.ingest.buckets import write_buckets
 from pipeline.ingest.claim_keys import claim_key_rejects
-from pipeline.ingest.claims import ClaimChecks, ClaimStaging
+from pipeline.ingest.claims import DEFAULT_DAMAGE_LIMIT, DEFAULT_MAX_FIELD_BYTES, ClaimChecks, ClaimStaging
 from pipeline.ingest.members import BucketMembers, MemberChecks, stage_members
 from pipeline.ingest.outputs import StagedOutputs
 from pipeline.ingest.plans import ingest_plans
@@ -98,7 +98,9 @@ class IngestResult:
 
 def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = None,
            bucket_rows: int = DEFAULT_BUCKET_ROWS, source_format: str = "auto",
-           commit: Callable[[IngestResult], AbstractContextManager[object]] | None = None) -> IngestResult:
+           commit: Callable[[IngestResult], AbstractContextManager[object]] | None = None,
+           damage_limit: int = DEFAULT_DAMAGE_LIMIT,
+           max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> IngestResult:
     """Validate one period's extract into out_dir: plans, members, shard buckets, quarantine.
 
     `period` (YYYY-MM) enables the date checks against the statement period; without it they
@@ -106,10 +108,14 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
     succeeded: they are swapped in inside the block `commit(result)` opens (the stage records the
     ledger's accounts there, committed when the block exits), and a failure anywhere, that
     commit included, leaves them as they were.
+
+    A claims file's damaged rows (bytes that are not UTF-8, a NUL byte, a value longer than
+    `max_field_bytes`) are quarantined; more than `damage_limit` of them refuse the file.
     """
     staged = StagedOutputs(out_dir)
     try:
-        result = _ingest_into(folder, staged.new, shards, period, bucket_rows, source_format)
+        result = _ingest_into(folder, staged.new, shards, period, bucket_rows, source_format,
+                              _Damage(damage_limit, max_field_bytes))
         try:
             with commit(result) if commit else nullcontext():
                 staged.swap_in()
@@ -125,8 +131,16 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Damage:
+    """How much damage a claims file may have: damaged rows, and the longest value."""
+
+    limit: int
+    max_field_bytes: int
+
+
 def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, bucket_rows: int,
-                 source_format: str) -> IngestResult:
+                 source_format: str, damage: _Damage) -> IngestResult:
     """The whole ingest, into an empty folder: both passes, the accounts check, the manifest."""
     (out_dir / "quarantine").mkdir()
     extract = open_extract(folder, out_dir, period=period, fmt=source_format)
@@ -138,7 +152,7 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
     members = BucketMembers(extract.members, staging / "members", quarantine)
     clock = _Clock()
     try:
-        _stage(extract, out_dir, buckets, period_end, quarantine)
+        _stage(extract, out_dir, buckets, period_end, quarantine, damage)
         clock.lap("members_and_claims")
         key_rejects = claim_key_rejects(staging, len(extract.claims), buckets)
         clock.lap("claim_keys")
@@ -156,11 +170,12 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
 
 
 def _stage(extract: Extract, out_dir: Path, buckets: int, period_end: date | None,
-           quarantine: Quarantine) -> None:
+           quarantine: Quarantine, damage: _Damage) -> None:
     """Pass 1: plans checked and written; members and claims checked and staged by bucket."""
     plan_ids = ingest_plans(extract.plans, out_dir, quarantine)
     staging = out_dir / "staging"
-    claims = ClaimStaging(staging, ClaimChecks(period_end, buckets), quarantine)
+    claims = ClaimStaging(staging, ClaimChecks(period_end, buckets, damage.max_field_bytes), quarantine,
+                          damage.limit)
     with ThreadPoolExecutor(max_workers=1) as side:  # members and claims pass 1 share the cores
         members = side.submit(stage_members, extract.members, staging / "members",
                               MemberChecks(plan_ids, period_end, buckets), quarantine)

@@ -72,9 +72,9 @@ def test_parquet_extract_is_accepted_like_csv(extract: Path, tmp_path: Path) -> 
     [
         (lambda p: p.write_text(p.read_text().replace("billed,", "", 1)), "missing column(s) billed"),
         (lambda p: p.write_text(p.read_text().replace(",", ";")), "is the delimiter a comma?"),
-        (lambda p: p.write_bytes(p.read_bytes().replace(b"Medical", b"M\xe9dical\xff")), "not UTF-8"),
+        (lambda p: p.write_bytes(p.read_bytes().replace(b"claim_id", b"cl\xe9im_id\xff", 1)), "not UTF-8"),
     ],
-    ids=["missing-column", "wrong-delimiter", "bad-encoding"],
+    ids=["missing-column", "wrong-delimiter", "header-not-utf8"],
 )
 def test_whole_file_problem_names_the_file(extract: Path, tmp_path: Path, damage, message) -> None:  # type: ignore[no-untyped-def]
     damage(extract / "claims_part2.csv")

@@ -59,6 +59,7 @@ def canonical_extract(folder: Path) -> Extract:
     """The member file, plan file and claim files of a canonical extract folder."""
     if not folder.is_dir():
         raise ExtractSourceError(f"extract folder {folder.name} does not exist")
+    _refuse_compressed(folder)
     members = _one_of(folder, "members")
     plans = _one_of(folder, "plans")
     claims = sorted([*folder.glob("claims*.csv"), *folder.glob("claims*.parquet")])
@@ -66,6 +67,18 @@ def canonical_extract(folder: Path) -> Extract:
         raise ExtractFileError(f"no claims*.csv or claims*.parquet file in extract folder {folder.name}")
     return Extract("canonical", _file(plans, "plans"), _file(members, "members"),
                    tuple(_file(p, "claims") for p in claims))
+
+
+COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst")
+
+
+def _refuse_compressed(folder: Path) -> None:
+    """A compressed plan, member or claims file would otherwise be passed over unread."""
+    for path in sorted(folder.iterdir()):
+        if (path.is_file() and path.name.startswith(("members.", "plans.", "claims"))
+                and path.name.endswith(COMPRESSED_SUFFIXES)):
+            raise ExtractFileError(f"{path.name}: the file is compressed ({path.suffix}); compressed "
+                                   "canonical files are not read: deliver it uncompressed")
 
 
 def _one_of(folder: Path, stem: str) -> Path:
