@@ -4,11 +4,11 @@ Every value has an embedded default that needs nothing installed (SQLite ledger,
 object store, SMTP pools on loopback). Production values come from `EOB_*` environment
 variables, which an Airflow deployment fills from its connections and secrets backend.
 
-Some defaults are test values: the VERP secret, the PDF owner password, the `*.example` mail
-domains and the loopback pools. `EOB_ENVIRONMENT` is `production` unless a demo or a test
-says `demo`, and in production `check_environment` (called wherever a stage process starts)
-refuses every one of them, naming the setting and what to set. So an operator who forgets the
-mode is refused, never left to run a month on test secrets.
+Some defaults are test values: the VERP secret, the PDF owner password, the statement id key,
+the `*.example` mail domains and the loopback pools. `EOB_ENVIRONMENT` is `production` unless
+a demo or a test says `demo`, and in production `check_environment` (called wherever a stage
+process starts) refuses every one of them, naming the setting and what to set. So an operator
+who forgets the mode is refused, never left to run a month on test secrets.
 """
 
 from __future__ import annotations
@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     message_id_domain: str = "eob.example"
     verp_secret: SecretStr = SecretStr("change-me-verp-secret")
     pdf_owner_password: SecretStr = SecretStr("change-me-owner-password")
+    statement_id_key: SecretStr = Field(
+        default=SecretStr("change-me-statement-id-key"),
+        description="keys the HMAC that makes statement ids, which every email carries: without "
+        "it no one can tell a member ID from a statement id; never change it once a run used it",
+    )
     bounce_maildir: Path | None = None
 
     prompt_notice_days: int = 30
@@ -157,6 +162,16 @@ class Settings(BaseSettings):
     ingest_bucket_rows: int = Field(
         default=250_000, ge=1_000,
         description="claim lines per bucket in the second ingest pass: bounds ingest/compose memory",
+    )
+    ingest_damage_limit: int = Field(
+        default=100, ge=0,
+        description="damaged rows (bytes that are not UTF-8, NUL bytes, overlong values) a claims "
+        "file may have: they are quarantined with their row numbers; more refuse the file",
+    )
+    ingest_max_field_bytes: int = Field(
+        default=65_536, ge=1, le=512 * 1024,
+        description="the longest value a claims field may hold (bytes); a longer one quarantines "
+        "its row as damage",
     )
 
     # -- render settings --
@@ -251,6 +266,7 @@ class Settings(BaseSettings):
 SHIPPED_TEST_SECRETS = {
     "verp_secret": "change-me-verp-secret",
     "pdf_owner_password": "change-me-owner-password",
+    "statement_id_key": "change-me-statement-id-key",
 }
 """The secrets every checkout of this project has: a demo's, never a deployment's."""
 

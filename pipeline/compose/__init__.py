@@ -2,8 +2,13 @@
 by content (see `pipeline.compose.statements`)."""
 
 from pipeline.compose.statements import (
+    ID_SCHEMES,
+    KEYED_IDS,
+    UNKEYED_IDS,
     Composed,
     StaleComposition,
+    StatementIds,
+    UnknownIdScheme,
     UnknownReasonCode,
     Version,
     compose_shard,
@@ -16,6 +21,7 @@ from pipeline.compose.statements import (
 )
 
 __all__ = [
-    "Composed", "StaleComposition", "UnknownReasonCode", "Version", "compose_shard", "explain_reason",
+    "ID_SCHEMES", "KEYED_IDS", "UNKEYED_IDS", "Composed", "StaleComposition", "StatementIds",
+    "UnknownIdScheme", "UnknownReasonCode", "Version", "compose_shard", "explain_reason",
     "iter_composed", "make_statement_id", "prompt_notice_claims", "read_versions", "write_versions",
 ]

@@ -9,7 +9,8 @@ Two views of the same pure function of the canonical lines:
 - `iter_composed`: full `Statement` objects, member by member, for render (the line objects
   are checked against those totals: the test suite proves both views agree).
 
-The statement_id is derived from member, period and version. The content hash lets a re-run
+The statement_id is derived from member, period and version with a keyed hash (see
+`StatementIds`). The content hash lets a re-run
 tell "nothing changed" (no new row) from "a corrected extract" (a new version that replaces the
 previous one); the compose stage records the version it chose per member in
 `statements/shard-NNN.parquet`, and `iter_composed` refuses lines that no longer match it.
@@ -18,9 +19,10 @@ previous one); the compose stage records the version it chose per member in
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -84,10 +86,53 @@ class Version:
     content_hash: str
 
 
-def make_statement_id(member_id: str, period: str, version: int = 1) -> str:
-    """Opaque and deterministic: the same member, period and version give the same id."""
+KEYED_IDS = "hmac-sha256"
+"""The statement id scheme of every run composed since statement ids are keyed."""
+UNKEYED_IDS = "sha256"
+"""The scheme of runs composed before: kept only so that their re-composes give the ids they have."""
+ID_SCHEMES = (UNKEYED_IDS, KEYED_IDS)
+"""Every scheme a run may record (`runs.statement_id_scheme`)."""
+
+
+class UnknownIdScheme(ValueError):
+    """A run records a statement id scheme this version does not know."""
+
+
+def make_statement_id(member_id: str, period: str, version: int = 1, *, key: bytes) -> str:
+    """Deterministic, and opaque without the key: the same member, period, version and key give
+    the same id; `st-<period>-` + 16 hex digits of HMAC-SHA-256. The id travels in every email
+    (Message-ID, X-EOB-Statement, the VERP return path), so it must not let anyone who tries all
+    member IDs recover one: an unkeyed hash of a 9-digit member ID would."""
+    if not key:
+        raise ValueError("a statement id needs a non-empty key (EOB_STATEMENT_ID_KEY)")
+    digest = hmac.new(key, f"{member_id}|{period}|{version}".encode(), hashlib.sha256).hexdigest()[:16]
+    return f"st-{period}-{digest}"
+
+
+def _unkeyed_statement_id(member_id: str, period: str, version: int = 1) -> str:
+    """How ids were made before they were keyed (anyone can recompute them from a member ID):
+    only for runs that already have such ids (`UNKEYED_IDS`)."""
     digest = hashlib.sha256(f"{member_id}|{period}|{version}".encode()).hexdigest()[:16]
     return f"st-{period}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatementIds:
+    """A run's statement ids: its scheme (`runs.statement_id_scheme`) and the key."""
+
+    scheme: str
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ID_SCHEMES:
+            raise UnknownIdScheme(f"statement id scheme {self.scheme!r} is not one of {ID_SCHEMES}")
+        if self.scheme == KEYED_IDS and not self.key:
+            raise ValueError("keyed statement ids need a non-empty key (EOB_STATEMENT_ID_KEY)")
+
+    def __call__(self, member_id: str, period: str, version: int = 1) -> str:
+        if self.scheme == UNKEYED_IDS:
+            return _unkeyed_statement_id(member_id, period, version)
+        return make_statement_id(member_id, period, version, key=self.key)
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
@@ -283,10 +328,12 @@ def read_versions(run_dir: Path, shard: int) -> dict[str, Version] | None:
 
 # -- full statements, for render -----------------------------------------------------------
 def iter_composed(
-    run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
+    run_dir: Path, shard: int, period: str, *, prompt_notice_days: int, statement_ids: StatementIds,
     is_suppressed: Callable[[str], bool] | None = None,
 ) -> Iterator[Composed]:
-    """Every statement of one shard, bucket by bucket, in member order within a bucket."""
+    """Every statement of one shard, bucket by bucket, in member order within a bucket: the
+    versions compose chose, or, for a shard compose has not written, version 1 of each member
+    with its id made by `statement_ids` (the run's scheme)."""
     plans = load_plans(run_dir)
     versions = read_versions(run_dir, shard)
     issued = statement_date(period)
@@ -315,19 +362,20 @@ def iter_composed(
             columns = {name: part[name].to_pylist() for name in _LINE_FIELDS}
             for index, row in enumerate(chunk, start=first):
                 member_row = by_id[row["member_id"]]
-                version = _version_for(versions, row, period)
+                version = _version_for(versions, row, period, statement_ids)
                 line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
                                 for i in range(bounds[index], bounds[index + 1])]
                 yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
                                 period, issued, tuple(sorted(late_by_member.get(row["member_id"], []))))
 
 
-def _version_for(versions: dict[str, Version] | None, row: dict, period: str) -> Version:  # type: ignore[type-arg]
+def _version_for(versions: dict[str, Version] | None, row: dict, period: str,  # type: ignore[type-arg]
+                 statement_ids: StatementIds) -> Version:
     if versions is None:
-        return Version(make_statement_id(row["member_id"], period), 1, None, row["content_hash"])
+        return Version(statement_ids(row["member_id"], period), 1, None, row["content_hash"])
     chosen = versions.get(row["member_id"])
     if chosen is None or chosen.content_hash != row["content_hash"]:
-        known = chosen.statement_id if chosen else make_statement_id(row["member_id"], period)
+        known = chosen.statement_id if chosen else statement_ids(row["member_id"], period)
         raise StaleComposition(
             f"statement {known}: the canonical lines changed after compose chose "
             "statement versions; re-run compose for the period before rendering")

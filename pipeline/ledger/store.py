@@ -262,6 +262,13 @@ class Ledger:
         None for a run the ledger does not have."""
         return self.fetch_one("ingest_state_for_run", run_id=run_id)
 
+    def statement_id_scheme(self, run_id: str) -> str | None:
+        """How the run's statement ids are made (`runs.statement_id_scheme`: 'hmac-sha256' for
+        new runs, 'sha256' for runs composed before ids were keyed); None for a run the ledger
+        does not have."""
+        row = self.fetch_one("statement_id_scheme_for_run", run_id=run_id)
+        return None if row is None else str(row["statement_id_scheme"])
+
     # -- statements ---------------------------------------------------------------------
     def add_statements(self, statements: Iterable[NewStatement]) -> int:
         """Insert composed statements; ones already in the ledger are left untouched."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pipeline.clock import Now, utc_now
 from pipeline.ledger import Ledger, Transition
@@ -11,6 +12,9 @@ from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
 from pipeline.settings import Settings, SettingsRefused, check_environment
 from pipeline.stages.passwords import check_password_policy
 from pipeline.storage import ObjectStore, member_contacts, open_store, run_dir, run_id_for
+
+if TYPE_CHECKING:
+    from pipeline.compose import StatementIds
 
 __all__ = [
     "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
@@ -90,6 +94,17 @@ class Context:
             run = self.ledger.fetch_one("get_run", run_id=run_id)
             self._cutoffs[run_id] = self.delivery_window.cutoff(run["started_at"]) if run else None
         return self._cutoffs[run_id]
+
+    def statement_ids(self, run_id: str) -> StatementIds:
+        """How the run's statement ids are made: the scheme the ledger records for the run (keyed
+        for new runs; unkeyed for runs composed before, so that their re-composes give the ids they
+        have) and the key (`EOB_STATEMENT_ID_KEY`)."""
+        from pipeline.compose import StatementIds
+
+        scheme = self.ledger.statement_id_scheme(run_id)
+        if scheme is None:
+            raise IngestNotSucceeded(f"{run_id} is not in the ledger: run ingest for its period first")
+        return StatementIds(scheme, self.settings.statement_id_key.get_secret_value().encode())
 
     @property
     def retry_policy(self) -> RetryPolicy:

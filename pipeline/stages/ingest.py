@@ -62,7 +62,9 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
         ctx.ledger.start_run(run_id, period, str(settings.extracts_url or folder.name), settings.shards)
         ctx.ledger.begin_ingest(run_id)
         result = ingest(folder, work, settings.shards, period=period, bucket_rows=settings.ingest_bucket_rows,
-                        source_format=settings.extract_format, commit=commit)
+                        source_format=settings.extract_format, commit=commit,
+                        damage_limit=settings.ingest_damage_limit,
+                        max_field_bytes=settings.ingest_max_field_bytes)
     except (ExtractFileError, AccountingError) as exc:  # the messages name file, row, field: no content
         _ingest_failed(ctx, run_id, str(exc))
         raise ExtractRefused(period, str(exc)) from exc
@@ -186,6 +188,7 @@ class _ShardPlan:
         from pipeline.compose import Version
 
         self.ctx, self.run_id, self.period, self.shard = ctx, run_id, period, shard
+        self.statement_id = ctx.statement_ids(run_id)  # the run's scheme: a re-compose keeps its ids
         self.latest = {row["member_id"]: row for row in ctx.ledger.fetch(
             "compose_latest_versions", period=period, shard=shard)}
         self.versions: dict[str, Version] = {}
@@ -201,7 +204,7 @@ class _ShardPlan:
         self.inserted = self.reissued = self.unchanged = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        from pipeline.compose import Version, make_statement_id
+        from pipeline.compose import Version
 
         member, content = row["member_id"], row["content_hash"]
         previous = self.latest.get(member)
@@ -218,7 +221,7 @@ class _ShardPlan:
             self.unchanged += 1
             return
         version = 1 if previous is None else int(previous["version"]) + 1
-        statement_id = make_statement_id(member, self.period, version)
+        statement_id = self.statement_id(member, self.period, version)
         replaces = None if previous is None else previous["statement_id"]
         self.versions[member] = Version(statement_id, version, replaces, content)
         self.new.append(NewStatement(statement_id, self.run_id, self.period, member, version, self.shard,

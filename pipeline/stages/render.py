@@ -67,7 +67,8 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
     batch: list[Transition] = []
     counts = _Counts()
     for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
-                                  prompt_notice_days=ctx.settings.prompt_notice_days):
+                                  prompt_notice_days=ctx.settings.prompt_notice_days,
+                                  statement_ids=ctx.statement_ids(run_id)):
         statement = composed.statement
         status = statuses.get(statement.statement_id)
         if status not in (Status.COMPOSED, Status.RENDERED):

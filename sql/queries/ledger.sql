@@ -40,6 +40,9 @@ UPDATE runs SET ingest_state = 'failed', ingest_at = :at, ingest_error = :error 
 -- name: ingest_state_for_run
 SELECT ingest_state, ingest_at, ingest_error FROM runs WHERE run_id = :run_id;
 
+-- name: statement_id_scheme_for_run
+SELECT statement_id_scheme FROM runs WHERE run_id = :run_id;
+
 -- name: quarantine_reasons_for_run
 SELECT source_file, field, reason, COUNT(*) AS row_count
 FROM quarantine WHERE run_id = :run_id

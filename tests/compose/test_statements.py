@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import re
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.compose import (
+    KEYED_IDS,
+    UNKEYED_IDS,
     StaleComposition,
+    StatementIds,
+    UnknownIdScheme,
     Version,
     compose_shard,
     explain_reason,
@@ -30,6 +36,8 @@ from pipeline.storage import MONEY_COLUMNS
 
 PERIOD = "2026-11"
 SHARDS = 2
+KEY = b"test statement id key"
+IDS = StatementIds(KEYED_IDS, KEY)
 PARTS = MONEY_COLUMNS[1:]
 
 
@@ -43,7 +51,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _composed(out: Path, **kwargs):  # type: ignore[no-untyped-def]
     return [c for shard in range(SHARDS)
-            for c in iter_composed(out, shard, PERIOD, prompt_notice_days=30, **kwargs)]
+            for c in iter_composed(out, shard, PERIOD, prompt_notice_days=30, statement_ids=IDS, **kwargs)]
 
 
 def _dollars(cents: int) -> Decimal:
@@ -89,7 +97,7 @@ def test_vectorised_summaries_agree_with_the_statements(run: tuple[Path, Path]) 
     assert set(summaries) == {c.statement.member.member_id for c in composed}
     for item in composed:
         summary = summaries[item.statement.member.member_id]
-        assert make_statement_id(summary["member_id"], PERIOD) == item.statement.statement_id
+        assert make_statement_id(summary["member_id"], PERIOD, key=KEY) == item.statement.statement_id
         assert summary["line_count"] == len(item.statement.lines)
         for name in MONEY_COLUMNS:
             assert summary[f"total_{name}"] == item.statement.total(name)
@@ -104,8 +112,47 @@ def test_one_statement_per_member_with_deterministic_ids(run: tuple[Path, Path])
     assert first == again
     members = [m for m, _, _ in first]
     assert len(members) == len(set(members))
-    assert all(sid == make_statement_id(m, PERIOD) for m, sid, _ in first)
-    assert make_statement_id("M1", PERIOD, 2) != make_statement_id("M1", PERIOD, 1)
+    assert all(sid == make_statement_id(m, PERIOD, key=KEY) for m, sid, _ in first)
+    assert make_statement_id("M1", PERIOD, 2, key=KEY) != make_statement_id("M1", PERIOD, 1, key=KEY)
+
+
+def _unkeyed(member_id: str, period: str, version: int = 1) -> str:
+    """How statement ids were made before they were keyed: anyone can compute it."""
+    return f"st-{period}-{hashlib.sha256(f'{member_id}|{period}|{version}'.encode()).hexdigest()[:16]}"
+
+
+def test_statement_ids_are_keyed_deterministic_and_keep_their_format() -> None:
+    member = "M123456789"
+    first = make_statement_id(member, PERIOD, 1, key=KEY)
+    assert first == make_statement_id(member, PERIOD, 1, key=KEY) == IDS(member, PERIOD, 1)
+    assert re.fullmatch(rf"st-{PERIOD}-[0-9a-f]{{16}}", first)
+    assert make_statement_id(member, PERIOD, 1, key=b"another key") != first
+    assert make_statement_id(member, PERIOD, 2, key=KEY) != first
+    with pytest.raises(ValueError, match="EOB_STATEMENT_ID_KEY"):
+        make_statement_id(member, PERIOD, 1, key=b"")
+    with pytest.raises(UnknownIdScheme):
+        StatementIds("md5", KEY)
+
+
+def test_an_id_cannot_be_matched_by_hashing_member_ids_without_the_key() -> None:
+    """Whoever holds one email and tries member IDs with the unkeyed derivation (all 10^9 of
+    them on a GPU; here the true one among its neighbours) finds nothing."""
+    member = "M004217733"
+    sid = make_statement_id(member, PERIOD, 1, key=KEY)
+    digest = sid.rsplit("-", 1)[1]
+    guesses = [f"M{n:09d}" for n in range(4_217_000, 4_218_000)]
+    assert member in guesses
+    for guess in guesses:
+        for version in (1, 2):
+            assert _unkeyed(guess, PERIOD, version) != sid
+            assert digest not in hashlib.sha256(f"{guess}|{PERIOD}|{version}".encode()).hexdigest()
+
+
+def test_runs_composed_before_ids_were_keyed_keep_making_the_ids_they_have() -> None:
+    legacy = StatementIds(UNKEYED_IDS, KEY)
+    assert legacy("M123456789", PERIOD, 1) == _unkeyed("M123456789", PERIOD, 1)
+    assert legacy("M123456789", PERIOD, 2) == _unkeyed("M123456789", PERIOD, 2)
+    assert IDS("M123456789", PERIOD, 1) != _unkeyed("M123456789", PERIOD, 1)
 
 
 def test_accumulators_add_this_period_to_the_year_so_far_capped_at_the_limit(run: tuple[Path, Path]) -> None:
@@ -149,7 +196,8 @@ def test_prompt_notice_flags_adverse_claims_received_too_early(run: tuple[Path, 
 
 def test_prompt_notice_days_is_a_setting(run: tuple[Path, Path]) -> None:
     _, out = run
-    never = [c for shard in range(SHARDS) for c in iter_composed(out, shard, PERIOD, prompt_notice_days=400)]
+    never = [c for shard in range(SHARDS)
+             for c in iter_composed(out, shard, PERIOD, prompt_notice_days=400, statement_ids=IDS)]
     assert not any(c.prompt_notice for c in never)
 
 
@@ -222,7 +270,7 @@ def test_no_surprises_flag_is_derived_or_taken_from_the_extract(tmp_path: Path) 
 
 
 def _composed_one(out: Path):  # type: ignore[no-untyped-def]
-    return list(iter_composed(out, 0, PERIOD, prompt_notice_days=30))
+    return list(iter_composed(out, 0, PERIOD, prompt_notice_days=30, statement_ids=IDS))
 
 
 def test_unknown_plan_limits_leave_the_accumulators_off(tmp_path: Path) -> None:
@@ -246,7 +294,7 @@ def test_lines_changed_after_compose_are_refused(tmp_path: Path) -> None:
     extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}])
     ingest(extract, tmp_path / "out", 1, period=PERIOD)
     (item,) = _composed_one(tmp_path / "out")
-    write_versions(tmp_path / "out", 0, {"M1": Version(make_statement_id("M1", PERIOD, 2), 2,
+    write_versions(tmp_path / "out", 0, {"M1": Version(make_statement_id("M1", PERIOD, 2, key=KEY), 2,
                                                        item.statement.statement_id, item.content_hash)})
     (again,) = _composed_one(tmp_path / "out")
     assert (again.statement.version, again.statement.replaces) == (2, item.statement.statement_id)

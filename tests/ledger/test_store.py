@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.compose import ID_SCHEMES, KEYED_IDS, UNKEYED_IDS
 from pipeline.ledger import Delivery, Event, FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
-from pipeline.ledger.sql import Migration, migrations
+from pipeline.ledger.sql import SQL_DIR, Migration, migrations
 from pipeline.ledger.statuses import ALLOWED_FROM, TERMINAL, Status
 
 
@@ -398,3 +399,32 @@ def test_runs_ingested_before_the_ingest_state_count_as_succeeded(ledger_url: st
                                                   "ingest_error": None}
     assert ledger.ingest_state("eob-2026-11")["ingest_state"] is None
     ledger.close()
+
+
+def test_runs_record_their_statement_id_scheme_and_older_runs_keep_theirs(ledger_url: str) -> None:
+    """Migrating: a run that has statements had its ids made unkeyed ('sha256') and keeps that
+    scheme, so a re-compose gives the same ids; a run with none yet, and every new run, is keyed."""
+    version = next(m.version for m in migrations(Ledger.open(ledger_url, migrate=False).dialect)
+                   if m.name == "statement_id_scheme")
+    old = Ledger.open(ledger_url, migrate=False)
+    old.migrate(upto=version - 1)
+    old.start_run("eob-2026-10", "2026-10", "extracts", 2)
+    old.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    old.add_statements([_statement("st-2026-10-aaaa", "eob-2026-10")])
+    old.close()
+    ledger = Ledger.open(ledger_url)
+    assert ledger.statement_id_scheme("eob-2026-10") == UNKEYED_IDS
+    assert ledger.statement_id_scheme("eob-2026-11") == KEYED_IDS
+    ledger.start_run("eob-2026-12", "2026-12", "extracts", 2)
+    assert ledger.statement_id_scheme("eob-2026-12") == KEYED_IDS
+    assert ledger.statement_id_scheme("eob-2027-01") is None
+    with pytest.raises(IntegrityError), ledger.begin() as conn:  # a closed vocabulary
+        conn.execute(text("UPDATE runs SET statement_id_scheme = 'md5' WHERE run_id = 'eob-2026-12'"))
+    ledger.close()
+
+
+def test_the_migration_allows_exactly_the_schemes_compose_knows() -> None:
+    script = next(p for p in (SQL_DIR / "migrations").glob("*.sql") if "statement_id_scheme" in p.name)
+    allowed = re.search(r"statement_id_scheme IN \(([^)]*)\)", script.read_text(encoding="utf-8"))
+    assert allowed is not None
+    assert sorted(re.findall(r"'([^']+)'", allowed[1])) == sorted(ID_SCHEMES)

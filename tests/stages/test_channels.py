@@ -23,6 +23,7 @@ from pipeline.delivery.suppression import address_hash
 from pipeline.demo.generate import generate_extract
 from pipeline.demo.smtp_sink import Decision, SmtpSink, TlsMaterial, make_tls_material
 from pipeline.ledger import Delivery, Event, Ledger, Status, Transition
+from pipeline.settings import Settings
 from pipeline.stages import channels, compose_stage, ingest_stage, render_stage, route_stage, run_id_for
 from pipeline.stages.context import Context
 from pipeline.stages.send import send_stage
@@ -41,6 +42,7 @@ from tests.support.send import (
 RELAY = "127.0.0.57"
 POOL = "pool_t"
 PERIOD = "2026-11"
+KEY = Settings.model_fields["statement_id_key"].default.get_secret_value().encode()  # make_context's
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,8 @@ def set_status(ctx: Context, member: str, status: str) -> None:
 
 
 def sid(member: str) -> str:
-    return make_statement_id(member, PERIOD, 1)
+    """The member's first statement id in this (new, so keyed) run, with the settings' key."""
+    return make_statement_id(member, PERIOD, 1, key=KEY)
 
 
 def queue(ctx: Context, *member_ids: str) -> None:

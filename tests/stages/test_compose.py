@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.clock import utc_now
-from pipeline.compose import iter_composed, make_statement_id
+from pipeline.compose import KEYED_IDS, UNKEYED_IDS, StatementIds, iter_composed, make_statement_id
 from pipeline.delivery.suppression import address_hash
 from pipeline.demo.generate import generate_extract
+from pipeline.ledger import Ledger
+from pipeline.ledger.sql import migrations
 from pipeline.ledger.statuses import Status
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, report_stage, run_dir
+from pipeline.stages.context import Context
+from pipeline.storage import open_store
 
 PERIOD = "2026-11"
 
@@ -30,6 +36,11 @@ def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     generate_extract(context.settings.extracts_dir / PERIOD, members=120, period=PERIOD, seed=4)
     yield context
     context.ledger.close()
+
+
+def _sid(ctx, member: str, version: int = 1) -> str:  # type: ignore[no-untyped-def]
+    """The statement id compose gives the member in this (new, so keyed) run."""
+    return ctx.statement_ids("eob-2026-11")(member, PERIOD, version)  # type: ignore[no-any-return]
 
 
 def _statements(ctx) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
@@ -67,7 +78,9 @@ def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
     path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
     rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
     accepted = {line.claim_id for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), 0, PERIOD,
-                                                     prompt_notice_days=30) for line in c.statement.lines}
+                                                     prompt_notice_days=30,
+                                                     statement_ids=ctx.statement_ids("eob-2026-11"))
+                for line in c.statement.lines}
     row = next(r for r in rows if r["claim_id"] in accepted and r["status"] == "paid"
                and float(r["discount"]) >= 1)
     row["discount"] = f"{float(row['discount']) - 1:.2f}"
@@ -89,7 +102,7 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
     versions = ctx.ledger.fetch("compose_versions_for_member", period=PERIOD, member_id=member)
     assert [v["version"] for v in versions] == [1, 2]
     old, new = versions
-    assert new["replaces"] == old["statement_id"] == make_statement_id(member, PERIOD, 1)
+    assert new["replaces"] == old["statement_id"] == _sid(ctx, member, 1)
     assert old["status"] == Status.SUPERSEDED and new["status"] == Status.COMPOSED
     closed = ctx.ledger.timeline(old["statement_id"])[-1]
     assert (closed["event"], closed["from_status"], closed["to_status"]) == (
@@ -98,12 +111,74 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
     assert "reissue" in [e["event"] for e in ctx.ledger.timeline(new["statement_id"])]
     rendered = {c.statement.member.member_id: c.statement
                 for shard in range(2) for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), shard,
-                                                             PERIOD, prompt_notice_days=30)}
+                                                             PERIOD, prompt_notice_days=30,
+                                                             statement_ids=ctx.statement_ids("eob-2026-11"))}
     statement = rendered[member]
     assert (statement.statement_id, statement.version, statement.replaces) == (
         new["statement_id"], 2, old["statement_id"])
     third = compose_stage(ctx, PERIOD)
     assert (third["inserted"], third["reissued"]) == (0, 0)
+
+
+def _unkeyed(member: str, version: int = 1) -> str:
+    """A statement id as compose made it before ids were keyed."""
+    return f"st-{PERIOD}-{hashlib.sha256(f'{member}|{PERIOD}|{version}'.encode()).hexdigest()[:16]}"
+
+
+def test_a_run_composed_before_ids_were_keyed_recomposes_to_the_ids_it_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ledger from before keyed ids, whose run was composed with unkeyed ids: after the
+    migration the run keeps its scheme, so re-composes (the same extract, a corrected one) and
+    render's re-derivation give the ids it has, and nothing is composed twice."""
+    (tmp_path / "ws").mkdir()
+    settings = Settings(workspace=tmp_path / "ws", shards=2)
+    generate_extract(settings.extracts_dir / PERIOD, members=120, period=PERIOD, seed=4)
+    ledger = Ledger.open(settings.ledger_dsn, migrate=False)
+    keyed_from = next(m.version for m in migrations(ledger.dialect) if m.name == "statement_id_scheme")
+    ledger.migrate(upto=keyed_from - 1)
+    before = Context(settings, ledger, open_store(settings.objects_url))
+    ingest_stage(before, PERIOD)
+    with monkeypatch.context() as patch:  # compose as it was: ids an unkeyed hash, no scheme kept
+        patch.setattr(Context, "statement_ids", lambda self, run_id: StatementIds(UNKEYED_IDS, b""))
+        first = compose_stage(before, PERIOD)
+    ledger.close()
+    ctx = open_context(settings)  # migrates the ledger
+    old = _statements(ctx)
+    assert len(old) == first["inserted"] > 100
+    assert all(s["statement_id"] == _unkeyed(s["member_id"]) for s in old)
+    assert ctx.ledger.statement_id_scheme("eob-2026-11") == UNKEYED_IDS
+
+    shutil.rmtree(run_dir(settings, "eob-2026-11") / "statements")  # render without compose's choices
+    derived = {c.statement.statement_id for shard in range(2) for c in iter_composed(
+        run_dir(settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30,
+        statement_ids=ctx.statement_ids("eob-2026-11"))}
+    assert derived == {s["statement_id"] for s in old}
+    again = compose_stage(ctx, PERIOD)
+    assert (again["inserted"], again["reissued"], again["unchanged"]) == (0, 0, len(old))
+    assert _statements(ctx) == old
+
+    member = _correct_one_line(ctx)
+    ingest_stage(ctx, PERIOD)
+    corrected = compose_stage(ctx, PERIOD)
+    assert (corrected["inserted"], corrected["reissued"]) == (1, 1)
+    now = _statements(ctx)
+    assert len(now) == len(old) + 1
+    assert len({(s["member_id"], s["version"]) for s in now}) == len(now)
+    replaced, reissued = [s for s in now if s["member_id"] == member]
+    assert (replaced["statement_id"], reissued["statement_id"]) == (_unkeyed(member), _unkeyed(member, 2))
+    assert reissued["replaces"] == replaced["statement_id"]
+    ctx.ledger.close()
+
+
+def test_a_new_run_gets_keyed_ids(ctx) -> None:  # type: ignore[no-untyped-def]
+    ingest_stage(ctx, PERIOD)
+    assert ctx.ledger.statement_id_scheme("eob-2026-11") == KEYED_IDS
+    compose_stage(ctx, PERIOD)
+    key = ctx.settings.statement_id_key.get_secret_value().encode()
+    for s in _statements(ctx):
+        assert s["statement_id"] == make_statement_id(s["member_id"], PERIOD, s["version"], key=key)
+        assert s["statement_id"] != _unkeyed(s["member_id"], s["version"])
 
 
 def test_a_rendered_version_replaced_before_it_is_queued_never_goes_out(ctx) -> None:  # type: ignore[no-untyped-def]
@@ -128,7 +203,7 @@ def test_a_superseded_version_is_neither_a_failure_nor_owed_a_delivery(ctx) -> N
     member = _correct_one_line(ctx)
     ingest_stage(ctx, PERIOD)
     compose_stage(ctx, PERIOD)
-    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    old_id, new_id = _sid(ctx, member, 1), _sid(ctx, member, 2)
     with ctx.ledger.begin() as conn:  # as if everything else had been rendered and sent
         from sqlalchemy import text
 
@@ -177,7 +252,7 @@ def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) 
     ingest_stage(ctx, PERIOD)
     first = compose_stage(ctx, PERIOD)
     rendered, queued, sent, failed = sorted(s["member_id"] for s in _statements(ctx))[:4]
-    ids = {m: make_statement_id(m, PERIOD, 1) for m in (rendered, queued, sent, failed)}
+    ids = {m: _sid(ctx, m, 1) for m in (rendered, queued, sent, failed)}
     for member, status in ((rendered, "rendered"), (queued, "queued"), (sent, "sent"), (failed, "failed")):
         _set_status(ctx, ids[member], status)
     original = (ctx.settings.extracts_dir / PERIOD / "claims_part1.csv").read_bytes()
@@ -196,7 +271,8 @@ def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) 
     assert "withdrawn_after_release" not in [e["event"] for e in ctx.ledger.timeline(ids[failed])]
     work = run_dir(ctx.settings, "eob-2026-11")
     to_render = {c.statement.member.member_id for shard in range(2)
-                 for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30)}
+                 for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30,
+                                        statement_ids=ctx.statement_ids("eob-2026-11"))}
     assert not to_render & {rendered, queued, sent, failed}
     again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or flagged twice
     assert (again["withdrawn"], again["withdrawn_after_release"]) == (0, 0)
@@ -322,7 +398,7 @@ def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: igno
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test"])
     assert result.exit_code == 0, result.output
-    old_id, new_id = make_statement_id(member, PERIOD, 1), make_statement_id(member, PERIOD, 2)
+    old_id, new_id = _sid(ctx, member, 1), _sid(ctx, member, 2)
     assert f"{old_id} · {PERIOD} · status superseded" in result.output
     assert f"{new_id} · {PERIOD} · status composed" in result.output
     assert f"by={new_id}" in result.output and f"replaces={old_id}" in result.output
@@ -332,7 +408,7 @@ def test_a_sent_statement_stays_sent_when_a_correction_replaces_it(ctx) -> None:
     ingest_stage(ctx, PERIOD)
     compose_stage(ctx, PERIOD)
     member = _correct_one_line(ctx)
-    old_id = make_statement_id(member, PERIOD, 1)
+    old_id = _sid(ctx, member, 1)
     for status, event in ((Status.RENDERED, "rendered"), (Status.QUEUED, "queued"), (Status.SENT, "sent")):
         assert ctx.ledger.transition(old_id, status, event)
     ingest_stage(ctx, PERIOD)
@@ -347,14 +423,15 @@ def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untype
     members = list(csv.DictReader(path.open(encoding="utf-8")))
     ingest_stage(ctx, PERIOD)
     baseline = {c.statement.member.member_id: c for shard in range(2) for c in iter_composed(
-        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30)}
+        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30,
+        statement_ids=ctx.statement_ids("eob-2026-11"))}
     target = next(m for m in members
                   if m["member_id"] in baseline and baseline[m["member_id"]].channel == "email")
     secret = ctx.settings.verp_secret.get_secret_value()
     ctx.ledger.execute("insert_suppression", address_hash=address_hash(target["email"], secret),
                        cause="hard_bounce", statement_id=None, at=ctx.ledger.now())
     compose_stage(ctx, PERIOD)
-    row = ctx.ledger.statement(make_statement_id(target["member_id"], PERIOD))
+    row = ctx.ledger.statement(_sid(ctx, target["member_id"]))
     assert row is not None and (row["channel"], row["paper_reason"]) == ("paper", "suppressed")
 
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.clock import utc_now
-from pipeline.compose import iter_composed
+from pipeline.compose import KEYED_IDS, StatementIds, iter_composed
 from pipeline.ingest import ExtractFileError, ExtractSourceError, detect_format, ingest, locate_period
 
 CARIN = "fhir/carin-bb/json-v1.1.0"
@@ -27,7 +27,9 @@ MONEY = ("billed", "discount", "plan_paid", "other_payer_paid", "deductible", "c
 
 
 def _statements(out: Path, period: str, shards: int = 2) -> list:  # type: ignore[type-arg]
-    return [c for shard in range(shards) for c in iter_composed(out, shard, period, prompt_notice_days=30)]
+    ids = StatementIds(KEYED_IDS, b"test statement id key")
+    return [c for shard in range(shards)
+            for c in iter_composed(out, shard, period, prompt_notice_days=30, statement_ids=ids)]
 
 
 def _accounts(result) -> dict[str, tuple[int, int, int]]:  # type: ignore[no-untyped-def]
