@@ -220,22 +220,30 @@ def _send(
     return stats
 
 
-def _to_another_pool(ctx: Context, result: Any, pool_name: str, detail: dict[str, Any]) -> Transition:
-    """A statement the pool could not carry (TLS, connection, relay login): the pool's fault,
-    not the statement's. It goes back to the retry queue at once, on another pool that is not on
-    hold, without spending an attempt; with no other pool it stays on this one and waits."""
+def _pool_mover(ctx: Context, pool_name: str) -> Any:
+    """For statements the pool could not carry (TLS, connection, relay login): the pool's fault,
+    not the statement's. Each goes back to the retry queue at once, on another pool that is not
+    on hold, without spending an attempt; with no other pool it stays on this one and waits.
+    The pools and their holds are read once, when the first such statement comes: a broken pool
+    reports every statement it had."""
     from pipeline.clock import iso
     from pipeline.delivery import HoldPolicy, capacities, choose_pool, current_holds
 
-    now = ctx.now()
-    held = set(current_holds(ctx.ledger, now, HoldPolicy.from_settings(ctx.settings)))
-    pools = capacities(send_config(ctx.settings))
-    target = choose_pool(result.statement_id, pool_name, pools, held | {pool_name},
-                         avoid_current=True) or pool_name
-    reason = result.reply_text[:200]
-    return Transition(result.statement_id, Status.RETRY_SCHEDULED, Event.POOL_UNAVAILABLE,
-                      {**detail, "reason": reason, "moved_to": target},
-                      {"pool": target, "next_attempt_at": iso(now), "last_reason": reason})
+    found: list[tuple[list[tuple[str, float]], set[str]]] = []
+
+    def move(result: Any, detail: dict[str, Any]) -> Transition:
+        if not found:
+            held = set(current_holds(ctx.ledger, ctx.now(), HoldPolicy.from_settings(ctx.settings)))
+            found.append((capacities(send_config(ctx.settings)), held | {pool_name}))
+        pools, closed = found[0]
+        target = choose_pool(result.statement_id, pool_name, pools, closed, avoid_current=True)
+        target = target or pool_name
+        reason = result.reply_text[:200]
+        return Transition(result.statement_id, Status.RETRY_SCHEDULED, Event.POOL_UNAVAILABLE,
+                          {**detail, "reason": reason, "moved_to": target},
+                          {"pool": target, "next_attempt_at": iso(ctx.now()), "last_reason": reason})
+
+    return move
 
 
 def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
@@ -249,6 +257,7 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
     from pipeline.outcomes import classify
 
     settings = ctx.settings
+    to_another_pool = _pool_mover(ctx, pool_name)
 
     def cutoff(statement_id: str) -> datetime | None:
         return ctx.send_cutoff(runs[statement_id])
@@ -261,7 +270,7 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
                                     {**detail, "reason": result.reply_text[:200]})
             return
         if result.pool_fault:
-            ctx.ledger.apply([_to_another_pool(ctx, result, pool_name, detail)])
+            ctx.ledger.apply([to_another_pool(result, detail)])
             return
         if result.outcome == ACCEPTED:
             moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, Event.SENT, detail,
