@@ -2,7 +2,7 @@
 
 Prints per-queue precision/recall, the confusion matrix (expected vs decided), every wrong
 decision, the flufl.bounce set's misses, and one final key=value line:
-  accuracy=… cv_accuracy=… unseen_accuracy=… flufl_accuracy=… per_s=… messages=…
+  accuracy=… cv_accuracy=… unseen_accuracy=… flufl_accuracy=… postfix_accuracy=… per_s=… messages=…
   recipients=… recipient_caused_to_retry=… cv_recipient_caused_to_retry=…
 
 accuracy: queue decisions on the shared corpus with the whole rule table. A decision is right
@@ -15,6 +15,9 @@ flufl_accuracy: the real bounces shipped with flufl.bounce (tests/data/flufl_bou
 from that project's tests): right when every address it names is among our recipients and we
 call it a delay exactly when it calls it temporary (and never ignore it).
 
+postfix_accuracy: the real DSNs Debian's Postfix wrote in the relay tests (tests/data/postfix_dsn/,
+made by tests/reconcile/test_postfix_dsns.py): right when the named recipient lands in its queue.
+
 cv_accuracy: k-fold cross-validation over both sets (shared rows and flufl messages). Every
 message falls in one of K folds by a hash of its name; each fold is measured with the rules
 motivated only by messages of the other folds: a rule (or phrase) whose `seen_in` lists only
@@ -24,7 +27,7 @@ alone: the one to compare with a held-back set of real bounces, and cv_recipient
 counts its bad addresses routed to retry. The parser is not withheld: its recipient finding was
 written with all of these messages in view.
 
-    .venv/bin/python bench/bounces.py [--corpus DIR] [--flufl DIR] [--repeat N] [--folds K]
+    .venv/bin/python bench/bounces.py [--corpus DIR] [--flufl DIR] [--postfix DIR] [--repeat N] [--folds K]
     .venv/bin/python bench/bounces.py --needed-by   # which messages each rule phrase decides
 """
 
@@ -131,6 +134,26 @@ def decide_flufl(rows: list[FluflRow], parsed: dict[str, Bounce | None]) -> list
         got = ";".join(f"{o.recipient or '?'}:{o.action or '-'}:{o.classification.category}"
                        for o in found.values())
         out.append(FluflDecision(row, ok, right, got or MISSING))
+    return out
+
+
+def default_postfix() -> Path:
+    return Path(__file__).resolve().parents[1] / "tests" / "data" / "postfix_dsn"
+
+
+def postfix_decisions(folder: Path) -> list[tuple[str, str, str]]:
+    """(file, expected queue, decided queue) for each real Postfix DSN of the relay tests."""
+    if not (folder / "expected.tsv").is_file():
+        return []
+    out = []
+    with (folder / "expected.tsv").open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            try:
+                found = {o.recipient: o for o in parse_bounce((folder / r["file"]).read_bytes()).recipients}
+            except UnparseableBounce:
+                found = {}
+            outcome = found.get(r["recipient"])
+            out.append((r["file"], r["queue"], str(outcome.classification.queue) if outcome else MISSING))
     return out
 
 
@@ -319,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--flufl", type=Path, default=default_flufl())
+    ap.add_argument("--postfix", type=Path, default=default_postfix())
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--needed-by", action="store_true", help="list the messages each rule phrase decides")
@@ -344,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     for miss in flufl_wrong:
         print(f"  {miss.row.file} expected={','.join(miss.row.recipients)}"
               f" temporary={int(miss.row.temporary)} got={miss.got}")
+    postfix = postfix_decisions(args.postfix)
+    postfix_wrong = [p for p in postfix if p[1] != p[2]]
+    print(f"\nPostfix DSNs of the relay tests: {len(postfix)} messages, wrong ({len(postfix_wrong)})")
+    for file, expected, got in postfix_wrong:
+        print(f"  {file} expected={expected} got={got}")
     cv_shared, cv_flufl = cross_validate(sets, max(2, args.folds))
     wrong_anyway = {(d.row.file, d.row.index) for d in decisions if not d.right}
     cv_wrong = [d for d in cv_shared if not d.right and (d.row.file, d.row.index) not in wrong_anyway]
@@ -366,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"accuracy={right / len(decisions):.3f} cv_accuracy={_accuracy([*cv_shared, *cv_flufl]):.3f} "
         f"unseen_accuracy={_accuracy(cv_shared):.3f} flufl_accuracy={_accuracy(flufl_decisions):.3f} "
+        f"postfix_accuracy={(len(postfix) - len(postfix_wrong)) / max(1, len(postfix)):.3f} "
         f"per_s={len(files) * repeat / elapsed:.0f} messages={len(files)} recipients={len(decisions)} "
         f"recipient_caused_to_retry={sum(d.bad_address_to_retry for d in decisions)} "
         f"cv_recipient_caused_to_retry={sum(d.bad_address_to_retry for d in cv_shared)}"
