@@ -236,6 +236,40 @@ class Settings(BaseSettings):
     pool_hold_minutes: int = Field(default=60, ge=1)
     sweep_batch_size: int = Field(default=5000, ge=1)
 
+    # -- paper settings (pipeline/paper, the eob_paper DAG; the vendor contract: docs/paper.md) --
+    paper_drop_url: str | None = Field(
+        default=None,
+        description="the print vendor's drop: sftp://user@host:port/path, s3://bucket/prefix or "
+        "file:///path; default: vendor-drop/ in the workspace (the demo's simulated vendor)",
+    )
+    paper_sftp_key_file: Path | None = Field(default=None, description="SFTP login key (PEM)")
+    paper_sftp_known_hosts: Path | None = Field(
+        default=None, description="known_hosts file holding the SFTP drop's host key")
+    paper_s3_kms_key_id: str | None = Field(default=None, description="SSE-KMS key of an S3 drop")
+    paper_mail_class: Literal["first", "standard"] = "first"
+    paper_batch_max_pieces: int = Field(default=5000, ge=1, description="pieces per print batch")
+    paper_batch_max_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="print files read into one batch (bytes)")
+    paper_duplex: bool = True
+    paper_cutoff_hour: int = Field(
+        default=17, ge=0, le=23,
+        description="UTC hour of the day's batch: statements put on paper after it wait for the next day",
+    )
+    paper_ack_hours: float = Field(
+        default=24.0, gt=0, description="a delivered batch with no acknowledgement this long is an alert")
+    paper_cancel_hours: float = Field(
+        default=4.0, ge=0, description="a batch may be cancelled this long after it was delivered")
+    paper_mail_days: float = Field(
+        default=10.0, gt=0, description="from a statement's move to paper: not mailed by then, escalated")
+    paper_endorsement: str | None = Field(
+        default=None, max_length=40,
+        description="the endorsement line above the address (e.g. ADDRESS SERVICE REQUESTED)")
+    imb_mailer_id: str | None = Field(
+        default=None, description="USPS Mailer ID of the Intelligent Mail barcode (6 or 9 digits)")
+    imb_barcode_id: str = "00"
+    imb_service_type: str = Field(
+        default="270", description="USPS Service Type ID for the mail class and services ordered")
+
     @cached_property
     def ledger_dsn(self) -> str:
         return self.ledger_url or f"sqlite:///{(self.workspace / 'ledger.sqlite').resolve()}"

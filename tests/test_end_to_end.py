@@ -87,8 +87,8 @@ def test_one_statement_per_member_with_accepted_lines(run) -> None:  # type: ign
 def test_every_statement_is_emailed_or_in_a_queue(run) -> None:  # type: ignore[no-untyped-def]
     result, _ = run
     statuses = Counter(row[0] for row in _ledger(result).execute("SELECT status FROM statements"))
-    assert set(statuses) <= {"sent", "retry_scheduled", "verification_pending", "paper_queued"}
-    assert statuses["sent"] > 0 and statuses["paper_queued"] > 0
+    assert set(statuses) <= {"sent", "retry_scheduled", "verification_pending", "mailed", "paper_exception"}
+    assert statuses["sent"] > 0 and statuses["mailed"] > 0
 
 
 def test_messages_received_equal_statements_the_relays_accepted(run) -> None:  # type: ignore[no-untyped-def]
@@ -106,11 +106,37 @@ def test_every_bounced_statement_sits_in_exactly_one_queue(run) -> None:  # type
     rows = _ledger(result).execute(
         "SELECT status FROM statements WHERE bounce_category IS NOT NULL").fetchall()
     assert rows, "the demo's simulated Internet produced no bounce at all"
-    assert {row[0] for row in rows} <= {"retry_scheduled", "verification_pending", "paper_queued"}
+    assert {row[0] for row in rows} <= {"retry_scheduled", "verification_pending", "mailed",
+                                        "paper_exception"}
     s = result.summary
     assert s["bounced"] == len(rows)
     outcomes = result.reconcile
     assert sum(n for k, n in outcomes.items() if k.startswith("routed_")) >= 1, outcomes
+
+
+def test_every_paper_statement_is_mailed_returned_or_a_named_exception(run) -> None:  # type: ignore[no-untyped-def]
+    """The paper run batched the paper queue for the simulated print vendor, which printed and
+    mailed it and returned some: nothing is left at paper_queued, batched or printed."""
+    result, _ = run
+    conn = _ledger(result)
+    rows = conn.execute(
+        "SELECT s.statement_id, s.status, s.last_reason FROM statements s WHERE EXISTS (SELECT 1 FROM "
+        "statement_events e WHERE e.statement_id = s.statement_id AND e.event = 'paper_queued')").fetchall()
+    assert rows, "no statement went to paper"
+    for row in rows:
+        timeline = {e[0] for e in conn.execute(
+            "SELECT event FROM statement_events WHERE statement_id = ?", (row["statement_id"],))}
+        if row["status"] == "verification_pending":
+            assert "returned_to_sender" in timeline or "bounced" in timeline
+        elif row["status"] == "paper_exception":
+            assert row["last_reason"].startswith("mailing address: ")
+        else:
+            assert row["status"] == "mailed" and {"batched", "printed", "mailed"} <= timeline
+    paper = result.paper
+    assert paper["batches"] >= 1 and paper["vendor_accepted"] == paper["vendor_pieces"] >= 1
+    assert paper.get("mailed", 0) + paper["vendor_returned"] == paper["vendor_accepted"]
+    sheets = conn.execute("SELECT SUM(sheets) FROM batch_pieces").fetchone()[0]
+    assert sheets >= paper["vendor_pieces"], "cost facts: sheets recorded per piece"
 
 
 def test_every_received_pdf_opens_with_the_members_password_only(run) -> None:  # type: ignore[no-untyped-def]

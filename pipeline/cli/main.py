@@ -19,9 +19,11 @@ console = Console()
 
 def _register_subcommands() -> None:
     """Operator command groups that live beside the code they drive."""
+    from pipeline.cli.paper import app as paper_app
     from pipeline.cli.reconcile import app as reconcile_app
     from pipeline.cli.send import app as send_app
 
+    app.add_typer(paper_app, name="paper")
     app.add_typer(reconcile_app, name="reconcile")
     app.add_typer(send_app, name="send")
 
@@ -117,6 +119,14 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
         ("superseded or withdrawn by a correction", s["superseded"]),
         ("prompt separate notice needed", s["prompt_notice"]),
+    ]
+    paper = result.paper
+    rows += [
+        ("print batches delivered to the vendor", paper.get("batches", 0)),
+        ("  pieces printed (sheets)", f"{paper.get('vendor_accepted', 0)} ({paper.get('sheets', 0)})"),
+        ("  mailed", paper.get("mailed", 0)),
+        ("  returned to sender → verification", paper.get("vendor_returned", 0)),
+        ("  address exceptions (for support)", paper.get("paper_exception", 0)),
     ]
     for label, value in rows:
         table.add_row(label, str(value))

@@ -2,7 +2,9 @@
 
 Starts one receiving SMTP server per IP pool on loopback (STARTTLS with a freshly generated
 certificate authority), generates a synthetic month of claims, runs `eob_monthly` and then
-`eob_reconcile` with Airflow in this process, and returns the run's report summary.
+`eob_reconcile` with Airflow in this process, then `eob_paper` (the day's print batches to a
+simulated print vendor's drop), lets the simulated vendor print, mail and return some pieces, and
+runs `eob_paper` again to read its files back. Returns the run's report summary.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DemoResult:
     received: int
     seconds: dict[str, float]
     messages: list[Any]
+    paper: dict[str, int]
 
 
 def prepare_workspace(workspace: Path) -> Path:
@@ -58,6 +61,8 @@ def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, s
         "EOB_SHARDS": str(shards),
         "EOB_SMTP_TIMEOUT_SECONDS": "20",
         "EOB_EXTRACT_QUIET_MINUTES": "0",  # the demo writes its extract whole before the run starts
+        "EOB_IMB_MAILER_ID": "123456",  # a made-up Mailer ID: the barcode is printed, not scanned
+        "EOB_PAPER_ENDORSEMENT": "ADDRESS SERVICE REQUESTED",
     }
 
 
@@ -123,6 +128,10 @@ def run_demo(
             mark = time.perf_counter()
             airflow_local.run_dag("eob_reconcile")
             timings["eob_reconcile"] = time.perf_counter() - mark
+            on_stage("eob_paper")
+            mark = time.perf_counter()
+            paper_vendor = run_paper(settings, airflow_local.run_dag)
+            timings["eob_paper"] = time.perf_counter() - mark
         finally:
             stop.set()
             if watcher:
@@ -134,4 +143,24 @@ def run_demo(
     summary = report_stage(ctx, period)
     reconcile = {row["outcome"]: row["n"] for row in ctx.ledger.fetch("bounce_message_outcomes")}
     timings["total"] = time.perf_counter() - started
-    return DemoResult(settings, extract, summary, reconcile, len(messages), timings, messages)
+    batches = ctx.ledger.fetch("paper_batches")
+    paper = {**paper_vendor, **{row["status"]: row["n"] for row in ctx.ledger.fetch("paper_status_counts")},
+             "batches": len(batches), "sheets": sum(int(b["sheets"]) for b in batches)}
+    return DemoResult(settings, extract, summary, reconcile, len(messages), timings, messages, paper)
+
+
+def run_paper(settings: Settings, run_dag: Callable[[str, dict[str, Any] | None], Any]) -> dict[str, int]:
+    """`eob_paper` for the batch day whose cut-off is still ahead (so this run's paper statements
+    are in it), the simulated vendor printing and mailing what it received, and `eob_paper` again
+    to read the vendor's acknowledgement and tracking back. Returns the vendor's counts."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from pipeline.demo.print_vendor import PrintVendor
+
+    now = datetime.now(UTC)
+    day = (now.date() if now.hour < settings.paper_cutoff_hour else now.date() + timedelta(days=1))
+    run_dag("eob_paper", {"day": day.isoformat()})
+    vendor = PrintVendor(settings.workspace / "vendor-drop", mail_date=date.fromisoformat(day.isoformat()))
+    counts = vendor.process()
+    run_dag("eob_paper", {"day": day.isoformat()})
+    return {f"vendor_{key}": value for key, value in counts.items()}

@@ -53,6 +53,18 @@ class Event(StrEnum):
     SUPPRESSION_LIFTED = "suppression_lifted"
     # paper
     PAPER_QUEUED = "paper_queued"
+    ADDRESS_REFUSED = "address_refused"
+    ADDRESS_CORRECTED = "address_corrected"
+    BATCHED = "batched"
+    BATCH_CANCELLED = "batch_cancelled"
+    VENDOR_REJECTED = "vendor_rejected"
+    PRINTED = "printed"
+    PAGE_COUNT_MISMATCH = "page_count_mismatch"
+    MAILED = "mailed"
+    MAIL_TRACKING = "mail_tracking"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    FORWARDED = "forwarded"
+    PAPER_OVERDUE = "paper_overdue"
 
 
 IGNORED_SUFFIX = "_ignored"

@@ -63,7 +63,13 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "status_counts_for_run",
     "superseded_unexplained_for_run", "suppression_for_statement", "suppression_get",
     "suppression_lift", "suppression_upsert", "sweep_candidates", "sweep_unsettled_for_run",
-    "timeline", "verify_pending", "withdrawn_for_run"
+    "timeline", "verify_pending", "withdrawn_for_run",
+    # paper
+    "paper_candidates", "paper_set_print_key", "paper_batches_for_day", "paper_last_serial",
+    "paper_insert_batch", "paper_insert_piece", "paper_batch", "paper_batches",
+    "paper_batch_pieces", "paper_live_piece", "paper_end_piece", "paper_set_batch_state",
+    "paper_overdue_batches", "paper_not_mailed_since", "paper_insert_forwarding",
+    "paper_status_counts", "paper_exceptions", "paper_last_batched_address",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

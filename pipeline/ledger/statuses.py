@@ -22,6 +22,8 @@ class Status(StrEnum):
     VERIFIED = "verified"
     VERIFICATION_FAILED = "verification_failed"
     PAPER_QUEUED = "paper_queued"
+    PAPER_EXCEPTION = "paper_exception"
+    BATCHED = "batched"
     PRINTED = "printed"
     MAILED = "mailed"
     FAILED = "failed"
@@ -32,7 +34,7 @@ S = Status
 
 NOT_YET_OUT: frozenset[Status] = frozenset(
     {S.COMPOSED, S.RENDERED, S.QUEUED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_PENDING,
-     S.VERIFIED, S.VERIFICATION_FAILED, S.PAPER_QUEUED})
+     S.VERIFIED, S.VERIFICATION_FAILED, S.PAPER_QUEUED, S.PAPER_EXCEPTION})
 """Not (or no longer) with a mail server that accepted it, nor printed: a corrected extract can
 still stop it going out."""
 RELEASED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED, S.PRINTED, S.MAILED})
@@ -48,15 +50,22 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.DELIVERED: frozenset({S.SENT}),
     S.BOUNCED: frozenset({S.QUEUED, S.SENT, S.DELIVERED}),
     S.RETRY_SCHEDULED: frozenset({S.QUEUED, S.BOUNCED}),
-    S.VERIFICATION_PENDING: frozenset({S.BOUNCED}),
+    # a bounce; or a letter returned to sender (the postal address is wrong)
+    S.VERIFICATION_PENDING: frozenset({S.BOUNCED, S.MAILED}),
     S.VERIFIED: frozenset({S.VERIFICATION_PENDING}),
     S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
     S.PAPER_QUEUED: frozenset(
         {S.RENDERED, S.BOUNCED, S.RETRY_SCHEDULED, S.VERIFICATION_FAILED, S.QUEUED,
          S.SENT, S.VERIFIED,  # the delivery-deadline sweeper (pipeline/reconcile/sweeper.py)
-         S.VERIFICATION_PENDING}  # a corrected member file withdrew consent or the address
+         S.VERIFICATION_PENDING,  # a corrected member file withdrew consent or the address
+         S.BATCHED,  # the vendor rejected the piece, or its batch was cancelled
+         S.PAPER_EXCEPTION}  # its mailing address was corrected
     ),
-    S.PRINTED: frozenset({S.PAPER_QUEUED}),
+    # paper (pipeline/stages/paper.py): batched for the vendor, acknowledged as printed, mailed
+    # an address that cannot be printed; or, after a returned letter, one nobody confirmed in time
+    S.PAPER_EXCEPTION: frozenset({S.PAPER_QUEUED, S.VERIFICATION_FAILED}),
+    S.BATCHED: frozenset({S.PAPER_QUEUED}),
+    S.PRINTED: frozenset({S.BATCHED}),
     S.MAILED: frozenset({S.PRINTED}),
     S.FAILED: frozenset({S.COMPOSED}),
     # a corrected extract replaced or withdrew this version before it went out: not a failure,
@@ -67,7 +76,8 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
 
 TERMINAL: frozenset[Status] = frozenset({S.DELIVERED, S.MAILED, S.FAILED, S.SUPERSEDED})
 EMAILED: frozenset[Status] = frozenset({S.SENT, S.DELIVERED})
-PAPER: frozenset[Status] = frozenset({S.PAPER_QUEUED, S.PRINTED, S.MAILED})
+PAPER: frozenset[Status] = frozenset({S.PAPER_QUEUED, S.PAPER_EXCEPTION, S.BATCHED, S.PRINTED,
+                                      S.MAILED})
 
 
 class IllegalTransition(ValueError):

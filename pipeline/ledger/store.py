@@ -306,6 +306,19 @@ class Ledger:
                 moved += self._apply_one(conn, item)
         return moved
 
+    def record_print_batch(self, batch: Mapping[str, Any], pieces: Sequence[Mapping[str, Any]],
+                           moves: Iterable[Transition]) -> int:
+        """A print batch, its pieces and their moves to `batched`, in one transaction: they commit
+        together or not at all. Returns the moves made."""
+        moved = 0
+        with self.begin() as conn:
+            conn.execute(text(query("paper_insert_batch")), dict(batch))
+            if pieces:
+                conn.execute(text(query("paper_insert_piece")), [dict(p) for p in pieces])
+            for item in moves:
+                moved += self._apply_one(conn, item)
+        return moved
+
     def set_delivery(
         self, statement_id: str, *, status: Status, delivery: Delivery, event_name: Event,
         detail: Mapping[str, Any], to: Status | None = None,

@@ -4,7 +4,8 @@ written as one print-ready PDF, a manifest and control totals.
 Everything here is a pure function of its input: the same pieces on the same day give the same
 files byte for byte (same names, same SHA-256), which is what makes a re-run or a re-drop safe.
 The manifest names each piece by statement id and its address block; it never carries claim
-content. A piece whose print file cannot be merged is set aside with its reason, not batched.
+content. A piece whose print file cannot be merged, or whose address block cannot be stamped, is
+set aside with its reason, not batched.
 """
 
 from __future__ import annotations
@@ -105,10 +106,19 @@ def presorted(pieces: Iterable[Piece]) -> dict[str, list[Piece]]:
 
 def write_batches(pieces: Iterable[Piece], load: Callable[[Piece], bytes], folder: Path, *,
                   day: str, limits: BatchLimits, serial: Callable[[int, int], str],
-                  prefix: str = "EOB") -> BatchRun:
+                  prefix: str = "EOB", stamp: Callable[[Piece, str], bytes] | None = None,
+                  first_number: int = 1) -> BatchRun:
     """Write every batch of the day into ``folder``. ``load`` gives a piece's print PDF;
-    ``serial(batch_number, sequence)`` its Intelligent Mail barcode serial. One piece's bytes
-    are held at a time: memory does not grow with the batch."""
+    ``serial(batch_number, sequence)`` its Intelligent Mail barcode serial, asked once for each
+    piece offered to a batch, before it is stamped (a piece then set aside leaves its serial
+    unused). One piece's bytes are held at a time: memory does not grow with the batch.
+
+    ``stamp(piece, imb_serial)``, when given, returns the operators drawn over the piece's first
+    page (the address block, `pipeline.paper.window_block`), with the same serial the manifest
+    gives; a piece it refuses (``AddressBlockTooLarge``, ``ImbError``) is set aside with the
+    reason, which names a field, never the address. ``first_number``: the number of the day's
+    first batch here (after the batches the day already has). A batch that ends up with no piece
+    (every one set aside) is not written."""
     folder.mkdir(parents=True, exist_ok=True)
     run = BatchRun()
     for mail_class, group in presorted(pieces).items():
@@ -121,23 +131,41 @@ def write_batches(pieces: Iterable[Piece], load: Callable[[Piece], bytes], folde
                 run.set_aside.append(SetAside(piece.statement_id, reason))
                 continue
             if open_batch is not None and open_batch.full(len(data), limits):
-                run.batches.append(open_batch.finish())
+                _close(open_batch, run)
                 open_batch = None
             if open_batch is None:
-                number = len(run.batches) + 1
+                number = first_number + len(run.batches)
                 open_batch = _OpenBatch(Batch(batch_name(prefix, day, mail_class, number),
-                                              mail_class, folder), number, serial)
+                                              mail_class, folder), number, serial, stamp)
             open_batch.add(piece, data, limits, run)
         if open_batch is not None:
-            run.batches.append(open_batch.finish())
+            _close(open_batch, run)
     return run
+
+
+def _close(open_batch: _OpenBatch, run: BatchRun) -> None:
+    batch = open_batch.finish()
+    if batch.pieces:
+        run.batches.append(batch)
+    else:
+        for path in (*batch.files, batch.control):
+            path.unlink(missing_ok=True)
+
+
+def manifest_pieces(path: Path) -> list[dict[str, str]]:
+    """A written manifest's rows: what was batched, in sequence order (the vendor's view)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
 
 
 class _OpenBatch:
     """A batch being written: its PDF and manifest grow piece by piece on disk."""
 
-    def __init__(self, batch: Batch, number: int, serial: Callable[[int, int], str]) -> None:
-        self.batch, self.number, self.serial = batch, number, serial
+    def __init__(self, batch: Batch, number: int, serial: Callable[[int, int], str],
+                 stamp: Callable[[Piece, str], bytes] | None = None) -> None:
+        self.batch, self.number, self.serial, self.stamp = batch, number, serial, stamp
+        self.refusals: tuple[type[ValueError], ...] = (
+            (PieceUnreadable,) if stamp is None else (PieceUnreadable, *_stamp_refusals()))
         self.bytes_in = 0
         self._pdf = batch.pdf.open("wb")
         self._writer = BatchPdfWriter(self._pdf)
@@ -150,12 +178,15 @@ class _OpenBatch:
             self.batch.pieces > 0 and self.bytes_in + size > limits.max_bytes)
 
     def add(self, piece: Piece, data: bytes, limits: BatchLimits, run: BatchRun) -> None:
+        batch = self.batch
+        imb_serial = self.serial(self.number, batch.pieces + 1)  # its sequence, if it is added
         try:
-            pages = self._writer.add(data, piece.statement_id)
-        except PieceUnreadable as exc:  # checked before anything of it is written
+            overlay = None if self.stamp is None else self.stamp(piece, imb_serial)
+            pages = self._writer.add(data, piece.statement_id, overlay)
+        except self.refusals as exc:
+            # checked before anything of the piece is written; the messages name no address
             run.set_aside.append(SetAside(piece.statement_id, str(exc)))
             return
-        batch = self.batch
         sheets = -(-pages // 2) if limits.duplex else pages
         batch.pieces += 1
         batch.pages += pages
@@ -166,7 +197,7 @@ class _OpenBatch:
         delivery = lines[-2] if len(lines) >= 3 else ""
         second = lines[1] if len(lines) == 4 else ""
         self._rows.writerow([piece.statement_id, batch.pieces, sheets, pages, batch.mail_class,
-                             self.serial(self.number, batch.pieces), lines[0], second, delivery,
+                             imb_serial, lines[0], second, delivery,
                              lines[-1], piece.zip5, piece.zip4, piece.carrier_route])
 
     def finish(self) -> Batch:
@@ -175,6 +206,16 @@ class _OpenBatch:
         self._manifest.close()
         self.batch.control.write_bytes(control_totals(self.batch))
         return self.batch
+
+
+def _stamp_refusals() -> tuple[type[ValueError], ...]:
+    """What a stamp raises for one piece it cannot print. Imported only when stamping: the
+    barcode loads reportlab's graphics and the block the render engine's geometry, which
+    batching without a stamp does not need (about 30 MiB)."""
+    from pipeline.paper.imb import ImbError
+    from pipeline.paper.window_block import AddressBlockTooLarge
+
+    return AddressBlockTooLarge, ImbError
 
 
 def sha256_of(path: Path) -> str:

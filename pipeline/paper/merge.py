@@ -8,8 +8,11 @@ the batch and identical objects (the fonts, the legal pages' form) are written o
 
 What is kept of a piece: its pages and everything they reference. Its catalog, its own page
 tree root and its document information are dropped; every page's /Parent becomes the batch's
-page tree. A piece this reader does not understand (another producer, object or xref streams,
-a reference cycle) raises ``PieceUnreadable`` naming the piece; the caller sets it aside.
+page tree. An overlay (the address block stamped at batching, `pipeline.paper.window_block`) is
+written as one more object of the piece, never shared, and appended to its first page's
+/Contents; its font names must be resources of that page, or the piece is refused. A piece
+this reader does not understand (another producer, object or xref streams, a reference cycle)
+raises ``PieceUnreadable`` naming the piece; the caller sets it aside.
 Checked against qpdf and poppler by the tests (tests/paper/test_merge.py).
 """
 
@@ -32,6 +35,10 @@ _LENGTH = re.compile(rb"/Length\s+(\d+)(\s+0\s+R)?")
 _PAGE = re.compile(rb"/Type\s*/Page(?!s)\b")
 _PARENT = re.compile(rb"/Parent\s+\d+\s+0\s+R")
 _PARENT_SLOT = b"/Parent \x00"  # a page's parent, filled with the batch's page tree on output
+_CONTENTS = re.compile(rb"/Contents\s+(\d+)\s+0\s+R")
+_RESOURCES = re.compile(rb"/Resources\s+(\d+)\s+0\s+R")
+_FONTS = re.compile(rb"/Font\s+(\d+)\s+0\s+R")
+_FONT_USED = re.compile(rb"/([A-Za-z0-9_.-]+)\s+[\d.]+\s+Tf\b")
 
 PAGES_ROOT = 1  # the batch's page tree; written last, once every page is known
 CATALOG = 2
@@ -50,7 +57,7 @@ class _Object:
     head: bytes        # the dictionary or value, references still the piece's own numbers
     stream: bytes      # raw stream data (still encoded), empty for a non-stream object
     refs: tuple[int, ...]
-    page: bool
+    unique: bool       # a page or an overlay: never shared with another piece
 
 
 @dataclass(slots=True)
@@ -138,8 +145,8 @@ def _read_object(data: bytes, offset: int, number: int, piece: str) -> _Object:
     page = _PAGE.search(head) is not None
     if page:
         head = _PARENT.sub(lambda _: _PARENT_SLOT, head)
-    refs = tuple(int(r) for literal, run in _split_strings(head) if not literal
-                 for r in _REF.findall(run))
+    refs = () if _REF.search(head) is None else tuple(  # most objects (fonts, streams) have none
+        int(r) for literal, run in _split_strings(head) if not literal for r in _REF.findall(run))
     return _Object(head, stream, refs, page)
 
 
@@ -165,8 +172,13 @@ class BatchPdfWriter:
         body = head + (b"\nstream\n" + stream + b"\nendstream" if stream or b"/Length" in head else b"")
         self._write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
 
-    def add(self, data: bytes, piece: str) -> int:
-        """Append one piece's pages; returns its page count. Raises ``PieceUnreadable``."""
+    def add(self, data: bytes, piece: str, overlay: bytes | None = None) -> int:
+        """Append one piece's pages; returns its page count. Raises ``PieceUnreadable``.
+
+        ``overlay``: uncompressed content-stream operators drawn over the piece's first page
+        (after its own content, which must leave the graphics state as it found it, as our
+        writer's pages do), using only font resources that page has.
+        """
         offsets, root, dropped = _xref_offsets(data, piece)
         objects = {n: _read_object(data, off, n, piece) for n, off in offsets.items()
                    if n not in dropped or n == root}
@@ -174,6 +186,10 @@ class BatchPdfWriter:
         if catalog is None:
             raise PieceUnreadable(f"{piece}: the catalog is missing")
         pages = _page_order(objects, root, piece)
+        if overlay is not None:
+            if not pages:
+                raise PieceUnreadable(f"{piece}: no page to draw the overlay on")
+            _add_overlay(objects, pages[0], overlay, max(offsets) + 1, piece)
         _check_closure(pages, objects, dropped, piece)  # so that a bad piece writes nothing
         mapped: dict[int, int] = {}
         for number in pages:
@@ -189,20 +205,23 @@ class BatchPdfWriter:
         obj = objects[number]  # checked by _check_closure: present, acyclic
         for ref in obj.refs:
             self._place(ref, objects, mapped)
-        head = b"".join(run if literal else _REF.sub(lambda m: b"%d 0 R" % mapped[int(m.group(1))], run)
-                        for literal, run in _split_strings(obj.head))
-        head = head.replace(_PARENT_SLOT, b"/Parent %d 0 R" % PAGES_ROOT)
-        key = hashlib.sha256(head + b"\x00" + obj.stream).digest()
-        existing = None if obj.page else self._shared.pop(key, None)  # a page is never shared
-        if existing is not None:
-            self._shared[key] = existing  # most recently used: kept
-            mapped[number] = existing
-            self.totals.objects_shared += 1
-            return existing
+        head = obj.head if not obj.refs else b"".join(
+            run if literal else _REF.sub(lambda m: b"%d 0 R" % mapped[int(m.group(1))], run)
+            for literal, run in _split_strings(obj.head))
+        if obj.unique:
+            head = head.replace(_PARENT_SLOT, b"/Parent %d 0 R" % PAGES_ROOT)
+        else:
+            key = hashlib.sha256(head + b"\x00" + obj.stream).digest()
+            existing = self._shared.pop(key, None)
+            if existing is not None:
+                self._shared[key] = existing  # most recently used: kept
+                mapped[number] = existing
+                self.totals.objects_shared += 1
+                return existing
         new = self._next
         self._next += 1
         self._emit(new, head, obj.stream)
-        if not obj.page:
+        if not obj.unique:
             self._shared[key] = new
             if len(self._shared) > SHARED_LIMIT:
                 del self._shared[next(iter(self._shared))]  # the least recently used
@@ -226,6 +245,35 @@ class BatchPdfWriter:
         self._write(b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\n"
                     b"startxref\n%d\n%%%%EOF\n" % (size, CATALOG, info, ident, ident, start))
         return self.totals
+
+
+def _add_overlay(objects: dict[int, _Object], first: int, overlay: bytes, number: int,
+                 piece: str) -> None:
+    """The overlay as object `number` of the piece (one it does not use), appended to its first
+    page's /Contents."""
+    page = objects[first]
+    contents = _CONTENTS.search(page.head)
+    if contents is None:
+        raise PieceUnreadable(f"{piece}: page 1 has no single content stream to add the overlay to")
+    fonts = _page_fonts(objects, page)
+    missing = {name for name in _FONT_USED.findall(overlay)
+               if not re.search(rb"/%s\s" % re.escape(name), fonts)}
+    if missing:
+        names = ", ".join(sorted(name.decode("ascii") for name in missing))
+        raise PieceUnreadable(f"{piece}: page 1 has no font resource {names} for the overlay")
+    objects[number] = _Object(b"<< /Length %d >>" % len(overlay), overlay, (), True)
+    head = (page.head[:contents.start()] + b"/Contents [%s 0 R %d 0 R]" % (contents.group(1), number)
+            + page.head[contents.end():])
+    objects[first] = _Object(head, page.stream, (*page.refs, number), True)
+
+
+def _page_fonts(objects: dict[int, _Object], page: _Object) -> bytes:
+    """The page's font dictionary (our writer's shape: /Resources and /Font by reference)."""
+    resources = _RESOURCES.search(page.head)
+    holder = objects.get(int(resources.group(1))) if resources else None
+    fonts = _FONTS.search(holder.head) if holder else None
+    font_dictionary = objects.get(int(fonts.group(1))) if fonts else None
+    return font_dictionary.head + b" " if font_dictionary else b""
 
 
 def _check_closure(pages: list[int], objects: dict[int, _Object], dropped: set[int],

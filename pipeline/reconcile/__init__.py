@@ -14,7 +14,7 @@ from pipeline.reconcile.feeds import (
     open_feed,
     split_documents,
 )
-from pipeline.reconcile.sweeper import sweep, unsettled
+from pipeline.reconcile.sweeper import RETURNED_MAIL, sweep, unsettled
 from pipeline.reconcile.verification import (
     ImportResult,
     VerificationError,
@@ -25,6 +25,7 @@ from pipeline.reconcile.verification import (
 )
 
 __all__ = [
+    "RETURNED_MAIL",
     "RFC822", "SES_JSON", "Bounce", "Feed", "FeedError", "FeedItem", "ImportResult", "UnparseableBounce",
     "VerificationError", "configured_feeds", "correct_contact", "export_worklist", "import_outcomes",
     "open_feed", "parse_bounce", "parse_ses_notification", "resend_verified", "split_documents", "sweep",

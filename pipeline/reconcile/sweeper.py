@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 MARGIN = timedelta(hours=1)
 SETTLED: frozenset[Status] = frozenset(
-    {Status.DELIVERED, Status.PAPER_QUEUED, Status.PRINTED, Status.MAILED, Status.FAILED,
-     Status.SUPERSEDED})
+    {Status.DELIVERED, Status.PAPER_QUEUED, Status.PAPER_EXCEPTION, Status.BATCHED, Status.PRINTED,
+     Status.MAILED, Status.FAILED, Status.SUPERSEDED})
+RETURNED_MAIL = "returned_mail"
+"""The bounce category of a letter the post office returned (pipeline/stages/paper_vendor.py)."""
 NOT_SENT_BY_CUTOFF = frozenset(
     {Status.QUEUED, Status.RETRY_SCHEDULED, Status.VERIFIED, Status.BOUNCED, Status.RENDERED})
 
@@ -49,6 +51,7 @@ class Candidate:
     changed_at: datetime  # the last status change (the ledger's updated_at)
     run_started_at: datetime
     withdrawn: bool = False  # out already when a corrected extract withdrew it: never to paper
+    bounce_category: str | None = None
 
 
 def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transition]:
@@ -65,6 +68,14 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
             return [to_paper(sid, "deadline_reached", sent_at=iso(c.changed_at))]
         return []
     if c.status is Status.VERIFICATION_PENDING:
+        if c.bounce_category == RETURNED_MAIL and now - c.changed_at >= window.verification:
+            # the letter came back: printing it again to the same address would only return it
+            return [Transition(sid, Status.VERIFICATION_FAILED, Event.VERIFICATION_TIMED_OUT,
+                               {"requested_at": iso(c.changed_at)}),
+                    Transition(sid, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED, {"reason": RETURNED_MAIL},
+                               {"last_reason": f"mailing address: {RETURNED_MAIL}"})]
+        if c.bounce_category == RETURNED_MAIL:
+            return []
         if now - c.changed_at >= window.verification or now >= cutoff:
             return [Transition(sid, Status.VERIFICATION_FAILED, Event.VERIFICATION_TIMED_OUT,
                                {"requested_at": iso(c.changed_at)}),
@@ -79,7 +90,8 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
 
 def candidates(rows: Iterable[dict[str, Any]], withdrawn: frozenset[str] = frozenset()) -> list[Candidate]:
     return [Candidate(r["statement_id"], Status(r["status"]), datetime.fromisoformat(r["updated_at"]),
-                      datetime.fromisoformat(r["run_started_at"]), r["statement_id"] in withdrawn)
+                      datetime.fromisoformat(r["run_started_at"]), r["statement_id"] in withdrawn,
+                      r.get("bounce_category"))
             for r in rows]
 
 

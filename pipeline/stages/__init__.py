@@ -18,6 +18,16 @@ from pipeline.stages.context import (
     run_id_for,
 )
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
+from pipeline.stages.paper import DropRefused, paper_batch_stage, paper_day
+from pipeline.stages.paper_vendor import (
+    BatchFilesChanged,
+    BatchNotCancellable,
+    PaperOverdue,
+    cancel_batch,
+    paper_checks_stage,
+    paper_vendor_files_stage,
+    redrop_batch,
+)
 from pipeline.stages.reconcile import reconcile_stage, requeue_due_stage, resend_verified_stage, sweep_stage
 from pipeline.stages.render import render_stage
 from pipeline.stages.report import report_stage
@@ -26,6 +36,8 @@ from pipeline.stages.send import PoolMisconfigured, PoolUnavailable, send_stage
 from pipeline.stages.task_failure import operator_failure
 
 __all__ = [
+    "BatchFilesChanged", "BatchNotCancellable", "DropRefused", "PaperOverdue", "cancel_batch",
+    "paper_batch_stage", "paper_checks_stage", "paper_day", "paper_vendor_files_stage", "redrop_batch",
     "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
     "PoolMisconfigured", "PoolUnavailable", "compose_stage", "extract_ready_stage", "ingest_stage",
     "open_context", "operator_failure", "period_for_run", "pool_names", "reconcile_stage",

@@ -48,14 +48,23 @@ if TYPE_CHECKING:
         StoredObject,
         open_store,
     )
-    from pipeline.storage.workspace import Contact, member_contacts, run_dir, run_id_for, send_contacts
+    from pipeline.storage.workspace import (
+        Contact,
+        PostalAddress,
+        member_contacts,
+        postal_addresses,
+        run_dir,
+        run_id_for,
+        send_contacts,
+    )
 
 __all__ = [
     "Contact", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
     "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "as_array",
     "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets", "member_buckets",
     "member_contacts", "mix64", "open_store", "parquet_options", "read_bucket_lines", "read_bucket_members",
-    "read_shard_lines", "run_dir", "run_id_for", "send_contacts", "shard_buckets", "shard_of",
+    "read_shard_lines", "run_dir", "run_id_for", "send_contacts", "PostalAddress", "postal_addresses",
+    "shard_buckets", "shard_of",
 ]
 
 _MODULES = {
@@ -68,6 +77,7 @@ _MODULES = {
     "pipeline.storage.objectstore": (
         "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "open_store",
     ),
-    "pipeline.storage.workspace": ("Contact", "member_contacts", "run_dir", "run_id_for", "send_contacts"),
+    "pipeline.storage.workspace": ("Contact", "PostalAddress", "member_contacts", "postal_addresses",
+                                   "run_dir", "run_id_for", "send_contacts"),
 }
 __getattr__ = lazy_exports(__name__, _MODULES)

@@ -63,3 +63,29 @@ def send_contacts(settings: Settings, run_id: str) -> dict[str, Contact]:
     return {row["member_id"]: Contact(row["email"] or "", row["language"] or "en",
                                       row["edelivery_consent"] or "", bool(row["email_valid"]))
             for row in members.to_pylist()}
+
+
+class PostalAddress(NamedTuple):
+    """Where a paper statement goes, as the member file has it (checked and standardised by
+    `pipeline.paper.prepare_address` before it is printed)."""
+
+    name: str
+    line1: str
+    line2: str
+    city: str
+    state: str
+    postal_code: str
+
+
+def postal_addresses(settings: Settings, run_id: str) -> dict[str, PostalAddress]:
+    """member_id → PostalAddress for one run, from its canonical member file as it is now."""
+    import pyarrow.parquet as pq
+
+    columns = ["member_id", "first_name", "last_name", "address_line1", "address_line2", "city",
+               "state", "postal_code"]
+    members = pq.read_table(run_dir(settings, run_id) / "members.parquet", columns=columns)
+    return {row["member_id"]: PostalAddress(
+        " ".join(part for part in (row["first_name"], row["last_name"]) if part),
+        row["address_line1"] or "", row["address_line2"] or "", row["city"] or "",
+        row["state"] or "", row["postal_code"] or "")
+        for row in members.to_pylist()}

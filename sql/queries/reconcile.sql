@@ -35,7 +35,7 @@ WHERE s.status = 'verification_pending'
 ORDER BY s.updated_at, s.statement_id;
 
 -- name: sweep_candidates
-SELECT s.statement_id, s.status, s.updated_at, r.started_at AS run_started_at
+SELECT s.statement_id, s.status, s.updated_at, r.started_at AS run_started_at, s.bounce_category
 FROM statements s JOIN runs r ON r.run_id = s.run_id
 WHERE s.status IN ('composed', 'rendered', 'queued', 'sent', 'bounced', 'retry_scheduled',
                    'verification_pending', 'verified')
@@ -46,7 +46,8 @@ LIMIT :limit;
 -- name: sweep_unsettled_for_run
 SELECT status, COUNT(*) AS n FROM statements
 WHERE run_id = :run_id
-  AND status NOT IN ('delivered', 'paper_queued', 'printed', 'mailed', 'failed', 'superseded')
+  AND status NOT IN ('delivered', 'paper_queued', 'paper_exception', 'batched', 'printed', 'mailed',
+                     'failed', 'superseded')
 GROUP BY status;
 
 -- name: suppression_upsert

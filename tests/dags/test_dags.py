@@ -25,14 +25,23 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile"}
+    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile", "eob_paper"}
 
 
 def test_dags_reference_only_pools_that_infra_defines(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert not dagbag.dag_warnings, [w.message for w in dagbag.dag_warnings]
     used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
     assert used <= set(POOLS) | {"default_pool"}
-    assert {"eob_render", "eob_send"} <= used
+    assert {"eob_render", "eob_send", "eob_paper"} <= used
+
+
+def test_paper_dag_reads_the_vendor_files_then_batches_then_checks(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["eob_paper"]
+    order = {t.task_id: {d.task_id for d in t.downstream_list} for t in dag.tasks}
+    assert order == {"read_vendor_files": {"make_batches"}, "make_batches": {"check_paper"},
+                     "check_paper": set()}
+    assert dag.task_dict["make_batches"].pool == "eob_paper"
+    assert set(dag.params) == {"day", "dry_run"} and dag.params["dry_run"] is False
 
 
 def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore[no-untyped-def]

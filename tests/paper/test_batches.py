@@ -92,3 +92,10 @@ def test_a_byte_limit_cuts_batches_and_an_unreadable_piece_is_set_aside(tmp_path
     assert {s.statement_id for s in result.set_aside} == {pieces[3].statement_id, pieces[5].statement_id}
     assert all(s.reason for s in result.set_aside)
     assert sum(b.pieces for b in result.batches) == 6
+
+
+def test_without_a_stamp_no_page_gets_an_overlay(tmp_path: Path) -> None:
+    pieces, files = pieces_and_files(3)
+    for batch in run(pieces, files, tmp_path).batches:
+        with pikepdf.open(batch.pdf) as pdf:
+            assert all(isinstance(page.obj.Contents, pikepdf.Stream) for page in pdf.pages)

@@ -90,3 +90,47 @@ def test_a_piece_from_another_producer_is_refused_and_writes_nothing(tmp_path: P
         assert out.tell() == before, "nothing of a refused piece was written"
         assert "M0" not in str(caught.value)
     assert writer.add(good, sid) >= 1
+
+
+OVERLAY = b"q 0 g\n300 40 20 10 re\nf\nBT /F1 9 Tf 1 0 0 1 300 30 Tm (STAMPED) Tj ET Q\n"
+
+
+@needs_tools
+def test_an_overlay_is_drawn_over_each_pieces_first_page_as_its_own_object(tmp_path: Path) -> None:
+    pieces = print_pdfs(3)
+    path = tmp_path / "batch.pdf"
+    with path.open("wb") as out:
+        writer = BatchPdfWriter(out)
+        counts = [writer.add(data, sid, OVERLAY) for sid, data in pieces]
+        writer.close(title="EOB-20261206-FIRST-001")
+    check = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    firsts = [sum(counts[:n]) for n in range(len(counts))]
+    with pikepdf.open(path) as pdf:
+        overlays = []
+        for index, page in enumerate(pdf.pages):
+            contents = page.obj.Contents
+            if index in firsts:
+                assert isinstance(contents, pikepdf.Array) and len(contents) == 2
+                assert contents[1].read_bytes() == OVERLAY
+                overlays.append(contents[1].objgen)
+            else:
+                assert isinstance(contents, pikepdf.Stream), "only the first page is stamped"
+        assert len(set(overlays)) == len(pieces), "the same overlay bytes are never shared"
+    for index in range(sum(counts)):
+        text = subprocess.run(["pdftotext", "-f", str(index + 1), "-l", str(index + 1), str(path),
+                               "-"], capture_output=True, text=True, check=True).stdout
+        assert ("STAMPED" in text) == (index in firsts)
+
+
+def test_an_overlay_naming_a_font_the_page_lacks_is_refused_before_anything_is_written() -> None:
+    [(sid, good)] = print_pdfs(1)
+    out = io.BytesIO()
+    writer = BatchPdfWriter(out)
+    before = out.tell()
+    for bad in (OVERLAY.replace(b"/F1 ", b"/F9 "), OVERLAY.replace(b"/F1 ", b"/F1x ")):
+        with pytest.raises(PieceUnreadable, match=f"^{sid}: page 1 has no font resource F") as caught:
+            writer.add(good, sid, bad)
+        assert "STAMPED" not in str(caught.value)
+        assert out.tell() == before
+    assert writer.add(good, sid, OVERLAY) >= 1

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import date
+from html import unescape
 from pathlib import Path
 
 import pikepdf
 import pytest
+from PIL import Image
 from reportlab.lib.units import inch
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
@@ -406,25 +410,87 @@ def test_extreme_names_zero_dollar_and_denied_claims_stay_on_the_page() -> None:
         assert "$1,234,567.89" in text  # a large not-covered amount is printed whole
 
 
-def test_print_variant_puts_addresses_in_the_envelope_windows() -> None:
-    statement = make_statement()
-    pdf = render_statement(statement, variant="print").pdf
-    first = shown_text(pdf)[0]
+def words_with_boxes(pdf: Path, page: int) -> list[tuple[str, float, float, float, float]]:
+    """`pdftotext -bbox` words of one page: (text, left, bottom, right, top) in PDF points from
+    the sheet's bottom-left (pdftotext measures from the top-left)."""
+    html = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    found = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">'
+                       r"([^<]*)</word>", html)
+    return [(unescape(word), float(x0), PAGE_HEIGHT - float(y1), float(x1), PAGE_HEIGHT - float(y0))
+            for x0, y0, x1, y1, word in found]
 
-    def inside(item: Shown, window: tuple[float, float, float, float]) -> bool:
-        x, top, width, height = window
-        bottom = PAGE_HEIGHT - top - height
-        return (x <= item.x and item.x + item.width <= x + width
-                and bottom <= item.y <= PAGE_HEIGHT - top)
 
-    member = statement.member
-    recipient = [i for i in first if i.text in (f"{member.first_name} {member.last_name}",
-                                                member.address_line1, "Springfield, IL 62704-1185")]
-    assert len(recipient) == 3 and all(inside(i, RECIPIENT_WINDOW) for i in recipient)
+def page_pixels(pdf: Path, page: int, dpi: int) -> Image.Image:
+    """One page rendered by poppler, in grey levels (0 black, 255 white)."""
+    prefix = pdf.with_name(f"{pdf.stem}-page")
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-f", str(page), "-l", str(page), "-png",
+                    "-singlefile", str(pdf), str(prefix)], check=True)
+    with Image.open(prefix.with_suffix(".png")) as image:
+        return image.convert("L")
+
+
+def sheet_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """(x, top, width, height) from the sheet's top-left as (left, bottom, right, top) in PDF
+    points."""
+    x, top, width, height = box
+    return x, PAGE_HEIGHT - top - height, x + width, PAGE_HEIGHT - top
+
+
+@pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("pdftoppm")),
+                    reason="needs poppler-utils (.ci/system-packages.txt)")
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_print_variant_leaves_the_recipient_window_empty_for_the_batch_stamp(
+        tmp_path: Path, language: str) -> None:
+    """The address block is stamped into the window when the piece is batched
+    (tests/paper/test_address_block.py); the render draws nothing there or within 1/8 in of it."""
+    x, from_top, width, height = RECIPIENT_WINDOW
+    clearance = 0.125 * inch
+    left, bottom, right, top = sheet_box((x - clearance, from_top - clearance,
+                                          width + 2 * clearance, height + 2 * clearance))
+    for statement in (make_statement(language=language),
+                      dataclasses.replace(_edge_case_statement(), member=dataclasses.replace(
+                          _edge_case_statement().member, language=language))):
+        target = tmp_path / f"{language}.pdf"
+        target.write_bytes(render_statement(statement, variant="print").pdf)
+        words = words_with_boxes(target, 1)
+        assert words, "poppler read no text from page 1"
+        inside = [w for w, x0, y0, x1, y1 in words if x0 < right and x1 > left and y0 < top and y1 > bottom]
+        assert inside == [], "text in the recipient window or its clearance"
+        member = statement.member
+        page_one = " ".join(w for w, *_ in words)
+        for private in (member.address_line1, member.address_line2, member.postal_code):
+            assert private not in page_one, "the member's address is stamped at batching only"
+
+        # Every mark, not only text: the window and its clearance are blank paper.
+        dpi = 100
+        pixels = page_pixels(target, 1, dpi)
+        scale = dpi / 72
+        box = (math.ceil(left * scale), math.ceil((PAGE_HEIGHT - top) * scale),
+               math.floor(right * scale), math.floor((PAGE_HEIGHT - bottom) * scale))
+        assert pixels.crop(box).getextrema() == (255, 255), "a mark in the recipient window"
+
+    # What stays: the return address in its window, the insurer's legal name and administrator
+    # on page 1 (EOB_CONTENT.md, row 3), clear of the recipient window.
+    statement = make_statement(language=language)
+    target = tmp_path / "identity.pdf"
+    target.write_bytes(render_statement(statement, variant="print").pdf)
+    first = shown_text(target.read_bytes())[0]
+
+    def within(item: Shown, window: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = sheet_box(window)
+        return x0 <= item.x and item.x + item.width <= x1 and y0 <= item.y <= y1
+
     returned = [i for i in first if i.text in ("Evergreen Health", "PO Box 30410")]
-    assert len(returned) == 2 and all(inside(i, RETURN_WINDOW) for i in returned)
-    text = joined_words(pdf)
-    assert "This is a printed copy of your Explanation of Benefits." in text
+    assert len(returned) == 2 and all(within(i, RETURN_WINDOW) for i in returned)
+    administrator = "Evergreen Benefit Services, LLC"
+    identity = [i for i in first if i.text == "Evergreen Mutual Health Insurance Company"
+                or i.text.endswith(administrator)]
+    assert len(identity) == 2, [i.text for i in first]
+    assert all(i.y > top for i in identity), "above the recipient window's clearance"
+    printed_copy = {"en": "This is a printed copy of your Explanation of Benefits.",
+                    "es": "Esta es una copia impresa de su Explicación de Beneficios."}
+    assert printed_copy[language] in joined_words(target.read_bytes())
 
 
 # ------------------------------------------------------------------ determinism

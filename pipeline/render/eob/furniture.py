@@ -1,8 +1,14 @@
 """Page furniture: what is drawn outside the flow on every page of a statement.
 
-Page 1 carries the letterhead (or, for print, the return address and fold marks), the
-recipient's address in the envelope window and the statement facts; later pages a running
-header; every page a footer with its number.
+Page 1 carries the letterhead and the recipient's address (for print: the return address, the
+insurer's legal name and administrator, and fold marks) and the statement facts; later pages a
+running header; every page a footer with its number.
+
+The print variant leaves the recipient window of the envelope empty, with `WINDOW_CLEARANCE`
+around it: the address block (endorsement, Intelligent Mail barcode, the address as USPS
+standardised it on the day) is stamped there when the piece is batched
+(`pipeline.paper.window_block`), because only then are the checked address and the barcode's
+serial known. The window geometry lives here so that both sides place against the same numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ RIGHT_COLUMN_X = 4.75 * inch
 RETURN_WINDOW = (0.75 * inch, 0.5 * inch, 3.25 * inch, 0.875 * inch)  # x, top, width, height
 RECIPIENT_WINDOW = (0.75 * inch, 2.0 * inch, 3.75 * inch, 1.125 * inch)
 WINDOW_PADDING = 0.12 * inch
+WINDOW_CLEARANCE = 0.125 * inch
+"""Around the recipient window nothing but the stamped address block is printed, and the block
+keeps this distance inside the window's edges: a letter moves about 1/8 in inside its envelope."""
+RECIPIENT_KEEP_OUT = (RECIPIENT_WINDOW[0] - WINDOW_CLEARANCE, RECIPIENT_WINDOW[1] - WINDOW_CLEARANCE,
+                      RECIPIENT_WINDOW[2] + 2 * WINDOW_CLEARANCE,
+                      RECIPIENT_WINDOW[3] + 2 * WINDOW_CLEARANCE)
+"""The print variant's page 1 draws nothing in here (x, top, width, height from the top-left)."""
 FOLD_MARKS = (PAGE_HEIGHT / 3, 2 * PAGE_HEIGHT / 3)
 
 
@@ -77,14 +90,15 @@ class PageFurniture:
         out.rule(theme.primary, MARGIN, top - 28, right, 1.5)
 
     def first_page(self, out: Out) -> None:
-        if self.variant == "print":
+        if self.variant == "print":  # the recipient window stays empty: stamped when batched
             self._return_address(out)
+            self._insurer_identity(out)
             for from_top in FOLD_MARKS:
                 y = PAGE_HEIGHT - from_top
                 out.rule(self.theme.muted, 0.12 * inch, y, 0.3 * inch, 0.4)
         else:
             self._letterhead(out)
-        self._recipient(out)
+            self._recipient(out)
         self._statement_facts(out)
 
     def _letterhead(self, out: Out) -> None:
@@ -117,6 +131,19 @@ class PageFurniture:
         room = int((height - 2 * WINDOW_PADDING - 14) // 9.5)
         _draw_lines(out, lines[:room], REGULAR, 8, 9.5, x + WINDOW_PADDING,
                     top + WINDOW_PADDING + 14, self.theme.text)
+
+    def _insurer_identity(self, out: Out) -> None:
+        """The legal name and "administered by" under the return window (the email variant's
+        letterhead carries them), between the two windows and clear of both: hidden by the
+        envelope, never in the recipient window's keep-out."""
+        x = RETURN_WINDOW[0] + WINDOW_PADDING
+        width = RIGHT_COLUMN_X - x - 0.25 * inch
+        top = RETURN_WINDOW[1] + RETURN_WINDOW[3] + WINDOW_CLEARANCE
+        size, leading = 7.5, 9.0
+        room = int((RECIPIENT_KEEP_OUT[1] - top - size * _LINE_DEPTH) // leading) + 1
+        lines = [*wrap_text(self.words.context["legal_name"], REGULAR, size, width),
+                 *wrap_text(self.words("header.administered_by"), REGULAR, size, width)]
+        _draw_lines(out, lines[:room], REGULAR, size, leading, x, top, self.theme.muted)
 
     def _recipient(self, out: Out) -> None:
         member = self.statement.member
@@ -157,6 +184,9 @@ class PageFurniture:
             ("", words.context["website"]),
         ]
         _draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+
+
+_LINE_DEPTH = 0.8 + 0.207  # a _draw_lines line: baseline 0.8 size down, Helvetica's descender below
 
 
 def _draw_lines(out: Out, lines: Sequence[str], font: str, size: float, leading: float,

@@ -66,7 +66,8 @@ def render_statement(
     """The statement as PDF bytes; the same statement always gives the same bytes.
 
     variant "email" is the normal statement; "print" is the paper fallback, with the return
-    address and the recipient positioned for a #10 double-window envelope and fold marks.
+    address positioned for a #10 double-window envelope, fold marks, and the recipient window
+    left empty for the address block stamped when the piece is batched (pipeline.paper).
     """
     if variant not in VARIANTS:
         raise ValueError(f"statement {statement.statement_id}: unknown variant {variant!r}")

@@ -1,0 +1,317 @@
+"""Paper stage: the day's print batches, made from the paper queue and handed to the vendor.
+
+Every statement at `paper_queued` since before the day's cut-off is a candidate. Its mailing
+address (from its run's member file as it is now) must pass `prepare_address`; one that does not
+goes to `paper_exception` with the reason, for support to correct, and never into a batch. Its
+print variant is the one render stored; a statement that was to be emailed has none, so it is
+rendered now. The pieces are batched per mail class in presort order (`pipeline.paper`), each
+batch delivered to the vendor's drop, and only then recorded: the batch, its pieces and their
+moves to `batched` in one transaction. A re-run of the day after a failure makes the same files
+(same names, same bytes, the same barcode serials) and the drop completes what is missing.
+
+A statement at `paper_exception` goes back to the queue by itself once its run's member file
+holds an address that passes (a corrected extract); one whose letter came back (`returned_mail`)
+only once that address differs from the one it was mailed to (a keyed hash on its `batched`
+event), so a wrong address is never printed twice.
+
+PHI: addresses live in memory and in the print files only; the ledger and the logs carry
+statement ids, batch names, counts and reason codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.ledger import Transition
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import Status
+from pipeline.reconcile import RETURNED_MAIL
+from pipeline.stages.context import Context, NeedsOperator
+
+log = logging.getLogger(__name__)
+
+
+class DropRefused(NeedsOperator):
+    """The vendor's drop refused a batch in a way no retry fixes (a conflicting file, an unknown
+    host key, a misconfigured URL): an operator must look at the drop."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    pieces: list[Any] = field(default_factory=list)
+    mailing: dict[str, Any] = field(default_factory=dict)      # statement_id → MailingAddress
+    exceptions: dict[str, str] = field(default_factory=dict)   # statement_id → reason code
+    rendered: int = 0
+
+
+def paper_day(requested: str | None, logical_date: datetime | date | None) -> str:
+    """The batch day asked for (YYYY-MM-DD), else the run's logical date, else today (UTC)."""
+    if requested:
+        return date.fromisoformat(requested).isoformat()
+    anchor = logical_date or datetime.now(UTC)
+    return (anchor.date() if isinstance(anchor, datetime) else anchor).isoformat()
+
+
+def day_cutoff(ctx: Context, day: str) -> datetime:
+    """The moment the day's batch closes: statements put on paper later wait for tomorrow."""
+    start = datetime.fromisoformat(day).replace(tzinfo=ctx.now().tzinfo)
+    return start + timedelta(hours=ctx.settings.paper_cutoff_hour)
+
+
+def drop_url(ctx: Context) -> str:
+    """The configured drop, or the workspace's vendor-drop/ folder (the demo's vendor)."""
+    if ctx.settings.paper_drop_url:
+        return ctx.settings.paper_drop_url
+    folder = ctx.settings.workspace / "vendor-drop"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve().as_uri()
+
+
+def open_vendor_drop(ctx: Context) -> Any:
+    from pipeline.paper import open_drop
+
+    s = ctx.settings
+    return open_drop(drop_url(ctx), sftp_key_file=s.paper_sftp_key_file,
+                     sftp_known_hosts=s.paper_sftp_known_hosts, s3_kms_key_id=s.paper_s3_kms_key_id,
+                     s3_endpoint_url=s.reconcile_aws_endpoint_url, region=s.reconcile_aws_region)
+
+
+def paper_batch_stage(ctx: Context, day: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Batch, deliver and record the day's paper statements; see the module docstring."""
+    cutoff = day_cutoff(ctx, day)
+    corrected = 0 if dry_run else _requeue_corrected(ctx)
+    candidates = ctx.ledger.fetch("paper_candidates", cutoff=cutoff.isoformat())
+    plan = _plan(ctx, candidates, render=not dry_run)
+    summary: dict[str, Any] = {"day": day, "candidates": len(candidates), "corrected": corrected,
+                               "address_exceptions": len(plan.exceptions), "rendered_now": plan.rendered}
+    if dry_run:
+        summary |= {"dry_run": True, "pieces": len(plan.pieces)}
+        log.info("paper batch plan", extra=summary)
+        return summary
+    _record_exceptions(ctx, plan.exceptions)
+    batches, set_aside = _write_and_deliver(ctx, day, plan)
+    summary |= {"batches": len(batches), "pieces": sum(b["pieces"] for b in batches),
+                "sheets": sum(b["sheets"] for b in batches), "set_aside": set_aside}
+    log.info("paper batches delivered", extra=summary)
+    return summary
+
+
+# -- the pieces --------------------------------------------------------------------------------
+
+
+def _plan(ctx: Context, candidates: list[dict[str, Any]], *, render: bool) -> _Plan:
+    from pipeline.paper import AddressProblem, Piece, prepare_address
+    from pipeline.storage import postal_addresses
+
+    plan = _Plan()
+    addresses: dict[str, dict[str, Any]] = {}
+    missing_print: list[dict[str, Any]] = []
+    for row in candidates:
+        run_id = row["run_id"]
+        if run_id not in addresses:
+            addresses[run_id] = postal_addresses(ctx.settings, run_id)
+        postal = addresses[run_id].get(row["member_id"])
+        if postal is None:
+            plan.exceptions[row["statement_id"]] = "incomplete"
+            continue
+        try:
+            mailing = prepare_address(postal.name, postal.line1, postal.line2 or None, postal.city,
+                                      postal.state, postal.postal_code)
+        except AddressProblem as exc:
+            plan.exceptions[row["statement_id"]] = str(exc.reason)
+            continue
+        if not row["print_key"]:
+            missing_print.append(row)
+        plan.mailing[row["statement_id"]] = mailing
+        plan.pieces.append(Piece(row["statement_id"], ctx.settings.paper_mail_class, mailing.lines,
+                                 mailing.zip5, mailing.zip4, "", row["print_key"] or ""))
+    if render and missing_print:
+        keys = _render_print_variants(ctx, missing_print)
+        plan.rendered = len(keys)
+        plan.pieces = [_with_key(p, keys) for p in plan.pieces]
+    return plan
+
+
+def mailing_hash(ctx: Context, lines: tuple[str, ...]) -> str:
+    """A keyed hash of the address a piece is mailed to: compared, never the address itself."""
+    from pipeline.delivery import address_hash
+
+    return address_hash("\n".join(lines), ctx.settings.verp_secret.get_secret_value())[:32]
+
+
+def _requeue_corrected(ctx: Context) -> int:
+    """`paper_exception` statements whose member file now has a printable (and, after returned
+    mail, a different) address go back to the paper queue; returns how many."""
+    from pipeline.paper import AddressProblem, prepare_address
+    from pipeline.storage import postal_addresses
+
+    moves = []
+    addresses: dict[str, Any] = {}
+    for row in ctx.ledger.fetch("paper_exceptions"):
+        if row["run_id"] not in addresses:
+            addresses[row["run_id"]] = postal_addresses(ctx.settings, row["run_id"])
+        postal = addresses[row["run_id"]].get(row["member_id"])
+        if postal is None:
+            continue
+        try:
+            lines = prepare_address(postal.name, postal.line1, postal.line2 or None, postal.city,
+                                    postal.state, postal.postal_code).lines
+        except AddressProblem:
+            continue
+        if (row["last_reason"] or "").endswith(RETURNED_MAIL):
+            last = ctx.ledger.fetch_one("paper_last_batched_address", statement_id=row["statement_id"])
+            mailed_to = json.loads(last["detail"]).get("address_hash") if last else None
+            if mailed_to == mailing_hash(ctx, lines):
+                continue
+        moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, Event.ADDRESS_CORRECTED, {},
+                                {"last_reason": None}))
+    return ctx.ledger.apply(moves) if moves else 0
+
+
+def _with_key(piece: Any, keys: dict[str, str]) -> Any:
+    from dataclasses import replace
+
+    return replace(piece, print_key=keys[piece.statement_id]) if piece.statement_id in keys else piece
+
+
+def _render_print_variants(ctx: Context, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Print variants for statements that were to be emailed: rendered from their run's
+    composed statements, stored, and their print_key recorded."""
+    from pipeline.compose import iter_composed
+    from pipeline.render import render_statement
+    from pipeline.storage import run_dir
+
+    wanted: dict[tuple[str, str, int], set[str]] = {}
+    for row in rows:
+        wanted.setdefault((row["run_id"], row["period"], int(row["shard"])), set()).add(row["statement_id"])
+    keys: dict[str, str] = {}
+    for (run_id, period, shard), ids in sorted(wanted.items()):
+        for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
+                                      prompt_notice_days=ctx.settings.prompt_notice_days,
+                                      statement_ids=ctx.statement_ids(run_id)):
+            sid = composed.statement.statement_id
+            if sid not in ids:
+                continue
+            key = f"print/{period}/{shard:03d}/{sid}.pdf"
+            ctx.store.put(key, render_statement(composed.statement, variant="print").pdf,
+                          "application/pdf")
+            ctx.ledger.execute("paper_set_print_key", statement_id=sid, print_key=key,
+                               at=ctx.ledger.now())
+            keys[sid] = key
+    return keys
+
+
+def _record_exceptions(ctx: Context, exceptions: dict[str, str]) -> None:
+    ctx.ledger.apply(
+        Transition(sid, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED, {"reason": reason},
+                   {"last_reason": f"mailing address: {reason}"})
+        for sid, reason in sorted(exceptions.items()))
+
+
+# -- the batches -------------------------------------------------------------------------------
+
+
+def serial_width(ctx: Context) -> int:
+    """Digits of the barcode's serial: 9 with a 6-digit Mailer ID, 6 with a 9-digit one."""
+    return 6 if ctx.settings.imb_mailer_id and len(ctx.settings.imb_mailer_id) == 9 else 9
+
+
+def _serials(ctx: Context) -> Callable[[int, int], str]:
+    """Each piece's barcode serial: the next number after every serial the ledger holds (USPS
+    wants a serial unique per Mailer ID for 45 days; these never repeat while the ledger lives)."""
+    from pipeline.paper import serial_for
+
+    last = int(ctx.ledger.fetch_one("paper_last_serial")["serial"])  # type: ignore[index]
+    counter = iter(range(last + 1, 10**9))
+    width = serial_width(ctx)
+    return lambda _batch, _sequence: serial_for(next(counter), width)
+
+
+def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[str, Any]], int]:
+    """The day's batches written, delivered and recorded; and how many pieces were set aside."""
+    from pipeline.paper import BatchLimits, write_batches
+
+    if not plan.pieces:
+        return [], 0
+    s = ctx.settings
+    earlier = len(ctx.ledger.fetch("paper_batches_for_day", day=day))
+    run = write_batches(plan.pieces, lambda p: _print_file(ctx, p.print_key), batch_folder(ctx, day),
+                        day=day, serial=_serials(ctx), first_number=earlier + 1,
+                        limits=BatchLimits(s.paper_batch_max_pieces, s.paper_batch_max_bytes, s.paper_duplex),
+                        stamp=_stamp(ctx, plan.mailing))
+    delivered = []
+    with open_vendor_drop(ctx) as drop:
+        for batch in run.batches:
+            receipt = _deliver(drop, batch)
+            delivered.append(_record(ctx, day, batch, receipt, drop.where, plan.mailing))
+    ctx.ledger.apply(Transition(item.statement_id, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED,
+                                {"reason": "print_file"}, {"last_reason": item.reason[:200]})
+                     for item in run.set_aside)
+    return delivered, len(run.set_aside)
+
+
+def _print_file(ctx: Context, key: str) -> bytes:
+    from pipeline.storage import ObjectStoreError
+
+    try:
+        return ctx.store.get(key)
+    except ObjectStoreError as exc:
+        raise KeyError(key) from exc
+
+
+def _stamp(ctx: Context, mailing: dict[str, Any]) -> Callable[[Any, str], bytes]:
+    """The address block (endorsement, barcode, address lines) drawn into page 1's window."""
+    from pipeline.paper import ImbFields, address_block
+
+    s = ctx.settings
+
+    def stamp(piece: Any, serial: str) -> bytes:
+        imb = None
+        if s.imb_mailer_id:
+            imb = ImbFields(s.imb_barcode_id, s.imb_service_type, s.imb_mailer_id, serial,
+                            piece.zip5 + piece.zip4)
+        return address_block(mailing[piece.statement_id], imb, endorsement=s.paper_endorsement or "")
+
+    return stamp
+
+
+def _deliver(drop: Any, batch: Any) -> Any:
+    from pipeline.paper import DropConflict, DropMisconfigured, HostKeyUnknown
+
+    try:
+        return drop.deliver(batch.name, batch.files, batch.control)
+    except (DropConflict, HostKeyUnknown, DropMisconfigured) as exc:
+        raise DropRefused(str(exc)) from None
+
+
+def _record(ctx: Context, day: str, batch: Any, receipt: Any, where: str,
+            mailing: dict[str, Any]) -> dict[str, Any]:
+    """The batch, its pieces and their moves to `batched`, in one transaction."""
+    from pipeline.paper import manifest_pieces
+
+    now = ctx.now()
+    files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in receipt.files]
+    row = {"batch_name": batch.name, "batch_day": day, "mail_class": batch.mail_class,
+           "state": "delivered", "pieces": batch.pieces, "sheets": batch.sheets, "pages": batch.pages,
+           "files": json.dumps(files), "drop_where": where, "created_at": now.isoformat(),
+           "ack_due_at": (now + timedelta(hours=ctx.settings.paper_ack_hours)).isoformat()}
+    pieces = [{"batch_name": batch.name, "statement_id": r["statement_id"], "sequence": int(r["sequence"]),
+               "pages": int(r["pages"]), "sheets": int(r["sheets"]), "mail_class": batch.mail_class,
+               "imb_serial": int(r["imb_serial"])} for r in manifest_pieces(batch.manifest)]
+    moves = [Transition(p["statement_id"], Status.BATCHED, Event.BATCHED,
+                        {"batch": batch.name, "sequence": p["sequence"], "sheets": p["sheets"],
+                         "mail_class": batch.mail_class,
+                         "address_hash": mailing_hash(ctx, mailing[p["statement_id"]].lines)})
+             for p in pieces]
+    ctx.ledger.record_print_batch(row, pieces, moves)
+    return {"batch": batch.name, "pieces": batch.pieces, "sheets": batch.sheets}
+
+
+def batch_folder(ctx: Context, day: str) -> Path:
+    return ctx.settings.work_dir / "paper" / day

@@ -1,0 +1,237 @@
+"""What the print vendor sends back, and the checks that keep paper honest.
+
+`paper_vendor_files_stage` reads the drop's outbound/ folder once: acknowledgements first (a
+piece accepted is `printed`, one rejected goes back to the paper queue with the vendor's reason,
+a page count that differs from the manifest is flagged), then tracking files (`mailed` with its
+mail date; in transit and delivered on the timeline; returned to sender → `verification_pending`,
+since the address is wrong and must be confirmed another way; forwarded → the new address kept
+for verification). An id the vendor names that is not a live piece of that batch, or a repeated
+line, is recorded in the audit log and changes nothing. Each file is archived once handled.
+
+`paper_checks_stage` is the alarm: a delivered batch with no acknowledgement by its due time,
+and statements not mailed within `EOB_PAPER_MAIL_DAYS` of going to paper (each escalated once),
+fail the task so Airflow alerts.
+
+`cancel_batch` and `redrop_batch` are the operator's: a batch cancelled within its window returns
+its pieces to the queue; a batch the vendor lost is delivered again from the same files, checked
+against the hashes recorded when it was first delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.ledger import Transition
+from pipeline.ledger.events import Event
+from pipeline.ledger.statuses import Status
+from pipeline.stages.context import Context, NeedsOperator
+from pipeline.stages.paper import RETURNED_MAIL, batch_folder, open_vendor_drop
+
+log = logging.getLogger(__name__)
+
+_TRACKING_MOVES = {"mailed": (Status.MAILED, Event.MAILED),
+                   "returned_to_sender": (Status.VERIFICATION_PENDING, Event.RETURNED_TO_SENDER)}
+
+
+class PaperOverdue(NeedsOperator):
+    """A batch without acknowledgement past its due time, or statements not mailed in time."""
+
+
+class BatchNotCancellable(NeedsOperator):
+    """The batch is unknown, already acknowledged or cancelled, or past its cancellation window."""
+
+
+class BatchFilesChanged(NeedsOperator):
+    """A re-drop found the batch's files missing or different from those first delivered."""
+
+
+def paper_vendor_files_stage(ctx: Context) -> dict[str, int]:
+    """Read, apply and archive every vendor file in the drop; returns counts (no PHI)."""
+    from pipeline.paper import VendorFileError, classify_vendor_file
+
+    counts: Counter[str] = Counter()
+    with open_vendor_drop(ctx) as drop:
+        files = sorted(drop.incoming(), key=lambda f: (classify_vendor_file(f.name) != "ack", f.name))
+        for vendor_file in files:
+            kind = classify_vendor_file(vendor_file.name)
+            if kind is None:
+                counts["files_not_ours"] += 1
+                continue
+            try:
+                data = drop.read(vendor_file.name)
+                if kind == "ack":
+                    _apply_ack(ctx, data, vendor_file.name, counts)
+                else:
+                    _apply_tracking(ctx, data, vendor_file.name, counts)
+            except VendorFileError as exc:
+                counts["files_refused"] += 1
+                ctx.ledger.audit("pipeline", "vendor_file_refused", None,
+                                 {"file": vendor_file.name, "error": str(exc)[:300]})
+            drop.archive(vendor_file.name)
+            counts["files"] += 1
+    result = dict(sorted(counts.items()))
+    log.info("vendor files applied", extra=result)
+    return result
+
+
+def _ignore(ctx: Context, counts: Counter[str], what: str, detail: dict[str, Any]) -> None:
+    counts[what] += 1
+    ctx.ledger.audit("pipeline", f"vendor_{what}", None, detail)
+
+
+def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> None:
+    from pipeline.paper import parse_ack
+
+    ack = parse_ack(data, name)
+    for problem in ack.problems:
+        _ignore(ctx, counts, "row_refused", {"file": name, "row": problem.row, "field": problem.field})
+    batch = ctx.ledger.fetch_one("paper_batch", batch_name=ack.batch)
+    if batch is None:
+        _ignore(ctx, counts, "unknown_batch", {"file": name, "batch": ack.batch})
+        return
+    seen: set[str] = set()
+    moves: list[Transition] = []
+    accepted = rejected = 0
+    for row in ack.rows:
+        piece = ctx.ledger.fetch_one("paper_live_piece", statement_id=row.statement_id)
+        if row.statement_id in seen or piece is None or piece["batch_name"] != ack.batch:
+            what = "duplicate_line" if row.statement_id in seen else "unknown_piece"
+            _ignore(ctx, counts, what, {"file": name, "batch": ack.batch, "statement_id": row.statement_id})
+            continue
+        seen.add(row.statement_id)
+        if row.status == "accepted":
+            accepted += 1
+            detail: dict[str, Any] = {"batch": ack.batch, "pages": row.pages}
+            if int(row.pages) != int(piece["pages"]):
+                ctx.ledger.record_event(row.statement_id, Event.PAGE_COUNT_MISMATCH,
+                                        {"batch": ack.batch, "manifest": piece["pages"], "vendor": row.pages})
+                counts["page_count_mismatch"] += 1
+            moves.append(Transition(row.statement_id, Status.PRINTED, Event.PRINTED, detail))
+        else:
+            rejected += 1
+            ctx.ledger.execute("paper_end_piece", batch_name=ack.batch, statement_id=row.statement_id)
+            moves.append(Transition(row.statement_id, Status.PAPER_QUEUED, Event.VENDOR_REJECTED,
+                                    {"batch": ack.batch, "reason": row.reason[:200]},
+                                    {"last_reason": f"print vendor: {row.reason[:180]}"}))
+    counts["printed"] += ctx.ledger.apply(m for m in moves if m.to is Status.PRINTED)
+    counts["vendor_rejected"] += ctx.ledger.apply(m for m in moves if m.to is Status.PAPER_QUEUED)
+    ctx.ledger.execute("paper_set_batch_state", batch_name=ack.batch, state="acknowledged",
+                       acknowledged_at=ctx.ledger.now(), cancelled_at=None,
+                       accepted=int(batch["accepted"]) + accepted, rejected=int(batch["rejected"]) + rejected)
+    counts["acknowledgements"] += 1
+
+
+def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> None:
+    from pipeline.paper import ADDRESS_SEPARATOR, parse_tracking
+
+    rows, problems = parse_tracking(data, name)
+    for problem in problems:
+        _ignore(ctx, counts, "row_refused", {"file": name, "row": problem.row, "field": problem.field})
+    for row in rows:
+        statement = ctx.ledger.statement(row.statement_id)
+        if statement is None:
+            _ignore(ctx, counts, "unknown_piece", {"file": name, "statement_id": row.statement_id})
+            continue
+        detail = {"event": row.event, "date": row.event_date.isoformat(), "imb_serial": row.imb_serial}
+        if row.event in _TRACKING_MOVES:
+            to, event = _TRACKING_MOVES[row.event]
+            fields = {"last_reason": "returned to sender: confirm the member's address",
+                      "bounce_category": RETURNED_MAIL} if to is Status.VERIFICATION_PENDING else {}
+            if ctx.ledger.apply([Transition(row.statement_id, to, event, detail, fields)]):
+                counts[row.event] += 1
+                if to is Status.VERIFICATION_PENDING:  # out of its batch: it may be batched again
+                    _end_piece(ctx, row.statement_id)
+            else:
+                counts["tracking_ignored"] += 1
+        elif row.event == "forwarded":
+            ctx.ledger.execute("paper_insert_forwarding", statement_id=row.statement_id,
+                               received_at=ctx.ledger.now(),
+                               new_address=ADDRESS_SEPARATOR.join(row.new_address))
+            ctx.ledger.record_event(row.statement_id, Event.FORWARDED,
+                                    {"date": row.event_date.isoformat(), "new_address_to_verify": True})
+            counts["forwarded"] += 1
+        else:
+            ctx.ledger.record_event(row.statement_id, Event.MAIL_TRACKING, detail)
+            counts[row.event] += 1
+
+
+def _end_piece(ctx: Context, statement_id: str) -> None:
+    piece = ctx.ledger.fetch_one("paper_live_piece", statement_id=statement_id)
+    if piece is not None:
+        ctx.ledger.execute("paper_end_piece", batch_name=piece["batch_name"], statement_id=statement_id)
+
+
+def paper_checks_stage(ctx: Context) -> dict[str, int]:
+    """Batches unacknowledged past due, statements not mailed in time: recorded, then loud."""
+    now = ctx.now()
+    overdue = ctx.ledger.fetch("paper_overdue_batches", now=now.isoformat())
+    since = now - timedelta(days=ctx.settings.paper_mail_days)
+    late = ctx.ledger.fetch("paper_not_mailed_since", since=since.isoformat())
+    for row in late:
+        ctx.ledger.record_event(row["statement_id"], Event.PAPER_OVERDUE,
+                                {"status": row["status"], "mail_days": ctx.settings.paper_mail_days})
+    result = {"batches_unacknowledged": len(overdue), "statements_escalated": len(late)}
+    log.info("paper checks", extra=result)
+    problems = []
+    if overdue:
+        names = ", ".join(r["batch_name"] for r in overdue[:10])
+        problems.append(f"{len(overdue)} batch(es) delivered to the print vendor have no acknowledgement "
+                        f"past their due time ({names}): ask the vendor whether they were received; "
+                        f"re-drop a lost one with `eob paper redrop NAME`")
+    if late:
+        problems.append(f"{len(late)} statement(s) on paper were not mailed within "
+                        f"{ctx.settings.paper_mail_days:g} days: see `eob paper list` and each "
+                        f"statement's timeline (event paper_overdue)")
+    if problems:
+        raise PaperOverdue("; ".join(problems))
+    return result
+
+
+def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
+    """Cancel a batch within its window: its pieces return to the paper queue. Returns pieces."""
+    batch = ctx.ledger.fetch_one("paper_batch", batch_name=batch_name)
+    if batch is None or batch["state"] != "delivered":
+        state = "unknown" if batch is None else batch["state"]
+        raise BatchNotCancellable(f"batch {batch_name} is {state}: only a delivered, unacknowledged "
+                                  f"batch can be cancelled")
+    window = datetime.fromisoformat(batch["created_at"]) + timedelta(hours=ctx.settings.paper_cancel_hours)
+    if ctx.now() > window:
+        raise BatchNotCancellable(f"batch {batch_name} is past its cancellation window (until "
+                                  f"{window.isoformat(timespec='minutes')}): ask the print vendor to "
+                                  f"stop it, then record their rejection")
+    pieces = [p for p in ctx.ledger.fetch("paper_batch_pieces", batch_name=batch_name) if p["live"]]
+    for piece in pieces:
+        ctx.ledger.execute("paper_end_piece", batch_name=batch_name, statement_id=piece["statement_id"])
+    moved = ctx.ledger.apply(Transition(p["statement_id"], Status.PAPER_QUEUED, Event.BATCH_CANCELLED,
+                                        {"batch": batch_name, "by": actor}) for p in pieces)
+    ctx.ledger.execute("paper_set_batch_state", batch_name=batch_name, state="cancelled",
+                       acknowledged_at=None, cancelled_at=ctx.ledger.now(), accepted=0, rejected=0)
+    ctx.ledger.audit(actor, "paper_batch_cancelled", None, {"batch": batch_name, "pieces": moved})
+    return moved
+
+
+def redrop_batch(ctx: Context, batch_name: str, *, actor: str) -> list[dict[str, Any]]:
+    """Deliver a recorded batch again from its files, which must be the bytes first delivered."""
+    batch = ctx.ledger.fetch_one("paper_batch", batch_name=batch_name)
+    if batch is None:
+        raise BatchFilesChanged(f"batch {batch_name} is not in the ledger")
+    folder = batch_folder(ctx, batch["batch_day"])
+    recorded = json.loads(batch["files"])
+    for entry in recorded:
+        path = folder / entry["name"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        if digest != entry["sha256"]:
+            raise BatchFilesChanged(f"batch {batch_name}: {entry['name']} is "
+                                    f"{'missing' if digest is None else 'not the file first delivered'} "
+                                    f"in {folder}: restore it from the workspace backup; a new file "
+                                    f"would print different pieces under the same name")
+    names = [e["name"] for e in recorded]
+    with open_vendor_drop(ctx) as drop:
+        receipt = drop.deliver(batch_name, [folder / n for n in names[:-1]], folder / names[-1])
+    ctx.ledger.audit(actor, "paper_batch_redropped", None, {"batch": batch_name})
+    return [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in receipt.files]

@@ -1,0 +1,91 @@
+-- Paper: print batches for the vendor, and what the vendor sends back (pipeline/stages/paper.py,
+-- pipeline/stages/paper_vendor.py). A statement is in at most one live batch (a unique index).
+
+-- name: paper_candidates
+SELECT statement_id, run_id, period, shard, member_id, print_key
+FROM statements
+WHERE status = 'paper_queued' AND updated_at <= :cutoff
+ORDER BY statement_id;
+
+-- name: paper_set_print_key
+UPDATE statements SET print_key = :print_key, updated_at = :at
+WHERE statement_id = :statement_id AND status = 'paper_queued';
+
+-- name: paper_batches_for_day
+SELECT batch_name FROM print_batches WHERE batch_day = :day ORDER BY batch_name;
+
+-- name: paper_last_serial
+SELECT COALESCE(MAX(imb_serial), 0) AS serial FROM batch_pieces;
+
+-- name: paper_insert_batch
+INSERT INTO print_batches (batch_name, batch_day, mail_class, state, pieces, sheets, pages, files,
+                           drop_where, created_at, ack_due_at)
+VALUES (:batch_name, :batch_day, :mail_class, :state, :pieces, :sheets, :pages, :files,
+        :drop_where, :created_at, :ack_due_at);
+
+-- name: paper_insert_piece
+INSERT INTO batch_pieces (batch_name, statement_id, sequence, pages, sheets, mail_class, imb_serial)
+VALUES (:batch_name, :statement_id, :sequence, :pages, :sheets, :mail_class, :imb_serial);
+
+-- name: paper_batch
+SELECT batch_name, batch_day, mail_class, state, pieces, sheets, pages, files, drop_where,
+       created_at, ack_due_at, acknowledged_at, cancelled_at, accepted, rejected
+FROM print_batches WHERE batch_name = :batch_name;
+
+-- name: paper_batches
+SELECT batch_name, batch_day, mail_class, state, pieces, sheets, pages, drop_where, created_at,
+       ack_due_at, acknowledged_at, cancelled_at, accepted, rejected
+FROM print_batches
+ORDER BY batch_day DESC, batch_name;
+
+-- name: paper_batch_pieces
+SELECT p.statement_id, p.sequence, p.pages, p.sheets, p.mail_class, p.imb_serial, p.live, s.status
+FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
+WHERE p.batch_name = :batch_name
+ORDER BY p.sequence;
+
+-- name: paper_live_piece
+SELECT batch_name, sequence, pages FROM batch_pieces WHERE statement_id = :statement_id AND live = 1;
+
+-- name: paper_end_piece
+UPDATE batch_pieces SET live = 0 WHERE batch_name = :batch_name AND statement_id = :statement_id;
+
+-- name: paper_set_batch_state
+UPDATE print_batches SET state = :state, acknowledged_at = :acknowledged_at,
+                         cancelled_at = :cancelled_at, accepted = :accepted, rejected = :rejected
+WHERE batch_name = :batch_name;
+
+-- name: paper_overdue_batches
+SELECT batch_name, ack_due_at FROM print_batches
+WHERE state = 'delivered' AND ack_due_at < :now
+ORDER BY batch_name;
+
+-- name: paper_not_mailed_since
+SELECT s.statement_id, s.status
+FROM statements s
+WHERE s.status IN ('paper_queued', 'paper_exception', 'batched', 'printed')
+  AND (SELECT MIN(e.at) FROM statement_events e
+       WHERE e.statement_id = s.statement_id AND e.event = 'paper_queued') < :since
+  AND NOT EXISTS (SELECT 1 FROM statement_events o
+                  WHERE o.statement_id = s.statement_id AND o.event = 'paper_overdue')
+ORDER BY s.statement_id;
+
+-- name: paper_insert_forwarding
+INSERT INTO paper_forwarding (statement_id, received_at, new_address)
+VALUES (:statement_id, :received_at, :new_address);
+
+-- name: paper_status_counts
+SELECT status, COUNT(*) AS n FROM statements
+WHERE status IN ('paper_queued', 'paper_exception', 'batched', 'printed', 'mailed')
+GROUP BY status;
+
+-- name: paper_exceptions
+SELECT statement_id, run_id, member_id, last_reason FROM statements
+WHERE status = 'paper_exception'
+ORDER BY statement_id;
+
+-- name: paper_last_batched_address
+SELECT detail FROM statement_events
+WHERE statement_id = :statement_id AND event = 'batched'
+ORDER BY event_id DESC
+LIMIT 1;
