@@ -52,6 +52,8 @@ class RunReport:
     reissues: list[dict[str, Any]] = field(default_factory=list)
     superseded_unexplained: int = 0
     withdrawn: list[dict[str, Any]] = field(default_factory=list)
+    paper_batches: list[dict[str, Any]] = field(default_factory=list)
+    as_of: str = ""
 
     @property
     def lines_read(self) -> int:
@@ -123,6 +125,9 @@ class RunReport:
             "withdrawn": sum(1 for row in self.withdrawn if row["event"] == "withdrawn"),
             "withdrawn_after_release": sum(1 for row in self.withdrawn
                                            if row["event"] == "withdrawn_after_release"),
+            "print_batches": len(self.paper_batches), "paper_mailed": self.count(Status.MAILED),
+            "paper_returned": self.events.get("returned_to_sender", 0),
+            "paper_exceptions": self.count(Status.PAPER_EXCEPTION),
         }
 
 
@@ -149,6 +154,7 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
                                 or {}).get("n", 0),
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
+        paper_batches=ledger.fetch("paper_batches_for_run", run_id=run_id), as_of=ledger.now(),
     )
     report.checks = reconciliation_checks(report)
     return report
@@ -187,6 +193,15 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every IP pool could deliver (TLS, connection, relay login)", moved == 0,
                         f"{moved} statements were moved off a pool that could not deliver; "
                         "see the failed send task"))
+    overdue = [b["batch_name"] for b in report.paper_batches
+               if b["state"] == "delivered" and b["ack_due_at"] < report.as_of]
+    checks.append(Check("every print batch acknowledged by the vendor in time", not overdue,
+                        f"{len(report.paper_batches)} batches; no acknowledgement past due: "
+                        f"{', '.join(overdue) or 'none'}"))
+    exceptions = report.count(Status.PAPER_EXCEPTION)
+    checks.append(Check("every paper statement has a printable address", exceptions == 0,
+                        f"{exceptions} statements wait for support to correct the mailing address "
+                        "(eob paper list; their timelines say why)"))
     return checks
 
 

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.clock import iso
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
@@ -86,7 +87,7 @@ def paper_batch_stage(ctx: Context, day: str, *, dry_run: bool = False) -> dict[
     """Batch, deliver and record the day's paper statements; see the module docstring."""
     cutoff = day_cutoff(ctx, day)
     corrected = 0 if dry_run else _requeue_corrected(ctx)
-    candidates = ctx.ledger.fetch("paper_candidates", cutoff=cutoff.isoformat())
+    candidates = ctx.ledger.fetch("paper_candidates", cutoff=iso(cutoff))
     plan = _plan(ctx, candidates, render=not dry_run)
     summary: dict[str, Any] = {"day": day, "candidates": len(candidates), "corrected": corrected,
                                "address_exceptions": len(plan.exceptions), "rendered_now": plan.rendered}
@@ -299,8 +300,8 @@ def _record(ctx: Context, day: str, batch: Any, receipt: Any, where: str,
     files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in receipt.files]
     row = {"batch_name": batch.name, "batch_day": day, "mail_class": batch.mail_class,
            "state": "delivered", "pieces": batch.pieces, "sheets": batch.sheets, "pages": batch.pages,
-           "files": json.dumps(files), "drop_where": where, "created_at": now.isoformat(),
-           "ack_due_at": (now + timedelta(hours=ctx.settings.paper_ack_hours)).isoformat()}
+           "files": json.dumps(files), "drop_where": where, "created_at": iso(now),
+           "ack_due_at": iso(now + timedelta(hours=ctx.settings.paper_ack_hours))}
     pieces = [{"batch_name": batch.name, "statement_id": r["statement_id"], "sequence": int(r["sequence"]),
                "pages": int(r["pages"]), "sheets": int(r["sheets"]), "mail_class": batch.mail_class,
                "imb_serial": int(r["imb_serial"])} for r in manifest_pieces(batch.manifest)]

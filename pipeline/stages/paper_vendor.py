@@ -26,6 +26,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.clock import iso
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
@@ -169,9 +170,9 @@ def _end_piece(ctx: Context, statement_id: str) -> None:
 def paper_checks_stage(ctx: Context) -> dict[str, int]:
     """Batches unacknowledged past due, statements not mailed in time: recorded, then loud."""
     now = ctx.now()
-    overdue = ctx.ledger.fetch("paper_overdue_batches", now=now.isoformat())
+    overdue = ctx.ledger.fetch("paper_overdue_batches", now=iso(now))
     since = now - timedelta(days=ctx.settings.paper_mail_days)
-    late = ctx.ledger.fetch("paper_not_mailed_since", since=since.isoformat())
+    late = ctx.ledger.fetch("paper_not_mailed_since", since=iso(since))
     for row in late:
         ctx.ledger.record_event(row["statement_id"], Event.PAPER_OVERDUE,
                                 {"status": row["status"], "mail_days": ctx.settings.paper_mail_days})

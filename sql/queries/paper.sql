@@ -89,3 +89,12 @@ SELECT detail FROM statement_events
 WHERE statement_id = :statement_id AND event = 'batched'
 ORDER BY event_id DESC
 LIMIT 1;
+
+-- name: paper_batches_for_run
+SELECT b.batch_name, b.state, b.ack_due_at, COUNT(*) AS pieces
+FROM print_batches b
+JOIN batch_pieces p ON p.batch_name = b.batch_name
+JOIN statements s ON s.statement_id = p.statement_id
+WHERE s.run_id = :run_id
+GROUP BY b.batch_name, b.state, b.ack_due_at
+ORDER BY b.batch_name;

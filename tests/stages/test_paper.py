@@ -31,6 +31,7 @@ from pipeline.stages import (
 )
 from tests.support.paper import DAY, events, paper_context, queue_paper, statuses
 from tests.support.send import WallClock
+from tests.support.sshd import SshServer, requires_sshd
 
 
 @pytest.fixture
@@ -166,6 +167,11 @@ def test_a_batch_without_acknowledgement_and_late_mail_fail_the_checks(
     clock.advance(hours=25)
     with pytest.raises(PaperOverdue, match=r"1 batch\(es\).*EOB-20261203-FIRST-001"):
         paper_checks_stage(ctx)
+    from pipeline.report import build_report
+
+    checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11", 0.2, 68.0).checks}
+    check = checks["every print batch acknowledged by the vendor in time"]
+    assert not check.ok and "EOB-20261203-FIRST-001" in check.detail
     clock.advance(days=10)
     with pytest.raises(PaperOverdue, match="2 statement"):
         paper_checks_stage(ctx)
@@ -230,3 +236,38 @@ def test_a_returned_letter_is_never_printed_again_to_the_same_address(
     assert again["corrected"] == 1 and again["pieces"] == 1
     assert ctx.ledger.statement(sid)["status"] == "batched"  # type: ignore[index]
     assert "address_corrected" in events(ctx, sid)
+
+
+@requires_sshd
+def test_batches_reach_a_real_sftp_drop_and_a_failed_delivery_is_completed_with_the_same_files(
+        tmp_path: Path, clock: WallClock) -> None:
+    """The drop is a real OpenSSH server. While it is down the day's run fails loudly and records
+    nothing; the re-run makes byte-identical files (same serials too), delivers them, and the
+    files on the server match the hashes the ledger keeps."""
+    from pipeline.paper import DropUnreachable
+    from tests.support.postfix import free_port
+
+    with SshServer("127.0.0.91") as server:
+        remote = server.root / "vendor"
+        remote.mkdir()
+        settings = {"paper_sftp_key_file": server.client_key, "paper_sftp_known_hosts": server.known_hosts}
+        closed = f"sftp://{server.user}@127.0.0.91:{free_port('127.0.0.91')}{remote}"
+        down = paper_context(tmp_path / "ws", clock, **settings, paper_drop_url=closed)
+        ids = queue_paper(down, 5)
+        with pytest.raises(DropUnreachable):
+            paper_batch_stage(down, DAY)
+        assert set(statuses(down, ids).values()) == {"paper_queued"}, "nothing recorded"
+        folder = down.settings.work_dir / "paper" / DAY
+        first = {p.name: p.read_bytes() for p in folder.iterdir()}
+        ctx = paper_context(tmp_path / "ws", clock, **settings, paper_drop_url=server.url(remote))
+        assert paper_batch_stage(ctx, DAY)["pieces"] == 5
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == first, "the re-run made the same files"
+        [batch] = ctx.ledger.fetch("paper_batches")
+        row = ctx.ledger.fetch_one("paper_batch", batch_name=batch["batch_name"])
+        recorded = json.loads(row["files"])  # type: ignore[index]
+        for entry in recorded:
+            on_server = (remote / entry["name"]).read_bytes()
+            assert hashlib.sha256(on_server).hexdigest() == entry["sha256"]
+        rows = manifest(remote / f"{batch['batch_name']}.manifest.csv")
+        assert sorted(r["statement_id"] for r in rows) == sorted(ids)
+        assert set(statuses(ctx, ids).values()) == {"batched"}
