@@ -40,6 +40,7 @@ _RECORD = Path(".vendor") / "processed"
 """The batches already answered, one name a line: a dot folder, which the pipeline never reads."""
 _CONTROL_SUFFIX = ".control.json"
 DELIVERED_AFTER, FORWARDED_AFTER, RETURNED_AFTER = timedelta(days=3), timedelta(days=4), timedelta(days=5)
+CANCELLED = "cancelled by the sender"
 DAMAGED = "damaged in print"
 FAILED_CHECK = "batch failed control check: "
 COUNTS = ("batches", "pieces", "accepted", "rejected", "returned", "forwarded", "failed_control")
@@ -76,12 +77,21 @@ class PrintVendor:
             batch = control.name.removesuffix(_CONTROL_SUFFIX)
             if batch.startswith(".") or batch in done:
                 continue
-            self._answer(batch, control, counts)
+            if (self.drop / f"{batch}.cancel.json").is_file():
+                self._confirm_cancel(batch)
+            else:
+                self._answer(batch, control, counts)
             record = self.drop / _RECORD
             record.parent.mkdir(exist_ok=True)
             with record.open("a", encoding="utf-8") as fh:
                 fh.write(batch + "\n")
         return counts
+
+    def _confirm_cancel(self, batch: str) -> None:
+        """A batch the sender cancelled is not printed: every piece rejected, saying so."""
+        rows = [AckRow(r["statement_id"], int(r["sequence"]), "rejected", _pages(r.get("pages", "")),
+                       CANCELLED) for r in _manifest_rows(self.drop / f"{batch}.manifest.csv")]
+        write_ack(self.drop / "outbound", batch, rows)
 
     def _answered(self) -> set[str]:
         record = self.drop / _RECORD

@@ -189,6 +189,15 @@ class VendorDrop(ABC):
         self._discard_temp(want.name)
         return False
 
+    def notify(self, notice: Path) -> DeliveredFile:
+        """Put one notice in the drop (a batch's cancellation), by the rules of a batch's files:
+        whole or not at all, safe to repeat, never replacing a different file."""
+        plain_name(notice.name, "notice file name")
+        want = DeliveredFile(notice.name, notice.stat().st_size, sha256_of(notice))
+        with self._errors(f"delivering notice {notice.name}"):
+            self._place(notice.name, notice, want)
+        return want
+
     def incoming(self, folder: str = "outbound") -> list[VendorFile]:
         """The vendor's files in ``folder``, by name; dot names (files still being written) and
         ``processed/`` are left out. A folder the vendor has not created yet holds none."""

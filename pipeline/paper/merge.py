@@ -42,6 +42,10 @@ _FONT_USED = re.compile(rb"/([A-Za-z0-9_.-]+)\s+[\d.]+\s+Tf\b")
 
 PAGES_ROOT = 1  # the batch's page tree; written last, once every page is known
 CATALOG = 2
+PARSE_CACHE_BYTES = 4096
+PARSE_CACHE_LIMIT = 256
+"""Parses remembered, of objects up to this size: a piece's own pages fall out, the objects
+every piece repeats are hit again and stay (memory: at most about 2 MiB)."""
 SHARED_LIMIT = 4096
 """Objects remembered for sharing. Those every piece repeats (fonts, the legal pages' form)
 are hit again with each piece and stay; a piece's own pages fall out, so the memory of the
@@ -159,6 +163,7 @@ class BatchPdfWriter:
         self._next = CATALOG + 1
         self._pages = array("q")
         self._shared: dict[bytes, int] = {}
+        self._parsed: dict[bytes, _Object] = {}  # an object's bytes → its parse (fonts, forms)
         self.totals = MergeTotals()
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
@@ -180,7 +185,7 @@ class BatchPdfWriter:
         writer's pages do), using only font resources that page has.
         """
         offsets, root, dropped = _xref_offsets(data, piece)
-        objects = {n: _read_object(data, off, n, piece) for n, off in offsets.items()
+        objects = {n: self._read(data, off, n, piece) for n, off in offsets.items()
                    if n not in dropped or n == root}
         catalog = objects.get(root)
         if catalog is None:
@@ -198,6 +203,21 @@ class BatchPdfWriter:
         self.totals.pieces += 1
         self.totals.pages += len(pages)
         return len(pages)
+
+    def _read(self, data: bytes, offset: int, number: int, piece: str) -> _Object:
+        """`_read_object`, remembered for small objects: the ones every piece repeats byte for byte
+        (fonts, resources, the legal pages' form) are parsed once, not once per piece."""
+        end = data.find(b"endobj", offset)
+        raw = data[offset:end] if 0 < end - offset <= PARSE_CACHE_BYTES else None
+        if raw is not None and (known := self._parsed.pop(raw, None)) is not None:
+            self._parsed[raw] = known  # most recently used: kept
+            return known
+        parsed = _read_object(data, offset, number, piece)
+        if raw is not None:
+            self._parsed[raw] = parsed
+            if len(self._parsed) > PARSE_CACHE_LIMIT:
+                del self._parsed[next(iter(self._parsed))]
+        return parsed
 
     def _place(self, number: int, objects: dict[int, _Object], mapped: dict[int, int]) -> int:
         if number in mapped:

@@ -12,8 +12,9 @@ line, is recorded in the audit log and changes nothing. Each file is archived on
 and statements not mailed within `EOB_PAPER_MAIL_DAYS` of going to paper (each escalated once),
 fail the task so Airflow alerts.
 
-`cancel_batch` and `redrop_batch` are the operator's: a batch cancelled within its window returns
-its pieces to the queue; a batch the vendor lost is delivered again from the same files, checked
+`cancel_batch` and `redrop_batch` are the operator's: a batch cancelled within its window is
+announced to the vendor (`<BATCH>.cancel.json` in the drop) and then returns its pieces to the
+queue; a batch the vendor lost is delivered again from the same files, checked
 against the hashes recorded when it was first delivered.
 """
 
@@ -94,6 +95,9 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
     batch = ctx.ledger.fetch_one("paper_batch", batch_name=ack.batch)
     if batch is None:
         _ignore(ctx, counts, "unknown_batch", {"file": name, "batch": ack.batch})
+        return
+    if batch["state"] == "cancelled":  # the vendor confirms our cancellation: its pieces moved on
+        _ignore(ctx, counts, "ack_of_cancelled_batch", {"file": name, "batch": ack.batch})
         return
     seen: set[str] = set()
     moves: list[Transition] = []
@@ -206,6 +210,11 @@ def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
                                   f"{window.isoformat(timespec='minutes')}): ask the print vendor to "
                                   f"stop it, then record their rejection")
     pieces = [p for p in ctx.ledger.fetch("paper_batch_pieces", batch_name=batch_name) if p["live"]]
+    notice = batch_folder(ctx, batch["batch_day"]) / f"{batch_name}.cancel.json"
+    notice.write_text(json.dumps({"batch": batch_name, "cancelled_by": "sender",
+                                  "pieces": len(pieces)}, indent=2) + "\n", encoding="utf-8")
+    with open_vendor_drop(ctx) as drop:  # the vendor is told first: no notice, no cancellation
+        drop.notify(notice)
     for piece in pieces:
         ctx.ledger.execute("paper_end_piece", batch_name=batch_name, statement_id=piece["statement_id"])
     moved = ctx.ledger.apply(Transition(p["statement_id"], Status.PAPER_QUEUED, Event.BATCH_CANCELLED,

@@ -195,6 +195,10 @@ def test_cancel_within_the_window_and_redrop_with_the_same_files(tmp_path: Path,
         redrop_batch(ctx, name, actor="ops")
     assert cancel_batch(ctx, name, actor="ops") == 3
     assert set(statuses(ctx, ids).values()) == {"paper_queued"}
+    assert json.loads((drop(ctx) / f"{name}.cancel.json").read_text())["pieces"] == 3, "the vendor is told"
+    PrintVendor(drop(ctx), mail_date=date(2026, 12, 4)).process()  # confirms: nothing printed
+    assert paper_vendor_files_stage(ctx)["ack_of_cancelled_batch"] == 1
+    assert set(statuses(ctx, ids).values()) == {"paper_queued"}
     with pytest.raises(BatchNotCancellable, match="cancelled"):
         cancel_batch(ctx, name, actor="ops")
     clock.advance(hours=1)
