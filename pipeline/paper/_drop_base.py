@@ -193,7 +193,7 @@ class VendorDrop(ABC):
         """Put one notice in the drop (a batch's cancellation), by the rules of a batch's files:
         whole or not at all, safe to repeat, never replacing a different file."""
         plain_name(notice.name, "notice file name")
-        want = DeliveredFile(notice.name, notice.stat().st_size, sha256_of(notice))
+        want = sha256_of(notice)
         with self._errors(f"delivering notice {notice.name}"):
             self._place(notice.name, notice, want)
         return want
