@@ -26,6 +26,7 @@ from pipeline.storage import read_shard_lines
 from tests.support.canary import (
     CANARY_STRINGS,
     canary_member,
+    paper_canary_member,
 )
 from tests.support.factories import extract_member_password
 
@@ -178,6 +179,13 @@ def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ig
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     haystacks["ledger"] = "\n".join(
         str(tuple(row)) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))
+    paper_canary = conn.execute(
+        "SELECT COUNT(*) FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id "
+        "WHERE s.member_id = ?", (paper_canary_member(result.extract.folder)["member_id"],)).fetchone()[0]
+    assert paper_canary == 1, "the paper canary was not batched; the check proves nothing for paper"
+    drop = result.settings.workspace / "vendor-drop"
+    assert "78 CANARYWHARF LN" in "".join(  # as USPS writes it: the vendor must get the address
+        p.read_text() for p in drop.glob("*.manifest.csv"))
     canary_sent = any(m.rcpt_to[0] == "zebedee.canary0@gmail.com" for m in result.messages)
     assert canary_sent, "the canary member's statement was not emailed; the check proves nothing"
     # the canary's PDF password under the policy the run used (member ID + date of birth by
