@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -148,7 +149,11 @@ def _zip_prefixes() -> Mapping[str, frozenset[str]]:
 
 
 def _clean(value: str | None) -> str:
-    return " ".join((value or "").split()).upper()
+    """Upper case, single spaces, and plain ASCII letters (José → JOSE): what USPS and the
+    window stamp print; a character with no ASCII form is left for the length and stamp checks."""
+    folded = unicodedata.normalize("NFKD", value or "")
+    ascii_only = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(ascii_only.split()).upper()
 
 
 def _plain(value: str) -> str:

@@ -38,6 +38,10 @@ from pipeline.stages.context import Context, NeedsOperator
 log = logging.getLogger(__name__)
 
 
+class BatchFilesChanged(NeedsOperator):
+    """A recorded batch's files are missing or differ from those first made."""
+
+
 class DropRefused(NeedsOperator):
     """The vendor's drop refused a batch in a way no retry fixes (a conflicting file, an unknown
     host key, a misconfigured URL): an operator must look at the drop."""
@@ -113,6 +117,7 @@ def _plan(ctx: Context, candidates: list[dict[str, Any]], *, render: bool) -> _P
     plan = _Plan()
     addresses: dict[str, dict[str, Any]] = {}
     missing_print: list[dict[str, Any]] = []
+    returned = {r["statement_id"] for r in ctx.ledger.fetch("paper_returned_statements")}
     for row in candidates:
         run_id = row["run_id"]
         if run_id not in addresses:
@@ -126,6 +131,11 @@ def _plan(ctx: Context, candidates: list[dict[str, Any]], *, render: bool) -> _P
                                       postal.state, postal.postal_code)
         except AddressProblem as exc:
             plan.exceptions[row["statement_id"]] = str(exc.reason)
+            continue
+        if row["statement_id"] in returned and _mailed_there_before(ctx, row["statement_id"], mailing.lines):
+            # a letter to this address came back: whatever path brought it here (verification
+            # failed or timed out, verified too late), printing it there again would come back too
+            plan.exceptions[row["statement_id"]] = RETURNED_MAIL
             continue
         if not row["print_key"]:
             missing_print.append(row)
@@ -146,6 +156,11 @@ def mailing_hash(ctx: Context, lines: tuple[str, ...]) -> str:
     return address_hash("\n".join(lines), ctx.settings.verp_secret.get_secret_value())[:32]
 
 
+def _mailed_there_before(ctx: Context, statement_id: str, lines: tuple[str, ...]) -> bool:
+    last = ctx.ledger.fetch_one("paper_last_batched_address", statement_id=statement_id)
+    return last is not None and json.loads(last["detail"]).get("address_hash") == mailing_hash(ctx, lines)
+
+
 def _requeue_corrected(ctx: Context) -> int:
     """`paper_exception` statements whose member file now has a printable (and, after returned
     mail, a different) address go back to the paper queue; returns how many."""
@@ -155,6 +170,8 @@ def _requeue_corrected(ctx: Context) -> int:
     moves = []
     addresses: dict[str, Any] = {}
     for row in ctx.ledger.fetch("paper_exceptions"):
+        if not (row["last_reason"] or "").startswith(ADDRESS_REASON):
+            continue  # a print file that could not be used: for operations, not a corrected address
         if row["run_id"] not in addresses:
             addresses[row["run_id"]] = postal_addresses(ctx.settings, row["run_id"])
         postal = addresses[row["run_id"]].get(row["member_id"])
@@ -165,11 +182,9 @@ def _requeue_corrected(ctx: Context) -> int:
                                     postal.state, postal.postal_code).lines
         except AddressProblem:
             continue
-        if (row["last_reason"] or "").endswith(RETURNED_MAIL):
-            last = ctx.ledger.fetch_one("paper_last_batched_address", statement_id=row["statement_id"])
-            mailed_to = json.loads(last["detail"]).get("address_hash") if last else None
-            if mailed_to == mailing_hash(ctx, lines):
-                continue
+        if (row["last_reason"] or "").endswith(RETURNED_MAIL) and \
+                _mailed_there_before(ctx, row["statement_id"], lines):
+            continue
         moves.append(Transition(row["statement_id"], Status.PAPER_QUEUED, Event.ADDRESS_CORRECTED, {},
                                 {"last_reason": None}))
     return ctx.ledger.apply(moves) if moves else 0
@@ -208,10 +223,14 @@ def _render_print_variants(ctx: Context, rows: list[dict[str, Any]]) -> dict[str
     return keys
 
 
+ADDRESS_REASON = "mailing address: "
+"""How `last_reason` begins for an exception support resolves by correcting the address."""
+
+
 def _record_exceptions(ctx: Context, exceptions: dict[str, str]) -> None:
     ctx.ledger.apply(
         Transition(sid, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED, {"reason": reason},
-                   {"last_reason": f"mailing address: {reason}"})
+                   {"last_reason": f"{ADDRESS_REASON}{reason}"})
         for sid, reason in sorted(exceptions.items()))
 
 
@@ -235,26 +254,71 @@ def _serials(ctx: Context) -> Callable[[int, int], str]:
 
 
 def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[str, Any]], int]:
-    """The day's batches written, delivered and recorded; and how many pieces were set aside."""
+    """Batches recorded but not delivered by an earlier try delivered first; then the day's
+    batches written, recorded (`delivering`, their pieces `batched`), delivered and marked
+    `delivered`. Returns the day's new batches and how many pieces were set aside."""
     from pipeline.paper import BatchLimits, write_batches
 
-    if not plan.pieces:
-        return [], 0
     s = ctx.settings
-    earlier = len(ctx.ledger.fetch("paper_batches_for_day", day=day))
-    run = write_batches(plan.pieces, lambda p: _print_file(ctx, p.print_key), batch_folder(ctx, day),
-                        day=day, serial=_serials(ctx), first_number=earlier + 1,
-                        limits=BatchLimits(s.paper_batch_max_pieces, s.paper_batch_max_bytes, s.paper_duplex),
-                        stamp=_stamp(ctx, plan.mailing))
-    delivered = []
-    with open_vendor_drop(ctx) as drop:
+    made: list[dict[str, Any]] = []
+    with open_vendor_drop(ctx) as drop:  # unreachable: nothing is written or recorded
+        _deliver_pending(ctx, drop)
+        if not plan.pieces:
+            return [], 0
+        earlier = len(ctx.ledger.fetch("paper_batches_for_day", day=day))
+        run = write_batches(plan.pieces, lambda p: _print_file(ctx, p.print_key), batch_folder(ctx, day),
+                            day=day, serial=_serials(ctx), first_number=earlier + 1,
+                            limits=BatchLimits(s.paper_batch_max_pieces, s.paper_batch_max_bytes,
+                                               s.paper_duplex),
+                            stamp=_stamp(ctx, plan.mailing))
+        ctx.ledger.apply(Transition(item.statement_id, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED,
+                                    {"reason": "print_file"}, {"last_reason": item.reason[:200]})
+                         for item in run.set_aside)
         for batch in run.batches:
-            receipt = _deliver(drop, batch)
-            delivered.append(_record(ctx, day, batch, receipt, drop.where, plan.mailing))
-    ctx.ledger.apply(Transition(item.statement_id, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED,
-                                {"reason": "print_file"}, {"last_reason": item.reason[:200]})
-                     for item in run.set_aside)
-    return delivered, len(run.set_aside)
+            made.append(_record(ctx, day, batch, drop.where, plan.mailing))
+        for batch in run.batches:
+            _deliver(drop, batch.name, batch.files, batch.control)
+            _mark_delivered(ctx, batch.name)
+    return made, len(run.set_aside)
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def recorded_files(ctx: Context, batch: dict[str, Any]) -> list[Path]:
+    """A recorded batch's files in the workspace, checked against the hashes recorded with it
+    (data files, then the control file); `BatchFilesChanged` if one is missing or different."""
+    folder = batch_folder(ctx, batch["batch_day"])
+    paths = []
+    for entry in json.loads(batch["files"]):
+        path = folder / entry["name"]
+        if not path.is_file() or _file_entry(path)["sha256"] != entry["sha256"]:
+            state = "missing" if not path.is_file() else "not the file first made"
+            raise BatchFilesChanged(
+                f"batch {batch['batch_name']}: {entry['name']} is {state} in {folder}: restore it from "
+                f"the workspace backup; a new file would print different pieces under the same name")
+        paths.append(path)
+    return paths
+
+
+def _deliver_pending(ctx: Context, drop: Any) -> None:
+    """Batches an earlier try recorded but did not finish delivering: the same files, again."""
+    for batch in ctx.ledger.fetch("paper_undelivered_batches"):
+        paths = recorded_files(ctx, batch)
+        _deliver(drop, batch["batch_name"], paths[:-1], paths[-1])
+        _mark_delivered(ctx, batch["batch_name"])
+
+
+def _mark_delivered(ctx: Context, batch_name: str) -> None:
+    due = ctx.now() + timedelta(hours=ctx.settings.paper_ack_hours)
+    ctx.ledger.execute("paper_mark_delivered", batch_name=batch_name, ack_due_at=iso(due))
 
 
 def _print_file(ctx: Context, key: str) -> bytes:
@@ -282,24 +346,24 @@ def _stamp(ctx: Context, mailing: dict[str, Any]) -> Callable[[Any, str], bytes]
     return stamp
 
 
-def _deliver(drop: Any, batch: Any) -> Any:
+def _deliver(drop: Any, name: str, files: list[Path], control: Path) -> Any:
     from pipeline.paper import DropConflict, DropMisconfigured, HostKeyUnknown
 
     try:
-        return drop.deliver(batch.name, batch.files, batch.control)
+        return drop.deliver(name, files, control)
     except (DropConflict, HostKeyUnknown, DropMisconfigured) as exc:
         raise DropRefused(str(exc)) from None
 
 
-def _record(ctx: Context, day: str, batch: Any, receipt: Any, where: str,
-            mailing: dict[str, Any]) -> dict[str, Any]:
-    """The batch, its pieces and their moves to `batched`, in one transaction."""
+def _record(ctx: Context, day: str, batch: Any, where: str, mailing: dict[str, Any]) -> dict[str, Any]:
+    """The batch (`delivering`), its pieces and their moves to `batched`, in one transaction,
+    before the vendor sees any of it."""
     from pipeline.paper import manifest_pieces
 
     now = ctx.now()
-    files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in receipt.files]
+    files = [_file_entry(path) for path in [*batch.files, batch.control]]
     row = {"batch_name": batch.name, "batch_day": day, "mail_class": batch.mail_class,
-           "state": "delivered", "pieces": batch.pieces, "sheets": batch.sheets, "pages": batch.pages,
+           "state": "delivering", "pieces": batch.pieces, "sheets": batch.sheets, "pages": batch.pages,
            "files": json.dumps(files), "drop_where": where, "created_at": iso(now),
            "ack_due_at": iso(now + timedelta(hours=ctx.settings.paper_ack_hours))}
     pieces = [{"batch_name": batch.name, "statement_id": r["statement_id"], "sequence": int(r["sequence"]),

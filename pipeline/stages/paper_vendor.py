@@ -20,7 +20,6 @@ against the hashes recorded when it was first delivered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -32,7 +31,13 @@ from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, NeedsOperator
-from pipeline.stages.paper import RETURNED_MAIL, batch_folder, open_vendor_drop
+from pipeline.stages.paper import (
+    RETURNED_MAIL,
+    BatchFilesChanged,
+    batch_folder,
+    open_vendor_drop,
+    recorded_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,9 @@ class BatchNotCancellable(NeedsOperator):
     """The batch is unknown, already acknowledged or cancelled, or past its cancellation window."""
 
 
-class BatchFilesChanged(NeedsOperator):
-    """A re-drop found the batch's files missing or different from those first delivered."""
+class VendorFilesDisagree(NeedsOperator):
+    """The vendor answered for a batch the ledger does not have, or printed pieces of a batch we
+    cancelled: someone must reconcile with the vendor before anything is printed again."""
 
 
 def paper_vendor_files_stage(ctx: Context) -> dict[str, int]:
@@ -78,6 +84,12 @@ def paper_vendor_files_stage(ctx: Context) -> dict[str, int]:
             counts["files"] += 1
     result = dict(sorted(counts.items()))
     log.info("vendor files applied", extra=result)
+    if counts["unknown_batch"] or counts["printed_after_cancel"]:
+        raise VendorFilesDisagree(
+            f"the print vendor answered for {counts['unknown_batch']} batch(es) the ledger does not "
+            f"have and printed {counts['printed_after_cancel']} piece(s) of cancelled batches "
+            "(audit log: vendor_unknown_batch, vendor_printed_after_cancel): check with the vendor "
+            "what was printed before the next paper run; the files are archived, the rest applied")
     return result
 
 
@@ -97,7 +109,13 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
         _ignore(ctx, counts, "unknown_batch", {"file": name, "batch": ack.batch})
         return
     if batch["state"] == "cancelled":  # the vendor confirms our cancellation: its pieces moved on
-        _ignore(ctx, counts, "ack_of_cancelled_batch", {"file": name, "batch": ack.batch})
+        printed = [row.statement_id for row in ack.rows if row.status == "accepted"]
+        if printed:  # too late: printed anyway, and its pieces are back in the queue
+            _ignore(ctx, counts, "printed_after_cancel", {"file": name, "batch": ack.batch,
+                                                         "statement_ids": printed})
+            counts["printed_after_cancel"] += len(printed) - 1
+        else:
+            _ignore(ctx, counts, "ack_of_cancelled_batch", {"file": name, "batch": ack.batch})
         return
     seen: set[str] = set()
     moves: list[Transition] = []
@@ -125,10 +143,13 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
                                     {"last_reason": f"print vendor: {row.reason[:180]}"}))
     counts["printed"] += ctx.ledger.apply(m for m in moves if m.to is Status.PRINTED)
     counts["vendor_rejected"] += ctx.ledger.apply(m for m in moves if m.to is Status.PAPER_QUEUED)
-    ctx.ledger.execute("paper_set_batch_state", batch_name=ack.batch, state="acknowledged",
-                       acknowledged_at=ctx.ledger.now(), cancelled_at=None,
+    still_open = int(ctx.ledger.fetch_one("paper_open_pieces", batch_name=ack.batch)["n"])  # type: ignore[index]
+    ctx.ledger.execute("paper_set_batch_state", batch_name=ack.batch,
+                       state=batch["state"] if still_open else "acknowledged",  # unanswered: overdue
+                       acknowledged_at=None if still_open else ctx.ledger.now(), cancelled_at=None,
                        accepted=int(batch["accepted"]) + accepted, rejected=int(batch["rejected"]) + rejected)
     counts["acknowledgements"] += 1
+    counts["pieces_unanswered"] += still_open
 
 
 def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> None:
@@ -200,7 +221,7 @@ def paper_checks_stage(ctx: Context) -> dict[str, int]:
 def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
     """Cancel a batch within its window: its pieces return to the paper queue. Returns pieces."""
     batch = ctx.ledger.fetch_one("paper_batch", batch_name=batch_name)
-    if batch is None or batch["state"] != "delivered":
+    if batch is None or batch["state"] not in ("delivering", "delivered"):
         state = "unknown" if batch is None else batch["state"]
         raise BatchNotCancellable(f"batch {batch_name} is {state}: only a delivered, unacknowledged "
                                   f"batch can be cancelled")
@@ -226,22 +247,16 @@ def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
 
 
 def redrop_batch(ctx: Context, batch_name: str, *, actor: str) -> list[dict[str, Any]]:
-    """Deliver a recorded batch again from its files, which must be the bytes first delivered."""
+    """Deliver a recorded batch again from its files, which must be the bytes first made; only a
+    batch still waiting for the vendor (a cancelled or acknowledged one would print twice)."""
     batch = ctx.ledger.fetch_one("paper_batch", batch_name=batch_name)
     if batch is None:
         raise BatchFilesChanged(f"batch {batch_name} is not in the ledger")
-    folder = batch_folder(ctx, batch["batch_day"])
-    recorded = json.loads(batch["files"])
-    for entry in recorded:
-        path = folder / entry["name"]
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        if digest != entry["sha256"]:
-            raise BatchFilesChanged(f"batch {batch_name}: {entry['name']} is "
-                                    f"{'missing' if digest is None else 'not the file first delivered'} "
-                                    f"in {folder}: restore it from the workspace backup; a new file "
-                                    f"would print different pieces under the same name")
-    names = [e["name"] for e in recorded]
+    if batch["state"] not in ("delivering", "delivered"):
+        raise BatchNotCancellable(f"batch {batch_name} is {batch['state']}: only a batch the vendor has "
+                                  "not answered may be delivered again")
+    paths = recorded_files(ctx, batch)
     with open_vendor_drop(ctx) as drop:
-        receipt = drop.deliver(batch_name, [folder / n for n in names[:-1]], folder / names[-1])
+        receipt = drop.deliver(batch_name, paths[:-1], paths[-1])
     ctx.ledger.audit(actor, "paper_batch_redropped", None, {"batch": batch_name})
     return [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in receipt.files]

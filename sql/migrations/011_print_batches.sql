@@ -1,6 +1,8 @@
 -- Print batches and their pieces. A batch is one mail class on one day, handed to the print
 -- vendor as a PDF, a manifest and a control file (docs/paper.md); `files` keeps each file's
--- name, size and SHA-256 so a re-drop can prove it sends the same bytes. A piece is one
+-- name, size and SHA-256 so a re-drop can prove it sends the same bytes. A batch is recorded
+-- (`delivering`, its pieces `batched`) before it is delivered, so a failure in between leaves a
+-- batch to deliver again, never pieces to batch twice. A piece is one
 -- statement in one batch; `live` is 0 once the vendor rejected it or the batch was cancelled (the
 -- statement went back to the paper queue), so a statement is in at most one live batch. The
 -- Intelligent Mail barcode serial is unique for as long as the ledger lives (USPS asks for 45
@@ -12,7 +14,7 @@ CREATE TABLE print_batches (
     batch_name      TEXT PRIMARY KEY,
     batch_day       TEXT NOT NULL,
     mail_class      TEXT NOT NULL,
-    state           TEXT NOT NULL CHECK (state IN ('delivered', 'acknowledged', 'cancelled')),
+    state           TEXT NOT NULL CHECK (state IN ('delivering', 'delivered', 'acknowledged', 'cancelled')),
     pieces          INTEGER NOT NULL,
     sheets          INTEGER NOT NULL,
     pages           INTEGER NOT NULL,

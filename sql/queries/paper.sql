@@ -2,10 +2,15 @@
 -- pipeline/stages/paper_vendor.py). A statement is in at most one live batch (a unique index).
 
 -- name: paper_candidates
-SELECT statement_id, run_id, period, shard, member_id, print_key
-FROM statements
-WHERE status = 'paper_queued' AND updated_at <= :cutoff
-ORDER BY statement_id;
+-- On paper since before the cut-off: the time of its latest move into paper_queued (whatever
+-- moved it: routing, the sweeper, a corrected member file, a vendor's rejection), never
+-- updated_at, which a print variant rendered by the first try of the day also changes.
+SELECT s.statement_id, s.run_id, s.period, s.shard, s.member_id, s.print_key
+FROM statements s
+WHERE s.status = 'paper_queued'
+  AND (SELECT MAX(e.at) FROM statement_events e
+       WHERE e.statement_id = s.statement_id AND e.to_status = 'paper_queued') <= :cutoff
+ORDER BY s.statement_id;
 
 -- name: paper_set_print_key
 UPDATE statements SET print_key = :print_key, updated_at = :at
@@ -56,16 +61,30 @@ UPDATE print_batches SET state = :state, acknowledged_at = :acknowledged_at,
 WHERE batch_name = :batch_name;
 
 -- name: paper_overdue_batches
-SELECT batch_name, ack_due_at FROM print_batches
-WHERE state = 'delivered' AND ack_due_at < :now
+SELECT batch_name, state, ack_due_at FROM print_batches
+WHERE state IN ('delivering', 'delivered') AND ack_due_at < :now
 ORDER BY batch_name;
+
+-- name: paper_undelivered_batches
+SELECT batch_name, batch_day, files FROM print_batches WHERE state = 'delivering' ORDER BY batch_name;
+
+-- name: paper_mark_delivered
+UPDATE print_batches SET state = 'delivered', ack_due_at = :ack_due_at
+WHERE batch_name = :batch_name AND state = 'delivering';
+
+-- name: paper_returned_statements
+SELECT DISTINCT statement_id FROM statement_events WHERE event = 'returned_to_sender';
+
+-- name: paper_open_pieces
+SELECT COUNT(*) AS n FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
+WHERE p.batch_name = :batch_name AND p.live = 1 AND s.status = 'batched';
 
 -- name: paper_not_mailed_since
 SELECT s.statement_id, s.status
 FROM statements s
 WHERE s.status IN ('paper_queued', 'paper_exception', 'batched', 'printed')
   AND (SELECT MIN(e.at) FROM statement_events e
-       WHERE e.statement_id = s.statement_id AND e.event = 'paper_queued') < :since
+       WHERE e.statement_id = s.statement_id AND e.to_status = 'paper_queued') < :since
   AND NOT EXISTS (SELECT 1 FROM statement_events o
                   WHERE o.statement_id = s.statement_id AND o.event = 'paper_overdue')
 ORDER BY s.statement_id;

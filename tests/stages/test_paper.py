@@ -191,7 +191,7 @@ def test_cancel_within_the_window_and_redrop_with_the_same_files(tmp_path: Path,
     files = redrop_batch(ctx, name, actor="ops")
     assert pdf.is_file() and hashlib.sha256(pdf.read_bytes()).hexdigest() == files[0]["sha256"]
     (ctx.settings.work_dir / "paper" / DAY / f"{name}.pdf").write_bytes(b"%PDF-1.7 something else")
-    with pytest.raises(BatchFilesChanged, match="not the file first delivered"):
+    with pytest.raises(BatchFilesChanged, match="not the file first made"):
         redrop_batch(ctx, name, actor="ops")
     assert cancel_batch(ctx, name, actor="ops") == 3
     assert set(statuses(ctx, ids).values()) == {"paper_queued"}
@@ -243,11 +243,11 @@ def test_a_returned_letter_is_never_printed_again_to_the_same_address(
 
 
 @requires_sshd
-def test_batches_reach_a_real_sftp_drop_and_a_failed_delivery_is_completed_with_the_same_files(
+def test_batches_reach_a_real_sftp_drop_and_an_unreachable_drop_changes_nothing(
         tmp_path: Path, clock: WallClock) -> None:
-    """The drop is a real OpenSSH server. While it is down the day's run fails loudly and records
-    nothing; the re-run makes byte-identical files (same serials too), delivers them, and the
-    files on the server match the hashes the ledger keeps."""
+    """The drop is a real OpenSSH server. While it cannot be reached the day's run fails loudly
+    before making or recording anything; the re-run delivers, and the files on the server match
+    the hashes the ledger keeps and the manifest names every statement."""
     from pipeline.paper import DropUnreachable
     from tests.support.postfix import free_port
 
@@ -261,11 +261,9 @@ def test_batches_reach_a_real_sftp_drop_and_a_failed_delivery_is_completed_with_
         with pytest.raises(DropUnreachable):
             paper_batch_stage(down, DAY)
         assert set(statuses(down, ids).values()) == {"paper_queued"}, "nothing recorded"
-        folder = down.settings.work_dir / "paper" / DAY
-        first = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert not (down.settings.work_dir / "paper" / DAY).exists(), "no batch made for nobody"
         ctx = paper_context(tmp_path / "ws", clock, **settings, paper_drop_url=server.url(remote))
         assert paper_batch_stage(ctx, DAY)["pieces"] == 5
-        assert {p.name: p.read_bytes() for p in folder.iterdir()} == first, "the re-run made the same files"
         [batch] = ctx.ledger.fetch("paper_batches")
         row = ctx.ledger.fetch_one("paper_batch", batch_name=batch["batch_name"])
         recorded = json.loads(row["files"])  # type: ignore[index]
@@ -275,3 +273,72 @@ def test_batches_reach_a_real_sftp_drop_and_a_failed_delivery_is_completed_with_
         rows = manifest(remote / f"{batch['batch_name']}.manifest.csv")
         assert sorted(r["statement_id"] for r in rows) == sorted(ids)
         assert set(statuses(ctx, ids).values()) == {"batched"}
+
+
+def test_a_delivery_that_fails_after_recording_is_finished_by_the_next_run_never_batched_twice(
+        tmp_path: Path, clock: WallClock) -> None:
+    """The drop refuses the batch mid-way (a different file of that name is there): the batch
+    stays recorded as delivering with its pieces batched, the checks alert, and once the drop is
+    cleared the next run delivers the same files and makes no second batch of those pieces."""
+    from pipeline.stages import DropRefused
+
+    ctx = paper_context(tmp_path / "ws", clock)
+    ids = queue_paper(ctx, 3)
+    drop(ctx).mkdir(parents=True, exist_ok=True)
+    stale = drop(ctx) / "EOB-20261203-FIRST-001.manifest.csv"
+    stale.write_text("someone else's file\n")
+    with pytest.raises(DropRefused, match="nothing was overwritten"):
+        paper_batch_stage(ctx, DAY)
+    [batch] = ctx.ledger.fetch("paper_batches")
+    assert batch["state"] == "delivering" and set(statuses(ctx, ids).values()) == {"batched"}
+    made = (ctx.settings.work_dir / "paper" / DAY / "EOB-20261203-FIRST-001.pdf").read_bytes()
+    stale.unlink()
+    clock.advance(days=1)
+    again = paper_batch_stage(ctx, "2026-12-04")
+    assert again["candidates"] == 0 and again["batches"] == 0
+    assert ctx.ledger.fetch_one("paper_batch", batch_name="EOB-20261203-FIRST-001")["state"] == "delivered"  # type: ignore[index]
+    assert (drop(ctx) / "EOB-20261203-FIRST-001.pdf").read_bytes() == made
+    assert len(list(drop(ctx).glob("*.control.json"))) == 1
+
+
+def test_a_returned_letter_sent_back_to_paper_by_verification_is_not_printed_to_the_same_address(
+        tmp_path: Path, clock: WallClock) -> None:
+    from pipeline.ledger import Transition
+    from pipeline.ledger.events import Event
+    from pipeline.ledger.statuses import Status
+
+    ctx = paper_context(tmp_path / "ws", clock)
+    [sid] = queue_paper(ctx, 1)
+    paper_batch_stage(ctx, DAY)
+    PrintVendor(drop(ctx), return_share=1.0, forward_share=0.0, mail_date=date(2026, 12, 4)).process()
+    paper_vendor_files_stage(ctx)
+    ctx.ledger.apply([  # support could not confirm the address: the verification outcome "failed"
+        Transition(sid, Status.VERIFICATION_FAILED, Event.VERIFICATION_FAILED, {}),
+        Transition(sid, Status.PAPER_QUEUED, Event.PAPER_QUEUED, {"reason": "verification_failed"}),
+    ])
+    clock.advance(days=1)
+    result = paper_batch_stage(ctx, "2026-12-04")
+    assert result["pieces"] == 0 and result["address_exceptions"] == 1
+    assert ctx.ledger.statement(sid)["last_reason"] == "mailing address: returned_mail"  # type: ignore[index]
+
+
+def test_a_name_with_accents_is_printed_in_plain_letters_and_an_unknown_batch_is_loud(
+        tmp_path: Path, clock: WallClock) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.stages import VendorFilesDisagree
+    from tests.support.paper import RUN_ID
+
+    ctx = paper_context(tmp_path / "ws", clock)
+    ids = queue_paper(ctx, 2)
+    members = ctx.settings.work_dir / RUN_ID / "members.parquet"
+    rows = pq.read_table(members).to_pylist()
+    rows[0].update(first_name="José", last_name="Núñez")
+    pq.write_table(pa.Table.from_pylist(rows), members)
+    assert paper_batch_stage(ctx, DAY)["pieces"] == 2
+    names = [r["name"] for m in drop(ctx).glob("*.manifest.csv") for r in manifest(m)]
+    assert "JOSE NUNEZ" in names and set(statuses(ctx, ids).values()) == {"batched"}
+    write_ack(drop(ctx) / "outbound", "EOB-20991231-FIRST-009", [AckRow(ids[0], 1, "accepted", 2)])
+    with pytest.raises(VendorFilesDisagree, match="1 batch"):
+        paper_vendor_files_stage(ctx)
