@@ -65,6 +65,21 @@ def show(batch: Annotated[str, typer.Argument(help="Batch name, e.g. EOB-2026120
     console.print("pieces by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
 
 
+@app.command("forwarded")
+def forwarded(actor: Actor) -> None:
+    """New addresses the post office forwarded letters to, for support to confirm with the member
+    and correct in the member file (member data: every listing is audited)."""
+    from pipeline.stages import open_context
+
+    ctx = open_context()
+    rows = ctx.ledger.fetch("paper_forwarding_list")
+    ctx.ledger.audit(actor, "paper_forwarding_listed", None, {"rows": len(rows)})
+    table = Table("statement", "reported", "status", "new address (to confirm)")
+    for row in rows:
+        table.add_row(row["statement_id"], row["received_at"][:10], row["status"], row["new_address"])
+    console.print(table)
+
+
 @app.command("run")
 def run(
     day: Annotated[str | None, typer.Option(help="Batch day YYYY-MM-DD (default: today, UTC)")] = None,

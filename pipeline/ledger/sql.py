@@ -71,6 +71,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "paper_overdue_batches", "paper_not_mailed_since", "paper_insert_forwarding",
     "paper_status_counts", "paper_exceptions", "paper_last_batched_address", "paper_batches_for_run",
     "paper_undelivered_batches", "paper_mark_delivered", "paper_returned_statements", "paper_open_pieces",
+    "paper_serials_since", "paper_latest_serial_of", "paper_forwarding_known", "paper_forwarding_list",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

@@ -319,6 +319,21 @@ class Ledger:
                 moved += self._apply_one(conn, item)
         return moved
 
+    def cancel_print_batch(self, batch_name: str, statement_ids: Sequence[str],
+                           moves: Iterable[Transition]) -> int:
+        """A cancelled batch: its pieces ended, their moves back to the queue and the batch's
+        state, in one transaction. Returns the moves made."""
+        moved = 0
+        with self.begin() as conn:
+            for sid in statement_ids:
+                conn.execute(text(query("paper_end_piece")), {"batch_name": batch_name, "statement_id": sid})
+            for item in moves:
+                moved += self._apply_one(conn, item)
+            conn.execute(text(query("paper_set_batch_state")), {
+                "batch_name": batch_name, "state": "cancelled", "acknowledged_at": None,
+                "cancelled_at": self.now(), "accepted": 0, "rejected": 0})
+        return moved
+
     def set_delivery(
         self, statement_id: str, *, status: Status, delivery: Delivery, event_name: Event,
         detail: Mapping[str, Any], to: Status | None = None,

@@ -18,7 +18,13 @@ from pipeline.stages.context import (
     run_id_for,
 )
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
-from pipeline.stages.paper import BatchFilesChanged, DropRefused, paper_batch_stage, paper_day
+from pipeline.stages.paper import (
+    BatchFilesChanged,
+    DropRefused,
+    SerialsExhausted,
+    paper_batch_stage,
+    paper_day,
+)
 from pipeline.stages.paper_vendor import (
     BatchNotCancellable,
     PaperOverdue,
@@ -38,7 +44,7 @@ from pipeline.stages.task_failure import operator_failure
 __all__ = [
     "BatchFilesChanged", "BatchNotCancellable", "DropRefused", "PaperOverdue", "cancel_batch",
     "paper_batch_stage", "paper_checks_stage", "paper_day", "paper_vendor_files_stage", "redrop_batch",
-    "VendorFilesDisagree",
+    "SerialsExhausted", "VendorFilesDisagree",
     "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
     "PoolMisconfigured", "PoolUnavailable", "compose_stage", "extract_ready_stage", "ingest_stage",
     "open_context", "operator_failure", "period_for_run", "pool_names", "reconcile_stage",

@@ -242,15 +242,31 @@ def serial_width(ctx: Context) -> int:
     return 6 if ctx.settings.imb_mailer_id and len(ctx.settings.imb_mailer_id) == 9 else 9
 
 
-def _serials(ctx: Context) -> Callable[[int, int], str]:
-    """Each piece's barcode serial: the next number after every serial the ledger holds (USPS
-    wants a serial unique per Mailer ID for 45 days; these never repeat while the ledger lives)."""
+SERIAL_DAYS = 45
+"""USPS: a barcode's serial is unique per Mailer ID for 45 days."""
+
+
+class SerialsExhausted(NeedsOperator):
+    """More pieces within 45 days than the Mailer ID's serials can number."""
+
+
+def _serials(ctx: Context, pieces: int) -> Callable[[int, int], str]:
+    """Each piece's barcode serial: the next after the last one issued, wrapping at the field's
+    width; refused when the pieces of the last 45 days and these would need a serial twice."""
     from pipeline.paper import serial_for
 
-    last = int(ctx.ledger.fetch_one("paper_last_serial")["serial"])  # type: ignore[index]
-    counter = iter(range(last + 1, 10**9))
     width = serial_width(ctx)
-    return lambda _batch, _sequence: serial_for(next(counter), width)
+    capacity = 10**width
+    since = iso(ctx.now() - timedelta(days=SERIAL_DAYS))
+    recent = int(ctx.ledger.fetch_one("paper_serials_since", since=since)["n"])  # type: ignore[index]
+    if recent + pieces > capacity:
+        raise SerialsExhausted(
+            f"{recent} pieces mailed in the last {SERIAL_DAYS} days and {pieces} to batch now need more "
+            f"than the {capacity:,} barcode serials of a {'9' if width == 6 else '6'}-digit Mailer ID: "
+            "batch fewer pieces per day, or ask USPS for a Mailer ID with a wider serial field")
+    last = ctx.ledger.fetch_one("paper_last_serial")
+    counter = iter(range(int(last["serial"]) + 1 if last else 1, 10**12))
+    return lambda _batch, _sequence: serial_for(next(counter) % capacity, width)
 
 
 def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[str, Any]], int]:
@@ -267,7 +283,7 @@ def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[s
             return [], 0
         earlier = len(ctx.ledger.fetch("paper_batches_for_day", day=day))
         run = write_batches(plan.pieces, lambda p: _print_file(ctx, p.print_key), batch_folder(ctx, day),
-                            day=day, serial=_serials(ctx), first_number=earlier + 1,
+                            day=day, serial=_serials(ctx, len(plan.pieces)), first_number=earlier + 1,
                             limits=BatchLimits(s.paper_batch_max_pieces, s.paper_batch_max_bytes,
                                                s.paper_duplex),
                             stamp=_stamp(ctx, plan.mailing))

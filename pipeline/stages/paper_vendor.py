@@ -159,9 +159,13 @@ def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) 
     for problem in problems:
         _ignore(ctx, counts, "row_refused", {"file": name, "row": problem.row, "field": problem.field})
     for row in rows:
-        statement = ctx.ledger.statement(row.statement_id)
-        if statement is None:
+        latest = ctx.ledger.fetch_one("paper_latest_serial_of", statement_id=row.statement_id)
+        if latest is None:
             _ignore(ctx, counts, "unknown_piece", {"file": name, "statement_id": row.statement_id})
+            continue
+        if int(latest["imb_serial"]) != int(row.imb_serial):  # an earlier mailing's letter
+            _ignore(ctx, counts, "earlier_mailing", {"file": name, "statement_id": row.statement_id,
+                                                     "imb_serial": row.imb_serial})
             continue
         detail = {"event": row.event, "date": row.event_date.isoformat(), "imb_serial": row.imb_serial}
         if row.event in _TRACKING_MOVES:
@@ -175,9 +179,13 @@ def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) 
             else:
                 counts["tracking_ignored"] += 1
         elif row.event == "forwarded":
+            new_address = ADDRESS_SEPARATOR.join(row.new_address)
+            if ctx.ledger.fetch_one("paper_forwarding_known", statement_id=row.statement_id,
+                                    new_address=new_address):
+                counts["tracking_ignored"] += 1
+                continue
             ctx.ledger.execute("paper_insert_forwarding", statement_id=row.statement_id,
-                               received_at=ctx.ledger.now(),
-                               new_address=ADDRESS_SEPARATOR.join(row.new_address))
+                               received_at=ctx.ledger.now(), new_address=new_address)
             ctx.ledger.record_event(row.statement_id, Event.FORWARDED,
                                     {"date": row.event_date.isoformat(), "new_address_to_verify": True})
             counts["forwarded"] += 1
@@ -236,12 +244,10 @@ def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
                                   "pieces": len(pieces)}, indent=2) + "\n", encoding="utf-8")
     with open_vendor_drop(ctx) as drop:  # the vendor is told first: no notice, no cancellation
         drop.notify(notice)
-    for piece in pieces:
-        ctx.ledger.execute("paper_end_piece", batch_name=batch_name, statement_id=piece["statement_id"])
-    moved = ctx.ledger.apply(Transition(p["statement_id"], Status.PAPER_QUEUED, Event.BATCH_CANCELLED,
-                                        {"batch": batch_name, "by": actor}) for p in pieces)
-    ctx.ledger.execute("paper_set_batch_state", batch_name=batch_name, state="cancelled",
-                       acknowledged_at=None, cancelled_at=ctx.ledger.now(), accepted=0, rejected=0)
+    moved = ctx.ledger.cancel_print_batch(
+        batch_name, [p["statement_id"] for p in pieces],
+        [Transition(p["statement_id"], Status.PAPER_QUEUED, Event.BATCH_CANCELLED,
+                    {"batch": batch_name, "by": actor}) for p in pieces])
     ctx.ledger.audit(actor, "paper_batch_cancelled", None, {"batch": batch_name, "pieces": moved})
     return moved
 

@@ -5,8 +5,9 @@
 -- batch to deliver again, never pieces to batch twice. A piece is one
 -- statement in one batch; `live` is 0 once the vendor rejected it or the batch was cancelled (the
 -- statement went back to the paper queue), so a statement is in at most one live batch. The
--- Intelligent Mail barcode serial is unique for as long as the ledger lives (USPS asks for 45
--- days per Mailer ID). Sheets and mail class are the cost facts finance reads. A forwarded
+-- Intelligent Mail barcode serial is never reused within 45 days (USPS asks for 45
+-- days per Mailer ID: serials are issued in order and wrap, and a run that would reuse one
+-- within 45 days is refused). Sheets and mail class are the cost facts finance reads. A forwarded
 -- piece's new address, as the vendor reported it, waits in paper_forwarding for verification.
 -- Portable SQL.
 
@@ -37,12 +38,13 @@ CREATE TABLE batch_pieces (
     pages         INTEGER NOT NULL,
     sheets        INTEGER NOT NULL,
     mail_class    TEXT NOT NULL,
-    imb_serial    INTEGER NOT NULL UNIQUE,
+    imb_serial    INTEGER NOT NULL,
     live          INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (batch_name, statement_id)
 );
 
 CREATE UNIQUE INDEX batch_pieces_one_live ON batch_pieces (statement_id) WHERE live = 1;
+CREATE INDEX batch_pieces_serial ON batch_pieces (imb_serial);
 
 CREATE TABLE paper_forwarding (
     statement_id  TEXT NOT NULL REFERENCES statements (statement_id),

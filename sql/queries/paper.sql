@@ -20,7 +20,25 @@ WHERE statement_id = :statement_id AND status = 'paper_queued';
 SELECT batch_name FROM print_batches WHERE batch_day = :day ORDER BY batch_name;
 
 -- name: paper_last_serial
-SELECT COALESCE(MAX(imb_serial), 0) AS serial FROM batch_pieces;
+SELECT p.imb_serial AS serial
+FROM batch_pieces p JOIN print_batches b ON b.batch_name = p.batch_name
+ORDER BY b.created_at DESC, b.batch_name DESC, p.sequence DESC
+LIMIT 1;
+
+-- name: paper_serials_since
+SELECT COUNT(*) AS n
+FROM batch_pieces p JOIN print_batches b ON b.batch_name = p.batch_name
+WHERE b.created_at >= :since;
+
+-- name: paper_latest_serial_of
+SELECT p.imb_serial
+FROM batch_pieces p JOIN print_batches b ON b.batch_name = p.batch_name
+WHERE p.statement_id = :statement_id
+ORDER BY b.created_at DESC
+LIMIT 1;
+
+-- name: paper_forwarding_known
+SELECT 1 AS known FROM paper_forwarding WHERE statement_id = :statement_id AND new_address = :new_address;
 
 -- name: paper_insert_batch
 INSERT INTO print_batches (batch_name, batch_day, mail_class, state, pieces, sheets, pages, files,
@@ -117,3 +135,8 @@ JOIN statements s ON s.statement_id = p.statement_id
 WHERE s.run_id = :run_id
 GROUP BY b.batch_name, b.state, b.ack_due_at
 ORDER BY b.batch_name;
+
+-- name: paper_forwarding_list
+SELECT f.statement_id, f.received_at, f.new_address, s.status
+FROM paper_forwarding f JOIN statements s ON s.statement_id = f.statement_id
+ORDER BY f.received_at, f.statement_id;

@@ -40,5 +40,8 @@ def test_list_show_redrop_and_a_refused_cancel(tmp_path: Path) -> None:
 
     late = runner.invoke(app, ["paper", "cancel", NAME, "--actor", "ops"], env=env)
     assert late.exit_code == 1 and "past its cancellation window" in late.output
+    forwarded = runner.invoke(app, ["paper", "forwarded", "--actor", "support-7"], env=env)
+    assert forwarded.exit_code == 0 and "new address" in forwarded.output
+    assert any(e["action"] == "paper_forwarding_listed" for e in ctx.ledger.fetch("audit_chain"))
     missing = runner.invoke(app, ["paper", "show", "EOB-NOPE"], env=env)
     assert missing.exit_code == 1 and "no batch EOB-NOPE" in missing.output

@@ -135,6 +135,7 @@ def test_a_rejection_returns_the_piece_an_unknown_id_is_ignored_and_pages_are_ch
     rows = manifest(drop(ctx) / f"{batch}.manifest.csv")
     pages = {r["statement_id"]: int(r["pages"]) for r in rows}
     seq = {r["statement_id"]: int(r["sequence"]) for r in rows}
+    serial = {r["statement_id"]: r["imb_serial"] for r in rows}
     write_ack(drop(ctx) / "outbound", batch, [
         AckRow(ids[0], seq[ids[0]], "accepted", pages[ids[0]]),
         AckRow(ids[1], seq[ids[1]], "rejected", pages[ids[1]], "paper jam, sheet damaged"),
@@ -151,11 +152,13 @@ def test_a_rejection_returns_the_piece_an_unknown_id_is_ignored_and_pages_are_ch
     clock.advance(days=1)
     again = paper_batch_stage(ctx, "2026-12-04")
     assert again["pieces"] == 1, "the rejected piece goes out in the next day's batch"
-    write_tracking(drop(ctx) / "outbound", [TrackingRow(ids[0], "000000001", "mailed", date(2026, 12, 4)),
-                                            TrackingRow(ids[0], "000000001", "mailed", date(2026, 12, 4))],
-                   day=date(2026, 12, 4))
+    mailed = TrackingRow(ids[0], serial[ids[0]], "mailed", date(2026, 12, 4))
+    stale = TrackingRow(ids[2], "999999999", "returned_to_sender", date(2026, 12, 4))
+    write_tracking(drop(ctx) / "outbound", [mailed, mailed, stale], day=date(2026, 12, 4))
     tracked = paper_vendor_files_stage(ctx)
     assert tracked["mailed"] == 1 and tracked["tracking_ignored"] == 1, "a repeated line changes nothing"
+    assert tracked["earlier_mailing"] == 1 and statuses(ctx, [ids[2]]) == {ids[2]: "printed"}, \
+        "a letter of another mailing (another serial) does not move this one"
 
 
 def test_a_batch_without_acknowledgement_and_late_mail_fail_the_checks(
@@ -342,3 +345,19 @@ def test_a_name_with_accents_is_printed_in_plain_letters_and_an_unknown_batch_is
     write_ack(drop(ctx) / "outbound", "EOB-20991231-FIRST-009", [AckRow(ids[0], 1, "accepted", 2)])
     with pytest.raises(VendorFilesDisagree, match="1 batch"):
         paper_vendor_files_stage(ctx)
+
+
+def test_barcode_serials_wrap_but_never_repeat_within_45_days(tmp_path: Path, clock: WallClock) -> None:
+    from pipeline.stages import SerialsExhausted
+    from pipeline.stages.paper import _serials
+
+    ctx = paper_context(tmp_path / "ws", clock, imb_mailer_id="912345678")  # 9 digits: 6-digit serials
+    queue_paper(ctx, 3)
+    paper_batch_stage(ctx, DAY)
+    serials = [r["imb_serial"] for m in drop(ctx).glob("*.manifest.csv") for r in manifest(m)]
+    assert sorted(serials) == ["000001", "000002", "000003"]
+    with pytest.raises(SerialsExhausted, match="1,000,000 barcode serials"):
+        _serials(ctx, 999_998)
+    clock.advance(days=46)
+    issue = _serials(ctx, 999_999)
+    assert [issue(1, n) for n in range(3)] == ["000004", "000005", "000006"]
