@@ -39,7 +39,7 @@ SETTLED: frozenset[Status] = frozenset(
     {Status.DELIVERED, Status.PAPER_QUEUED, Status.PAPER_EXCEPTION, Status.BATCHED, Status.PRINTED,
      Status.MAILED, Status.FAILED, Status.SUPERSEDED})
 RETURNED_MAIL = "returned_mail"
-"""The bounce category of a letter the post office returned (pipeline/stages/paper_vendor.py)."""
+"""Why a statement whose letter came back waits at paper_exception (pipeline/stages/paper.py)."""
 NOT_SENT_BY_CUTOFF = frozenset(
     {Status.QUEUED, Status.RETRY_SCHEDULED, Status.VERIFIED, Status.BOUNCED, Status.RENDERED})
 
@@ -51,7 +51,7 @@ class Candidate:
     changed_at: datetime  # the last status change (the ledger's updated_at)
     run_started_at: datetime
     withdrawn: bool = False  # out already when a corrected extract withdrew it: never to paper
-    bounce_category: str | None = None
+    returned: bool = False  # a letter to the member came back (pipeline/stages/paper_vendor.py)
 
 
 def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transition]:
@@ -68,13 +68,13 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
             return [to_paper(sid, "deadline_reached", sent_at=iso(c.changed_at))]
         return []
     if c.status is Status.VERIFICATION_PENDING:
-        if c.bounce_category == RETURNED_MAIL and now - c.changed_at >= window.verification:
+        if c.returned and now - c.changed_at >= window.verification:
             # the letter came back: printing it again to the same address would only return it
             return [Transition(sid, Status.VERIFICATION_FAILED, Event.VERIFICATION_TIMED_OUT,
                                {"requested_at": iso(c.changed_at)}),
                     Transition(sid, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED, {"reason": RETURNED_MAIL},
                                {"last_reason": f"mailing address: {RETURNED_MAIL}"})]
-        if c.bounce_category == RETURNED_MAIL:
+        if c.returned:
             return []
         if now - c.changed_at >= window.verification or now >= cutoff:
             return [Transition(sid, Status.VERIFICATION_FAILED, Event.VERIFICATION_TIMED_OUT,
@@ -91,7 +91,7 @@ def decide(c: Candidate, now: datetime, window: DeliveryWindow) -> list[Transiti
 def candidates(rows: Iterable[dict[str, Any]], withdrawn: frozenset[str] = frozenset()) -> list[Candidate]:
     return [Candidate(r["statement_id"], Status(r["status"]), datetime.fromisoformat(r["updated_at"]),
                       datetime.fromisoformat(r["run_started_at"]), r["statement_id"] in withdrawn,
-                      r.get("bounce_category"))
+                      bool(r.get("returned")))
             for r in rows]
 
 

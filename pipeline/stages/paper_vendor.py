@@ -32,7 +32,6 @@ from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, NeedsOperator
 from pipeline.stages.paper import (
-    RETURNED_MAIL,
     BatchFilesChanged,
     batch_folder,
     open_vendor_drop,
@@ -170,8 +169,8 @@ def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) 
         detail = {"event": row.event, "date": row.event_date.isoformat(), "imb_serial": row.imb_serial}
         if row.event in _TRACKING_MOVES:
             to, event = _TRACKING_MOVES[row.event]
-            fields = {"last_reason": "returned to sender: confirm the member's address",
-                      "bounce_category": RETURNED_MAIL} if to is Status.VERIFICATION_PENDING else {}
+            fields = {"last_reason": "returned to sender: confirm the member's address"} \
+                if to is Status.VERIFICATION_PENDING else {}
             if ctx.ledger.apply([Transition(row.statement_id, to, event, detail, fields)]):
                 counts[row.event] += 1
                 if to is Status.VERIFICATION_PENDING:  # out of its batch: it may be batched again

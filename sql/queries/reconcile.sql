@@ -35,7 +35,9 @@ WHERE s.status = 'verification_pending'
 ORDER BY s.updated_at, s.statement_id;
 
 -- name: sweep_candidates
-SELECT s.statement_id, s.status, s.updated_at, r.started_at AS run_started_at, s.bounce_category
+SELECT s.statement_id, s.status, s.updated_at, r.started_at AS run_started_at,
+       (SELECT COUNT(*) FROM statement_events e
+        WHERE e.statement_id = s.statement_id AND e.event = 'returned_to_sender') AS returned
 FROM statements s JOIN runs r ON r.run_id = s.run_id
 WHERE s.status IN ('composed', 'rendered', 'queued', 'sent', 'bounced', 'retry_scheduled',
                    'verification_pending', 'verified')
