@@ -9,7 +9,7 @@ schedule (the reconcile DAG, every 15 minutes) and moves every in-flight status 
 | `sent` | no bounce for the quiet period | `delivered` (evidence: no bounce within N hours) |
 | `sent` | deadline reached first (sent after the cut-off) | `paper_queued` (not if withdrawn since) |
 | `verification_pending` | verification window or cut-off passed | `verification_failed` → `paper_queued` |
-| `verification_pending` after a returned letter | verification window passed | `verification_failed` → `paper_exception` (never printed to that address again) |
+| the same, after a returned letter | verification window passed | `verification_failed` → `paper_exception` |
 | `queued`, `retry_scheduled`, `verified`, `bounced`, `rendered` | cut-off passed | `paper_queued` |
 | `composed` | deadline reached | `failed` (never rendered: an operations alarm) |
 
