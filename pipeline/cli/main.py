@@ -218,6 +218,44 @@ def passwords(
         console.print(f"[bold]{factor.name}[/] ({factor.space:,}): {factor.assumption}")
 
 
+@app.command("relay-config")
+def relay_config(
+    bind: Annotated[list[str], typer.Option(
+        help="POOL=ADDRESS: the dedicated address a pool's mail leaves from (once per pool)")],
+    out: Annotated[Path, typer.Option(help="Folder for main.cf and master.cf fragments")],
+    helo: Annotated[list[str] | None, typer.Option(
+        help="POOL=NAME: the name a pool's transport greets with (its address's PTR name)")] = None,
+    tls: Annotated[str, typer.Option(help="TLS toward the next hop: verify, secure or encrypt")] = "verify",
+    nexthop: Annotated[str, typer.Option(
+        help="An outbound gateway every pool delivers through, [host]:port; default: each MX")] = "",
+) -> None:
+    """Postfix configuration for the IP pools of the pool file (EOB_POOLS_FILE): a listener and a
+    transport bound to each pool's dedicated address, TLS required both ways. Append the two
+    fragments to the relay's main.cf and master.cf (infra/postfix/README.md)."""
+    from pipeline.delivery import PoolConfigError, send_config
+    from pipeline.delivery.relay_config import postfix_files
+    from pipeline.settings import Settings
+
+    def pairs(items: list[str] | None, what: str) -> dict[str, str]:
+        found = dict(item.partition("=")[::2] for item in items or [])
+        if any(not k or not v for k, v in found.items()):
+            raise typer.BadParameter(f"{what} takes POOL=VALUE")
+        return found
+
+    settings = Settings()
+    try:
+        files = postfix_files(send_config(settings), pairs(bind, "--bind"),
+                              bounce_domain=settings.bounce_domain, helo=pairs(helo, "--helo"),
+                              tls_level=tls, nexthop=nexthop)
+    except PoolConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "main.cf").write_text(files.main_cf)
+    (out / "master.cf").write_text(files.master_cf)
+    console.print(f"written: {out / 'main.cf'} and {out / 'master.cf'} (append them to the relay's own)")
+
+
 @app.command()
 def check(
     relays: Annotated[bool, typer.Option(

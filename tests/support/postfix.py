@@ -31,8 +31,7 @@ POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
 
 _SERVICES = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
+{listen}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
@@ -75,6 +74,9 @@ class PostfixRelay:
     ``bind_address``: the pool's dedicated address its outbound connections come from.
     ``bounce_domain``/``bounce_maildir``: DSNs to that domain are delivered into the Maildir.
     ``settings``: further main.cf lines (``message_size_limit``, ``maximal_queue_lifetime``...).
+    ``extra_main``/``extra_master``: fragments appended to main.cf and master.cf (the pools'
+    listeners and transports of `eob relay-config postfix`); ``port=0``: no listener of its own,
+    ``listeners`` are the addresses to wait for instead.
     """
 
     name: str
@@ -88,6 +90,9 @@ class PostfixRelay:
     tls: TlsMaterial | None = None
     bind_address: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    extra_main: str = ""
+    extra_master: str = ""
+    listeners: tuple[tuple[str, int], ...] = ()
     root: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -147,8 +152,9 @@ class PostfixRelay:
         return "".join(f"{key} = {value}\n" for key, value in lines.items())
 
     def _write_config(self) -> None:
-        (self.root / "main.cf").write_text(self._main_cf())
-        (self.root / "master.cf").write_text(_SERVICES.format(listen=f"{self.host}:{self.port}"))
+        (self.root / "main.cf").write_text(self._main_cf() + self.extra_main)
+        own = f"{self.host}:{self.port} inet n - n - - smtpd\n" if self.port else ""
+        (self.root / "master.cf").write_text(_SERVICES.format(listen=own) + self.extra_master)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -164,16 +170,19 @@ class PostfixRelay:
         (self.root / "queue").mkdir(exist_ok=True)
         self._postfix("check")  # creates the queue's folders with Postfix's owners and modes
         self._postfix("start")
+        for host, port in self.listeners or ((self.host, self.port),):
+            self._wait_for_greeting(host, port)
+
+    def _wait_for_greeting(self, host: str, port: int) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection((self.host, self.port), timeout=1) as conn:
+                with socket.create_connection((host, port), timeout=1) as conn:
                     if conn.recv(512).startswith(b"220"):
                         return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"postfix {self.name} did not answer on {self.host}:{self.port}\n"
-                           f"{self.log()}")
+        raise RuntimeError(f"postfix {self.name} did not answer on {host}:{port}\n{self.log()}")
 
     def stop(self) -> None:
         subprocess.run([POSTFIX, "-c", str(self.root), "stop"], capture_output=True, timeout=60)
