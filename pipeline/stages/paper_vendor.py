@@ -126,6 +126,10 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
             _ignore(ctx, counts, what, {"file": name, "batch": ack.batch, "statement_id": row.statement_id})
             continue
         seen.add(row.statement_id)
+        if piece["status"] != Status.BATCHED:  # answered by an earlier acknowledgement
+            _ignore(ctx, counts, "already_answered", {"file": name, "batch": ack.batch,
+                                                      "statement_id": row.statement_id})
+            continue
         if row.status == "accepted":
             accepted += 1
             detail: dict[str, Any] = {"batch": ack.batch, "pages": row.pages}

@@ -68,7 +68,9 @@ WHERE p.batch_name = :batch_name
 ORDER BY p.sequence;
 
 -- name: paper_live_piece
-SELECT batch_name, sequence, pages FROM batch_pieces WHERE statement_id = :statement_id AND live = 1;
+SELECT p.batch_name, p.sequence, p.pages, s.status
+FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
+WHERE p.statement_id = :statement_id AND p.live = 1;
 
 -- name: paper_end_piece
 UPDATE batch_pieces SET live = 0 WHERE batch_name = :batch_name AND statement_id = :statement_id;

@@ -142,9 +142,15 @@ def test_a_rejection_returns_the_piece_an_unknown_id_is_ignored_and_pages_are_ch
         AckRow(ids[2], seq[ids[2]], "accepted", pages[ids[2]] + 1),
         AckRow("st-2026-11-ffffffffffffffff", 9, "accepted", 2),
     ])
+    ack = (drop(ctx) / "outbound" / f"{batch}.ack.csv").read_bytes()
     counts = paper_vendor_files_stage(ctx)
     assert counts["printed"] == 2 and counts["vendor_rejected"] == 1
     assert counts["unknown_piece"] == 1 and counts["page_count_mismatch"] == 1
+    (drop(ctx) / "outbound" / f"{batch}.ack.csv").write_bytes(ack)  # the vendor sends it again
+    repeated = paper_vendor_files_stage(ctx)
+    assert repeated.get("printed", 0) == 0 and repeated["already_answered"] == 2
+    row = ctx.ledger.fetch_one("paper_batch", batch_name=batch)
+    assert (row["accepted"], row["rejected"]) == (2, 1), "totals are not counted twice"  # type: ignore[index]
     final = statuses(ctx, ids)
     assert final == {ids[0]: "printed", ids[1]: "paper_queued", ids[2]: "printed"}
     assert "page_count_mismatch" in events(ctx, ids[2])
