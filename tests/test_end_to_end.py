@@ -216,3 +216,5 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     assert "✘" not in html, "a reconciliation check failed in the report"
     assert html.count("✔") >= 5
     assert "<svg" in html
+    paper = html.split("<h2>Paper</h2>", 1)[1].split("</table>", 1)[0]
+    assert f"<td>mailed</td><td>{summary['paper_mailed']}</td>" in paper and summary["paper_mailed"] > 0
