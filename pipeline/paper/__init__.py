@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         BatchRun,
         Piece,
         SetAside,
+        file_entry,
         manifest_pieces,
         write_batches,
     )
@@ -56,7 +57,7 @@ __all__ = [
     "draw_imb", "prepare_address", "serial_for", "tracking_code",
     "BatchInvalid", "DeliveredFile", "DropAccessDenied", "DropConflict", "DropError", "DropMisconfigured",
     "DropReceipt", "DropUnreachable", "HostKeyUnknown", "VendorDrop", "VendorFile", "open_drop",
-    "Batch", "BatchLimits", "BatchRun", "Piece", "SetAside", "manifest_pieces", "write_batches",
+    "Batch", "BatchLimits", "BatchRun", "Piece", "SetAside", "file_entry", "manifest_pieces", "write_batches",
     "ADDRESS_SEPARATOR", "AckRow", "Acknowledgement", "RowProblem", "TrackingFile", "TrackingRow",
     "VendorFileError", "classify_vendor_file", "parse_ack", "parse_tracking",
 ]
@@ -64,8 +65,8 @@ __all__ = [
 __getattr__ = lazy_exports(__name__, {
     "pipeline.paper.window_block": ("AddressBlockTooLarge", "address_block"),
     "pipeline.paper.addresses": ("AddressProblem", "AddressReason", "MailingAddress", "prepare_address"),
-    "pipeline.paper.batches": ("Batch", "BatchLimits", "BatchRun", "Piece", "SetAside", "manifest_pieces",
-                               "write_batches"),
+    "pipeline.paper.batches": ("Batch", "BatchLimits", "BatchRun", "Piece", "SetAside", "file_entry",
+                               "manifest_pieces", "write_batches"),
     "pipeline.paper.drops": (
         "BatchInvalid", "DeliveredFile", "DropAccessDenied", "DropConflict", "DropError", "DropMisconfigured",
         "DropReceipt", "DropUnreachable", "HostKeyUnknown", "VendorDrop", "VendorFile", "open_drop",

@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.paper.merge import BatchPdfWriter, PieceUnreadable
 
@@ -226,6 +227,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file as the control file and the ledger name it: its name, size and SHA-256."""
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+
+
 def control_totals(batch: Batch) -> bytes:
     """The control file: totals per mail class and the SHA-256 and size of every data file."""
     document = {
@@ -234,7 +240,6 @@ def control_totals(batch: Batch) -> bytes:
         "pieces": batch.pieces,
         "sheets": batch.sheets,
         "pages": batch.pages,
-        "files": [{"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
-                  for path in batch.files],
+        "files": [file_entry(path) for path in batch.files],
     }
     return (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8")

@@ -298,24 +298,16 @@ def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[s
     return made, len(run.set_aside)
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
 def recorded_files(ctx: Context, batch: dict[str, Any]) -> list[Path]:
     """A recorded batch's files in the workspace, checked against the hashes recorded with it
     (data files, then the control file); `BatchFilesChanged` if one is missing or different."""
+    from pipeline.paper import file_entry
+
     folder = batch_folder(ctx, batch["batch_day"])
     paths = []
     for entry in json.loads(batch["files"]):
         path = folder / entry["name"]
-        if not path.is_file() or _file_entry(path)["sha256"] != entry["sha256"]:
+        if not path.is_file() or file_entry(path)["sha256"] != entry["sha256"]:
             state = "missing" if not path.is_file() else "not the file first made"
             raise BatchFilesChanged(
                 f"batch {batch['batch_name']}: {entry['name']} is {state} in {folder}: restore it from "
@@ -374,10 +366,10 @@ def _deliver(drop: Any, name: str, files: list[Path], control: Path) -> Any:
 def _record(ctx: Context, day: str, batch: Any, where: str, mailing: dict[str, Any]) -> dict[str, Any]:
     """The batch (`delivering`), its pieces and their moves to `batched`, in one transaction,
     before the vendor sees any of it."""
-    from pipeline.paper import manifest_pieces
+    from pipeline.paper import file_entry, manifest_pieces
 
     now = ctx.now()
-    files = [_file_entry(path) for path in [*batch.files, batch.control]]
+    files = [file_entry(path) for path in [*batch.files, batch.control]]
     row = {"batch_name": batch.name, "batch_day": day, "mail_class": batch.mail_class,
            "state": "delivering", "pieces": batch.pieces, "sheets": batch.sheets, "pages": batch.pages,
            "files": json.dumps(files), "drop_where": where, "created_at": iso(now),

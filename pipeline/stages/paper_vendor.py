@@ -110,9 +110,9 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
     if batch["state"] == "cancelled":  # the vendor confirms our cancellation: its pieces moved on
         printed = [row.statement_id for row in ack.rows if row.status == "accepted"]
         if printed:  # too late: printed anyway, and its pieces are back in the queue
-            _ignore(ctx, counts, "printed_after_cancel", {"file": name, "batch": ack.batch,
-                                                         "statement_ids": printed})
-            counts["printed_after_cancel"] += len(printed) - 1
+            counts["printed_after_cancel"] += len(printed)
+            ctx.ledger.audit("pipeline", "vendor_printed_after_cancel", None,
+                             {"file": name, "batch": ack.batch, "statement_ids": printed})
         else:
             _ignore(ctx, counts, "ack_of_cancelled_batch", {"file": name, "batch": ack.batch})
         return

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.demo.smtp_sink import make_tls_material
 from tests.cli.test_check import PRODUCTION, eob_check, lines
 from tests.support.postfix import PostfixRelay, bounce_mailbox, free_port, requires_postfix
-from tests.support.send import pool_file
+from tests.support.send import join_pools, pool_file
 
 pytestmark = [requires_postfix]
 
@@ -23,9 +23,8 @@ def test_check_greets_each_postfix_relay_and_fails_the_one_without_starttls(tmp_
               "bounce_maildir": bounces}
     with PostfixRelay("good", GOOD, free_port(GOOD), tls=tls, **common) as good, \
             PostfixRelay("bare", BARE, free_port(BARE), tls=None, **common) as bare:
-        first = pool_file(good.host, good.port, source=None, name="pool_a")
-        second = pool_file(bare.host, bare.port, source=None, name="pool_b")
-        pools = first + "\n[[pool]]" + second.split("[[pool]]", 1)[1]
+        pools = join_pools(pool_file(good.host, good.port, source=None, name="pool_a"),
+                           pool_file(bare.host, bare.port, source=None, name="pool_b"))
         result = eob_check(tmp_path, {**PRODUCTION, "EOB_SMTP_CA_FILE": str(tls.ca_file)},
                            "--relays", pools=pools)
         logs = good.log() + bare.log()

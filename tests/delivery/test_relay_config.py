@@ -16,7 +16,7 @@ from pipeline.reconcile.feeds import open_feed
 from pipeline.stages.reconcile import reconcile_stage
 from pipeline.stages.send import send_stage
 from tests.support.postfix import PostfixRelay, bounce_mailbox, free_port, requires_postfix, wait_for
-from tests.support.send import WallClock, make_context, pool_file, queue_statements, statuses
+from tests.support.send import WallClock, join_pools, make_context, pool_file, queue_statements, statuses
 
 SINK, SINK_NAME = "127.0.0.80", "mx.far.test"
 IN_A, IN_B = "127.0.0.81", "127.0.0.82"      # where the pipeline hands each pool's mail over
@@ -25,9 +25,8 @@ BOUNCES = "bounces.eob.test"
 
 
 def two_pools(port_a: int, port_b: int) -> str:
-    first = pool_file(IN_A, port_a, source=None, name="pool_a")
-    second = pool_file(IN_B, port_b, source=None, name="pool_b")
-    return first + "\n[[pool]]" + second.split("[[pool]]", 1)[1]
+    return join_pools(pool_file(IN_A, port_a, source=None, name="pool_a"),
+                      pool_file(IN_B, port_b, source=None, name="pool_b"))
 
 
 def test_each_pool_gets_a_listener_and_a_transport_bound_to_its_address() -> None:

@@ -31,6 +31,7 @@ from tests.support.send import (
     RUN_ID,
     WallClock,
     events,
+    join_pools,
     make_context,
     pool_file,
     queue_statements,
@@ -212,9 +213,8 @@ def test_a_pool_whose_relay_fails_tls_moves_its_statements_and_fails_loudly(
 
     untrusted = make_tls_material(tmp_path / "other-ca", ["127.0.0.56"])
     with SmtpSink("127.0.0.56", 0, tls=untrusted) as broken, SmtpSink(RELAY, 0, tls=tls) as healthy:
-        second = pool_file(healthy.host, healthy.port, source="127.0.0.44", name="pool_u")
-        two_pools = (pool_file(broken.host, broken.port, source="127.0.0.43", name="pool_t")
-                     + "\n[[pool]]" + second.split("[[pool]]", 1)[1])
+        two_pools = join_pools(pool_file(broken.host, broken.port, source="127.0.0.43", name="pool_t"),
+                               pool_file(healthy.host, healthy.port, source="127.0.0.44", name="pool_u"))
         ctx = make_context(tmp_path / "ws", two_pools, tls.ca_file, clock)
         queued = queue_statements(ctx, "pool_t", [f"member{n}@example.org" for n in range(5)])
         with pytest.raises(PoolUnavailable, match="pool pool_t could not deliver.*certificate"):

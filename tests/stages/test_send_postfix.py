@@ -26,7 +26,15 @@ from pipeline.stages.context import Context
 from pipeline.stages.reconcile import reconcile_stage
 from pipeline.stages.send import send_stage
 from tests.support.postfix import PostfixRelay, bounce_mailbox, free_port, requires_postfix, wait_for
-from tests.support.send import WallClock, events, make_context, pool_file, queue_statements, statuses
+from tests.support.send import (
+    WallClock,
+    events,
+    join_pools,
+    make_context,
+    pool_file,
+    queue_statements,
+    statuses,
+)
 
 pytestmark = [requires_postfix]
 
@@ -59,9 +67,8 @@ class Mail:
     def pools_toml(self) -> str:
         """Both pools, neither binding a source address: the relays bind the pool's address."""
         a, b = self.relays["pool_a"], self.relays["pool_b"]
-        first = pool_file(a.host, a.port, source=None, name="pool_a")
-        second = pool_file(b.host, b.port, source=None, name="pool_b")
-        return first + "\n[[pool]]" + second.split("[[pool]]", 1)[1]
+        return join_pools(pool_file(a.host, a.port, source=None, name="pool_a"),
+                          pool_file(b.host, b.port, source=None, name="pool_b"))
 
     def context(self, tmp_path: Path, clock: WallClock) -> Context:
         return make_context(tmp_path / "ws", self.pools_toml(), self.relay_ca, clock,

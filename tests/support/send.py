@@ -63,6 +63,12 @@ messages_per_connection = 50
 """
 
 
+def join_pools(*files: str) -> str:
+    """One pool file from several `pool_file` texts: the first one's provider defaults, then
+    every file's [[pool]]."""
+    return files[0] + "".join("\n[[pool]]" + more.split("[[pool]]", 1)[1] for more in files[1:])
+
+
 def make_context(workspace: Path, pools_toml: str, ca_file: Path | None, clock: WallClock,
                  **settings: object) -> Context:
     workspace.mkdir(parents=True, exist_ok=True)
