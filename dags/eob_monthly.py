@@ -1,5 +1,10 @@
-"""Monthly EOB run: wait for the extract → ingest → compose → render (per shard) → route → send
-(per IP pool) → report.
+"""Monthly EOB run: wait for the extract → ingest → compose → render (per shard, in parallel)
+and, at the same time, send (per IP pool) → report.
+
+Each render shard routes its statements batch by batch as it stores them, and each pool's send
+task, started with the renders, sends what has been routed to it round after round until the
+run has nothing left to route: rendering and sending overlap. `route` after the last shard
+routes anything a shard left rendered.
 
 Wiring only: every task calls one function of `pipeline.stages`. Heavy imports happen inside
 tasks so parsing this file stays cheap.
@@ -79,46 +84,55 @@ def eob_monthly() -> None:
         from pipeline.stages import NeedsOperator, open_context, operator_failure, render_stage
 
         try:
-            return render_stage(open_context(), period, shard)
+            return render_stage(open_context(), period, shard, route=True)
         except NeedsOperator as exc:  # e.g. the period's latest ingest failed
             raise operator_failure(exc) from None
 
-    @task(outlets=[LEDGER])
-    def route(period: str, rendered: list[dict]) -> list[str]:
-        from pipeline.stages import open_context, pool_names, route_stage
+    @task
+    def ip_pools() -> list[str]:
+        from pipeline.stages import open_context, pool_names
 
-        ctx = open_context()
-        route_stage(ctx, period)
-        return pool_names(ctx)
+        return pool_names(open_context())
+
+    @task(outlets=[LEDGER])
+    def route(period: str, rendered: list[dict]) -> dict:
+        from pipeline.stages import open_context, route_stage
+
+        return route_stage(open_context(), period)
 
     @task(pool="eob_send", retries=3)
-    def send(pool_name: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
+    def send(pool_name: str, period: str, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
+        """Sends the pool's queue while the run renders (see the module docstring); waits for
+        another sender of the pool (e.g. a killed try's lease) rather than end early."""
         from pipeline.stages import (
             NeedsOperator,
             open_context,
             operator_failure,
             relay_credentials,
+            run_id_for,
             send_stage,
         )
 
         try:
             ctx = open_context()
             return send_stage(ctx, pool_name, dry_run=bool((params or {}).get("dry_run")),
-                              credentials=relay_credentials(ctx.settings, pool_name))
+                              credentials=relay_credentials(ctx.settings, pool_name),
+                              follow_run=run_id_for(period), wait_if_busy=True)
         except NeedsOperator as exc:  # the pool's relays cannot be used: its statements moved
             raise operator_failure(exc) from None
 
     @task(outlets=[REPORTS])
-    def report(period: str, sent: list[dict]) -> dict:
+    def report(period: str, routed: dict, sent: list[dict]) -> dict:
         from pipeline.stages import open_context, report_stage
 
         return report_stage(open_context(), period)
 
     period = choose_period()
     shards = compose(period, ingest(wait_for_extract(period)))
+    pools = ip_pools()
+    shards >> pools  # the run exists before its senders start following it
     rendered = render.partial(period=period).expand(shard=shards)
-    pools = route(period, rendered)
-    report(period, send.expand(pool_name=pools))
-
+    sent = send.partial(period=period).expand(pool_name=pools)
+    report(period, route(period, rendered), sent)
 
 eob_monthly()

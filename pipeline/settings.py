@@ -206,6 +206,16 @@ class Settings(BaseSettings):
         default=3300.0, gt=0,
         description="time budget of one send task; what is left stays queued for the next run",
     )
+    send_lease_seconds: float = Field(
+        default=60.0, ge=5,
+        description="a sender's hold on its pool's queue lapses this long after its last renewal "
+                    "(a worker that died frees its pool within it)",
+    )
+    send_follow_idle_seconds: float = Field(
+        default=900.0, gt=0,
+        description="a monthly send task following the render ends when no statement of the run "
+                    "has been rendered for this long (the reconcile DAG sends what comes later)",
+    )
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = Field(default=None, description="PEM private key; unset: no DKIM")

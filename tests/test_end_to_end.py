@@ -164,6 +164,8 @@ def test_every_received_pdf_opens_with_the_members_password_only(run) -> None:  
 def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ignore[no-untyped-def]
     result, console = run
     assert "[DAG TEST] end task" in console, "Airflow task logs were not captured"
+    # eob_monthly ran on the LocalExecutor: its task processes' logs are in the console too
+    assert "task_id=render" in console and "task_id=send" in console, "executor task logs missing"
     haystacks = {"console and Airflow task logs": console}
     airflow_logs = result.settings.workspace.parent / "airflow" / "logs"
     if airflow_logs.exists():
@@ -218,3 +220,20 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     assert "<svg" in html
     paper = html.split("<h2>Paper</h2>", 1)[1].split("</table>", 1)[0]
     assert f"<td>mailed</td><td>{summary['paper_mailed']}</td>" in paper and summary["paper_mailed"] > 0
+
+
+def test_render_shards_and_senders_ran_side_by_side(run) -> None:  # type: ignore[no-untyped-def]
+    """Airflow's own records of eob_monthly (LocalExecutor): the render shards overlapped, and
+    every pool's sender was already running while a shard was still rendering."""
+    result, _console = run
+    metadata = sqlite3.connect(result.settings.workspace.parent / "airflow" / "airflow.db")
+    spans: dict[str, list[tuple[str, str]]] = {}
+    for task_id, start, end in metadata.execute(
+            "SELECT task_id, start_date, end_date FROM task_instance "
+            "WHERE dag_id = 'eob_monthly' AND state = 'success' ORDER BY map_index"):
+        spans.setdefault(task_id, []).append((start, end))
+    renders, sends = spans["render"], spans["send"]
+    assert len(renders) == 2 and len(sends) == 2
+    assert max(start for start, _ in renders) < min(end for _, end in renders), "shards ran one by one"
+    last_render_end = max(end for _, end in renders)
+    assert all(start < last_render_end for start, _ in sends), "a sender waited for every shard"

@@ -19,10 +19,12 @@ console = Console()
 
 def _register_subcommands() -> None:
     """Operator command groups that live beside the code they drive."""
+    from pipeline.cli.cluster import app as cluster_app
     from pipeline.cli.paper import app as paper_app
     from pipeline.cli.reconcile import app as reconcile_app
     from pipeline.cli.send import app as send_app
 
+    app.add_typer(cluster_app, name="cluster")
     app.add_typer(paper_app, name="paper")
     app.add_typer(reconcile_app, name="reconcile")
     app.add_typer(send_app, name="send")
@@ -55,6 +57,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed for the synthetic extract")] = 7,
     shards: Annotated[int, typer.Option(min=1, max=64, help="Render shards")] = 2,
     workspace: Annotated[Path, typer.Option(help="Demo workspace (wiped first)")] = Path("var/demo"),
+    parallel: Annotated[bool, typer.Option(
+        help="Run eob_monthly's tasks side by side on Airflow's LocalExecutor (every core); "
+             "--no-parallel runs them one by one in this process")] = True,
 ) -> None:
     """A whole monthly run on embedded defaults, through Airflow, against loopback SMTP servers."""
     from pipeline.demo.run import run_demo
@@ -62,7 +67,7 @@ def demo(
     logging.basicConfig(level=logging.WARNING)
     result = run_demo(workspace=workspace, members=members, period=period, seed=seed,
                       shards=shards, on_stage=lambda s: console.print(f"[bold cyan]▶ {s}[/]"),
-                      watch=_watch_progress)
+                      watch=_watch_progress, parallel=parallel)
     _print_summary(result)
     failed = result.summary.get("failed_checks") or []
     if failed:

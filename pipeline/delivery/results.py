@@ -77,6 +77,22 @@ class SendStats:
         else:
             self.deferred += 1
 
+    def add(self, other: SendStats) -> None:
+        """Fold a later round of the same send task into this one (counts add up; the
+        throttle state and why the run stopped are the later round's)."""
+        for name in ("attempted", "accepted", "rejected", "deferred", "held", "connections"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for provider, outcomes in other.by_provider.items():
+            per = self.by_provider.setdefault(provider, {})
+            for outcome, n in outcomes.items():
+                per[outcome] = per.get(outcome, 0) + n
+        for provider, n in other.rate_cuts.items():
+            self.rate_cuts[provider] = self.rate_cuts.get(provider, 0) + n
+        self.suspended.update(other.suspended)
+        self.throttle_state = dict(other.throttle_state)
+        self.stopped = other.stopped
+        self.pool_down = other.pool_down or self.pool_down
+
     def summary(self) -> dict[str, object]:
         """Counts only (no addresses): what a task returns and logs."""
         return {

@@ -1,4 +1,10 @@
-"""Run the project's DAGs with Airflow in this process (`dag.test()`), for the demo and tests.
+"""Run the project's DAGs with Airflow on this machine (`dag.test()`), for the demo and tests.
+
+Two ways, both Airflow's own: in this process, one task after another (`dag.test()`, quick to
+start, what most tests use), or ``parallel``: `dag.test(use_executor=True)` hands each task to
+Airflow's LocalExecutor, whose worker processes run the tasks side by side (render shards on
+every core, each IP pool's sender alongside them) and talk to Airflow's execution API, served
+here from a thread on a loopback port.
 
 This is the one module of the library that touches Airflow, and it imports it lazily: the
 environment (AIRFLOW_HOME, DAGS_FOLDER, metadata DB) must be set before Airflow is imported.
@@ -7,7 +13,12 @@ environment (AIRFLOW_HOME, DAGS_FOLDER, metadata DB) must be set before Airflow 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
+import socket
+import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,11 +55,55 @@ def configure(airflow_home: Path) -> None:
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home / 'airflow.db'}"
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    # the parallel runs: LocalExecutor workers (forked from this process, so they share its
+    # secret) reach the execution API this process serves on a loopback port
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", str(PARALLELISM))
+    os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
+    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{_free_port()}/execution/"
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = os.environ.get("EOB_AIRFLOW_LOG_LEVEL", "WARNING")
     # Airflow's in-process API client imports starlette's test client, which warns about httpx
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     # the standard provider's sensor module still imports a helper Airflow core has moved
     warnings.filterwarnings("ignore", message=".*operator_helpers.determine_kwargs.*")
+
+
+PARALLELISM = 8
+"""Tasks the LocalExecutor runs at once: every render shard and every pool's sender of a demo."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _ExecutionApi:
+    """Airflow's execution API (what task processes report to), served from a daemon thread for
+    as long as this process runs parallel DAG runs."""
+
+    _lock = threading.Lock()
+    _server: Any = None
+
+    @classmethod
+    def ensure_started(cls) -> None:
+        with cls._lock:
+            if cls._server is not None:
+                return
+            import uvicorn
+            from airflow.api_fastapi.app import create_app
+
+            url = os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+            port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+            server = uvicorn.Server(uvicorn.Config(create_app("execution"), host="127.0.0.1",
+                                                   port=port, log_level="warning"))
+            threading.Thread(target=server.run, name="airflow-execution-api", daemon=True).start()
+            deadline = time.monotonic() + 30
+            while not server.started:
+                if time.monotonic() > deadline:
+                    raise DagRunFailed(f"Airflow's execution API did not start on port {port}")
+                time.sleep(0.05)
+            cls._server = server
 
 
 def init_metadata_db() -> None:
@@ -72,15 +127,27 @@ def load_dag(dag_id: str) -> Any:
 
 
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None, *, check: bool = True,
-            retry_delay: timedelta | None = None) -> DagRunOutcome:
-    """Run one DAG to completion in-process; raises DagRunFailed unless it succeeded (with
-    `check`). `retry_delay` replaces every task's delay between tries, so that a test can see how
-    often a task is tried without waiting minutes for each retry."""
+            retry_delay: timedelta | None = None, parallel: bool = False) -> DagRunOutcome:
+    """Run one DAG to completion; raises DagRunFailed unless it succeeded (with `check`).
+    `retry_delay` replaces every task's delay between tries, so that a test can see how often a
+    task is tried without waiting minutes for each retry. `parallel`: tasks run side by side in
+    LocalExecutor worker processes (see the module docstring), else one by one in this process."""
     dag = load_dag(dag_id)
     if retry_delay is not None:
         for operator in dag.tasks:
             operator.retry_delay = retry_delay
-    dag_run = dag.test(run_conf=conf or {})
+    if parallel:
+        _ExecutionApi.ensure_started()
+        # dag.test() warns once a second while tasks run elsewhere; the outcome is read below
+        dag_logger = logging.getLogger("airflow.sdk.definitions.dag")
+        level = dag_logger.level
+        dag_logger.setLevel(logging.ERROR)
+        try:
+            dag_run = dag.test(run_conf=conf or {}, use_executor=True)
+        finally:
+            dag_logger.setLevel(level)
+    else:
+        dag_run = dag.test(run_conf=conf or {})
     states: dict[str, int] = {}
     tasks: dict[str, TaskOutcome] = {}
     failed = []

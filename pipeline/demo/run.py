@@ -90,9 +90,11 @@ def run_demo(
     on_stage: Callable[[str], None] = lambda _stage: None,
     watch: Callable[[Settings, threading.Event], None] | None = None,
     after_generate: Callable[[Path], None] = lambda _folder: None,
-    configure_airflow: bool = True,
+    configure_airflow: bool = True, parallel: bool = True,
 ) -> DemoResult:
-    """Run the whole month. Tests that configured Airflow themselves pass configure_airflow=False."""
+    """Run the whole month. Tests that configured Airflow themselves pass configure_airflow=False.
+    ``parallel``: `eob_monthly` on Airflow's LocalExecutor (render shards and pool senders side by
+    side, see pipeline.demo.airflow_runner); False runs its tasks one by one in this process."""
     import time
 
     from pipeline.demo import airflow_runner as airflow_local
@@ -122,7 +124,7 @@ def run_demo(
         try:
             on_stage("eob_monthly")
             mark = time.perf_counter()
-            airflow_local.run_dag("eob_monthly", {"period": period})
+            airflow_local.run_dag("eob_monthly", {"period": period}, parallel=parallel)
             timings["eob_monthly"] = time.perf_counter() - mark
             on_stage("eob_reconcile")
             mark = time.perf_counter()

@@ -72,6 +72,8 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "paper_status_counts", "paper_exceptions", "paper_last_batched_address", "paper_batches_for_run",
     "paper_undelivered_batches", "paper_mark_delivered", "paper_returned_statements", "paper_open_pieces",
     "paper_serials_since", "paper_latest_serial_of", "paper_forwarding_known", "paper_forwarding_list",
+    "send_lease_take", "send_lease_steal", "send_lease_renew", "send_lease_release", "send_lease_get",
+    "send_run_awaiting_route", "send_queued_counts_total",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

@@ -25,6 +25,7 @@ from pipeline.ledger.events import Event
 from pipeline.ledger.sql import query
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, check_ingested, flush_transitions, run_dir, run_id_for
+from pipeline.stages.route import route_statements
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,11 @@ class _Counts:
                 "pages": self.pages}
 
 
-def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
-    """Render and store every composed statement of one shard; see the module docstring."""
+def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) -> dict[str, Any]:
+    """Render and store every composed statement of one shard; see the module docstring.
+
+    With ``route``, each batch is routed as soon as it is recorded (to an IP pool's send queue
+    or to paper), so the run's senders start on it while the rest of the run renders."""
     from pipeline.compose import iter_composed
     from pipeline.render import (
         EncryptionError,
@@ -65,7 +69,15 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
     hashes = content_hashes(ctx, run_id, shard)
     owner = ctx.settings.pdf_owner_password.get_secret_value()
     batch: list[Transition] = []
+    ready: list[tuple[str, str]] = []  # (statement_id, channel) rendered and not yet routed
     counts = _Counts()
+
+    def flush() -> None:
+        flush_transitions(ctx, batch, "render", shard)
+        if route and ready:
+            route_statements(ctx, ready)
+        ready.clear()
+
     for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
                                   prompt_notice_days=ctx.settings.prompt_notice_days,
                                   statement_ids=ctx.statement_ids(run_id)):
@@ -80,6 +92,7 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
             content = rendered.content_sha256
             if status == Status.RENDERED and hashes.get(statement.statement_id) == content:
                 counts.unchanged += 1
+                ready.append((statement.statement_id, composed.channel))
                 continue
             if email:
                 data = encrypt_pdf(rendered, owner_password=owner, user_password=member_password(
@@ -109,6 +122,7 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
                            stored.size, detail)
             counts.rerendered += 1
             counts.rerendered_ids.append(statement.statement_id)
+            ready.append((statement.statement_id, composed.channel))
             continue
         location = {"object_key" if email else "print_key": key}
         batch.append(Transition(
@@ -116,9 +130,10 @@ def render_stage(ctx: Context, period: str, shard: int) -> dict[str, Any]:
             {**location, "sha256": stored.sha256, "pages": rendered.pages,
              "size_bytes": stored.size}))
         counts.rendered += 1
+        ready.append((statement.statement_id, composed.channel))
         if len(batch) >= ctx.settings.render_batch_size:
-            flush_transitions(ctx, batch, "render", shard)
-    flush_transitions(ctx, batch, "render", shard)
+            flush()
+    flush()
     if counts.rerendered_ids:
         ctx.ledger.audit("pipeline", "rerender", None,
                          {"shard": shard, "statement_ids": counts.rerendered_ids})

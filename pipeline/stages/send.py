@@ -22,6 +22,7 @@ valid one): a corrected member file ingested but not yet composed holds the stat
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from pipeline.delivery import (
     check_pool_can_connect,
     send_config,
 )
+from pipeline.delivery.lease import PoolBusy, PoolLease
 from pipeline.delivery.suppression import suppress
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
@@ -77,24 +79,30 @@ def _accepted_after_withdrawal(ctx: Context, statement_id: str) -> None:
 
 def send_stage(
     ctx: Context, pool_name: str, *, dry_run: bool = False,
-    credentials: RelayCredentials | None = None,
+    credentials: RelayCredentials | None = None, follow_run: str | None = None,
+    wait_if_busy: bool = False,
 ) -> dict[str, Any]:
     """Send every statement queued for one IP pool; each outcome is committed as it arrives.
 
     ``credentials``: the relay login, when the DAG resolved the pool's Airflow connection
     itself; otherwise it is read from ``AIRFLOW_CONN_<id>`` if the pool names one.
-    """
-    from pipeline.delivery import controls as controls_db
 
+    ``follow_run``: keep sending while that run is still being rendered, round after round,
+    as each rendered batch is routed to the pool, until none of the run's email statements
+    is left to route (see ``_follow``). Without it, one round: what is queued now.
+
+    Only one sender works a pool's queue at a time (``PoolLease``). When another holds it,
+    this one returns at once with ``busy`` (its statements will be sent by that one), or with
+    ``wait_if_busy`` waits for it within the send time budget (the monthly run's sender, whose
+    task must not end while its statements are still queued).
+    """
     config = send_config(ctx.settings)
     pool = config.pool(pool_name)
-    now = ctx.now()
-    held = controls_db.paused_providers(ctx.ledger, pool_name, now)
-    health = _pool_health(ctx, pool_name, now)
-    if health is not None and health[0] == "pause":
-        held.setdefault("*", health[1])
     if dry_run:
-        return plan_pool(ctx, config, pool, now, held)
+        if follow_run is not None:
+            _wait_until_routed(ctx, follow_run)
+        now = ctx.now()
+        return plan_pool(ctx, config, pool, now, _holds(ctx, pool_name, now)[0])
     try:
         check_pool_can_connect(pool, ctx.settings)
     except PoolConfigError as exc:
@@ -102,34 +110,131 @@ def send_stage(
             f"{exc}. Nothing was sent: the pool's statements stay queued and no attempt was spent; "
             "fix the pool's configuration (`eob check` lists every problem) and re-run this task"
         ) from None
-    in_doubt = _mark_in_doubt(ctx, pool_name)
-    rows = ctx.ledger.fetch("send_queued_for_pool", pool=pool_name)
-    summary: dict[str, Any] = {"pool": pool_name, "queued": len(rows), "dry_run": False,
-                               "in_doubt": in_doubt, "attempted": 0, "off_queue": 0,
-                               "held_member_file": 0}
-    if "*" in held:
-        log.info("pool %s is paused; %d statements stay queued", pool_name, len(rows))
-        return {**summary, "held": len(rows), "paused": held["*"]}
-    if not rows:
-        return summary
-    warm = controls_db.warmup_status(ctx.ledger, pool, now)
-    skipped = {"off_queue": 0, "held_member_file": 0}
-    stats = _send(ctx, config, pool, rows, held, warm.allowance,
-                  credentials or credentials_from_environment(pool),
-                  throttled=health is not None and health[0] == "throttle", skipped=skipped)
-    result = {**summary, **stats.summary(), **skipped, "warmup_day": warm.caps.day,
-              "warmup_allowance": warm.allowance,
-              "left_queued": len(rows) - stats.attempted - skipped["off_queue"]}
+    lease = PoolLease(ctx.ledger, pool_name, ttl=ctx.settings.send_lease_seconds, now=ctx.now)
+    try:
+        lease.take(wait_seconds=ctx.settings.send_max_seconds if wait_if_busy else 0.0)
+    except PoolBusy as exc:
+        log.info("pool %s is being sent by another task; nothing to do here", pool_name)
+        return {"pool": pool_name, "dry_run": False, "busy": exc.holder, "attempted": 0}
+    with lease:
+        result = _send_rounds(ctx, config, pool, credentials, lease, follow_run)
     ctx.ledger.audit("pipeline", "send", None,
-                     {"pool": pool_name, "attempted": stats.attempted, "held": stats.held})
+                     {"pool": pool_name, "attempted": result["attempted"], "held": result["held"]})
     log.info("pool sent", extra={k: v for k, v in result.items() if k != "by_provider"})
-    if stats.pool_down is not None:
+    if result["pool_down"] is not None:
         raise PoolUnavailable(
-            f"pool {pool_name} could not deliver: {stats.pool_down}. Its undelivered statements "
+            f"pool {pool_name} could not deliver: {result['pool_down']}. Its undelivered statements "
             f"went back to the retry queue on another pool without spending an attempt "
             f"({result['accepted']} were accepted before it failed). Fix the relay (CA bundle, "
             "certificate, address, login) and re-run this task.")
+    lease.check()
     return result
+
+
+def _holds(ctx: Context, pool_name: str, now: datetime) -> tuple[dict[str, str], bool]:
+    """Providers held on this pool now (``"*"``: the whole pool), and whether the pool starts
+    throttled."""
+    from pipeline.delivery import controls as controls_db
+
+    held = controls_db.paused_providers(ctx.ledger, pool_name, now)
+    health = _pool_health(ctx, pool_name, now)
+    if health is not None and health[0] == "pause":
+        held.setdefault("*", health[1])
+    return held, health is not None and health[0] == "throttle"
+
+
+def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
+                 credentials: RelayCredentials | None, lease: PoolLease,
+                 follow_run: str | None) -> dict[str, Any]:
+    """Round after round of what is queued for the pool, within one time budget; one round
+    unless following a run that is still being rendered."""
+    from pipeline.delivery import SendStats
+    from pipeline.delivery import controls as controls_db
+
+    deadline = time.monotonic() + ctx.settings.send_max_seconds
+    credentials = credentials or credentials_from_environment(pool)
+    totals = SendStats()
+    summary: dict[str, Any] = {"pool": pool.name, "queued": 0, "dry_run": False,
+                               "in_doubt": _mark_in_doubt(ctx, pool.name), "rounds": 0}
+    skipped = {"off_queue": 0, "held_member_file": 0}
+    warm = None
+    stuck: set[str] = set()  # handed to a round and still queued (held): not taken again
+    while True:
+        now = ctx.now()
+        held, throttled = _holds(ctx, pool.name, now)
+        rows = [row for row in ctx.ledger.fetch("send_queued_for_pool", pool=pool.name)
+                if row["statement_id"] not in stuck]
+        summary["queued"] += len(rows)
+        if "*" in held:
+            log.info("pool %s is paused; %d statements stay queued", pool.name, len(rows))
+            summary["paused"] = held["*"]
+            totals.held += len(rows)
+            break
+        if rows:
+            warm = controls_db.warmup_status(ctx.ledger, pool, now)
+            stats = _send(ctx, config, pool, rows, held, warm.allowance, credentials,
+                          throttled=throttled, skipped=skipped, lease=lease,
+                          max_seconds=max(0.0, deadline - time.monotonic()))
+            totals.add(stats)
+            summary["rounds"] += 1
+            if stats.pool_down or stats.stopped or lease.lost.is_set():
+                break
+            queued_now = {row["statement_id"] for row in ctx.ledger.fetch("send_queued_for_pool",
+                                                                          pool=pool.name)}
+            stuck |= {row["statement_id"] for row in rows} & queued_now
+            time.sleep(ROUND_GAP_SECONDS)  # keeps the per-second cap across two rounds
+        if follow_run is None or not _follow(ctx, pool.name, follow_run, deadline, len(stuck)):
+            break
+    return {**summary, **totals.summary(), **skipped,
+            "warmup_day": warm.caps.day if warm else None,
+            "warmup_allowance": warm.allowance if warm else None,
+            "left_queued": len(ctx.ledger.fetch("send_queued_for_pool", pool=pool.name))}
+
+
+ROUND_GAP_SECONDS = 1.0
+FOLLOW_POLL_SECONDS = 2.0
+
+
+def _follow(ctx: Context, pool_name: str, run_id: str, deadline: float, stuck: int) -> bool:
+    """Wait until there is something new to send for the pool (True: more queued than the
+    ``stuck`` statements earlier rounds held), or until the run has nothing left to route, the
+    render has made no progress for ``send_follow_idle_seconds``, or the time budget is spent
+    (False)."""
+    idle_limit = ctx.settings.send_follow_idle_seconds
+    last = _awaiting_route(ctx, run_id)
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        queued = ctx.ledger.fetch_one("send_queued_counts_total", pool=pool_name)
+        if queued and int(queued["n"]) > stuck:
+            return True
+        if last == 0:
+            return False
+        time.sleep(FOLLOW_POLL_SECONDS)
+        awaiting = _awaiting_route(ctx, run_id)
+        if awaiting != last:
+            last, since = awaiting, time.monotonic()
+        elif time.monotonic() - since > idle_limit:
+            log.warning("pool %s: %d statements of %s still await rendering and none has moved for "
+                        "%.0f s; this task ends, the reconcile DAG sends them once routed",
+                        pool_name, awaiting, run_id, idle_limit)
+            return False
+    return False
+
+
+def _awaiting_route(ctx: Context, run_id: str) -> int:
+    row = ctx.ledger.fetch_one("send_run_awaiting_route", run_id=run_id)
+    return int(row["n"]) if row else 0
+
+
+def _wait_until_routed(ctx: Context, run_id: str) -> None:
+    """A dry run that follows a run plans the pool once the run is routed (or render stalls)."""
+    idle_limit = ctx.settings.send_follow_idle_seconds
+    last, since = _awaiting_route(ctx, run_id), time.monotonic()
+    while last and time.monotonic() - since <= idle_limit:
+        time.sleep(FOLLOW_POLL_SECONDS)
+        awaiting = _awaiting_route(ctx, run_id)
+        if awaiting != last:
+            last, since = awaiting, time.monotonic()
 
 
 def _pool_health(ctx: Context, pool_name: str, now: datetime) -> tuple[str, str] | None:
@@ -163,7 +268,8 @@ def _mark_in_doubt(ctx: Context, pool_name: str) -> int:
 def _send(
     ctx: Context, config: SendConfig, pool: PoolConfig, rows: list[dict[str, Any]],
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
-    *, throttled: bool = False, skipped: dict[str, int],
+    *, throttled: bool = False, skipped: dict[str, int], lease: PoolLease | None = None,
+    max_seconds: float | None = None,
 ) -> Any:
     from pipeline.delivery import SendControls, ca_file_for, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery import controls as controls_db
@@ -176,8 +282,8 @@ def _send(
     for row in rows:
         by_provider.setdefault(provider_of(row["email_domain"] or ""), []).append(row)
     recipients: dict[str, str] = {}
-    lanes = {p: _outgoing(ctx, pool.name, items, recipients, skipped) for p, items in by_provider.items()
-             if p not in held}
+    lanes = {p: _outgoing(ctx, pool.name, items, recipients, skipped, lease)
+             for p, items in by_provider.items() if p not in held}
     # Usage is counted even without a cap: it is what makes a day a sending day.
     quota = Quota(allowance,
                   reserve=lambda n: controls_db.add_usage(ctx.ledger, pool.name, n, ctx.now()),
@@ -197,7 +303,7 @@ def _send(
         provider_of=provider_of,
         held=held,
         quota=quota,
-        max_seconds=settings.send_max_seconds,
+        max_seconds=settings.send_max_seconds if max_seconds is None else max_seconds,
         policy=config.throttle.policy(),
         throttle_state=controls_db.load_throttle(ctx.ledger, pool.name, ctx.now()),
         start_throttled=throttled,
@@ -307,7 +413,7 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
 
 
 def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipients: dict[str, str],
-              skipped: dict[str, int]) -> Iterator[Any]:
+              skipped: dict[str, int], lease: PoolLease | None = None) -> Iterator[Any]:
     """Build each message only when the sender is ready for it: bounded memory. A statement no
     longer queued for email on this pool, or whose member record no longer allows email, is
     not built (see the module docstring)."""
@@ -320,6 +426,8 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
     contacts: dict[str, dict[str, Contact]] = {}
     contents: dict[str, Any] = {}
     for row in rows:
+        if lease is not None and lease.lost.is_set():
+            return  # another sender may have the pool now: build nothing more
         current = ctx.ledger.fetch_one("send_statements_by_id", statement_id=row["statement_id"])
         if current is None or (current["status"], current["channel"], current["pool"]) != (
                 Status.QUEUED, "email", pool_name):

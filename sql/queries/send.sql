@@ -78,3 +78,33 @@ DO UPDATE SET rate = excluded.rate, decreased_at = excluded.decreased_at;
 
 -- name: pool_clear_throttle
 DELETE FROM send_throttle WHERE pool = :pool AND provider = :provider;
+
+-- name: send_lease_take
+-- Take the pool's lease when it is free, expired, or already ours; 0 rows: another holds it.
+INSERT INTO send_leases (pool, holder, acquired_at, expires_at)
+VALUES (:pool, :holder, :now, :expires_at)
+ON CONFLICT (pool) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at,
+                                 expires_at = excluded.expires_at
+WHERE send_leases.expires_at <= excluded.acquired_at OR send_leases.holder = excluded.holder;
+
+-- name: send_lease_steal
+-- Take over a lease whose holder is known to be gone (its process has exited on this host).
+UPDATE send_leases SET holder = :holder, acquired_at = :now, expires_at = :expires_at
+WHERE pool = :pool AND holder = :previous;
+
+-- name: send_lease_renew
+UPDATE send_leases SET expires_at = :expires_at WHERE pool = :pool AND holder = :holder;
+
+-- name: send_lease_release
+DELETE FROM send_leases WHERE pool = :pool AND holder = :holder;
+
+-- name: send_lease_get
+SELECT pool, holder, acquired_at, expires_at FROM send_leases WHERE pool = :pool;
+
+-- name: send_run_awaiting_route
+-- A run's email statements not yet routed to a pool (composed, or rendered and not queued).
+SELECT COUNT(*) AS n FROM statements
+WHERE run_id = :run_id AND channel = 'email' AND status IN ('composed', 'rendered');
+
+-- name: send_queued_counts_total
+SELECT COUNT(*) AS n FROM statements WHERE status = 'queued' AND pool = :pool;

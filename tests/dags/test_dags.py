@@ -54,10 +54,19 @@ def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore
 
 def test_monthly_dag_is_wired_stage_by_stage(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["eob_monthly"]
-    order = ["choose_period", "wait_for_extract", "ingest", "compose", "render", "route", "send",
-             "report"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    edges = [("choose_period", "wait_for_extract"), ("wait_for_extract", "ingest"),
+             ("ingest", "compose"), ("compose", "render"), ("compose", "ip_pools"),
+             ("ip_pools", "send"), ("render", "route"), ("route", "report"), ("send", "report")]
+    for upstream, downstream in edges:
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_monthly_senders_start_with_the_renders_not_after_them(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """Rendering and sending overlap: no send task waits for a render shard or for route."""
+    dag = dagbag.dags["eob_monthly"]
+    send = dag.get_task("send")
+    assert not send.get_flat_relative_ids(upstream=True) & {"render", "route"}
+    assert send.pool == "eob_send" and dag.get_task("render").pool == "eob_render"
 
 
 def test_monthly_dag_waits_for_the_extract_without_holding_a_worker(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,30 @@ def test_rerun_skips_unchanged_statements_without_encrypting_or_uploading(ctx: C
     assert _rows(ctx) == before
 
 
+def test_routing_as_rendered_queues_each_batch_when_it_is_stored(ctx: Context) -> None:
+    """The monthly DAG renders with route=True: every statement leaves the shard queued for a pool
+    or for paper, batch by batch (the first batch is queued before the shard has finished)."""
+    first_batch_queued_at: list[int] = []
+    real_put = ctx.store.put
+
+    def put(key: str, data: bytes, content_type: str):  # type: ignore[no-untyped-def]
+        if not first_batch_queued_at:
+            queued = [r for r in _rows(ctx).values() if r["status"] in (Status.QUEUED, Status.PAPER_QUEUED)]
+            if queued:
+                first_batch_queued_at.append(ctx.store.puts)  # type: ignore[attr-defined]
+        return real_put(key, data, content_type)
+
+    ctx.store.put = put  # type: ignore[method-assign]
+    result = render_stage(ctx, PERIOD, SHARD, route=True)
+    rows = _rows(ctx)
+    assert result["rendered"] == len(rows) > ctx.settings.render_batch_size
+    for row in rows.values():
+        expected = Status.QUEUED if row["channel"] == "email" else Status.PAPER_QUEUED
+        assert row["status"] == expected
+        assert (row["pool"] is not None) == (row["channel"] == "email")
+    assert first_batch_queued_at and first_batch_queued_at[0] <= ctx.settings.render_batch_size + 1
+
+
 def test_changed_content_is_rerendered_in_place_with_its_own_event(ctx: Context) -> None:
     render_stage(ctx, PERIOD, SHARD)
     statement_id, row = sorted(_rows(ctx).items())[0]

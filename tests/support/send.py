@@ -96,9 +96,10 @@ def statement_id(n: int) -> str:
 
 
 def queue_statements(ctx: Context, pool: str, recipients: Sequence[str], *,
-                     first: int = 0) -> list[Queued]:
+                     first: int = 0, routed: bool = True) -> list[Queued]:
     """Statements rendered, stored and queued for ``pool``, one per recipient, with a member file
-    (the columns the sender reads: address, language, e-delivery consent, address valid)."""
+    (the columns the sender reads: address, language, e-delivery consent, address valid).
+    ``routed=False``: rendered only, for the route stage to queue later."""
     import pandas as pd
 
     ctx.ledger.start_run(RUN_ID, PERIOD, "tests", 1)
@@ -119,7 +120,8 @@ def queue_statements(ctx: Context, pool: str, recipients: Sequence[str], *,
         ctx.store.put(key, PDF, "application/pdf")
         ctx.ledger.apply([
             Transition(sid, Status.RENDERED, "rendered", {}, {"object_key": key}),
-            Transition(sid, Status.QUEUED, "queued", {"pool": pool}, {"pool": pool}),
+            *([Transition(sid, Status.QUEUED, "queued", {"pool": pool}, {"pool": pool})]
+              if routed else []),
         ])
         queued.append(Queued(sid, recipient))
     frame = pd.DataFrame(rows)
