@@ -37,6 +37,11 @@ class DemoResult:
     paper: dict[str, int]
 
 
+KEEP_MESSAGES_UP_TO = 5000
+"""Members up to which the demo's SMTP servers keep whole messages (for tests to open the PDFs);
+above it only headers, so a 100,000-member run does not hold gigabytes of mail in memory."""
+
+
 def prepare_workspace(workspace: Path) -> Path:
     """Each demo starts clean: the workspace is removed and made again."""
     workspace = workspace.resolve()
@@ -67,8 +72,9 @@ def demo_environment(workspace: Path, ca_file: Path, shards: int) -> dict[str, s
 
 
 @contextmanager
-def smtp_servers(settings: Settings, tls_dir: Path) -> Iterator[list[Any]]:
-    """One real SMTP server per IP pool's relay address, with STARTTLS required."""
+def smtp_servers(settings: Settings, tls_dir: Path, *, keep_data: bool = True) -> Iterator[list[Any]]:
+    """One real SMTP server per IP pool's relay address, with STARTTLS required. Without
+    ``keep_data`` the servers keep each message's headers only (long runs: bounded memory)."""
     from pipeline.delivery.pools import send_config
     from pipeline.demo.smtp_sink import SmtpSink, demo_behaviour, make_tls_material
 
@@ -79,7 +85,7 @@ def smtp_servers(settings: Settings, tls_dir: Path) -> Iterator[list[Any]]:
         for name, relay in relays:
             sink = SmtpSink(relay.host, relay.port, tls=material, require_tls=True,
                             behaviour=demo_behaviour, maildir=settings.maildir,
-                            reporting_mta=f"mx-{name}.sink.example")
+                            reporting_mta=f"mx-{name}.sink.example", keep_data=keep_data)
             stack.enter_context(sink)
             sinks.append(sink)
         yield sinks
@@ -115,7 +121,7 @@ def run_demo(
         airflow_local.configure(workspace / "airflow")
     airflow_local.init_metadata_db()
     timings["setup"] = time.perf_counter() - started
-    with smtp_servers(settings, workspace / "tls") as sinks:
+    with smtp_servers(settings, workspace / "tls", keep_data=members <= KEEP_MESSAGES_UP_TO) as sinks:
         stop = threading.Event()
         watcher = None
         if watch:
