@@ -29,7 +29,7 @@ class Outgoing:
     statement_id: str
     recipient: str
     envelope_from: str
-    message: EmailMessage
+    message: EmailMessage | bytes  # bytes: already serialized for SMTP (MessageTemplate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,7 +229,8 @@ def _closing(smtp: aiosmtplib.SMTP, exc: aiosmtplib.SMTPResponseException) -> bo
 def wire_bytes(item: Outgoing, sign: Callable[[bytes], bytes] | None = None) -> bytes:
     """The message as transmitted (CRLF, signed if DKIM is on); done before pacing waits so
     that a transaction starts the moment its slot comes."""
-    data = item.message.as_bytes(policy=email.policy.SMTP)
+    message = item.message
+    data = message if isinstance(message, bytes) else message.as_bytes(policy=email.policy.SMTP)
     return sign(data) if sign is not None else data
 
 

@@ -418,13 +418,13 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
     longer queued for email on this pool, or whose member record no longer allows email, is
     not built (see the module docstring)."""
     from pipeline.delivery import Outgoing
-    from pipeline.delivery.message import build_message, render_email
+    from pipeline.delivery.message import MessageTemplate, render_email
     from pipeline.delivery.verp import return_path
 
     settings = ctx.settings
     secret = settings.verp_secret.get_secret_value()
     contacts: dict[str, dict[str, Contact]] = {}
-    contents: dict[str, Any] = {}
+    contents: dict[tuple[str, str], Any] = {}  # (language, period) → MessageTemplate
     for row in rows:
         if lease is not None and lease.lost.is_set():
             return  # another sender may have the pool now: build nothing more
@@ -443,19 +443,20 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
             skipped["held_member_file"] += 1
             continue
         email, language = contact.email, contact.language
-        if language not in contents:
-            contents[language] = render_email(language=language, context={
-                "support_phone": _brand_phone(), "brand_name": _brand_name(),
-                "password_hint": password_hint(settings.password_policy, language),
-                "period_label": row["period"]})
+        template = contents.get((language, row["period"]))
+        if template is None:
+            template = contents[(language, row["period"])] = MessageTemplate(
+                from_address=settings.mail_from_address, from_name=settings.mail_from_name,
+                message_id_domain=settings.message_id_domain,
+                pdf_filename=f"statement-{row['period']}.pdf",
+                content=render_email(language=language, context={
+                    "support_phone": _brand_phone(), "brand_name": _brand_name(),
+                    "password_hint": password_hint(settings.password_policy, language),
+                    "period_label": row["period"]}))
         recipients[row["statement_id"]] = email
         envelope = return_path(row["statement_id"], secret, settings.bounce_domain)
-        message = build_message(
-            statement_id=row["statement_id"], recipient=email,
-            from_address=settings.mail_from_address, from_name=settings.mail_from_name,
-            envelope_from=envelope, message_id_domain=settings.message_id_domain,
-            content=contents[language], pdf=ctx.store.get(row["object_key"]),
-            pdf_filename=f"statement-{row['period']}.pdf")
+        message = template.message_bytes(statement_id=row["statement_id"], recipient=email,
+                                         envelope_from=envelope, pdf=ctx.store.get(row["object_key"]))
         yield Outgoing(row["statement_id"], email, envelope, message)
 
 
