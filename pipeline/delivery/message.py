@@ -148,13 +148,10 @@ class MessageTemplate:
 
     def __init__(self, *, from_address: str, from_name: str, message_id_domain: str,
                  content: EmailContent, pdf_filename: str) -> None:
-        self._full = {"from_address": from_address, "from_name": from_name,
-                      "message_id_domain": message_id_domain, "content": content,
-                      "pdf_filename": pdf_filename}
-        self._domain = message_id_domain
-        data = build_message(statement_id=_TEMPLATE_ID, recipient=_TEMPLATE_RCPT,
-                             envelope_from="template@template.invalid", pdf=_TEMPLATE_PDF,
-                             date=_TEMPLATE_DATE, **self._full).as_bytes(policy=email.policy.SMTP)
+        self._from, self._name, self._content = from_address, from_name, content
+        self._filename, self._domain = pdf_filename, message_id_domain
+        data = self._full_message(_TEMPLATE_ID, _TEMPLATE_RCPT, "template@template.invalid",
+                                  _TEMPLATE_PDF, _TEMPLATE_DATE)
         head, _, body = data.partition(b"\r\n\r\n")
         marker = base64.b64encode(_TEMPLATE_PDF)
         self._before_pdf, _, self._after_pdf = body.partition(marker + b"\r\n")
@@ -171,9 +168,7 @@ class MessageTemplate:
         plain = (_PLAIN_ADDRESS.fullmatch(recipient) is not None and recipient.isascii()
                  and all(len(f"{name}: {value}") <= _HEADER_ROOM for name, value in values.items()))
         if not plain:
-            message = build_message(statement_id=statement_id, recipient=recipient,
-                                    envelope_from=envelope_from, pdf=pdf, date=date, **self._full)
-            return message.as_bytes(policy=email.policy.SMTP)
+            return self._full_message(statement_id, recipient, envelope_from, pdf, date)
         _check(statement_id, _SAFE_ID, "statement_id")
         if not pdf.startswith(b"%PDF-"):
             raise ValueError("attachment is not a PDF")
@@ -184,3 +179,11 @@ class MessageTemplate:
         encoded = base64.encodebytes(pdf).replace(b"\n", b"\r\n")
         return b"\r\n".join(part.encode("ascii") for part in lines) + b"\r\n\r\n" + \
             self._before_pdf + encoded + self._after_pdf
+
+    def _full_message(self, statement_id: str, recipient: str, envelope_from: str, pdf: bytes,
+                      date: datetime | None) -> bytes:
+        return build_message(
+            statement_id=statement_id, recipient=recipient, from_address=self._from,
+            from_name=self._name, envelope_from=envelope_from, message_id_domain=self._domain,
+            content=self._content, pdf=pdf, pdf_filename=self._filename, date=date,
+        ).as_bytes(policy=email.policy.SMTP)
