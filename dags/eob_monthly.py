@@ -31,7 +31,8 @@ EXTRACT_WAIT_TIMEOUT = timedelta(days=3)
     catchup=False,
     max_active_runs=1,
     tags=["eob", "monthly"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # the delay between tries is Airflow's [core] default_task_retry_delay (300 s unless set)
+    default_args={"retries": 2},
     params={
         "period": Param(
             None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",

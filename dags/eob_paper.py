@@ -6,8 +6,6 @@ Wiring only: every task calls one library function; heavy imports happen inside 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
@@ -21,7 +19,8 @@ from airflow.sdk import Param, dag, task
     catchup=False,
     max_active_runs=1,
     tags=["eob", "paper"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # the delay between tries is Airflow's [core] default_task_retry_delay (300 s unless set)
+    default_args={"retries": 2},
     params={
         "day": Param(None, type=["null", "string"], format="date",
                      description="Batch day YYYY-MM-DD (default: the run's logical date)"),

@@ -1,0 +1,186 @@
+"""Benchmark: the monthly run at scale, on a real Airflow cluster and on the embedded default.
+
+1. Render speed-up: a real cluster (`eob cluster up`: Celery workers, Redis, PostgreSQL) with one
+   Celery worker of one slot, then with two workers of one slot each; the same month rendered
+   as a dry run (render and route, nothing sent) with 4 shards. Render throughput is the
+   statements rendered over the span of the render tasks as Airflow recorded them (first start
+   to last end). `speedup` = two workers / one worker, on this machine's cores.
+2. End to end on the cluster (two workers, two slots each): `eob_monthly` for --members members
+   through the REST API, relays on loopback not throttling. `e2e_per_min` = statements handed
+   to a relay or to the paper queue per minute from the start of ingest to the end of the last
+   send task (Airflow's records), with each stage's span.
+3. The same month on the embedded default (`eob demo`: LocalExecutor in one command), from its
+   Airflow records the same way.
+
+    .venv/bin/python bench/scale.py [--members 100000] [--speedup-members 12000] [--shards 4]
+        [--skip-cluster] [--skip-embedded] [--skip-speedup]
+
+The last line is one key=value summary: speedup= render_per_s_1= render_per_s_2= e2e_per_min=
+cluster_minutes= embedded_per_min= embedded_minutes= members=.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.cluster.lifecycle import api_for, down, up  # noqa: E402
+from pipeline.cluster.monthly import run_monthly  # noqa: E402
+from pipeline.cluster.spec import ClusterSpec  # noqa: E402
+
+STAGES = ("ingest", "compose", "render", "route", "send", "report")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    task_id: str
+    start: datetime
+    end: datetime
+
+
+def stage_spans(spans: Iterable[Span]) -> dict[str, tuple[datetime, datetime]]:
+    """Each stage's first start and last end over its (mapped) task instances."""
+    found: dict[str, tuple[datetime, datetime]] = {}
+    for span in spans:
+        first, last = found.get(span.task_id, (span.start, span.end))
+        found[span.task_id] = (min(first, span.start), max(last, span.end))
+    return found
+
+
+def print_stages(title: str, stages: dict[str, tuple[datetime, datetime]]) -> None:
+    origin = stages["ingest"][0]
+    print(f"  {title}: stage spans (seconds from the start of ingest)")
+    for name in STAGES:
+        if name in stages:
+            start, end = stages[name]
+            offset, until = (start - origin).total_seconds(), (end - origin).total_seconds()
+            print(f"    {name:<8} {offset:7.1f} → {until:7.1f}   ({until - offset:.1f} s)")
+
+
+def handed_off(statuses: dict[str, int]) -> int:
+    """Statements out of the pipeline's hands: accepted by a relay (and what became of them since),
+    refused for good, or in the paper queue."""
+    waiting = {"composed", "rendered", "queued", "failed", "superseded"}
+    return sum(n for status, n in statuses.items() if status not in waiting)
+
+
+def cluster_spec(base: Path, name: str, *, workers: int, concurrency: int, shards: int) -> ClusterSpec:
+    return ClusterSpec(dir=base / name, airflow_db=f"bench_{name}_airflow", ledger_db=f"bench_{name}_ledger",
+                       redis_url="redis://127.0.0.1:6379/9", api_port=18480, relay_port=2625,
+                       workers=workers, concurrency=concurrency, shards=shards)
+
+
+def drop_databases(spec: ClusterSpec) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{spec.pg_url}/postgres", autocommit=True) as conn:
+        for name in (spec.airflow_db, spec.ledger_db):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def on_cluster(spec: ClusterSpec, *, members: int, dry_run: bool,
+               period: str) -> tuple[dict[str, int], list[Span]]:
+    drop_databases(spec)
+    try:
+        print(f"  cluster up: {up(spec, say=lambda _line: None):.0f} s "
+              f"({spec.workers} worker(s) × {spec.concurrency} slot(s))")
+        result = run_monthly(spec, api_for(spec), period=period, members=members, seed=5,
+                             dry_run=dry_run, timeout=3600, say=lambda _line: None)
+        if result.state != "success":
+            raise SystemExit(f"eob_monthly ended {result.state} on the cluster")
+        spans = [Span(t.task_id, t.start, t.end) for t in result.tasks if t.start and t.end]
+        return result.summary.statuses, spans
+    finally:
+        left = down(spec)
+        if getattr(left, "survivors", None):
+            print(f"  warning: processes left running: {left}")
+        drop_databases(spec)
+
+
+def render_rate(statuses: dict[str, int], spans: list[Span]) -> float:
+    start, end = stage_spans(spans)["render"]
+    rendered = sum(n for status, n in statuses.items() if status not in ("composed", "failed", "superseded"))
+    return rendered / (end - start).total_seconds()
+
+
+def embedded(members: int, shards: int, workspace: Path) -> tuple[dict[str, int], list[Span]]:
+    command = [str(REPO / "eob"), "demo", "--members", str(members), "--shards", str(shards),
+               "--workspace", str(workspace)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    metadata = sqlite3.connect(workspace / "airflow" / "airflow.db")
+    spans = [Span(task, datetime.fromisoformat(start), datetime.fromisoformat(end))
+             for task, start, end in metadata.execute(
+                 "SELECT task_id, start_date, end_date FROM task_instance "
+                 "WHERE dag_id = 'eob_monthly' AND start_date IS NOT NULL AND end_date IS NOT NULL")]
+    ledger = sqlite3.connect(workspace / "ledger.sqlite")
+    # the statuses right after eob_monthly are what counts; the demo then reconciles and prints,
+    # which moves bounced and paper statements on but never back to a waiting status
+    statuses = dict(ledger.execute("SELECT status, COUNT(*) FROM statements GROUP BY status").fetchall())
+    return statuses, spans
+
+
+def per_minute(statuses: dict[str, int], spans: list[Span]) -> tuple[float, float]:
+    stages = stage_spans(spans)
+    seconds = (stages["send"][1] - stages["ingest"][0]).total_seconds()
+    return handed_off(statuses) / seconds * 60, seconds / 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--speedup-members", type=int, default=12_000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-speedup", action="store_true")
+    args = parser.parse_args()
+    summary: dict[str, str] = {"members": str(args.members)}
+    with tempfile.TemporaryDirectory(prefix="eob-bench-scale-") as folder:
+        base = Path(folder)
+        if not args.skip_speedup:
+            rates = {}
+            for workers in (1, 2):
+                print(f"render speed-up: {args.speedup_members} members, dry run, {workers} worker(s)")
+                spec = cluster_spec(base, f"speedup{workers}", workers=workers, concurrency=1,
+                                    shards=args.shards)
+                statuses, spans = on_cluster(spec, members=args.speedup_members, dry_run=True,
+                                             period="2026-09")
+                rates[workers] = render_rate(statuses, spans)
+                print(f"  render: {rates[workers]:.1f} statements/s")
+            summary |= {"speedup": f"{rates[2] / rates[1]:.2f}", "render_per_s_1": f"{rates[1]:.1f}",
+                        "render_per_s_2": f"{rates[2]:.1f}"}
+        if not args.skip_cluster:
+            print(f"end to end on the cluster: {args.members} members, {args.shards} shards")
+            spec = cluster_spec(base, "e2e", workers=2, concurrency=2, shards=args.shards)
+            started = time.monotonic()
+            statuses, spans = on_cluster(spec, members=args.members, dry_run=False, period="2026-10")
+            rate, minutes = per_minute(statuses, spans)
+            print_stages("cluster", stage_spans(spans))
+            print(f"  statuses: {statuses}")
+            print(f"  {rate:.0f} statements/min, {minutes:.1f} min ingest → last send "
+                  f"({(time.monotonic() - started) / 60:.1f} min with cluster up and down)")
+            summary |= {"e2e_per_min": f"{rate:.0f}", "cluster_minutes": f"{minutes:.1f}"}
+        if not args.skip_embedded:
+            print(f"end to end embedded (eob demo): {args.members} members, {args.shards} shards")
+            statuses, spans = embedded(args.members, args.shards, base / "embedded")
+            rate, minutes = per_minute(statuses, spans)
+            print_stages("embedded", stage_spans(spans))
+            print(f"  {rate:.0f} statements/min, {minutes:.1f} min ingest → last send")
+            summary |= {"embedded_per_min": f"{rate:.0f}", "embedded_minutes": f"{minutes:.1f}"}
+    print(" ".join(f"{key}={value}" for key, value in summary.items()))
+
+
+if __name__ == "__main__":
+    main()
