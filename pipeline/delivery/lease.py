@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipeline.clock import iso
@@ -40,15 +41,24 @@ class LeaseLost(RuntimeError):
     """The lease expired under a sender (it could not renew in time): it must stop sending."""
 
 
+def _this_host() -> str:
+    """The host name and this boot of it (two machines cloned with one name differ by boot)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = "noboot"
+    return f"{socket.gethostname()}/{boot}"
+
+
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{_this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _holder_gone(holder: str) -> bool:
-    """True when the holder ran on this host and its process no longer exists."""
+    """True when the holder ran on this host (this boot of it) and its process no longer exists."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != _this_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
@@ -72,14 +82,17 @@ class PoolLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = threading.Event()
+        self._valid_until = 0.0  # monotonic: a renewal older than the ttl (less a margin) is void
 
     def _expiry(self) -> str:
         return iso(self._now() + timedelta(seconds=self.ttl))
 
     def try_take(self) -> bool:
         """Take the lease if free, expired, ours, or held by a process gone from this host."""
+        started = time.monotonic()
         params: dict[str, Any] = {"pool": self.pool, "holder": self.holder,
                                   "now": iso(self._now()), "expires_at": self._expiry()}
+        self._valid_until = started + self.ttl * 0.8
         if self.ledger.execute("send_lease_take", **params):
             return True
         current = self.ledger.fetch_one("send_lease_get", pool=self.pool)
@@ -105,20 +118,29 @@ class PoolLease:
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 4):
+            started = time.monotonic()
             try:
                 renewed = self.ledger.execute("send_lease_renew", pool=self.pool, holder=self.holder,
                                               expires_at=self._expiry())
             except Exception:  # a database blip: try again at the next beat, before expiry
                 log.warning("pool %s: could not renew the send lease; trying again", self.pool)
                 continue
-            if not renewed:
+            if renewed:
+                self._valid_until = started + self.ttl * 0.8
+                continue
+            if not self._stop.is_set():  # not the release racing this beat: really lost
                 log.error("pool %s: the send lease was lost; this sender stops", self.pool)
                 self.lost.set()
                 return
 
+    def valid(self) -> bool:
+        """Still ours for sure: not lost, and renewed recently enough that it cannot have lapsed
+        (a process frozen past its ttl stops before building another message)."""
+        return not self.lost.is_set() and time.monotonic() < self._valid_until
+
     def check(self) -> None:
         """Raise LeaseLost when another sender may now hold the pool."""
-        if self.lost.is_set():
+        if not self.valid():
             raise LeaseLost(f"pool {self.pool}: the send lease expired while sending")
 
     def release(self) -> None:

@@ -166,6 +166,7 @@ class MessageTemplate:
         values = {"To": recipient, "Date": when, "Message-ID": message_id(statement_id, self._domain),
                   "X-EOB-Statement": statement_id}
         plain = (_PLAIN_ADDRESS.fullmatch(recipient) is not None and recipient.isascii()
+                 and "=?" not in recipient  # an encoded-word look-alike: the email package decides
                  and all(len(f"{name}: {value}") <= _HEADER_ROOM for name, value in values.items()))
         if not plain:
             return self._full_message(statement_id, recipient, envelope_from, pdf, date)

@@ -64,8 +64,11 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
 
     run_id = run_id_for(period)
     check_ingested(ctx.ledger, run_id, period, "render")
-    statuses = {row["statement_id"]: row["status"] for row in ctx.ledger.fetch(
-        "statement_ids_in_shard", run_id=run_id, shard=shard)}
+    rows = ctx.ledger.fetch("statement_ids_in_shard", run_id=run_id, shard=shard)
+    statuses = {row["statement_id"]: row["status"] for row in rows}
+    # the channel compose recorded (it knows the suppression list; the statement re-derived
+    # here does not) decides the variant and the route
+    channels = {row["statement_id"]: row["channel"] for row in rows}
     hashes = content_hashes(ctx, run_id, shard)
     owner = ctx.settings.pdf_owner_password.get_secret_value()
     batch: list[Transition] = []
@@ -86,13 +89,14 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         if status not in (Status.COMPOSED, Status.RENDERED):
             counts.skipped += 1
             continue
-        email = composed.channel == "email"
+        channel = channels.get(statement.statement_id) or composed.channel
+        email = channel == "email"
         try:
             rendered = render_statement(statement, variant="email" if email else "print")
             content = rendered.content_sha256
             if status == Status.RENDERED and hashes.get(statement.statement_id) == content:
                 counts.unchanged += 1
-                ready.append((statement.statement_id, composed.channel))
+                ready.append((statement.statement_id, channel))
                 continue
             if email:
                 data = encrypt_pdf(rendered, owner_password=owner, user_password=member_password(
@@ -114,7 +118,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         folder = "statements" if email else "print"
         key = f"{folder}/{period}/{shard:03d}/{statement.statement_id}.pdf"
         stored = ctx.store.put(key, data, "application/pdf")
-        detail = {"pages": rendered.pages, "bytes": stored.size, "variant": composed.channel,
+        detail = {"pages": rendered.pages, "bytes": stored.size, "variant": channel,
                   "content_sha256": content}
         counts.pages += rendered.pages
         if status == Status.RENDERED:
@@ -122,7 +126,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
                            stored.size, detail)
             counts.rerendered += 1
             counts.rerendered_ids.append(statement.statement_id)
-            ready.append((statement.statement_id, composed.channel))
+            ready.append((statement.statement_id, channel))
             continue
         location = {"object_key" if email else "print_key": key}
         batch.append(Transition(
@@ -130,7 +134,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
             {**location, "sha256": stored.sha256, "pages": rendered.pages,
              "size_bytes": stored.size}))
         counts.rendered += 1
-        ready.append((statement.statement_id, composed.channel))
+        ready.append((statement.statement_id, channel))
         if len(batch) >= ctx.settings.render_batch_size:
             flush()
     flush()

@@ -111,13 +111,15 @@ def send_stage(
             "fix the pool's configuration (`eob check` lists every problem) and re-run this task"
         ) from None
     lease = PoolLease(ctx.ledger, pool_name, ttl=ctx.settings.send_lease_seconds, now=ctx.now)
+    deadline = time.monotonic() + ctx.settings.send_max_seconds  # waiting for the lease counts
     try:
         lease.take(wait_seconds=ctx.settings.send_max_seconds if wait_if_busy else 0.0)
     except PoolBusy as exc:
         log.info("pool %s is being sent by another task; nothing to do here", pool_name)
         return {"pool": pool_name, "dry_run": False, "busy": exc.holder, "attempted": 0}
     with lease:
-        result = _send_rounds(ctx, config, pool, credentials, lease, follow_run)
+        result = _send_rounds(ctx, config, pool, credentials, lease, follow_run, deadline)
+        lease.check()  # before release: a lease lost while sending fails the task
     ctx.ledger.audit("pipeline", "send", None,
                      {"pool": pool_name, "attempted": result["attempted"], "held": result["held"]})
     log.info("pool sent", extra={k: v for k, v in result.items() if k != "by_provider"})
@@ -127,7 +129,6 @@ def send_stage(
             f"went back to the retry queue on another pool without spending an attempt "
             f"({result['accepted']} were accepted before it failed). Fix the relay (CA bundle, "
             "certificate, address, login) and re-run this task.")
-    lease.check()
     return result
 
 
@@ -145,13 +146,13 @@ def _holds(ctx: Context, pool_name: str, now: datetime) -> tuple[dict[str, str],
 
 def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
                  credentials: RelayCredentials | None, lease: PoolLease,
-                 follow_run: str | None) -> dict[str, Any]:
-    """Round after round of what is queued for the pool, within one time budget; one round
+                 follow_run: str | None, deadline: float) -> dict[str, Any]:
+    """Round after round of what is queued for the pool, until ``deadline`` (the task's time
+    budget, `EOB_SEND_MAX_SECONDS` from its start, its wait for the lease included); one round
     unless following a run that is still being rendered."""
     from pipeline.delivery import SendStats
     from pipeline.delivery import controls as controls_db
 
-    deadline = time.monotonic() + ctx.settings.send_max_seconds
     credentials = credentials or credentials_from_environment(pool)
     totals = SendStats()
     summary: dict[str, Any] = {"pool": pool.name, "queued": 0, "dry_run": False,
@@ -177,11 +178,11 @@ def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
                           max_seconds=max(0.0, deadline - time.monotonic()))
             totals.add(stats)
             summary["rounds"] += 1
-            if stats.pool_down or stats.stopped or lease.lost.is_set():
+            if stats.pool_down or stats.stopped or not lease.valid():
                 break
             queued_now = {row["statement_id"] for row in ctx.ledger.fetch("send_queued_for_pool",
                                                                           pool=pool.name)}
-            stuck |= {row["statement_id"] for row in rows} & queued_now
+            stuck = (stuck | {row["statement_id"] for row in rows}) & queued_now  # gone: not stuck
             time.sleep(ROUND_GAP_SECONDS)  # keeps the per-second cap across two rounds
         if follow_run is None or not _follow(ctx, pool.name, follow_run, deadline, len(stuck)):
             break
@@ -321,7 +322,7 @@ def _send(
     finally:
         quota.close()
     controls_db.save_throttle(ctx.ledger, pool.name, stats.throttle_state,
-                              list(config.providers), ctx.now())
+                              [p for p in config.providers if p in lanes], ctx.now())
     stats.held += sum(len(items) for p, items in by_provider.items() if p in held)
     return stats
 
@@ -426,7 +427,7 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
     contacts: dict[str, dict[str, Contact]] = {}
     contents: dict[tuple[str, str], Any] = {}  # (language, period) → MessageTemplate
     for row in rows:
-        if lease is not None and lease.lost.is_set():
+        if lease is not None and not lease.valid():
             return  # another sender may have the pool now: build nothing more
         current = ctx.ledger.fetch_one("send_statements_by_id", statement_id=row["statement_id"])
         if current is None or (current["status"], current["channel"], current["pool"]) != (

@@ -56,13 +56,13 @@ class Contact(NamedTuple):
 def send_contacts(settings: Settings, run_id: str) -> dict[str, Contact]:
     """member_id → Contact for one run, read from its canonical member file as it is now (a
     corrected extract's ingest, or a verified address, replaces it). The last file read is kept
-    while it is unchanged on disk (same inode, size and modification time): a send task asks
+    while it is unchanged on disk (same inode, size, modification and change times): a send task asks
     for it once per provider lane and round, and a 100,000-member file takes a second to read."""
     import pyarrow.parquet as pq
 
     path = run_dir(settings, run_id) / "members.parquet"
     stat = path.stat()
-    stamp = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    stamp = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     cached = _CONTACTS.get(str(path))
     if cached is not None and cached[0] == stamp:
         return cached[1]
@@ -76,7 +76,7 @@ def send_contacts(settings: Settings, run_id: str) -> dict[str, Contact]:
     return contacts
 
 
-_CONTACTS: dict[str, tuple[tuple[str, int, int, int], dict[str, Contact]]] = {}
+_CONTACTS: dict[str, tuple[tuple[str, int, int, int, int], dict[str, Contact]]] = {}
 
 
 class PostalAddress(NamedTuple):

@@ -72,7 +72,7 @@ SELECT event_id, at, event, from_status, to_status, detail
 FROM statement_events WHERE statement_id = :statement_id ORDER BY event_id;
 
 -- name: statement_ids_in_shard
-SELECT statement_id, status, sha256 FROM statements
+SELECT statement_id, status, sha256, channel FROM statements
 WHERE run_id = :run_id AND shard = :shard ORDER BY statement_id;
 
 -- name: queued_for_pool

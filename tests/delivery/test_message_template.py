@@ -31,7 +31,8 @@ def _template(language: str) -> tuple[MessageTemplate, dict[str, object]]:
 TEMPLATES = {language: _template(language) for language in ("en", "es")}
 
 local = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.+_-", min_size=1, max_size=70)
-awkward = st.sampled_from(["a" * 90 + "@example.org", "b" * 62 + "@example.org"])  # folded or full path
+awkward = st.sampled_from(["a" * 90 + "@example.org", "b" * 62 + "@example.org",
+                           "=?utf-8?q?x?=@example.org"])  # folded or full path
 
 
 @settings(max_examples=60, deadline=None)

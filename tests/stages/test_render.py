@@ -208,3 +208,38 @@ def _members(ctx: Context) -> list[dict]:  # type: ignore[type-arg]
     path = ctx.settings.extracts_dir / PERIOD / "members.csv"
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def test_a_statement_compose_put_on_paper_for_a_suppressed_address_is_printed_not_emailed(
+    tmp_path: Path
+) -> None:
+    """Render re-derives statements without the suppression list: the channel compose recorded
+    decides the variant (the print copy, no password) and the route (paper, not a pool)."""
+    import csv
+
+    from pipeline.compose import iter_composed
+    from pipeline.delivery.suppression import address_hash
+    from pipeline.stages import route_stage, run_dir
+
+    (tmp_path / "ws").mkdir()
+    ctx = open_context(Settings(workspace=tmp_path / "ws", shards=1))
+    generate_extract(ctx.settings.extracts_dir / PERIOD, members=30, period=PERIOD, seed=4)
+    ingest_stage(ctx, PERIOD)
+    run_id = run_id_for(PERIOD)
+    emailed = {c.statement.member.member_id for c in iter_composed(
+        run_dir(ctx.settings, run_id), 0, PERIOD, prompt_notice_days=30,
+        statement_ids=ctx.statement_ids(run_id)) if c.channel == "email"}
+    members = csv.DictReader((ctx.settings.extracts_dir / PERIOD / "members.csv").open(encoding="utf-8"))
+    target = next(m for m in members if m["member_id"] in emailed)
+    ctx.ledger.execute("insert_suppression", address_hash=address_hash(
+        target["email"], ctx.settings.verp_secret.get_secret_value()), cause="hard_bounce",
+        statement_id=None, at=ctx.ledger.now())
+    compose_stage(ctx, PERIOD)
+    sid = ctx.statement_ids(run_id)(target["member_id"], PERIOD, 1)
+    render_stage(ctx, PERIOD, 0, route=True)
+    route_stage(ctx, PERIOD)
+    row = ctx.ledger.statement(sid)
+    assert (row["status"], row["channel"], row["pool"]) == (Status.PAPER_QUEUED, "paper", None)
+    assert row["print_key"] and not row["object_key"]
+    with pikepdf.open(io.BytesIO(ctx.store.get(row["print_key"]))) as pdf:  # no password
+        assert len(pdf.pages) >= 1

@@ -79,14 +79,17 @@ def test_a_second_sender_of_the_same_pool_steps_aside_and_nothing_goes_twice(
     clock = WallClock()
     with SmtpSink(RELAY, 0, tls=tls) as sink:
         ctx = _context(tmp_path, sink, tls, clock)
-        queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(150)])
-        tasks = [_in_thread(send_stage, _context(tmp_path, sink, tls, clock), POOL) for _ in range(2)]
-        for thread, _box in tasks:
-            thread.join(timeout=120)
-    results = [box["result"] for _thread, box in tasks]
-    assert sorted("busy" in r for r in results) == [False, True]
+        queue_statements(ctx, POOL, [f"m{i}@example.org" for i in range(300)])
+        first, first_box = _in_thread(send_stage, _context(tmp_path, sink, tls, clock), POOL)
+        deadline = time.monotonic() + 60
+        while not sink.received and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first sender is under way
+        second = send_stage(_context(tmp_path, sink, tls, clock), POOL)
+        first.join(timeout=120)
+    assert second["busy"] and second["attempted"] == 0, "a second sender must step aside"
+    assert first_box["result"]["accepted"] == 300
     ids = [message.rcpt_to[0] for message in sink.received]
-    assert len(ids) == len(set(ids)) == 150
+    assert len(ids) == len(set(ids)) == 300
 
 
 def test_the_monthly_sender_waits_for_a_pool_still_held_then_sends_everything(
