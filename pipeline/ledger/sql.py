@@ -73,7 +73,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "paper_undelivered_batches", "paper_mark_delivered", "paper_returned_statements", "paper_open_pieces",
     "paper_serials_since", "paper_latest_serial_of", "paper_forwarding_known", "paper_forwarding_list",
     "send_lease_take", "send_lease_steal", "send_lease_renew", "send_lease_release", "send_lease_get",
-    "send_run_awaiting_route", "send_queued_counts_total",
+    "send_run_awaiting_route", "send_queued_counts_total", "current_statuses",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

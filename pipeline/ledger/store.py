@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, text
 
 from pipeline.clock import Now, iso, utc_now
 from pipeline.ledger.events import IGNORED_SUFFIX, Event, UnknownEvent, is_event_name
@@ -299,12 +299,58 @@ class Ledger:
         return self.apply([item]) == 1
 
     def apply(self, transitions: Iterable[Transition]) -> int:
-        """Apply transitions in one transaction; returns how many moved a statement."""
+        """Apply transitions in one transaction; returns how many moved a statement.
+
+        A batch of distinct statements is read with one query and written with one statement
+        per table (render and route move hundreds at a time: three round trips per statement
+        cost more than the rendering's bookkeeping should); when a concurrent writer moved one
+        of them in between, that transaction is rolled back and the batch is applied one by one,
+        each transition deciding on the status it then finds."""
+        items = list(transitions)
+        if len(items) > 1 and len({item.statement_id for item in items}) == len(items):
+            try:
+                with self.begin() as conn:
+                    return self._apply_batch(conn, items)
+            except _BatchRaced:
+                pass
         moved = 0
         with self.begin() as conn:
-            for item in transitions:
+            for item in items:
                 moved += self._apply_one(conn, item)
         return moved
+
+    def _apply_batch(self, conn: Connection, items: list[Transition]) -> int:
+        for item in items:
+            unknown = set(item.fields) - set(_FIELDS)
+            if unknown:
+                raise LedgerError(f"transition sets unknown statement fields {sorted(unknown)}")
+        ids = [item.statement_id for item in items]
+        current: dict[str, str] = {}
+        select = text(query("current_statuses")).bindparams(bindparam("ids", expanding=True))
+        for start in range(0, len(ids), _BATCH_READ):
+            for sid, status in conn.execute(select, {"ids": ids[start:start + _BATCH_READ]}):
+                current[sid] = status
+        missing = [sid for sid in ids if sid not in current]
+        if missing:
+            raise UnknownStatement(f"statement {missing[0]} is not in the ledger")
+        at = self.now()
+        updates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for item in items:
+            status = current[item.statement_id]
+            if Status(status) in sources_for(item.to):
+                params = {name: item.fields.get(name) for name in _FIELDS}
+                updates.append(params | {"statement_id": item.statement_id, "to_status": item.to.value,
+                                         "at": at, "from_status": status,
+                                         "attempts_increment": item.attempts_increment})
+                events.append(_event_row(item.statement_id, item.event, status, item.to, item.detail, at))
+            else:
+                events.append(_event_row(item.statement_id, f"{item.event}{IGNORED_SUFFIX}", status, None,
+                                         {**item.detail, "wanted": item.to.value}, at))
+        if updates and conn.execute(text(query("apply_transition")), updates).rowcount != len(updates):
+            raise _BatchRaced  # a concurrent writer moved one first: rolled back, done one by one
+        conn.execute(text(query("insert_event")), events)
+        return len(updates)
 
     def record_print_batch(self, batch: Mapping[str, Any], pieces: Sequence[Mapping[str, Any]],
                            moves: Iterable[Transition]) -> int:
@@ -389,14 +435,8 @@ class Ledger:
         self, conn: Connection, statement_id: str, event_name: str, from_status: str | None,
         to_status: Status | None, detail: Mapping[str, Any], at: str,
     ) -> None:
-        if not is_event_name(event_name):
-            raise UnknownEvent(f"{event_name!r} is not a ledger event name (pipeline/ledger/events.py)")
-        conn.execute(
-            text(query("insert_event")),
-            {"statement_id": statement_id, "at": at, "event": event_name,
-             "from_status": from_status, "to_status": to_status.value if to_status else None,
-             "detail": json.dumps(dict(detail), sort_keys=True, default=str)},
-        )
+        conn.execute(text(query("insert_event")),
+                     _event_row(statement_id, event_name, from_status, to_status, detail, at))
 
     def record_event(self, statement_id: str, event_name: Event, detail: Mapping[str, Any]) -> None:
         """Append a timeline entry that changes no status (a lookup, an operator note)."""
@@ -444,6 +484,23 @@ class Ledger:
                 raise LedgerError(f"audit log entry {row['seq']} does not match the chain")
             prev = row["hash"]
         return len(rows)
+
+
+_BATCH_READ = 500
+"""Statement ids per read of a batch's statuses (well inside every database's parameter limit)."""
+
+
+class _BatchRaced(Exception):
+    """A batch's write found a statement no longer in the status its read saw."""
+
+
+def _event_row(statement_id: str, event_name: str, from_status: str | None, to_status: Status | None,
+               detail: Mapping[str, Any], at: str) -> dict[str, Any]:
+    if not is_event_name(event_name):
+        raise UnknownEvent(f"{event_name!r} is not a ledger event name (pipeline/ledger/events.py)")
+    return {"statement_id": statement_id, "at": at, "event": event_name, "from_status": from_status,
+            "to_status": to_status.value if to_status else None,
+            "detail": json.dumps(dict(detail), sort_keys=True, default=str)}
 
 
 def _audit_hash(prev: str, at: str, actor: str, action: str, statement_id: str | None,

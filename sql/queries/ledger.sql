@@ -170,3 +170,6 @@ UPDATE statements SET
     address_hash = :address_hash,
     updated_at = COALESCE(:moved_at, updated_at)
 WHERE statement_id = :statement_id AND status = :from_status;
+
+-- name: current_statuses
+SELECT statement_id, status FROM statements WHERE statement_id IN :ids;

@@ -60,6 +60,58 @@ def test_a_move_backwards_is_refused_and_recorded_not_applied(ledger: Ledger) ->
     assert ledger.timeline("st-2026-11-aaaa")[-1]["event"] == "queued_ignored"
 
 
+def test_a_batch_moves_what_its_statuses_allow_and_records_the_rest_as_ignored(ledger: Ledger) -> None:
+    from pipeline.ledger import Transition
+
+    ids = [f"st-2026-11-b{i}" for i in range(3)]
+    ledger.add_statements([_statement(sid) for sid in ids])
+    ledger.transition(ids[2], Status.RENDERED, "rendered")
+    ledger.transition(ids[2], Status.QUEUED, "queued", pool="pool_a")
+    moved = ledger.apply([Transition(sid, Status.RENDERED, "rendered", {"pages": 2},
+                                     {"sha256": "ab", "pages": 2}) for sid in ids])
+    assert moved == 2
+    for sid in ids[:2]:
+        row = ledger.statement(sid)
+        assert (row["status"], row["pages"], row["sha256"]) == ("rendered", 2, "ab")
+        assert [e["event"] for e in ledger.timeline(sid)] == ["composed", "rendered"]
+    assert ledger.statement(ids[2])["status"] == "queued"
+    assert ledger.timeline(ids[2])[-1]["event"] == "rendered_ignored"
+    with pytest.raises(LedgerError, match="not in the ledger"):
+        ledger.apply([Transition(ids[0], Status.QUEUED, "queued", {}, {"pool": "pool_a"}),
+                      Transition("st-2026-11-nobody", Status.QUEUED, "queued", {}, {})])
+    assert ledger.statement(ids[0])["status"] == "rendered", "a refused batch changes nothing"
+
+
+def test_a_batch_raced_by_another_writer_is_applied_one_by_one(postgres_schema_url: str) -> None:
+    """Between the batch's read and its write another process moves one statement: nothing of
+    the batch's write stands, and each transition is decided again on the status it finds."""
+    from pipeline.ledger import Transition
+
+    ledger, other = Ledger.open(postgres_schema_url), Ledger.open(postgres_schema_url)
+    ledger.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    ids = [f"st-2026-11-r{i}" for i in range(3)]
+    ledger.add_statements([_statement(sid) for sid in ids])
+    for sid in ids:
+        ledger.transition(sid, Status.RENDERED, "rendered")
+    real_now = ledger.now
+    raced: list[bool] = []
+
+    def now_after_a_concurrent_move() -> str:  # runs between the batch's read and its write
+        if not raced:
+            raced.append(other.transition(ids[1], Status.PAPER_QUEUED, "paper_queued"))
+        return real_now()
+
+    ledger.now = now_after_a_concurrent_move  # type: ignore[method-assign]
+    moved = ledger.apply([Transition(sid, Status.QUEUED, "queued", {"pool": "pool_a"}, {"pool": "pool_a"})
+                          for sid in ids])
+    assert raced == [True] and moved == 2
+    assert [ledger.statement(sid)["status"] for sid in ids] == ["queued", "paper_queued", "queued"]
+    assert [e["event"] for e in ledger.timeline(ids[1])] == ["composed", "rendered", "paper_queued",
+                                                            "queued_ignored"]
+    ledger.close()
+    other.close()
+
+
 def test_composing_twice_inserts_once(ledger: Ledger) -> None:
     assert ledger.add_statements([_statement(), _statement("st-2026-11-bbbb")]) == 2
     assert ledger.add_statements([_statement(), _statement("st-2026-11-bbbb")]) == 0
