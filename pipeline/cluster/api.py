@@ -114,3 +114,11 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.get_all(f"dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances",
                             "task_instances")
+
+    def task_instance_tries(self, dag_id: str, run_id: str, task_id: str,
+                            map_index: int = -1) -> list[dict[str, Any]]:
+        """Every try of one task instance (the earlier ones from its history), oldest first."""
+        path = f"dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+        path += f"/{map_index}/tries" if map_index >= 0 else "/tries"
+        tries = self.get_all(path, "task_instances")
+        return sorted(tries, key=lambda item: int(item.get("try_number") or 0))

@@ -2,7 +2,9 @@
 
 Every process gets the same environment (`environment.py`) and its own log file and pid file
 in the cluster folder; each runs in its own process group so that stopping it stops its
-children (Celery's pool processes, task processes) too.
+children (Celery's pool processes) too. Task processes, which Airflow's supervisor puts in groups
+of their own, are found and stopped by the environment marker every process of the cluster
+inherits (`processes_of`, and `down`'s final sweep).
 """
 
 from __future__ import annotations
@@ -252,10 +254,36 @@ def process_status(spec: ClusterSpec) -> list[ProcessStatus]:
     return found
 
 
+def processes_of(spec: ClusterSpec, name: str) -> dict[int, str]:
+    """Every live process of one managed process (pid → marker): its own and everything started
+    under it, which inherits its marker. Airflow's task supervisor puts each task process in a
+    process group of its own, so a worker's group alone does not hold its running tasks."""
+    marker = f"{spec.dir}:{name}"
+    return {pid: value for pid, value in processes.processes_with(MARKER, marker).items()
+            if value == marker}
+
+
+def kill_one(spec: ClusterSpec, name: str) -> list[int]:
+    """SIGKILL one managed process outright, as a lost host or the kernel's OOM killer of a whole
+    cgroup would: its process group and every process started under it (a worker's task
+    processes included), with no time to clean up. The pid file stays, naming a dead process,
+    until `restart_one` or `down`. Returns the pids killed."""
+    record = record_of(spec, name)
+    victims = set(processes_of(spec, name))
+    if record is not None:
+        processes.kill_group(record.pid)
+        victims.add(record.pid)
+    processes.kill_pids(sorted(victims))
+    return sorted(victims)
+
+
 def restart_one(spec: ClusterSpec, name: str, overrides: dict[str, str] | None = None) -> None:
     """Stop one managed process and start it again, with `overrides` on top of its environment
-    (an operator's experiment, or a test giving a process a wrong secret on purpose)."""
+    (an operator's experiment, or a test giving a process a wrong secret on purpose). Like
+    systemd's restart of a unit, nothing of the old one survives: processes it started that left
+    its group (a worker's task processes) are killed too."""
     record = record_of(spec, name)
     if record:
         processes.stop_groups([record], grace_seconds=30.0)
+    processes.kill_pids(processes_of(spec, name))
     start_one(spec, name, {**environment_for(spec, name), **(overrides or {})})

@@ -51,12 +51,23 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def _record(ti: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(str(ti["task_id"]), int(ti.get("map_index", -1)), ti.get("state"),
+                      str(ti.get("hostname") or ""), _when(ti.get("start_date")),
+                      _when(ti.get("end_date")), str(ti.get("pool") or ""),
+                      int(ti.get("try_number") or 0))
+
+
 def task_records(api: AirflowApi, run_id: str, dag_id: str = DAG_ID) -> list[TaskRecord]:
-    return [TaskRecord(str(ti["task_id"]), int(ti.get("map_index", -1)), ti.get("state"),
-                       str(ti.get("hostname") or ""), _when(ti.get("start_date")),
-                       _when(ti.get("end_date")), str(ti.get("pool") or ""),
-                       int(ti.get("try_number") or 0))
-            for ti in api.task_instances(dag_id, run_id)]
+    """Every task instance of the run, as its latest try left it."""
+    return [_record(ti) for ti in api.task_instances(dag_id, run_id)]
+
+
+def task_tries(api: AirflowApi, run_id: str, task_id: str, map_index: int = -1,
+               dag_id: str = DAG_ID) -> list[TaskRecord]:
+    """Every try of one task instance, oldest first: where each ran and how it ended (a try
+    whose worker died shows the heartbeat timeout's `failed` and the dead worker's host)."""
+    return [_record(ti) for ti in api.task_instance_tries(dag_id, run_id, task_id, map_index)]
 
 
 def generate(spec: ClusterSpec, *, period: str, members: int, seed: int) -> Any:
@@ -102,20 +113,33 @@ def progress_line(records: list[TaskRecord]) -> str:
     return " · ".join([f"{len(done)} of {len(by_task)} tasks done", *going])
 
 
+FAILING = "failing"
+"""What `wait_for_run(fail_fast=True)` returns for a run that is still going but can no longer
+succeed: a task instance failed with no try left (and its downstream are upstream_failed)."""
+OUT_OF_TRIES = {"failed", "upstream_failed"}
+
+
 def wait_for_run(api: AirflowApi, run_id: str, *, timeout: float, dag_id: str = DAG_ID,
-                 on_progress: Say | None = None, poll_seconds: float = 3.0) -> str:
+                 on_progress: Say | None = None, poll_seconds: float = 3.0,
+                 fail_fast: bool = False) -> str:
     """Poll until the run ends; returns its final state. `on_progress` gets a line whenever the
-    task states change. TimeoutError (the run keeps going) when it has not ended in time."""
+    task states change. TimeoutError (the run keeps going) when it has not ended in time.
+    `fail_fast`: return `FAILING` as soon as a task instance has failed for good, rather than
+    wait for the tasks still running (the monthly senders follow the render for up to
+    EOB_SEND_FOLLOW_IDLE_SECONDS before they give up on a shard that will never come)."""
     deadline, last = time.monotonic() + timeout, ""
     while True:
         state = str(api.dag_run(dag_id, run_id)["state"])
+        records = task_records(api, run_id, dag_id) if on_progress or fail_fast else []
         if on_progress is not None:
-            line = progress_line(task_records(api, run_id, dag_id))
+            line = progress_line(records)
             if line != last:
                 on_progress(line)
                 last = line
         if state in FINISHED:
             return state
+        if fail_fast and any(record.state in OUT_OF_TRIES for record in records):
+            return FAILING
         if time.monotonic() > deadline:
             raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s; it goes "
                                "on: watch it in the Airflow UI or with `eob cluster status`")
@@ -193,8 +217,10 @@ class MonthlyResult:
 
 
 def run_monthly(spec: ClusterSpec, api: AirflowApi, *, period: str, members: int, seed: int,
-                dry_run: bool = False, timeout: float = 1800.0, say: Say = print) -> MonthlyResult:
-    """Generate, trigger, wait, summarize: one whole monthly run on the cluster."""
+                dry_run: bool = False, timeout: float = 1800.0, say: Say = print,
+                fail_fast: bool = False) -> MonthlyResult:
+    """Generate, trigger, wait, summarize: one whole monthly run on the cluster (`fail_fast`:
+    see `wait_for_run`)."""
     extract = generate(spec, period=period, members=members, seed=seed)
     say(f"extract: {extract.members} members, {extract.claim_lines} claim lines in {extract.folder}")
     before = baseline(spec, period)
@@ -204,7 +230,7 @@ def run_monthly(spec: ClusterSpec, api: AirflowApi, *, period: str, members: int
     except ApiError as exc:
         raise ClusterError(f"could not trigger {DAG_ID}: {exc}") from None
     say(f"triggered {DAG_ID} run {run_id}")
-    state = wait_for_run(api, run_id, timeout=timeout,
+    state = wait_for_run(api, run_id, timeout=timeout, fail_fast=fail_fast,
                          on_progress=lambda line: say(f"{time.monotonic() - started:6.0f}s  {line}"))
     seconds = time.monotonic() - started
     summary = summarize(spec, period, before, ended_at=time.time())

@@ -2,8 +2,10 @@
 
 A pid file holds the pid and the process's start time (from /proc), so a pid the kernel has
 since given to another program is never mistaken for ours, and never signalled. Stopping sends
-SIGTERM to the whole group (a Celery worker's children, the api-server's uvicorn workers, task
-processes), waits, then SIGKILLs what is left. Linux only: /proc is how a process is inspected.
+SIGTERM to the whole group (a Celery worker's children, the api-server's uvicorn workers), waits,
+then SIGKILLs what is left. Airflow's task supervisor moves each task process into a group of its
+own: those are found by the environment marker they inherit (`lifecycle.processes_of`).
+Linux only: /proc is how a process is inspected.
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ def read_environ(pid: int) -> dict[str, str] | None:
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by `pid` (a managed process and the children it kept in
+    its group); returns at once."""
+    _signal_group(pid, signal.SIGKILL)
 
 
 def stop_groups(records: Iterable[PidRecord], *, grace_seconds: float = 30.0) -> list[int]:

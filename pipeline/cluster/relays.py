@@ -4,8 +4,10 @@
 relay of the cluster's pools (STARTTLS required, a certificate from a CA made at start into
 `D/tls/`, the demo's behaviour: some refusals, some DSNs into the workspace's bounce Maildir),
 and records every message it accepts: one line per message in `D/relays/received.jsonl` (pool,
-time, TLS, the statement id header; never an address) and the running count per pool in
-`D/relays/counts.json`, which `eob cluster run` and the tests reconcile with the ledger.
+time, TLS, the statement id header and the Message-ID; never an address) and the running count
+per pool in `D/relays/counts.json`, which `eob cluster run` and the tests reconcile with the
+ledger. The journal tells a statement received twice (a resend after a sender died in flight)
+from two statements: `relay_journal`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ FLUSH_SECONDS = 0.2
 
 def counts_file(directory: Path) -> Path:
     return directory / "relays" / "counts.json"
+
+
+def journal_file(directory: Path) -> Path:
+    return directory / "relays" / "received.jsonl"
+
+
+def relay_journal(directory: Path) -> list[dict[str, Any]]:
+    """Every message the relays accepted, in order: pool, at, tls, statement, message_id. Read it
+    after `settled_relay_counts` so that nothing accepted before then is missing; a line being
+    written at that moment (no newline yet) is left out."""
+    try:
+        text = journal_file(directory).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
 
 def relay_counts(directory: Path) -> dict[str, int]:
@@ -53,8 +70,11 @@ def settled_relay_counts(directory: Path, *, after: float, timeout: float = 10.0
                        f"{timeout:.0f} s: is it running? (`eob cluster status`)")
 
 
-def _statement_id(data: bytes) -> str:
-    return str(BytesHeaderParser().parsebytes(data).get("X-EOB-Statement", ""))
+def _identity(data: bytes) -> dict[str, str]:
+    """The statement id header and the Message-ID of a message (a resend carries the same)."""
+    headers = BytesHeaderParser().parsebytes(data)
+    return {"statement": str(headers.get("X-EOB-Statement", "")),
+            "message_id": str(headers.get("Message-ID", ""))}
 
 
 class _Recorder:
@@ -65,7 +85,7 @@ class _Recorder:
         self.sinks = sinks
         self.seen = [0] * len(sinks)
         self.counts: dict[str, int] = {pool: 0 for pool, _ in sinks}
-        self.journal = (directory / "relays" / "received.jsonl").open("a", encoding="utf-8")
+        self.journal = journal_file(directory).open("a", encoding="utf-8")
 
     def flush(self) -> None:
         for index, (pool, sink) in enumerate(self.sinks):
@@ -74,7 +94,7 @@ class _Recorder:
             self.counts[pool] += len(fresh)
             for message in fresh:
                 self.journal.write(json.dumps({"pool": pool, "at": time.time(), "tls": message.tls,
-                                               "statement": _statement_id(message.data)}) + "\n")
+                                               **_identity(message.data)}) + "\n")
         self.journal.flush()
         target = counts_file(self.directory)
         temporary = target.with_suffix(".tmp")

@@ -9,81 +9,37 @@ cluster down and drops its databases.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from pipeline.cluster import ClusterSpec, lifecycle
-from pipeline.cluster.environment import MARKER, clean_base
+from pipeline.cluster.environment import MARKER
 from pipeline.cluster.monthly import task_records
 from pipeline.cluster.processes import processes_with
 from pipeline.cluster.relays import relay_counts
-from tests.support import REPO
+from tests.cluster.conftest import cluster_options, eob, free_redis_url, need_redis, take_down
 
 pytestmark = pytest.mark.cluster
 
-EOB = [str(REPO / ".venv" / "bin" / "eob")]
 MEMBERS = 1000
 SHARDS = 4
 
 
-def _free_port(*hosts: str) -> int:
-    """A port nobody listens on at any of `hosts` (bound for a moment to be sure)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port = int(probe.getsockname()[1])
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as other:
-                    other.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-def eob(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """`eob …` as an operator runs it, without this test process's Airflow or EOB settings."""
-    return subprocess.run([*EOB, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**clean_base(), "COLUMNS": "200"})
-
-
-def _drop_databases(spec: ClusterSpec) -> None:
-    import psycopg
-
-    with psycopg.connect(spec.database_url("postgres"), autocommit=True) as conn:
-        for name in (spec.airflow_db, spec.ledger_db):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[ClusterSpec]:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
-    except OSError:
-        pytest.skip("no Redis at 127.0.0.1:6379 (the Celery broker): the cluster tests need one")
-    tag = uuid.uuid4().hex[:8]
+    need_redis()
     folder = tmp_path_factory.mktemp("cluster")
-    options = ["--dir", str(folder), "--workers", "2", "--concurrency", "2", "--shards", str(SHARDS),
-               "--airflow-db", f"eob_test_{tag}_airflow", "--ledger-db", f"eob_test_{tag}_ledger",
-               "--redis-url", f"redis://127.0.0.1:6379/{11 + os.getpid() % 5}",
-               "--api-port", str(_free_port("127.0.0.1")),
-               "--relay-port", str(_free_port("127.0.0.12", "127.0.0.13"))]
+    redis_url = free_redis_url()
     try:
-        done = eob("cluster", "up", *options)
+        done = eob("cluster", "up", *cluster_options(folder, shards=SHARDS, redis_url=redis_url))
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         yield ClusterSpec.load(folder)
     finally:
-        if (folder / "cluster.json").exists():
-            spec = ClusterSpec.load(folder)
-            lifecycle.down(spec)
-            _drop_databases(spec)
+        take_down(folder, redis_url)
 
 
 def test_up_prints_where_the_cluster_answers(cluster: ClusterSpec) -> None:
