@@ -9,7 +9,9 @@ ledger and the object store are not opened (a stage opens them, and migrates the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -159,3 +161,31 @@ def _dkim(settings: Settings) -> Check:
     if signer is None:
         return Check("DKIM", True, "off (EOB_DKIM_DOMAIN, EOB_DKIM_SELECTOR, EOB_DKIM_KEY_FILE unset)")
     return Check("DKIM", True, f"signing as {settings.dkim_selector}._domainkey.{settings.dkim_domain}")
+
+
+class Outcome(Protocol):
+    """A check's result as `eob check` and `eob cluster check` print it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+def print_checks(checks: Sequence[Outcome], again: str) -> None:
+    """Each check ok or FAILED with what to fix; exits with 1 when any failed (``again``: the
+    command to run once fixed)."""
+    import typer
+
+    for item in checks:
+        mark = typer.style("ok    ", fg="green") if item.ok else typer.style("FAILED", fg="red", bold=True)
+        typer.echo(f"{mark} {item.name}: {item.detail}")
+    failed = sum(not item.ok for item in checks)
+    if failed:
+        typer.echo(f"{failed} of {len(checks)} checks failed: fix them, then run {again} again")
+        raise typer.Exit(1)
+    typer.echo(f"all {len(checks)} checks passed; nothing was sent")

@@ -169,17 +169,10 @@ def check(directory: Dir = DEFAULT_DIR) -> None:
     """The preflight before the first DAG run: secrets identical in every process, the execution
     API reachable from the workers, DAGs parsed, pools and connections present, the ledger
     migrated, the relays answering with verified STARTTLS. Exits with 1 when any failed."""
+    from pipeline.cli.check import print_checks
     from pipeline.cluster.preflight import run_cluster_checks
 
-    checks = run_cluster_checks(_load(directory))
-    for item in checks:
-        mark = typer.style("ok    ", fg="green") if item.ok else typer.style("FAILED", fg="red", bold=True)
-        typer.echo(f"{mark} {item.name}: {item.detail}")
-    failed = sum(not item.ok for item in checks)
-    if failed:
-        typer.echo(f"{failed} of {len(checks)} checks failed: fix them, then run eob cluster check again")
-        raise typer.Exit(1)
-    typer.echo(f"all {len(checks)} checks passed; nothing was sent")
+    print_checks(run_cluster_checks(_load(directory)), "eob cluster check")
 
 
 @app.command()

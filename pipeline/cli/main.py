@@ -270,17 +270,9 @@ def check(
     """Validate the whole configuration on this machine without sending anything: settings, test
     values in production, password policy, templates, pools, source addresses, CA bundles, DKIM.
     Exits with 1 when any check failed."""
-    from pipeline.cli.check import run_checks
+    from pipeline.cli.check import print_checks, run_checks
 
-    checks = run_checks(relays=relays)
-    for item in checks:
-        status = typer.style("ok    ", fg="green") if item.ok else typer.style("FAILED", fg="red", bold=True)
-        typer.echo(f"{status} {item.name}: {item.detail}")
-    failed = sum(not item.ok for item in checks)
-    if failed:
-        typer.echo(f"{failed} of {len(checks)} checks failed: fix them, then run eob check again")
-        raise typer.Exit(1)
-    typer.echo(f"all {len(checks)} checks passed; nothing was sent")
+    print_checks(run_checks(relays=relays), "eob check")
 
 
 @app.command()

@@ -22,6 +22,7 @@ valid one): a corrected member file ingested but not yet composed holds the stat
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -99,8 +100,8 @@ def send_stage(
     config = send_config(ctx.settings)
     pool = config.pool(pool_name)
     if dry_run:
-        if follow_run is not None:
-            _wait_until_routed(ctx, follow_run)
+        if follow_run is not None:  # plan the pool once the run is routed (or render stalls)
+            _follow(ctx, pool_name, follow_run)
         now = ctx.now()
         return plan_pool(ctx, config, pool, now, _holds(ctx, pool_name, now)[0])
     try:
@@ -184,7 +185,8 @@ def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
                                                                           pool=pool.name)}
             stuck = (stuck | {row["statement_id"] for row in rows}) & queued_now  # gone: not stuck
             time.sleep(ROUND_GAP_SECONDS)  # keeps the per-second cap across two rounds
-        if follow_run is None or not _follow(ctx, pool.name, follow_run, deadline, len(stuck)):
+        if follow_run is None or not _follow(ctx, pool.name, follow_run, deadline=deadline,
+                                             stuck=len(stuck)):
             break
     return {**summary, **totals.summary(), **skipped,
             "warmup_day": warm.caps.day if warm else None,
@@ -196,18 +198,20 @@ ROUND_GAP_SECONDS = 1.0
 FOLLOW_POLL_SECONDS = 2.0
 
 
-def _follow(ctx: Context, pool_name: str, run_id: str, deadline: float, stuck: int) -> bool:
+def _follow(ctx: Context, pool_name: str, run_id: str, *, deadline: float = math.inf,
+            stuck: int | None = None) -> bool:
     """Wait until there is something new to send for the pool (True: more queued than the
     ``stuck`` statements earlier rounds held), or until the run has nothing left to route, the
     render has made no progress for ``send_follow_idle_seconds``, or the time budget is spent
-    (False)."""
+    (False). Without ``stuck`` (a dry run) it only waits for the run to be routed."""
     idle_limit = ctx.settings.send_follow_idle_seconds
     last = _awaiting_route(ctx, run_id)
     since = time.monotonic()
     while time.monotonic() < deadline:
-        queued = ctx.ledger.fetch_one("send_queued_counts_total", pool=pool_name)
-        if queued and int(queued["n"]) > stuck:
-            return True
+        if stuck is not None:
+            queued = ctx.ledger.fetch_one("send_queued_counts_total", pool=pool_name)
+            if queued and int(queued["n"]) > stuck:
+                return True
         if last == 0:
             return False
         time.sleep(FOLLOW_POLL_SECONDS)
@@ -225,17 +229,6 @@ def _follow(ctx: Context, pool_name: str, run_id: str, deadline: float, stuck: i
 def _awaiting_route(ctx: Context, run_id: str) -> int:
     row = ctx.ledger.fetch_one("send_run_awaiting_route", run_id=run_id)
     return int(row["n"]) if row else 0
-
-
-def _wait_until_routed(ctx: Context, run_id: str) -> None:
-    """A dry run that follows a run plans the pool once the run is routed (or render stalls)."""
-    idle_limit = ctx.settings.send_follow_idle_seconds
-    last, since = _awaiting_route(ctx, run_id), time.monotonic()
-    while last and time.monotonic() - since <= idle_limit:
-        time.sleep(FOLLOW_POLL_SECONDS)
-        awaiting = _awaiting_route(ctx, run_id)
-        if awaiting != last:
-            last, since = awaiting, time.monotonic()
 
 
 def _pool_health(ctx: Context, pool_name: str, now: datetime) -> tuple[str, str] | None:
