@@ -113,10 +113,15 @@ def test_the_month_succeeds_through_the_api(scale_run: ScaleRun) -> None:
     assert [t.try_number for t in renders + sends] == [1] * (SHARDS + 2)
 
 
-def test_render_shards_ran_on_both_workers_at_once(scale_run: ScaleRun) -> None:
-    renders = _of(scale_run, "render")
-    hosts = {t.hostname for t in renders}
+def test_render_shards_ran_in_parallel_and_the_run_used_both_workers(scale_run: ScaleRun) -> None:
+    """Celery places the tasks: when both pools' senders land on one worker they hold its two
+    slots for the whole run and every shard renders on the other, so the renders are shown to
+    run side by side and the run's tasks to span both workers."""
+    renders, sends = _of(scale_run, "render"), _of(scale_run, "send")
+    hosts = {t.hostname for t in renders + sends}
     assert len(hosts) == 2 and all(h.endswith(("-worker1", "-worker2")) for h in hosts), hosts
+    print(f"  renders ran on {sorted({t.hostname for t in renders})}, "
+          f"senders on {sorted({t.hostname for t in sends})}")
     spans = intervals(scale_run.result.tasks, "render")
     assert len(spans) == SHARDS
     assert any(overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1:]), spans
