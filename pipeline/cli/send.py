@@ -74,8 +74,10 @@ def resend(
         raise SendCommandError(f"unknown pool {pool!r} (known: {config.pool_names})")
     allowed = sources_for(Status.QUEUED)
     outcomes = []
-    for sid in dict.fromkeys(statement_ids):
-        row = ledger.fetch_one("send_statements_by_id", statement_id=sid)
+    wanted = list(dict.fromkeys(statement_ids))
+    found = {row["statement_id"]: row for row in ledger.fetch_for_ids("send_statements_by_id", wanted)}
+    for sid in wanted:
+        row = found.get(sid)
         if row is None:
             outcomes.append(ResendOutcome(sid, False, None, "no such statement"))
             continue

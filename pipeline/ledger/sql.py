@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from sqlalchemy import TextClause, text
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{3})_(\w+?)(?:\.(sqlite|postgresql))?\.sql$")
@@ -91,6 +93,13 @@ def query(name: str) -> str:
         return queries()[name]
     except KeyError:
         raise SqlFileError(f"no query named {name!r} in sql/queries/*.sql") from None
+
+
+@cache
+def clause(name: str) -> TextClause:
+    """The named query as a SQLAlchemy clause, parsed once per process: the send path runs a
+    few queries per message, and parsing the text again each time costs more than the query."""
+    return text(query(name))
 
 
 @dataclass(frozen=True, slots=True)

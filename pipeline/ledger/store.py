@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, create_engine, event, inspect, text
 
 from pipeline.clock import Now, iso, utc_now
 from pipeline.ledger.events import IGNORED_SUFFIX, Event, UnknownEvent, is_event_name
-from pipeline.ledger.sql import REQUIRED_QUERIES, check_queries, migrations, query
+from pipeline.ledger.sql import REQUIRED_QUERIES, check_queries, clause, migrations
 from pipeline.ledger.statuses import Status, sources_for
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,10 @@ class Ledger:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._now = now
+        # Reads and single-statement writes need no transaction of their own: in autocommit
+        # they are one round trip each, not BEGIN, the statement and COMMIT or ROLLBACK.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pinned = threading.local()
 
     @classmethod
     def open(cls, url: str, *, now: Now = utc_now, migrate: bool = True) -> Ledger:
@@ -147,7 +153,7 @@ class Ledger:
                 if sqlite:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 else:
-                    conn.execute(text(query("lock_migrations_postgresql")))
+                    conn.execute(clause("lock_migrations_postgresql"))
                 applied = self._apply_migrations(conn, upto)
                 if sqlite and applied and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise LedgerError(f"migrations {applied} leave rows whose foreign keys do not "
@@ -168,20 +174,20 @@ class Ledger:
         with self.engine.connect() as conn:
             if not inspect(conn).has_table("schema_migrations"):
                 return True
-            done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+            done = {row[0] for row in conn.execute(clause("applied_migrations"))}
         return bool(wanted - done)
 
     def _apply_migrations(self, conn: Connection, upto: int | None) -> list[int]:
         applied: list[int] = []
-        conn.execute(text(query("create_schema_migrations")))
-        done = {row[0] for row in conn.execute(text(query("applied_migrations")))}
+        conn.execute(clause("create_schema_migrations"))
+        done = {row[0] for row in conn.execute(clause("applied_migrations"))}
         for migration in migrations(self.dialect):
             if migration.version in done or (upto is not None and migration.version > upto):
                 continue
             for statement in migration.statements:
                 conn.execute(text(statement))
             conn.execute(
-                text(query("record_migration")),
+                clause("record_migration"),
                 {"version": migration.version, "name": migration.name, "applied_at": self.now()},
             )
             applied.append(migration.version)
@@ -189,7 +195,7 @@ class Ledger:
 
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
-            versions = [row[0] for row in conn.execute(text(query("applied_migrations")))]
+            versions = [row[0] for row in conn.execute(clause("applied_migrations"))]
         return max(versions, default=0)
 
     # -- helpers ------------------------------------------------------------------------
@@ -197,19 +203,62 @@ class Ledger:
         return iso(self._now())
 
     @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within the block, everything this thread does with the ledger uses two connections
+        held for the block (one in autocommit, one for transactions) instead of taking one
+        from the pool, and checking it is alive, for every call. For loops that touch the
+        ledger per item (the sender, per message); other threads are unaffected."""
+        if getattr(self._pinned, "connections", None) is not None:
+            yield  # already pinned further up this thread
+            return
+        with self._autocommit.connect() as auto, self.engine.connect() as tx:
+            self._pinned.connections = (auto, tx)
+            try:
+                yield
+            finally:
+                self._pinned.connections = None
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """An autocommit connection: each statement commits on its own."""
+        pinned = getattr(self._pinned, "connections", None)
+        if pinned is not None:
+            yield pinned[0]
+            return
+        with self._autocommit.connect() as conn:
+            yield conn
+
+    @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A transaction, committed when the block exits without an error."""
+        pinned = getattr(self._pinned, "connections", None)
+        if pinned is not None and not pinned[1].in_transaction():
+            with pinned[1].begin():
+                yield pinned[1]
+            return
+        with self.engine.begin() as conn:  # not pinned, or nested in a pinned transaction
             yield conn
 
     def fetch(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named read query and return plain dict rows."""
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(text(query(name)), params)]
+        with self._connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(clause(name), params)]
+
+    def fetch_for_ids(self, name: str, ids: Sequence[str], **params: Any) -> list[dict[str, Any]]:
+        """Run a named read query whose ``:ids`` parameter is a list, in chunks of ids that
+        stay inside every database's parameter limit."""
+        rows: list[dict[str, Any]] = []
+        with self._connect() as conn:
+            for start in range(0, len(ids), _BATCH_READ):
+                chunk = list(ids[start:start + _BATCH_READ])
+                rows += [dict(row._mapping)
+                         for row in conn.execute(_with_ids(name), {**params, "ids": chunk})]
+        return rows
 
     def execute(self, name: str, **params: Any) -> int:
         """Run a named write query in its own transaction; returns the rows it touched."""
         with self.begin() as conn:
-            return conn.execute(text(query(name)), params).rowcount
+            return conn.execute(clause(name), params).rowcount
 
     def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
         rows = self.fetch(name, **params)
@@ -219,7 +268,7 @@ class Ledger:
     def start_run(self, run_id: str, period: str, source: str, shards: int) -> None:
         with self.begin() as conn:
             conn.execute(
-                text(query("insert_run")),
+                clause("insert_run"),
                 {"run_id": run_id, "period": period, "started_at": self.now(),
                  "source": source, "shards": shards},
             )
@@ -239,14 +288,14 @@ class Ledger:
         commits when the block exits without an error: ingest swaps its outputs in inside the
         block, so the accounts and the files change together, or neither does."""
         with self.begin() as conn:
-            conn.execute(text(query("delete_quarantine")), {"run_id": run_id})
-            conn.execute(text(query("delete_ingest_files")), {"run_id": run_id})
+            conn.execute(clause("delete_quarantine"), {"run_id": run_id})
+            conn.execute(clause("delete_ingest_files"), {"run_id": run_id})
             for account in files:
-                conn.execute(text(query("insert_ingest_file")), {"run_id": run_id, **_asdict(account)})
+                conn.execute(clause("insert_ingest_file"), {"run_id": run_id, **_asdict(account)})
             rows = [{"run_id": run_id, **_asdict(row)} for row in quarantined]
             if rows:
-                conn.execute(text(query("insert_quarantine")), rows)
-            conn.execute(text(query("ingest_succeeded")), {"run_id": run_id, "at": self.now()})
+                conn.execute(clause("insert_quarantine"), rows)
+            conn.execute(clause("ingest_succeeded"), {"run_id": run_id, "at": self.now()})
             yield
 
     def begin_ingest(self, run_id: str) -> None:
@@ -277,7 +326,7 @@ class Ledger:
             at = self.now()
             for new in statements:
                 params = _asdict(new) | {"at": at, "prompt_notice": int(new.prompt_notice)}
-                result = conn.execute(text(query("insert_statement")), params)
+                result = conn.execute(clause("insert_statement"), params)
                 if result.rowcount == 1:
                     inserted += 1
                     self._event(conn, new.statement_id, Event.COMPOSED, None, Status.COMPOSED,
@@ -326,7 +375,7 @@ class Ledger:
                 raise LedgerError(f"transition sets unknown statement fields {sorted(unknown)}")
         ids = [item.statement_id for item in items]
         current: dict[str, str] = {}
-        select = text(query("current_statuses")).bindparams(bindparam("ids", expanding=True))
+        select = _with_ids("current_statuses")
         for start in range(0, len(ids), _BATCH_READ):
             for sid, status in conn.execute(select, {"ids": ids[start:start + _BATCH_READ]}):
                 current[sid] = status
@@ -347,9 +396,9 @@ class Ledger:
             else:
                 events.append(_event_row(item.statement_id, f"{item.event}{IGNORED_SUFFIX}", status, None,
                                          {**item.detail, "wanted": item.to.value}, at))
-        if updates and conn.execute(text(query("apply_transition")), updates).rowcount != len(updates):
+        if updates and conn.execute(clause("apply_transition"), updates).rowcount != len(updates):
             raise _BatchRaced  # a concurrent writer moved one first: rolled back, done one by one
-        conn.execute(text(query("insert_event")), events)
+        conn.execute(clause("insert_event"), events)
         return len(updates)
 
     def record_print_batch(self, batch: Mapping[str, Any], pieces: Sequence[Mapping[str, Any]],
@@ -358,9 +407,9 @@ class Ledger:
         together or not at all. Returns the moves made."""
         moved = 0
         with self.begin() as conn:
-            conn.execute(text(query("paper_insert_batch")), dict(batch))
+            conn.execute(clause("paper_insert_batch"), dict(batch))
             if pieces:
-                conn.execute(text(query("paper_insert_piece")), [dict(p) for p in pieces])
+                conn.execute(clause("paper_insert_piece"), [dict(p) for p in pieces])
             for item in moves:
                 moved += self._apply_one(conn, item)
         return moved
@@ -372,10 +421,10 @@ class Ledger:
         moved = 0
         with self.begin() as conn:
             for sid in statement_ids:
-                conn.execute(text(query("paper_end_piece")), {"batch_name": batch_name, "statement_id": sid})
+                conn.execute(clause("paper_end_piece"), {"batch_name": batch_name, "statement_id": sid})
             for item in moves:
                 moved += self._apply_one(conn, item)
-            conn.execute(text(query("paper_set_batch_state")), {
+            conn.execute(clause("paper_set_batch_state"), {
                 "batch_name": batch_name, "state": "cancelled", "acknowledged_at": None,
                 "cancelled_at": self.now(), "accepted": 0, "rejected": 0})
         return moved
@@ -389,7 +438,7 @@ class Ledger:
         changed, when it is no longer in `status` (the caller reads it again) or the state
         machine does not allow the move (recorded as `<event>_ignored`)."""
         with self.begin() as conn:
-            current = conn.execute(text(query("current_status")), {"statement_id": statement_id}).scalar()
+            current = conn.execute(clause("current_status"), {"statement_id": statement_id}).scalar()
             if current is None:
                 raise UnknownStatement(f"statement {statement_id} is not in the ledger")
             if current != status:
@@ -399,7 +448,7 @@ class Ledger:
                 self._event(conn, statement_id, f"{event_name}{IGNORED_SUFFIX}", current, None,
                             {**detail, "wanted": to.value}, at)
                 return False
-            moved = conn.execute(text(query("set_statement_delivery")), {
+            moved = conn.execute(clause("set_statement_delivery"), {
                 "statement_id": statement_id, "from_status": current,
                 "to_status": (to or status).value, "moved_at": at if to is not None else None,
                 **_asdict(delivery)}).rowcount
@@ -414,7 +463,7 @@ class Ledger:
         if unknown:
             raise LedgerError(f"transition sets unknown statement fields {sorted(unknown)}")
         current = conn.execute(
-            text(query("current_status")), {"statement_id": item.statement_id}
+            clause("current_status"), {"statement_id": item.statement_id}
         ).scalar()
         if current is None:
             raise UnknownStatement(f"statement {item.statement_id} is not in the ledger")
@@ -426,7 +475,7 @@ class Ledger:
         params = {name: item.fields.get(name) for name in _FIELDS}
         params |= {"statement_id": item.statement_id, "to_status": item.to.value, "at": at,
                    "from_status": current, "attempts_increment": item.attempts_increment}
-        if conn.execute(text(query("apply_transition")), params).rowcount != 1:
+        if conn.execute(clause("apply_transition"), params).rowcount != 1:
             return 0  # a concurrent writer moved it first; its event tells the story
         self._event(conn, item.statement_id, item.event, current, item.to, item.detail, at)
         return 1
@@ -435,12 +484,13 @@ class Ledger:
         self, conn: Connection, statement_id: str, event_name: str, from_status: str | None,
         to_status: Status | None, detail: Mapping[str, Any], at: str,
     ) -> None:
-        conn.execute(text(query("insert_event")),
+        conn.execute(clause("insert_event"),
                      _event_row(statement_id, event_name, from_status, to_status, detail, at))
 
     def record_event(self, statement_id: str, event_name: Event, detail: Mapping[str, Any]) -> None:
-        """Append a timeline entry that changes no status (a lookup, an operator note)."""
-        with self.begin() as conn:
+        """Append a timeline entry that changes no status (a lookup, an operator note, a send
+        attempt): one statement, committed on its own."""
+        with self._connect() as conn:
             self._event(conn, statement_id, event_name, None, None, detail, self.now())
 
     def statement(self, statement_id: str) -> dict[str, Any] | None:
@@ -462,12 +512,12 @@ class Ledger:
         with self.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7204114)"))
-            prev = conn.execute(text(query("last_audit_hash"))).scalar() or "0" * 64
+            prev = conn.execute(clause("last_audit_hash")).scalar() or "0" * 64
             at = self.now()
             body = json.dumps(dict(detail or {}), sort_keys=True, default=str)
             digest = _audit_hash(prev, at, actor, action, statement_id, body)
             conn.execute(
-                text(query("insert_audit")),
+                clause("insert_audit"),
                 {"at": at, "actor": actor, "action": action, "statement_id": statement_id,
                  "detail": body, "prev_hash": prev, "hash": digest},
             )
@@ -488,6 +538,11 @@ class Ledger:
 
 _BATCH_READ = 500
 """Statement ids per read of a batch's statuses (well inside every database's parameter limit)."""
+
+
+@cache
+def _with_ids(name: str) -> TextClause:
+    return clause(name).bindparams(bindparam("ids", expanding=True))
 
 
 class _BatchRaced(Exception):

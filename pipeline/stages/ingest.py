@@ -17,11 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from pipeline.ledger import NewStatement, Transition
 from pipeline.ledger.events import Event
-from pipeline.ledger.sql import query
+from pipeline.ledger.sql import clause
 from pipeline.ledger.statuses import EMAILED, NOT_YET_OUT, Status
 from pipeline.stages import channels, withdrawals
 from pipeline.stages.context import (
@@ -265,11 +263,11 @@ class _ShardPlan:
         self.new.clear()
         with ledger.begin() as conn:
             if self.lineage:
-                conn.execute(text(query("compose_set_lineage")), self.lineage)
+                conn.execute(clause("compose_set_lineage"), self.lineage)
             if self.notices:
-                conn.execute(text(query("compose_insert_prompt_notice")), self.notices)
+                conn.execute(clause("compose_insert_prompt_notice"), self.notices)
             if self.addresses:
-                conn.execute(text(query("compose_set_address_hash")), self.addresses)
+                conn.execute(clause("compose_set_address_hash"), self.addresses)
         self.lineage.clear()
         self.notices.clear()
         self.addresses.clear()

@@ -18,11 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
-
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
-from pipeline.ledger.sql import query
+from pipeline.ledger.sql import clause
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, check_ingested, flush_transitions, run_dir, run_id_for
 from pipeline.stages.route import route_statements
@@ -160,11 +158,11 @@ def replace_object(ctx: Context, statement_id: str, sha256: str, pages: int, siz
     """A changed re-render of a still-'rendered' statement: new object facts + its event."""
     with ctx.ledger.begin() as conn:
         at = ctx.ledger.now()
-        moved = conn.execute(text(query("render_replace_object")), {
+        moved = conn.execute(clause("render_replace_object"), {
             "statement_id": statement_id, "sha256": sha256, "pages": pages,
             "size_bytes": size, "at": at}).rowcount
         if moved:
-            conn.execute(text(query("insert_event")), {
+            conn.execute(clause("insert_event"), {
                 "statement_id": statement_id, "at": at, "event": Event.RERENDERED.value,
                 "from_status": Status.RENDERED.value, "to_status": Status.RENDERED.value,
                 "detail": json.dumps(detail, sort_keys=True)})

@@ -118,7 +118,7 @@ def send_stage(
     except PoolBusy as exc:
         log.info("pool %s is being sent by another task; nothing to do here", pool_name)
         return {"pool": pool_name, "dry_run": False, "busy": exc.holder, "attempted": 0}
-    with lease:
+    with lease, ctx.ledger.pinned():  # a few ledger writes per message: no pool checkout each
         result = _send_rounds(ctx, config, pool, credentials, lease, follow_run, deadline)
         lease.check()  # before release: a lease lost while sending fails the task
     ctx.ledger.audit("pipeline", "send", None,
@@ -419,12 +419,12 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
     secret = settings.verp_secret.get_secret_value()
     contacts: dict[str, dict[str, Contact]] = {}
     contents: dict[tuple[str, str], Any] = {}  # (language, period) → MessageTemplate
+    wanted = (Status.QUEUED.value, "email", pool_name)
     for row in rows:
         if lease is not None and not lease.valid():
             return  # another sender may have the pool now: build nothing more
-        current = ctx.ledger.fetch_one("send_statements_by_id", statement_id=row["statement_id"])
-        if current is None or (current["status"], current["channel"], current["pool"]) != (
-                Status.QUEUED, "email", pool_name):
+        current = ctx.ledger.fetch_for_ids("send_statements_by_id", [row["statement_id"]])
+        if [(c["status"], c["channel"], c["pool"]) for c in current] != [wanted]:
             skipped["off_queue"] += 1  # moved since this run read the queue; its timeline says why
             continue
         run_members = contacts.get(row["run_id"])

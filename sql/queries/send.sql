@@ -22,8 +22,9 @@ WHERE s.status = 'queued' AND s.pool = :pool AND e.event = 'send_attempt'
 ORDER BY s.statement_id;
 
 -- name: send_statements_by_id
-SELECT statement_id, status, pool, channel, email_domain FROM statements
-WHERE statement_id = :statement_id;
+-- The statements the sender is about to build, as they are now (ids: an expanding list).
+SELECT statement_id, status, pool, channel FROM statements
+WHERE statement_id IN :ids;
 
 -- name: pool_insert_pause
 INSERT INTO send_pauses (pause_id, pool, provider, kind, reason, actor, created_at, ends_at)

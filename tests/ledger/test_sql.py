@@ -36,7 +36,8 @@ def test_queries_use_named_parameters_only() -> None:
         assert "?" not in sql and "%s" not in sql, f"query {name} uses positional parameters"
 
 
-_RUNS_QUERY = re.compile(r"""(?:query|fetch|fetch_one|execute)\(\s*["'](\w+)["']""")
+_RUNS_QUERY = re.compile(
+    r"""(?:query|clause|_with_ids|fetch|fetch_one|fetch_for_ids|execute)\(\s*["'](\w+)["']""")
 
 
 def test_required_queries_are_exactly_the_names_the_code_runs() -> None:
