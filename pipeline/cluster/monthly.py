@@ -123,11 +123,13 @@ def wait_for_run(api: AirflowApi, run_id: str, *, timeout: float, dag_id: str = 
                  on_progress: Say | None = None, poll_seconds: float = 3.0,
                  fail_fast: bool = False) -> str:
     """Poll until the run ends; returns its final state. `on_progress` gets a line whenever the
-    task states change. TimeoutError (the run keeps going) when it has not ended in time.
+    task states change. Polls every `poll_seconds`, less often as the run grows longer (up to
+    every MAX_POLL_SECONDS). TimeoutError (the run keeps going) when it has not ended in time.
     `fail_fast`: return `FAILING` as soon as a task instance has failed for good, rather than
     wait for the tasks still running (the monthly senders follow the render for up to
     EOB_SEND_FOLLOW_IDLE_SECONDS before they give up on a shard that will never come)."""
-    deadline, last = time.monotonic() + timeout, ""
+    started = time.monotonic()
+    deadline, last = started + timeout, ""
     while True:
         state = str(api.dag_run(dag_id, run_id)["state"])
         records = task_records(api, run_id, dag_id) if on_progress or fail_fast else []
@@ -143,7 +145,11 @@ def wait_for_run(api: AirflowApi, run_id: str, *, timeout: float, dag_id: str = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s; it goes "
                                "on: watch it in the Airflow UI or with `eob cluster status`")
-        time.sleep(poll_seconds)
+        # every poll is two API requests on the cluster's own cores: a long run is polled less often
+        time.sleep(min(MAX_POLL_SECONDS, max(poll_seconds, (time.monotonic() - started) / 20)))
+
+
+MAX_POLL_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)

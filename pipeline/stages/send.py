@@ -374,7 +374,7 @@ def _committer(ctx: Context, pool_name: str, attempts: dict[str, int],
             return
         if result.outcome == ACCEPTED:
             moved = ctx.ledger.apply([Transition(result.statement_id, Status.SENT, Event.SENT, detail,
-                                                 attempts_increment=1)])
+                                                 attempts_increment=1, expected=Status.QUEUED)])
             if not moved:
                 _accepted_after_withdrawal(ctx, result.statement_id)
             return

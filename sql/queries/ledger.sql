@@ -158,6 +158,31 @@ UPDATE statements SET
     attempts = attempts + :attempts_increment
 WHERE statement_id = :statement_id AND status = :from_status;
 
+-- name: move_from_expected_postgresql
+-- One transition from the status the caller expects, and its event, as one statement (so, in
+-- autocommit, one round trip): nothing is written unless the statement was in :from_status.
+WITH moved AS (
+    UPDATE statements SET
+        status = :to_status,
+        updated_at = :at,
+        pool = COALESCE(:pool, pool),
+        object_key = COALESCE(:object_key, object_key),
+        print_key = COALESCE(:print_key, print_key),
+        sha256 = COALESCE(:sha256, sha256),
+        pages = COALESCE(:pages, pages),
+        size_bytes = COALESCE(:size_bytes, size_bytes),
+        channel = COALESCE(:channel, channel),
+        paper_reason = COALESCE(:paper_reason, paper_reason),
+        bounce_category = COALESCE(:bounce_category, bounce_category),
+        last_reason = COALESCE(:last_reason, last_reason),
+        next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at),
+        attempts = attempts + :attempts_increment
+    WHERE statement_id = :statement_id AND status = :from_status
+    RETURNING statement_id
+)
+INSERT INTO statement_events (statement_id, at, event, from_status, to_status, detail)
+SELECT statement_id, :at, :event, :from_status, :to_status, :detail FROM moved;
+
 -- name: set_statement_delivery
 -- how a statement not yet out reaches the member, as compose decided from a corrected member
 -- file: every field is set as given (a paper statement has no address); updated_at, which the

@@ -50,6 +50,7 @@ CHART_KEYS = {
     "config.core.load_examples", "config.core.auth_manager", "config.core.simple_auth_manager_users",
     "config.core.simple_auth_manager_passwords_file", "config.core.execution_api_server_url",
     "config.api.base_url", "config.celery.worker_concurrency",
+    "config.dag_processor.min_file_process_interval",
     "dags.mountPath", "dags.persistence.enabled", "dags.gitSync.enabled",
     "migrateDatabaseJob.enabled", "migrateDatabaseJob.applyCustomEnv", "migrateDatabaseJob.args",
     "migrateDatabaseJob.extraVolumes", "migrateDatabaseJob.extraVolumeMounts", "createUserJob.enabled",
@@ -128,6 +129,19 @@ def test_only_keys_the_chart_documents(variant: tuple[str, dict[str, Any]]) -> N
     assert not unknown, f"{name}: keys the chart does not document: {unknown}"
     for path in resource_paths:
         assert set(get(values, path)) == {"requests", "limits"}, f"{name}: {path}"
+
+
+def test_every_airflow_cfg_option_is_one_airflow_knows(variant: tuple[str, dict[str, Any]]) -> None:
+    """`config:` becomes airflow.cfg: a misspelt option would be ignored without a word."""
+    from airflow.configuration import conf
+
+    name, values = variant
+    options = [path.split(".")[1:] for path in leaves(values) if path.startswith("config.")]
+    assert options
+    known = conf.configuration_description  # Airflow's own and its providers' options
+    unknown = [f"[{section}] {key}" for section, key in options
+               if key not in known.get(section, {}).get("options", {})]
+    assert not unknown, f"{name}: options Airflow does not know: {unknown}"
 
 
 def test_the_executor_and_its_broker(variant: tuple[str, dict[str, Any]]) -> None:

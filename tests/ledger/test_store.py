@@ -480,3 +480,74 @@ def test_the_migration_allows_exactly_the_schemes_compose_knows() -> None:
     allowed = re.search(r"statement_id_scheme IN \(([^)]*)\)", script.read_text(encoding="utf-8"))
     assert allowed is not None
     assert sorted(re.findall(r"'([^']+)'", allowed[1])) == sorted(ID_SCHEMES)
+
+
+def test_a_pinned_block_reuses_its_connections_and_keeps_transactions_whole(ledger: Ledger) -> None:
+    """The sender writes a few rows per message inside `pinned()`: no connection is taken from
+    the pool per call, a failed transaction leaves nothing behind and the next one works, and
+    another thread (the lease renewer) still gets its own connections."""
+    import threading
+
+    from sqlalchemy import event as sa_event
+
+    from pipeline.ledger import Transition
+
+    ids = [f"st-2026-11-p{i}" for i in range(20)]
+    ledger.add_statements([_statement(sid) for sid in ids])
+    checkouts: list[int] = []
+    sa_event.listen(ledger.engine.pool, "checkout", lambda *_: checkouts.append(1))
+    with ledger.pinned():
+        taken_to_pin = len(checkouts)
+        for sid in ids:
+            ledger.record_event(sid, Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 1})
+            assert ledger.statement(sid)["status"] == "composed"
+            ledger.transition(sid, Status.RENDERED, Event.RENDERED)
+        assert len(checkouts) == taken_to_pin == 2
+        with pytest.raises(ZeroDivisionError), ledger.begin() as conn:
+            ledger._apply_one(conn, Transition(ids[0], Status.PAPER_QUEUED, Event.PAPER_QUEUED))
+            raise ZeroDivisionError  # the transaction is rolled back
+        assert ledger.statement(ids[0])["status"] == "rendered"
+        ledger.record_event(ids[1], Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 2})
+        with ledger.begin() as conn:  # a transaction inside a transaction: its own connection
+            ledger._apply_one(conn, Transition(ids[0], Status.PAPER_QUEUED, Event.PAPER_QUEUED))
+            with ledger.begin() as inner:
+                assert inner is not conn
+        other: list[str] = []
+        worker = threading.Thread(target=lambda: other.append(ledger.statement(ids[0])["status"]))
+        worker.start()
+        worker.join()
+        assert len(checkouts) > taken_to_pin  # the other thread took its own
+    assert other == ["paper_queued"]
+    assert [e["event"] for e in ledger.timeline(ids[1])] == ["composed", "send_attempt", "rendered",
+                                                            "send_attempt"]
+
+
+def test_a_transition_from_an_expected_status_moves_once_and_falls_back_when_it_changed(
+    ledger: Ledger,
+) -> None:
+    """The sender's `sent` expects `queued`: it moves with its event as the usual path would;
+    when another writer moved the statement first, it is decided on the status found instead."""
+    from pipeline.ledger import Transition
+
+    ids = ["st-2026-11-e1", "st-2026-11-e2"]
+    ledger.add_statements([_statement(sid) for sid in ids])
+    for sid in ids:
+        ledger.transition(sid, Status.RENDERED, Event.RENDERED)
+        ledger.transition(sid, Status.QUEUED, Event.QUEUED, pool="pool_a")
+    ledger.transition(ids[1], Status.PAPER_QUEUED, Event.PAPER_QUEUED, channel="paper")
+
+    def sent(sid: str) -> Transition:
+        return Transition(sid, Status.SENT, Event.SENT, {"pool": "pool_a"}, {"last_reason": "250"},
+                          attempts_increment=1, expected=Status.QUEUED)
+
+    assert ledger.apply([sent(ids[0])]) == 1
+    assert ledger.apply([sent(ids[0])]) == 0  # already sent: not twice
+    assert ledger.apply([sent(ids[1])]) == 0
+    first, second = ledger.statement(ids[0]), ledger.statement(ids[1])
+    assert (first["status"], first["attempts"], first["last_reason"]) == ("sent", 1, "250")
+    assert (second["status"], second["attempts"]) == ("paper_queued", 0)
+    moved = ledger.timeline(ids[0])[-2]
+    assert (moved["event"], moved["from_status"], moved["to_status"], moved["detail"]) == (
+        "sent", "queued", "sent", {"pool": "pool_a"})
+    assert [e["event"] for e in ledger.timeline(ids[0])][-1] == "sent_ignored"
+    assert [e["event"] for e in ledger.timeline(ids[1])][-1] == "sent_ignored"
