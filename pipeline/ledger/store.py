@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -208,39 +209,62 @@ class Ledger:
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
-        """Within the block, everything this thread does with the ledger uses two connections
-        held for the block (one in autocommit, one for transactions) instead of taking one
-        from the pool, and checking it is alive, for every call. For loops that touch the
-        ledger per item (the sender, per message); other threads are unaffected."""
-        if getattr(self._pinned, "connections", None) is not None:
+        """Within the block, everything this thread does with the ledger reuses connections held
+        for the block (one in autocommit, one for transactions) instead of taking one from the
+        pool, and checking it is alive, for every call: for loops that touch the ledger per item
+        (the sender, per message). Other threads are unaffected. A held connection that failed
+        (a broken link, a failed commit) or sat idle for PINNED_IDLE_SECONDS is closed, and the
+        next call takes a fresh one from the pool, checked as usual."""
+        if getattr(self._pinned, "held", None) is not None:
             yield  # already pinned further up this thread
             return
-        with self._autocommit.connect() as auto, self.engine.connect() as tx:
-            self._pinned.connections = (auto, tx)
-            try:
-                yield
-            finally:
-                self._pinned.connections = None
+        self._pinned.held = {}
+        try:
+            yield
+        finally:
+            held, self._pinned.held = self._pinned.held, None
+            for conn, _used in held.values():
+                conn.close()
+
+    @contextmanager
+    def _held(self, kind: str, source: Engine) -> Iterator[Connection]:
+        """The pinned thread's connection of one kind, taken out while in use (a nested call
+        gets its own) and put back only when the call succeeded."""
+        held: dict[str, tuple[Connection, float]] = self._pinned.held
+        conn, used = held.pop(kind, (None, 0.0))
+        if conn is not None and (conn.invalidated or time.monotonic() - used > PINNED_IDLE_SECONDS):
+            conn.close()
+            conn = None
+        conn = conn or source.connect()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # its state is unknown: never reused
+            raise
+        spare = held.pop(kind, None)
+        if spare is not None:  # a nested call's, put back first
+            spare[0].close()
+        held[kind] = (conn, time.monotonic())
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
         """An autocommit connection: each statement commits on its own."""
-        pinned = getattr(self._pinned, "connections", None)
-        if pinned is not None:
-            yield pinned[0]
+        if getattr(self._pinned, "held", None) is None:
+            with self._autocommit.connect() as conn:
+                yield conn
             return
-        with self._autocommit.connect() as conn:
+        with self._held("autocommit", self._autocommit) as conn:
             yield conn
+            conn.commit()  # ends SQLAlchemy's own bookkeeping; the statements are committed
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction, committed when the block exits without an error."""
-        pinned = getattr(self._pinned, "connections", None)
-        if pinned is not None and not pinned[1].in_transaction():
-            with pinned[1].begin():
-                yield pinned[1]
+        if getattr(self._pinned, "held", None) is None:
+            with self.engine.begin() as conn:
+                yield conn
             return
-        with self.engine.begin() as conn:  # not pinned, or nested in a pinned transaction
+        with self._held("transaction", self.engine) as conn, conn.begin():
             yield conn
 
     def fetch(self, name: str, **params: Any) -> list[dict[str, Any]]:
@@ -324,18 +348,49 @@ class Ledger:
 
     # -- statements ---------------------------------------------------------------------
     def add_statements(self, statements: Iterable[NewStatement]) -> int:
-        """Insert composed statements; ones already in the ledger are left untouched."""
+        """Insert composed statements; ones already in the ledger are left untouched.
+
+        The chunk is read, inserted and given its `composed` events with one statement per table
+        (compose adds a whole month: two round trips per statement would cost more than composing
+        it); when a concurrent writer inserted one of them in between, that transaction is rolled
+        back and the chunk is inserted row by row."""
+        items = list(statements)
+        if not items:
+            return 0
+        try:
+            with self.begin() as conn:
+                return self._add_batch(conn, items)
+        except _BatchRaced:
+            pass
         inserted = 0
         with self.begin() as conn:
             at = self.now()
-            for new in statements:
-                params = _asdict(new) | {"at": at, "prompt_notice": int(new.prompt_notice)}
-                result = conn.execute(clause("insert_statement"), params)
+            for new in items:
+                result = conn.execute(clause("insert_statement"), _statement_row(new, at))
                 if result.rowcount == 1:
                     inserted += 1
                     self._event(conn, new.statement_id, Event.COMPOSED, None, Status.COMPOSED,
                                 {"shard": new.shard, "lines": new.line_count}, at)
         return inserted
+
+    def _add_batch(self, conn: Connection, items: list[NewStatement]) -> int:
+        ids = [new.statement_id for new in items]
+        existing: set[str] = set()
+        for start in range(0, len(ids), _BATCH_READ):
+            existing |= {row[0] for row in conn.execute(_with_ids("current_statuses"),
+                                                        {"ids": ids[start:start + _BATCH_READ]})}
+        fresh = [new for new in items if new.statement_id not in existing]
+        if not fresh:
+            return 0
+        at = self.now()
+        inserted = conn.execute(clause("insert_statement"),
+                                [_statement_row(new, at) for new in fresh]).rowcount
+        if inserted != len(fresh):
+            raise _BatchRaced  # inserted meanwhile by another writer (or twice in the chunk)
+        conn.execute(clause("insert_event"), [
+            _event_row(new.statement_id, Event.COMPOSED, None, Status.COMPOSED,
+                       {"shard": new.shard, "lines": new.line_count}, at) for new in fresh])
+        return len(fresh)
 
     def transition(
         self,
@@ -553,6 +608,9 @@ class Ledger:
         return len(rows)
 
 
+PINNED_IDLE_SECONDS = 5.0
+"""A pinned connection unused this long is given back and a fresh one checked out (and pinged)."""
+
 _BATCH_READ = 500
 """Statement ids per read of a batch's statuses (well inside every database's parameter limit)."""
 
@@ -579,6 +637,10 @@ def _event_row(statement_id: str, event_name: str, from_status: str | None, to_s
     return {"statement_id": statement_id, "at": at, "event": event_name, "from_status": from_status,
             "to_status": to_status.value if to_status else None,
             "detail": json.dumps(dict(detail), sort_keys=True, default=str)}
+
+
+def _statement_row(new: NewStatement, at: str) -> dict[str, Any]:
+    return _asdict(new) | {"at": at, "prompt_notice": int(new.prompt_notice)}
 
 
 def _audit_hash(prev: str, at: str, actor: str, action: str, statement_id: str | None,

@@ -119,6 +119,20 @@ def test_composing_twice_inserts_once(ledger: Ledger) -> None:
     assert len(ledger.timeline("st-2026-11-aaaa")) == 1
 
 
+def test_a_chunk_partly_in_the_ledger_adds_only_the_new_ones_each_with_one_event(ledger: Ledger) -> None:
+    """Compose adds a month in chunks: a re-run's chunk mixes known and new statements, and a
+    chunk naming one statement twice (the batch cannot say which) is added row by row."""
+    ledger.add_statements([_statement("st-2026-11-c1")])
+    mixed = [_statement(f"st-2026-11-c{i}") for i in range(1, 6)]
+    assert ledger.add_statements(mixed) == 4
+    twice = [_statement("st-2026-11-c7"), _statement("st-2026-11-c6"), _statement("st-2026-11-c7")]
+    assert ledger.add_statements(twice) == 2
+    assert ledger.status_counts("eob-2026-11") == {"composed": 7}
+    for i in range(1, 8):
+        timeline = ledger.timeline(f"st-2026-11-c{i}")
+        assert [(e["event"], e["detail"]) for e in timeline] == [("composed", {"shard": 0, "lines": 4})]
+
+
 def test_schema_refuses_a_status_outside_the_vocabulary(ledger: Ledger) -> None:
     ledger.add_statements([_statement()])
     with pytest.raises(IntegrityError), ledger.begin() as conn:
@@ -497,12 +511,11 @@ def test_a_pinned_block_reuses_its_connections_and_keeps_transactions_whole(ledg
     checkouts: list[int] = []
     sa_event.listen(ledger.engine.pool, "checkout", lambda *_: checkouts.append(1))
     with ledger.pinned():
-        taken_to_pin = len(checkouts)
         for sid in ids:
             ledger.record_event(sid, Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 1})
             assert ledger.statement(sid)["status"] == "composed"
             ledger.transition(sid, Status.RENDERED, Event.RENDERED)
-        assert len(checkouts) == taken_to_pin == 2
+        assert len(checkouts) == 2  # one in autocommit, one for transactions, for 60 calls
         with pytest.raises(ZeroDivisionError), ledger.begin() as conn:
             ledger._apply_one(conn, Transition(ids[0], Status.PAPER_QUEUED, Event.PAPER_QUEUED))
             raise ZeroDivisionError  # the transaction is rolled back
@@ -512,14 +525,47 @@ def test_a_pinned_block_reuses_its_connections_and_keeps_transactions_whole(ledg
             ledger._apply_one(conn, Transition(ids[0], Status.PAPER_QUEUED, Event.PAPER_QUEUED))
             with ledger.begin() as inner:
                 assert inner is not conn
+        before_thread = len(checkouts)
         other: list[str] = []
         worker = threading.Thread(target=lambda: other.append(ledger.statement(ids[0])["status"]))
         worker.start()
         worker.join()
-        assert len(checkouts) > taken_to_pin  # the other thread took its own
+        assert len(checkouts) == before_thread + 1  # the other thread took its own
     assert other == ["paper_queued"]
     assert [e["event"] for e in ledger.timeline(ids[1])] == ["composed", "send_attempt", "rendered",
                                                             "send_attempt"]
+
+
+def test_a_pinned_connection_that_breaks_is_replaced_and_nothing_written_is_lost(
+    postgres_schema_url: str,
+) -> None:
+    """The database drops the sender's connections mid-run (a restart, a failover): the call
+    that meets the broken link fails loudly, the next ones work on fresh connections, and what
+    they write is committed (seen from another connection)."""
+    from sqlalchemy import text as sql_text
+    from sqlalchemy.exc import DBAPIError
+
+    ledger = Ledger.open(f"{postgres_schema_url}&application_name=eob-pinned-test")
+    observer = Ledger.open(postgres_schema_url)
+    ledger.start_run("eob-2026-11", "2026-11", "extracts", 2)
+    ledger.add_statements([_statement("st-2026-11-b1")])
+    with ledger.pinned():
+        ledger.record_event("st-2026-11-b1", Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 1})
+        ledger.transition("st-2026-11-b1", Status.RENDERED, Event.RENDERED)
+        with observer.engine.connect() as conn:
+            conn.execute(sql_text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE application_name = 'eob-pinned-test'"))
+        with pytest.raises(DBAPIError):
+            ledger.record_event("st-2026-11-b1", Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 2})
+        with pytest.raises(DBAPIError):
+            ledger.transition("st-2026-11-b1", Status.QUEUED, Event.QUEUED, pool="pool_a")
+        ledger.record_event("st-2026-11-b1", Event.SEND_ATTEMPT, {"pool": "pool_a", "attempt": 3})
+        ledger.transition("st-2026-11-b1", Status.QUEUED, Event.QUEUED, pool="pool_a")
+        assert [e["event"] for e in observer.timeline("st-2026-11-b1")] == [
+            "composed", "send_attempt", "rendered", "send_attempt", "queued"]
+    assert observer.statement("st-2026-11-b1")["status"] == "queued"
+    ledger.close()
+    observer.close()
 
 
 def test_a_transition_from_an_expected_status_moves_once_and_falls_back_when_it_changed(
