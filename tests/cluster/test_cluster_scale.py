@@ -146,6 +146,19 @@ def test_the_airflow_pools_bounded_render_and_send(scale_run: ScaleRun) -> None:
         assert any(overlaps(send, render) for render in render_spans), (send, render_spans)
 
 
+def test_a_freed_render_slot_is_taken_at_once(scale_run: ScaleRun) -> None:
+    """The shards beyond the pool's slots start as soon as an earlier one ends: a worker slot
+    that sat idle after each task (the supervisor noticing its task's exit only at its next
+    wake-up) costs every render wave seconds."""
+    spans = sorted(intervals(scale_run.result.tasks, "render"))
+    slots = scale_run.pool_slots["eob_render"]
+    ends = sorted(end for _, end in spans)
+    waits = [(start - ends[i - slots]).total_seconds() for i, (start, _) in enumerate(spans)
+             if i >= slots]
+    print(f"  a waiting shard started {', '.join(f'{w:.1f}' for w in waits)} s after a slot freed")
+    assert waits and all(wait <= 3.0 for wait in waits), waits
+
+
 def test_every_statement_is_accounted_for_and_the_relays_agree(scale_run: ScaleRun) -> None:
     summary = scale_run.result.summary
     statuses, report = summary.statuses, summary.report
