@@ -5,10 +5,12 @@ workers of two slots each, Redis, PostgreSQL for the metadata and the ledger, lo
 brought up with new databases for each of the first two measurements:
 
 1. Render speed-up: the same kind of month rendered as a dry run (render and route, nothing
-   sent) with 4 shards, once with the `eob_render` Airflow pool at one slot (one render task at
-   a time, on one worker) and once at two (one per worker, the shipped setting). Render
-   throughput is the statements rendered over the span of the render tasks as Airflow recorded
-   them (first start to last end). `speedup` = two / one, on this machine's two cores.
+   sent) with 4 shards, with the `eob_render` Airflow pool at one slot (one render task at a
+   time, on one worker) and at two (one per worker, the shipped setting), four months in the
+   order 1, 2, 2, 1 slots so that a change in the shared machine's speed meanwhile weighs on
+   both. Render throughput is the statements rendered over the span of the render tasks as
+   Airflow recorded them (first start to last end), pooled over a setting's two runs.
+   `speedup` = two / one, on this machine's two cores.
 2. End to end on the cluster: `eob_monthly` for --members members through the REST API, relays on
    loopback not throttling. `e2e_per_min` = statements handed to a relay or to the paper queue
    per minute from the start of ingest to the end of the last send task (Airflow's records),
@@ -107,10 +109,11 @@ def set_render_slots(spec: ClusterSpec, slots: int) -> None:
                                                      "include_deferred": False}, update_mask="slots")
 
 
-def render_rate(statuses: dict[str, int], spans: list[Span]) -> float:
+def render_work(statuses: dict[str, int], spans: list[Span]) -> tuple[int, float]:
+    """Statements rendered, and the seconds from the first shard's start to the last one's end."""
     start, end = stage_spans(spans)["render"]
     rendered = sum(n for status, n in statuses.items() if status not in ("composed", "failed", "superseded"))
-    return rendered / (end - start).total_seconds()
+    return rendered, (end - start).total_seconds()
 
 
 def embedded(members: int, shards: int, workspace: Path) -> tuple[dict[str, int], list[Span]]:
@@ -136,14 +139,18 @@ def per_minute(statuses: dict[str, int], spans: list[Span]) -> tuple[float, floa
 
 
 def speedup(spec: ClusterSpec, members: int) -> dict[str, str]:
-    rates = {}
-    for slots, period in ((1, "2026-08"), (2, "2026-09")):
+    """Slots in the order 1, 2, 2, 1 (a drift in the machine's speed during the measurement
+    weighs on both settings alike); each setting's rate pools its two runs."""
+    done: dict[int, list[tuple[int, float]]] = {1: [], 2: []}
+    for slots, period in zip((1, 2, 2, 1), ("2026-06", "2026-07", "2026-08", "2026-09"), strict=True):
         set_render_slots(spec, slots)
         print(f"render speed-up: {members} members, dry run, eob_render at {slots} slot(s)")
         statuses, spans = cluster_run(spec, members=members, dry_run=True, period=period)
-        rates[slots] = render_rate(statuses, spans)
-        print(f"  render: {rates[slots]:.1f} statements/s")
+        rendered, seconds = render_work(statuses, spans)
+        done[slots].append((rendered, seconds))
+        print(f"  render: {rendered / seconds:.1f} statements/s ({rendered} in {seconds:.1f} s)")
     set_render_slots(spec, 2)
+    rates = {slots: sum(n for n, _ in runs) / sum(s for _, s in runs) for slots, runs in done.items()}
     return {"speedup": f"{rates[2] / rates[1]:.2f}", "render_per_s_1": f"{rates[1]:.1f}",
             "render_per_s_2": f"{rates[2]:.1f}"}
 
