@@ -15,7 +15,14 @@ Why it is built this way:
 - Determinism: the same statement always yields the same bytes (see `eob.statement`).
 """
 
-from pipeline.render.eob import VARIANTS, RenderError, format_money, mask_member_id, render_statement
+from pipeline.render.eob import (
+    VARIANTS,
+    RenderError,
+    format_money,
+    mask_member_id,
+    render_notice,
+    render_statement,
+)
 from pipeline.render.pdf import (
     GPU_GUESSES_PER_SECOND,
     POLICIES,
@@ -52,5 +59,6 @@ __all__ = [
     "mask_member_id",
     "member_password",
     "password_policy",
+    "render_notice",
     "render_statement",
 ]

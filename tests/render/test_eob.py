@@ -662,7 +662,8 @@ def test_placeholder_fast_path_prints_what_jinja_prints() -> None:
         "external_review_name", "external_review_phone", "external_review_website",
         "consumer_name", "consumer_phone", "consumer_website", "period", "statement_date",
         "statement_id", "month", "year", "count", "claim_id", "date", "name", "relationship",
-        "status", "used", "limit", "remaining", "code", "provision", "page", "pages")}
+        "status", "used", "limit", "remaining", "code", "provision", "page", "pages", "this_document",
+        "your_document")}
     def walk(file: TemplateFile, node: object, key: str) -> int:
         if isinstance(node, dict):
             return sum(walk(file, value, f"{key}.{name}" if key else name)

@@ -35,7 +35,8 @@ CLAIM_TABLE_AMOUNTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _claim_status(lines: Sequence[ClaimLine]) -> str:
+def claim_status(lines: Sequence[ClaimLine]) -> str:
+    """A claim's status from its lines: paid, denied, or partial (anything mixed)."""
     statuses = {line.status for line in lines}
     if statuses == {"paid"}:
         return "paid"
@@ -44,7 +45,8 @@ def _claim_status(lines: Sequence[ClaimLine]) -> str:
     return "partial"
 
 
-def _amounts(lines: Sequence[ClaimLine]) -> list[str]:
+def line_amounts(lines: Sequence[ClaimLine]) -> list[str]:
+    """The claim table's amount cells for one line, or the sums over several (a claim total)."""
     if len(lines) == 1:
         line = lines[0]
         return [format_money(getattr(line, name)) for name, _ in CLAIM_TABLE_AMOUNTS]
@@ -68,7 +70,7 @@ def _header_word_width(header: str, size: float) -> float:
     return max(text_width(word, BOLD, size) for word in header.split())
 
 
-def _claims_columns(headers: Sequence[str], units: Sequence[Sequence[float]],
+def claims_columns(headers: Sequence[str], units: Sequence[Sequence[float]],
                     totals: Sequence[float]) -> Columns:
     """Column widths from the widest value; shrink the font until the service column has room.
 
@@ -98,7 +100,7 @@ def _claims_columns(headers: Sequence[str], units: Sequence[Sequence[float]],
 
 
 @lru_cache(maxsize=64)
-def _claims_headers(words_file: TemplateFile) -> tuple[str, ...]:
+def claims_headers(words_file: TemplateFile) -> tuple[str, ...]:
     keys = ("col_date", "col_service", *(key for _, key in CLAIM_TABLE_AMOUNTS), "col_code")
     return tuple(words_file.text(f"claims.{key}") for key in keys)
 
@@ -191,19 +193,19 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     Amount widths are measured once, at size 1 (Helvetica's digits, "$", "," and "." are
     as wide in bold as in regular), and serve both column sizing and right alignment.
     """
-    headers = _claims_headers(words.file)
+    headers = claims_headers(words.file)
     date_format = date_formatter(words.file.string("meta.date_format"))
     values, units = [], []
     for line in statement.lines:
         row = [date_format(line.service_date), f"{line.service_description} ({line.service_code})",
-               *_amounts([line]), line.reason_code]
+               *line_amounts([line]), line.reason_code]
         values.append(row)
         units.append([text_width(row[0], REGULAR, 1.0), 0.0,
                       *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
                       text_width(row[-1], REGULAR, 1.0)])
-    totals = _amounts(statement.lines)
+    totals = line_amounts(statement.lines)
     total_units = [text_width(value, BOLD, 1.0) for value in totals]
-    columns = _claims_columns(headers, units, total_units)
+    columns = claims_columns(headers, units, total_units)
     build = ClaimsGridBuilder(theme, columns, len(headers))
     status_colors = {"paid": theme.primary, "denied": theme.alert, "partial": theme.accent}
     rows = [*heading_rows(words("claims.heading"), theme), build.header(headers)]
@@ -211,7 +213,7 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     index = 0
     for claim_id, group in groupby(statement.lines, key=lambda line: line.claim_id):
         lines = list(group)
-        first, status = lines[0], _claim_status(lines)
+        first, status = lines[0], claim_status(lines)
         network = network_words["in" if first.network == "in" else "out"]
         relationship = f"claims.relationships.{first.patient_relationship}"
         if not words.file.has(relationship):
@@ -235,7 +237,7 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
             rows.append(build.line(values[index], units[index], code_color, keep, continued))
             index += 1
         if len(lines) > 1:
-            rows.append(build.claim_total(words("claims.claim_total"), _amounts(lines),
+            rows.append(build.claim_total(words("claims.claim_total"), line_amounts(lines),
                                           continued))
     rows.append(build.statement_total(words("claims.statement_total"), totals, total_units))
     return Grid(rows, lead_rows=2, header_rows=1, space_before=10, space_after=4)

@@ -183,7 +183,7 @@ class PageFurniture:
             ("", words.context["hours"]),
             ("", words.context["website"]),
         ]
-        _draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+        draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
 
 
 _LINE_DEPTH = 0.8 + 0.207  # a _draw_lines line: baseline 0.8 size down, Helvetica's descender below
@@ -198,7 +198,7 @@ def _draw_lines(out: Out, lines: Sequence[str], font: str, size: float, leading:
         y -= leading
 
 
-def _draw_facts(out: Out, rows: Sequence[tuple[str, str]], x: float, top: float,
+def draw_facts(out: Out, rows: Sequence[tuple[str, str]], x: float, top: float,
                 width: float, bottom: float, theme: Theme) -> None:
     """Label/value rows in the right column, shrunk until they fit above the flow.
 

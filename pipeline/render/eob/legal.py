@@ -134,7 +134,8 @@ def _language_assistance(words: Words, theme: Theme) -> list[Block]:
 _LEGAL_CONTEXT = ("legal_name", "short_name", "plan_administrator", "phone", "tty", "hours",
                   "website", "appeal_days", "appeal_address", "appeal_fax", "appeal_portal",
                   "external_review_name", "external_review_phone", "external_review_website",
-                  "consumer_name", "consumer_phone", "consumer_website")
+                  "consumer_name", "consumer_phone", "consumer_website", "this_document",
+                  "your_document")
 
 
 def legal_pages(statement: Statement, words: Words, theme: Theme, variant: str) -> ColumnSection:

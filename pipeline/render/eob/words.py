@@ -130,6 +130,8 @@ def statement_context(statement: Statement, words: TemplateFile, brand_file: Tem
         "statement_date": date_formatter(words.string("meta.date_format"))(
             statement.statement_date),
         "statement_id": statement.statement_id,
+        "this_document": words.string("meta.this_document"),
+        "your_document": words.string("meta.your_document"),
     }
     if statement.has_adverse_determination:
         context |= _appeal_context(brand_file, statement.member.line_of_business,

@@ -1,0 +1,398 @@
+"""A prompt notice of an adverse benefit determination: one denied or reduced claim, as a PDF.
+
+Why a separate document: a denied or reduced claim must be noticed within the claim-decision
+deadline (30 days after the plan receives a post-service claim, 29 CFR 2560.503-1), and the
+monthly statement can arrive after it; compose flags those claims (`prompt_notice_claims`).
+This module builds the notice only; choosing when and how it is sent is not its concern.
+
+It is cut out of the member's Statement and drawn with the statement's own pieces, so the
+two documents never disagree: the page furniture (letterhead and recipient window, or the
+print variant's return window and fold marks), the claims-table builder, and the legal
+section of `legal.py` (appeal rights, external review, the ERISA sentence by line of
+business, consumer assistance, language assistance), cached like the statement's.
+
+- Determinism: no clock, no randomness, so the same statement and claim always give the same
+  bytes. The PDF has no creation date: the notice's date is the day it is sent, which the
+  render does not know (the statement date may still be weeks ahead).
+- PHI: nothing here logs; exceptions name the claim id, the statement_id and template keys,
+  never member data; the PDF metadata carries the title, insurer and statement_id only.
+- Wording comes from the `[notice]` table of templates/statement/<lang>.toml and the keys it
+  shares with the statement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reportlab.lib.units import inch
+
+from pipeline.model import ClaimLine, ReasonExplanation, Statement
+from pipeline.render.blocks import Block, Heading, TextBlock
+from pipeline.render.canvas import (
+    CONTENT_WIDTH,
+    MARGIN,
+    PAGE_HEIGHT,
+    PAGE_WIDTH,
+    WHITE,
+    Out,
+    Theme,
+)
+from pipeline.render.cells import Cell, Row, cell_lines
+from pipeline.render.document import add_pages
+from pipeline.render.eob.brand import brand_theme
+from pipeline.render.eob.claims import (
+    ClaimsGridBuilder,
+    claim_status,
+    claims_columns,
+    claims_headers,
+    line_amounts,
+)
+from pipeline.render.eob.furniture import (
+    BOTTOM,
+    FIRST_PAGE_TOP,
+    LATER_PAGE_TOP,
+    RIGHT_COLUMN_X,
+    PageFurniture,
+    draw_facts,
+)
+from pipeline.render.eob.legal import legal_pages
+from pipeline.render.eob.statement import VARIANTS, RenderError
+from pipeline.render.eob.words import Words, date_formatter, mask_member_id, statement_context
+from pipeline.render.flow import Region, layout
+from pipeline.render.fonts import BOLD, REGULAR
+from pipeline.render.grid import Grid, heading_rows
+from pipeline.render.pdf.rendered import RenderedPdf
+from pipeline.render.pdf.writer import Name, PdfDocument
+from pipeline.render.text import ellipsize, fit_size, text_width, wrap_text
+from pipeline.templates import (
+    DEFAULT_TEMPLATES_DIR,
+    TemplateError,
+    brand,
+    resolve_language,
+    statement_text,
+)
+
+ADVERSE_STATUSES = frozenset({"denied", "partial"})
+"""Claim statuses (as the claims table names them) that are adverse benefit determinations."""
+
+TITLE_SIZES = (16.0, 15.0, 14.0, 13.0, 12.0, 11.0)
+"""The title may take two lines in the facts column; the largest size that allows it wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNotice:
+    """The claim a notice is about, and the member's statement narrowed to it.
+
+    `statement` keeps the member, plan and ids but holds only this claim's lines and the
+    reasons for their codes, so the statement's pieces (legal section, wording context)
+    describe this claim and nothing else on the member's statement.
+    """
+
+    claim_id: str
+    status: str  # "denied" or "partial"
+    statement: Statement
+
+    @property
+    def lines(self) -> list[ClaimLine]:
+        return self.statement.lines
+
+
+def _failure(claim_id: str, statement: Statement, problem: str) -> RenderError:
+    """A RenderError naming the claim and statement ids only (never member data)."""
+    return RenderError(f"notice for claim {claim_id!r} of statement {statement.statement_id}: "
+                       f"{problem}")
+
+
+def claim_notice(statement: Statement, claim_id: str) -> ClaimNotice:
+    """The claim's part of the statement; refused unless it is a denied or reduced claim
+    whose every adverse line has an explained reason (the notice must give the reason)."""
+    lines = [line for line in statement.lines if line.claim_id == claim_id]
+    if not lines:
+        raise _failure(claim_id, statement, "no such claim on the statement")
+    status = claim_status(lines)
+    if status not in ADVERSE_STATUSES:
+        raise _failure(claim_id, statement,
+                       "the claim is paid in full: no adverse benefit determination to notice")
+    explained = {reason.code for reason in statement.reasons}
+    unexplained = sorted({line.reason_code for line in lines if line.status != "paid"}
+                         - explained)
+    if unexplained:
+        named = ", ".join(code or "(none)" for code in unexplained)
+        raise _failure(claim_id, statement,
+                       f"denied or reduced lines without an explained reason code ({named})")
+    codes = {line.reason_code for line in lines}
+    narrowed = dataclasses.replace(
+        statement, lines=lines,
+        reasons=[reason for reason in statement.reasons if reason.code in codes],
+        has_adverse_determination=True,
+        # The No Surprises flag is the statement's, not per claim: it cannot be told
+        # whether this claim is the protected one, so its text stays on the statement.
+        has_no_surprises_protection=False)
+    return ClaimNotice(claim_id, status, narrowed)
+
+
+# ------------------------------------------------------------------ page furniture
+
+
+def _title_lines(title: str, width: float) -> tuple[float, tuple[str, ...]]:
+    """The title at the largest size that fits in two lines (the last cut if even 11 pt
+    needs more)."""
+    lines: tuple[str, ...] = ()
+    for size in TITLE_SIZES:
+        lines = wrap_text(title, BOLD, size, width)
+        if len(lines) <= 2:
+            return size, lines
+    size = TITLE_SIZES[-1]
+    return size, (lines[0], ellipsize(" ".join(lines[1:]), BOLD, size, width))
+
+
+@dataclass(slots=True)
+class NoticeFurniture(PageFurniture):
+    """The statement's furniture with the notice's title, facts, running header and footer.
+
+    Page 1's letterhead and recipient window (email), or return window, insurer identity and
+    fold marks (print), are the statement's own; the right column names the claim instead
+    of the statement date and period.
+    """
+
+    claim_id: str = ""
+
+    def _statement_facts(self, out: Out) -> None:
+        theme, words, statement = self.theme, self.words, self.statement
+        x, width = RIGHT_COLUMN_X, PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
+        size, title = _title_lines(words("notice.title"), width)
+        leading = size * 1.1
+        for index, line in enumerate(title):
+            out.show(x, PAGE_HEIGHT - MARGIN - size - index * leading, line, BOLD, size,
+                     theme.primary)
+        box_top = MARGIN + size + (len(title) - 1) * leading + 7
+        self._not_a_bill(out, x, box_top, width)
+        member, plan = statement.member, statement.plan
+        rows = [
+            (words("notice.claim_number"), self.claim_id),
+            (words("header.member_id"), mask_member_id(member.member_id)),
+            (words("header.plan"), plan.plan_name),
+            (words("header.group"), member.group_number),
+            (words("header.customer_service"), words("header.service_line")),
+            ("", words.context["hours"]),
+            ("", words.context["website"]),
+        ]
+        draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+
+    def _not_a_bill(self, out: Out, x: float, top: float, width: float) -> None:
+        """The "THIS IS NOT A BILL" bar, as on the statement."""
+        out.round_rect(self.theme.primary, x, PAGE_HEIGHT - top - 19, width, 19, 3)
+        text = self.words("header.not_a_bill")
+        size = fit_size(text, BOLD, width - 12, 11.5, 7)
+        text = ellipsize(text, BOLD, size, width - 8)
+        out.show(x + (width - text_width(text, BOLD, size)) / 2, PAGE_HEIGHT - top - 13.5,
+                 text, BOLD, size, WHITE)
+
+    def later_page(self, out: Out) -> None:
+        theme, words, member = self.theme, self.words, self.statement.member
+        top, right = PAGE_HEIGHT - MARGIN, PAGE_WIDTH - MARGIN
+        name = ellipsize(words.context["short_name"], BOLD, 11, CONTENT_WIDTH * 0.3)
+        out.show(MARGIN, top - 11, name, BOLD, 11, theme.primary)
+        title = ellipsize(f"{words('notice.continued')}  \u00b7  {words('header.not_a_bill')}",
+                          BOLD, 8.5, CONTENT_WIDTH * 0.68)
+        out.show(right - text_width(title, BOLD, 8.5), top - 10, title, BOLD, 8.5,
+                 theme.primary)
+        who = ellipsize(
+            f"{words('header.member')}: {member.first_name} {member.last_name}  \u00b7  "
+            f"{words('header.member_id')}: {mask_member_id(member.member_id)}",
+            REGULAR, 7.5, CONTENT_WIDTH * 0.68)
+        out.show(right - text_width(who, REGULAR, 7.5), top - 21, who, REGULAR, 7.5,
+                 theme.muted)
+        out.rule(theme.primary, MARGIN, top - 28, right, 1.5)
+
+    def footer(self, out: Out, page: int, pages: int) -> None:
+        theme, words = self.theme, self.words
+        y = BOTTOM - 0.3 * inch
+        out.rule(theme.rule, MARGIN, y + 11, PAGE_WIDTH - MARGIN, 0.5)
+        label = words("footer.page", page=page, pages=pages)
+        label_width = text_width(label, BOLD, 7.5)
+        out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, 7.5, theme.text)
+        reference = words("notice.footer_ref", claim_id=self.claim_id)
+        left = f"{words.context['legal_name']}  \u00b7  {reference}"
+        out.show(MARGIN, y, ellipsize(left, REGULAR, 7, CONTENT_WIDTH - label_width - 12),
+                 REGULAR, 7, theme.muted)
+
+
+# ------------------------------------------------------------------ the flow
+
+
+def _banner_text(first: ClaimLine, words: Words) -> tuple[str, str]:
+    """The claim banner's two lines, worded as on the statement: provider and network, then
+    claim number, date received, patient and relationship."""
+    date_format = date_formatter(words.file.string("meta.date_format"))
+    network = words("claims.network_in" if first.network == "in" else "claims.network_out")
+    relationship = f"claims.relationships.{first.patient_relationship}"
+    if not words.file.has(relationship):
+        relationship = "claims.relationships.other"
+    detail = "  \u00b7  ".join((
+        f"{words('claims.claim', claim_id=first.claim_id)}, "
+        f"{words('claims.received', date=date_format(first.received_date))}",
+        words("claims.patient", name=first.patient_name, relationship=words(relationship)),
+    ))
+    return f"{words('claims.provider', name=first.provider_name)}  \u00b7  {network}", detail
+
+
+def _line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]],
+                                                                    list[list[float]]]:
+    """Each line's cells (date, service, amounts, code) and their widths at size 1."""
+    date_format = date_formatter(words.file.string("meta.date_format"))
+    values, units = [], []
+    for line in lines:
+        row = [date_format(line.service_date),
+               f"{line.service_description} ({line.service_code})", *line_amounts([line]),
+               line.reason_code]
+        values.append(row)
+        units.append([text_width(row[0], REGULAR, 1.0), 0.0,
+                      *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
+                      text_width(row[-1], REGULAR, 1.0)])
+    return values, units
+
+
+def _claim_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
+    """The claim in the statement's table: banner, one row per line, a total for several."""
+    lines = notice.lines
+    headers = claims_headers(words.file)
+    values, units = _line_values(lines, words)
+    totals = line_amounts(lines)
+    columns = claims_columns(headers, units, [text_width(t, BOLD, 1.0) for t in totals])
+    build = ClaimsGridBuilder(theme, columns, len(headers))
+    provider, detail = _banner_text(lines[0], words)
+    status = words.file.text("claims.status",
+                             {"status": words(f"claims.status_names.{notice.status}")},
+                             memo=True)
+    color = theme.alert if notice.status == "denied" else theme.accent
+    rows = [*heading_rows(words("notice.claim_heading"), theme), build.header(headers),
+            *build.banner(provider, status, color, detail)]
+    continued = tuple(build.banner(f"{provider}  {words('claims.continued')}", status, color,
+                                   detail))
+    for position, line in enumerate(lines):
+        code_color = theme.alert if line.status == "denied" else theme.text
+        keep = len(lines) > 1 and position == len(lines) - 1  # last line stays with total
+        rows.append(build.line(values[position], units[position], code_color, keep,
+                               continued if position else ()))
+    if len(lines) > 1:
+        rows.append(build.claim_total(words("claims.claim_total"), totals, continued))
+    return Grid(rows, lead_rows=2, header_rows=1, space_before=10, space_after=4)
+
+
+_REASON_EDGES = (0.0, 0.7 * inch, CONTENT_WIDTH - 3.4 * inch, CONTENT_WIDTH - 1.9 * inch,
+                 CONTENT_WIDTH)  # code | what it means | who pays | plan provision
+
+
+def _reason_row(texts: Sequence[str], fonts: Sequence[str], color: str, *,
+                fills: tuple[tuple[float, float, str], ...] = (),
+                rules: tuple[tuple[str, float, float, float, str], ...] = ()) -> Row:
+    size, edges = 7.5, _REASON_EDGES
+    cells = tuple(Cell(cell_lines(text, font, size, edges[i + 1] - edges[i]), edges[i],
+                       edges[i + 1] - edges[i], font, size, color)
+                  for i, (text, font) in enumerate(zip(texts, fonts, strict=True)))
+    return Row(cells, pad_top=2.5, pad_bottom=2.5, fills=fills, rules=rules)
+
+
+def _reason_cells(reason: ReasonExplanation, words: Words) -> list[str]:
+    owes = words("reasons.member_may_owe" if reason.member_may_owe
+                 else "reasons.provider_write_off")
+    return [reason.code, reason.text, owes, reason.plan_provision or words("notice.no_provision")]
+
+
+def _reason_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
+    """The specific reasons: each code on the claim, what it means, who pays, and the plan
+    provision relied on (reason-table wording, so its wrapping may be cached)."""
+    header = _reason_row([words("reasons.col_code"), words("reasons.col_meaning"),
+                          words("reasons.col_who_pays"), words("notice.col_provision")],
+                         [BOLD] * 4, WHITE, fills=((0.0, CONTENT_WIDTH, theme.primary),))
+    rule = (("bottom", 0.0, CONTENT_WIDTH, 0.4, theme.rule),)
+    rows = [*heading_rows(words("notice.reasons_heading"), theme), header]
+    rows += [_reason_row(_reason_cells(reason, words), [BOLD, REGULAR, REGULAR, REGULAR],
+                         theme.text, rules=rule)
+             for reason in notice.statement.reasons]
+    return Grid(rows, lead_rows=2, header_rows=1, space_before=8, space_after=4)
+
+
+def _blocks(notice: ClaimNotice, words: Words, theme: Theme, variant: str) -> list[Block]:
+    """Why the member has this notice, the claim, the reasons, then the appeal rights.
+
+    The rights are the statement's legal section for this claim (same key, same cache); the
+    note before them says that its "this statement" means this notice.
+    """
+    return [
+        Heading(words("notice.heading"), theme, size=12, space_before=0, space_after=5),
+        TextBlock(words("notice.intro", claim_id=notice.claim_id), REGULAR, 9, theme.text,
+                  remember=False, space_after=2),
+        _claim_grid(notice, words, theme),
+        _reason_grid(notice, words, theme),
+        legal_pages(notice.statement, words, theme, variant),
+    ]
+
+
+# ------------------------------------------------------------------ the document
+
+
+def render_notice(statement: Statement, claim_id: str, *, variant: str = "email") -> RenderedPdf:
+    """The notice of the adverse benefit determination on one claim of the statement.
+
+    Same variants and guarantees as `render_statement`: "email" (to be encrypted) or "print"
+    (recipient window left for the address block stamped at batching); the same input
+    always gives the same bytes. RenderError (claim id and statement_id only) when the
+    statement has no such claim, the claim is paid in full, or a denied or reduced line has
+    no explained reason code (a notice must state the specific reason).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"notice for claim {claim_id!r}: unknown variant {variant!r}")
+    notice = claim_notice(statement, claim_id)
+    try:
+        return _render(notice, variant, DEFAULT_TEMPLATES_DIR)
+    except TemplateError as exc:
+        raise TemplateError(f"notice for claim {claim_id!r} of statement "
+                            f"{statement.statement_id}: {exc}") from None
+    except RenderError:
+        raise
+    except Exception as exc:  # messages can quote cell text (PHI): name the ids only
+        raise _failure(claim_id, statement, f"layout failed ({type(exc).__name__})") from None
+
+
+def _render(notice: ClaimNotice, variant: str, root: Path) -> RenderedPdf:
+    statement = notice.statement
+    language = resolve_language(statement.member.language, root)
+    text_file = statement_text(language, root)
+    brand_file = brand(statement.plan.brand, root)
+    theme = brand_theme(brand_file)
+    context = statement_context(statement, text_file, brand_file, language)
+    context |= {"this_document": text_file.string("notice.this_document"),  # the shared legal text's
+                "your_document": text_file.string("notice.your_document")}  # name for the document
+    words = Words(text_file, brand_file, context)
+    furniture = NoticeFurniture(statement, words, theme, variant, notice.claim_id)
+    first = Region(MARGIN, PAGE_HEIGHT - FIRST_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
+    later = Region(MARGIN, PAGE_HEIGHT - LATER_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
+    pages = layout(_blocks(notice, words, theme, variant), first, later, furniture.header)
+    for number, out in enumerate(pages, start=1):
+        furniture.footer(out, number, len(pages))
+    document = _document(pages, statement, words)
+    return RenderedPdf(pdf=document.write(), pages=len(pages), document=document)
+
+
+def _document(pages: Sequence[Out], statement: Statement, words: Words) -> PdfDocument:
+    """The notice's objects: its pages, the catalog and the document information (no
+    creation date, see the module docstring; no member data)."""
+    document = PdfDocument()
+    tree = add_pages(document, pages)
+    document.root = document.add({
+        "Type": Name("Catalog"), "Pages": tree, "Lang": words.file.string("meta.lang_tag"),
+        "ViewerPreferences": {"DisplayDocTitle": True},
+    })
+    document.info = document.add({
+        "Title": words("notice.title"),
+        "Author": words.context["legal_name"],
+        "Subject": f"{statement.statement_id} v{statement.version}",
+        "Creator": "eob-pipeline",
+        "Producer": "eob-pipeline",
+    })
+    return document

@@ -1,0 +1,276 @@
+"""The prompt notice of an adverse benefit determination: one claim, read back with poppler and
+opened with qpdf, as a member's PDF reader would."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+import pytest
+from reportlab.lib.units import inch
+
+from pipeline.model import ReasonExplanation, Statement
+from pipeline.render import (
+    RenderError,
+    encrypt_pdf,
+    format_money,
+    mask_member_id,
+    member_password,
+    render_notice,
+)
+from pipeline.render.canvas import PAGE_HEIGHT, PAGE_WIDTH
+from tests.render.test_eob import shown_text
+from tests.support.factories import REASONS, make_line, make_statement
+
+OWNER = "owner-secret-for-tests"
+PAID, DENIED, PARTIAL = "C2611000101", "C2611000102", "C2611000103"
+
+needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None,
+                                   reason="needs poppler-utils (.ci/system-packages.txt)")
+needs_qpdf = pytest.mark.skipif(shutil.which("qpdf") is None,
+                                reason="qpdf command-line tool not installed")
+
+
+def three_claims(language: str = "en", **member: Any) -> Statement:
+    """A paid visit, a denied MRI (CO-50) and a partly paid lab claim (PR-2, PR-204), each from
+    its own provider; flagged for No Surprises as a statement with an emergency claim would be."""
+    base = make_statement(n_lines=0, language=language)
+    if member:
+        base = dataclasses.replace(base, member=dataclasses.replace(base.member, **member))
+    patient = f"{base.member.first_name} {base.member.last_name}"
+    lines = [
+        make_line(claim_id=PAID, provider_name="Riverside Family Medicine", patient_name=patient),
+        make_line(claim_id=DENIED, provider_name="Lakeside Imaging Associates",
+                  patient_name=patient, status="denied", reason_code="CO-50",
+                  service_code="73721", service_description="MRI of knee", discount=185000,
+                  plan_paid=0, copay=0),
+        make_line(claim_id=PARTIAL, provider_name="Metro Clinical Laboratory",
+                  patient_name=patient, service_code="85025",
+                  service_description="Blood count, complete", reason_code="PR-2",
+                  discount=1200, plan_paid=2600, copay=0, coinsurance=650),
+        make_line(claim_id=PARTIAL, line_no=2, provider_name="Metro Clinical Laboratory",
+                  patient_name=patient, status="denied", reason_code="PR-204",
+                  service_code="11102", service_description="Skin biopsy", discount=12000,
+                  plan_paid=0, copay=0, not_covered=18000),
+    ]
+    reasons = []
+    for code in sorted({line.reason_code for line in lines}):
+        may_owe, provision, _, _ = REASONS[code]
+        reasons.append(ReasonExplanation(code, reason_text(code, base.member.language), may_owe,
+                                         provision))
+    return dataclasses.replace(base, lines=lines, reasons=reasons,
+                               has_adverse_determination=True,
+                               has_no_surprises_protection=True)
+
+
+def pdf_text(pdf: bytes, folder: Path, password: str = "") -> str:
+    """What poppler reads, in drawing order (table cells whole), with line breaks removed so
+    wrapped sentences can be searched whole."""
+    target = folder / "notice.pdf"
+    target.write_bytes(pdf)
+    command = ["pdftotext", "-raw", *(["-upw", password] if password else []), str(target), "-"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return " ".join(result.stdout.split())
+
+
+def reason_text(code: str, language: str = "en") -> str:
+    """A reason's plain-language meaning as the reason table words it (English fallback)."""
+    _, _, english, spanish = REASONS[code]
+    return spanish if language == "es" else english
+
+
+# ------------------------------------------------------------------ what the member reads
+
+
+@needs_poppler
+def test_denied_claim_notice_shows_the_claim_its_reason_and_the_appeal_rights(
+        tmp_path: Path) -> None:
+    statement = three_claims()
+    rendered = render_notice(statement, DENIED)
+    text = pdf_text(rendered.pdf, tmp_path)
+
+    assert "Notice of adverse benefit determination" in text
+    assert "THIS IS NOT A BILL" in text
+    assert "Evergreen Health" in text and "Evergreen Mutual Health Insurance Company" in text
+    assert "1-800-555-0142 (TTY 711)" in text
+    assert mask_member_id(statement.member.member_id) in text
+    assert statement.member.member_id not in text
+    assert "Jordan Alvarez" in text and "1428 Maple Ave" in text  # recipient block (email)
+    assert DENIED in text
+    assert "Provider: Lakeside Imaging Associates" in text and "In network" in text
+    assert "11/04/2026 MRI of knee (73721)" in text
+    assert "Status: Denied" in text
+    denied = statement.lines[1]
+    assert format_money(denied.billed) in text and format_money(denied.allowed) in text
+    # the specific reason, in plain words, and the plan provision relied on
+    assert f"CO-50 {reason_text('CO-50')}" in text
+    assert "Certificate of Coverage, section 4.2 (Medical necessity)" in text
+    assert "Provider write-off: you do not owe this amount." in text
+    # the statement's appeal rights, word for word
+    assert ("You have 180 days from the day you receive this notice to ask us to review "
+            "(appeal) our decision.") in text
+    # the shared appeal wording names this document, not the monthly statement
+    assert "this statement" not in text and "Please check this notice carefully" in text
+    assert "independent external review" in text
+    assert "section 502(a) of ERISA" in text
+    assert "Employee Benefits Security Administration (EBSA)" in text
+    assert "ATENCIÓN: Si habla español" in text
+    assert f"Notice about claim {DENIED}, statement {statement.statement_id}" in text
+
+    # nothing of the member's other claims
+    for other in (PAID, PARTIAL, "Riverside Family Medicine", "Metro Clinical Laboratory",
+                  reason_text("PR-204"), "Schedule of Benefits", "PR-2"):
+        assert other not in text, other
+    assert "surprise medical bills" not in text  # the statement's flag is not this claim's
+
+
+@needs_poppler
+def test_partly_paid_claim_shows_every_line_its_codes_and_the_claim_total(
+        tmp_path: Path) -> None:
+    statement = three_claims()
+    text = pdf_text(render_notice(statement, PARTIAL).pdf, tmp_path)
+    lines = statement.lines[2:]
+    assert "Status: Partially paid" in text
+    assert f"PR-204 {reason_text('PR-204')}" in text
+    assert f"PR-2 {reason_text('PR-2')}" in text
+    assert "Schedule of Benefits, section 2 (Covered services)" in text
+    assert f"Claim total {format_money(sum(line.billed for line in lines))}" in text
+    assert format_money(sum(line.member_owes for line in lines)) in text
+    for other in (PAID, DENIED, "Lakeside Imaging Associates", reason_text("CO-50")):
+        assert other not in text, other
+
+
+@needs_poppler
+def test_spanish_member_gets_a_spanish_notice(tmp_path: Path) -> None:
+    statement = three_claims(language="es")
+    text = pdf_text(render_notice(statement, DENIED).pdf, tmp_path)
+    assert "Aviso de determinación adversa de beneficios" in text
+    assert "ESTO NO ES UNA FACTURA" in text
+    assert f"Denegamos o redujimos el pago de la reclamación {DENIED}." in text
+    assert "Estado: Denegada" in text
+    assert f"CO-50 {reason_text('CO-50', 'es')}" in text
+    assert "Tiene 180 días a partir del día en que reciba este aviso" in text
+    assert "04/11/2026" in text  # the Spanish date format
+    for english in ("THIS IS NOT A BILL", "Notice of adverse benefit determination",
+                    "How to appeal"):
+        assert english not in text
+
+
+@needs_poppler
+def test_unsupported_language_falls_back_to_english(tmp_path: Path) -> None:
+    text = pdf_text(render_notice(three_claims(language="vi"), DENIED).pdf, tmp_path)
+    assert "Notice of adverse benefit determination" in text
+
+
+@needs_poppler
+def test_deadline_and_erisa_sentence_follow_the_line_of_business(tmp_path: Path) -> None:
+    statement = three_claims(line_of_business="medicare_advantage", state="CA")
+    text = pdf_text(render_notice(statement, DENIED).pdf, tmp_path)
+    assert "You have 65 days from the day you receive this notice" in text
+    assert "ERISA" not in text
+    assert "California Department of Managed Health Care" in text
+
+
+@needs_poppler
+def test_print_variant_leaves_the_address_to_the_batch_stamp(tmp_path: Path) -> None:
+    statement = three_claims()
+    text = pdf_text(render_notice(statement, DENIED, variant="print").pdf, tmp_path)
+    assert "PO Box 30410" in text  # the return address, in the upper window
+    assert "This is a printed copy" in text
+    for private in ("1428 Maple Ave", "62704"):
+        assert private not in text
+    assert DENIED in text and "THIS IS NOT A BILL" in text
+
+
+@needs_poppler
+def test_a_long_claim_flows_over_pages_with_a_running_header(tmp_path: Path) -> None:
+    base = three_claims()
+    many = [make_line(claim_id=DENIED, line_no=number, status="denied", reason_code="CO-50",
+                      provider_name="Lakeside Imaging Associates", discount=9000, plan_paid=0,
+                      copay=0) for number in range(1, 61)]
+    statement = dataclasses.replace(base, lines=[base.lines[0], *many])
+    rendered = render_notice(statement, DENIED)
+    assert rendered.pages >= 3
+    text = pdf_text(rendered.pdf, tmp_path)
+    assert "Notice of adverse benefit determination (continued) · THIS IS NOT A BILL" in text
+    assert "Claim total" in text and "(continued)" in text
+    for number in range(1, rendered.pages + 1):
+        assert f"Page {number} of {rendered.pages}" in text
+    for page in shown_text(rendered.pdf):  # nothing leaves the sheet's margins
+        for item in page:
+            assert 0.3 * inch <= item.x and item.x + item.width <= PAGE_WIDTH - 0.5 * inch + 0.5
+            assert 0 < item.y < PAGE_HEIGHT, item
+
+
+# ------------------------------------------------------------------ protection and bytes
+
+
+@needs_qpdf
+@needs_poppler
+def test_encrypted_notice_opens_with_the_members_password_only(tmp_path: Path) -> None:
+    statement = three_claims()
+    password = member_password(statement.member, "member_id_dob")
+    encrypted = tmp_path / "encrypted.pdf"
+    encrypted.write_bytes(encrypt_pdf(render_notice(statement, DENIED),
+                                      user_password=password, owner_password=OWNER))
+    plain = tmp_path / "decrypted.pdf"
+
+    refused = subprocess.run(["qpdf", "--decrypt", str(encrypted), str(plain)],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "password" in refused.stderr.lower()
+    opened = subprocess.run(["qpdf", f"--password={password}", "--decrypt", str(encrypted),
+                             str(plain)], capture_output=True, text=True, check=False)
+    assert opened.returncode == 0, opened.stderr
+    text = pdf_text(plain.read_bytes(), tmp_path)
+    assert DENIED in text and "THIS IS NOT A BILL" in text
+    assert b"THIS IS NOT A BILL" not in encrypted.read_bytes()
+
+
+def test_rendering_twice_gives_identical_bytes_without_member_data_in_metadata() -> None:
+    statement = three_claims()
+    for variant in ("email", "print"):
+        first = render_notice(statement, DENIED, variant=variant)
+        assert render_notice(three_claims(), DENIED, variant=variant).pdf == first.pdf
+    assert render_notice(statement, PARTIAL).pdf != render_notice(statement, DENIED).pdf
+    with pikepdf.open(io.BytesIO(render_notice(statement, DENIED).pdf)) as pdf:
+        info = str(pdf.docinfo)
+        assert str(pdf.docinfo["/Title"]) == "Notice of adverse benefit determination"
+    for private in (statement.member.last_name, statement.member.member_id, DENIED):
+        assert private not in info
+
+
+# ------------------------------------------------------------------ refusals
+
+
+@pytest.mark.parametrize(("claim_id", "problem"), [(PAID, "paid in full"),
+                                                   ("C2699999999", "no such claim")])
+def test_paid_or_unknown_claim_is_refused_without_member_data(claim_id: str,
+                                                              problem: str) -> None:
+    statement = three_claims()
+    with pytest.raises(RenderError) as caught:
+        render_notice(statement, claim_id)
+    message = str(caught.value)
+    assert claim_id in message and problem in message
+    member = statement.member
+    for private in (member.first_name, member.last_name, member.member_id,
+                    member.address_line1, "Riverside Family Medicine"):
+        assert private not in message
+
+
+def test_a_denial_without_an_explained_reason_is_refused() -> None:
+    statement = three_claims()
+    unexplained = dataclasses.replace(statement, reasons=[
+        reason for reason in statement.reasons if reason.code != "CO-50"])
+    with pytest.raises(RenderError, match="CO-50") as caught:
+        render_notice(unexplained, DENIED)
+    assert statement.member.last_name not in str(caught.value)
+
+
+def test_unknown_variant_is_refused() -> None:
+    with pytest.raises(ValueError, match="variant"):
+        render_notice(three_claims(), DENIED, variant="fax")
