@@ -74,7 +74,9 @@ def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
     pa.array([1])  # pyarrow imports pandas lazily on first use: keep that out of the timing
     from pipeline.column_kernels import load_kernels
     from pipeline.compose import compose_shard
+    from pipeline.deadlines import NoticeRule
     from pipeline.ingest import ingest
+    from pipeline.periods import statement_date
 
     loading = time.perf_counter()
     load_kernels()  # numba's once-per-process start: reported, but timed like the imports (not at all)
@@ -85,7 +87,8 @@ def _work_ours(folder: Path, out: Path, shards: int) -> dict[str, float]:
     ingested = time.perf_counter()
     statements = emailed = 0
     for shard in range(shards):
-        for summary in compose_shard(out, shard, PERIOD, prompt_notice_days=30):
+        for summary in compose_shard(out, shard, PERIOD,
+                                     notices=NoticeRule.leaving_on(30, statement_date(PERIOD))):
             statements += summary.num_rows
             emailed += pc.sum(pc.equal(summary["channel"], "email")).as_py() or 0
     finished = time.perf_counter()

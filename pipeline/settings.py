@@ -119,7 +119,28 @@ class Settings(BaseSettings):
     )
     bounce_maildir: Path | None = None
 
-    prompt_notice_days: int = 30
+    prompt_notice_days: int = Field(
+        default=30, ge=1, le=365,
+        description="days from an adverse claim's receipt within which its notice must leave "
+        "(ERISA post-service: 30; set a stricter state's number)")
+    mail_holidays_country: str = Field(
+        default="US", pattern=r"^[A-Z]{2}$",
+        description="whose public holidays are not mail business days (the holidays package's "
+        "ISO country code; US: the federal holidays, on their observed days)")
+    notice_processing_hours: float = Field(
+        default=6.0, ge=0, le=168,
+        description="from compose to a statement being ready to leave (render, route): the notice "
+        "deadline check counts from then")
+
+    @field_validator("mail_holidays_country")
+    @classmethod
+    def _a_country_with_a_holiday_calendar(cls, value: str) -> str:
+        import holidays
+
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"{value!r} has no public-holiday calendar in the holidays package: use an "
+                             "ISO 3166 country code it supports (US, GB, CA, ...)")
+        return value
     email_cost_cents: float = 0.2
     paper_cost_cents: float = 68.0
     retry_max_attempts: int = 3
@@ -265,6 +286,9 @@ class Settings(BaseSettings):
         default=17, ge=0, le=23,
         description="UTC hour of the day's batch: statements put on paper after it wait for the next day",
     )
+    paper_production_days: int = Field(
+        default=1, ge=0, le=10,
+        description="business days from a batch's cut-off to the vendor's mail date (notice deadlines)")
     paper_ack_hours: float = Field(
         default=24.0, gt=0, description="a delivered batch with no acknowledgement this long is an alert")
     paper_cancel_hours: float = Field(

@@ -25,7 +25,11 @@ from pipeline.column_kernels import (
     hash_values,
     string_buffers,
 )
+from pipeline.deadlines import NoticeRule
 from pipeline.ingest.patterns import MONEY_PATTERN
+from pipeline.periods import statement_date
+
+NOTICES = NoticeRule.leaving_on(30, statement_date("2026-11"))  # leaving on the statement date
 
 MASK = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -154,6 +158,6 @@ def test_load_kernels_covers_every_type_ingest_and_compose_pass(tmp_path) -> Non
     extract = generate_extract(tmp_path / "in", members=300, period="2026-11", seed=5, claim_files=2).folder
     ingest(extract, tmp_path / "out", 2, period="2026-11")
     statements = sum(s.num_rows for shard in range(2)
-                     for s in compose_shard(tmp_path / "out", shard, "2026-11", prompt_notice_days=30))
+                     for s in compose_shard(tmp_path / "out", shard, "2026-11", notices=NOTICES))
     assert statements > 250
     assert {name: len(k.overloads) for name, k in kernels.items()} == before

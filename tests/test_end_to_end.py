@@ -214,6 +214,10 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     html_path = Path(summary["html"])
     notices = html_path.with_name("eob-2026-11-prompt-notices.csv").read_text().splitlines()
     assert len(notices) == claims + 1
+    # each listed claim's statement leaves after its notice was due, and the report says by how much
+    rows = list(csv.DictReader(notices))
+    assert all(row["statement_leaves"] > row["notice_due"] and int(row["days_late"]) >= 1
+               and row["channel"] in ("email", "paper") for row in rows), rows[:3]
     html = html_path.read_text()
     assert "✘" not in html, "a reconciliation check failed in the report"
     assert html.count("✔") >= 5

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.column_kernels import domain_array
+from pipeline.deadlines import NoticeRule
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
 from pipeline.reason_codes import reason_table
@@ -195,7 +196,7 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 # -- the vectorised view -------------------------------------------------------------------
 
 
-def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, prompt_notice_days: int,
+def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, notices: NoticeRule,
                       is_suppressed: Callable[[str], bool] | None = None,
                       address_key: Callable[[str], str] | None = None) -> pa.Table:
     """One row per member with lines in the period: the statement without its line objects,
@@ -206,7 +207,6 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
     member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
     if not member.num_rows:
         return pa.table({})
-    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
     sums = {name: member[f"lines_{name}"].to_numpy() for name in MONEY_COLUMNS}
     plan_at = pc.index_in(member["plan_id"], pa.array(list(plans), pa.string())).to_numpy(
         zero_copy_only=False)
@@ -235,7 +235,7 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
                                       + sums["not_covered"]),
         "adverse": member["lines_adverse"],
         "no_surprises": member["lines_no_surprises"],
-        "prompt_notice": pc.fill_null(pc.less(member["earliest_adverse_received"], deadline), False),
+        "prompt_notice": _misses_deadline(member["earliest_adverse_received"], emailed, notices),
         "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
                                                                          deductible_limit, deductible_used))),
         "deductible_limit": pa.array(deductible_limit),
@@ -247,6 +247,14 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str,
         "content_hash": _hex16(fingerprint.astype(">u8").view(np.uint8)),
         **keys,
     })
+
+
+def _misses_deadline(received: pa.ChunkedArray, emailed: pa.Array, notices: NoticeRule) -> pa.Array:
+    """True where the member's earliest adverse claim is noticed too late by this run's statement,
+    on the statement's own channel (paper leaves days after email)."""
+    deadline = pc.if_else(emailed, pa.scalar(notices.deadline("email"), pa.date32()),
+                          pa.scalar(notices.deadline("paper"), pa.date32()))
+    return pc.fill_null(pc.less(received, deadline), False)
 
 
 def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None) -> pa.Array:
@@ -265,7 +273,7 @@ def _paper_reasons(member: pa.Table, is_suppressed: Callable[[str], bool] | None
     return pa.array(values, pa.string())
 
 
-def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days: int,
+def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule,
                   is_suppressed: Callable[[str], bool] | None = None,
                   address_key: Callable[[str], str] | None = None) -> Iterator[pa.Table]:
     """Statement summaries of one shard, bucket by bucket: from members.parquet alone (ingest
@@ -275,8 +283,7 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days:
 
     def summarize(bucket: int) -> pa.Table:
         return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans, period=period,
-                                 prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed,
-                                 address_key=address_key)
+                                 notices=notices, is_suppressed=is_suppressed, address_key=address_key)
 
     buckets = member_buckets(run_dir, shard)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -286,10 +293,11 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, prompt_notice_days:
                     yield summary
 
 
-def prompt_notice_claims(lines: pa.Table, period: str, prompt_notice_days: int) -> pa.Table:
-    """(member_id, claim_id, received_date) of denied or reduced claims that need a prompt notice:
-    received more than N days before the statement date, so the monthly run is too late."""
-    deadline = pa.scalar(statement_date(period) - timedelta(days=prompt_notice_days), pa.date32())
+def prompt_notice_claims(lines: pa.Table, notices: NoticeRule) -> pa.Table:
+    """(member_id, claim_id, received_date) of denied or reduced claims that may need a prompt
+    notice: received before the latest channel deadline (`NoticeRule.latest_deadline`); whether
+    one is needed is decided with the statement's channel (`NoticeRule.deadline`)."""
+    deadline = pa.scalar(notices.latest_deadline, pa.date32())
     late = pc.and_(pc.not_equal(lines["status"], "paid"), pc.less(lines["received_date"], deadline))
     flagged = lines.filter(late).select(["member_id", "claim_id", "received_date"])
     if not flagged.num_rows:
@@ -328,7 +336,7 @@ def read_versions(run_dir: Path, shard: int) -> dict[str, Version] | None:
 
 # -- full statements, for render -----------------------------------------------------------
 def iter_composed(
-    run_dir: Path, shard: int, period: str, *, prompt_notice_days: int, statement_ids: StatementIds,
+    run_dir: Path, shard: int, period: str, *, notices: NoticeRule, statement_ids: StatementIds,
     is_suppressed: Callable[[str], bool] | None = None,
 ) -> Iterator[Composed]:
     """Every statement of one shard, bucket by bucket, in member order within a bucket: the
@@ -340,14 +348,13 @@ def iter_composed(
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
-        summary = summarize_members(members, plans, period=period,
-                                    prompt_notice_days=prompt_notice_days, is_suppressed=is_suppressed)
+        summary = summarize_members(members, plans, period=period, notices=notices,
+                                    is_suppressed=is_suppressed)
         if not summary.num_rows:
             continue
-        late = prompt_notice_claims(lines, period, prompt_notice_days)
-        late_by_member: dict[str, list[str]] = {}
-        for row in late.to_pylist():
-            late_by_member.setdefault(row["member_id"], []).append(row["claim_id"])
+        late_by_member: dict[str, list[tuple[str, date]]] = {}
+        for row in prompt_notice_claims(lines, notices).to_pylist():
+            late_by_member.setdefault(row["member_id"], []).append((row["claim_id"], row["received_date"]))
         by_id = {row["member_id"]: row for row in members.to_pylist()}
         summary = summary.sort_by("member_id")  # the lines' order: a member's lines are bounds[i]:bounds[i+1]
         bounds = [0, *np.cumsum(summary["line_count"].to_numpy()).tolist()]
@@ -365,8 +372,11 @@ def iter_composed(
                 version = _version_for(versions, row, period, statement_ids)
                 line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
                                 for i in range(bounds[index], bounds[index + 1])]
+                deadline = notices.deadline(row["channel"])
+                late = tuple(sorted(claim for claim, received in late_by_member.get(row["member_id"], [])
+                                    if received < deadline))
                 yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
-                                period, issued, tuple(sorted(late_by_member.get(row["member_id"], []))))
+                                period, issued, late)
 
 
 def _version_for(versions: dict[str, Version] | None, row: dict, period: str,  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,11 @@ class RunReport:
     withdrawn: list[dict[str, Any]] = field(default_factory=list)
     paper_batches: list[dict[str, Any]] = field(default_factory=list)
     as_of: str = ""
+
+    @property
+    def prompt_notice_days_late(self) -> list[int]:
+        """Days after its due date each prompt-notice claim's statement leaves (where known)."""
+        return [row["days_late"] for row in self.prompt_notice_claims if row.get("days_late") is not None]
 
     @property
     def lines_read(self) -> int:
@@ -147,7 +153,8 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         pools=ledger.fetch("pool_counts_for_run", run_id=run_id),
         members=sum(f["rows_accepted"] for f in members if f["kind"] == "members"),
         events={row["event"]: row["n"] for row in ledger.fetch("event_counts_for_run", run_id=run_id)},
-        prompt_notice_claims=ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id),
+        prompt_notice_claims=[_with_days_late(row) for row in
+                              ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id)],
         reissues=ledger.fetch("ingest_reissues_for_run", run_id=run_id),
         withdrawn=ledger.fetch("withdrawn_for_run", run_id=run_id),
         superseded_unexplained=(ledger.fetch_one("superseded_unexplained_for_run", run_id=run_id)
@@ -226,10 +233,20 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
         writer.writerow([report.run_id, "savings_vs_all_paper_usd", f"{report.savings:.2f}"])
     notices_path = folder / f"{report.run_id}-prompt-notices.csv"
     with notices_path.open("w", newline="", encoding="utf-8") as handle:
-        notices = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "notice_due", "status"])
+        notices = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "channel", "notice_due",
+                                                     "statement_leaves", "days_late", "status"])
         notices.writeheader()
         notices.writerows(report.prompt_notice_claims)
     return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path}
+
+
+def _with_days_late(row: dict[str, Any]) -> dict[str, Any]:
+    """A prompt-notice claim with how many days after its due date its statement leaves."""
+    leaves = row.get("statement_leaves")
+    if not leaves:
+        return {**row, "days_late": None}
+    due = date.fromisoformat(str(row["notice_due"])[:10])
+    return {**row, "days_late": (date.fromisoformat(str(leaves)[:10]) - due).days}
 
 
 def _bars(counts: dict[str, int]) -> list[dict[str, Any]]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipeline.clock import Now, utc_now
+from pipeline.deadlines import MailCalendar, NoticeRule
 from pipeline.ledger import Ledger, Transition
 from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
 from pipeline.settings import Settings, SettingsRefused, check_environment
@@ -87,6 +88,7 @@ class Context:
     store: ObjectStore
     now: Now = utc_now
     _cutoffs: dict[str, datetime | None] = field(default_factory=dict, repr=False)
+    _notice_rules: dict[str, NoticeRule] = field(default_factory=dict, repr=False)
 
     def send_cutoff(self, run_id: str) -> datetime | None:
         """The run's send cut-off (`DeliveryWindow.cutoff` of its start); None for an unknown run."""
@@ -94,6 +96,23 @@ class Context:
             run = self.ledger.fetch_one("get_run", run_id=run_id)
             self._cutoffs[run_id] = self.delivery_window.cutoff(run["started_at"]) if run else None
         return self._cutoffs[run_id]
+
+    def notice_rule(self, run_id: str) -> NoticeRule:
+        """Which adverse claims the run's statements reach after their notice deadline. They are
+        taken to be ready to leave `notice_processing_hours` after now (compose: render and route
+        follow), or after the run's start if that is later; see `pipeline.deadlines`."""
+        if run_id not in self._notice_rules:
+            run = self.ledger.fetch_one("get_run", run_id=run_id)
+            if run is None:
+                raise IngestNotSucceeded(f"{run_id} is not in the ledger: run ingest for its period first")
+            started = run["started_at"]
+            started = started if isinstance(started, datetime) else datetime.fromisoformat(started)
+            settings = self.settings
+            ready = max(started, self.now()) + timedelta(hours=settings.notice_processing_hours)
+            calendar = MailCalendar(settings.mail_holidays_country, settings.paper_cutoff_hour,
+                                    settings.paper_production_days)
+            self._notice_rules[run_id] = NoticeRule.for_run(settings.prompt_notice_days, calendar, ready)
+        return self._notice_rules[run_id]
 
     def statement_ids(self, run_id: str) -> StatementIds:
         """How the run's statement ids are made: the scheme the ledger records for the run (keyed

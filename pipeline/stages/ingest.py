@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.deadlines import NoticeRule
 from pipeline.ledger import NewStatement, Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.sql import clause
@@ -131,12 +132,13 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     suppressed = suppression_check(ctx)
     key = address_key(ctx)
     vanished: list[dict[str, Any]] = []
+    notices = ctx.notice_rule(run_id)
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
               "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
     changes = channels.ChannelCounts()
     for shard in range(ctx.settings.shards):
         plan = _ShardPlan(ctx, run_id, period, shard, flagged)
-        for summary in compose_shard(work, shard, period, prompt_notice_days=ctx.settings.prompt_notice_days,
+        for summary in compose_shard(work, shard, period, notices=notices,
                                      is_suppressed=suppressed, address_key=key):
             for row in summary.to_pylist():
                 plan.add(row)
@@ -146,7 +148,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
             plan.flush()
         vanished += plan.vanished()
         for _, lines in iter_buckets(work, shard, ["member_id", "claim_id", "status", "received_date"]):
-            plan.add_prompt_notices(prompt_notice_claims(lines, period, ctx.settings.prompt_notice_days))
+            plan.add_prompt_notices(prompt_notice_claims(lines, notices), notices)
         plan.flush()
         write_versions(work, shard, plan.versions)
         counts["inserted"] += plan.inserted
@@ -194,6 +196,7 @@ class _ShardPlan:
         self.lineage: list[dict[str, Any]] = []
         self.superseded: list[tuple[str, str, str]] = []  # (old id, old status, new id)
         self.notices: list[dict[str, Any]] = []
+        self.channels: dict[str, str] = {}  # member -> channel, for statements new in this compose
         self.flagged = flagged  # withdrawn after release: a member back unchanged is reinstated
         self.reinstated: list[str] = []
         self.decided: list[channels.Decided] = []  # unchanged content, another channel or address
@@ -222,6 +225,7 @@ class _ShardPlan:
         statement_id = self.statement_id(member, self.period, version)
         replaces = None if previous is None else previous["statement_id"]
         self.versions[member] = Version(statement_id, version, replaces, content)
+        self.channels[member] = row["channel"]
         self.new.append(NewStatement(statement_id, self.run_id, self.period, member, version, self.shard,
                                      row["channel"], row["paper_reason"], row["email_domain"],
                                      row["line_count"], bool(row["prompt_notice"]), row["address_hash"]))
@@ -244,15 +248,19 @@ class _ShardPlan:
         standing = withdrawals.live(list(self.latest.values()))
         return [row for row in standing if row["member_id"] not in self.versions]
 
-    def add_prompt_notices(self, flagged: Any) -> None:
-        due_days = self.ctx.settings.prompt_notice_days
+    def add_prompt_notices(self, flagged: Any, notices: NoticeRule) -> None:
+        """Claims whose statement, on its channel, leaves after the claim's notice is due: for
+        statements new in this compose, as their `prompt_notice` flag (an unchanged statement
+        keeps the rows and flag of the compose that made it)."""
         for row in flagged.to_pylist():
             version = self.versions.get(row["member_id"])
-            if version is None:
+            channel = self.channels.get(row["member_id"])
+            if version is None or channel is None or row["received_date"] >= notices.deadline(channel):
                 continue
-            due: date = row["received_date"] + timedelta(days=due_days)
             self.notices.append({"statement_id": version.statement_id, "claim_id": row["claim_id"],
-                                 "notice_due": due.isoformat()})
+                                 "notice_due": notices.due(row["received_date"]).isoformat(),
+                                 "channel": channel,
+                                 "statement_leaves": notices.departs[channel].isoformat()})
         if len(self.notices) >= INSERT_CHUNK:
             self.flush()
 

@@ -209,7 +209,7 @@ def _render_print_variants(ctx: Context, rows: list[dict[str, Any]]) -> dict[str
     keys: dict[str, str] = {}
     for (run_id, period, shard), ids in sorted(wanted.items()):
         for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
-                                      prompt_notice_days=ctx.settings.prompt_notice_days,
+                                      notices=ctx.notice_rule(run_id),
                                       statement_ids=ctx.statement_ids(run_id)):
             sid = composed.statement.statement_id
             if sid not in ids:

@@ -80,8 +80,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         ready.clear()
 
     for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
-                                  prompt_notice_days=ctx.settings.prompt_notice_days,
-                                  statement_ids=ctx.statement_ids(run_id)):
+                                  notices=ctx.notice_rule(run_id), statement_ids=ctx.statement_ids(run_id)):
         statement = composed.statement
         status = statuses.get(statement.statement_id)
         if status not in (Status.COMPOSED, Status.RENDERED):

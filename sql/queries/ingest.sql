@@ -18,8 +18,8 @@ UPDATE statements SET address_hash = :address_hash
 WHERE statement_id = :statement_id AND address_hash IS NULL AND channel = 'email';
 
 -- name: compose_insert_prompt_notice
-INSERT INTO prompt_notices (statement_id, claim_id, notice_due)
-VALUES (:statement_id, :claim_id, :notice_due)
+INSERT INTO prompt_notices (statement_id, claim_id, notice_due, channel, statement_leaves)
+VALUES (:statement_id, :claim_id, :notice_due, :channel, :statement_leaves)
 ON CONFLICT (statement_id, claim_id) DO NOTHING;
 
 -- name: compose_active_suppressions
@@ -30,7 +30,8 @@ SELECT statement_id, version, replaces, status, content_hash, run_id
 FROM statements WHERE period = :period AND member_id = :member_id ORDER BY version;
 
 -- name: ingest_prompt_notices_for_run
-SELECT p.statement_id, p.claim_id, p.notice_due, s.status
+SELECT p.statement_id, p.claim_id, p.notice_due, p.statement_leaves,
+       COALESCE(p.channel, s.channel) AS channel, s.status
 FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
 WHERE s.run_id = :run_id
 ORDER BY p.notice_due, p.statement_id, p.claim_id;

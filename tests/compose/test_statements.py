@@ -29,12 +29,15 @@ from pipeline.compose import (
     make_statement_id,
     write_versions,
 )
+from pipeline.deadlines import NoticeRule
 from pipeline.demo.generate import generate_extract
 from pipeline.ingest import ingest
 from pipeline.model import MEMBER_SHARE_FIELDS
+from pipeline.periods import statement_date
 from pipeline.storage import MONEY_COLUMNS
 
 PERIOD = "2026-11"
+NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))  # leaving on the statement date
 SHARDS = 2
 KEY = b"test statement id key"
 IDS = StatementIds(KEYED_IDS, KEY)
@@ -51,7 +54,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _composed(out: Path, **kwargs):  # type: ignore[no-untyped-def]
     return [c for shard in range(SHARDS)
-            for c in iter_composed(out, shard, PERIOD, prompt_notice_days=30, statement_ids=IDS, **kwargs)]
+            for c in iter_composed(out, shard, PERIOD, notices=NOTICES, statement_ids=IDS, **kwargs)]
 
 
 def _dollars(cents: int) -> Decimal:
@@ -91,7 +94,7 @@ def test_canonical_cents_equal_the_extract_dollars_exactly(run: tuple[Path, Path
 def test_vectorised_summaries_agree_with_the_statements(run: tuple[Path, Path]) -> None:
     _, out = run
     summaries = {row["member_id"]: row for shard in range(SHARDS)
-                 for table in compose_shard(out, shard, PERIOD, prompt_notice_days=30)
+                 for table in compose_shard(out, shard, PERIOD, notices=NOTICES)
                  for row in table.to_pylist()}
     composed = _composed(out)
     assert set(summaries) == {c.statement.member.member_id for c in composed}
@@ -197,7 +200,8 @@ def test_prompt_notice_flags_adverse_claims_received_too_early(run: tuple[Path, 
 def test_prompt_notice_days_is_a_setting(run: tuple[Path, Path]) -> None:
     _, out = run
     never = [c for shard in range(SHARDS)
-             for c in iter_composed(out, shard, PERIOD, prompt_notice_days=400, statement_ids=IDS)]
+             for c in iter_composed(out, shard, PERIOD, statement_ids=IDS,
+                                notices=NoticeRule.leaving_on(400, statement_date(PERIOD)))]
     assert not any(c.prompt_notice for c in never)
 
 
@@ -270,7 +274,7 @@ def test_no_surprises_flag_is_derived_or_taken_from_the_extract(tmp_path: Path) 
 
 
 def _composed_one(out: Path):  # type: ignore[no-untyped-def]
-    return list(iter_composed(out, 0, PERIOD, prompt_notice_days=30, statement_ids=IDS))
+    return list(iter_composed(out, 0, PERIOD, notices=NOTICES, statement_ids=IDS))
 
 
 def test_unknown_plan_limits_leave_the_accumulators_off(tmp_path: Path) -> None:

@@ -9,24 +9,28 @@ import os
 import shutil
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline.clock import utc_now
 from pipeline.compose import KEYED_IDS, UNKEYED_IDS, StatementIds, iter_composed, make_statement_id
+from pipeline.deadlines import NoticeRule
 from pipeline.delivery.suppression import address_hash
 from pipeline.demo.generate import generate_extract
 from pipeline.ledger import Ledger
 from pipeline.ledger.sql import migrations
 from pipeline.ledger.statuses import Status
+from pipeline.periods import statement_date
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, report_stage, run_dir
+from pipeline.stages import ingest as ingest_module
 from pipeline.stages.context import Context
 from pipeline.storage import open_store
 
 PERIOD = "2026-11"
+NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))  # leaving on the statement date
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def _statements(ctx) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
         from sqlalchemy import text
 
         return [dict(r._mapping) for r in conn.execute(text(
-            "SELECT statement_id, member_id, version, status, replaces, content_hash, prompt_notice "
+            "SELECT statement_id, member_id, version, status, replaces, content_hash, prompt_notice, channel "
             "FROM statements ORDER BY member_id, version"))]
 
 
@@ -70,7 +74,10 @@ def test_accounts_and_statements_reach_the_ledger_once(ctx) -> None:  # type: ig
     notices = ctx.ledger.fetch("ingest_prompt_notices_for_run", run_id="eob-2026-11")
     flagged = {s["statement_id"] for s in _statements(ctx) if s["prompt_notice"]}
     assert flagged and {n["statement_id"] for n in notices} == flagged
-    assert all(n["notice_due"] < "2026-12-01" for n in notices)
+    # each flagged claim's notice is due before its statement leaves (on the statement's channel)
+    departs = ctx.notice_rule("eob-2026-11").departs
+    channel = {s["statement_id"]: s["channel"] for s in _statements(ctx)}
+    assert all(n["notice_due"] < departs[channel[n["statement_id"]]].isoformat() for n in notices)
 
 
 def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
@@ -78,7 +85,7 @@ def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
     path = ctx.settings.extracts_dir / PERIOD / "claims_part1.csv"
     rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
     accepted = {line.claim_id for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), 0, PERIOD,
-                                                     prompt_notice_days=30,
+                                                     notices=NOTICES,
                                                      statement_ids=ctx.statement_ids("eob-2026-11"))
                 for line in c.statement.lines}
     row = next(r for r in rows if r["claim_id"] in accepted and r["status"] == "paid"
@@ -111,7 +118,7 @@ def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  
     assert "reissue" in [e["event"] for e in ctx.ledger.timeline(new["statement_id"])]
     rendered = {c.statement.member.member_id: c.statement
                 for shard in range(2) for c in iter_composed(run_dir(ctx.settings, "eob-2026-11"), shard,
-                                                             PERIOD, prompt_notice_days=30,
+                                                             PERIOD, notices=NOTICES,
                                                              statement_ids=ctx.statement_ids("eob-2026-11"))}
     statement = rendered[member]
     assert (statement.statement_id, statement.version, statement.replaces) == (
@@ -141,6 +148,8 @@ def test_a_run_composed_before_ids_were_keyed_recomposes_to_the_ids_it_has(
     ingest_stage(before, PERIOD)
     with monkeypatch.context() as patch:  # compose as it was: ids an unkeyed hash, no scheme kept
         patch.setattr(Context, "statement_ids", lambda self, run_id: StatementIds(UNKEYED_IDS, b""))
+        # nor the day a flagged claim's statement leaves (a later migration's column)
+        patch.setattr(ingest_module._ShardPlan, "add_prompt_notices", lambda *args: None)
         first = compose_stage(before, PERIOD)
     ledger.close()
     ctx = open_context(settings)  # migrates the ledger
@@ -151,7 +160,7 @@ def test_a_run_composed_before_ids_were_keyed_recomposes_to_the_ids_it_has(
 
     shutil.rmtree(run_dir(settings, "eob-2026-11") / "statements")  # render without compose's choices
     derived = {c.statement.statement_id for shard in range(2) for c in iter_composed(
-        run_dir(settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30,
+        run_dir(settings, "eob-2026-11"), shard, PERIOD, notices=NOTICES,
         statement_ids=ctx.statement_ids("eob-2026-11"))}
     assert derived == {s["statement_id"] for s in old}
     again = compose_stage(ctx, PERIOD)
@@ -271,7 +280,7 @@ def test_a_member_dropped_from_the_corrected_extract_is_withdrawn_not_sent(ctx) 
     assert "withdrawn_after_release" not in [e["event"] for e in ctx.ledger.timeline(ids[failed])]
     work = run_dir(ctx.settings, "eob-2026-11")
     to_render = {c.statement.member.member_id for shard in range(2)
-                 for c in iter_composed(work, shard, PERIOD, prompt_notice_days=30,
+                 for c in iter_composed(work, shard, PERIOD, notices=NOTICES,
                                         statement_ids=ctx.statement_ids("eob-2026-11"))}
     assert not to_render & {rendered, queued, sent, failed}
     again = compose_stage(ctx, PERIOD)  # nothing is withdrawn or flagged twice
@@ -423,7 +432,7 @@ def test_a_suppressed_address_gets_paper(ctx) -> None:  # type: ignore[no-untype
     members = list(csv.DictReader(path.open(encoding="utf-8")))
     ingest_stage(ctx, PERIOD)
     baseline = {c.statement.member.member_id: c for shard in range(2) for c in iter_composed(
-        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, prompt_notice_days=30,
+        run_dir(ctx.settings, "eob-2026-11"), shard, PERIOD, notices=NOTICES,
         statement_ids=ctx.statement_ids("eob-2026-11"))}
     target = next(m for m in members
                   if m["member_id"] in baseline and baseline[m["member_id"]].channel == "email")
@@ -626,3 +635,61 @@ def test_an_unreachable_s3_extract_is_left_to_the_retries(  # type: ignore[no-un
         ingest_stage(s3, PERIOD)
     assert not isinstance(caught.value, NeedsOperator | ExtractFileError)
     assert ctx.ledger.ingest_state(RUN) is None
+
+
+def _notices_for_run_starting(tmp_path: Path, started: datetime) -> tuple[Context, set[str], dict]:  # type: ignore[type-arg]
+    """Ingest and compose the same extract with the run starting at `started`: the claims
+    flagged for a prompt notice, and the accepted lines' adverse claims with their channel."""
+    (tmp_path / "ws").mkdir(parents=True)
+    context = open_context(Settings(workspace=tmp_path / "ws", shards=2), now=lambda: started)
+    generate_extract(context.settings.extracts_dir / PERIOD, members=120, period=PERIOD, seed=4)
+    ingest_stage(context, PERIOD)
+    compose_stage(context, PERIOD)
+    flagged = {n["claim_id"] for n in context.ledger.fetch("ingest_prompt_notices_for_run",
+                                                           run_id="eob-2026-11")}
+    adverse: dict[str, tuple[date, str]] = {}  # claim -> its earliest denied or reduced line's receipt
+    for shard in range(2):
+        for c in iter_composed(run_dir(context.settings, "eob-2026-11"), shard, PERIOD,
+                               notices=context.notice_rule("eob-2026-11"),
+                               statement_ids=context.statement_ids("eob-2026-11")):
+            for line in c.statement.lines:
+                if line.status != "paid":
+                    known = adverse.get(line.claim_id, (line.received_date, c.channel))
+                    adverse[line.claim_id] = (min(known[0], line.received_date), c.channel)
+    return context, flagged, adverse
+
+
+@pytest.mark.parametrize(("started", "email", "paper"), [
+    # on schedule: ready at noon (6 h after compose), email that day, paper the next business day
+    (datetime(2026, 12, 7, 6, tzinfo=UTC), date(2026, 12, 7), date(2026, 12, 8)),
+    # a late extract, composed on Christmas Eve at 18:00: ready after midnight on the holiday,
+    # emailed that day; on paper the next batch is Monday the 28th, mailed Tuesday the 29th
+    (datetime(2026, 12, 24, 18, tzinfo=UTC), date(2026, 12, 25), date(2026, 12, 29)),
+])
+def test_prompt_notices_are_the_claims_whose_statement_leaves_after_their_due_date(
+        tmp_path: Path, started: datetime, email: date, paper: date) -> None:
+    """Measured against the day the statement actually leaves on its channel (paper: the
+    vendor's cut-off and mail days, holidays), not the date printed on it."""
+    ctx, flagged, adverse = _notices_for_run_starting(tmp_path, started)
+    try:
+        leaves = {"email": email, "paper": paper}
+        expected = {claim for claim, (received, channel) in adverse.items()
+                    if received + timedelta(days=30) < leaves[channel]}
+        assert flagged == expected and expected
+        rows = ctx.ledger.fetch("ingest_prompt_notices_for_run", run_id="eob-2026-11")
+        assert {(row["channel"], row["statement_leaves"]) for row in rows} <= {
+            ("email", email.isoformat()), ("paper", paper.isoformat())}
+        assert {row["statement_id"] for row in rows} == {
+            s["statement_id"] for s in _statements(ctx) if s["prompt_notice"]}
+    finally:
+        ctx.ledger.close()
+
+
+def test_a_late_extract_flags_more_claims(tmp_path: Path) -> None:
+    """The same extract composed three weeks late: its statements reach more claims too late."""
+    on_time, flagged_on_time, _ = _notices_for_run_starting(tmp_path / "a",
+                                                            datetime(2026, 12, 3, 6, tzinfo=UTC))
+    late, flagged_late, _ = _notices_for_run_starting(tmp_path / "b", datetime(2026, 12, 24, 6, tzinfo=UTC))
+    on_time.ledger.close()
+    late.ledger.close()
+    assert flagged_on_time < flagged_late

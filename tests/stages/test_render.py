@@ -16,8 +16,10 @@ import pikepdf
 import pytest
 from sqlalchemy import text
 
+from pipeline.deadlines import NoticeRule
 from pipeline.demo.generate import generate_extract
 from pipeline.ledger.statuses import Status
+from pipeline.periods import statement_date
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, render_stage
 from pipeline.stages.context import Context, run_id_for
@@ -25,6 +27,7 @@ from tests.support.canary import CANARY_LAST, CANARY_STRINGS, plant_canary
 from tests.support.factories import extract_member_password
 
 PERIOD = "2026-11"
+NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))  # leaving on the statement date
 SHARD = 0
 
 
@@ -227,7 +230,7 @@ def test_a_statement_compose_put_on_paper_for_a_suppressed_address_is_printed_no
     ingest_stage(ctx, PERIOD)
     run_id = run_id_for(PERIOD)
     emailed = {c.statement.member.member_id for c in iter_composed(
-        run_dir(ctx.settings, run_id), 0, PERIOD, prompt_notice_days=30,
+        run_dir(ctx.settings, run_id), 0, PERIOD, notices=NOTICES,
         statement_ids=ctx.statement_ids(run_id)) if c.channel == "email"}
     members = csv.DictReader((ctx.settings.extracts_dir / PERIOD / "members.csv").open(encoding="utf-8"))
     target = next(m for m in members if m["member_id"] in emailed)

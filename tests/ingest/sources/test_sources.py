@@ -19,7 +19,9 @@ import pytest
 
 from pipeline.clock import utc_now
 from pipeline.compose import KEYED_IDS, StatementIds, iter_composed
+from pipeline.deadlines import NoticeRule
 from pipeline.ingest import ExtractFileError, ExtractSourceError, detect_format, ingest, locate_period
+from pipeline.periods import statement_date
 
 CARIN = "fhir/carin-bb/json-v1.1.0"
 MONEY = ("billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay", "coinsurance",
@@ -29,7 +31,8 @@ MONEY = ("billed", "discount", "plan_paid", "other_payer_paid", "deductible", "c
 def _statements(out: Path, period: str, shards: int = 2) -> list:  # type: ignore[type-arg]
     ids = StatementIds(KEYED_IDS, b"test statement id key")
     return [c for shard in range(shards)
-            for c in iter_composed(out, shard, period, prompt_notice_days=30, statement_ids=ids)]
+            for c in iter_composed(out, shard, period, statement_ids=ids,
+                                   notices=NoticeRule.leaving_on(30, statement_date(period)))]
 
 
 def _accounts(result) -> dict[str, tuple[int, int, int]]:  # type: ignore[no-untyped-def]
