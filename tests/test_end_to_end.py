@@ -218,6 +218,7 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     rows = list(csv.DictReader(notices))
     assert all(row["statement_leaves"] > row["notice_due"] and int(row["days_late"]) >= 1
                and row["channel"] in ("email", "paper") for row in rows), rows[:3]
+    assert summary["prompt_notice_most_days_late"] == max(int(row["days_late"]) for row in rows)
     html = html_path.read_text()
     assert "✘" not in html, "a reconciliation check failed in the report"
     assert html.count("✔") >= 5

@@ -123,7 +123,9 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("  → verification queue", s["queue_verification"]),
         ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
         ("superseded or withdrawn by a correction", s["superseded"]),
-        ("prompt separate notice needed", s["prompt_notice"]),
+        ("prompt separate notice needed (statements)", s["prompt_notice"]),
+        ("  claims (their statement leaves after the notice is due)",
+         f"{s['prompt_notice_claims']} (up to {s['prompt_notice_most_days_late']} days late)"),
     ]
     paper = result.paper
     rows += [

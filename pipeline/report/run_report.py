@@ -127,6 +127,7 @@ class RunReport:
             "paper": self.paper, "failed": self.count(Status.FAILED), "superseded": self.superseded,
             "prompt_notice": self.prompt_notice,
             "prompt_notice_claims": len(self.prompt_notice_claims),
+            "prompt_notice_most_days_late": max(self.prompt_notice_days_late, default=0),
             "reissued": len(self.reissues),
             "withdrawn": sum(1 for row in self.withdrawn if row["event"] == "withdrawn"),
             "withdrawn_after_release": sum(1 for row in self.withdrawn
