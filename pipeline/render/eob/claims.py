@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from itertools import groupby
 from typing import Any
@@ -43,6 +44,22 @@ def claim_status(lines: Sequence[ClaimLine]) -> str:
     if statuses == {"denied"}:
         return "denied"
     return "partial"
+
+
+def claim_banner(first: ClaimLine, words: Words, date_format: Callable[[date], str],
+                 network_words: dict[str, str]) -> tuple[str, str]:
+    """A claim's banner lines from its first line: provider and network; then claim number,
+    date received, patient and relationship."""
+    network = network_words["in" if first.network == "in" else "out"]
+    relationship = f"claims.relationships.{first.patient_relationship}"
+    if not words.file.has(relationship):
+        relationship = "claims.relationships.other"
+    detail = "  \u00b7  ".join((
+        f"{words('claims.claim', claim_id=first.claim_id)}, "
+        f"{words('claims.received', date=date_format(first.received_date))}",
+        words("claims.patient", name=first.patient_name, relationship=words(relationship)),
+    ))
+    return f"{words('claims.provider', name=first.provider_name)}  \u00b7  {network}", detail
 
 
 def line_amounts(lines: Sequence[ClaimLine]) -> list[str]:
@@ -211,19 +228,10 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     rows = [*heading_rows(words("claims.heading"), theme), build.header(headers)]
     network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
     index = 0
-    for claim_id, group in groupby(statement.lines, key=lambda line: line.claim_id):
+    for _, group in groupby(statement.lines, key=lambda line: line.claim_id):
         lines = list(group)
         first, status = lines[0], claim_status(lines)
-        network = network_words["in" if first.network == "in" else "out"]
-        relationship = f"claims.relationships.{first.patient_relationship}"
-        if not words.file.has(relationship):
-            relationship = "claims.relationships.other"
-        detail = "  \u00b7  ".join((
-            f"{words('claims.claim', claim_id=claim_id)}, "
-            f"{words('claims.received', date=date_format(first.received_date))}",
-            words("claims.patient", name=first.patient_name, relationship=words(relationship)),
-        ))
-        provider = f"{words('claims.provider', name=first.provider_name)}  \u00b7  {network}"
+        provider, detail = claim_banner(first, words, date_format, network_words)
         status_text = words(f"claims.status_names.{status}")
         status_text = words.file.text("claims.status", {"status": status_text}, memo=True)
         rows += build.banner(provider, status_text, status_colors[status], detail)

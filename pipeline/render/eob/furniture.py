@@ -61,9 +61,17 @@ class PageFurniture:
         label = words("footer.page", page=page, pages=pages)
         label_width = text_width(label, BOLD, 7.5)
         out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, 7.5, theme.text)
-        left = f"{words.context['legal_name']}  \u00b7  {words('footer.statement_ref')}"
+        left = f"{words.context['legal_name']}  \u00b7  {self.reference()}"
         out.show(MARGIN, y, ellipsize(left, REGULAR, 7, CONTENT_WIDTH - label_width - 12),
                  REGULAR, 7, theme.muted)
+
+    def reference(self) -> str:
+        """The footer's name for the document (a notice names its claim)."""
+        return self.words("footer.statement_ref")
+
+    def continued(self) -> str:
+        """The running title of the later pages."""
+        return self.words("header.continued")
 
     def header(self, out: Out, page: int) -> None:
         if page == 1:
@@ -77,7 +85,7 @@ class PageFurniture:
         right = PAGE_WIDTH - MARGIN
         name = ellipsize(words.context["short_name"], BOLD, 11, CONTENT_WIDTH * 0.3)
         out.show(MARGIN, top - 11, name, BOLD, 11, theme.primary)
-        title = ellipsize(f"{words('header.continued')}  \u00b7  {words('header.not_a_bill')}",
+        title = ellipsize(f"{self.continued()}  \u00b7  {words('header.not_a_bill')}",
                           BOLD, 8.5, CONTENT_WIDTH * 0.68)
         out.show(right - text_width(title, BOLD, 8.5), top - 10, title, BOLD, 8.5,
                  theme.primary)
@@ -172,16 +180,10 @@ class PageFurniture:
         not_a_bill = ellipsize(not_a_bill, BOLD, box_size, width - 8)
         out.show(x + (width - text_width(not_a_bill, BOLD, box_size)) / 2,
                  PAGE_HEIGHT - box_top - 13.5, not_a_bill, BOLD, box_size, WHITE)
-        member, plan = statement.member, statement.plan
         rows = [
             (words("header.statement_date"), words.context["statement_date"]),
             (words("header.period"), words.context["period"]),
-            (words("header.member_id"), mask_member_id(member.member_id)),
-            (words("header.plan"), plan.plan_name),
-            (words("header.group"), member.group_number),
-            (words("header.customer_service"), words("header.service_line")),
-            ("", words.context["hours"]),
-            ("", words.context["website"]),
+            *member_facts(statement, words),
         ]
         draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
 
@@ -196,6 +198,19 @@ def _draw_lines(out: Out, lines: Sequence[str], font: str, size: float, leading:
     for line in lines:
         out.show(x, y, line, font, size, color)
         y -= leading
+
+
+def member_facts(statement: Statement, words: Words) -> list[tuple[str, str]]:
+    """The right column's rows about the member, plan and service, under the document's own."""
+    member = statement.member
+    return [
+        (words("header.member_id"), mask_member_id(member.member_id)),
+        (words("header.plan"), statement.plan.plan_name),
+        (words("header.group"), member.group_number),
+        (words("header.customer_service"), words("header.service_line")),
+        ("", words.context["hours"]),
+        ("", words.context["website"]),
+    ]
 
 
 def draw_facts(out: Out, rows: Sequence[tuple[str, str]], x: float, top: float,

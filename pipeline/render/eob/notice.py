@@ -45,6 +45,7 @@ from pipeline.render.document import add_pages
 from pipeline.render.eob.brand import brand_theme
 from pipeline.render.eob.claims import (
     ClaimsGridBuilder,
+    claim_banner,
     claim_status,
     claims_columns,
     claims_headers,
@@ -57,10 +58,11 @@ from pipeline.render.eob.furniture import (
     RIGHT_COLUMN_X,
     PageFurniture,
     draw_facts,
+    member_facts,
 )
 from pipeline.render.eob.legal import legal_pages
 from pipeline.render.eob.statement import VARIANTS, RenderError
-from pipeline.render.eob.words import Words, date_formatter, mask_member_id, statement_context
+from pipeline.render.eob.words import Words, date_formatter, statement_context
 from pipeline.render.flow import Region, layout
 from pipeline.render.fonts import BOLD, REGULAR
 from pipeline.render.grid import Grid, heading_rows
@@ -170,16 +172,7 @@ class NoticeFurniture(PageFurniture):
                      theme.primary)
         box_top = MARGIN + size + (len(title) - 1) * leading + 7
         self._not_a_bill(out, x, box_top, width)
-        member, plan = statement.member, statement.plan
-        rows = [
-            (words("notice.claim_number"), self.claim_id),
-            (words("header.member_id"), mask_member_id(member.member_id)),
-            (words("header.plan"), plan.plan_name),
-            (words("header.group"), member.group_number),
-            (words("header.customer_service"), words("header.service_line")),
-            ("", words.context["hours"]),
-            ("", words.context["website"]),
-        ]
+        rows = [(words("notice.claim_number"), self.claim_id), *member_facts(statement, words)]
         draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
 
     def _not_a_bill(self, out: Out, x: float, top: float, width: float) -> None:
@@ -191,53 +184,21 @@ class NoticeFurniture(PageFurniture):
         out.show(x + (width - text_width(text, BOLD, size)) / 2, PAGE_HEIGHT - top - 13.5,
                  text, BOLD, size, WHITE)
 
-    def later_page(self, out: Out) -> None:
-        theme, words, member = self.theme, self.words, self.statement.member
-        top, right = PAGE_HEIGHT - MARGIN, PAGE_WIDTH - MARGIN
-        name = ellipsize(words.context["short_name"], BOLD, 11, CONTENT_WIDTH * 0.3)
-        out.show(MARGIN, top - 11, name, BOLD, 11, theme.primary)
-        title = ellipsize(f"{words('notice.continued')}  \u00b7  {words('header.not_a_bill')}",
-                          BOLD, 8.5, CONTENT_WIDTH * 0.68)
-        out.show(right - text_width(title, BOLD, 8.5), top - 10, title, BOLD, 8.5,
-                 theme.primary)
-        who = ellipsize(
-            f"{words('header.member')}: {member.first_name} {member.last_name}  \u00b7  "
-            f"{words('header.member_id')}: {mask_member_id(member.member_id)}",
-            REGULAR, 7.5, CONTENT_WIDTH * 0.68)
-        out.show(right - text_width(who, REGULAR, 7.5), top - 21, who, REGULAR, 7.5,
-                 theme.muted)
-        out.rule(theme.primary, MARGIN, top - 28, right, 1.5)
+    def continued(self) -> str:
+        return self.words("notice.continued")
 
-    def footer(self, out: Out, page: int, pages: int) -> None:
-        theme, words = self.theme, self.words
-        y = BOTTOM - 0.3 * inch
-        out.rule(theme.rule, MARGIN, y + 11, PAGE_WIDTH - MARGIN, 0.5)
-        label = words("footer.page", page=page, pages=pages)
-        label_width = text_width(label, BOLD, 7.5)
-        out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, 7.5, theme.text)
-        reference = words("notice.footer_ref", claim_id=self.claim_id)
-        left = f"{words.context['legal_name']}  \u00b7  {reference}"
-        out.show(MARGIN, y, ellipsize(left, REGULAR, 7, CONTENT_WIDTH - label_width - 12),
-                 REGULAR, 7, theme.muted)
+    def reference(self) -> str:
+        return self.words("notice.footer_ref", claim_id=self.claim_id)
 
 
 # ------------------------------------------------------------------ the flow
 
 
 def _banner_text(first: ClaimLine, words: Words) -> tuple[str, str]:
-    """The claim banner's two lines, worded as on the statement: provider and network, then
-    claim number, date received, patient and relationship."""
-    date_format = date_formatter(words.file.string("meta.date_format"))
-    network = words("claims.network_in" if first.network == "in" else "claims.network_out")
-    relationship = f"claims.relationships.{first.patient_relationship}"
-    if not words.file.has(relationship):
-        relationship = "claims.relationships.other"
-    detail = "  \u00b7  ".join((
-        f"{words('claims.claim', claim_id=first.claim_id)}, "
-        f"{words('claims.received', date=date_format(first.received_date))}",
-        words("claims.patient", name=first.patient_name, relationship=words(relationship)),
-    ))
-    return f"{words('claims.provider', name=first.provider_name)}  \u00b7  {network}", detail
+    """The claim banner's two lines, worded as on the statement."""
+    network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
+    return claim_banner(first, words, date_formatter(words.file.string("meta.date_format")),
+                        network_words)
 
 
 def _line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]],
