@@ -124,7 +124,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("paper (all reasons)", s["paper"]), ("failed with reason", s["failed"]),
         ("superseded or withdrawn by a correction", s["superseded"]),
         ("prompt separate notice needed (statements)", s["prompt_notice"]),
-        ("  claims (their statement leaves after the notice is due)",
+        ("  claims flagged",
          f"{s['prompt_notice_claims']} (up to {s['prompt_notice_most_days_late']} days late)"),
     ]
     paper = result.paper
