@@ -28,6 +28,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def moment(value: datetime | str) -> datetime:
+    """A ledger timestamp (`iso` text, or a datetime a driver already parsed) as a datetime."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 class Clock(Protocol):
     """The wall time, a monotonic reading in seconds, and a wait that yields to the event loop."""
 

@@ -99,6 +99,7 @@ class NoticeRule:
         one channel (a prefilter; `deadline(channel)` decides)."""
         return max(self.deadline(channel) for channel in CHANNELS)
 
-    def days_late(self, channel: str, received: date) -> int:
-        """How many days after its due date the run's statement reaches the member (0: on time)."""
-        return max(0, (self.departs[channel] - self.due(received)).days)
+    def misses(self, channel: str, received: date) -> bool:
+        """Does the run's statement on `channel` leave after the notice of a claim received on
+        `received` is due?"""
+        return received < self.deadline(channel)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from pipeline.settings import Settings, SettingsRefused, is_reserved_domain
 from pipeline.stages import ConfigurationRefused, open_context
@@ -141,3 +141,11 @@ def test_the_readme_table_lists_every_setting_with_its_default_and_production_va
         shown = None if fields[name].default_factory else _shown(fields[name].default)
         if shown is not None:
             assert f"`{shown}`" in default, f"{name}: README says the default is {default}, not {shown}"
+
+
+def test_a_country_without_a_holiday_calendar_is_refused() -> None:
+    """The mail's business days come from the country's public holidays: one the holidays
+    package has no calendar for is refused when the settings load, not at the first render."""
+    with pytest.raises(ValidationError, match="mail_holidays_country"):
+        Settings(mail_holidays_country="XX")
+    assert Settings(mail_holidays_country="GB").mail_holidays_country == "GB"

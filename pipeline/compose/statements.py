@@ -196,7 +196,7 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 # -- the vectorised view -------------------------------------------------------------------
 
 
-def summarize_members(members: pa.Table, plans: dict[str, Plan], *, period: str, notices: NoticeRule,
+def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: NoticeRule,
                       is_suppressed: Callable[[str], bool] | None = None,
                       address_key: Callable[[str], str] | None = None) -> pa.Table:
     """One row per member with lines in the period: the statement without its line objects,
@@ -282,7 +282,7 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule
     plans = load_plans(run_dir)
 
     def summarize(bucket: int) -> pa.Table:
-        return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans, period=period,
+        return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans,
                                  notices=notices, is_suppressed=is_suppressed, address_key=address_key)
 
     buckets = member_buckets(run_dir, shard)
@@ -348,7 +348,7 @@ def iter_composed(
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
-        summary = summarize_members(members, plans, period=period, notices=notices,
+        summary = summarize_members(members, plans, notices=notices,
                                     is_suppressed=is_suppressed)
         if not summary.num_rows:
             continue
@@ -372,9 +372,8 @@ def iter_composed(
                 version = _version_for(versions, row, period, statement_ids)
                 line_objects = [ClaimLine(**{name: columns[name][i - start] for name in _LINE_FIELDS})
                                 for i in range(bounds[index], bounds[index + 1])]
-                deadline = notices.deadline(row["channel"])
                 late = tuple(sorted(claim for claim, received in late_by_member.get(row["member_id"], [])
-                                    if received < deadline))
+                                    if notices.misses(row["channel"], received)))
                 yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
                                 period, issued, late)
 

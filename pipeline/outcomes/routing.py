@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.clock import iso
+from pipeline.clock import iso, moment
 from pipeline.ledger import Transition
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
@@ -74,22 +74,18 @@ class DeliveryWindow:
             raise ValueError("the bounce quiet period must be shorter than the delivery deadline")
 
     def deadline(self, run_started: datetime | str) -> datetime:
-        return _moment(run_started) + self.deadline_after
+        return moment(run_started) + self.deadline_after
 
     def cutoff(self, run_started: datetime | str) -> datetime:
         """The send cut-off of a run that started at `run_started` (the ledger's ISO text or a
         datetime): every email, first send, retry or resend, goes out before it or not at all."""
-        return _moment(run_started) + self.deadline_after - self.quiet
+        return moment(run_started) + self.deadline_after - self.quiet
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryWindow:
         return cls(deadline_after=timedelta(hours=settings.delivery_deadline_hours),
                    quiet=timedelta(hours=settings.bounce_quiet_hours),
                    verification=timedelta(days=settings.verification_days))
-
-
-def _moment(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 QUEUE_SEVERITY: dict[Queue, int] = {Queue.VERIFY: 3, Queue.PAPER: 2, Queue.RETRY: 1, Queue.IGNORE: 0}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pipeline.clock import Now, utc_now
+from pipeline.clock import Now, moment, utc_now
 from pipeline.deadlines import MailCalendar, NoticeRule
 from pipeline.ledger import Ledger, Transition
 from pipeline.outcomes.routing import DeliveryWindow, RetryPolicy
@@ -105,10 +105,9 @@ class Context:
             run = self.ledger.fetch_one("get_run", run_id=run_id)
             if run is None:
                 raise IngestNotSucceeded(f"{run_id} is not in the ledger: run ingest for its period first")
-            started = run["started_at"]
-            started = started if isinstance(started, datetime) else datetime.fromisoformat(started)
             settings = self.settings
-            ready = max(started, self.now()) + timedelta(hours=settings.notice_processing_hours)
+            processing = timedelta(hours=settings.notice_processing_hours)
+            ready = max(moment(run["started_at"]), self.now()) + processing
             calendar = MailCalendar(settings.mail_holidays_country, settings.paper_cutoff_hour,
                                     settings.paper_production_days)
             self._notice_rules[run_id] = NoticeRule.for_run(settings.prompt_notice_days, calendar, ready)

@@ -255,7 +255,7 @@ class _ShardPlan:
         for row in flagged.to_pylist():
             version = self.versions.get(row["member_id"])
             channel = self.channels.get(row["member_id"])
-            if version is None or channel is None or row["received_date"] >= notices.deadline(channel):
+            if version is None or channel is None or not notices.misses(channel, row["received_date"]):
                 continue
             self.notices.append({"statement_id": version.statement_id, "claim_id": row["claim_id"],
                                  "notice_due": notices.due(row["received_date"]).isoformat(),

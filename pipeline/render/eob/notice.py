@@ -41,7 +41,6 @@ from pipeline.render.canvas import (
     Theme,
 )
 from pipeline.render.cells import Cell, Row, cell_lines
-from pipeline.render.document import add_pages
 from pipeline.render.eob.brand import brand_theme
 from pipeline.render.eob.claims import (
     ClaimsGridBuilder,
@@ -61,13 +60,12 @@ from pipeline.render.eob.furniture import (
     member_facts,
 )
 from pipeline.render.eob.legal import legal_pages
-from pipeline.render.eob.statement import VARIANTS, RenderError
+from pipeline.render.eob.statement import VARIANTS, RenderError, pdf_document
 from pipeline.render.eob.words import Words, date_formatter, statement_context
 from pipeline.render.flow import Region, layout
 from pipeline.render.fonts import BOLD, REGULAR
 from pipeline.render.grid import Grid, heading_rows
 from pipeline.render.pdf.rendered import RenderedPdf
-from pipeline.render.pdf.writer import Name, PdfDocument
 from pipeline.render.text import ellipsize, fit_size, text_width, wrap_text
 from pipeline.templates import (
     DEFAULT_TEMPLATES_DIR,
@@ -336,24 +334,6 @@ def _render(notice: ClaimNotice, variant: str, root: Path) -> RenderedPdf:
     pages = layout(_blocks(notice, words, theme, variant), first, later, furniture.header)
     for number, out in enumerate(pages, start=1):
         furniture.footer(out, number, len(pages))
-    document = _document(pages, statement, words)
+    # undated: see the module docstring
+    document = pdf_document(pages, statement, words, words("notice.title"))
     return RenderedPdf(pdf=document.write(), pages=len(pages), document=document)
-
-
-def _document(pages: Sequence[Out], statement: Statement, words: Words) -> PdfDocument:
-    """The notice's objects: its pages, the catalog and the document information (no
-    creation date, see the module docstring; no member data)."""
-    document = PdfDocument()
-    tree = add_pages(document, pages)
-    document.root = document.add({
-        "Type": Name("Catalog"), "Pages": tree, "Lang": words.file.string("meta.lang_tag"),
-        "ViewerPreferences": {"DisplayDocTitle": True},
-    })
-    document.info = document.add({
-        "Title": words("notice.title"),
-        "Author": words.context["legal_name"],
-        "Subject": f"{statement.statement_id} v{statement.version}",
-        "Creator": "eob-pipeline",
-        "Producer": "eob-pipeline",
-    })
-    return document

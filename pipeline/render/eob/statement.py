@@ -102,21 +102,28 @@ def _render(statement: Statement, variant: str, root: Path) -> RenderedPdf:
 
 
 def _document(pages: Sequence[Out], statement: Statement, words: Words) -> PdfDocument:
-    """The statement's objects: its pages, then the catalog and the document information."""
+    """The statement's objects, dated by the statement date."""
+    created = _creation_date(statement.statement_date)
+    return pdf_document(pages, statement, words, words("header.title"),
+                        {"CreationDate": created, "ModDate": created})
+
+
+def pdf_document(pages: Sequence[Out], statement: Statement, words: Words, title: str,
+                 dates: dict[str, str] | None = None) -> PdfDocument:
+    """A member document's objects: its pages, then the catalog and the document information
+    (title, insurer, statement id; no member data)."""
     document = PdfDocument()
     tree = add_pages(document, pages)
     document.root = document.add({
         "Type": Name("Catalog"), "Pages": tree, "Lang": words.file.string("meta.lang_tag"),
         "ViewerPreferences": {"DisplayDocTitle": True},
     })
-    created = _creation_date(statement.statement_date)
     document.info = document.add({
-        "Title": words("header.title"),
+        "Title": title,
         "Author": words.context["legal_name"],
         "Subject": f"{statement.statement_id} v{statement.version}",
         "Creator": "eob-pipeline",
         "Producer": "eob-pipeline",
-        "CreationDate": created,
-        "ModDate": created,
+        **(dates or {}),
     })
     return document
