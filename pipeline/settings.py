@@ -127,6 +127,11 @@ class Settings(BaseSettings):
         default="US", pattern=r"^[A-Z]{2}$",
         description="whose public holidays are not mail business days (the holidays package's "
         "ISO country code; US: the federal holidays, on their observed days)")
+    sensitive_services_policy: Literal["separate", "include"] = Field(
+        default="separate",
+        description="a dependent's sensitive-service claim with no confidential-communications "
+        "request: separate (the patient's own statement, by paper, in their name) or include (on "
+        "the subscriber's statement)")
     notice_processing_hours: float = Field(
         default=6.0, ge=0, le=168,
         description="from compose to a statement being ready to leave (render, route): the notice "

@@ -37,6 +37,7 @@ from pipeline.deadlines import NoticeRule
 from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
 from pipeline.periods import statement_date
 from pipeline.reason_codes import reason_table
+from pipeline.recipients import subscriber_id
 from pipeline.storage import (
     LINE_TOTALS,
     MONEY_COLUMNS,
@@ -399,7 +400,7 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
         statement_id=version.statement_id, version=version.version, period=period, statement_date=issued,
         member=member, plan=plan, lines=lines,
         reasons=[explain_reason(code, member.language) for code in codes],
-        accumulators=_accumulators(row, issued),
+        accumulators=[] if member_row.get("recipient") else _accumulators(row, issued),
         has_adverse_determination=bool(row["adverse"]),
         has_no_surprises_protection=bool(row["no_surprises"]),
     )
@@ -414,8 +415,10 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
 
 
 def _member(row: dict) -> Member:  # type: ignore[type-arg]
+    """The member as the statement addresses them; for a patient's own statement the member id
+    is the card's (the subscriber's), which the password and the masked id are made from."""
     return Member(
-        member_id=row["member_id"], first_name=row["first_name"], last_name=row["last_name"],
+        member_id=subscriber_id(row["member_id"]), first_name=row["first_name"], last_name=row["last_name"],
         date_of_birth=row["date_of_birth"], address_line1=row["address_line1"],
         address_line2=row["address_line2"], city=row["city"], state=row["state"],
         postal_code=row["postal_code"], email=row["email"] or None,
@@ -427,7 +430,12 @@ def _member(row: dict) -> Member:  # type: ignore[type-arg]
 
 
 def _accumulators(row: dict, issued: date) -> list[Accumulator]:  # type: ignore[type-arg]
-    """Year to date against plan limits, as of the period's last day; an unknown limit is left off."""
+    """Year to date against plan limits, as of the period's last day; an unknown limit is left off.
+
+    Only a subscriber's statement has them: the member file's year to date plus the cost share
+    of the lines this statement shows, so they move by exactly what the member can read here.
+    A patient's own statement shows none, since the family's figures would tell the patient
+    about the others' care (and theirs include the patient's withheld claims in later months)."""
     as_of = issued - timedelta(days=1)
     out = []
     if row["deductible_limit"] > 0:

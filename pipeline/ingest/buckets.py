@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.bucket_lines import BucketLines
 from pipeline.ingest.members import BucketMembers
 from pipeline.ingest.ordered_work import OrderedWork
+from pipeline.ingest.recipients import RecipientSplit
 from pipeline.ingest.totals import line_totals
 from pipeline.storage import LINE_SCHEMA, LINE_TOTALS, MEMBER_SCHEMA, parquet_options
 
@@ -25,15 +26,17 @@ _Done = tuple[int, pa.Table, int, list[Callable[[], None]]]
 
 
 def write_buckets(out_dir: Path, shards: int, buckets: int, members: BucketMembers,
-                  lines: BucketLines) -> dict[int, int]:
-    """Every bucket's members and lines written; returns the accepted lines per shard."""
+                  lines: BucketLines, recipients: RecipientSplit) -> dict[int, int]:
+    """Every bucket's members and lines written, each line under its statement's recipient
+    (`recipients`); returns the accepted lines per shard."""
     shard_lines = dict.fromkeys(range(shards), 0)
     members_path = out_dir / "members.parquet"
     with pq.ParquetWriter(members_path, MEMBER_SCHEMA, **parquet_options(MEMBER_SCHEMA)) as members_out, \
             OrderedWork() as work:  # two buckets checked and written at once, applied in order
         for bucket in _bucket_order(shards, buckets):
             shard = bucket % shards
-            work.submit(partial(_bucket, out_dir, members, lines), partial(_apply, members_out, shard_lines),
+            work.submit(partial(_bucket, out_dir, members, lines, recipients),
+                        partial(_apply, members_out, shard_lines),
                         bucket, shard)
     for shard in range(shards):
         (out_dir / "lines" / f"shard-{shard:03d}").mkdir(parents=True, exist_ok=True)
@@ -45,12 +48,14 @@ def _bucket_order(shards: int, buckets: int) -> list[int]:
     return [b for shard in range(shards) for b in range(shard, buckets, shards)]
 
 
-def _bucket(out_dir: Path, members: BucketMembers, lines: BucketLines, bucket: int, shard: int) -> _Done:
+def _bucket(out_dir: Path, members: BucketMembers, lines: BucketLines, recipients: RecipientSplit,
+            bucket: int, shard: int) -> _Done:
     """Pure per-bucket work (runs in a worker thread): checks, sort, the lines' Parquet file.
     What it changes in the quarantine and the tallies comes back as effects, applied in order."""
     effects: list[Callable[[], None]] = []
     accepted = members.take(bucket, shard, effects)
     table, owners = lines.take(bucket, shard, accepted["member_id"], effects)
+    accepted, table, owners = recipients.split(accepted, table, owners)
     totals = line_totals(table, owners, accepted.num_rows)
     for total in LINE_TOTALS:
         accepted = accepted.append_column(total, totals[total.name])

@@ -45,6 +45,7 @@ from pipeline.ingest.reading import (
     split_damaged_rows,
 )
 from pipeline.ingest.schema import file_spec
+from pipeline.ingest.sensitive_lines import sensitive_flags
 from pipeline.ingest.sources import ExtractFile, ExtractFileError
 from pipeline.ingest.staging import (
     ORDER_SHIFT,
@@ -99,6 +100,10 @@ class ClaimChecks:
         columns = {name: pc.take(typed[name], taken) for name in spec.names if name in LINE_SCHEMA.names}
         columns["line_no"] = pc.cast(columns["line_no"], pa.int32())
         columns["no_surprises"] = no_surprises_flags(columns)
+        columns["sensitive"] = sensitive_flags(
+            {"service_code": columns["service_code"],
+             **{name: pc.take(typed[name], taken) for name in ("diagnosis_codes", "revenue_code",
+                                                                "place_of_service")}})
         kept = rows[kept_at]
         order = pa.array((np.int64(index) << ORDER_SHIFT) | kept, pa.int64())
         columns["order"] = order  # file and row: the rows' source_index and source_row, in one

@@ -117,6 +117,7 @@ class BucketMembers:
         table = staged.append_column("source_file", pa.repeat(item.source_name, n))
         table = table.append_column("shard", pa.array(np.full(n, shard, np.int32)))
         table = table.append_column("bucket", pa.array(np.full(n, bucket, np.int32)))
+        table = table.append_column("recipient", pa.repeat("", n))  # a member file row: the subscriber
         table = table.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS)
         if not ordered:
             table = table.sort_by("member_id")

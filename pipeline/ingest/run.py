@@ -52,6 +52,8 @@ from pipeline.ingest.members import BucketMembers, MemberChecks, stage_members
 from pipeline.ingest.outputs import StagedOutputs
 from pipeline.ingest.plans import ingest_plans
 from pipeline.ingest.quarantine import Quarantine, QuarantineLog
+from pipeline.ingest.recipients import RecipientSplit
+from pipeline.ingest.requests import Requests, ingest_requests
 from pipeline.ingest.schema import extract_schema
 from pipeline.ingest.sources import Extract, ExtractFile, open_extract
 from pipeline.ledger import FileAccount
@@ -100,7 +102,8 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
            bucket_rows: int = DEFAULT_BUCKET_ROWS, source_format: str = "auto",
            commit: Callable[[IngestResult], AbstractContextManager[object]] | None = None,
            damage_limit: int = DEFAULT_DAMAGE_LIMIT,
-           max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> IngestResult:
+           max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+           sensitive_policy: str = "separate") -> IngestResult:
     """Validate one period's extract into out_dir: plans, members, shard buckets, quarantine.
 
     `period` (YYYY-MM) enables the date checks against the statement period; without it they
@@ -111,11 +114,16 @@ def ingest(folder: Path, out_dir: Path, shards: int, *, period: str | None = Non
 
     A claims file's damaged rows (bytes that are not UTF-8, a NUL byte, a value longer than
     `max_field_bytes`) are quarantined; more than `damage_limit` of them refuse the file.
+
+    Lines go under their statement's recipient: a patient with a confidential-communications
+    request (the extract's `confidential_requests` file) or, under `sensitive_policy`
+    `separate`, a dependent's sensitive service, gets a statement of their own
+    (pipeline.ingest.recipients).
     """
     staged = StagedOutputs(out_dir)
     try:
         result = _ingest_into(folder, staged.new, shards, period, bucket_rows, source_format,
-                              _Damage(damage_limit, max_field_bytes))
+                              _Damage(damage_limit, max_field_bytes), sensitive_policy)
         try:
             with commit(result) if commit else nullcontext():
                 staged.swap_in()
@@ -140,7 +148,7 @@ class _Damage:
 
 
 def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, bucket_rows: int,
-                 source_format: str, damage: _Damage) -> IngestResult:
+                 source_format: str, damage: _Damage, sensitive_policy: str) -> IngestResult:
     """The whole ingest, into an empty folder: both passes, the accounts check, the manifest."""
     (out_dir / "quarantine").mkdir()
     extract = open_extract(folder, out_dir, period=period, fmt=source_format)
@@ -152,12 +160,16 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
     members = BucketMembers(extract.members, staging / "members", quarantine)
     clock = _Clock()
     try:
+        requests = ingest_requests(extract.requests, quarantine, parse_period(period) if period else None)
         _stage(extract, out_dir, buckets, period_end, quarantine, damage)
         clock.lap("members_and_claims")
         key_rejects = claim_key_rejects(staging, len(extract.claims), buckets)
         clock.lap("claim_keys")
         lines = BucketLines(staging, extract.claims, key_rejects, quarantine)
-        shard_lines = write_buckets(out_dir, shards, buckets, members, lines)
+        split = RecipientSplit(requests.table, sensitive_policy,
+                               extract.requests.source_name if extract.requests else "")
+        shard_lines = write_buckets(out_dir, shards, buckets, members, lines, split)
+        _unknown_members_of(requests, out_dir, quarantine)
         clock.lap("buckets")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -167,6 +179,13 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
     check_accounts(result)
     _write_manifest(out_dir, result, period)
     return result
+
+
+def _unknown_members_of(requests: Requests, out_dir: Path, quarantine: Quarantine) -> None:
+    """Requests naming a member the member file does not have (or had quarantined) are set aside."""
+    if requests.table.num_rows:
+        known = pq.read_table(out_dir / "members.parquet", columns=["member_id"])["member_id"]
+        requests.reject_unknown_members(known.combine_chunks(), quarantine)
 
 
 def _stage(extract: Extract, out_dir: Path, buckets: int, period_end: date | None,

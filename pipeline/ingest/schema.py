@@ -12,7 +12,8 @@ __all__ = ["LOW_CARDINALITY", "SCHEMA_PATH", "Column", "FileSpec", "extract_sche
 
 SCHEMA_PATH = Path(__file__).with_name("extract_schema.json")
 LOW_CARDINALITY = frozenset({"patient_relationship", "provider_name", "provider_npi", "network",
-                             "service_code", "service_description", "status", "reason_code"})
+                             "service_code", "service_description", "status", "reason_code",
+                             "diagnosis_codes", "revenue_code", "place_of_service"})
 """Claim columns with few distinct values: read from CSV as dictionaries, so their checks and
 hashes run once per distinct value and Parquet gets them already dictionary-encoded."""
 

@@ -63,7 +63,8 @@ def ingest_stage(ctx: Context, period: str, source: Path | None = None) -> dict[
         result = ingest(folder, work, settings.shards, period=period, bucket_rows=settings.ingest_bucket_rows,
                         source_format=settings.extract_format, commit=commit,
                         damage_limit=settings.ingest_damage_limit,
-                        max_field_bytes=settings.ingest_max_field_bytes)
+                        max_field_bytes=settings.ingest_max_field_bytes,
+                        sensitive_policy=settings.sensitive_services_policy)
     except (ExtractFileError, AccountingError) as exc:  # the messages name file, row, field: no content
         _ingest_failed(ctx, run_id, str(exc))
         raise ExtractRefused(period, str(exc)) from exc

@@ -30,9 +30,10 @@ __all__ = [
 
 MONEY_COLUMNS = ["billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
                  "coinsurance", "not_covered"]
-_DICTIONARY_COLUMNS = ["patient_relationship", "provider_name", "provider_npi", "network", "service_code",
-                       "service_description", "status", "reason_code", "service_code_system", "source_file",
-                       "city", "state", "plan_id", "language", "line_of_business", "edelivery_consent"]
+_DICTIONARY_COLUMNS = ["recipient", "patient_relationship", "provider_name", "provider_npi", "network",
+                       "service_code", "service_description", "status", "reason_code", "service_code_system",
+                       "source_file", "city", "state", "plan_id", "language", "line_of_business",
+                       "edelivery_consent"]
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
@@ -52,11 +53,14 @@ LINE_SCHEMA = pa.schema([
     ("service_description", pa.string()), ("status", pa.string()), ("reason_code", pa.string()),
     *[(name, pa.int64()) for name in MONEY_COLUMNS],
     ("no_surprises", pa.bool_()), ("service_code_system", pa.string()),
+    ("patient_id", pa.string()), ("sensitive", pa.bool_()),
     ("source_file", pa.string()), ("source_row", pa.int64()), ("shard", pa.int32()),
     ("bucket", pa.int32()), ("line_hash", pa.uint64()),
 ])
 """The canonical claim line: amounts in integer cents, one Parquet file per shard bucket.
-`line_hash` fingerprints what a statement prints about the line (compose's content hash)."""
+`line_hash` fingerprints what a statement prints about the line (compose's content hash).
+`sensitive`: the line is a sensitive service (templates/sensitive_services.csv); the codes that
+made it one are not kept. `member_id` is the statement's recipient (see pipeline.recipients)."""
 
 MEMBER_FIELDS = pa.schema([
     ("member_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
@@ -65,9 +69,11 @@ MEMBER_FIELDS = pa.schema([
     ("email", pa.string()), ("language", pa.string()), ("plan_id", pa.string()),
     ("group_number", pa.string()), ("line_of_business", pa.string()),
     ("edelivery_consent", pa.string()), ("ytd_deductible", pa.int64()),
-    ("ytd_out_of_pocket", pa.int64()), ("email_valid", pa.bool_()), ("source_file", pa.string()),
-    ("source_row", pa.int64()), ("shard", pa.int32()), ("bucket", pa.int32()),
+    ("ytd_out_of_pocket", pa.int64()), ("email_valid", pa.bool_()), ("recipient", pa.string()),
+    ("source_file", pa.string()), ("source_row", pa.int64()), ("shard", pa.int32()), ("bucket", pa.int32()),
 ])
+"""A statement's recipient: a member file row (`recipient` empty) or a patient who gets their own
+statement (`request` or `policy`, see pipeline.recipients; `member_id` is then the recipient id)."""
 LINE_TOTALS = pa.schema([
     ("line_count", pa.int32()), *[(f"lines_{name}", pa.int64()) for name in MONEY_COLUMNS],
     ("lines_hash", pa.uint64()), ("lines_adverse", pa.bool_()), ("lines_no_surprises", pa.bool_()),

@@ -66,7 +66,18 @@ def canonical_extract(folder: Path) -> Extract:
     if not claims:
         raise ExtractFileError(f"no claims*.csv or claims*.parquet file in extract folder {folder.name}")
     return Extract("canonical", _file(plans, "plans"), _file(members, "members"),
-                   tuple(_file(p, "claims") for p in claims))
+                   tuple(_file(p, "claims") for p in claims), requests=confidential_requests(folder))
+
+
+def confidential_requests(folder: Path) -> ExtractFile | None:
+    """The confidential-communication requests file, when the folder has one (any format: the
+    requests come from the insurer's member-services system, not the claims feed)."""
+    found = [p for p in (folder / "confidential_requests.csv", folder / "confidential_requests.parquet")
+             if p.exists()]
+    if len(found) > 1:
+        raise ExtractFileError(f"confidential_requests.csv and confidential_requests.parquet are both in "
+                               f"{folder.name}: keep one")
+    return _file(found[0], "requests") if found else None
 
 
 COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst")
@@ -75,8 +86,8 @@ COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst")
 def _refuse_compressed(folder: Path) -> None:
     """A compressed plan, member or claims file would otherwise be passed over unread."""
     for path in sorted(folder.iterdir()):
-        if (path.is_file() and path.name.startswith(("members.", "plans.", "claims"))
-                and path.name.endswith(COMPRESSED_SUFFIXES)):
+        if (path.is_file() and path.name.endswith(COMPRESSED_SUFFIXES)
+                and path.name.startswith(("members.", "plans.", "claims", "confidential_requests."))):
             raise ExtractFileError(f"{path.name}: the file is compressed ({path.suffix}); compressed "
                                    "canonical files are not read: deliver it uncompressed")
 

@@ -19,17 +19,19 @@ class ExtractFile:
     """
 
     path: Path
-    kind: str  # "plans", "members" or "claims"
+    kind: str  # "plans", "members", "claims" or "requests"
     source_name: str
     first_row: int = 2
 
 
 @dataclass(frozen=True, slots=True)
 class Extract:
-    """One period's plan, member and claim files, in the format they were delivered in."""
+    """One period's plan, member and claim files, in the format they were delivered in, and the
+    confidential-communication requests when the insurer delivered any."""
 
     format: str
     plans: ExtractFile
     members: ExtractFile
     claims: tuple[ExtractFile, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)  # counts only, never PHI
+    requests: ExtractFile | None = None

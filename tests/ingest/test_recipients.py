@@ -1,0 +1,191 @@
+"""Confidential communications: a patient's claims reach the patient, and leave no trace on the
+subscriber's statement; a dependent's sensitive service without a request follows the policy."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.compose import KEYED_IDS, Composed, StatementIds, iter_composed
+from pipeline.deadlines import NoticeRule
+from pipeline.ingest import ingest
+from pipeline.ingest.schema import file_spec
+from pipeline.periods import statement_date
+from pipeline.render import encrypt_pdf, member_password, render_statement
+
+PERIOD = "2026-11"
+NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))
+IDS = StatementIds(KEYED_IDS, b"test-key")
+CANARY_PROVIDER = "Canary Counseling Center"
+CANARY_AMOUNT = "431.17"
+CANARY_CODE = "90834"
+
+
+def _write(path: Path, kind: str, rows: list[dict[str, str]]) -> None:
+    names = file_spec(kind).names
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({name: row.get(name, "") for name in names})
+
+
+def _member(member_id: str, email: str, **extra: str) -> dict[str, str]:
+    return {"member_id": member_id, "first_name": "Pat", "last_name": "Subscriber", "date_of_birth": "1970-01-02",
+            "address_line1": "1 Family Way", "city": "Sacramento", "state": "CA", "postal_code": "95814",
+            "email": email, "language": "en", "plan_id": "P1", "edelivery_consent": "Y",
+            "ytd_deductible": "100.00", "ytd_out_of_pocket": "150.00", **extra}
+
+
+def _line(claim: str, member: str, patient: str, relationship: str, provider: str, code: str,
+          billed: str, served: str, **extra: str) -> dict[str, str]:
+    return {"claim_id": claim, "line_no": "1", "member_id": member, "patient_id": patient,
+            "patient_name": f"Name {patient}", "patient_relationship": relationship,
+            "provider_name": provider, "network": "in", "service_date": served, "received_date": served,
+            "service_code": code, "status": "paid", "billed": billed, "discount": "0.00",
+            "plan_paid": billed, "other_payer_paid": "0.00", "deductible": "0.00", "copay": "0.00",
+            "coinsurance": "0.00", "not_covered": "0.00", **extra}
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    folder = tmp_path / "in" / PERIOD
+    folder.mkdir(parents=True)
+    _write(folder / "plans.csv", "plans", [{"plan_id": "P1", "plan_name": "Gold", "brand": "default",
+                                            "deductible_limit": "1000.00", "out_of_pocket_limit": "5000.00"}])
+    _write(folder / "members.csv", "members", [_member("S1", "s1@family.example"),
+                                               _member("S2", "s2@family.example")])
+    _write(folder / "claims.csv", "claims", [
+        _line("C1", "S1", "S1-01", "self", "Ordinary Clinic", "99213", "80.00", "2026-11-03",
+              diagnosis_codes="J06.9", deductible="20.00", plan_paid="60.00"),
+        _line("C2", "S1", "S1-02", "child", CANARY_PROVIDER, CANARY_CODE, CANARY_AMOUNT, "2026-11-19",
+              diagnosis_codes="F32.9", place_of_service="11", deductible="50.00", plan_paid="381.17"),
+        _line("C3", "S1", "S1-02", "child", "Ordinary Clinic", "99213", "75.00", "2026-11-04",
+              diagnosis_codes="J06.9"),
+        _line("C4", "S2", "S2-01", "self", "Ordinary Clinic", "99213", "70.00", "2026-11-05"),
+        _line("C5", "S2", "S2-02", "spouse", "Canary Recovery House", "H0004", "210.00", "2026-11-21",
+              diagnosis_codes="F10.20"),
+    ])
+    _write(folder / "confidential_requests.csv", "requests", [
+        {"member_id": "S1", "patient_id": "S1-02", "first_name": "Dana", "last_name": "Dependent",
+         "date_of_birth": "2004-03-09", "channel": "email", "email": "dana@private.example",
+         "scope": "sensitive", "effective_from": "2026-01-01"},
+        {"member_id": "S2", "patient_id": "S2-03", "last_name": "Gone", "date_of_birth": "2000-01-01",
+         "channel": "paper", "address_line1": "9 Elsewhere", "city": "Denver", "state": "CO",
+         "postal_code": "80202", "scope": "all", "effective_from": "2025-01-01", "effective_to": "2025-12-31"},
+        {"member_id": "S2", "patient_id": "S2-04", "last_name": "Nomail", "date_of_birth": "2001-01-01",
+         "channel": "email", "scope": "all", "effective_from": "2026-01-01"},
+        {"member_id": "S9", "patient_id": "S9-02", "last_name": "Unknown", "date_of_birth": "2001-01-01",
+         "channel": "paper", "address_line1": "1 Nowhere", "city": "Austin", "state": "TX",
+         "postal_code": "73301", "scope": "all", "effective_from": "2026-01-01"},
+    ])
+    return folder
+
+
+def _statements(run_dir: Path) -> dict[str, Composed]:
+    found = {}
+    for shard in range(2):
+        for composed in iter_composed(run_dir, shard, PERIOD, notices=NOTICES, statement_ids=IDS):
+            found[composed.statement.member.member_id + "/" + composed.statement.member.last_name] = composed
+    return found
+
+
+def _by_recipient(run_dir: Path) -> dict[str, Composed]:
+    members = pq.read_table(run_dir / "members.parquet", columns=["member_id"])["member_id"].to_pylist()
+    composed = [c for shard in range(2)
+                for c in iter_composed(run_dir, shard, PERIOD, notices=NOTICES, statement_ids=IDS)]
+    by_id = {IDS(m, PERIOD): m for m in members}
+    return {by_id[c.statement.statement_id]: c for c in composed}
+
+
+def _pdf_text(composed: Composed, tmp_path: Path) -> str:
+    path = tmp_path / f"{composed.statement.statement_id}.pdf"
+    path.write_bytes(render_statement(composed.statement).pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs poppler-utils")
+def test_a_requesting_dependent_gets_their_own_statement_and_the_subscriber_sees_no_trace(
+        extract: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    ingest(extract, run_dir, shards=2, period=PERIOD)
+    statements = _by_recipient(run_dir)
+    assert set(statements) == {"S1", "S1~S1-02", "S2", "S2~S2-02"}
+
+    own = statements["S1~S1-02"]
+    assert [line.claim_id for line in own.statement.lines] == ["C2"]  # scope sensitive: C3 stays
+    assert (own.channel, own.email) == ("email", "dana@private.example")
+    assert own.statement.member.last_name == "Dependent"
+    assert own.statement.accumulators == []  # the family's figures are not the patient's to read
+    # the password is the card's member id and the patient's own birth date
+    assert member_password(own.statement.member, "member_id_dob") == "S103092004"
+
+    subscriber = statements["S1"]
+    assert sorted(line.claim_id for line in subscriber.statement.lines) == ["C1", "C3"]
+    deductible = {a.name: a.used for a in subscriber.statement.accumulators}["deductible"]
+    assert deductible == 10_000 + 2_000  # year to date + the 20.00 shown, not the withheld 50.00
+    text = _pdf_text(subscriber, tmp_path)
+    for trace in (CANARY_PROVIDER, CANARY_AMOUNT, CANARY_CODE, "381.17", "50.00", "11/19/2026", "Dependent"):
+        assert trace not in text, f"the subscriber's statement shows {trace!r}"
+    assert "Ordinary Clinic" in text
+    own_text = _pdf_text(own, tmp_path)
+    assert CANARY_PROVIDER in own_text and CANARY_AMOUNT in own_text
+    assert "1 Family Way" not in own_text or own.channel == "email"
+    assert own.statement.statement_id != subscriber.statement.statement_id
+
+
+def test_a_sensitive_service_without_a_request_follows_the_policy(extract: Path, tmp_path: Path) -> None:
+    ingest(extract, tmp_path / "separate", shards=2, period=PERIOD)
+    separate = _by_recipient(tmp_path / "separate")
+    patient = separate["S2~S2-02"]
+    assert [line.claim_id for line in patient.statement.lines] == ["C5"]
+    assert (patient.channel, patient.paper_reason) == ("paper", "no_consent")  # the email on file is not theirs
+    assert patient.statement.member.last_name == "Name S2-02"
+    assert [line.claim_id for line in separate["S2"].statement.lines] == ["C4"]
+
+    ingest(extract, tmp_path / "include", shards=2, period=PERIOD, sensitive_policy="include")
+    include = _by_recipient(tmp_path / "include")
+    assert "S2~S2-02" not in include
+    assert sorted(line.claim_id for line in include["S2"].statement.lines) == ["C4", "C5"]
+    assert [line.claim_id for line in include["S1~S1-02"].statement.lines] == ["C2"]  # a request still holds
+
+
+def test_every_request_row_is_accounted_for_with_its_field(extract: Path, tmp_path: Path) -> None:
+    result = ingest(extract, tmp_path / "run", shards=2, period=PERIOD)
+    account = next(f for f in result.files if f.kind == "requests")
+    assert (account.rows_read, account.rows_accepted, account.rows_quarantined) == (4, 2, 2)
+    set_aside = {(q.row_number, q.field) for q in result.quarantined if q.source_file == "confidential_requests.csv"}
+    assert set_aside == {(4, "email"), (5, "member_id")}
+    members = pq.read_table(tmp_path / "run" / "members.parquet").to_pylist()
+    assert not any(m["member_id"].startswith("S2~S2-03") for m in members)  # expired: no effect
+    assert {m["member_id"]: m["recipient"] for m in members if m["recipient"]} == {
+        "S1~S1-02": "request", "S2~S2-02": "policy"}
+
+
+def test_an_extract_without_requests_or_sensitive_lines_is_unchanged(extract: Path, tmp_path: Path) -> None:
+    (extract / "confidential_requests.csv").unlink()
+    result = ingest(extract, tmp_path / "run", shards=2, period=PERIOD, sensitive_policy="include")
+    members = pq.read_table(tmp_path / "run" / "members.parquet")["member_id"].to_pylist()
+    assert sorted(members) == ["S1", "S2"]
+    assert result.rows_accepted == 5
+
+
+def test_the_encrypted_own_statement_opens_with_the_patients_password(extract: Path, tmp_path: Path) -> None:
+    ingest(extract, tmp_path / "run", shards=2, period=PERIOD)
+    own = _by_recipient(tmp_path / "run")["S1~S1-02"]
+    path = tmp_path / "own.pdf"
+    path.write_bytes(encrypt_pdf(render_statement(own.statement), owner_password="owner",
+                                 user_password=member_password(own.statement.member, "member_id_dob")))
+    opened = subprocess.run(["qpdf", "--password=S103092004", "--check", str(path)], capture_output=True)
+    assert opened.returncode == 0
+    subscriber_password = subprocess.run(["qpdf", "--password=S101021970", "--check", str(path)],
+                                         capture_output=True)
+    assert subscriber_password.returncode != 0
+    assert date(2004, 3, 9) == own.statement.member.date_of_birth
