@@ -68,6 +68,11 @@ class StaleComposition(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Composed:
+    """One statement and how it travels. `recipient_id` is whom it is for (pipeline.recipients:
+    the member id, or `<member_id>~<patient>` for a patient's own statement), the key of the
+    ledger row and the statement id; `statement.member.member_id` is the card's id."""
+
+    recipient_id: str
     statement: Statement
     channel: str  # "email" or "paper"
     paper_reason: str | None
@@ -408,7 +413,8 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
     statement.reason_table_version = reason_table().version
     email = member.email or ""
     reason = row["paper_reason"]
-    return Composed(statement=statement, channel=row["channel"], paper_reason=reason,
+    return Composed(recipient_id=row["member_id"], statement=statement, channel=row["channel"],
+                    paper_reason=reason,
                     email=email or None, email_domain=row["email_domain"],
                     prompt_notice=bool(row["prompt_notice"]), content_hash=row["content_hash"],
                     prompt_notice_claims=late_claims)

@@ -2,6 +2,14 @@
 
 Deterministic for a (members, period, seed): the same command writes the same bytes. A small,
 known share of rows is malformed on purpose so ingest's quarantine path is always exercised.
+
+Some members cover a spouse or children, whose claims carry their own `patient_id`
+(`<member_id>-NN`: 01 the subscriber, 02 a spouse, 03 on children). Lines carry ordinary
+diagnoses, a place of service and, on hospital lines, a revenue code; a small share of adults'
+claims are sensitive services (psychotherapy, substance-use counselling, contraception, an STI
+test) that the sensitive-services list recognises, and a few adult dependents have a
+confidential-communication request (`confidential_requests.csv`), one in five of them expired
+before the period, so the routing of every case can be seen in a demo.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from pipeline.periods import parse_period
 
@@ -27,7 +35,14 @@ CLAIM_COLUMNS = [
     "service_description", "status", "reason_code", "billed", "discount", "plan_paid",
     "other_payer_paid", "deductible", "copay", "coinsurance", "not_covered",
 ]
+OPTIONAL_CLAIM_COLUMNS = ["patient_id", "diagnosis_codes", "revenue_code", "place_of_service"]
+CLAIM_FILE_COLUMNS = [*CLAIM_COLUMNS, *OPTIONAL_CLAIM_COLUMNS]
 PLAN_COLUMNS = ["plan_id", "plan_name", "brand", "deductible_limit", "out_of_pocket_limit"]
+REQUEST_COLUMNS = [
+    "member_id", "patient_id", "first_name", "last_name", "date_of_birth", "channel", "email",
+    "address_line1", "address_line2", "city", "state", "postal_code", "language", "scope",
+    "effective_from", "effective_to",
+]
 
 PLANS = [
     ("PPO-GOLD", "Evergreen PPO Gold", "default", 100000, 450000),
@@ -47,29 +62,76 @@ CITIES = [("Springfield", "IL", "627"), ("Riverside", "CA", "925"), ("Fairview",
           ("Clinton", "NY", "133"), ("Greenville", "SC", "296")]
 DOMAINS = ["gmail.com", "gmail.com", "gmail.com", "yahoo.com", "outlook.com", "hotmail.com",
            "icloud.com", "aol.com", "comcast.net", "example-isp.net"]
+
+
+class _Provider(NamedTuple):
+    name: str
+    npi: str
+    network: str
+    place: str  # CMS place of service of its claims
+    facility: bool = False  # bills UB-04 revenue codes
+
+
+class _Service(NamedTuple):
+    code: str
+    description: str
+    base: int  # cents
+    copay: int  # cents
+    diagnoses: tuple[str, ...]  # ICD-10-CM codes it is billed with, one picked per line
+    revenue: str = ""  # the revenue code a facility bills it under
+
+
 PROVIDERS = [
-    ("Riverside Family Medicine", "1245319599", "in"),
-    ("St. Catherine Regional Medical Center", "1932147731", "in"),
-    ("Lakeside Imaging Associates", "1609843210", "in"),
-    ("Northgate Urgent Care", "1487659302", "in"),
-    ("Dr. Alexandra Whitfield-Montgomery, Orthopaedic Surgery and Sports Medicine", "1356098741",
-     "out"),
-    ("Valley Physical Therapy", "1720394856", "in"),
-    ("Metro Clinical Laboratory", "1093847561", "in"),
-    ("Summit Dermatology", "1568302947", "out"),
+    _Provider("Riverside Family Medicine", "1245319599", "in", "11"),
+    _Provider("St. Catherine Regional Medical Center", "1932147731", "in", "22", facility=True),
+    _Provider("Lakeside Imaging Associates", "1609843210", "in", "11"),
+    _Provider("Northgate Urgent Care", "1487659302", "in", "20"),
+    _Provider("Dr. Alexandra Whitfield-Montgomery, Orthopaedic Surgery and Sports Medicine",
+              "1356098741", "out", "11"),
+    _Provider("Valley Physical Therapy", "1720394856", "in", "11"),
+    _Provider("Metro Clinical Laboratory", "1093847561", "in", "81"),
+    _Provider("Summit Dermatology", "1568302947", "out", "11"),
 ]
 SERVICES = [
-    ("99213", "Office visit, established patient", 18000, 3000),
-    ("99214", "Office visit, established patient, moderate complexity", 26000, 3000),
-    ("80053", "Blood test, comprehensive metabolic panel", 9000, 0),
-    ("85025", "Blood count, complete", 4500, 0),
-    ("71046", "Chest X-ray, two views", 22000, 0),
-    ("97110", "Physical therapy exercises, 15 minutes", 14000, 4000),
-    ("73721", "MRI of knee", 185000, 0),
-    ("99283", "Emergency department visit", 120000, 15000),
-    ("90686", "Flu vaccine", 4000, 0),
-    ("11102", "Skin biopsy", 31000, 0),
+    _Service("99213", "Office visit, established patient", 18000, 3000,
+             ("J06.9", "I10", "E11.9", "Z00.00", "M54.50", "J02.9"), "0510"),
+    _Service("99214", "Office visit, established patient, moderate complexity", 26000, 3000,
+             ("I10", "E11.9", "E78.5", "K21.9", "J45.909"), "0510"),
+    _Service("80053", "Blood test, comprehensive metabolic panel", 9000, 0,
+             ("E11.9", "I10", "E78.5", "Z00.00"), "0301"),
+    _Service("85025", "Blood count, complete", 4500, 0, ("D64.9", "Z00.00", "R53.83"), "0305"),
+    _Service("71046", "Chest X-ray, two views", 22000, 0, ("J18.9", "R05.9", "J06.9"), "0324"),
+    _Service("97110", "Physical therapy exercises, 15 minutes", 14000, 4000,
+             ("M54.50", "M25.561", "S83.241A"), "0420"),
+    _Service("73721", "MRI of knee", 185000, 0, ("M25.561", "S83.241A", "M17.11"), "0610"),
+    _Service("99283", "Emergency department visit", 120000, 15000,
+             ("R07.9", "S93.401A", "R10.9", "J06.9"), "0450"),
+    _Service("90686", "Flu vaccine", 4000, 0, ("Z23",), "0771"),
+    _Service("11102", "Skin biopsy", 31000, 0, ("D48.5", "L57.0", "L82.1"), "0361"),
 ]
+CHRONIC = ("I10", "E11.9", "E78.5")  # a second diagnosis on some lines
+EMERGENCY_ROOM = "23"
+SENSITIVE_CLINICS: list[tuple[_Provider, tuple[_Service, ...]]] = [
+    (_Provider("Harbor Counseling Associates", "1790563419", "in", "11"),
+     (_Service("90834", "Psychotherapy, 45 minutes", 16000, 3000, ("F32.9",)),)),
+    (_Provider("New Directions Recovery Center", "1417286535", "in", "57"),
+     (_Service("H0004", "Behavioral health counseling, 15 minutes", 6000, 0, ("F10.20",)),)),
+    (_Provider("Westside Women's Health", "1306728415", "in", "11"),
+     (_Service("58300", "Intrauterine device insertion", 42000, 0, ("Z30.430",)),
+      _Service("87491", "Chlamydia test", 9500, 0, ("Z11.3",)))),
+]
+SENSITIVE_CODES = frozenset(s.code for _, services in SENSITIVE_CLINICS for s in services)
+SENSITIVE_CLAIM_SHARE = {"self": 0.02, "spouse": 0.06, "child": 0.06}
+"""Share of adults' claims that are a visit to one of the sensitive-services clinics: higher for
+adult dependents, whose such claims the state laws keep off the subscriber's statement, so that
+even a small demo has some to route (minors have none here)."""
+REQUEST_SHARE = {True: 0.4, False: 0.08}
+"""Share of adult dependents with claims this month who have a confidential-communication
+request, by whether they had a sensitive service (such patients ask for one more often)."""
+REQUEST_MIX = (("email", "sensitive", False), ("paper", "all", False), ("paper", "sensitive", False),
+               ("email", "all", False), ("paper", "sensitive", True))
+"""(channel, scope, expired before the period), taken in turn: any five requests in a row hold
+each kind once."""
 DENIALS_WRITE_OFF = ["CO-50", "CO-97", "CO-16", "CO-29"]
 DENIALS_MEMBER = ["PR-96", "PR-204"]
 MALFORMED_SHARE = 0.006
@@ -81,14 +143,20 @@ class GeneratedExtract:
     members: int
     claim_lines: int
     malformed_lines: int
+    requests: int = 0  # rows of confidential_requests.csv (no file when there are none)
 
 
 def generate_extract(folder: Path, *, members: int, period: str, seed: int, claim_files: int = 2,
                      fmt: str = "csv") -> GeneratedExtract:
-    """Write members.csv, plans.csv and `claim_files` claims files (csv or parquet) into `folder`.
+    """Write members.csv, plans.csv, `claim_files` claims files (csv or parquet) and, when any
+    member's dependent asked for one, confidential_requests.csv into `folder`.
 
-    Streams member by member with a per-member random generator, so a million-line extract
-    needs no more memory than a small one, and the same arguments always give the same bytes.
+    Streams member by member with per-member random generators, so a million-line extract
+    needs no more memory than a small one (requests, about one per hundred members, are kept
+    until the end), and the same arguments always give the same bytes. Households, diagnoses,
+    sensitive services and requests draw from a second generator, so a seed's claims, amounts and
+    damaged rows stay as they were before the extract carried them, except for the members one of
+    whose claims became a sensitive service (about one in twenty).
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown extract format {fmt!r} (csv or parquet)")
@@ -98,6 +166,7 @@ def generate_extract(folder: Path, *, members: int, period: str, seed: int, clai
            [[*plan[:3], _money(plan[3]), _money(plan[4])] for plan in PLANS])
     per_file = -(-members // max(1, claim_files))
     lines = malformed = 0
+    requests: list[list[str]] = []
     with (folder / "members.csv").open("w", newline="", encoding="utf-8") as handle:
         member_writer = csv.writer(handle)
         member_writer.writerow(MEMBER_COLUMNS)
@@ -105,13 +174,18 @@ def generate_extract(folder: Path, *, members: int, period: str, seed: int, clai
             with _ClaimsWriter(folder / f"claims_part{part}.{fmt}") as claims:
                 for index in range(first, min(members, first + per_file - 1) + 1):
                     rng = random.Random(f"{seed}:{period}:{index}")
+                    care = random.Random(f"{seed}:{period}:{index}:care")
                     member = _member(rng, index)
                     member_writer.writerow([member[c] for c in MEMBER_COLUMNS])
-                    rows, bad = _spoil(rng, list(_claim_lines(rng, member, start, end)))
+                    household, rows = _claim_lines(rng, care, member, start, end)
+                    requests += _requests(care, member, household, rows, len(requests), start, end)
+                    rows, bad = _spoil(rng, rows)
                     claims.write(rows)
                     lines += len(rows)
                     malformed += bad
-    return GeneratedExtract(folder, members, lines, malformed)
+    if requests:
+        _write(folder / "confidential_requests.csv", REQUEST_COLUMNS, requests)
+    return GeneratedExtract(folder, members, lines, malformed, len(requests))
 
 
 class _ClaimsWriter:
@@ -130,7 +204,7 @@ class _ClaimsWriter:
         if self.path.suffix == ".csv":
             self.handle = self.path.open("w", newline="", encoding="utf-8")
             self.writer = csv.writer(self.handle)
-            self.writer.writerow(CLAIM_COLUMNS)
+            self.writer.writerow(CLAIM_FILE_COLUMNS)
         return self
 
     def write(self, rows: list[list[object]]) -> None:
@@ -145,9 +219,9 @@ class _ClaimsWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pa.schema([(name, pa.string()) for name in CLAIM_COLUMNS])
+        schema = pa.schema([(name, pa.string()) for name in CLAIM_FILE_COLUMNS])
         columns: list[Any] = (list(zip(*self.pending, strict=True)) if self.pending
-                              else [()] * len(CLAIM_COLUMNS))
+                              else [()] * len(CLAIM_FILE_COLUMNS))
         table = pa.table([pa.array([str(v) for v in col], pa.string()) for col in columns], schema=schema)
         if self.parquet is None:
             self.parquet = pq.ParquetWriter(self.path, schema)
@@ -164,7 +238,7 @@ class _ClaimsWriter:
         self.parquet.close()
 
 
-def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def _write(path: Path, header: list[str], rows: list[list[object]] | list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -205,39 +279,158 @@ def _member(rng: random.Random, index: int) -> dict[str, object]:
         "ytd_deductible": _money(rng.randint(0, plan[3] // 2)),
         "ytd_out_of_pocket": _money(rng.randint(0, plan[4] // 3)),
         "_deductible_left": plan[3],
+        "_date_of_birth": dob,
     }
 
 
-def _claim_lines(
-    rng: random.Random, member: dict[str, object], start: date, end: date
-) -> Iterator[list[object]]:
+@dataclass(frozen=True, slots=True)
+class _Patient:
+    """One person on a member's coverage: the subscriber or a dependent."""
+
+    patient_id: str
+    first_name: str
+    name: str
+    relationship: str
+    date_of_birth: date
+    adult: bool  # 18 or over on the period's first day
+
+    @property
+    def sensitive_share(self) -> float:
+        return SENSITIVE_CLAIM_SHARE[self.relationship] if self.adult else 0.0
+
+
+def _claim_lines(rng: random.Random, care: random.Random, member: dict[str, object], start: date,
+                 end: date) -> tuple[list[_Patient], list[list[object]]]:
+    """The member's household and this period's claim lines for its people."""
     count = min(20, max(1, int(rng.expovariate(1 / 3.5)) + 1))  # about 4 lines a member
-    relationship, patient = "self", f"{member['first_name']} {member['last_name']}"
-    if rng.random() < 0.25:
-        relationship = rng.choice(["spouse", "child"])
-        patient = f"{rng.choice(FIRST)} {member['last_name']}"
+    household = _household(rng, care, member, start)
+    return household, list(_lines(rng, care, member, household, count, start, end))
+
+
+def _household(rng: random.Random, care: random.Random, member: dict[str, object],
+               start: date) -> list[_Patient]:
+    """The subscriber (-01) and, for about a quarter of members, a spouse (-02), children (-03 on)
+    or both. Whether there is a dependent, and the first one's relationship and name, are drawn
+    from the member's generator as they always were; the rest of the family from `care`."""
+    member_id, last = str(member["member_id"]), str(member["last_name"])
+    born = member["_date_of_birth"]
+    assert isinstance(born, date)
+    adult_by = start.replace(year=start.year - 18)
+    people = [_Patient(f"{member_id}-01", str(member["first_name"]),
+                       f"{member['first_name']} {last}", "self", born, born <= adult_by)]
+    if rng.random() >= 0.25:
+        return people
+    relationship, first = rng.choice(["spouse", "child"]), rng.choice(FIRST)
+    if relationship == "spouse" or care.random() < 0.5:
+        name = first if relationship == "spouse" else care.choice(FIRST)
+        dob = min(born + timedelta(days=care.randint(-2500, 2500)), adult_by)
+        people.append(_Patient(f"{member_id}-02", name, f"{name} {last}", "spouse", dob, True))
+    children = 1 + care.randrange(3) if relationship == "child" else care.randrange(3)
+    for number in range(children):
+        name = first if relationship == "child" and number == 0 else care.choice(FIRST)
+        dob = start - timedelta(days=care.randrange(1, 26 * 365))  # dependents up to 26
+        dob = min(max(dob, born + timedelta(days=18 * 366)), start - timedelta(days=1))
+        people.append(_Patient(f"{member_id}-{3 + number:02d}", name, f"{name} {last}", "child", dob,
+                               dob <= adult_by))
+    return people
+
+
+def _lines(rng: random.Random, care: random.Random, member: dict[str, object], household: list[_Patient],
+           count: int, start: date, end: date) -> Iterator[list[object]]:
     deductible_left = int(member["_deductible_left"]) // 2  # type: ignore[call-overload]
     claim_no, line_no = 0, 0
-    provider = rng.choice(PROVIDERS)
+    provider, patient, clinic = rng.choice(PROVIDERS), household[0], None
     for index in range(count):
         if index == 0 or rng.random() < 0.4:
             claim_no += 1
             line_no = 0
             provider = rng.choice(PROVIDERS)
             service_day = start + timedelta(days=rng.randrange(-20, (end - start).days - 5))
+            patient = care.choice(household) if len(household) > 1 else household[0]
+            clinic = (care.choice(SENSITIVE_CLINICS)
+                      if patient.adult and care.random() < patient.sensitive_share else None)
+            if clinic is not None:
+                provider = clinic[0]
         line_no += 1
-        code, description, base, copay_amount = rng.choice(SERVICES)
+        service = rng.choice(SERVICES)
+        if clinic is not None:
+            service = care.choice(clinic[1])
         amounts, status, reason, deductible_left = _adjudicate(
-            rng, base, copay_amount, provider[2], deductible_left)
+            rng, service.base, service.copay, provider.network, deductible_left)
         received = min(service_day + timedelta(days=rng.randint(2, 25)), end)
         yield [
             f"C{member['member_id']}{start:%y%m}{claim_no:02d}", line_no, member["member_id"],
-            patient, relationship, provider[0], provider[1], provider[2],
-            service_day.isoformat(), received.isoformat(), code, description, status, reason,
-            *(_money(amounts[name]) for name in (
+            patient.name, patient.relationship, provider.name, provider.npi, provider.network,
+            service_day.isoformat(), received.isoformat(), service.code, service.description, status,
+            reason, *(_money(amounts[name]) for name in (
                 "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
                 "coinsurance", "not_covered")),
+            patient.patient_id, _diagnoses(care, service), service.revenue if provider.facility else "",
+            EMERGENCY_ROOM if service.code == "99283" else provider.place,
         ]
+
+
+def _diagnoses(care: random.Random, service: _Service) -> str:
+    """One of the service's usual diagnoses, and on some lines a chronic condition as well."""
+    first = care.choice(service.diagnoses)
+    if len(service.diagnoses) > 1 and care.random() < 0.2:
+        other = care.choice(CHRONIC)
+        if other != first:
+            return f"{first};{other}"
+    return first
+
+
+_PATIENT_ID = CLAIM_FILE_COLUMNS.index("patient_id")
+_SERVICE_CODE = CLAIM_FILE_COLUMNS.index("service_code")
+
+
+def _requests(care: random.Random, member: dict[str, object], household: list[_Patient],
+              rows: list[list[object]], made: int, start: date, end: date) -> list[list[str]]:
+    """Confidential-communication requests of the member's adult dependents who had claims;
+    `made` requests came before, which sets the next one's kind (REQUEST_MIX)."""
+    adults = [p for p in household[1:] if p.adult]
+    if not adults:
+        return []
+    treated = {str(row[_PATIENT_ID]) for row in rows}
+    sensitive = {str(row[_PATIENT_ID]) for row in rows if row[_SERVICE_CODE] in SENSITIVE_CODES}
+    found: list[list[str]] = []
+    for patient in adults:
+        if (patient.patient_id in treated
+                and care.random() < REQUEST_SHARE[patient.patient_id in sensitive]):
+            kind = REQUEST_MIX[(made + len(found)) % len(REQUEST_MIX)]
+            found.append(_request(care, member, patient, kind, start, end))
+    return found
+
+
+def _request(care: random.Random, member: dict[str, object], patient: _Patient,
+             kind: tuple[str, str, bool], start: date, end: date) -> list[str]:
+    """One request, for the patient's own email or postal address (an email request gives a
+    postal address too, half the time, for the paper fallback)."""
+    channel, scope, expired = kind
+    email, postal = "", ["", "", "", "", ""]
+    if channel == "email":
+        local = f"{patient.first_name}.{member['last_name']}.{patient.patient_id}"
+        email = f"{local}@{care.choice(DOMAINS)}".lower().replace("'", "").replace(" ", "")
+    if channel == "paper" or care.random() < 0.5:
+        city, state, zip3 = care.choice(CITIES)
+        postal = [f"{care.randint(10, 9999)} {care.choice(STREETS)}",
+                  care.choice(["", "", f"Apt {care.randint(1, 40)}"]), city, state,
+                  f"{zip3}{care.randint(0, 99):02d}"]
+    return [str(member["member_id"]), patient.patient_id, patient.first_name, str(member["last_name"]),
+            patient.date_of_birth.isoformat(), channel, email, *postal, str(member["language"]), scope,
+            *_effective(care, expired, start, end)]
+
+
+def _effective(care: random.Random, expired: bool, start: date, end: date) -> tuple[str, str]:
+    """From before the period, until withdrawn or a date after it; or, expired, ended before the
+    period began (such a request must change nothing)."""
+    if expired:
+        return ((start - timedelta(days=care.randint(400, 800))).isoformat(),
+                (start - timedelta(days=care.randint(5, 120))).isoformat())
+    since = (start - timedelta(days=care.randint(20, 700))).isoformat()
+    if care.random() < 0.3:
+        return since, (end + timedelta(days=care.randint(30, 400))).isoformat()
+    return since, ""
 
 
 def _adjudicate(

@@ -66,8 +66,8 @@ class RecipientSplit:
             email_shapes(*string_buffers(as_array(pc.fill_null(added["email"], ""))))))
         combined = pa.concat_tables([members.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS),
                                      added]).sort_by("member_id")
-        owners = pc.index_in(member_ids, combined["member_id"].combine_chunks())
-        return combined, lines, owners.to_numpy(zero_copy_only=False).astype(np.int32)
+        owner_at = pc.index_in(member_ids, combined["member_id"].combine_chunks())
+        return combined, lines, owner_at.to_numpy(zero_copy_only=False).astype(np.int32)
 
     def _moved(self, lines: pa.Table) -> tuple[np.ndarray | None, np.ndarray]:
         """Which lines move, and each line's request (-1: none); None when none moves."""

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
-from pipeline.demo.generate import generate_extract
+import pytest
+
+from pipeline.demo.generate import OPTIONAL_CLAIM_COLUMNS, generate_extract
+from pipeline.ingest.schema import Column, file_spec
+from pipeline.sensitive_services import sensitive_services
 from pipeline.storage import MONEY_COLUMNS
 
 
@@ -67,3 +73,122 @@ def test_parquet_extract_matches_the_csv_one(tmp_path: Path) -> None:
     a = ingest(as_csv.folder, tmp_path / "out_csv", 2)
     b = ingest(as_parquet.folder, tmp_path / "out_pq", 2)
     assert (a.rows_read, a.rows_accepted) == (b.rows_read, b.rows_accepted)
+
+
+# -- households, codes, sensitive services and confidential requests (the demo's defaults) -----
+DEMO_PERIOD_START, DEMO_PERIOD_END = date(2026, 11, 1), date(2026, 11, 30)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_extract(tmp_path_factory.mktemp("demo") / "in", members=1000, period="2026-11",
+                            seed=7).folder
+
+
+def _claims(folder: Path) -> list[dict[str, str]]:
+    """The claim lines, less the ones damaged on purpose to name a member that is not there."""
+    rows = [row for path in sorted(folder.glob("claims*.csv")) for row in _read(path)]
+    return [row for row in rows if row["member_id"].startswith("M0")]
+
+
+def _fits(column: Column, value: str) -> bool:
+    if not value:
+        return not column.required
+    if column.type == "date":
+        return date.fromisoformat(value) > date(1900, 1, 1)
+    return (column.pattern is None or re.fullmatch(column.pattern, value) is not None) and (
+        not column.values or value in column.values)
+
+
+def _ended(request: dict[str, str]) -> bool:
+    """Ended before the period began: such a request must change nothing."""
+    return bool(request["effective_to"]) and date.fromisoformat(request["effective_to"]) < DEMO_PERIOD_START
+
+
+def _sensitive(row: dict[str, str]) -> frozenset[str]:
+    return sensitive_services().categories(
+        procedure=row["service_code"], diagnoses=row["diagnosis_codes"].split(";"),
+        revenue=row["revenue_code"], place_of_service=row["place_of_service"])
+
+
+def test_claim_lines_say_whose_care_they_are_and_carry_valid_codes(demo: Path) -> None:
+    columns = {c.name: c for c in file_spec("claims").columns}
+    rows = _claims(demo)
+    assert list(_read(demo / "claims_part1.csv")[0])[-len(OPTIONAL_CLAIM_COLUMNS):] == OPTIONAL_CLAIM_COLUMNS
+    assert all(columns[name].optional_column for name in OPTIONAL_CLAIM_COLUMNS)
+    for row in rows:
+        for name in OPTIONAL_CLAIM_COLUMNS:
+            assert _fits(columns[name], row[name]), (name, row[name])
+        assert row["patient_id"] and row["diagnosis_codes"] and row["place_of_service"]
+        assert row["patient_id"].startswith(f"{row['member_id']}-")
+        assert (row["patient_id"] == f"{row['member_id']}-01") == (row["patient_relationship"] == "self")
+    assert {row["patient_relationship"] for row in rows} == {"self", "spouse", "child"}
+    assert {row["place_of_service"] for row in rows} >= {"11", "22", "23"}
+    assert 0 < sum(bool(row["revenue_code"]) for row in rows) < len(rows) / 4  # the hospital's lines
+    patients_of_claim = Counter(claim for claim, _ in {(r["claim_id"], r["patient_id"]) for r in rows})
+    assert set(patients_of_claim.values()) == {1}  # a claim is one patient's care
+    family = Counter(member for member, _ in {(r["member_id"], r["patient_id"]) for r in rows})
+    assert max(family.values()) > 1  # some members' month holds claims of several people
+
+
+def test_a_small_share_of_lines_are_sensitive_services_of_subscribers_and_dependents(demo: Path) -> None:
+    rows = _claims(demo)
+    sensitive = [row for row in rows if _sensitive(row)]
+    assert 20 <= len(sensitive) <= len(rows) * 0.05
+    assert {row["patient_relationship"] for row in sensitive} == {"self", "spouse", "child"}
+    assert {"behavioral_health", "substance_use", "reproductive_sexual_health"} <= set().union(
+        *(_sensitive(row) for row in sensitive))
+    # ordinary diagnoses, places and revenue codes never make an ordinary visit look sensitive
+    assert all(sensitive_services().categories(procedure=row["service_code"]) for row in sensitive)
+
+
+def test_requests_are_adult_dependents_own_addresses_in_every_kind(demo: Path, tmp_path: Path) -> None:
+    requests = _read(demo / "confidential_requests.csv")
+    columns = file_spec("requests").columns
+    assert list(requests[0]) == [c.name for c in columns] and len(requests) >= 5
+    members = {m["member_id"]: m for m in _read(demo / "members.csv")}
+    relationship = {r["patient_id"]: r["patient_relationship"] for r in _claims(demo)}
+    for request in requests:
+        assert all(_fits(c, request[c.name]) for c in columns), request
+        assert relationship[request["patient_id"]] in ("spouse", "child")  # with claims this month
+        assert request["patient_id"].startswith(f"{request['member_id']}-")
+        assert date.fromisoformat(request["date_of_birth"]) <= date(2008, 11, 1)  # 18 or over
+        assert date.fromisoformat(request["effective_from"]) < DEMO_PERIOD_START
+        subscriber = members[request["member_id"]]
+        if request["channel"] == "email":
+            assert "@" in request["email"] and request["email"] != subscriber["email"]
+        else:
+            assert all(request[f] for f in ("address_line1", "city", "state", "postal_code"))
+            assert request["address_line1"] != subscriber["address_line1"]
+    assert {(r["channel"], r["scope"]) for r in requests} == {
+        ("email", "all"), ("email", "sensitive"), ("paper", "all"), ("paper", "sensitive")}
+    ended = [r for r in requests if _ended(r)]
+    assert 1 <= len(ended) < len(requests)
+    assert all(not r["effective_to"] or date.fromisoformat(r["effective_to"]) > DEMO_PERIOD_END
+               for r in requests if not _ended(r))  # the others cover the whole period
+    again = generate_extract(tmp_path / "again", members=1000, period="2026-11", seed=7).folder
+    name = "confidential_requests.csv"
+    assert (again / name).read_bytes() == (demo / name).read_bytes()
+
+
+def test_the_demo_shows_requested_and_unrequested_sensitive_care_of_dependents(demo: Path) -> None:
+    requested = {r["patient_id"]: r for r in _read(demo / "confidential_requests.csv")}
+    treated = {row["patient_id"] for row in _claims(demo)
+               if row["patient_relationship"] != "self" and _sensitive(row)}
+    assert any(requested[p]["scope"] == "sensitive" and not _ended(requested[p])
+               for p in treated & set(requested))  # lines that move by request
+    assert treated - set(requested)  # lines that the sensitive-services policy decides
+
+
+def test_ingest_accepts_the_new_columns_and_every_request(demo: Path, tmp_path: Path) -> None:
+    from pipeline.ingest import ingest
+
+    result = ingest(demo, tmp_path / "out", 2, period="2026-11")
+    (requests,) = [f for f in result.files if f.kind == "requests"]
+    assert requests.rows_read == requests.rows_accepted >= 5
+    assert not [q for q in result.quarantined if q.field in OPTIONAL_CLAIM_COLUMNS]
+
+
+def test_a_small_extract_without_requests_writes_no_requests_file(tmp_path: Path) -> None:
+    extract = generate_extract(tmp_path, members=3, period="2026-11", seed=1)
+    assert extract.requests == 0 and not (tmp_path / "confidential_requests.csv").exists()

@@ -24,7 +24,7 @@ from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context, render_stage
 from pipeline.stages.context import Context, run_id_for
 from tests.support.canary import CANARY_LAST, CANARY_STRINGS, plant_canary
-from tests.support.factories import extract_member_password
+from tests.support.factories import extract_member_password, extract_recipients
 
 PERIOD = "2026-11"
 NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))  # leaving on the statement date
@@ -66,7 +66,7 @@ def test_first_run_stores_encrypted_email_copies_and_plain_print_copies(ctx: Con
     result = render_stage(ctx, PERIOD, SHARD)
     rows = _rows(ctx)
     assert result["rendered"] == len(rows) > 0 and result["failed"] == 0
-    members = {m["member_id"]: m for m in _members(ctx)}
+    members = extract_recipients(ctx.settings.extracts_dir / PERIOD)
     for statement_id, row in rows.items():
         assert row["status"] == Status.RENDERED and row["pages"] >= 1
         key = row["object_key"] or row["print_key"]
@@ -229,7 +229,7 @@ def test_a_statement_compose_put_on_paper_for_a_suppressed_address_is_printed_no
     generate_extract(ctx.settings.extracts_dir / PERIOD, members=30, period=PERIOD, seed=4)
     ingest_stage(ctx, PERIOD)
     run_id = run_id_for(PERIOD)
-    emailed = {c.statement.member.member_id for c in iter_composed(
+    emailed = {c.recipient_id for c in iter_composed(
         run_dir(ctx.settings, run_id), 0, PERIOD, notices=NOTICES,
         statement_ids=ctx.statement_ids(run_id)) if c.channel == "email"}
     members = csv.DictReader((ctx.settings.extracts_dir / PERIOD / "members.csv").open(encoding="utf-8"))

@@ -7,10 +7,12 @@ compare bytes or counts are stable. Keep this module generic: other stages' test
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import random
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipeline.model import (
@@ -23,6 +25,7 @@ from pipeline.model import (
     ReasonExplanation,
     Statement,
 )
+from pipeline.recipients import recipient_id
 
 PERIOD = "2026-11"
 PERIOD_START = date(2026, 11, 1)
@@ -150,6 +153,25 @@ def extract_member_password(row: dict[str, str], policy: str) -> str:
                          date_of_birth=date.fromisoformat(row["date_of_birth"]),
                          postal_code=row["postal_code"])
     return member_password(member, policy)
+
+
+def extract_recipients(folder: Path) -> dict[str, dict[str, str]]:
+    """Every statement recipient an extract's members.csv and confidential_requests.csv give,
+    by recipient id, as rows `extract_member_password` takes: a patient's own statement has the
+    card's member id and the patient's birth date (and postal code, when the request has one)."""
+    with (folder / "members.csv").open(newline="", encoding="utf-8") as handle:
+        members = {row["member_id"]: row for row in csv.DictReader(handle)}
+    found = dict(members)
+    requests = folder / "confidential_requests.csv"
+    if requests.exists():
+        with requests.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                card = members.get(row["member_id"])
+                if card is not None:
+                    found[recipient_id(row["member_id"], row["patient_id"])] = {
+                        **card, "date_of_birth": row["date_of_birth"], "email": row["email"],
+                        "postal_code": row["postal_code"] or card["postal_code"]}
+    return found
 
 
 def make_line(**overrides: Any) -> ClaimLine:

@@ -3,6 +3,7 @@ opening it: canonical files as they are, FHIR and Synthea mapped to canonical fi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError
@@ -40,19 +41,24 @@ def detect_format(folder: Path) -> str:
 
 def open_extract(folder: Path, work_dir: Path, *, period: str | None = None,
                  fmt: str = "auto") -> Extract:
-    """The files of one period's extract, mapped to canonical columns when needed."""
+    """The files of one period's extract, mapped to canonical columns when needed, with the
+    period's confidential-communication requests whatever the claims' format (they come from the
+    insurer's member-services system, in canonical form)."""
     fmt = detect_format(folder) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise ExtractSourceError(f"unknown extract format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if fmt == "canonical":
         return canonical_extract(folder)
+    requests = confidential_requests(folder)  # a requests file it cannot read stops it before mapping
     if fmt == "fhir":
         from pipeline.ingest.sources.fhir import fhir_extract
 
-        return fhir_extract(folder, work_dir / "mapped", period=period)
-    if fmt == "synthea":
+        mapped = fhir_extract(folder, work_dir / "mapped", period=period)
+    else:
         from pipeline.ingest.sources.synthea import synthea_extract
 
-        return synthea_extract(folder, work_dir / "mapped", period=period)
-    raise ExtractSourceError(f"unknown extract format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        mapped = synthea_extract(folder, work_dir / "mapped", period=period)
+    return replace(mapped, requests=requests)
 
 
 def canonical_extract(folder: Path) -> Extract:
@@ -71,7 +77,12 @@ def canonical_extract(folder: Path) -> Extract:
 
 def confidential_requests(folder: Path) -> ExtractFile | None:
     """The confidential-communication requests file, when the folder has one (any format: the
-    requests come from the insurer's member-services system, not the claims feed)."""
+    requests come from the insurer's member-services system, not the claims feed). A compressed
+    one is refused: passed over unread, the patients' requests would silently go unheeded."""
+    for path in sorted(folder.glob("confidential_requests.*")):
+        if path.name.endswith(COMPRESSED_SUFFIXES):
+            raise ExtractFileError(f"{path.name}: the file is compressed ({path.suffix}); compressed "
+                                   "requests files are not read: deliver it uncompressed")
     found = [p for p in (folder / "confidential_requests.csv", folder / "confidential_requests.parquet")
              if p.exists()]
     if len(found) > 1:

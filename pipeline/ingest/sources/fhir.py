@@ -9,13 +9,17 @@ Parquet under the run's work folder. Ingest then validates those rows like any o
 Mapping (see docs/extract-format.md, "FHIR"): amounts come from the item's adjudication
 (`submitted`, `discount` or `eligible`, `benefit`/`paidtoprovider`+`paidtopatient`,
 `priorpayerpaid`, `deductible`, `copay`, `coinsurance`, `noncovered`), or from the EOB's
-`total` when the items carry none (one line for the claim). Reason codes come from the
-`adjustmentreason`/`denialreason` slices (X12 CARC, given a group code from the reason table).
-A reversal item (the exact negative of an earlier item of the same claim) and the item it
-reverses are set aside as a pair. Rows the mapping cannot complete carry the problem
-(`_field`, `_reason`) so the quarantine names it; `_ref` says which resource and item a row
-came from. The supporting-resource index is held in memory (a few hundred bytes per patient);
-EOBs are streamed.
+`total` when the items carry none (one line for the claim). The codes the sensitive-services
+list is matched against come from the item (its ICD-10-CM diagnoses by `diagnosisSequence`, else
+all the claim's; `revenue`; `locationCodeableConcept`): codes of systems not read here are
+dropped, a malformed code of the right system is passed on for ingest to quarantine by name.
+Reason codes come from the `adjustmentreason`/`denialreason` slices (X12 CARC, given a group
+code from the reason table). A reversal item (the exact negative of an earlier item of the same
+claim) and the item it reverses are set aside as a pair. Rows the mapping cannot complete carry
+the problem (`_field`, `_reason`) so the quarantine names it; `_ref` says which resource and item
+a row came from. The supporting-resource index is held in memory (a few hundred bytes per
+patient); EOBs are streamed. The period's confidential-communication requests are not FHIR:
+`open_extract` adds the folder's canonical requests file.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ CLAIM_FIELDS = [
     "claim_id", "line_no", "member_id", "patient_name", "patient_relationship", "provider_name",
     "provider_npi", "network", "service_date", "received_date", "service_code", "service_description",
     "status", "reason_code", "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-    "coinsurance", "not_covered", "service_code_system", "_ref", "_field", "_reason",
+    "coinsurance", "not_covered", "service_code_system", "patient_id", "diagnosis_codes", "revenue_code",
+    "place_of_service", "_ref", "_field", "_reason",
 ]
 MEMBER_FIELDS = [
     "member_id", "first_name", "last_name", "date_of_birth", "address_line1", "address_line2", "city",
@@ -50,6 +55,9 @@ MEMBER_FIELDS = [
 PLAN_FIELDS = ["plan_id", "plan_name", "brand", "deductible_limit", "out_of_pocket_limit"]
 BATCH_ROWS = 20_000
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
+REVENUE_SYSTEM = "https://www.nubc.org/CodeSystem/RevenueCodes"
+PLACE_SYSTEM = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 CODE_SYSTEMS = {"cpt": "cpt", "hcpcs": "hcpcs", "ndc": "ndc", "cdt": "cdt", "revenue": "revenue",
                 "nubc": "revenue", "rxnorm": "rxnorm", "snomed": "snomed"}
 LAY_DESCRIPTIONS = {  # printed instead of licensed code descriptors (CPT, CDT, NUBC)
@@ -341,6 +349,7 @@ def eob_rows(eob: dict[str, Any], index: _Index, position: int) -> list[dict[str
     coverage = index.get(coverage_ref) or (index.coverage_of.get("/".join(patient_ref.split("/")[-2:]))
                                            if patient_ref else None)
     header = _header(eob, index, patient, coverage)
+    diagnoses = _diagnoses(eob)
     problem: tuple[str, str] | None = None
     if patient is None:
         problem = ("member_id", "the EOB's patient reference does not resolve to a Patient in the export")
@@ -360,6 +369,7 @@ def eob_rows(eob: dict[str, Any], index: _Index, position: int) -> list[dict[str
     for sequence, item, amounts, item_ref in sources:
         row = {**header, "line_no": str(sequence), "_ref": item_ref}
         row.update(_item_fields(item, eob, amounts, header))
+        row.update(_sensitivity_codes(item, diagnoses))
         if sequence in reversed_pairs:
             row["_field"], row["_reason"] = "(item)", reversed_pairs[sequence]
         elif problem is not None:
@@ -379,6 +389,7 @@ def _header(eob: dict[str, Any], index: _Index, patient: dict[str, Any] | None,
     return {
         "claim_id": _claim_id(eob),
         "member_id": member_id_of(patient, coverage) if patient else "",
+        "patient_id": str((patient or {}).get("id") or ""),
         "patient_name": " ".join(p for p in (patient or {}).get("name", ("", "")) if p),
         "patient_relationship": RELATIONSHIPS.get((coverage or {}).get("relationship", ""), "other")
         if coverage else "",
@@ -462,6 +473,58 @@ def _service_code(item: dict[str, Any]) -> tuple[str, str]:
                 kind = "cpt"
             return str(coding["code"]), kind
     return "", ""
+
+
+def _same_system(coding: dict[str, Any], system: str) -> bool:
+    """Whether a coding is of `system`, written with http or https, with or without a final slash."""
+    def bare(url: str) -> str:
+        return url.strip().rstrip("/").split("://", 1)[-1].lower()
+
+    return bare(str(coding.get("system") or "")) == bare(system)
+
+
+def _diagnoses(eob: dict[str, Any]) -> dict[int, list[str]]:
+    """The claim's ICD-10-CM codes by diagnosis sequence (codes of other systems are not read:
+    the sensitive-services list is of ICD-10-CM codes)."""
+    found: dict[int, list[str]] = {}
+    for number, diagnosis in enumerate(eob.get("diagnosis") or [], start=1):
+        codes = [str(c["code"]).strip() for c in _codings(diagnosis.get("diagnosisCodeableConcept"))
+                 if _same_system(c, ICD10CM_SYSTEM) and str(c.get("code") or "").strip()]
+        if codes:
+            found[_sequence(diagnosis.get("sequence"), number)] = codes
+    return found
+
+
+def _sequence(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _sensitivity_codes(item: dict[str, Any], diagnoses: dict[int, list[str]]) -> dict[str, str]:
+    """The item's diagnosis, revenue and place-of-service codes, matched against the
+    sensitive-services list (never printed); empty where the EOB has none."""
+    pointers = item.get("diagnosisSequence")
+    if pointers:
+        chosen = [code for pointer in pointers for code in diagnoses.get(_sequence(pointer, 0), [])]
+    else:
+        chosen = [code for codes in diagnoses.values() for code in codes]
+    return {"diagnosis_codes": ";".join(dict.fromkeys(chosen)),
+            "revenue_code": _revenue_code(item.get("revenue")),
+            "place_of_service": next((str(c.get("code") or "").strip()
+                                      for c in _codings(item.get("locationCodeableConcept"))
+                                      if _same_system(c, PLACE_SYSTEM)), "")}
+
+
+def _revenue_code(concept: dict[str, Any] | None) -> str:
+    """A NUBC revenue code as given (ingest judges its form), else any coding's 3–4 digit code."""
+    codings = _codings(concept)
+    for coding in codings:
+        if _same_system(coding, REVENUE_SYSTEM) and str(coding.get("code") or "").strip():
+            return str(coding["code"]).strip()
+    return next((code for code in (str(c.get("code") or "").strip() for c in codings)
+                 if code.isdigit() and 3 <= len(code) <= 4), "")
 
 
 def _item_fields(item: dict[str, Any], eob: dict[str, Any], amounts: dict[str, Decimal],

@@ -21,6 +21,14 @@ accumulators (the accumulator section is left off), no e-mail or e-delivery cons
 are SNOMED CT / RxNorm with Synthea's own descriptions, state names become USPS codes, a missing
 ZIP quarantines the member. Files are streamed in chunks and only the period's claims, their
 transactions and their patients are kept, so memory follows the period, not the file.
+
+Each patient is a member of their own, so `patient_id` is the claim's PATIENTID, as
+`member_id` is. The other codes the sensitive-services list is matched against are not mapped:
+Synthea's diagnoses (claims DIAGNOSIS1–8, DIAGNOSISREF) are SNOMED CT, not ICD-10-CM, its
+PLACEOFSERVICE is an organization id, not a CMS place-of-service code, and it bills no revenue
+codes; with SNOMED CT procedure codes as well, no Synthea line is recognised as a sensitive
+service. The period's confidential-communication requests are not Synthea's: `open_extract`
+adds the folder's canonical requests file.
 """
 
 from __future__ import annotations
@@ -153,13 +161,14 @@ def _lines(claims: pd.DataFrame, transactions: pd.DataFrame, providers: dict[str
         "claim_id", "line_no", "member_id", "patient_name", "patient_relationship", "provider_name",
         "provider_npi", "network", "service_date", "received_date", "service_code", "service_description",
         "status", "reason_code", "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-        "coinsurance", "not_covered", "service_code_system", "_ref", "_row"])
+        "coinsurance", "not_covered", "service_code_system", "patient_id", "_ref", "_row"])
 
 
 def _new_line(charge: dict, claim: pd.Series, line_no: int, providers: dict[str, str],  # type: ignore[type-arg]
               patient_name: dict[str, str]) -> dict:  # type: ignore[type-arg]
     return {
         "claim_id": charge["CLAIMID"], "line_no": line_no, "member_id": claim["PATIENTID"],
+        "patient_id": claim["PATIENTID"],
         "patient_name": patient_name.get(claim["PATIENTID"], ""), "patient_relationship": "self",
         "provider_name": providers.get(claim["PROVIDERID"], ""), "provider_npi": "", "network": "in",
         "service_date": charge["FROMDATE"][:10], "received_date": claim["LASTBILLEDDATE1"][:10],

@@ -6,6 +6,7 @@ boto3 as in production: S3 itself cannot be reached from here.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import shutil
@@ -21,6 +22,7 @@ from pipeline.clock import utc_now
 from pipeline.compose import KEYED_IDS, StatementIds, iter_composed
 from pipeline.deadlines import NoticeRule
 from pipeline.ingest import ExtractFileError, ExtractSourceError, detect_format, ingest, locate_period
+from pipeline.ingest.sources import open_extract
 from pipeline.periods import statement_date
 
 CARIN = "fhir/carin-bb/json-v1.1.0"
@@ -209,6 +211,8 @@ def test_synthea_sample_end_to_end(shared_data_dir: Path, tmp_path: Path) -> Non
     for line in lines:  # derived amounts still reconcile to the cent
         assert line["billed"] == sum(line[m] for m in MONEY[1:])
         assert line["network"] == "in" and line["status"] == "paid"
+        # each patient is a member of their own; SNOMED CT codes never tell a sensitive service
+        assert line["patient_id"] == line["member_id"] and not line["sensitive"]
     statements = _statements(tmp_path / "out", "2023-10")
     assert statements and all(c.statement.member.state == "MA" for c in statements)
     assert all(c.statement.accumulators == [] for c in statements)  # Synthea has no plan limits
@@ -239,6 +243,125 @@ def test_synthea_files_are_streamed_in_chunks_with_the_same_result(shared_data_d
 def test_synthea_needs_the_period(shared_data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ExtractFileError, match="needs the statement period"):
         ingest(shared_data_dir / "synthea", tmp_path / "out", 2)
+
+
+# -- whose care a line is, and the codes that tell a sensitive service -----------------------
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+NUBC = "https://www.nubc.org/CodeSystem/RevenueCodes"
+PLACE = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
+PAID = [_money("submitted", "100.00"), _money("benefit", "100.00")]
+
+
+def _mapped(folder: Path, work: Path, period: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The canonical rows a mapped extract hands to ingest, by claim and line."""
+    extract = open_extract(folder, work, period=period)
+    return {(row["claim_id"], row["line_no"]): row
+            for item in extract.claims for row in pq.read_table(item.path).to_pylist()}
+
+
+def _diagnosis(sequence: int, *codings: tuple[str, str]) -> dict:  # type: ignore[type-arg]
+    return {"sequence": sequence,
+            "diagnosisCodeableConcept": {"coding": [{"system": s, "code": c} for s, c in codings]}}
+
+
+def _codes(row: dict[str, str]) -> tuple[str, str, str]:
+    return row["diagnosis_codes"], row["revenue_code"], row["place_of_service"]
+
+
+def test_carin_bb_examples_name_the_patient_and_carry_diagnoses_revenue_and_place(
+        shared_data_dir: Path, tmp_path: Path) -> None:
+    rows = _mapped(shared_data_dir / CARIN, tmp_path / "work", "2020-10")
+    assert {row["patient_id"] for row in rows.values()} == {"ExamplePatient1"}
+    # no diagnosisSequence on the items: the claim's codes, once each
+    assert _codes(rows[("OutpatientEOBExample1", "1")]) == ("I95.1;L97.529;I73.9", "0551", "12")
+    # amounts from the totals, codes from the first item
+    assert _codes(rows[("InpatientEOBExample1", "1")]) == ("I21.4;I25.118;E78.5;M19.90", "0301", "21")
+    # a professional claim bills no revenue code
+    assert _codes(rows[("ProfessionalEOBExample1", "3")]) == ("I70.249;L97.929", "", "21")
+
+
+def _write_coded_fhir(folder: Path) -> None:
+    """Two EOBs for patient p1: one with codes of several systems, one with malformed codes."""
+    coded = _eob("a", "p1", "innetwork", [
+        {**_item(1, "90834", PAID), "diagnosisSequence": [2], "locationCodeableConcept": _coding(PLACE, "11"),
+         "revenue": _coding("http://example.org/local-revenue", "R1")},
+        {**_item(2, "99213", PAID),
+         "revenue": _coding("https://bluebutton.cms.gov/resources/variables/rev_cntr", "0510"),
+         "locationCodeableConcept": _coding("http://terminology.hl7.org/CodeSystem/v3-RoleCode", "HOSP")},
+        {**_item(3, "36415", PAID), "diagnosisSequence": [3], "revenue": _coding(NUBC, "0300")},
+    ])
+    coded["diagnosis"] = [_diagnosis(1, (ICD10CM, "J06.9")),
+                          _diagnosis(2, (SNOMED, "35489007"), (ICD10CM, "F32.9")),
+                          _diagnosis(3, (SNOMED, "44054006"))]
+    malformed = _eob("b", "p1", "innetwork", [
+        {**_item(1, "99213", PAID), "diagnosisSequence": [1]},
+        {**_item(2, "99213", PAID), "diagnosisSequence": [2],
+         "locationCodeableConcept": _coding(PLACE, "111")},
+        {**_item(3, "99213", PAID), "diagnosisSequence": [2], "revenue": _coding(NUBC, "51")},
+    ])
+    malformed["diagnosis"] = [_diagnosis(1, (ICD10CM, "F32.9!")), _diagnosis(2, (ICD10CM, "J06.9"))]
+    folder.mkdir(parents=True)
+    (folder / "ExplanationOfBenefit.ndjson").write_text(
+        "\n".join(json.dumps(eob, default=str) for eob in (coded, malformed)) + "\n", encoding="utf-8")
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": resource} for resource in (_patient("p1", "MBR-0001", "Fixture"), _coverage("p1"), ORG)]}
+    (folder / "supporting.json").write_text(json.dumps(bundle), encoding="utf-8")
+
+
+def test_fhir_lines_take_their_own_icd10cm_diagnoses_revenue_and_place_of_service(tmp_path: Path) -> None:
+    _write_coded_fhir(tmp_path / "fhir")
+    rows = _mapped(tmp_path / "fhir", tmp_path / "work", "2026-11")
+    codes = {key: (row["patient_id"], row["diagnosis_codes"], row["revenue_code"], row["place_of_service"])
+             for key, row in rows.items() if key[0] == "CLM-a"}
+    assert codes == {
+        ("CLM-a", "1"): ("p1", "F32.9", "", "11"),  # its diagnosis pointer; SNOMED and a local code dropped
+        ("CLM-a", "2"): ("p1", "J06.9;F32.9", "0510", ""),  # no pointer: all the claim's ICD-10-CM codes
+        ("CLM-a", "3"): ("p1", "", "0300", ""),  # a diagnosis coded in SNOMED CT only
+    }
+    result = ingest(tmp_path / "fhir", tmp_path / "out", 2, period="2026-11")
+    assert {q.row_number: (q.field, q.reason) for q in result.quarantined} == {
+        4: ("diagnosis_codes", "not a list of ICD-10-CM codes separated by ';'"),
+        5: ("place_of_service", "not a two-digit CMS place-of-service code"),
+        6: ("revenue_code", "not a UB-04 revenue code (3 or 4 digits)"),
+    }
+    lines = {(r["claim_id"], r["line_no"]): r for r in pq.read_table(tmp_path / "out" / "lines").to_pylist()}
+    assert {key: (r["patient_id"], r["sensitive"]) for key, r in lines.items()} == {
+        ("CLM-a", 1): ("p1", True), ("CLM-a", 2): ("p1", True), ("CLM-a", 3): ("p1", False)}
+
+
+REQUEST = {"member_id": "MBR-0001", "patient_id": "p1", "first_name": "Team", "last_name": "Fixture",
+           "date_of_birth": "1971-05-06", "channel": "paper", "email": "", "address_line1": "12 Quiet Rd",
+           "address_line2": "", "city": "Erie", "state": "PA", "postal_code": "16502", "language": "en",
+           "scope": "sensitive", "effective_from": "2026-01-01", "effective_to": ""}
+
+
+def _write_requests(folder: Path, *rows: dict[str, str]) -> None:
+    with (folder / "confidential_requests.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(REQUEST))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_fhir_and_synthea_extracts_carry_the_period_s_confidential_requests(shared_data_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    fhir = tmp_path / "fhir"
+    _write_fhir(fhir)
+    _write_requests(fhir, REQUEST)
+    assert detect_format(fhir) == "fhir"
+    result = ingest(fhir, tmp_path / "out", 2, period="2026-11")
+    assert _accounts(result)["confidential_requests.csv"] == (1, 1, 0)
+    synthea = tmp_path / "synthea"
+    shutil.copytree(shared_data_dir / "synthea", synthea)
+    _write_requests(synthea, REQUEST)
+    assert detect_format(synthea) == "synthea"
+    requests = open_extract(synthea, tmp_path / "work", period="2023-10").requests
+    assert requests is not None and requests.source_name == "confidential_requests.csv"
+    assert open_extract(shared_data_dir / "synthea", tmp_path / "bare", period="2023-10").requests is None
+    # a requests file that would go unread stops the run, naming it
+    (fhir / "confidential_requests.csv").rename(fhir / "confidential_requests.csv.gz")
+    with pytest.raises(ExtractFileError, match=r"^confidential_requests\.csv\.gz: the file is compressed"):
+        ingest(fhir, tmp_path / "again", 2, period="2026-11")
 
 
 # -- S3 (moto server over real HTTP) ---------------------------------------------------------
