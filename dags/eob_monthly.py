@@ -69,7 +69,7 @@ def eob_monthly() -> None:
         except NeedsOperator as exc:  # a refused extract: fail now, with what to do
             raise operator_failure(exc) from None
 
-    @task
+    @task(outlets=[Asset("eob://ledger/prompt-notices")])  # eob_notices sends the flagged claims' notices
     def compose(period: str, ingested: dict) -> list[int]:
         from pipeline.stages import NeedsOperator, compose_stage, open_context, operator_failure
 

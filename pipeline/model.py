@@ -102,6 +102,15 @@ class Plan:
     out_of_pocket_limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class SeparateNotice:
+    """A notice about one of the statement's claims sent apart from it (the prompt notice of an
+    adverse benefit determination whose deadline the statement misses), and the day it leaves."""
+
+    claim_id: str
+    leaves: date
+
+
 @dataclass(slots=True)
 class Statement:
     """One member's EOB for one period: what render turns into a PDF."""
@@ -119,6 +128,7 @@ class Statement:
     has_no_surprises_protection: bool = False
     replaces: str | None = None  # statement_id of the version this one corrects (a reissue)
     reason_table_version: str = ""  # templates/reason_codes.csv version the reasons came from
+    separate_notices: list[SeparateNotice] = field(default_factory=list)  # said near the appeal rights
 
     def total(self, money_field: str) -> int:
         return sum(getattr(line, money_field) for line in self.lines)

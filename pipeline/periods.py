@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -38,3 +38,12 @@ def period_for_run(requested: str | None, logical_date: datetime | date | None) 
     anchor = logical_date or date.today()
     year, month = (anchor.year, anchor.month - 1) if anchor.month > 1 else (anchor.year - 1, 12)
     return f"{year:04d}-{month:02d}"
+
+
+def day_for_run(requested: str | None, logical_date: datetime | date | None) -> str:
+    """The day asked for (YYYY-MM-DD), else the run's logical date, else today (UTC): the day a
+    daily run (print batches, prompt notices) is for."""
+    if requested:
+        return date.fromisoformat(requested).isoformat()
+    anchor = logical_date or datetime.now(UTC)
+    return (anchor.date() if isinstance(anchor, datetime) else anchor).isoformat()

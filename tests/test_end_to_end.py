@@ -1,6 +1,7 @@
 """A small monthly run through Airflow against real loopback SMTP servers: everything reconciles.
 
-One run of both DAGs (eob_monthly then eob_reconcile, via dag.test) feeds every assertion here.
+One run of the DAGs (eob_monthly, eob_notices, eob_reconcile, eob_paper, via dag.test) feeds every
+assertion here.
 A canary member with a planted name, address and date of birth checks that no PHI escapes
 into logs, task logs, email text or the ledger.
 """
@@ -25,10 +26,15 @@ import pytest
 from pipeline.storage import read_shard_lines
 from tests.support.canary import (
     CANARY_STRINGS,
+    HIDDEN_AMOUNT,
+    HIDDEN_CODE,
+    HIDDEN_EMAIL,
+    HIDDEN_PROVIDER,
+    PLANTED_LINES,
     canary_member,
     paper_canary_member,
 )
-from tests.support.factories import extract_member_password
+from tests.support.factories import extract_member_password, extract_recipients
 
 MEMBERS = 150
 
@@ -67,7 +73,7 @@ def _ledger(result) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
 def test_claim_lines_read_equal_accepted_plus_quarantined(run) -> None:  # type: ignore[no-untyped-def]
     result, _ = run
     s = result.summary
-    assert s["lines_read"] == result.extract.claim_lines
+    assert s["lines_read"] == result.extract.claim_lines + PLANTED_LINES
     assert s["lines_read"] == s["lines_accepted"] + s["lines_quarantined"]
     assert s["lines_quarantined"] >= 1
     assert s["failed_checks"] == []
@@ -93,13 +99,21 @@ def test_every_statement_is_emailed_or_in_a_queue(run) -> None:  # type: ignore[
 
 
 def test_messages_received_equal_statements_the_relays_accepted(run) -> None:  # type: ignore[no-untyped-def]
+    """Statements and prompt notices alike: each accepted once, each received once."""
     result, _ = run
-    accepted = _ledger(result).execute(
+    conn = _ledger(result)
+    accepted = conn.execute(
         "SELECT COUNT(DISTINCT statement_id) FROM statement_events WHERE event = 'sent'").fetchone()[0]
-    assert result.received == accepted == result.summary["accepted_by_relay"]
-    received_ids = Counter(
-        email.message_from_bytes(m.data)["X-EOB-Statement"] for m in result.messages)
-    assert max(received_ids.values()) == 1, "a statement was delivered twice"
+    notices = {json.loads(row[0])["notice_id"] for row in conn.execute(
+        "SELECT detail FROM statement_events WHERE event = 'notice_sent'")}
+    headers = [email.message_from_bytes(m.data) for m in result.messages]
+    statements = Counter(h["X-EOB-Statement"] for h in headers if h["X-EOB-Statement"])
+    received_notices = Counter(h["X-EOB-Notice"] for h in headers if h["X-EOB-Notice"])
+    assert sum(statements.values()) == accepted == result.summary["accepted_by_relay"]
+    assert set(received_notices) == notices and notices, "the flagged claims' notices were emailed"
+    assert result.received == sum(statements.values()) + sum(received_notices.values())
+    assert max(statements.values()) == 1, "a statement was delivered twice"
+    assert max(received_notices.values()) == 1, "a notice was delivered twice"
 
 
 def test_every_bounced_statement_sits_in_exactly_one_queue(run) -> None:  # type: ignore[no-untyped-def]
@@ -135,7 +149,15 @@ def test_every_paper_statement_is_mailed_returned_or_a_named_exception(run) -> N
             assert row["status"] == "mailed" and {"batched", "printed", "mailed"} <= timeline
     paper = result.paper
     assert paper["batches"] >= 1 and paper["vendor_accepted"] == paper["vendor_pieces"] >= 1
-    assert paper.get("mailed", 0) + paper["vendor_returned"] == paper["vendor_accepted"]
+    # a prompt notice on paper is a piece too: mailed (a returned one stays mailed; the statement's
+    # own verification of the address applies)
+    notices = conn.execute("SELECT COUNT(*) FROM batch_pieces WHERE statement_id LIKE 'nt-%'").fetchone()[0]
+    mailed_notices = conn.execute("SELECT COUNT(*) FROM prompt_notices WHERE status = 'mailed'").fetchone()[0]
+    returned_notices = conn.execute(
+        "SELECT COUNT(*) FROM statement_events WHERE event = 'notice_returned_to_sender'").fetchone()[0]
+    assert notices >= 1 and mailed_notices == notices, "every paper notice was mailed"
+    assert paper.get("mailed", 0) + paper["vendor_returned"] - returned_notices + mailed_notices == \
+        paper["vendor_accepted"]
     sheets = conn.execute("SELECT SUM(sheets) FROM batch_pieces").fetchone()[0]
     assert sheets >= paper["vendor_pieces"], "cost facts: sheets recorded per piece"
 
@@ -143,7 +165,7 @@ def test_every_paper_statement_is_mailed_returned_or_a_named_exception(run) -> N
 def test_every_received_pdf_opens_with_the_members_password_only(run) -> None:  # type: ignore[no-untyped-def]
     result, _ = run
     folder = result.extract.folder
-    members = {row["email"]: row for row in csv.DictReader((folder / "members.csv").open())}
+    members = {row["email"]: row for row in extract_recipients(folder).values() if row["email"]}
     assert result.messages
     for received in result.messages:
         message = email.message_from_bytes(received.data, policy=email.policy.default)
@@ -200,6 +222,37 @@ def test_no_phi_in_logs_task_logs_email_text_or_ledger(run) -> None:  # type: ig
             assert canary not in text, f"PHI canary {canary!r} leaked into {where}"
 
 
+def test_a_confidential_claim_reaches_the_patient_and_leaves_no_trace_for_the_subscriber(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path) -> None:
+    """The canary's adult child asked for confidential communications: their psychotherapy claim
+    is emailed to them alone, and the canary's own statement, PDF text included, does not show it."""
+    result, _ = run
+    recipients = {row["email"]: row for row in extract_recipients(result.extract.folder).values()
+                  if row["email"]}
+    texts = {}
+    for received in result.messages:
+        address = received.rcpt_to[0]
+        if address not in (HIDDEN_EMAIL, "zebedee.canary0@gmail.com"):
+            continue
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        if message["X-EOB-Notice"]:
+            continue
+        pdf = next(part for part in message.iter_attachments()
+                   if part.get_content_type() == "application/pdf").get_content()
+        password = extract_member_password(recipients[address], result.settings.password_policy)
+        with pikepdf.open(_bytes_io(pdf), password=password) as doc:
+            doc.save(tmp_path / "plain.pdf")
+        texts[address] = subprocess.run(["pdftotext", "-layout", str(tmp_path / "plain.pdf"), "-"],
+                                        capture_output=True, text=True, check=True).stdout
+    assert set(texts) == {HIDDEN_EMAIL, "zebedee.canary0@gmail.com"}, "a statement was not emailed"
+    hidden = texts[HIDDEN_EMAIL]
+    assert HIDDEN_PROVIDER in hidden and HIDDEN_AMOUNT in hidden and "Canaryhidden" in hidden
+    family = texts["zebedee.canary0@gmail.com"]
+    for trace in (HIDDEN_PROVIDER, HIDDEN_AMOUNT, HIDDEN_CODE, "11/19/2026", "19/11/2026", "Canaryhidden",
+                  "391.17"):
+        assert trace not in family, f"the subscriber's statement shows {trace!r}"
+
+
 def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
     import io
 
@@ -219,6 +272,11 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     assert all(row["statement_leaves"] > row["notice_due"] and int(row["days_late"]) >= 1
                and row["channel"] in ("email", "paper") for row in rows), rows[:3]
     assert summary["prompt_notice_most_days_late"] == max(int(row["days_late"]) for row in rows)
+    # eob_notices sent every one: by email, or on paper (mailed by the vendor by now)
+    assert summary["notices_due"] == claims and summary["notices_waiting"] == 0
+    assert summary["notices_sent"] == sum(row["status"] in ("sent", "mailed") for row in rows) > 0
+    assert {row["status"] for row in rows} <= {"sent", "mailed", "paper_queued"}
+    assert summary["notices_late"] == sum(row["late"] == "yes" for row in rows)
     html = html_path.read_text()
     assert "✘" not in html, "a reconciliation check failed in the report"
     assert html.count("✔") >= 5

@@ -83,11 +83,12 @@ def _password_policy(settings: Settings) -> Check:
 
 def _templates(settings: Settings) -> Check:
     """The wording a run needs loads: statements per language, the brand, each language's email
-    (rendered with the configured password hint), the reason-code table."""
+    for a statement and for a prompt notice (rendered with the configured password hint), the
+    reason-code table."""
     import jinja2
 
     from pipeline.delivery import render_email
-    from pipeline.delivery.message import SUPPORTED_LANGUAGES
+    from pipeline.delivery.message import DEFAULT_TEMPLATES_DIR, NOTICE_TEMPLATES_DIR, SUPPORTED_LANGUAGES
     from pipeline.reason_codes import ReasonTableError, reason_table
     from pipeline.stages.passwords import password_hint
     from pipeline.templates import TEMPLATES_DIR, TemplateError, brand, statement_text
@@ -99,15 +100,16 @@ def _templates(settings: Settings) -> Check:
         identity = brand("default")
         phone, name = identity.string("identity.phone"), identity.string("identity.short_name")
         for language in SUPPORTED_LANGUAGES:
-            render_email(language=language, context={
-                "support_phone": phone, "brand_name": name, "period_label": "November 2026",
-                "password_hint": password_hint(settings.password_policy, language)})
+            for folder in (DEFAULT_TEMPLATES_DIR, NOTICE_TEMPLATES_DIR):
+                render_email(language=language, templates_dir=folder, context={
+                    "support_phone": phone, "brand_name": name, "period_label": "November 2026",
+                    "password_hint": password_hint(settings.password_policy, language)})
         table = reason_table()
     except (TemplateError, ReasonTableError, jinja2.TemplateError, OSError, KeyError) as exc:
         return Check("templates", False, f"{type(exc).__name__}: {exc}")
     return Check("templates", True, f"statement wording ({', '.join(languages)}), brand default, "
-                                    f"email ({', '.join(SUPPORTED_LANGUAGES)}), reason codes "
-                                    f"version {table.version}")
+                                    f"statement and notice email ({', '.join(SUPPORTED_LANGUAGES)}), "
+                                    f"reason codes version {table.version}")
 
 
 def _pools(settings: Settings, *, relays: bool) -> list[Check]:

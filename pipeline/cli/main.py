@@ -115,7 +115,9 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
     rows = [
         ("claim lines read", s["lines_read"]), ("  accepted", s["lines_accepted"]),
         ("  quarantined", s["lines_quarantined"]), ("members", s["members"]),
-        ("statements", s["statements"]), ("rendered", s["rendered"]),
+        ("statements", s["statements"]),
+        ("  patients' own (confidential communications)", s["own_statements"]),
+        ("rendered", s["rendered"]),
         ("accepted by the relays (250)", s["accepted_by_relay"]),
         ("messages received by SMTP servers", result.received),
         ("  emailed, no bounce", s["sent"]),
@@ -126,6 +128,11 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("prompt separate notice needed (statements)", s["prompt_notice"]),
         ("  claims flagged",
          f"{s['prompt_notice_claims']} (up to {s['prompt_notice_most_days_late']} days late)"),
+        ("prompt notices due (one per flagged claim)", s["notices_due"]),
+        ("  sent (relay accepted, or mailed)", s["notices_sent"]),
+        ("  on paper, not yet mailed", s["notices_on_paper"]),
+        ("  still to send", s["notices_waiting"]),
+        ("  late (left after their due date)", s["notices_late"]),
     ]
     paper = result.paper
     rows += [
@@ -159,10 +166,13 @@ def report(period: Period) -> None:
 @app.command()
 def lookup(
     statement_id: Annotated[str | None, typer.Argument(help="Statement id")] = None,
-    member: Annotated[str | None, typer.Option(help="Member id instead of a statement id")] = None,
+    member: Annotated[str | None, typer.Option(
+        help="Member id instead of a statement id; a patient's own statements are under "
+        "<member id>~<patient id>")] = None,
     actor: Annotated[str, typer.Option(help="Who is asking (recorded in the audit log)")] = "support",
 ) -> None:
     """A statement's status and timeline, for support. Every lookup is audited."""
+    from pipeline.recipients import describe as describe_recipient
     from pipeline.stages import open_context
 
     ctx = open_context()
@@ -184,6 +194,7 @@ def lookup(
             table.add_row(event["at"][:19], event["event"], event["from_status"] or "",
                           event["to_status"] or "", _short(event["detail"]))
         console.print(table)
+        console.print(f"recipient: {describe_recipient(row['member_id'])}", soft_wrap=True)
 
 
 def _short(detail: dict) -> str:  # type: ignore[type-arg]

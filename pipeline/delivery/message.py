@@ -28,6 +28,11 @@ from pipeline.templates import TEMPLATES_DIR
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES_DIR = TEMPLATES_DIR / "email"
+NOTICE_TEMPLATES_DIR = DEFAULT_TEMPLATES_DIR / "notice"
+"""The email around a prompt notice of an adverse benefit determination: the same three files."""
+STATEMENT_HEADER = "X-EOB-Statement"
+NOTICE_HEADER = "X-EOB-Notice"
+"""The header that names what a message carries: a statement id, or a prompt notice's id."""
 ALLOWED_KEYS: frozenset[str] = frozenset(
     {"support_phone", "password_hint", "brand_name", "period_label"}
 )
@@ -101,6 +106,7 @@ def build_message(
     pdf: bytes,
     pdf_filename: str,
     date: datetime | None = None,
+    id_header: str = STATEMENT_HEADER,
 ) -> EmailMessage:
     """multipart/mixed: alternative(text, html) + the encrypted PDF.
 
@@ -122,7 +128,7 @@ def build_message(
     msg["Subject"] = _one_line(content.subject)
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id(statement_id, message_id_domain)
-    msg["X-EOB-Statement"] = statement_id
+    msg[id_header] = statement_id
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(content.text, subtype="plain", charset="utf-8")
     msg.add_alternative(content.html, subtype="html", charset="utf-8")
@@ -147,9 +153,9 @@ class MessageTemplate:
     the email package would fold or encode (a long or non-ASCII address) goes the full way."""
 
     def __init__(self, *, from_address: str, from_name: str, message_id_domain: str,
-                 content: EmailContent, pdf_filename: str) -> None:
+                 content: EmailContent, pdf_filename: str, id_header: str = STATEMENT_HEADER) -> None:
         self._from, self._name, self._content = from_address, from_name, content
-        self._filename, self._domain = pdf_filename, message_id_domain
+        self._filename, self._domain, self._id_header = pdf_filename, message_id_domain, id_header
         data = self._full_message(_TEMPLATE_ID, _TEMPLATE_RCPT, "template@template.invalid",
                                   _TEMPLATE_PDF, _TEMPLATE_DATE)
         head, _, body = data.partition(b"\r\n\r\n")
@@ -164,7 +170,7 @@ class MessageTemplate:
         """The message as ``build_message(...).as_bytes(policy=SMTP)`` would give it."""
         when = format_datetime(date or datetime.now(UTC))
         values = {"To": recipient, "Date": when, "Message-ID": message_id(statement_id, self._domain),
-                  "X-EOB-Statement": statement_id}
+                  self._id_header: statement_id}
         plain = (_PLAIN_ADDRESS.fullmatch(recipient) is not None and recipient.isascii()
                  and "=?" not in recipient  # an encoded-word look-alike: the email package decides
                  and all(len(f"{name}: {value}") <= _HEADER_ROOM for name, value in values.items()))
@@ -187,4 +193,5 @@ class MessageTemplate:
             statement_id=statement_id, recipient=recipient, from_address=self._from,
             from_name=self._name, envelope_from=envelope_from, message_id_domain=self._domain,
             content=self._content, pdf=pdf, pdf_filename=self._filename, date=date,
+            id_header=self._id_header,
         ).as_bytes(policy=email.policy.SMTP)

@@ -1,10 +1,11 @@
 """The demo: a whole monthly run on embedded defaults, through Airflow, against real SMTP servers.
 
 Starts one receiving SMTP server per IP pool on loopback (STARTTLS with a freshly generated
-certificate authority), generates a synthetic month of claims, runs `eob_monthly` and then
-`eob_reconcile` with Airflow in this process, then `eob_paper` (the day's print batches to a
-simulated print vendor's drop), lets the simulated vendor print, mail and return some pieces, and
-runs `eob_paper` again to read its files back. Returns the run's report summary.
+certificate authority), generates a synthetic month of claims, runs `eob_monthly`, `eob_notices`
+(the prompt notices of the claims compose flagged) and then `eob_reconcile` with Airflow in this
+process, then `eob_paper` (the day's print batches to a simulated print vendor's drop), lets the
+simulated vendor print, mail and return some pieces, and runs `eob_paper` again to read its files
+back. Returns the run's report summary.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def run_demo(
     ``parallel``: `eob_monthly` on Airflow's LocalExecutor (render shards and pool senders side by
     side, see pipeline.demo.airflow_runner); False runs its tasks one by one in this process."""
     import time
+    from datetime import UTC, datetime
 
     from pipeline.demo import airflow_runner as airflow_local
     from pipeline.demo.smtp_sink import make_tls_material  # noqa: F401  (fail early if missing)
@@ -132,6 +134,10 @@ def run_demo(
             mark = time.perf_counter()
             airflow_local.run_dag("eob_monthly", {"period": period}, parallel=parallel)
             timings["eob_monthly"] = time.perf_counter() - mark
+            on_stage("eob_notices")  # what the compose task's asset triggers in a deployment
+            mark = time.perf_counter()
+            airflow_local.run_dag("eob_notices", {"day": datetime.now(UTC).date().isoformat()})
+            timings["eob_notices"] = time.perf_counter() - mark
             on_stage("eob_reconcile")
             mark = time.perf_counter()
             airflow_local.run_dag("eob_reconcile")

@@ -65,6 +65,17 @@ class Event(StrEnum):
     RETURNED_TO_SENDER = "returned_to_sender"
     FORWARDED = "forwarded"
     PAPER_OVERDUE = "paper_overdue"
+    # prompt notices (pipeline/ledger/notices.py): on the timeline of the notice's statement,
+    # the detail naming the notice and its claim
+    NOTICE_SENT = "notice_sent"
+    NOTICE_PAPER_QUEUED = "notice_paper_queued"
+    NOTICE_BATCHED = "notice_batched"
+    NOTICE_PRINTED = "notice_printed"
+    NOTICE_MAILED = "notice_mailed"
+    NOTICE_RETURNED = "notice_returned_to_sender"
+    NOTICE_ADDRESS_REFUSED = "notice_address_refused"
+    NOTICE_RENDER_FAILED = "notice_render_failed"
+    NOTICE_SUPERSEDED = "notice_superseded"
 
 
 IGNORED_SUFFIX = "_ignored"

@@ -54,7 +54,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "lock_migrations_postgresql", "move_from_expected_postgresql", "pool_active_pauses", "pool_add_usage",
     "pool_all_active_pauses", "pool_clear_throttle", "pool_counts_for_run", "pool_insert_pause",
     "pool_lift_pauses", "pool_save_throttle", "pool_sending_days_before", "pool_throttle_state",
-    "pool_usage_today", "prompt_notice_count_for_run", "quarantine_reasons_for_run",
+    "own_statements_for_run", "pool_usage_today", "prompt_notice_count_for_run", "quarantine_reasons_for_run",
     "reconcile_bounces_since", "reconcile_due_retries", "reconcile_last_event",
     "reconcile_queue_counts", "reconcile_verified", "record_migration", "render_content_hashes",
     "render_replace_object", "rendered_for_run", "send_in_doubt_for_pool",
@@ -76,6 +76,9 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "paper_serials_since", "paper_latest_serial_of", "paper_forwarding_known", "paper_forwarding_list",
     "send_lease_take", "send_lease_steal", "send_lease_renew", "send_lease_release", "send_lease_get",
     "send_run_awaiting_route", "send_queued_counts_total", "current_statuses",
+    # prompt notices
+    "notices_due", "notice_assign_id", "notice_current", "notice_move", "notice_set_reason",
+    "notice_attempt", "notice_paper_candidates", "notices_in_shard", "notices_for_run",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, TextClause, bindparam, create_engine,
 
 from pipeline.clock import Now, iso, utc_now
 from pipeline.ledger.events import IGNORED_SUFFIX, Event, UnknownEvent, is_event_name
+from pipeline.ledger.notices import NoticeMove, apply_notice_moves
 from pipeline.ledger.records import Delivery, FileAccount, NewStatement, QuarantineRow, Transition
 from pipeline.ledger.sql import REQUIRED_QUERIES, check_queries, clause, migrations
 from pipeline.ledger.statuses import Status, sources_for
@@ -418,9 +419,9 @@ class Ledger:
         return len(updates)
 
     def record_print_batch(self, batch: Mapping[str, Any], pieces: Sequence[Mapping[str, Any]],
-                           moves: Iterable[Transition]) -> int:
-        """A print batch, its pieces and their moves to `batched`, in one transaction: they commit
-        together or not at all. Returns the moves made."""
+                           moves: Iterable[Transition], notice_moves: Iterable[NoticeMove] = ()) -> int:
+        """A print batch, its pieces and their moves to `batched` (statements' and prompt notices'),
+        in one transaction: they commit together or not at all. Returns the moves made."""
         moved = 0
         with self.begin() as conn:
             conn.execute(clause("paper_insert_batch"), dict(batch))
@@ -428,18 +429,20 @@ class Ledger:
                 conn.execute(clause("paper_insert_piece"), [dict(p) for p in pieces])
             for item in moves:
                 moved += self._apply_one(conn, item)
+            moved += apply_notice_moves(conn, notice_moves, self.now())
         return moved
 
     def cancel_print_batch(self, batch_name: str, statement_ids: Sequence[str],
-                           moves: Iterable[Transition]) -> int:
-        """A cancelled batch: its pieces ended, their moves back to the queue and the batch's
-        state, in one transaction. Returns the moves made."""
+                           moves: Iterable[Transition], notice_moves: Iterable[NoticeMove] = ()) -> int:
+        """A cancelled batch: its pieces (statement or notice ids) ended, their moves back to the
+        queue and the batch's state, in one transaction. Returns the moves made."""
         moved = 0
         with self.begin() as conn:
             for sid in statement_ids:
                 conn.execute(clause("paper_end_piece"), {"batch_name": batch_name, "statement_id": sid})
             for item in moves:
                 moved += self._apply_one(conn, item)
+            moved += apply_notice_moves(conn, notice_moves, self.now())
             conn.execute(clause("paper_set_batch_state"), {
                 "batch_name": batch_name, "state": "cancelled", "acknowledged_at": None,
                 "cancelled_at": self.now(), "accepted": 0, "rejected": 0})

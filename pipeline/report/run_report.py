@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 from pipeline.ledger import Ledger
+from pipeline.ledger.notices import LEFT, ON_PAPER, NoticeStatus
 from pipeline.ledger.statuses import EMAILED, PAPER, Status
 from pipeline.templates import TEMPLATES_DIR
 
@@ -52,6 +53,7 @@ class RunReport:
     prompt_notice_claims: list[dict[str, Any]] = field(default_factory=list)
     reissues: list[dict[str, Any]] = field(default_factory=list)
     superseded_unexplained: int = 0
+    own_statements: int = 0  # patients' own statements (pipeline.recipients), this run
     withdrawn: list[dict[str, Any]] = field(default_factory=list)
     paper_batches: list[dict[str, Any]] = field(default_factory=list)
     as_of: str = ""
@@ -60,6 +62,15 @@ class RunReport:
     def prompt_notice_days_late(self) -> list[int]:
         """Days after its due date each prompt-notice claim's statement leaves (where known)."""
         return [row["days_late"] for row in self.prompt_notice_claims if row.get("days_late") is not None]
+
+    def notices(self, statuses: frozenset[NoticeStatus]) -> int:
+        """Prompt notices (one per flagged claim) now in one of `statuses`."""
+        return sum(1 for row in self.prompt_notice_claims if row["status"] in statuses)
+
+    @property
+    def notices_late(self) -> int:
+        """Prompt notices that left, or are planned to leave on paper, after their due date."""
+        return sum(1 for row in self.prompt_notice_claims if row["late"] == "yes")
 
     @property
     def lines_read(self) -> int:
@@ -125,9 +136,14 @@ class RunReport:
             "sent": self.emailed, "bounced": self.bounced_statements,
             **{f"queue_{name}": n for name, n in self.queues.items()},
             "paper": self.paper, "failed": self.count(Status.FAILED), "superseded": self.superseded,
-            "prompt_notice": self.prompt_notice,
+            "prompt_notice": self.prompt_notice, "own_statements": self.own_statements,
             "prompt_notice_claims": len(self.prompt_notice_claims),
             "prompt_notice_most_days_late": max(self.prompt_notice_days_late, default=0),
+            "notices_due": len(self.prompt_notice_claims),
+            "notices_sent": self.notices(LEFT),
+            "notices_late": self.notices_late,
+            "notices_on_paper": self.notices(ON_PAPER),
+            "notices_waiting": self.notices(frozenset({NoticeStatus.DUE})),
             "reissued": len(self.reissues),
             "withdrawn": sum(1 for row in self.withdrawn if row["event"] == "withdrawn"),
             "withdrawn_after_release": sum(1 for row in self.withdrawn
@@ -154,13 +170,13 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         pools=ledger.fetch("pool_counts_for_run", run_id=run_id),
         members=sum(f["rows_accepted"] for f in members if f["kind"] == "members"),
         events={row["event"]: row["n"] for row in ledger.fetch("event_counts_for_run", run_id=run_id)},
-        prompt_notice_claims=[_with_days_late(row) for row in
-                              ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id)],
+        prompt_notice_claims=_notice_rows(ledger, run_id),
         reissues=ledger.fetch("ingest_reissues_for_run", run_id=run_id),
         withdrawn=ledger.fetch("withdrawn_for_run", run_id=run_id),
         superseded_unexplained=(ledger.fetch_one("superseded_unexplained_for_run", run_id=run_id)
                                 or {}).get("n", 0),
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
+        own_statements=(ledger.fetch_one("own_statements_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
         paper_batches=ledger.fetch("paper_batches_for_run", run_id=run_id), as_of=ledger.now(),
     )
@@ -234,11 +250,31 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
         writer.writerow([report.run_id, "savings_vs_all_paper_usd", f"{report.savings:.2f}"])
     notices_path = folder / f"{report.run_id}-prompt-notices.csv"
     with notices_path.open("w", newline="", encoding="utf-8") as handle:
-        notices = csv.DictWriter(handle, fieldnames=["statement_id", "claim_id", "channel", "notice_due",
-                                                     "statement_leaves", "days_late", "status"])
+        notices = csv.DictWriter(handle, fieldnames=NOTICE_COLUMNS, extrasaction="ignore")
         notices.writeheader()
         notices.writerows(report.prompt_notice_claims)
     return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path}
+
+
+NOTICE_COLUMNS = ["statement_id", "claim_id", "channel", "notice_due", "statement_leaves", "days_late",
+                  "statement_status", "notice_id", "status", "left", "late"]
+"""The prompt-notices CSV: each flagged claim, its statement, and its notice (status, the day it
+left or leaves on paper, whether that is after it was due)."""
+
+
+def _notice_rows(ledger: Ledger, run_id: str) -> list[dict[str, Any]]:
+    """Each flagged claim with its statement's facts and its notice's."""
+    states = {(row["statement_id"], row["claim_id"]): row
+              for row in ledger.fetch("notices_for_run", run_id=run_id)}
+    rows = []
+    for row in ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id):
+        notice = states.get((row["statement_id"], row["claim_id"]), {})
+        late = notice.get("late")
+        rows.append({**_with_days_late(row), "statement_status": row["status"],
+                     "notice_id": notice.get("notice_id") or "", "status": notice.get("status", "due"),
+                     "left": str(notice.get("left_on") or ""),
+                     "late": "" if late is None else ("yes" if int(late) else "no")})
+    return rows
 
 
 def _with_days_late(row: dict[str, Any]) -> dict[str, Any]:

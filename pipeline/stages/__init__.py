@@ -5,7 +5,7 @@ returns a small dict of counts (never PHI, never big payloads): what Airflow kee
 DAG files call these and nothing else.
 """
 
-from pipeline.periods import period_for_run
+from pipeline.periods import day_for_run, period_for_run
 from pipeline.stages.connections import relay_credentials
 from pipeline.stages.context import (
     ConfigurationRefused,
@@ -18,6 +18,7 @@ from pipeline.stages.context import (
     run_id_for,
 )
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
+from pipeline.stages.notices import NoticesNotDrawn, notices_stage
 from pipeline.stages.paper import (
     BatchFilesChanged,
     DropRefused,
@@ -50,4 +51,5 @@ __all__ = [
     "open_context", "operator_failure", "period_for_run", "pool_names", "reconcile_stage",
     "relay_credentials", "render_stage", "report_stage", "requeue_due_stage", "resend_verified_stage",
     "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
+    "NoticesNotDrawn", "day_for_run", "notices_stage",
 ]

@@ -108,10 +108,16 @@ class Context:
             settings = self.settings
             processing = timedelta(hours=settings.notice_processing_hours)
             ready = max(moment(run["started_at"]), self.now()) + processing
-            calendar = MailCalendar(settings.mail_holidays_country, settings.paper_cutoff_hour,
-                                    settings.paper_production_days)
-            self._notice_rules[run_id] = NoticeRule.for_run(settings.prompt_notice_days, calendar, ready)
+            self._notice_rules[run_id] = NoticeRule.for_run(settings.prompt_notice_days,
+                                                            self.mail_calendar, ready)
         return self._notice_rules[run_id]
+
+    @property
+    def mail_calendar(self) -> MailCalendar:
+        """The mail's business days and the print vendor's cut-off and production days."""
+        settings = self.settings
+        return MailCalendar(settings.mail_holidays_country, settings.paper_cutoff_hour,
+                            settings.paper_production_days)
 
     def statement_ids(self, run_id: str) -> StatementIds:
         """How the run's statement ids are made: the scheme the ledger records for the run (keyed

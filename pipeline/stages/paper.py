@@ -14,6 +14,13 @@ holds an address that passes (a corrected extract); one whose letter came back (
 only once that address differs from the one it was mailed to (a keyed hash on its `batched`
 event), so a wrong address is never printed twice.
 
+Prompt notices on paper (`pipeline.stages.notices`) are pieces of the same batches, under their
+notice ids, with the print variant the notices stage stored; their moves are the notice's
+(`pipeline.ledger.notices`), recorded with the batch. A notice whose address cannot be printed
+stays in the paper queue with the reason on its statement's timeline (once per reason) and is
+batched as soon as the member file's address passes: support corrects the address on the
+statement's own exception.
+
 PHI: addresses live in memory and in the print files only; the ledger and the logs carry
 statement ids, batch names, counts and reason codes.
 """
@@ -24,16 +31,18 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pipeline.clock import iso
-from pipeline.ledger import Transition
+from pipeline.ledger import NoticeMove, NoticeStatus, Transition, is_notice_id, record_notice_event
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
+from pipeline.periods import day_for_run
 from pipeline.reconcile import RETURNED_MAIL
 from pipeline.stages.context import Context, NeedsOperator
+from pipeline.stages.notices import separate_notices, tell_separate_notices
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +66,7 @@ class _Plan:
 
 def paper_day(requested: str | None, logical_date: datetime | date | None) -> str:
     """The batch day asked for (YYYY-MM-DD), else the run's logical date, else today (UTC)."""
-    if requested:
-        return date.fromisoformat(requested).isoformat()
-    anchor = logical_date or datetime.now(UTC)
-    return (anchor.date() if isinstance(anchor, datetime) else anchor).isoformat()
+    return day_for_run(requested, logical_date)
 
 
 def day_cutoff(ctx: Context, day: str) -> datetime:
@@ -92,14 +98,17 @@ def paper_batch_stage(ctx: Context, day: str, *, dry_run: bool = False) -> dict[
     cutoff = day_cutoff(ctx, day)
     corrected = 0 if dry_run else _requeue_corrected(ctx)
     candidates = ctx.ledger.fetch("paper_candidates", cutoff=iso(cutoff))
-    plan = _plan(ctx, candidates, render=not dry_run)
-    summary: dict[str, Any] = {"day": day, "candidates": len(candidates), "corrected": corrected,
+    notices = [{**row, "statement_id": row["notice_id"]}  # a piece's id: the notice's
+               for row in ctx.ledger.fetch("notice_paper_candidates", cutoff=iso(cutoff))]
+    plan = _plan(ctx, candidates + notices, render=not dry_run)
+    summary: dict[str, Any] = {"day": day, "candidates": len(candidates) + len(notices),
+                               "notices": len(notices), "corrected": corrected,
                                "address_exceptions": len(plan.exceptions), "rendered_now": plan.rendered}
     if dry_run:
         summary |= {"dry_run": True, "pieces": len(plan.pieces)}
         log.info("paper batch plan", extra=summary)
         return summary
-    _record_exceptions(ctx, plan.exceptions)
+    _record_exceptions(ctx, plan.exceptions, {row["notice_id"]: row["last_reason"] for row in notices})
     batches, set_aside = _write_and_deliver(ctx, day, plan)
     summary |= {"batches": len(batches), "pieces": sum(b["pieces"] for b in batches),
                 "sheets": sum(b["sheets"] for b in batches), "set_aside": set_aside}
@@ -136,6 +145,9 @@ def _plan(ctx: Context, candidates: list[dict[str, Any]], *, render: bool) -> _P
             # a letter to this address came back: whatever path brought it here (verification
             # failed or timed out, verified too late), printing it there again would come back too
             plan.exceptions[row["statement_id"]] = RETURNED_MAIL
+            continue
+        if not row["print_key"] and is_notice_id(row["statement_id"]):
+            plan.exceptions[row["statement_id"]] = "print_file"  # the notices stage stores one
             continue
         if not row["print_key"]:
             missing_print.append(row)
@@ -208,6 +220,7 @@ def _render_print_variants(ctx: Context, rows: list[dict[str, Any]]) -> dict[str
         wanted.setdefault((row["run_id"], row["period"], int(row["shard"])), set()).add(row["statement_id"])
     keys: dict[str, str] = {}
     for (run_id, period, shard), ids in sorted(wanted.items()):
+        notices = separate_notices(ctx, run_id, shard)
         for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
                                       notices=ctx.notice_rule(run_id),
                                       statement_ids=ctx.statement_ids(run_id)):
@@ -215,8 +228,8 @@ def _render_print_variants(ctx: Context, rows: list[dict[str, Any]]) -> dict[str
             if sid not in ids:
                 continue
             key = f"print/{period}/{shard:03d}/{sid}.pdf"
-            ctx.store.put(key, render_statement(composed.statement, variant="print").pdf,
-                          "application/pdf")
+            statement = tell_separate_notices(composed.statement, notices)
+            ctx.store.put(key, render_statement(statement, variant="print").pdf, "application/pdf")
             ctx.ledger.execute("paper_set_print_key", statement_id=sid, print_key=key,
                                at=ctx.ledger.now())
             keys[sid] = key
@@ -227,11 +240,16 @@ ADDRESS_REASON = "mailing address: "
 """How `last_reason` begins for an exception support resolves by correcting the address."""
 
 
-def _record_exceptions(ctx: Context, exceptions: dict[str, str]) -> None:
+def _record_exceptions(ctx: Context, exceptions: dict[str, str], notices: dict[str, str | None]) -> None:
+    """Statements to `paper_exception`; a notice stays queued, its reason recorded once."""
     ctx.ledger.apply(
         Transition(sid, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED, {"reason": reason},
                    {"last_reason": f"{ADDRESS_REASON}{reason}"})
-        for sid, reason in sorted(exceptions.items()))
+        for sid, reason in sorted(exceptions.items()) if not is_notice_id(sid))
+    for notice_id, reason in sorted(exceptions.items()):
+        if is_notice_id(notice_id) and notices.get(notice_id) != f"{ADDRESS_REASON}{reason}":
+            record_notice_event(ctx.ledger, notice_id, Event.NOTICE_ADDRESS_REFUSED, {"reason": reason},
+                                last_reason=f"{ADDRESS_REASON}{reason}")
 
 
 # -- the batches -------------------------------------------------------------------------------
@@ -289,7 +307,11 @@ def _write_and_deliver(ctx: Context, day: str, plan: _Plan) -> tuple[list[dict[s
                             stamp=_stamp(ctx, plan.mailing))
         ctx.ledger.apply(Transition(item.statement_id, Status.PAPER_EXCEPTION, Event.ADDRESS_REFUSED,
                                     {"reason": "print_file"}, {"last_reason": item.reason[:200]})
-                         for item in run.set_aside)
+                         for item in run.set_aside if not is_notice_id(item.statement_id))
+        for item in run.set_aside:
+            if is_notice_id(item.statement_id):
+                record_notice_event(ctx.ledger, item.statement_id, Event.NOTICE_ADDRESS_REFUSED,
+                                    {"reason": "print_file"}, last_reason=item.reason[:200])
         for batch in run.batches:
             made.append(_record(ctx, day, batch, drop.where, plan.mailing))
         for batch in run.batches:
@@ -377,12 +399,15 @@ def _record(ctx: Context, day: str, batch: Any, where: str, mailing: dict[str, A
     pieces = [{"batch_name": batch.name, "statement_id": r["statement_id"], "sequence": int(r["sequence"]),
                "pages": int(r["pages"]), "sheets": int(r["sheets"]), "mail_class": batch.mail_class,
                "imb_serial": int(r["imb_serial"])} for r in manifest_pieces(batch.manifest)]
-    moves = [Transition(p["statement_id"], Status.BATCHED, Event.BATCHED,
-                        {"batch": batch.name, "sequence": p["sequence"], "sheets": p["sheets"],
-                         "mail_class": batch.mail_class,
-                         "address_hash": mailing_hash(ctx, mailing[p["statement_id"]].lines)})
-             for p in pieces]
-    ctx.ledger.record_print_batch(row, pieces, moves)
+    details = {p["statement_id"]: {"batch": batch.name, "sequence": p["sequence"], "sheets": p["sheets"],
+                                   "mail_class": batch.mail_class,
+                                   "address_hash": mailing_hash(ctx, mailing[p["statement_id"]].lines)}
+               for p in pieces}
+    moves = [Transition(sid, Status.BATCHED, Event.BATCHED, detail)
+             for sid, detail in details.items() if not is_notice_id(sid)]
+    notice_moves = [NoticeMove(sid, NoticeStatus.BATCHED, Event.NOTICE_BATCHED, detail)
+                    for sid, detail in details.items() if is_notice_id(sid)]
+    ctx.ledger.record_print_batch(row, pieces, moves, notice_moves)
     return {"batch": batch.name, "pieces": batch.pieces, "sheets": batch.sheets}
 
 

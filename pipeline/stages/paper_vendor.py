@@ -12,6 +12,11 @@ line, is recorded in the audit log and changes nothing. Each file is archived on
 and statements not mailed within `EOB_PAPER_MAIL_DAYS` of going to paper (each escalated once),
 fail the task so Airflow alerts.
 
+A prompt notice's piece (its notice id in the files) moves the notice the same way (`printed`,
+back to the paper queue, `mailed` with the vendor's mail date as the day it left); a notice
+returned to sender or forwarded is recorded on its statement's timeline, where the statement's
+own verification of the address applies.
+
 `cancel_batch` and `redrop_batch` are the operator's: a batch cancelled within its window is
 announced to the vendor (`<BATCH>.cancel.json` in the drop) and then returns its pieces to the
 queue; a batch the vendor lost is delivered again from the same files, checked
@@ -27,7 +32,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.clock import iso
-from pipeline.ledger import Transition
+from pipeline.ledger import (
+    NoticeMove,
+    NoticeStatus,
+    Transition,
+    is_notice_id,
+    move_notices,
+    record_notice_event,
+)
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, NeedsOperator
@@ -118,6 +130,7 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
         return
     seen: set[str] = set()
     moves: list[Transition] = []
+    notice_moves: list[NoticeMove] = []
     accepted = rejected = 0
     for row in ack.rows:
         piece = ctx.ledger.fetch_one("paper_live_piece", statement_id=row.statement_id)
@@ -134,18 +147,34 @@ def _apply_ack(ctx: Context, data: bytes, name: str, counts: Counter[str]) -> No
             accepted += 1
             detail: dict[str, Any] = {"batch": ack.batch, "pages": row.pages}
             if int(row.pages) != int(piece["pages"]):
-                ctx.ledger.record_event(row.statement_id, Event.PAGE_COUNT_MISMATCH,
-                                        {"batch": ack.batch, "manifest": piece["pages"], "vendor": row.pages})
+                mismatch = {"batch": ack.batch, "manifest": piece["pages"], "vendor": row.pages}
+                if is_notice_id(row.statement_id):
+                    record_notice_event(ctx.ledger, row.statement_id, Event.PAGE_COUNT_MISMATCH, mismatch)
+                else:
+                    ctx.ledger.record_event(row.statement_id, Event.PAGE_COUNT_MISMATCH, mismatch)
                 counts["page_count_mismatch"] += 1
-            moves.append(Transition(row.statement_id, Status.PRINTED, Event.PRINTED, detail))
+            if is_notice_id(row.statement_id):
+                notice_moves.append(NoticeMove(row.statement_id, NoticeStatus.PRINTED, Event.NOTICE_PRINTED,
+                                               detail))
+            else:
+                moves.append(Transition(row.statement_id, Status.PRINTED, Event.PRINTED, detail))
         else:
             rejected += 1
             ctx.ledger.execute("paper_end_piece", batch_name=ack.batch, statement_id=row.statement_id)
-            moves.append(Transition(row.statement_id, Status.PAPER_QUEUED, Event.VENDOR_REJECTED,
-                                    {"batch": ack.batch, "reason": row.reason[:200]},
-                                    {"last_reason": f"print vendor: {row.reason[:180]}"}))
+            why = {"batch": ack.batch, "reason": row.reason[:200]}
+            if is_notice_id(row.statement_id):
+                notice_moves.append(NoticeMove(row.statement_id, NoticeStatus.PAPER_QUEUED,
+                                               Event.NOTICE_PAPER_QUEUED, {**why, "by": "print vendor"},
+                                               last_reason=f"print vendor: {row.reason[:180]}"))
+            else:
+                moves.append(Transition(row.statement_id, Status.PAPER_QUEUED, Event.VENDOR_REJECTED, why,
+                                        {"last_reason": f"print vendor: {row.reason[:180]}"}))
     counts["printed"] += ctx.ledger.apply(m for m in moves if m.to is Status.PRINTED)
     counts["vendor_rejected"] += ctx.ledger.apply(m for m in moves if m.to is Status.PAPER_QUEUED)
+    counts["notices_printed"] += move_notices(ctx.ledger, (
+        m for m in notice_moves if m.to is NoticeStatus.PRINTED))
+    counts["notices_vendor_rejected"] += move_notices(ctx.ledger, (
+        m for m in notice_moves if m.to is NoticeStatus.PAPER_QUEUED))
     still_open = int(ctx.ledger.fetch_one("paper_open_pieces", batch_name=ack.batch)["n"])  # type: ignore[index]
     ctx.ledger.execute("paper_set_batch_state", batch_name=ack.batch,
                        state=batch["state"] if still_open else "acknowledged",  # unanswered: overdue
@@ -169,6 +198,9 @@ def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) 
         if int(latest["imb_serial"]) != int(row.imb_serial):  # an earlier mailing's letter
             _ignore(ctx, counts, "earlier_mailing", {"file": name, "statement_id": row.statement_id,
                                                      "imb_serial": row.imb_serial})
+            continue
+        if is_notice_id(row.statement_id):
+            _apply_notice_tracking(ctx, row, counts)
             continue
         detail = {"event": row.event, "date": row.event_date.isoformat(), "imb_serial": row.imb_serial}
         if row.event in _TRACKING_MOVES:
@@ -195,6 +227,22 @@ def _apply_tracking(ctx: Context, data: bytes, name: str, counts: Counter[str]) 
         else:
             ctx.ledger.record_event(row.statement_id, Event.MAIL_TRACKING, detail)
             counts[row.event] += 1
+
+
+def _apply_notice_tracking(ctx: Context, row: Any, counts: Counter[str]) -> None:
+    """A notice's tracking line: `mailed` with the vendor's mail date as the day it left (and
+    whether that is after it was due); anything else on its statement's timeline."""
+    detail = {"event": row.event, "date": row.event_date.isoformat(), "imb_serial": row.imb_serial}
+    if row.event == "mailed":
+        moved = move_notices(ctx.ledger, [NoticeMove(row.statement_id, NoticeStatus.MAILED,
+                                                     Event.NOTICE_MAILED, detail, left_on=row.event_date)])
+        counts["notices_mailed" if moved else "tracking_ignored"] += 1
+        return
+    event = Event.NOTICE_RETURNED if row.event == "returned_to_sender" else Event.MAIL_TRACKING
+    if row.event == "forwarded":  # the address is the statement's: its own verification confirms it
+        detail["new_address_to_verify"] = True
+    record_notice_event(ctx.ledger, row.statement_id, event, detail)
+    counts[f"notices_{row.event}"] += 1
 
 
 def _end_piece(ctx: Context, statement_id: str) -> None:
@@ -242,6 +290,7 @@ def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
                                   f"{window.isoformat(timespec='minutes')}): ask the print vendor to "
                                   f"stop it, then record their rejection")
     pieces = [p for p in ctx.ledger.fetch("paper_batch_pieces", batch_name=batch_name) if p["live"]]
+    notices = [p["statement_id"] for p in pieces if is_notice_id(p["statement_id"])]
     notice = batch_folder(ctx, batch["batch_day"]) / f"{batch_name}.cancel.json"
     notice.write_text(json.dumps({"batch": batch_name, "cancelled_by": "sender",
                                   "pieces": len(pieces)}, indent=2) + "\n", encoding="utf-8")
@@ -250,7 +299,10 @@ def cancel_batch(ctx: Context, batch_name: str, *, actor: str) -> int:
     moved = ctx.ledger.cancel_print_batch(
         batch_name, [p["statement_id"] for p in pieces],
         [Transition(p["statement_id"], Status.PAPER_QUEUED, Event.BATCH_CANCELLED,
-                    {"batch": batch_name, "by": actor}) for p in pieces])
+                    {"batch": batch_name, "by": actor}) for p in pieces if p["statement_id"] not in notices],
+        [NoticeMove(notice_id, NoticeStatus.PAPER_QUEUED, Event.NOTICE_PAPER_QUEUED,
+                    {"batch": batch_name, "by": actor, "reason": "batch cancelled"})
+         for notice_id in notices])
     ctx.ledger.audit(actor, "paper_batch_cancelled", None, {"batch": batch_name, "pieces": moved})
     return moved
 

@@ -4,8 +4,10 @@ For each item a feed offers: parse it (RFC 3464 DSN, ARF, auto-reply, free-text 
 JSON), find its statement (the signed VERP token; our Message-ID or X-EOB-Statement only as
 unsigned fall-backs, and only from a feed that allows them: SES notifications by default, never
 a bounce mailbox unless its URL says so), classify, and move the statement in one ledger
-transaction. The item's hash and outcome are recorded (never its content), so the same item
-twice changes nothing, and the feed is told `done` or `set_aside` only after the ledger has it.
+transaction; a report about a prompt notice's email (a notice id) sends the notice to paper
+(`stages.notices.notice_bounced`). The item's hash and outcome are recorded (never its content),
+so the same item twice changes nothing, and the feed is told `done` or `set_aside` only after the
+ledger has it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from pipeline.clock import iso
 from pipeline.delivery.suppression import suppress
-from pipeline.ledger import Transition
+from pipeline.ledger import Transition, is_notice_id
 from pipeline.ledger.events import Event
 from pipeline.ledger.statuses import Status
 from pipeline.outcomes import (
@@ -35,6 +37,7 @@ from pipeline.outcomes import (
 from pipeline.reconcile import RFC822, Feed, FeedError, configured_feeds, open_feed, split_documents
 from pipeline.stages import withdrawals
 from pipeline.stages.context import Context
+from pipeline.stages.notices import notice_bounced
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +166,9 @@ def process_document(ctx: Context, data: bytes, fmt: str, feed: str, *,
                          message_id_domain=settings.message_id_domain,
                          message_id_correlation=message_id_correlation)
         statement_id = link.statement_id
-        if ctx.ledger.statement(statement_id) is None:
+        if is_notice_id(statement_id):  # a prompt notice's email (its id in the VERP token)
+            outcome = notice_bounced(ctx, statement_id, bounce.recipients, signed=link.signed, feed=feed)
+        elif ctx.ledger.statement(statement_id) is None:
             outcome, reason = "unknown_statement", f"{link.how} names no statement in the ledger"
             statement_id = None
         else:

@@ -23,6 +23,7 @@ from pipeline.ledger.events import Event
 from pipeline.ledger.sql import clause
 from pipeline.ledger.statuses import Status
 from pipeline.stages.context import Context, check_ingested, flush_transitions, run_dir, run_id_for
+from pipeline.stages.notices import separate_notices, tell_separate_notices
 from pipeline.stages.route import route_statements
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
     # here does not) decides the variant and the route
     channels = {row["statement_id"]: row["channel"] for row in rows}
     hashes = content_hashes(ctx, run_id, shard)
+    notices = separate_notices(ctx, run_id, shard)  # what each statement says about its notices
     owner = ctx.settings.pdf_owner_password.get_secret_value()
     batch: list[Transition] = []
     ready: list[tuple[str, str]] = []  # (statement_id, channel) rendered and not yet routed
@@ -86,6 +88,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         if status not in (Status.COMPOSED, Status.RENDERED):
             counts.skipped += 1
             continue
+        tell_separate_notices(statement, notices)
         channel = channels.get(statement.statement_id) or composed.channel
         email = channel == "email"
         try:

@@ -103,7 +103,7 @@ def send_stage(
         if follow_run is not None:  # plan the pool once the run is routed (or render stalls)
             _follow(ctx, pool_name, follow_run)
         now = ctx.now()
-        return plan_pool(ctx, config, pool, now, _holds(ctx, pool_name, now)[0])
+        return plan_pool(ctx, config, pool, now, pool_holds(ctx, pool_name, now)[0])
     try:
         check_pool_can_connect(pool, ctx.settings)
     except PoolConfigError as exc:
@@ -133,7 +133,7 @@ def send_stage(
     return result
 
 
-def _holds(ctx: Context, pool_name: str, now: datetime) -> tuple[dict[str, str], bool]:
+def pool_holds(ctx: Context, pool_name: str, now: datetime) -> tuple[dict[str, str], bool]:
     """Providers held on this pool now (``"*"``: the whole pool), and whether the pool starts
     throttled."""
     from pipeline.delivery import controls as controls_db
@@ -163,7 +163,7 @@ def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
     stuck: set[str] = set()  # handed to a round and still queued (held): not taken again
     while True:
         now = ctx.now()
-        held, throttled = _holds(ctx, pool.name, now)
+        held, throttled = pool_holds(ctx, pool.name, now)
         rows = [row for row in ctx.ledger.fetch("send_queued_for_pool", pool=pool.name)
                 if row["statement_id"] not in stuck]
         summary["queued"] += len(rows)
@@ -444,7 +444,7 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
                 message_id_domain=settings.message_id_domain,
                 pdf_filename=f"statement-{row['period']}.pdf",
                 content=render_email(language=language, context={
-                    "support_phone": _brand_phone(), "brand_name": _brand_name(),
+                    "support_phone": brand_phone(), "brand_name": brand_name(),
                     "password_hint": password_hint(settings.password_policy, language),
                     "period_label": row["period"]}))
         recipients[row["statement_id"]] = email
@@ -491,13 +491,13 @@ def plan_pool(ctx: Context, config: SendConfig, pool: PoolConfig, now: datetime,
             "pool_seconds_at_rate": round(sendable / pool.max_per_second, 1)}
 
 
-def _brand_phone() -> str:
+def brand_phone() -> str:
     from pipeline.templates import brand
 
     return brand("default").string("identity.phone")
 
 
-def _brand_name() -> str:
+def brand_name() -> str:
     from pipeline.templates import brand
 
     return brand("default").string("identity.short_name")

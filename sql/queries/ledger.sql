@@ -107,6 +107,11 @@ WHERE run_id = :run_id AND pool IS NOT NULL GROUP BY pool, status ORDER BY pool,
 -- name: prompt_notice_count_for_run
 SELECT COUNT(*) AS n FROM statements WHERE run_id = :run_id AND prompt_notice = 1;
 
+-- name: own_statements_for_run
+-- Patients' own statements (confidential communications): a recipient id is <member>~<patient>.
+SELECT COUNT(*) AS n FROM statements
+WHERE run_id = :run_id AND member_id LIKE '%~%' AND status <> 'superseded';
+
 -- name: bounce_message_seen
 SELECT outcome FROM bounce_messages WHERE message_key = :message_key;
 

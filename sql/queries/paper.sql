@@ -1,5 +1,6 @@
 -- Paper: print batches for the vendor, and what the vendor sends back (pipeline/stages/paper.py,
 -- pipeline/stages/paper_vendor.py). A statement is in at most one live batch (a unique index).
+-- A piece is a statement or a prompt notice: batch_pieces.statement_id holds either id.
 
 -- name: paper_candidates
 -- On paper since before the cut-off: the time of its latest move into paper_queued (whatever
@@ -62,14 +63,20 @@ FROM print_batches
 ORDER BY batch_day DESC, batch_name;
 
 -- name: paper_batch_pieces
-SELECT p.statement_id, p.sequence, p.pages, p.sheets, p.mail_class, p.imb_serial, p.live, s.status
-FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
+SELECT p.statement_id, p.sequence, p.pages, p.sheets, p.mail_class, p.imb_serial, p.live,
+       COALESCE(s.status, n.status) AS status
+FROM batch_pieces p
+LEFT JOIN statements s ON s.statement_id = p.statement_id
+LEFT JOIN prompt_notices n ON n.notice_id = p.statement_id
 WHERE p.batch_name = :batch_name
 ORDER BY p.sequence;
 
 -- name: paper_live_piece
-SELECT p.batch_name, p.sequence, p.pages, s.status
-FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
+-- a piece is a statement or a prompt notice (its id in statement_id): its status is the one it has
+SELECT p.batch_name, p.sequence, p.pages, COALESCE(s.status, n.status) AS status
+FROM batch_pieces p
+LEFT JOIN statements s ON s.statement_id = p.statement_id
+LEFT JOIN prompt_notices n ON n.notice_id = p.statement_id
 WHERE p.statement_id = :statement_id AND p.live = 1;
 
 -- name: paper_end_piece
@@ -96,8 +103,10 @@ WHERE batch_name = :batch_name AND state = 'delivering';
 SELECT DISTINCT statement_id FROM statement_events WHERE event = 'returned_to_sender';
 
 -- name: paper_open_pieces
-SELECT COUNT(*) AS n FROM batch_pieces p JOIN statements s ON s.statement_id = p.statement_id
-WHERE p.batch_name = :batch_name AND p.live = 1 AND s.status = 'batched';
+SELECT COUNT(*) AS n FROM batch_pieces p
+LEFT JOIN statements s ON s.statement_id = p.statement_id
+LEFT JOIN prompt_notices n ON n.notice_id = p.statement_id
+WHERE p.batch_name = :batch_name AND p.live = 1 AND COALESCE(s.status, n.status) = 'batched';
 
 -- name: paper_not_mailed_since
 SELECT s.statement_id, s.status

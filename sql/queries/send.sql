@@ -13,12 +13,13 @@ WHERE status = 'queued' AND pool = :pool
 GROUP BY COALESCE(email_domain, '');
 
 -- name: send_in_doubt_for_pool
+-- the statement's own last event (a prompt notice's events share its timeline)
 SELECT s.statement_id
 FROM statements s
 JOIN statement_events e ON e.statement_id = s.statement_id
 WHERE s.status = 'queued' AND s.pool = :pool AND e.event = 'send_attempt'
   AND e.event_id = (SELECT MAX(e2.event_id) FROM statement_events e2
-                    WHERE e2.statement_id = s.statement_id)
+                    WHERE e2.statement_id = s.statement_id AND e2.event NOT LIKE 'notice%')
 ORDER BY s.statement_id;
 
 -- name: send_statements_by_id

@@ -25,14 +25,14 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile", "eob_paper"}
+    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile", "eob_paper", "eob_notices"}
 
 
 def test_dags_reference_only_pools_that_infra_defines(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert not dagbag.dag_warnings, [w.message for w in dagbag.dag_warnings]
     used = {task.pool for dag in dagbag.dags.values() for task in dag.tasks}
     assert used <= set(POOLS) | {"default_pool"}
-    assert {"eob_render", "eob_send", "eob_paper"} <= used
+    assert {"eob_render", "eob_send", "eob_paper", "eob_notices"} <= used
 
 
 def test_paper_dag_reads_the_vendor_files_then_batches_then_checks(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -42,6 +42,23 @@ def test_paper_dag_reads_the_vendor_files_then_batches_then_checks(dagbag) -> No
                      "check_paper": set()}
     assert dag.task_dict["make_batches"].pool == "eob_paper"
     assert set(dag.params) == {"day", "dry_run"} and dag.params["dry_run"] is False
+
+
+def test_notices_run_daily_and_as_soon_as_a_monthly_compose_flags_claims(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """One task in its own pool (so the monthly run's senders, holding eob_send, never hold it
+    back), scheduled every morning or on the asset the monthly compose task emits."""
+    from airflow.sdk import Asset, AssetOrTimeSchedule
+
+    dag = dagbag.dags["eob_notices"]
+    assert [t.task_id for t in dag.tasks] == ["send_notices"]
+    assert dag.task_dict["send_notices"].pool == "eob_notices" and POOLS["eob_notices"]["slots"] >= 1
+    assert set(dag.params) == {"day", "dry_run"} and dag.params["dry_run"] is False
+    assert dag.max_active_runs == 1
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    emitted = {asset.uri for asset in dagbag.dags["eob_monthly"].get_task("compose").outlets}
+    assert emitted == {"eob://ledger/prompt-notices"}
+    assert dag.timetable.asset_condition == Asset("eob://ledger/prompt-notices")
+    assert dag.timetable.timetable.expression == "0 7 * * *"
 
 
 def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -255,7 +255,8 @@ def test_denied_line_showing_a_plan_payment_is_quarantined(extract: Path, tmp_pa
 
 
 PHI_COLUMNS = {"first_name", "last_name", "date_of_birth", "address_line1", "email", "patient_name",
-               "patient_id", "diagnosis_codes", "service_date", "received_date", "service_description", "billed", "plan_paid", "not_covered"}
+               "patient_id", "diagnosis_codes", "service_date", "received_date", "service_description",
+               "billed", "plan_paid", "not_covered"}
 
 
 def test_reasons_never_quote_row_values(extract: Path, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def _write(path: Path, kind: str, rows: list[dict[str, str]]) -> None:
 
 
 def _member(member_id: str, email: str, **extra: str) -> dict[str, str]:
-    return {"member_id": member_id, "first_name": "Pat", "last_name": "Subscriber", "date_of_birth": "1970-01-02",
+    return {"member_id": member_id, "first_name": "Pat", "last_name": "Subscriber",
+            "date_of_birth": "1970-01-02",
             "address_line1": "1 Family Way", "city": "Sacramento", "state": "CA", "postal_code": "95814",
             "email": email, "language": "en", "plan_id": "P1", "edelivery_consent": "Y",
             "ytd_deductible": "100.00", "ytd_out_of_pocket": "150.00", **extra}
@@ -78,7 +79,8 @@ def extract(tmp_path: Path) -> Path:
          "scope": "sensitive", "effective_from": "2026-01-01"},
         {"member_id": "S2", "patient_id": "S2-03", "last_name": "Gone", "date_of_birth": "2000-01-01",
          "channel": "paper", "address_line1": "9 Elsewhere", "city": "Denver", "state": "CO",
-         "postal_code": "80202", "scope": "all", "effective_from": "2025-01-01", "effective_to": "2025-12-31"},
+         "postal_code": "80202", "scope": "all", "effective_from": "2025-01-01",
+         "effective_to": "2025-12-31"},
         {"member_id": "S2", "patient_id": "S2-04", "last_name": "Nomail", "date_of_birth": "2001-01-01",
          "channel": "email", "scope": "all", "effective_from": "2026-01-01"},
         {"member_id": "S9", "patient_id": "S9-02", "last_name": "Unknown", "date_of_birth": "2001-01-01",
@@ -86,14 +88,6 @@ def extract(tmp_path: Path) -> Path:
          "postal_code": "73301", "scope": "all", "effective_from": "2026-01-01"},
     ])
     return folder
-
-
-def _statements(run_dir: Path) -> dict[str, Composed]:
-    found = {}
-    for shard in range(2):
-        for composed in iter_composed(run_dir, shard, PERIOD, notices=NOTICES, statement_ids=IDS):
-            found[composed.statement.member.member_id + "/" + composed.statement.member.last_name] = composed
-    return found
 
 
 def _by_recipient(run_dir: Path) -> dict[str, Composed]:
@@ -146,7 +140,8 @@ def test_a_sensitive_service_without_a_request_follows_the_policy(extract: Path,
     separate = _by_recipient(tmp_path / "separate")
     patient = separate["S2~S2-02"]
     assert [line.claim_id for line in patient.statement.lines] == ["C5"]
-    assert (patient.channel, patient.paper_reason) == ("paper", "no_consent")  # the email on file is not theirs
+    # by paper: the email on file is the subscriber's, not theirs
+    assert (patient.channel, patient.paper_reason) == ("paper", "no_consent")
     assert patient.statement.member.last_name == "Name S2-02"
     assert [line.claim_id for line in separate["S2"].statement.lines] == ["C4"]
 
@@ -161,7 +156,8 @@ def test_every_request_row_is_accounted_for_with_its_field(extract: Path, tmp_pa
     result = ingest(extract, tmp_path / "run", shards=2, period=PERIOD)
     account = next(f for f in result.files if f.kind == "requests")
     assert (account.rows_read, account.rows_accepted, account.rows_quarantined) == (4, 2, 2)
-    set_aside = {(q.row_number, q.field) for q in result.quarantined if q.source_file == "confidential_requests.csv"}
+    set_aside = {(q.row_number, q.field) for q in result.quarantined
+                 if q.source_file == "confidential_requests.csv"}
     assert set_aside == {(4, "email"), (5, "member_id")}
     members = pq.read_table(tmp_path / "run" / "members.parquet").to_pylist()
     assert not any(m["member_id"].startswith("S2~S2-03") for m in members)  # expired: no effect

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipeline.compose import ID_SCHEMES, KEYED_IDS, UNKEYED_IDS
 from pipeline.ledger import Delivery, Event, FileAccount, Ledger, LedgerError, NewStatement, QuarantineRow
+from pipeline.ledger.notices import NoticeStatus
 from pipeline.ledger.sql import SQL_DIR, Migration, migrations
 from pipeline.ledger.statuses import ALLOWED_FROM, TERMINAL, Status
 
@@ -153,13 +154,20 @@ def test_schema_check_matches_python_vocabulary(ledger: Ledger) -> None:
     assert set(ALLOWED_FROM) == set(Status)
 
 
+def _newest_status_check(dialect: str, table: str) -> set[str]:
+    """The values of the last CHECK (status IN (...)) the migrations give `table`."""
+    defining = [stmt for m in migrations(dialect) for stmt in m.statements
+                if re.search(r"CHECK \(status IN \(", stmt)
+                and re.search(rf"(?:CREATE|ALTER) TABLE {table}(?:_new)?\s", stmt)]
+    block = re.search(r"CHECK \(status IN \((.*?)\)\)", defining[-1], re.S)
+    assert block, f"{table}.status CHECK constraint not found"
+    return set(re.findall(r"'(\w+)'", block.group(1)))
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_newest_status_check_in_the_migrations_matches_python_vocabulary(dialect: str) -> None:
-    defining = [stmt for m in migrations(dialect) for stmt in m.statements
-                if re.search(r"CHECK \(status IN \(", stmt)]
-    block = re.search(r"CHECK \(status IN \((.*?)\)\)", defining[-1], re.S)
-    assert block, "statements.status CHECK constraint not found"
-    assert set(re.findall(r"'(\w+)'", block.group(1))) == {s.value for s in Status}
+    assert _newest_status_check(dialect, "statements") == {s.value for s in Status}
+    assert _newest_status_check(dialect, "prompt_notices") == {s.value for s in NoticeStatus}
 
 
 def test_schema_accepts_every_status_of_the_vocabulary(ledger: Ledger) -> None:

@@ -10,8 +10,15 @@ CANARY_FIRST, CANARY_LAST = "Zebedee", "Canaryphi"
 CANARY_STREET = "77 Canarywharf Lane"
 CANARY_DOB = "1957-04-03"
 PAPER_CANARY_LAST, PAPER_CANARY_STREET = "Paperphi", "78 Canarywharf Lane"
+HIDDEN_PROVIDER, HIDDEN_EMAIL, HIDDEN_DOB = ("Canaryhidden Counseling", "hidden.canary@private.example",
+                                             "2003-05-06")
+HIDDEN_AMOUNT, HIDDEN_CODE, HIDDEN_SERVED = "431.17", "90834", "2026-11-19"
+"""The canary's adult child, who asked for confidential communications (scope: sensitive
+services), and their psychotherapy claim: it must reach the child and no trace of it the canary."""
+PLANTED_LINES = 1
+"""Claim lines `plant_canary` adds to the generated extract."""
 CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957",
-                  PAPER_CANARY_LAST, PAPER_CANARY_LAST.upper(), "CANARYWHARF"]
+                  PAPER_CANARY_LAST, PAPER_CANARY_LAST.upper(), "CANARYWHARF", HIDDEN_PROVIDER]
 
 def canary_member(folder: Path) -> dict[str, str]:
     """The canary's row in the extract's members.csv (its member ID is the generator's)."""
@@ -45,3 +52,35 @@ def plant_canary(folder: Path) -> None:
                 line[3] = f"{CANARY_FIRST} {CANARY_LAST}"
         with claims.open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(lines)
+    _plant_hidden_claim(folder, rows[0]["member_id"])
+
+
+def _plant_hidden_claim(folder: Path, member_id: str) -> None:
+    """The canary's child: a sensitive claim, and a request that it go to the child's own email."""
+    claims = folder / "claims_part1.csv"
+    with claims.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    line = dict.fromkeys(header, "") | {
+        "claim_id": "CHIDDEN0001", "line_no": "1", "member_id": member_id, "patient_id": f"{member_id}-09",
+        "patient_name": "Robin Canaryhidden", "patient_relationship": "child",
+        "provider_name": HIDDEN_PROVIDER,
+        "network": "in", "service_date": HIDDEN_SERVED, "received_date": HIDDEN_SERVED,
+        "service_code": HIDDEN_CODE, "service_description": "Psychotherapy, 45 minutes", "status": "paid",
+        "billed": HIDDEN_AMOUNT, "discount": "0.00", "plan_paid": "391.17", "other_payer_paid": "0.00",
+        "deductible": "0.00", "copay": "40.00", "coinsurance": "0.00", "not_covered": "0.00",
+        "diagnosis_codes": "F32.9", "place_of_service": "11"}
+    with claims.open("a", newline="", encoding="utf-8") as handle:
+        csv.DictWriter(handle, fieldnames=header).writerow(line)
+    requests = folder / "confidential_requests.csv"
+    names = ["member_id", "patient_id", "first_name", "last_name", "date_of_birth", "channel", "email",
+             "address_line1", "address_line2", "city", "state", "postal_code", "language", "scope",
+             "effective_from", "effective_to"]
+    exists = requests.exists()
+    with requests.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        if not exists:
+            writer.writeheader()
+        writer.writerow(dict.fromkeys(names, "") | {
+            "member_id": member_id, "patient_id": f"{member_id}-09", "first_name": "Robin",
+            "last_name": "Canaryhidden", "date_of_birth": HIDDEN_DOB, "channel": "email",
+            "email": HIDDEN_EMAIL, "language": "en", "scope": "sensitive", "effective_from": "2026-01-01"})

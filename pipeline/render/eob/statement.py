@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.model import Statement
-from pipeline.render.blocks import Block
+from pipeline.render.blocks import Block, TextBlock
 from pipeline.render.canvas import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, Out, Theme
 from pipeline.render.document import add_pages
 from pipeline.render.eob.brand import brand_theme
@@ -29,8 +29,9 @@ from pipeline.render.eob.claims import claims_blocks, reason_blocks
 from pipeline.render.eob.furniture import BOTTOM, FIRST_PAGE_TOP, LATER_PAGE_TOP, PageFurniture
 from pipeline.render.eob.legal import legal_pages
 from pipeline.render.eob.summary import accumulator_blocks, summary_blocks
-from pipeline.render.eob.words import Words, statement_context
+from pipeline.render.eob.words import Words, date_formatter, statement_context
 from pipeline.render.flow import Region, layout
+from pipeline.render.fonts import BOLD
 from pipeline.render.pdf.rendered import RenderedPdf
 from pipeline.render.pdf.writer import Name, PdfDocument
 from pipeline.templates import (
@@ -57,7 +58,19 @@ def _blocks(statement: Statement, words: Words, theme: Theme, variant: str) -> I
     yield from claims_blocks(statement, words, theme)
     yield from reason_blocks(statement, words, theme)
     yield from accumulator_blocks(statement, words, theme)
+    yield from separate_notice_blocks(statement, words, theme)
     yield legal_pages(statement, words, theme, variant)
+
+
+def separate_notice_blocks(statement: Statement, words: Words, theme: Theme) -> list[Block]:
+    """One sentence per claim that got a prompt notice of its own, just before the appeal
+    rights: the claim and the day its notice leaves. Claim ids and dates are the member's:
+    never cached (the legal pages after it are)."""
+    day = date_formatter(words.file.string("meta.date_format"))
+    return [TextBlock(words("adverse.separate_notice", claim_id=notice.claim_id, date=day(notice.leaves)),
+                      BOLD, 8, theme.text, remember=False, space_before=6 if index == 0 else 0,
+                      space_after=2)
+            for index, notice in enumerate(statement.separate_notices)]
 
 
 def render_statement(
