@@ -27,6 +27,7 @@ from pipeline.storage import read_shard_lines
 from tests.support.canary import (
     CANARY_STRINGS,
     HIDDEN_AMOUNT,
+    HIDDEN_CLAIM,
     HIDDEN_CODE,
     HIDDEN_EMAIL,
     HIDDEN_PROVIDER,
@@ -248,9 +249,18 @@ def test_a_confidential_claim_reaches_the_patient_and_leaves_no_trace_for_the_su
     hidden = texts[HIDDEN_EMAIL]
     assert HIDDEN_PROVIDER in hidden and HIDDEN_AMOUNT in hidden and "Canaryhidden" in hidden
     family = texts["zebedee.canary0@gmail.com"]
-    for trace in (HIDDEN_PROVIDER, HIDDEN_AMOUNT, HIDDEN_CODE, "11/19/2026", "19/11/2026", "Canaryhidden",
-                  "391.17"):
+    for trace in (HIDDEN_PROVIDER, HIDDEN_AMOUNT, HIDDEN_CODE, "Canaryhidden", "391.17", HIDDEN_CLAIM):
         assert trace not in family, f"the subscriber's statement shows {trace!r}"
+    # the denied line's prompt notice went to the child too, and to no one else
+    conn = _ledger(result)
+    query = ("SELECT s.member_id, n.status FROM prompt_notices n "
+             "JOIN statements s ON s.statement_id = n.statement_id WHERE n.claim_id = ?")
+    notices = conn.execute(query, (HIDDEN_CLAIM,)).fetchall()
+    assert [(row[0].split("~")[1], row[1]) for row in notices] == [
+        (f"{canary_member(result.extract.folder)['member_id']}-09", "sent")]
+    notice_to = [m.rcpt_to[0] for m in result.messages
+                 if email.message_from_bytes(m.data, policy=email.policy.default)["X-EOB-Notice"]]
+    assert HIDDEN_EMAIL in notice_to
 
 
 def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]

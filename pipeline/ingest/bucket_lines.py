@@ -18,16 +18,20 @@ from pipeline.ingest.sources import ExtractFile
 from pipeline.ingest.staging import ORDER_SHIFT, take_stage
 from pipeline.storage import LINE_SCHEMA, as_integers
 
-__all__ = ["BucketLines"]
+__all__ = ["BucketLines", "Held"]
+
+Held = Callable[[pa.Table], list[tuple[np.ndarray, str]]]
+"""A bucket's lines → masks of lines to set aside, each with its claims rule id."""
 
 
 class BucketLines:
     """The accepted lines of one bucket at a time, each with its member's row in the bucket."""
 
     def __init__(self, staging: Path, files: Sequence[ExtractFile], key_rejects: pa.Table,
-                 quarantine: Quarantine) -> None:
+                 quarantine: Quarantine, held: Held | None = None) -> None:
         self.staging, self.files, self.key_rejects, self.quarantine = staging, files, key_rejects, quarantine
         self.names = [item.source_name for item in files]
+        self.held = held
 
     def take(self, bucket: int, shard: int, member_ids: pa.ChunkedArray,
              effects: list[Callable[[], None]]) -> tuple[pa.Table, np.ndarray]:
@@ -43,6 +47,11 @@ class BucketLines:
             unknown = lines.take(pa.array(np.flatnonzero(~known)))
             self._reject(effects, unknown, *file_spec("claims").rule("member_known"))
         keep = known & ~self._repeats(lines, known, effects)
+        if self.held is not None:  # lines that may not reach any statement yet (recipients)
+            for mask, rule in self.held(lines):
+                hit = mask & keep
+                self._reject(effects, lines.filter(pa.array(hit)), *file_spec("claims").rule(rule))
+                keep &= ~hit
         if not keep.all():
             lines = lines.filter(pa.array(keep))  # the one copy of the bucket's lines
             owners = owners[keep]

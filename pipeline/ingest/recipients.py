@@ -1,21 +1,30 @@
 """Pass 2: a bucket's lines split by recipient (pipeline.recipients).
 
-A patient's lines move from the subscriber's statement to one of their own when the patient has
-a confidential-communications request in effect (scope `all`: every line; `sensitive`: the
-sensitive-service lines), or, with no request, when the line is a dependent's sensitive service
-and the policy is `separate`. The recipient gets a member row of its own, built from the
-subscriber's (plan, group, line of business) and the request (name, birth date, address, email,
-language); without a request it is the patient's name at the address on file, by paper, since
-the email on file is the subscriber's. Its prior year-to-date amounts are 0: the family's
-accumulators are the subscriber's, and the recipient's statement shows none (see compose).
+A patient's claims move from the subscriber's statement to one of their own when the patient has
+a confidential-communications request in effect (scope `all`: every claim; `sensitive`: the
+claims with a sensitive-service line), or, with no request, when a dependent's claim has a
+sensitive-service line and the policy is `separate`. A claim moves whole: one sensitive line
+takes its other lines (same provider and date) with it. The recipient gets a member row of its
+own, built from the subscriber's (plan, group, line of business) and the request (name, birth
+date, address, email, language); without a request it is the patient's name at the address on
+file, by paper, since the email on file is the subscriber's. An email request without a postal
+address has none: a paper fallback then stops at the address exceptions for support instead of
+reaching the family's mailbox. Its prior year-to-date amounts are 0: the family's accumulators
+are the subscriber's, and the recipient's statement shows none (see compose).
 
-Both rows stay in the subscriber's bucket, so the subscriber's shard holds every statement the
-member file's row led to. A bucket nothing moves in is handed back untouched.
+A claim that would move but cannot be placed safely is held (quarantined with the reason, so it
+is counted and loud) rather than left on the subscriber's statement: the patient's request was
+set aside as malformed or conflicting (`patient_request_held`), or a dependent's sensitive claim
+has no patient_id to give it a statement of its own (`sensitive_needs_patient`).
+
+The subscriber's own lines may leave no patient_id; a request whose patient_id is the member id
+matches them. Both rows stay in the subscriber's bucket, so the subscriber's shard holds every
+statement the member file's row led to. A bucket nothing moves in is handed back untouched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -23,22 +32,42 @@ import pyarrow.compute as pc
 
 from pipeline.column_kernels import email_shapes, string_buffers
 from pipeline.recipients import recipient_id
-from pipeline.storage import MEMBER_FIELDS, as_array, hash64
+from pipeline.storage import MEMBER_FIELDS, as_array
 
 __all__ = ["RecipientSplit"]
 
 _DEPENDENTS = pa.array(["spouse", "child", "other"], pa.string())
-_REQUEST_FIELDS = ("first_name", "last_name", "date_of_birth", "language")
+_SUBSCRIBER = pa.array(["self", ""], pa.string())
+_REQUEST_FIELDS = ("first_name", "last_name", "date_of_birth")
 _ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_code")
+_SEP = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
 class RecipientSplit:
-    """The requests in effect (pipeline.ingest.requests), the policy, the requests file's name."""
+    """The requests in effect (pipeline.ingest.requests), the patients whose request was set
+    aside (`held`: member_id, patient_id), the policy and the requests file's name."""
 
     requests: pa.Table
     policy: str = "separate"
     requests_file: str = ""
+    held: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    def held_lines(self, lines: pa.Table) -> list[tuple[np.ndarray, str]]:
+        """Lines to set aside before the split, each mask with its claims rule id (see above)."""
+        found = []
+        if self.held:
+            keys = _patient_keys(lines)
+            wanted = pa.array([f"{m}{_SEP}{p}" for m, p in sorted(self.held)], pa.string())
+            hit = pc.fill_null(pc.is_in(keys, wanted), False).to_numpy(zero_copy_only=False)
+            found.append((_whole_claims(lines, hit), "patient_request_held"))
+        if self.policy == "separate":
+            hit = _sensitive(lines) & _dependent(lines) & _no_patient_id(lines)
+            if self.requests.num_rows:
+                hit &= pc.is_null(pc.index_in(_patient_keys(lines), _request_keys(self.requests))).to_numpy(
+                    zero_copy_only=False)
+            found.append((_whole_claims(lines, hit), "sensitive_needs_patient"))
+        return [(mask, rule) for mask, rule in found if mask.any()]
 
     def split(self, members: pa.Table, lines: pa.Table,
               owners: np.ndarray) -> tuple[pa.Table, pa.Table, np.ndarray]:
@@ -48,18 +77,24 @@ class RecipientSplit:
         if moved is None:
             return members, lines, owners
         at = np.flatnonzero(moved)
-        patients = lines["patient_id"].take(pa.array(at)).to_pylist()
-        names = lines["patient_name"].take(pa.array(at)).to_pylist()
-        subscribers = lines["member_id"].take(pa.array(at)).to_pylist()
-        ids = [recipient_id(m, p or _name_key(n))
-               for m, p, n in zip(subscribers, patients, names, strict=True)]
+        taken = pa.array(at)
+        subscribers = lines["member_id"].take(taken).to_pylist()
+        patients = _patient_keys(lines).take(taken).to_pylist()
+        claims = lines["claim_id"].take(taken).to_pylist()
+        names = lines["patient_name"].take(taken).to_pylist()
+        recipient_of: dict[str, tuple[str, int, int, str | None]] = {}  # claim → its recipient
+        for line, subscriber, key, claim, name in zip(at.tolist(), subscribers, patients, claims, names,
+                                                       strict=True):
+            if claim not in recipient_of and key:
+                recipient_of[claim] = (recipient_id(subscriber, key.split(_SEP, 1)[1]), line,
+                                       int(request_at[line]), name)
+        ids = [recipient_of[claim][0] for claim in claims]
         rows: dict[str, dict] = {}  # type: ignore[type-arg]
-        for line, recipient, name in zip(at.tolist(), ids, names, strict=True):
+        for recipient, line, request, name in recipient_of.values():
             if recipient not in rows:
-                rows[recipient] = self._recipient_row(members, int(owners[line]), recipient,
-                                                      int(request_at[line]), name)
-        mask = pa.array(moved)
-        member_ids = pc.replace_with_mask(as_array(lines["member_id"]), mask, pa.array(ids, pa.string()))
+                rows[recipient] = self._recipient_row(members, int(owners[line]), recipient, request, name)
+        member_ids = pc.replace_with_mask(as_array(lines["member_id"]), pa.array(moved),
+                                          pa.array(ids, pa.string()))
         lines = lines.set_column(lines.schema.get_field_index("member_id"), "member_id", member_ids)
         added = pa.Table.from_pylist(list(rows.values()), schema=MEMBER_FIELDS)
         added = added.set_column(added.schema.get_field_index("email_valid"), "email_valid", pa.array(
@@ -70,26 +105,22 @@ class RecipientSplit:
         return combined, lines, owner_at.to_numpy(zero_copy_only=False).astype(np.int32)
 
     def _moved(self, lines: pa.Table) -> tuple[np.ndarray | None, np.ndarray]:
-        """Which lines move, and each line's request (-1: none); None when none moves."""
+        """Which lines move (whole claims), and each line's request (-1: none); None when none moves."""
         n = lines.num_rows
         request_at = np.full(n, -1, np.int64)
-        sensitive = pc.fill_null(lines["sensitive"], False).to_numpy(zero_copy_only=False)
+        sensitive = _sensitive(lines)
         separate = self.policy == "separate" and bool(sensitive.any())
         if not n or (not self.requests.num_rows and not separate):
             return None, request_at
+        moved = np.zeros(n, bool)
         if self.requests.num_rows:
-            asked = self.requests
-            keys = pc.binary_join_element_wise(lines["member_id"], pc.fill_null(lines["patient_id"], ""),
-                                               "\x1f")
-            known = pc.binary_join_element_wise(asked["member_id"], asked["patient_id"], "\x1f")
-            request_at = pc.fill_null(pc.index_in(keys, known), -1).to_numpy(zero_copy_only=False)
-        has_request = request_at >= 0
-        scope_all = np.asarray(pc.equal(self.requests["scope"], "all").to_numpy(zero_copy_only=False), bool)
-        moved = has_request & (scope_all[np.maximum(request_at, 0)] | sensitive) if len(scope_all) else \
-            np.zeros(n, bool)
+            request_at = pc.fill_null(pc.index_in(_patient_keys(lines), _request_keys(self.requests)),
+                                      -1).to_numpy(zero_copy_only=False)
+            scope_all = pc.equal(self.requests["scope"], "all").to_numpy(zero_copy_only=False)
+            moved = (request_at >= 0) & (scope_all[np.maximum(request_at, 0)] | sensitive)
         if separate:
-            dependent = pc.is_in(lines["patient_relationship"].cast(pa.string()), _DEPENDENTS)
-            moved |= ~has_request & sensitive & pc.fill_null(dependent, False).to_numpy(zero_copy_only=False)
+            moved |= (request_at < 0) & sensitive & _dependent(lines) & ~_no_patient_id(lines)
+        moved = _whole_claims(lines, moved)
         return (moved if moved.any() else None), request_at
 
     def _recipient_row(self, members: pa.Table, owner: int, recipient: str, request: int,
@@ -101,15 +132,53 @@ class RecipientSplit:
                        recipient="policy")
             return row
         asked = self.requests.slice(request, 1).to_pylist()[0]
-        row.update({name: asked[name] or row[name] for name in _REQUEST_FIELDS})
+        row.update({name: asked[name] or "" for name in _REQUEST_FIELDS})
+        row.update(language=asked["language"] or row["language"])
         if asked["address_line1"]:
-            row.update({name: asked[name] for name in _ADDRESS_FIELDS})
+            row.update({name: asked[name] or "" for name in _ADDRESS_FIELDS})
+        else:  # email only: no paper fallback to the family's address (the ZIP stays, for a password policy)
+            row.update(address_line1="", address_line2="", city="", state="",
+                       postal_code=asked["postal_code"] or row["postal_code"])
         by_email = asked["channel"] == "email"
         row.update(email=asked["email"] if by_email else "", edelivery_consent="Y" if by_email else "N",
                    recipient="request", source_file=self.requests_file, source_row=asked["source_row"])
         return row
 
 
-def _name_key(name: str | None) -> str:
-    """A patient without a patient_id, told apart by name (stable, and not the name itself)."""
-    return "n" + format(int(hash64(pa.array([name or ""], pa.string()))[0]), "016x")[:10]
+def _patient_keys(lines: pa.Table) -> pa.Array:
+    """member_id + patient, per line: the patient_id, or for a subscriber's own line without one
+    (relationship self or empty) the member id; empty when the patient is unknown."""
+    patient = as_array(pc.fill_null(lines["patient_id"], ""))
+    relationship = as_array(pc.fill_null(lines["patient_relationship"].cast(pa.string()), ""))
+    own = pc.and_(pc.equal(patient, ""), pc.is_in(relationship, _SUBSCRIBER))
+    member = as_array(lines["member_id"])
+    patient = pc.if_else(own, member, patient)
+    keys = pc.binary_join_element_wise(member, patient, _SEP)
+    return pc.if_else(pc.equal(patient, ""), pa.scalar("", pa.string()), keys)  # type: ignore[no-any-return]
+
+
+def _request_keys(requests: pa.Table) -> pa.Array:
+    keys = pc.binary_join_element_wise(requests["member_id"], requests["patient_id"], _SEP)
+    return keys  # type: ignore[no-any-return]
+
+
+def _sensitive(lines: pa.Table) -> np.ndarray:
+    return pc.fill_null(lines["sensitive"], False).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _no_patient_id(lines: pa.Table) -> np.ndarray:
+    return pc.equal(pc.fill_null(lines["patient_id"], ""), "").to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _dependent(lines: pa.Table) -> np.ndarray:
+    found = pc.is_in(lines["patient_relationship"].cast(pa.string()), _DEPENDENTS)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _whole_claims(lines: pa.Table, hit: np.ndarray) -> np.ndarray:
+    """`hit` widened to every line of a claim any of whose lines it holds."""
+    if not hit.any() or hit.all():
+        return hit
+    claims = pc.unique(lines["claim_id"].filter(pa.array(hit)))
+    widened = pc.fill_null(pc.is_in(lines["claim_id"], claims), False)
+    return widened.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]

@@ -40,10 +40,13 @@ _ADDRESS = ("address_line1", "city", "state", "postal_code")
 
 @dataclass(frozen=True, slots=True)
 class Requests:
-    """The requests in effect for the period, and the file they came from."""
+    """The requests in effect for the period, the file they came from, and the patients
+    (member_id, patient_id) whose request was set aside: their claims are held, not shown to
+    the subscriber (pipeline.ingest.recipients)."""
 
     item: ExtractFile | None
     table: pa.Table
+    held: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def none(cls) -> Requests:
@@ -61,7 +64,7 @@ class Requests:
         quarantine.reject(self.item, gone["source_row"].to_numpy(), pa.array([field] * gone.num_rows),
                           pa.array([reason] * gone.num_rows), _values(gone))
         quarantine.tally(self.item).accepted -= gone.num_rows
-        return Requests(self.item, self.table.filter(pc.invert(unknown)))
+        return Requests(self.item, self.table.filter(pc.invert(unknown)), self.held)
 
 
 def _values(table: pa.Table) -> pa.Table:
@@ -87,7 +90,8 @@ def ingest_requests(item: ExtractFile | None, quarantine: Quarantine,
     text = text_columns(batch, spec)
     problems = Problems(batch.num_rows)
     typed = check_columns(text, spec, problems)
-    _check_rules(typed, problems, period)
+    _check_rules(typed, problems)
+    in_effect = _choose(typed, problems, period)
     rows = row_numbers(item.first_row, 0, batch.num_rows, np.zeros(0, np.int64))
     tally.read += batch.num_rows
     rejected = rejected_rows(rows, problems, text, spec, None)
@@ -95,12 +99,14 @@ def ingest_requests(item: ExtractFile | None, quarantine: Quarantine,
         quarantine.reject(item, *rejected)
     good = ~problems.bad
     tally.accepted += int(good.sum())
-    in_effect = good & _in_effect(typed, period)
+    keys = zip(text["member_id"].to_pylist(), text["patient_id"].to_pylist(), problems.bad, strict=True)
+    held = frozenset((member, patient) for member, patient, bad in keys if bad and member and patient)
+    in_effect &= good
     keep = pa.array(in_effect)
     columns = {name: pc.filter(typed[name], keep) for name in REQUEST_SCHEMA.names if name != "source_row"}
     columns["source_row"] = pa.array(rows[in_effect], pa.int64())
     return Requests(item, pa.table({n: pc.cast(as_array(c), REQUEST_SCHEMA.field(n).type)
-                                    for n, c in columns.items()}, schema=REQUEST_SCHEMA))
+                                    for n, c in columns.items()}, schema=REQUEST_SCHEMA), held)
 
 
 def _in_effect(typed: dict[str, pa.Array], period: tuple[date, date] | None) -> np.ndarray:
@@ -113,7 +119,7 @@ def _in_effect(typed: dict[str, pa.Array], period: tuple[date, date] | None) -> 
     return pc.and_(started, not_ended).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
 
-def _check_rules(typed: dict[str, pa.Array], problems: Problems, period: tuple[date, date] | None) -> None:
+def _check_rules(typed: dict[str, pa.Array], problems: Problems) -> None:
     spec = file_spec("requests")
     ends_first = pc.fill_null(pc.less(typed["effective_to"], typed["effective_from"]), False)
     problems.flag(ends_first, *spec.rule("request_dates"))
@@ -126,18 +132,25 @@ def _check_rules(typed: dict[str, pa.Array], problems: Problems, period: tuple[d
     usable = email_shapes(*string_buffers(email)) if len(email) else np.zeros(0, bool)
     by_email = pc.equal(typed["channel"], "email").to_numpy(zero_copy_only=False)
     problems.flag(by_email & ~usable, *spec.rule("request_has_email"))
-    _flag_repeats(typed, problems, period)
 
 
-def _flag_repeats(typed: dict[str, pa.Array], problems: Problems, period: tuple[date, date] | None) -> None:
-    """Two requests in effect for the same patient: which one wins is not ours to guess, so
-    every copy is set aside (and the patient's claims stay where the other rules put them)."""
+def _choose(typed: dict[str, pa.Array], problems: Problems, period: tuple[date, date] | None) -> np.ndarray:
+    """Which good rows apply to the period: per patient, the request in effect at the period's end
+    (or the last to start, when none is); one that ended before the next began is replaced by
+    it. Two in effect on the same day are both set aside: which one wins is not ours to guess."""
     effective = _in_effect(typed, period) & ~problems.bad
-    keys = [f"{m}\x1f{p}" for m, p in zip(typed["member_id"].to_pylist(), typed["patient_id"].to_pylist(),
-                                           strict=True)]
-    seen: dict[str, int] = {}
-    for index, key in enumerate(keys):
-        if effective[index]:
-            seen[key] = seen.get(key, 0) + 1
-    repeated = np.array([effective[i] and seen.get(k, 0) > 1 for i, k in enumerate(keys)], bool)
-    problems.flag(repeated, *file_spec("requests").rule("request_unique"))
+    by_patient: dict[tuple[str, str], list[int]] = {}
+    members, patients = typed["member_id"].to_pylist(), typed["patient_id"].to_pylist()
+    for index in np.flatnonzero(effective).tolist():
+        by_patient.setdefault((members[index], patients[index]), []).append(index)
+    starts, ends = typed["effective_from"].to_pylist(), typed["effective_to"].to_pylist()
+    chosen = np.zeros(len(effective), bool)
+    clash = np.zeros(len(effective), bool)
+    for indexes in by_patient.values():
+        spans = sorted((starts[i], ends[i] or date.max, i) for i in indexes)
+        if any(later[0] <= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)):
+            clash[indexes] = True
+        else:
+            chosen[spans[-1][2]] = True
+    problems.flag(clash, *file_spec("requests").rule("request_unique"))
+    return chosen

@@ -165,9 +165,9 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
         clock.lap("members_and_claims")
         key_rejects = claim_key_rejects(staging, len(extract.claims), buckets)
         clock.lap("claim_keys")
-        lines = BucketLines(staging, extract.claims, key_rejects, quarantine)
         split = RecipientSplit(requests.table, sensitive_policy,
-                               extract.requests.source_name if extract.requests else "")
+                               extract.requests.source_name if extract.requests else "", requests.held)
+        lines = BucketLines(staging, extract.claims, key_rejects, quarantine, split.held_lines)
         shard_lines = write_buckets(out_dir, shards, buckets, members, lines, split)
         _unknown_members_of(requests, out_dir, quarantine)
         clock.lap("buckets")

@@ -108,8 +108,9 @@ WHERE run_id = :run_id AND pool IS NOT NULL GROUP BY pool, status ORDER BY pool,
 SELECT COUNT(*) AS n FROM statements WHERE run_id = :run_id AND prompt_notice = 1;
 
 -- name: own_statements_for_run
--- Patients' own statements (confidential communications): a recipient id is <member>~<patient>.
-SELECT COUNT(*) AS n FROM statements
+-- Patients with a statement of their own (confidential communications) in the run: a recipient id
+-- is <member>~<patient>; a reissue is the same patient.
+SELECT COUNT(DISTINCT member_id) AS n FROM statements
 WHERE run_id = :run_id AND member_id LIKE '%~%' AND status <> 'superseded';
 
 -- name: bounce_message_seen

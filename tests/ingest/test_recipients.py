@@ -67,6 +67,8 @@ def extract(tmp_path: Path) -> Path:
               diagnosis_codes="J06.9", deductible="20.00", plan_paid="60.00"),
         _line("C2", "S1", "S1-02", "child", CANARY_PROVIDER, CANARY_CODE, CANARY_AMOUNT, "2026-11-19",
               diagnosis_codes="F32.9", place_of_service="11", deductible="50.00", plan_paid="381.17"),
+        _line("C2", "S1", "S1-02", "child", CANARY_PROVIDER, "99213", "66.66", "2026-11-19", line_no="2",
+              diagnosis_codes="Z00.00"),  # not sensitive itself: it moves with its claim
         _line("C3", "S1", "S1-02", "child", "Ordinary Clinic", "99213", "75.00", "2026-11-04",
               diagnosis_codes="J06.9"),
         _line("C4", "S2", "S2-01", "self", "Ordinary Clinic", "99213", "70.00", "2026-11-05"),
@@ -114,7 +116,8 @@ def test_a_requesting_dependent_gets_their_own_statement_and_the_subscriber_sees
     assert set(statements) == {"S1", "S1~S1-02", "S2", "S2~S2-02"}
 
     own = statements["S1~S1-02"]
-    assert [line.claim_id for line in own.statement.lines] == ["C2"]  # scope sensitive: C3 stays
+    # scope sensitive: the claim with a sensitive line moves whole, C3 stays
+    assert [(line.claim_id, line.line_no) for line in own.statement.lines] == [("C2", 1), ("C2", 2)]
     assert (own.channel, own.email) == ("email", "dana@private.example")
     assert own.statement.member.last_name == "Dependent"
     assert own.statement.accumulators == []  # the family's figures are not the patient's to read
@@ -126,12 +129,13 @@ def test_a_requesting_dependent_gets_their_own_statement_and_the_subscriber_sees
     deductible = {a.name: a.used for a in subscriber.statement.accumulators}["deductible"]
     assert deductible == 10_000 + 2_000  # year to date + the 20.00 shown, not the withheld 50.00
     text = _pdf_text(subscriber, tmp_path)
-    for trace in (CANARY_PROVIDER, CANARY_AMOUNT, CANARY_CODE, "381.17", "50.00", "11/19/2026", "Dependent"):
+    for trace in (CANARY_PROVIDER, CANARY_AMOUNT, CANARY_CODE, "381.17", "50.00", "66.66", "11/19/2026",
+                  "Dependent"):
         assert trace not in text, f"the subscriber's statement shows {trace!r}"
     assert "Ordinary Clinic" in text
     own_text = _pdf_text(own, tmp_path)
     assert CANARY_PROVIDER in own_text and CANARY_AMOUNT in own_text
-    assert "1 Family Way" not in own_text or own.channel == "email"
+    assert "1 Family Way" not in own_text  # an email-only request: not even the family's address
     assert own.statement.statement_id != subscriber.statement.statement_id
 
 
@@ -149,7 +153,7 @@ def test_a_sensitive_service_without_a_request_follows_the_policy(extract: Path,
     include = _by_recipient(tmp_path / "include")
     assert "S2~S2-02" not in include
     assert sorted(line.claim_id for line in include["S2"].statement.lines) == ["C4", "C5"]
-    assert [line.claim_id for line in include["S1~S1-02"].statement.lines] == ["C2"]  # a request still holds
+    assert {line.claim_id for line in include["S1~S1-02"].statement.lines} == {"C2"}  # a request still holds
 
 
 def test_every_request_row_is_accounted_for_with_its_field(extract: Path, tmp_path: Path) -> None:
@@ -170,7 +174,7 @@ def test_an_extract_without_requests_or_sensitive_lines_is_unchanged(extract: Pa
     result = ingest(extract, tmp_path / "run", shards=2, period=PERIOD, sensitive_policy="include")
     members = pq.read_table(tmp_path / "run" / "members.parquet")["member_id"].to_pylist()
     assert sorted(members) == ["S1", "S2"]
-    assert result.rows_accepted == 5
+    assert result.rows_accepted == 6
 
 
 def test_the_encrypted_own_statement_opens_with_the_patients_password(extract: Path, tmp_path: Path) -> None:
@@ -185,3 +189,71 @@ def test_the_encrypted_own_statement_opens_with_the_patients_password(extract: P
                                          capture_output=True)
     assert subscriber_password.returncode != 0
     assert date(2004, 3, 9) == own.statement.member.date_of_birth
+
+
+def _append(path: Path, kind: str, rows: list[dict[str, str]]) -> None:
+    names = file_spec(kind).names
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        for row in rows:
+            writer.writerow({name: row.get(name, "") for name in names})
+
+
+def _request(patient: str, channel: str, start: str, end: str = "", **extra: str) -> dict[str, str]:
+    return {"member_id": patient.split("-")[0], "patient_id": patient, "first_name": "",
+            "last_name": "Dependent",
+            "date_of_birth": "2004-03-09", "channel": channel, "email": "dana@private.example",
+            "address_line1": "5 Own Street", "city": "Oakland", "state": "CA", "postal_code": "94607",
+            "scope": "all", "effective_from": start, "effective_to": end, **extra}
+
+
+def test_a_request_replaced_mid_period_hands_over_and_overlapping_ones_hold_the_claims(
+        extract: Path, tmp_path: Path) -> None:
+    requests = extract / "confidential_requests.csv"
+    _write(requests, "requests", [_request("S1-02", "paper", "2026-01-01", "2026-11-10"),
+                                  _request("S1-02", "email", "2026-11-11")])
+    ingest(extract, tmp_path / "handover", shards=2, period=PERIOD)
+    own = _by_recipient(tmp_path / "handover")["S1~S1-02"]
+    assert own.channel == "email"  # the request in effect at the period's end
+    assert own.statement.member.first_name == ""  # the request's name, never the subscriber's
+    assert sorted({line.claim_id for line in own.statement.lines}) == ["C2", "C3"]  # scope all
+
+    _write(requests, "requests", [_request("S1-02", "paper", "2026-01-01", "2026-11-20"),
+                                  _request("S1-02", "email", "2026-11-11")])
+    result = ingest(extract, tmp_path / "clash", shards=2, period=PERIOD)
+    statements = _by_recipient(tmp_path / "clash")
+    assert "S1~S1-02" not in statements
+    assert [line.claim_id for line in statements["S1"].statement.lines] == ["C1"]  # nothing of S1-02's
+    held = {(q.source_file, q.row_number, q.field) for q in result.quarantined}
+    assert {("confidential_requests.csv", row, "patient_id") for row in (2, 3)} <= held
+    reasons = {q.reason for q in result.quarantined if q.source_file == "claims.csv"}
+    assert reasons == {file_spec("claims").rule("patient_request_held")[1]}
+    assert result.rows_read == result.rows_accepted + result.rows_quarantined
+
+
+def test_a_subscribers_own_request_and_a_dependent_without_a_patient_id(extract: Path,
+                                                                        tmp_path: Path) -> None:
+    _append(extract / "claims.csv", "claims", [
+        _line("C6", "S2", "", "self", "Ordinary Clinic", "99214", "90.00", "2026-11-06"),
+        _line("C7", "S2", "", "spouse", "Canary Recovery House", "H0004", "120.00", "2026-11-07",
+              diagnosis_codes="F10.20")])
+    _append(extract / "confidential_requests.csv", "requests", [
+        _request("S2", "paper", "2026-01-01", member_id="S2", last_name="Subscriber")])
+    result = ingest(extract, tmp_path / "run", shards=2, period=PERIOD)
+    statements = _by_recipient(tmp_path / "run")
+    # the subscriber's lines without a patient_id are theirs: their request takes them
+    assert [line.claim_id for line in statements["S2~S2"].statement.lines] == ["C6"]
+    assert statements["S2~S2"].channel == "paper"
+    # a dependent's sensitive claim with no patient_id cannot have a statement of its own: held
+    set_aside = [q for q in result.quarantined if q.source_file == "claims.csv"]
+    assert [(q.field, q.reason) for q in set_aside] == [("patient_id", file_spec("claims").rule(
+        "sensitive_needs_patient")[1])]
+    assert all("C7" not in [line.claim_id for line in c.statement.lines] for c in statements.values())
+
+
+def test_an_email_only_request_has_no_postal_fallback_to_the_family(extract: Path, tmp_path: Path) -> None:
+    ingest(extract, tmp_path / "run", shards=2, period=PERIOD)
+    rows = {m["member_id"]: m for m in pq.read_table(tmp_path / "run" / "members.parquet").to_pylist()}
+    own = rows["S1~S1-02"]
+    assert (own["address_line1"], own["city"], own["email"]) == ("", "", "dana@private.example")
+    assert rows["S2~S2-02"]["address_line1"] == "1 Family Way"  # no request: in their name, on file

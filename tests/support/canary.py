@@ -12,10 +12,13 @@ CANARY_DOB = "1957-04-03"
 PAPER_CANARY_LAST, PAPER_CANARY_STREET = "Paperphi", "78 Canarywharf Lane"
 HIDDEN_PROVIDER, HIDDEN_EMAIL, HIDDEN_DOB = ("Canaryhidden Counseling", "hidden.canary@private.example",
                                              "2003-05-06")
-HIDDEN_AMOUNT, HIDDEN_CODE, HIDDEN_SERVED = "431.17", "90834", "2026-11-19"
+HIDDEN_AMOUNT, HIDDEN_CODE, HIDDEN_SERVED = "431.17", "90834", "2026-11-03"
+HIDDEN_CLAIM = "CHIDDEN0001"
 """The canary's adult child, who asked for confidential communications (scope: sensitive
-services), and their psychotherapy claim: it must reach the child and no trace of it the canary."""
-PLANTED_LINES = 1
+services), and their psychotherapy claim, one line paid and one denied (received early enough
+that its prompt notice is due before the run): the statement and the notice must reach the child,
+and no trace of either the canary."""
+PLANTED_LINES = 2
 """Claim lines `plant_canary` adds to the generated extract."""
 CANARY_STRINGS = [CANARY_FIRST, CANARY_LAST, CANARY_STREET, CANARY_DOB, "04031957",
                   PAPER_CANARY_LAST, PAPER_CANARY_LAST.upper(), "CANARYWHARF", HIDDEN_PROVIDER]
@@ -61,7 +64,7 @@ def _plant_hidden_claim(folder: Path, member_id: str) -> None:
     with claims.open(newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     line = dict.fromkeys(header, "") | {
-        "claim_id": "CHIDDEN0001", "line_no": "1", "member_id": member_id, "patient_id": f"{member_id}-09",
+        "claim_id": HIDDEN_CLAIM, "line_no": "1", "member_id": member_id, "patient_id": f"{member_id}-09",
         "patient_name": "Robin Canaryhidden", "patient_relationship": "child",
         "provider_name": HIDDEN_PROVIDER,
         "network": "in", "service_date": HIDDEN_SERVED, "received_date": HIDDEN_SERVED,
@@ -69,8 +72,11 @@ def _plant_hidden_claim(folder: Path, member_id: str) -> None:
         "billed": HIDDEN_AMOUNT, "discount": "0.00", "plan_paid": "391.17", "other_payer_paid": "0.00",
         "deductible": "0.00", "copay": "40.00", "coinsurance": "0.00", "not_covered": "0.00",
         "diagnosis_codes": "F32.9", "place_of_service": "11"}
+    denied = line | {"line_no": "2", "service_code": "90785", "service_description": "Interactive complexity",
+                     "status": "denied", "reason_code": "CO-50", "billed": "80.00", "discount": "80.00",
+                     "plan_paid": "0.00", "copay": "0.00"}
     with claims.open("a", newline="", encoding="utf-8") as handle:
-        csv.DictWriter(handle, fieldnames=header).writerow(line)
+        csv.DictWriter(handle, fieldnames=header).writerows([line, denied])
     requests = folder / "confidential_requests.csv"
     names = ["member_id", "patient_id", "first_name", "last_name", "date_of_birth", "channel", "email",
              "address_line1", "address_line2", "city", "state", "postal_code", "language", "scope",
