@@ -57,17 +57,20 @@ class RecipientSplit:
         """Lines to set aside before the split, each mask with its claims rule id (see above)."""
         found = []
         if self.held:
-            keys = _patient_keys(lines)
-            wanted = pa.array([f"{m}{_SEP}{p}" for m, p in sorted(self.held)], pa.string())
-            hit = pc.fill_null(pc.is_in(keys, wanted), False).to_numpy(zero_copy_only=False)
-            found.append((_whole_claims(lines, hit), "patient_request_held"))
+            members = pa.array(sorted({member for member, _ in self.held}), pa.string())
+            keys = pa.array([f"{m}{_SEP}{p}" for m, p in sorted(self.held)], pa.string())
+            found.append((_whole_claims(lines, _match(lines, members, keys) >= 0), "patient_request_held"))
         if self.policy == "separate":
-            hit = _sensitive(lines) & _dependent(lines) & _no_patient_id(lines)
-            if self.requests.num_rows:
-                hit &= pc.is_null(pc.index_in(_patient_keys(lines), _request_keys(self.requests))).to_numpy(
-                    zero_copy_only=False)
+            hit = _sensitive(lines)
+            if hit.any():
+                hit &= _dependent(lines) & _no_patient_id(lines)
+                hit &= self._request_at(lines) < 0
             found.append((_whole_claims(lines, hit), "sensitive_needs_patient"))
         return [(mask, rule) for mask, rule in found if mask.any()]
+
+    def _request_at(self, lines: pa.Table) -> np.ndarray:
+        """Each line's request (its row in `requests`), -1 for none."""
+        return _match(lines, self.requests["member_id"], _request_keys(self.requests))
 
     def split(self, members: pa.Table, lines: pa.Table,
               owners: np.ndarray) -> tuple[pa.Table, pa.Table, np.ndarray]:
@@ -79,7 +82,8 @@ class RecipientSplit:
         at = np.flatnonzero(moved)
         taken = pa.array(at)
         subscribers = lines["member_id"].take(taken).to_pylist()
-        patients = _patient_keys(lines).take(taken).to_pylist()
+        patients = _patient_keys(lines.select(["member_id", "patient_id", "patient_relationship"]).take(
+            taken)).to_pylist()
         claims = lines["claim_id"].take(taken).to_pylist()
         names = lines["patient_name"].take(taken).to_pylist()
         recipient_of: dict[str, tuple[str, int, int, str | None]] = {}  # claim → its recipient
@@ -89,14 +93,20 @@ class RecipientSplit:
                 recipient_of[claim] = (recipient_id(subscriber, key.split(_SEP, 1)[1]), line,
                                        int(request_at[line]), name)
         ids = [recipient_of[claim][0] for claim in claims]
-        rows: dict[str, dict] = {}  # type: ignore[type-arg]
+        chosen: dict[str, tuple[int, int, str | None]] = {}  # each recipient once, from its first claim
         for recipient, line, request, name in recipient_of.values():
-            if recipient not in rows:
-                rows[recipient] = self._recipient_row(members, int(owners[line]), recipient, request, name)
+            chosen.setdefault(recipient, (line, request, name))
+        picks = list(chosen.values())
+        subscriber_rows = members.take(pa.array([int(owners[line]) for line, _, _ in picks])).to_pylist()
+        asked_rows = (self.requests.take(pa.array([max(request, 0) for _, request, _ in picks])).to_pylist()
+                      if self.requests.num_rows else [None] * len(picks))
+        rows = [self._recipient_row(row, recipient, asked if request >= 0 else None, name)
+                for row, recipient, asked, (_, request, name)
+                in zip(subscriber_rows, chosen, asked_rows, picks, strict=True)]
         member_ids = pc.replace_with_mask(as_array(lines["member_id"]), pa.array(moved),
                                           pa.array(ids, pa.string()))
         lines = lines.set_column(lines.schema.get_field_index("member_id"), "member_id", member_ids)
-        added = pa.Table.from_pylist(list(rows.values()), schema=MEMBER_FIELDS)
+        added = pa.Table.from_pylist(rows, schema=MEMBER_FIELDS)
         added = added.set_column(added.schema.get_field_index("email_valid"), "email_valid", pa.array(
             email_shapes(*string_buffers(as_array(pc.fill_null(added["email"], ""))))))
         combined = pa.concat_tables([members.select(MEMBER_FIELDS.names).cast(MEMBER_FIELDS),
@@ -114,8 +124,7 @@ class RecipientSplit:
             return None, request_at
         moved = np.zeros(n, bool)
         if self.requests.num_rows:
-            request_at = pc.fill_null(pc.index_in(_patient_keys(lines), _request_keys(self.requests)),
-                                      -1).to_numpy(zero_copy_only=False)
+            request_at = self._request_at(lines)
             scope_all = pc.equal(self.requests["scope"], "all").to_numpy(zero_copy_only=False)
             moved = (request_at >= 0) & (scope_all[np.maximum(request_at, 0)] | sensitive)
         if separate:
@@ -123,15 +132,14 @@ class RecipientSplit:
         moved = _whole_claims(lines, moved)
         return (moved if moved.any() else None), request_at
 
-    def _recipient_row(self, members: pa.Table, owner: int, recipient: str, request: int,
+    def _recipient_row(self, row: dict, recipient: str, asked: dict | None,  # type: ignore[type-arg]
                        patient_name: str | None) -> dict:  # type: ignore[type-arg]
-        row = members.slice(owner, 1).to_pylist()[0]
-        row.update(member_id=recipient, ytd_deductible=0, ytd_out_of_pocket=0)
-        if request < 0:  # the patient's own statement, in their name, by paper to the address on file
+        """The recipient's member row, from the subscriber's `row` and the request `asked`."""
+        row = dict(row, member_id=recipient, ytd_deductible=0, ytd_out_of_pocket=0)
+        if asked is None:  # the patient's own statement, in their name, by paper to the address on file
             row.update(first_name="", last_name=patient_name or "", email="", edelivery_consent="N",
                        recipient="policy")
             return row
-        asked = self.requests.slice(request, 1).to_pylist()[0]
         row.update({name: asked[name] or "" for name in _REQUEST_FIELDS})
         row.update(language=asked["language"] or row["language"])
         if asked["address_line1"]:
@@ -155,6 +163,20 @@ def _patient_keys(lines: pa.Table) -> pa.Array:
     patient = pc.if_else(own, member, patient)
     keys = pc.binary_join_element_wise(member, patient, _SEP)
     return pc.if_else(pc.equal(patient, ""), pa.scalar("", pa.string()), keys)  # type: ignore[no-any-return]
+
+
+def _match(lines: pa.Table, members: pa.Array | pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
+    """Each line's row in `keys` (member_id + patient, see `_patient_keys`), -1 for none. Only the
+    lines of `members` are keyed: a bucket's few lines of patients with a request, not all."""
+    found = np.full(lines.num_rows, -1, np.int64)
+    if not len(keys) or not lines.num_rows:
+        return found
+    among = pc.fill_null(pc.is_in(lines["member_id"], members), False)
+    at = np.flatnonzero(among.to_numpy(zero_copy_only=False))
+    if len(at):
+        some = lines.select(["member_id", "patient_id", "patient_relationship"]).take(pa.array(at))
+        found[at] = pc.fill_null(pc.index_in(_patient_keys(some), keys), -1).to_numpy(zero_copy_only=False)
+    return found
 
 
 def _request_keys(requests: pa.Table) -> pa.Array:
