@@ -7,6 +7,7 @@ from pipeline.ledger.notices import (
     NoticeMove,
     NoticeStatus,
     UnknownNotice,
+    close_superseded,
     is_notice_id,
     make_notice_id,
     move_notices,
@@ -20,6 +21,6 @@ from pipeline.ledger.store import Ledger, LedgerError, UnknownStatement
 __all__ = [
     "Delivery", "Event", "FileAccount", "Ledger", "LedgerError", "NewStatement", "NoticeMove",
     "NoticeStatus", "QuarantineRow", "SqlFileError", "Status", "Transition", "UnknownNotice",
-    "UnknownStatement", "is_notice_id", "make_notice_id", "move_notices", "query",
+    "UnknownStatement", "close_superseded", "is_notice_id", "make_notice_id", "move_notices", "query",
     "record_notice_event",
 ]

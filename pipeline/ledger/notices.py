@@ -6,10 +6,14 @@ of its own, a closed vocabulary like the statements' and mirrored in the schema'
 
     due → sent                                        (a relay accepted the email: 250)
     due → paper_queued → batched → printed → mailed   (no usable email, or the email failed)
-    due → superseded                                  (a corrected extract replaced its statement)
+    due | paper_queued → superseded                   (its statement was replaced or withdrawn)
 
 `sent` may still go to paper (a bounce that arrives later), and a batched piece goes back to the
-paper queue when the vendor rejects it or its batch is cancelled, as a statement's does.
+paper queue when the vendor rejects it or its batch is cancelled, as a statement's does. A notice
+that has not left (`due`, or queued for paper and not yet in a batch) is closed with its
+statement: a corrected extract's new version notices its claims afresh, and the old version's
+notice must not reach the member. A batched one is with the vendor, like a batched statement,
+which a correction no longer stops either (`statuses.NOT_YET_OUT`).
 
 Every move updates the row and appends an event to the statement's own timeline in one
 transaction (the detail names the notice and its claim, never claim content), so support sees
@@ -59,7 +63,9 @@ NOTICE_ALLOWED_FROM: dict[NoticeStatus, frozenset[NoticeStatus]] = {
     N.BATCHED: frozenset({N.PAPER_QUEUED}),
     N.PRINTED: frozenset({N.BATCHED}),
     N.MAILED: frozenset({N.PRINTED}),
-    N.SUPERSEDED: frozenset({N.DUE}),
+    # its statement was closed as superseded (a corrected extract replaced or withdrew it before
+    # it went out), or is no longer its member's version: not yet with a relay or the vendor
+    N.SUPERSEDED: frozenset({N.DUE, N.PAPER_QUEUED}),
 }
 """For each status, the statuses a notice may move from."""
 
@@ -67,6 +73,8 @@ LEFT: frozenset[NoticeStatus] = frozenset({N.SENT, N.MAILED})
 """Out: accepted by the member's mail server, or mailed by the print vendor."""
 ON_PAPER: frozenset[NoticeStatus] = frozenset({N.PAPER_QUEUED, N.BATCHED, N.PRINTED})
 """On its way by post, not yet mailed."""
+NOT_LEFT: frozenset[NoticeStatus] = NOTICE_ALLOWED_FROM[N.SUPERSEDED]
+"""Not yet with a relay or the print vendor: closed with its statement (`close_superseded`)."""
 
 NOTICE_PREFIX = "nt-"
 """Notice ids begin with it (statement ids with `st-`): one id field can hold either (a print
@@ -165,6 +173,32 @@ def record_notice_event(ledger: _Ledger, notice_id: str, event: Event, detail: M
             conn.execute(clause("notice_set_reason"), {"notice_id": notice_id, "last_reason": last_reason})
         _event(conn, current["statement_id"], checked(event),
                {"notice_id": notice_id, "claim_id": current["claim_id"], **detail}, ledger.now())
+
+
+def superseded_detail(later_version: str | None) -> dict[str, str]:
+    """What `notice_superseded` says closed the notice: the statement's later version (whose
+    compose notices the claim afresh), else a corrected extract that withdrew the statement."""
+    return {"by": later_version} if later_version else {"cause": "its statement was withdrawn"}
+
+
+def close_superseded(ledger: _Ledger, *, key: bytes) -> int:
+    """Every notice that has not left (`NOT_LEFT`) of a statement closed as `superseded`, closed
+    too, in one transaction, with `notice_superseded` on the statement's timeline. Compose runs it
+    once it has closed statements; the notices stage runs it every day, for what a crash in
+    between or a vendor's rejection after the statement was closed left. `key` gives a notice the
+    id it would have been sent under (compose's rows get theirs when first taken). Returns how
+    many were closed."""
+    with ledger.begin() as conn:
+        moves = []
+        for row in conn.execute(clause("notices_open_of_superseded")).mappings().all():
+            notice_id = row["notice_id"]
+            if notice_id is None:
+                notice_id = make_notice_id(row["statement_id"], row["claim_id"], key=key)
+                conn.execute(clause("notice_assign_id"), {"notice_id": notice_id, "claim_id": row["claim_id"],
+                                                          "statement_id": row["statement_id"]})
+            moves.append(NoticeMove(notice_id, N.SUPERSEDED, Event.NOTICE_SUPERSEDED,
+                                    superseded_detail(row["later_version"])))
+        return apply_notice_moves(conn, moves, ledger.now())
 
 
 def _event(conn: Connection, statement_id: str, name: str, detail: Mapping[str, Any], at: str) -> None:

@@ -43,7 +43,8 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "active_suppression", "applied_migrations", "apply_transition", "audit_chain",
     "bounce_categories_for_run", "bounce_message_outcomes", "bounce_message_seen",
     "channel_counts_for_run", "compose_active_suppressions", "compose_insert_prompt_notice",
-    "compose_latest_versions", "compose_set_address_hash", "compose_set_lineage",
+    "compose_latest_versions", "compose_noticed_claims", "compose_set_address_hash",
+    "compose_set_lineage",
     "create_schema_migrations",
     "current_status", "delete_ingest_files", "delete_quarantine", "event_counts_for_run",
     "flagged_after_release", "get_run", "get_statement", "ingest_begin", "ingest_failed",
@@ -79,6 +80,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     # prompt notices
     "notices_due", "notice_assign_id", "notice_current", "notice_move", "notice_set_reason",
     "notice_attempt", "notice_paper_candidates", "notices_in_shard", "notices_for_run",
+    "notices_open_of_superseded",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

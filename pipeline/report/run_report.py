@@ -139,7 +139,9 @@ class RunReport:
             "prompt_notice": self.prompt_notice, "own_statements": self.own_statements,
             "prompt_notice_claims": len(self.prompt_notice_claims),
             "prompt_notice_most_days_late": max(self.prompt_notice_days_late, default=0),
-            "notices_due": len(self.prompt_notice_claims),
+            # a notice closed with its superseded statement is not due: the new version's is
+            "notices_due": sum(1 for row in self.prompt_notice_claims
+                               if row["status"] != NoticeStatus.SUPERSEDED),
             "notices_sent": self.notices(LEFT),
             "notices_late": self.notices_late,
             "notices_on_paper": self.notices(ON_PAPER),

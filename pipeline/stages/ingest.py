@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.deadlines import NoticeRule
-from pipeline.ledger import NewStatement, Transition
+from pipeline.ledger import NewStatement, Transition, close_superseded
 from pipeline.ledger.events import Event
 from pipeline.ledger.sql import clause
 from pipeline.ledger.statuses import EMAILED, NOT_YET_OUT, Status
@@ -134,8 +134,8 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     key = address_key(ctx)
     vanished: list[dict[str, Any]] = []
     notices = ctx.notice_rule(run_id)
-    counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "inserted": 0,
-              "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
+    counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "noticed_before": 0,
+              "inserted": 0, "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
     changes = channels.ChannelCounts()
     for shard in range(ctx.settings.shards):
         plan = _ShardPlan(ctx, run_id, period, shard, flagged)
@@ -153,11 +153,17 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         plan.flush()
         write_versions(work, shard, plan.versions)
         counts["inserted"] += plan.inserted
+        counts["noticed_before"] += plan.noticed_before
         counts["reissued"] += plan.reissued
         counts["unchanged"] += plan.unchanged
         changes.add(plan.channel_counts)
     counts.update(changes.as_dict())
     counts["withdrawn"], counts["withdrawn_after_release"] = withdrawals.withdraw(ctx, vanished, flagged)
+    if counts["reissued"] or counts["withdrawn"]:
+        # the notices of the statements closed above that have not left (due, queued for paper)
+        # are closed with them: the old version's notice must not reach the member, the new one
+        # notices its claims afresh (what a crash here leaves, the notices stage closes)
+        close_superseded(ctx.ledger, key=ctx.settings.statement_id_key.get_secret_value().encode())
     log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
 
@@ -203,7 +209,8 @@ class _ShardPlan:
         self.decided: list[channels.Decided] = []  # unchanged content, another channel or address
         self.addresses: list[dict[str, Any]] = []  # email statements composed before addresses were kept
         self.channel_counts = channels.ChannelCounts()
-        self.inserted = self.reissued = self.unchanged = 0
+        self.noticed_claims: dict[str, set[str]] | None = None  # see `_noticed`
+        self.inserted = self.reissued = self.unchanged = self.noticed_before = 0
 
     def add(self, row: dict[str, Any]) -> None:
         from pipeline.compose import Version
@@ -252,11 +259,17 @@ class _ShardPlan:
     def add_prompt_notices(self, flagged: Any, notices: NoticeRule) -> None:
         """Claims whose statement, on its channel, leaves after the claim's notice is due: for
         statements new in this compose, as their `prompt_notice` flag (an unchanged statement
-        keeps the rows and flag of the compose that made it)."""
+        keeps the rows and flag of the compose that made it). A new version skips a claim whose
+        notice an earlier version of the same recipient and period already sent, or queued for
+        paper: the member gets one notice per claim, and the report counts it once, on the row
+        of the notice that left."""
         for row in flagged.to_pylist():
             version = self.versions.get(row["member_id"])
             channel = self.channels.get(row["member_id"])
             if version is None or channel is None or not notices.misses(channel, row["received_date"]):
+                continue
+            if version.replaces is not None and row["claim_id"] in self._noticed().get(row["member_id"], ()):
+                self.noticed_before += 1
                 continue
             self.notices.append({"statement_id": version.statement_id, "claim_id": row["claim_id"],
                                  "notice_due": notices.due(row["received_date"]).isoformat(),
@@ -264,6 +277,16 @@ class _ShardPlan:
                                  "statement_leaves": notices.departs[channel].isoformat()})
         if len(self.notices) >= INSERT_CHUNK:
             self.flush()
+
+    def _noticed(self) -> dict[str, set[str]]:
+        """member -> the claims whose notice left or is leaving, of any version of the period
+        (read once, when the shard's statements are in the ledger). One queued for paper from a
+        statement closed as superseded does not count: it is closed with its statement."""
+        if self.noticed_claims is None:
+            self.noticed_claims = {}
+            for row in self.ctx.ledger.fetch("compose_noticed_claims", period=self.period, shard=self.shard):
+                self.noticed_claims.setdefault(row["member_id"], set()).add(row["claim_id"])
+        return self.noticed_claims
 
     def flush(self) -> None:
         ledger = self.ctx.ledger
@@ -298,7 +321,8 @@ class _ShardPlan:
     def _supersede(self, old_id: str, old_status: str, new_id: str) -> None:
         """The corrected version replaces the old one on both timelines; an old version not yet
         out (not accepted by a mail server, not printed) is closed as `superseded` so it never
-        goes out; one already out keeps its status."""
+        goes out (its notices that have not left are closed with it at the end of compose);
+        one already out keeps its status."""
         ledger = self.ctx.ledger
         ledger.record_event(new_id, Event.REISSUE, {"replaces": old_id})
         if old_status in NOT_YET_OUT:

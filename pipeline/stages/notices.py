@@ -19,10 +19,14 @@ still `due`, whenever it was flagged:
 
 Each move is recorded with the day the notice leaves (email: the day a relay accepted it; paper:
 `MailCalendar.leaves` from now, replaced by the vendor's mail date when it is mailed) and whether
-that is after its due date, with an event on the statement's timeline. A notice whose statement a
-corrected extract superseded before it left is closed as `superseded` (the new version's compose
-decides afresh). A notice that cannot be drawn stays `due` with its reason, the rest go out, and
-the stage then fails for an operator (`NoticesNotDrawn`).
+that is after its due date, with an event on the statement's timeline. A notice that has not left
+(due, or queued for paper) whose statement a corrected extract superseded is closed as
+`superseded` (compose closes them with the statement; the stage sweeps what is left). So is a due
+notice whose statement is no longer its member's version, though it went out first (a later
+version replaced it, or a corrected extract withdrew it after release): it cannot be drawn any
+more, and the claim is the new version's to notice. A notice that cannot be drawn for any other
+reason stays `due` with its reason, the rest go out, and the stage then fails for an operator
+(`NoticesNotDrawn`).
 
 Idempotent: only `due` notices are taken, and a notice leaves `due` the moment a relay accepts it
 or it is queued for paper, so a re-run sends nothing twice. One notices run at a time (a lease).
@@ -39,14 +43,27 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.delivery import RelayCredentials
-from pipeline.ledger import Event, NoticeMove, NoticeStatus, Status, make_notice_id, move_notices
+from pipeline.ledger import (
+    Event,
+    NoticeMove,
+    NoticeStatus,
+    Status,
+    close_superseded,
+    make_notice_id,
+    move_notices,
+)
 from pipeline.ledger import record_notice_event as record_event
+from pipeline.ledger.notices import superseded_detail
 from pipeline.model import SeparateNotice, Statement
+from pipeline.stages import withdrawals
 from pipeline.stages.context import Context, IngestNotSucceeded, NeedsOperator, check_ingested, run_dir
 from pipeline.stages.notice_email import NoticeEmail, send_notice_emails
+
+if TYPE_CHECKING:
+    from pipeline.delivery.lease import PoolLease
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +90,8 @@ class _Due:
     member_id: str
     statement_status: str
     statement_pool: str | None
+    later_version: str | None = None  # the statement's later version (same recipient and period)
+    withdrawn: bool = False  # a corrected extract withdrew its statement after release
     channel: str = "paper"
     reason: str = ""
     pool: str | None = None
@@ -103,15 +122,17 @@ def notices_stage(ctx: Context, day: str, *, dry_run: bool = False,
         log.info("another notices run is working; nothing to do here")
         return {"day": day, "busy": exc.holder}
     with lease:
+        swept = close_superseded(ctx.ledger, key=ctx.settings.statement_id_key.get_secret_value().encode())
         summary, closed, live = _plan(ctx, day, assign=True)
+        summary["superseded"] += swept
         if summary["in_doubt"]:
             log.warning("%d notices were being sent when an earlier run stopped; sending them again "
                         "(at most one duplicate each)", summary["in_doubt"])
         move_notices(ctx.ledger, (NoticeMove(n.notice_id, NoticeStatus.SUPERSEDED, Event.NOTICE_SUPERSEDED,
-                                             {"by": "corrected extract"}) for n in closed))
+                                             superseded_detail(n.later_version)) for n in closed))
         failed = _draw(ctx, live)
         result = {**summary, **_deliver(ctx, [n for n in live if n.notice_id not in failed],
-                                        credentials), "not_drawn": len(failed)}
+                                        credentials, lease), "not_drawn": len(failed)}
     log.info("notices delivered", extra=result)
     if failed:
         raise NoticesNotDrawn(
@@ -122,11 +143,11 @@ def notices_stage(ctx: Context, day: str, *, dry_run: bool = False,
 
 
 def _plan(ctx: Context, day: str, *, assign: bool) -> tuple[dict[str, Any], list[_Due], list[_Due]]:
-    """The notices due, split into those whose statement was superseded and the rest, each of
-    these with its channel; and the counts of the plan."""
+    """The notices due, split into those to close (`_replaced`) and the rest, each of these with
+    its channel; and the counts of the plan."""
     due = _due_notices(ctx, assign=assign)
-    closed = [n for n in due if n.statement_status == Status.SUPERSEDED]
-    live = [n for n in due if n.statement_status != Status.SUPERSEDED]
+    closed = [n for n in due if _replaced(n)]
+    live = [n for n in due if not _replaced(n)]
     _choose_channels(ctx, live)
     summary: dict[str, Any] = {
         "day": day, "due": len(due), "superseded": len(closed),
@@ -136,11 +157,22 @@ def _plan(ctx: Context, day: str, *, assign: bool) -> tuple[dict[str, Any], list
     return summary, closed, live
 
 
+def _replaced(notice: _Due) -> bool:
+    """Is the notice's statement no longer its member's version for the period? Superseded (a
+    corrected extract closed it before it went out), replaced by a later version, or withdrawn
+    after release: what render would draw (`iter_composed`) does not hold it any more, and the
+    claim is the later version's to notice (or withdrawn with its statement)."""
+    return (notice.statement_status == Status.SUPERSEDED or notice.later_version is not None
+            or notice.withdrawn)
+
+
 def _due_notices(ctx: Context, *, assign: bool) -> list[_Due]:
     """The notices still due, each with its id (compose's rows get theirs here, once)."""
     key = ctx.settings.statement_id_key.get_secret_value().encode()
+    rows = ctx.ledger.fetch("notices_due")
+    withdrawn = withdrawals.flagged_after_release(ctx.ledger) if rows else set()
     found = []
-    for row in ctx.ledger.fetch("notices_due"):
+    for row in rows:
         notice_id = row["notice_id"] or make_notice_id(row["statement_id"], row["claim_id"], key=key)
         if row["notice_id"] is None and assign:
             ctx.ledger.execute("notice_assign_id", notice_id=notice_id, statement_id=row["statement_id"],
@@ -148,7 +180,8 @@ def _due_notices(ctx: Context, *, assign: bool) -> list[_Due]:
         found.append(_Due(notice_id, row["statement_id"], row["claim_id"],
                           date.fromisoformat(str(row["notice_due"])[:10]), int(row["attempts"] or 0),
                           row["run_id"], row["period"], int(row["shard"]), row["member_id"],
-                          row["statement_status"], row["statement_pool"]))
+                          row["statement_status"], row["statement_pool"], row["later_version"],
+                          row["statement_id"] in withdrawn))
     return found
 
 
@@ -257,8 +290,11 @@ def _draw_one(ctx: Context, statement: Statement, notice: _Due) -> str | None:
 
 
 def _deliver(ctx: Context, notices: Sequence[_Due],
-             credentials: Callable[[str], RelayCredentials | None] | None) -> dict[str, Any]:
-    """Paper first (one transaction), then each pool's emails; every notice ends sent or on paper."""
+             credentials: Callable[[str], RelayCredentials | None] | None,
+             lease: PoolLease) -> dict[str, Any]:
+    """Paper first (one transaction), then each pool's emails; every notice ends sent or on paper.
+    The lease is checked before each pool (`LeaseLost`: another run may now hold it; the notices
+    of the pools not started stay due for it) and after the last, as the statements' sender does."""
     counts = {"sent": 0, "paper": 0, "email_failed_to_paper": 0, "late": 0}
     by_id = {n.notice_id: n for n in notices}
 
@@ -290,14 +326,19 @@ def _deliver(ctx: Context, notices: Sequence[_Due],
         count(moved, notice, day, "paper")
         counts["email_failed_to_paper"] += moved
 
-    pools = []
-    for pool_name, items in sorted(emails.items()):
-        login = credentials(pool_name) if credentials is not None else None
-        pools.append(send_notice_emails(ctx, pool_name, items, credentials=login,
-                                        on_accepted=accepted, on_failed=failed))
-    if emails:
-        ctx.ledger.audit("pipeline", "notice_send", None,
-                         {"notice_ids": [item.notice_id for items in emails.values() for item in items]})
+    pools: list[dict[str, Any]] = []
+    handed: list[str] = []  # the notices handed to a pool
+    try:
+        for pool_name, items in sorted(emails.items()):
+            lease.check()
+            login = credentials(pool_name) if credentials is not None else None
+            handed += [item.notice_id for item in items]
+            pools.append(send_notice_emails(ctx, pool_name, items, credentials=login,
+                                            on_accepted=accepted, on_failed=failed))
+        lease.check()
+    finally:
+        if handed:
+            ctx.ledger.audit("pipeline", "notice_send", None, {"notice_ids": handed})
     return {**counts, "pools": pools}
 
 
@@ -314,9 +355,15 @@ def _to_paper(notice: _Due, reason: str, leaves: date) -> NoticeMove:
 def separate_notices(ctx: Context, run_id: str, shard: int) -> dict[str, list[SeparateNotice]]:
     """statement_id → the notices sent (or being sent) about its claims, with the day each leaves:
     the day it left or is planned to (paper), else the day compose recorded for the statement's
-    channel (the run's `NoticeRule`: a notice due goes out with the statement's processing)."""
+    channel (the run's `NoticeRule`: a notice due goes out with the statement's processing). A
+    new version also tells the notices an earlier version's claims got before it was made (compose
+    does not notice those claims again)."""
     found: dict[str, list[SeparateNotice]] = {}
+    told: set[tuple[str, str]] = set()
     for row in ctx.ledger.fetch("notices_in_shard", run_id=run_id, shard=shard):
+        if (row["statement_id"], row["claim_id"]) in told:
+            continue  # an earlier version's notice of a claim the statement has its own notice of
+        told.add((row["statement_id"], row["claim_id"]))
         day = row["left_on"] or row["statement_leaves"]
         leaves = date.fromisoformat(str(day)[:10]) if day else \
             ctx.notice_rule(run_id).departs[row["channel"]]

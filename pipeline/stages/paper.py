@@ -16,10 +16,11 @@ event), so a wrong address is never printed twice.
 
 Prompt notices on paper (`pipeline.stages.notices`) are pieces of the same batches, under their
 notice ids, with the print variant the notices stage stored; their moves are the notice's
-(`pipeline.ledger.notices`), recorded with the batch. A notice whose address cannot be printed
-stays in the paper queue with the reason on its statement's timeline (once per reason) and is
-batched as soon as the member file's address passes: support corrects the address on the
-statement's own exception.
+(`pipeline.ledger.notices`), recorded with the batch. A notice whose statement a corrected
+extract superseded is never taken (it is closed with the statement). A notice whose address
+cannot be printed stays in the paper queue with the reason on its statement's timeline (once per
+reason) and is batched as soon as the member file's address passes: support corrects the address
+on the statement's own exception.
 
 PHI: addresses live in memory and in the print files only; the ledger and the logs carry
 statement ids, batch names, counts and reason codes.

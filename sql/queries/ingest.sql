@@ -22,6 +22,16 @@ INSERT INTO prompt_notices (statement_id, claim_id, notice_due, channel, stateme
 VALUES (:statement_id, :claim_id, :notice_due, :channel, :statement_leaves)
 ON CONFLICT (statement_id, claim_id) DO NOTHING;
 
+-- name: compose_noticed_claims
+-- claims of the shard's recipients whose prompt notice, on any version of the period, left or is
+-- leaving (sent, on paper, mailed; not one queued for paper from a statement closed as superseded,
+-- which is closed with it): a new version does not notice them again
+SELECT s.member_id, p.claim_id
+FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
+WHERE s.period = :period AND s.shard = :shard
+  AND (p.status IN ('sent', 'batched', 'printed', 'mailed')
+       OR (p.status = 'paper_queued' AND s.status <> 'superseded'));
+
 -- name: compose_active_suppressions
 SELECT address_hash FROM suppressions WHERE lifted_at IS NULL;
 

@@ -141,6 +141,52 @@ def test_a_notice_is_a_piece_of_a_print_batch_and_moves_with_it(ledger: Ledger) 
     assert ledger.fetch_one("paper_live_piece", statement_id=notice_id) is None
 
 
+def test_a_notice_that_has_not_left_is_closed_with_its_statement_and_one_with_the_vendor_is_not(
+        ledger: Ledger) -> None:
+    """A corrected extract replaced the statement before it went out. Its notices still due or
+    queued for paper are closed with it, on its timeline, naming the version that replaced it (one
+    compose listed but nobody took yet gets its id first), and the print run no longer takes the
+    queued one. One batched is with the vendor, as a batched statement would be; one a relay
+    accepted is out."""
+    from pipeline.ledger import Status
+
+    due, queued, batched, sent = (_flag(ledger, claim) for claim in ("C1", "C2", "C3", "C4"))
+    with ledger.begin() as conn:  # as compose lists a claim: no id until the notices stage takes it
+        conn.execute(text("INSERT INTO prompt_notices (statement_id, claim_id, notice_due) "
+                          "VALUES (:s, 'C5', '2026-12-03')"), {"s": STATEMENT})
+    listed = make_notice_id(STATEMENT, "C5", key=KEY)
+    move_notices(ledger, [NoticeMove(n, NoticeStatus.PAPER_QUEUED, Event.NOTICE_PAPER_QUEUED,
+                                     left_on=date(2026, 12, 8)) for n in (queued, batched)])
+    move_notices(ledger, [NoticeMove(batched, NoticeStatus.BATCHED, Event.NOTICE_BATCHED),
+                          NoticeMove(sent, NoticeStatus.SENT, Event.NOTICE_SENT, left_on=date(2026, 12, 3))])
+    later = "st-2026-11-bbbbbbbbbbbbbbbb"
+    ledger.add_statements([NewStatement(later, "eob-2026-11", "2026-11", "M000000001", 2, 0, "email",
+                                        None, "gmail.com", 4, True)])
+    assert ledger.transition(STATEMENT, Status.SUPERSEDED, Event.SUPERSEDED, detail={"by": later})
+
+    assert ledger.fetch("notice_paper_candidates", cutoff="9999-12-31") == [], \
+        "never printed from a superseded statement"
+    assert {(r["claim_id"], r["later_version"]) for r in ledger.fetch("notices_due")} == {
+        ("C1", later), ("C5", later)}
+    from pipeline.ledger import close_superseded
+
+    assert close_superseded(ledger, key=KEY) == 3
+    assert {n: _row(ledger, n)["status"] for n in (due, queued, batched, sent, listed)} == {
+        due: "superseded", queued: "superseded", batched: "batched", sent: "sent", listed: "superseded"}
+    closed = [(detail["claim_id"], detail["by"]) for name, detail in _notice_events(ledger)
+              if name == "notice_superseded"]
+    assert sorted(closed) == [("C1", later), ("C2", later), ("C5", later)]
+    assert close_superseded(ledger, key=KEY) == 0, "once"
+    # what a new version of the recipient does not notice again, and says was sent
+    noticed = ledger.fetch("compose_noticed_claims", period="2026-11", shard=0)
+    assert {(r["member_id"], r["claim_id"]) for r in noticed} == {("M000000001", "C3"), ("M000000001", "C4")}
+    assert sorted((r["statement_id"], r["claim_id"]) for r in ledger.fetch(
+        "notices_in_shard", run_id="eob-2026-11", shard=0)) == [
+        (STATEMENT, "C3"), (STATEMENT, "C4"), (later, "C3"), (later, "C4")]
+    assert move_notices(ledger, [NoticeMove(batched, NoticeStatus.SUPERSEDED, Event.NOTICE_SUPERSEDED)]) == 0
+    assert _notice_events(ledger)[-1][0] == "notice_superseded_ignored"
+
+
 def test_the_schema_holds_the_notice_vocabulary_exactly(ledger: Ledger) -> None:
     checks = [c["sqltext"] for c in inspect(ledger.engine).get_check_constraints("prompt_notices")
               if "'due'" in c["sqltext"]]

@@ -67,3 +67,12 @@ def test_the_listing_gives_each_notice_its_status_day_and_lateness(tmp_path: Pat
     html = paths["html"].read_text()
     assert '<td>late (left, or leave on paper, after their due date)</td><td class="n">2</td>' in html
     assert "<td>paper_queued</td><td>2026-12-08</td><td>yes</td>" in html
+
+
+def test_a_notice_closed_with_its_superseded_statement_is_not_due(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    waiting = make_notice_id("st-2026-11-0000000000000001", "C4", key=b"k")
+    move_notices(ledger, [NoticeMove(waiting, NoticeStatus.SUPERSEDED, Event.NOTICE_SUPERSEDED)])
+    summary = build_report(ledger, RUN, 0.5, 80.0).summary()
+    assert (summary["notices_due"], summary["notices_waiting"]) == (3, 0)
+    assert summary["notices_due"] == summary["notices_sent"] + summary["notices_on_paper"]

@@ -28,20 +28,30 @@ from pipeline.demo.dsn import build_dsn
 from pipeline.demo.print_vendor import PrintVendor
 from pipeline.demo.smtp_sink import Decision, SmtpSink, TlsMaterial, make_tls_material
 from pipeline.ledger import Event, Status, make_notice_id
-from pipeline.stages import NoticesNotDrawn, notices_stage, paper_batch_stage, paper_vendor_files_stage
+from pipeline.stages import (
+    NoticesNotDrawn,
+    compose_stage,
+    ingest_stage,
+    notices_stage,
+    paper_batch_stage,
+    paper_vendor_files_stage,
+)
 from pipeline.stages.context import Context
 from pipeline.stages.reconcile import process_document
 from tests.support.canary import CANARY_STRINGS
 from tests.support.notices import (
     CANARY_EMAIL,
     LATE,
+    PERIOD,
     STATEMENT_LEAVES,
     claims_missing_their_deadline,
+    correct_a_line,
+    drop_member,
     late_month,
     notice_messages,
     notices,
 )
-from tests.support.send import VERP_SECRET, WallClock, make_context, pool_file
+from tests.support.send import RUN_ID, VERP_SECRET, WallClock, make_context, pool_file
 
 RELAY = "127.0.0.67"
 DAY = "2026-12-24"
@@ -342,3 +352,172 @@ def test_a_notice_event_does_not_hide_that_its_statements_send_was_in_doubt(mont
     assert _events(ctx, statement_id)[-1]["event"] == "notice_sent"
     in_doubt = ctx.ledger.fetch("send_in_doubt_for_pool", pool="pool_t")
     assert [row["statement_id"] for row in in_doubt] == [statement_id]
+
+
+# -- a corrected extract after the notices were flagged -----------------------------------------
+
+
+def _member_notices(ctx: Context, member: str) -> list[dict[str, Any]]:
+    """Every notice of the member's statements of the period, any version (oldest first)."""
+    with ctx.ledger.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(text(
+            "SELECT p.*, s.version FROM prompt_notices p "
+            "JOIN statements s ON s.statement_id = p.statement_id "
+            "WHERE s.member_id = :m ORDER BY s.version, p.claim_id"), {"m": member})]
+
+
+def _versions(ctx: Context, member: str) -> list[str]:
+    return [v["statement_id"] for v in ctx.ledger.fetch("compose_versions_for_member", period=PERIOD,
+                                                         member_id=member)]
+
+
+def _set_status(ctx: Context, statement_id: str, status: str) -> None:
+    """As if the statement had gone out since (the steps between are other tests' business)."""
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE statements SET status = :status WHERE statement_id = :s"),
+                     {"status": status, "s": statement_id})
+
+
+def _recompose(month: Month) -> dict[str, Any]:
+    """The period ingested and composed again an hour later, from the corrected extract."""
+    month.clock.advance(hours=1)
+    ingest_stage(month.ctx, PERIOD)
+    return compose_stage(month.ctx, PERIOD)
+
+
+def test_a_paper_notice_of_a_statement_a_correction_replaces_is_closed_with_it_and_never_printed(
+        month: Month) -> None:
+    """The notice went to the paper queue from version 1; a corrected extract replaces version 1
+    before it went out. The notice is closed with it, on its timeline, and the print run does not
+    take it: the claim is noticed from version 2, which its own compose flagged."""
+    ctx = month.ctx
+    notices_stage(ctx, DAY)
+    queued = _member_notices(ctx, month.paper)
+    assert queued and {n["status"] for n in queued} == {"paper_queued"}
+    old_id = queued[0]["statement_id"]
+    correct_a_line(ctx.settings.extracts_dir / PERIOD, month.paper)
+    assert _recompose(month)["reissued"] == 1
+    new_id = _versions(ctx, month.paper)[-1]
+    assert ctx.ledger.statement(old_id)["status"] == Status.SUPERSEDED  # type: ignore[index]
+    after = _member_notices(ctx, month.paper)
+    closed = [n for n in after if n["statement_id"] == old_id]
+    assert [(n["notice_id"], n["status"]) for n in closed] == [(n["notice_id"], "superseded") for n in queued]
+    for notice in queued:
+        assert [(e["event"], e["detail"].get("by")) for e in _events(ctx, old_id)
+                if e["detail"]["notice_id"] == notice["notice_id"]] == [
+            ("notice_paper_queued", None), ("notice_superseded", new_id)]
+    fresh = [n for n in after if n["statement_id"] == new_id]
+    assert {n["claim_id"] for n in fresh} == {n["claim_id"] for n in queued}, "version 2 notices them"
+    assert {n["status"] for n in fresh} == {"due"}
+
+    month.clock.advance(days=3, hours=19)  # Monday's batch
+    paper_batch_stage(ctx, "2026-12-28")
+    assert not {n["notice_id"] for n in queued} & _pieces(ctx), "never printed from version 1"
+
+
+def test_a_claim_whose_notice_left_is_not_noticed_again_when_a_correction_reissues_its_statement(
+        month: Month, sink: SmtpSink) -> None:
+    """The emailed canary's notices were accepted by the relay, the paper canary's queued for print
+    while its statement was already mailed; then another line of each changes. Their version 2 is
+    late for the same claims, but each claim keeps the one notice that left: not a second email
+    or letter; the report lists each claim once, as sent or on paper; version 2 says the notice
+    was sent, and when."""
+    from pipeline.report import build_report
+    from pipeline.stages.notices import separate_notices
+
+    ctx = month.ctx
+    notices_stage(ctx, DAY)
+    left = {member: _member_notices(ctx, member) for member in (month.emailed, month.paper)}
+    assert {n["status"] for n in left[month.emailed]} == {"sent"}
+    assert {n["status"] for n in left[month.paper]} == {"paper_queued"}
+    _set_status(ctx, left[month.paper][0]["statement_id"], "mailed")
+    emailed_before = len(notice_messages(sink.received))
+    folder = ctx.settings.extracts_dir / PERIOD
+    for member, noticed in left.items():
+        correct_a_line(folder, member, not_claims=frozenset(n["claim_id"] for n in noticed))
+    composed = _recompose(month)
+    assert composed["reissued"] == 2
+    for member, noticed in left.items():
+        assert _member_notices(ctx, member) == noticed, "no notice row for version 2, none closed"
+
+    again = notices_stage(ctx, DAY)
+    assert again["due"] == again["sent"] == again["paper"] == 0
+    assert len(notice_messages(sink.received)) == emailed_before
+    assert composed["noticed_before"] == len(left[month.emailed]) + len(left[month.paper])
+    report = build_report(ctx.ledger, RUN_ID, 0, 0)
+    for noticed in left.values():
+        rows = [r for r in report.prompt_notice_claims if r["claim_id"] in {n["claim_id"] for n in noticed}]
+        assert sorted((r["claim_id"], r["notice_id"], r["status"]) for r in rows) == sorted(
+            (n["claim_id"], n["notice_id"], n["status"]) for n in noticed), "each claim once"
+
+    new_id = _versions(ctx, month.emailed)[-1]
+    told = separate_notices(ctx, RUN_ID, ctx.ledger.statement(new_id)["shard"])  # type: ignore[index]
+    assert sorted((n.claim_id, n.leaves) for n in told[new_id]) == sorted(
+        (n["claim_id"], NOTICE_LEAVES["email"]) for n in left[month.emailed])
+
+    month.clock.advance(days=3, hours=19)  # the paper canary's notices are printed once, from v1
+    paper_batch_stage(ctx, "2026-12-28")
+    assert {n["notice_id"] for n in left[month.paper]} <= _pieces(ctx)
+
+
+def test_a_due_notice_of_a_statement_replaced_or_withdrawn_after_release_is_closed_not_reported_undrawable(
+        month: Month, sink: SmtpSink) -> None:
+    """The canaries' statements went out before their notices; then a corrected extract reissues the
+    emailed canary's (version 2, flagged afresh) and withdraws the paper canary's. Version 1 can no
+    longer be drawn: its due notices are closed, the new version's go out, and the task succeeds."""
+    ctx = month.ctx
+    emailed_v1 = _member_notices(ctx, month.emailed)[0]["statement_id"]
+    paper_v1 = _member_notices(ctx, month.paper)[0]["statement_id"]
+    for status, event in ((Status.RENDERED, Event.RENDERED), (Status.QUEUED, Event.QUEUED),
+                          (Status.SENT, Event.SENT)):
+        assert ctx.ledger.transition(emailed_v1, status, event, pool="pool_t")
+    _set_status(ctx, paper_v1, "mailed")
+    folder = ctx.settings.extracts_dir / PERIOD
+    correct_a_line(folder, month.emailed)
+    drop_member(folder, month.paper)
+    composed = _recompose(month)
+    assert (composed["reissued"], composed["withdrawn_after_release"]) == (1, 1)
+    assert ctx.ledger.statement(emailed_v1)["status"] == "sent"  # type: ignore[index]
+    emailed_v2 = _versions(ctx, month.emailed)[-1]
+    stale = [n for member in (month.emailed, month.paper) for n in _member_notices(ctx, member)
+             if n["statement_id"] in (emailed_v1, paper_v1)]
+    assert stale and {n["status"] for n in stale} == {"due"}
+
+    result = notices_stage(ctx, DAY)  # no NoticesNotDrawn
+
+    assert result["not_drawn"] == 0 and result["superseded"] == len(stale)
+    for notice in stale:
+        claim = notice["claim_id"]
+        mine = [e for e in _events(ctx, notice["statement_id"]) if e["detail"]["claim_id"] == claim]
+        assert [e["event"] for e in mine] == ["notice_superseded"], "closed, not a render failure"
+        why = {"by": emailed_v2} if notice["statement_id"] == emailed_v1 else \
+            {"cause": "its statement was withdrawn"}
+        assert mine[0]["detail"] == {"notice_id": mine[0]["detail"]["notice_id"], "claim_id": claim,
+                                     "notice_status": "superseded", **why}
+    now = _member_notices(ctx, month.emailed)
+    assert {n["status"] for n in now if n["statement_id"] == emailed_v1} == {"superseded"}
+    fresh = [n for n in now if n["statement_id"] == emailed_v2]
+    assert {n["claim_id"] for n in fresh} == {n["claim_id"] for n in stale if n["statement_id"] == emailed_v1}
+    assert {n["status"] for n in fresh} == {"sent"}
+    to_canary = [m for m in notice_messages(sink.received).values() if m["To"] == CANARY_EMAIL]
+    assert len(to_canary) == len(fresh), "one notice per claim, from version 2"
+
+    # a notice whose statement is current but cannot be drawn still fails the task
+    with ctx.ledger.begin() as conn:
+        conn.execute(text("UPDATE prompt_notices SET status = 'due', claim_id = 'CNOSUCHCLAIM' "
+                          "WHERE notice_id = :n"), {"n": fresh[0]["notice_id"]})
+    with pytest.raises(NoticesNotDrawn):
+        notices_stage(ctx, DAY)
+
+
+def test_a_lost_lease_stops_the_notices_before_they_reach_a_pool(
+        month: Month, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the statements' sender: another run may hold the lease now, so none is emailed; what is
+    not sent stays due for that run."""
+    from pipeline.delivery.lease import LeaseLost, PoolLease
+
+    monkeypatch.setattr(PoolLease, "valid", lambda self: False)  # its renewal lapsed
+    with pytest.raises(LeaseLost):
+        notices_stage(month.ctx, DAY)
+    assert not notice_messages(sink.received)
+    assert {n["status"] for n in _member_notices(month.ctx, month.emailed)} == {"due"}

@@ -73,6 +73,33 @@ def plant_notice_canaries(folder: Path) -> tuple[str, str]:
     return emailed, paper
 
 
+def correct_a_line(folder: Path, member: str, *, not_claims: frozenset[str] = frozenset()) -> str:
+    """A corrected extract: one of the member's paid lines describes its service otherwise (the
+    statement's content changes, no claim's decision does), in a claim outside `not_claims` when
+    the member has one. Returns the claim changed."""
+    claims = [(path, list(csv.DictReader(path.open(newline="", encoding="utf-8"))))
+              for path in sorted(folder.glob("claims*.csv"))]
+    paid = sorted((row["claim_id"] in not_claims, row["claim_id"], row["line_no"]) for _, rows in claims
+                  for row in rows if row["member_id"] == member and row["status"] == "paid")
+    assert paid, f"member {member} has no paid line to correct"
+    _, claim, line_no = paid[0]
+    for path, rows in claims:
+        for row in rows:
+            if (row["claim_id"], row["line_no"]) == (claim, line_no):
+                row["service_description"] += " (corrected)"
+                _write(path, rows)
+    return claim
+
+
+def drop_member(folder: Path, member: str) -> None:
+    """A corrected extract without the member's claim lines (withdrawn, or re-keyed to another)."""
+    for path in sorted(folder.glob("claims*.csv")):
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+        kept = [row for row in rows if row["member_id"] != member]
+        if len(kept) < len(rows):
+            _write(path, kept)
+
+
 def _is_date(text: str) -> bool:
     try:
         date.fromisoformat(text)
