@@ -129,6 +129,7 @@ class Statement:
     replaces: str | None = None  # statement_id of the version this one corrects (a reissue)
     reason_table_version: str = ""  # templates/reason_codes.csv version the reasons came from
     separate_notices: list[SeparateNotice] = field(default_factory=list)  # said near the appeal rights
+    own_statement: str = ""  # "request" or "policy": a patient's own statement (pipeline.recipients)
 
     def total(self, money_field: str) -> int:
         return sum(getattr(line, money_field) for line in self.lines)

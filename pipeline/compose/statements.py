@@ -411,6 +411,7 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
     )
     statement.replaces = version.replaces
     statement.reason_table_version = reason_table().version
+    statement.own_statement = member_row.get("recipient") or ""
     email = member.email or ""
     reason = row["paper_reason"]
     return Composed(recipient_id=row["member_id"], statement=statement, channel=row["channel"],

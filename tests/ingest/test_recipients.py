@@ -133,7 +133,9 @@ def test_a_requesting_dependent_gets_their_own_statement_and_the_subscriber_sees
                   "Dependent"):
         assert trace not in text, f"the subscriber's statement shows {trace!r}"
     assert "Ordinary Clinic" in text
+    assert "sent to you alone" not in " ".join(text.split())
     own_text = _pdf_text(own, tmp_path)
+    assert "This statement is sent to you alone, as you asked" in " ".join(own_text.split())
     assert CANARY_PROVIDER in own_text and CANARY_AMOUNT in own_text
     assert "1 Family Way" not in own_text  # an email-only request: not even the family's address
     assert own.statement.statement_id != subscriber.statement.statement_id
@@ -147,6 +149,8 @@ def test_a_sensitive_service_without_a_request_follows_the_policy(extract: Path,
     # by paper: the email on file is the subscriber's, not theirs
     assert (patient.channel, patient.paper_reason) == ("paper", "no_consent")
     assert patient.statement.member.last_name == "Name S2-02"
+    assert patient.statement.own_statement == "policy"
+    assert "is sent to you in your name" in " ".join(_pdf_text(patient, tmp_path).split())
     assert [line.claim_id for line in separate["S2"].statement.lines] == ["C4"]
 
     ingest(extract, tmp_path / "include", shards=2, period=PERIOD, sensitive_policy="include")

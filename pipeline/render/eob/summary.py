@@ -48,6 +48,8 @@ def summary_blocks(statement: Statement, words: Words, theme: Theme) -> list[Blo
         _Beside(heading, count, theme.muted),
         grid,
         TextBlock(words("summary.note"), REGULAR, 7.5, theme.text, space_after=2),
+        *([TextBlock(words(f"summary.own_{statement.own_statement}"), REGULAR, 7.5, theme.text,
+                     space_after=2)] if statement.own_statement else []),
     ]
 
 
