@@ -119,7 +119,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
         ("  patients' own (confidential communications)", s["own_statements"]),
         ("rendered", s["rendered"]),
         ("statements accepted by the relays (250)", s["accepted_by_relay"]),
-        ("messages received by SMTP servers (statements and notices)", result.received),
+        ("messages received (statements and notices)", result.received),
         ("  emailed, no bounce", s["sent"]),
         ("bounced (at SMTP time or by DSN)", s["bounced"]), ("  → retry queue", s["queue_retry"]),
         ("  → verification queue", s["queue_verification"]),
