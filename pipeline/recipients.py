@@ -13,16 +13,9 @@ moved the claims.
 
 from __future__ import annotations
 
-__all__ = ["POLICIES", "RECIPIENT_KINDS", "SEPARATOR", "describe", "patient_key", "recipient_id",
-           "subscriber_id"]
+__all__ = ["SEPARATOR", "describe", "patient_key", "recipient_id", "subscriber_id"]
 
 SEPARATOR = "~"
-POLICIES = ("separate", "include")
-"""What happens to a dependent's sensitive-service line when the dependent made no request:
-`separate` (the patient's own statement, in their name, by paper to the address on file) or
-`include` (the subscriber's statement, the federal default)."""
-RECIPIENT_KINDS = {"": "subscriber", "request": "patient (confidential-communications request)",
-                   "policy": "patient (sensitive services, no request)"}
 
 
 def recipient_id(member_id: str, patient: str) -> str:

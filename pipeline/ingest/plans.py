@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from pipeline.ingest.checks import Problems, check_columns, rejected_rows, repeated_values, text_columns
 from pipeline.ingest.quarantine import Quarantine
-from pipeline.ingest.reading import InvalidRows, file_batches, refuse_invalid_rows, row_numbers
+from pipeline.ingest.reading import row_numbers, whole_file
 from pipeline.ingest.schema import file_spec
 from pipeline.ingest.sources import ExtractFile
 from pipeline.storage import PLAN_SCHEMA
@@ -23,12 +23,8 @@ __all__ = ["ingest_plans"]
 def ingest_plans(item: ExtractFile, out_dir: Path, quarantine: Quarantine) -> pa.Array:
     """Check the plan file and write its accepted rows; returns their plan ids."""
     spec = file_spec("plans")
-    invalid = InvalidRows()
-    batches = list(file_batches(item, spec, invalid))
-    refuse_invalid_rows(item, invalid)
+    batch = whole_file(item, spec)
     tally = quarantine.tally(item)
-    rows_in = sum(b.num_rows for b in batches)
-    batch = pa.Table.from_batches(batches).combine_chunks().to_batches()[0] if rows_in else None
     if batch is None:
         pq.write_table(PLAN_SCHEMA.empty_table(), out_dir / "plans.parquet")
         return pa.array([], pa.string())

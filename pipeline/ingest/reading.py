@@ -27,7 +27,7 @@ from pipeline.ingest.sources import ExtractFile, ExtractFileError, arrow_reason
 __all__ = [
     "DamagedRegion", "InvalidRows", "bad_field_count_rows", "csv_header", "damage_masks", "damaged_text_rows",
     "file_batches", "refuse_invalid_rows", "row_numbers", "source_refs", "source_rows",
-    "split_damaged_rows", "text_batches",
+    "split_damaged_rows", "text_batches", "whole_file",
 ]
 
 BATCH_BYTES = 8 << 20
@@ -382,3 +382,13 @@ def source_refs(batch: pa.RecordBatch) -> pa.Array | None:
     names = batch.schema.names
     return batch.column(names.index("_ref")) if "_ref" in names else None
 
+
+def whole_file(item: ExtractFile, spec: FileSpec) -> pa.RecordBatch | None:
+    """A small reference file (plans, confidential requests) read whole as one batch, or None when
+    it has no rows; a row with a wrong field count fails the file (`refuse_invalid_rows`)."""
+    invalid = InvalidRows()
+    batches = list(file_batches(item, spec, invalid))
+    refuse_invalid_rows(item, invalid)
+    if not sum(b.num_rows for b in batches):
+        return None
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]

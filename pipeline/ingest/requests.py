@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from pipeline.column_kernels import email_shapes, string_buffers
 from pipeline.ingest.checks import Problems, check_columns, rejected_rows, text_columns
 from pipeline.ingest.quarantine import Quarantine
-from pipeline.ingest.reading import InvalidRows, file_batches, refuse_invalid_rows, row_numbers
+from pipeline.ingest.reading import row_numbers, whole_file
 from pipeline.ingest.schema import file_spec
 from pipeline.ingest.sources import ExtractFile
 from pipeline.storage import as_array
@@ -80,18 +80,15 @@ def ingest_requests(item: ExtractFile | None, quarantine: Quarantine,
     if item is None:
         return Requests.none()
     spec = file_spec("requests")
-    invalid = InvalidRows()
-    batches = list(file_batches(item, spec, invalid))
-    refuse_invalid_rows(item, invalid)
+    batch = whole_file(item, spec)
     tally = quarantine.tally(item)
-    if not sum(b.num_rows for b in batches):
+    if batch is None:
         return Requests(item, REQUEST_SCHEMA.empty_table())
-    batch = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
     text = text_columns(batch, spec)
     problems = Problems(batch.num_rows)
     typed = check_columns(text, spec, problems)
     _check_rules(typed, problems)
-    in_effect = _choose(typed, problems, period)
+    in_effect = _choose(typed, problems, period)  # good rows only
     rows = row_numbers(item.first_row, 0, batch.num_rows, np.zeros(0, np.int64))
     tally.read += batch.num_rows
     rejected = rejected_rows(rows, problems, text, spec, None)
@@ -101,7 +98,6 @@ def ingest_requests(item: ExtractFile | None, quarantine: Quarantine,
     tally.accepted += int(good.sum())
     keys = zip(text["member_id"].to_pylist(), text["patient_id"].to_pylist(), problems.bad, strict=True)
     held = frozenset((member, patient) for member, patient, bad in keys if bad and member and patient)
-    in_effect &= good
     keep = pa.array(in_effect)
     columns = {name: pc.filter(typed[name], keep) for name in REQUEST_SCHEMA.names if name != "source_row"}
     columns["source_row"] = pa.array(rows[in_effect], pa.int64())

@@ -79,7 +79,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "send_run_awaiting_route", "send_queued_counts_total", "current_statuses",
     # prompt notices
     "notices_due", "notice_assign_id", "notice_current", "notice_move", "notice_set_reason",
-    "notice_attempt", "notice_paper_candidates", "notices_in_shard", "notices_for_run",
+    "notice_attempt", "notice_paper_candidates", "notices_in_shard",
     "notices_open_of_superseded",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""

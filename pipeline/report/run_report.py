@@ -266,15 +266,12 @@ left or leaves on paper, whether that is after it was due)."""
 
 def _notice_rows(ledger: Ledger, run_id: str) -> list[dict[str, Any]]:
     """Each flagged claim with its statement's facts and its notice's."""
-    states = {(row["statement_id"], row["claim_id"]): row
-              for row in ledger.fetch("notices_for_run", run_id=run_id)}
     rows = []
     for row in ledger.fetch("ingest_prompt_notices_for_run", run_id=run_id):
-        notice = states.get((row["statement_id"], row["claim_id"]), {})
-        late = notice.get("late")
+        late = row["late"]
         rows.append({**_with_days_late(row), "statement_status": row["status"],
-                     "notice_id": notice.get("notice_id") or "", "status": notice.get("status", "due"),
-                     "left": str(notice.get("left_on") or ""),
+                     "notice_id": row["notice_id"] or "", "status": row["notice_status"] or "due",
+                     "left": str(row["left_on"] or ""),
                      "late": "" if late is None else ("yes" if int(late) else "no")})
     return rows
 

@@ -188,20 +188,22 @@ def _due_notices(ctx: Context, *, assign: bool) -> list[_Due]:
 def _choose_channels(ctx: Context, notices: Sequence[_Due]) -> None:
     """Email where the member file allows it now (consent, an address, a valid one) at an address
     not suppressed and a pool is open; paper otherwise, with the reason."""
-    from pipeline.delivery import is_suppressed, pick_pool, route_weights, send_config
+    from pipeline.delivery import pick_pool, route_weights, send_config
+    from pipeline.stages.ingest import suppression_check
     from pipeline.storage import send_contacts
 
     settings = ctx.settings
-    secret = settings.verp_secret.get_secret_value()
+    suppressed = suppression_check(ctx) or (lambda _address: False)  # one query for every notice
     pools = [(name, weight) for name, weight in
              route_weights(ctx.ledger, send_config(settings), ctx.now()) if weight > 0]
+    open_pools = {name for name, _ in pools}
     contacts: dict[str, Any] = {}
     for notice in sorted(notices, key=lambda n: n.run_id):
         if notice.run_id not in contacts:
             contacts = {notice.run_id: send_contacts(settings, notice.run_id)}
         contact = contacts[notice.run_id].get(notice.member_id)
         reason = "not_in_member_file" if contact is None else contact.paper_reason()
-        if contact is not None and reason is None and is_suppressed(ctx.ledger, contact.email, secret):
+        if contact is not None and reason is None and suppressed(contact.email):
             reason = "suppressed"
         if reason is None and not pools:
             reason = "no_pool_open"
@@ -209,7 +211,6 @@ def _choose_channels(ctx: Context, notices: Sequence[_Due]) -> None:
             notice.channel, notice.reason = "paper", reason or "not_in_member_file"
             continue
         notice.channel, notice.email, notice.language = "email", contact.email, contact.language
-        open_pools = {name for name, _ in pools}
         notice.pool = notice.statement_pool if notice.statement_pool in open_pools else \
             pick_pool(notice.notice_id, pools)
 

@@ -40,8 +40,11 @@ SELECT statement_id, version, replaces, status, content_hash, run_id
 FROM statements WHERE period = :period AND member_id = :member_id ORDER BY version;
 
 -- name: ingest_prompt_notices_for_run
+-- each flagged claim, its statement's channel and status, and its notice: id, status, the day it
+-- left (or leaves, on paper) and whether that was after it was due
 SELECT p.statement_id, p.claim_id, p.notice_due, p.statement_leaves,
-       COALESCE(p.channel, s.channel) AS channel, s.status
+       COALESCE(p.channel, s.channel) AS channel, s.status,
+       p.notice_id, p.status AS notice_status, p.left_on, p.late
 FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
 WHERE s.run_id = :run_id
 ORDER BY p.notice_due, p.statement_id, p.claim_id;

@@ -76,11 +76,3 @@ WHERE s.run_id = :run_id AND s.shard = :shard AND p.status <> 'superseded'
   AND (t.statement_id = s.statement_id
        OR p.status IN ('sent', 'paper_queued', 'batched', 'printed', 'mailed'))
 ORDER BY s.statement_id, p.claim_id, t.version DESC;
-
--- name: notices_for_run
--- each flagged claim's notice: its id, status, the day it left (or leaves, on paper) and whether
--- that was after it was due
-SELECT p.statement_id, p.claim_id, p.notice_id, p.status, p.left_on, p.late, p.last_reason
-FROM prompt_notices p JOIN statements s ON s.statement_id = p.statement_id
-WHERE s.run_id = :run_id
-ORDER BY p.statement_id, p.claim_id;

@@ -225,8 +225,8 @@ def test_a_ledger_from_before_notices_were_sent_keeps_its_flags_as_due(ledger_ur
     ledger = Ledger.open(ledger_url, migrate=False)
     assert ledger.migrate() == [14]
     assert ledger.fetch("notices_due")[0]["claim_id"] == "C1"
-    row = ledger.fetch_one("notices_for_run", run_id="eob-2026-11")
-    assert row is not None and (row["status"], row["notice_id"], row["left_on"]) == ("due", None, None)
+    row = ledger.fetch_one("ingest_prompt_notices_for_run", run_id="eob-2026-11")
+    assert row is not None and (row["notice_status"], row["notice_id"], row["left_on"]) == ("due", None, None)
     assert ledger.fetch_one("paper_live_piece", statement_id=STATEMENT)["status"] == "composed"  # type: ignore[index]
     with ledger.begin() as conn:  # a piece may now name a notice (and statements keep their pieces)
         conn.execute(text("INSERT INTO batch_pieces (batch_name, statement_id, sequence, pages, sheets, "

@@ -204,6 +204,21 @@ class ClaimsGridBuilder:
                    fills=((*self.full, theme.tint), self.owes_fill), rules=rules)
 
 
+def line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]], list[list[float]]]:
+    """Each line's cells (date, service, amounts, code) and their widths at size 1: the
+    statement's claim grid and the notice's claim share them."""
+    date_format = date_formatter(words.file.string("meta.date_format"))
+    values, units = [], []
+    for line in lines:
+        row = [date_format(line.service_date), f"{line.service_description} ({line.service_code})",
+               *line_amounts([line]), line.reason_code]
+        values.append(row)
+        units.append([text_width(row[0], REGULAR, 1.0), 0.0,
+                      *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
+                      text_width(row[-1], REGULAR, 1.0)])
+    return values, units
+
+
 def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     """Claim detail grouped by claim: a claim banner, its lines, a claim total, then totals.
 
@@ -212,14 +227,7 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     """
     headers = claims_headers(words.file)
     date_format = date_formatter(words.file.string("meta.date_format"))
-    values, units = [], []
-    for line in statement.lines:
-        row = [date_format(line.service_date), f"{line.service_description} ({line.service_code})",
-               *line_amounts([line]), line.reason_code]
-        values.append(row)
-        units.append([text_width(row[0], REGULAR, 1.0), 0.0,
-                      *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
-                      text_width(row[-1], REGULAR, 1.0)])
+    values, units = line_values(statement.lines, words)
     totals = line_amounts(statement.lines)
     total_units = [text_width(value, BOLD, 1.0) for value in totals]
     columns = claims_columns(headers, units, total_units)

@@ -49,6 +49,7 @@ from pipeline.render.eob.claims import (
     claims_columns,
     claims_headers,
     line_amounts,
+    line_values,
 )
 from pipeline.render.eob.furniture import (
     BOTTOM,
@@ -199,27 +200,11 @@ def _banner_text(first: ClaimLine, words: Words) -> tuple[str, str]:
                         network_words)
 
 
-def _line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]],
-                                                                    list[list[float]]]:
-    """Each line's cells (date, service, amounts, code) and their widths at size 1."""
-    date_format = date_formatter(words.file.string("meta.date_format"))
-    values, units = [], []
-    for line in lines:
-        row = [date_format(line.service_date),
-               f"{line.service_description} ({line.service_code})", *line_amounts([line]),
-               line.reason_code]
-        values.append(row)
-        units.append([text_width(row[0], REGULAR, 1.0), 0.0,
-                      *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
-                      text_width(row[-1], REGULAR, 1.0)])
-    return values, units
-
-
 def _claim_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
     """The claim in the statement's table: banner, one row per line, a total for several."""
     lines = notice.lines
     headers = claims_headers(words.file)
-    values, units = _line_values(lines, words)
+    values, units = line_values(lines, words)
     totals = line_amounts(lines)
     columns = claims_columns(headers, units, [text_width(t, BOLD, 1.0) for t in totals])
     build = ClaimsGridBuilder(theme, columns, len(headers))
