@@ -23,6 +23,36 @@ MONEY_FIELDS: tuple[str, ...] = (
 
 MEMBER_SHARE_FIELDS: tuple[str, ...] = ("deductible", "copay", "coinsurance", "not_covered")
 
+LINE_STATUSES: tuple[str, ...] = ("paid", "denied", "partial", "pended", "adjusted")
+"""pended: not decided yet (nothing paid or owed so far); adjusted: reprocessed, replacing the
+decision on `original_claim_id`."""
+
+PLAN_TYPES: tuple[str, ...] = ("erisa_group", "governmental", "church", "individual",
+                               "medicare_advantage", "medicaid")
+"""The rulebook a plan answers to: it picks the appeal wording, deadlines, the ERISA civil-action
+sentence and the assistance contacts (an employer plan that is governmental or a church's is not
+an ERISA plan)."""
+
+ADJUSTMENT_GROUPS: tuple[str, ...] = ("PR", "CO", "OA", "PI")
+"""X12 claim adjustment group codes: PR patient responsibility (the member may owe), CO
+contractual (the provider writes it off), OA other, PI payer-initiated reduction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One reason part of a line's billed amount was not paid by the plan (an 835 CAS entry):
+    group code, CARC, amount and an optional remark code (RARC)."""
+
+    group: str  # one of ADJUSTMENT_GROUPS
+    carc: str  # claim adjustment reason code, e.g. "45"
+    amount: int  # cents
+    rarc: str = ""  # remittance advice remark code, e.g. "N115"; "" when none
+
+    @property
+    def code(self) -> str:
+        """Group-coded CARC, the reason table's key: "CO-45"."""
+        return f"{self.group}-{self.carc}"
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -36,11 +66,12 @@ class Member:
     state: str
     postal_code: str
     email: str | None
-    language: str  # ISO 639-1: "en", "es"
+    language: str  # statement language: "en", "es", "zh-Hant"
     plan_id: str
     group_number: str
     line_of_business: str  # "commercial", "medicare_advantage", ...
     edelivery_consent: bool
+    large_print: bool = False  # the member asked for large print (alternate format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +88,8 @@ class ClaimLine:
     received_date: date
     service_code: str
     service_description: str
-    status: str  # "paid", "denied", "partial"
-    reason_code: str  # CARC with group code, e.g. "PR-1", "CO-45"; "" when none
+    status: str  # one of LINE_STATUSES
+    reason_code: str  # the line's main group-coded CARC, e.g. "CO-50"; "" when none (see adjustments)
     billed: int
     discount: int
     plan_paid: int
@@ -67,10 +98,17 @@ class ClaimLine:
     copay: int
     coinsurance: int
     not_covered: int
+    denied: int = 0  # not paid because of a denial or reduction the member does not owe (never a discount)
+    adjustments: tuple[Adjustment, ...] = ()  # every adjustment of the line, in the extract's order
+    no_surprises: bool = False  # protected by the No Surprises Act (in-network cost sharing, no balance bill)
+    payee: str = ""  # who the plan paid: "provider", "member" or "" (nothing paid)
+    paid_date: date | None = None  # the day the claim was processed and paid
+    payment_ref: str = ""  # check or EFT trace number of the payment
+    original_claim_id: str = ""  # for an adjusted line: the claim whose decision it replaces
 
     @property
     def allowed(self) -> int:
-        return self.billed - self.discount
+        return self.billed - self.discount - self.denied
 
     @property
     def member_owes(self) -> int:
@@ -85,12 +123,25 @@ class ReasonExplanation:
     plan_provision: str  # plan document section relied on, for adverse determinations
 
 
+ACCUMULATOR_TIERS: tuple[str, ...] = ("individual", "family")
+NETWORKS: tuple[str, ...] = ("in", "out")
+
+
 @dataclass(frozen=True, slots=True)
 class Accumulator:
     name: str  # "deductible" or "out_of_pocket"
-    used: int  # cents, year to date including this statement
+    used: int  # cents, plan year to date including this statement; never capped at the limit
     limit: int  # cents
     as_of: date
+    tier: str = "individual"  # one of ACCUMULATOR_TIERS
+    network: str = "in"  # one of NETWORKS
+    plan_year: tuple[date, date] | None = None  # first and last day of the plan year
+    source: str = "computed"  # "extract" (the claims system's figure) or "computed"
+
+    @property
+    def overrun(self) -> bool:
+        """More used than the limit allows: a data problem for the claims system, never hidden."""
+        return self.limit > 0 and self.used > self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +149,18 @@ class Plan:
     plan_id: str
     plan_name: str
     brand: str  # selects templates/brands/<brand>.toml
-    deductible_limit: int
-    out_of_pocket_limit: int
+    deductible_limit: int  # individual, in network
+    out_of_pocket_limit: int  # individual, in network
+    plan_type: str = ""  # one of PLAN_TYPES; "" = from the member's line of business
+    funding: str = "insured"  # "insured" or "self_funded": a state insurance department oversees insured plans
+    plan_year_start: date | None = None  # first day of the current plan year; None = January 1
+    limits: tuple[tuple[str, int], ...] = ()  # other tiers: ("deductible.family.in", cents), ...
+
+    def limit(self, name: str, tier: str = "individual", network: str = "in") -> int:
+        """A limit in cents, 0 when the plan does not know it."""
+        if (tier, network) == ("individual", "in"):
+            return self.deductible_limit if name == "deductible" else self.out_of_pocket_limit
+        return dict(self.limits).get(f"{name}.{tier}.{network}", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +191,8 @@ class Statement:
     reason_table_version: str = ""  # templates/reason_codes.csv version the reasons came from
     separate_notices: list[SeparateNotice] = field(default_factory=list)  # said near the appeal rights
     own_statement: str = ""  # "request" or "policy": a patient's own statement (pipeline.recipients)
+    plan_type: str = "erisa_group"  # resolved from the plan, else the member's line of business
+    replaces_date: date | None = None  # statement date of the version this one corrects
 
     def total(self, money_field: str) -> int:
         return sum(getattr(line, money_field) for line in self.lines)
