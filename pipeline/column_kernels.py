@@ -19,7 +19,8 @@ import pyarrow as pa
 
 __all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "CHECK_SEED", "EMAIL_PATTERN",
            "civil_dates", "domain_array", "dollars_to_cents", "edges_may_need_trim", "email_domains",
-           "email_shapes", "fold_hashes", "fold_numbers", "hash_values", "load_kernels",
+           "email_shapes", "fold_hashes", "fold_numbers", "hash_values", "adjustments_array",
+           "join_adjustments", "load_kernels", "split_adjustments", "text_key",
            "match_byte_classes", "seeded_hashes", "string_buffers", "sums_by_group"]
 
 CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
@@ -273,6 +274,137 @@ def sums_by_group(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarr
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def _digits_of(value: int) -> int:
+    count = 1
+    while value >= 10:
+        value //= 10
+        count += 1
+    return count
+
+
+@numba.njit(nogil=True, cache=True)
+def join_adjustments(row_offsets: np.ndarray, codes: np.ndarray, amounts: np.ndarray, remarks: np.ndarray,
+                     code_offsets: np.ndarray, code_data: np.ndarray, remark_offsets: np.ndarray,
+                     remark_data: np.ndarray, skip_empty: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of each row's adjustments as canonical text, `CODE:CENTS[:RARC]` joined by
+    ';': row i's entries are row_offsets[i]:row_offsets[i+1], each a code (an index into the code
+    strings; -1 leaves the entry out), an amount in cents (not negative) and a remark (an index
+    into the remark strings, -1 for none). With `skip_empty`, entries of 0 cents are left out."""
+    n = len(row_offsets) - 1
+    out_offsets = np.zeros(n + 1, np.int32)
+    for i in range(n):
+        size, first = 0, True
+        for e in range(row_offsets[i], row_offsets[i + 1]):
+            code = codes[e]
+            if code < 0 or (skip_empty and amounts[e] <= 0):
+                continue
+            size += (0 if first else 1) + code_offsets[code + 1] - code_offsets[code] + 1
+            size += _digits_of(amounts[e])
+            if remarks[e] >= 0:
+                size += 1 + remark_offsets[remarks[e] + 1] - remark_offsets[remarks[e]]
+            first = False
+        out_offsets[i + 1] = out_offsets[i] + size
+    out = np.empty(max(1, out_offsets[n]), np.uint8)
+    for i in range(n):
+        at, first = out_offsets[i], True
+        for e in range(row_offsets[i], row_offsets[i + 1]):
+            code = codes[e]
+            if code < 0 or (skip_empty and amounts[e] <= 0):
+                continue
+            if not first:
+                out[at] = 59  # ;
+                at += 1
+            first = False
+            for k in range(code_offsets[code], code_offsets[code + 1]):
+                out[at] = code_data[k]
+                at += 1
+            out[at] = 58  # :
+            value = amounts[e]
+            width = _digits_of(value)
+            for k in range(width - 1, -1, -1):
+                out[at + 1 + k] = 48 + value % 10
+                value //= 10
+            at += 1 + width
+            remark = remarks[e]
+            if remark >= 0:
+                out[at] = 58
+                at += 1
+                for k in range(remark_offsets[remark], remark_offsets[remark + 1]):
+                    out[at] = remark_data[k]
+                    at += 1
+    return out_offsets, out
+
+
+@numba.njit(nogil=True, cache=True)
+def split_adjustments(offsets: np.ndarray, data: np.ndarray,
+                      rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of the given rows' adjustments lists, `GG-CARC:dollars[:RARC]` separated by ';'
+    (the shape already checked): each entry's row, code and remark as text keys (`text_key`; 0 for
+    no remark) and amount in cents."""
+    count = 0
+    for r in rows:
+        if offsets[r + 1] > offsets[r]:
+            count += 1
+            for k in range(offsets[r], offsets[r + 1]):
+                count += data[k] == 59
+    parent = np.empty(count, np.int64)
+    codes = np.zeros(count, np.uint64)
+    cents = np.zeros(count, np.int64)
+    remarks = np.zeros(count, np.uint64)
+    e = 0
+    for r in rows:
+        k, end = offsets[r], offsets[r + 1]
+        while k < end:
+            parent[e] = r
+            key = np.uint64(0)
+            while data[k] != 58:  # the code, up to ':'
+                key = key * np.uint64(256) + np.uint64(data[k])
+                k += 1
+            codes[e] = key
+            k += 1
+            whole, decimals, seen_point = 0, 0, False
+            while k < end and data[k] != 58 and data[k] != 59:  # the amount
+                if data[k] == 46:
+                    seen_point = True
+                elif seen_point:
+                    whole = whole * 10 + (data[k] - 48)
+                    decimals += 1
+                else:
+                    whole = whole * 10 + (data[k] - 48)
+                k += 1
+            cents[e] = whole * (100 if decimals == 0 else 10 if decimals == 1 else 1)
+            if k < end and data[k] == 58:  # a remark
+                k += 1
+                key = np.uint64(0)
+                while k < end and data[k] != 59:
+                    key = key * np.uint64(256) + np.uint64(data[k])
+                    k += 1
+                remarks[e] = key
+            k += 1  # past ';'
+            e += 1
+    return parent, codes, cents, remarks
+
+
+def text_key(text: str) -> int:
+    """A code of at most 8 ASCII characters as the number split_adjustments makes of it."""
+    key = 0
+    for byte in text.encode("ascii"):
+        key = key * 256 + byte
+    return key
+
+
+def adjustments_array(row_offsets: np.ndarray, codes: np.ndarray, amounts: np.ndarray, remarks: np.ndarray,
+                      code_names: pa.Array, remark_names: pa.Array, skip_empty: bool = False) -> pa.Array:
+    """join_adjustments as an Arrow string array (`code_names`, `remark_names`: string arrays)."""
+    offsets, data = join_adjustments(np.ascontiguousarray(row_offsets, np.int64),
+                                     np.ascontiguousarray(codes, np.int64),
+                                     np.ascontiguousarray(amounts, np.int64),
+                                     np.ascontiguousarray(remarks, np.int64), *string_buffers(code_names),
+                                     *string_buffers(remark_names), skip_empty)
+    return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
 def domain_array(values: pa.Array) -> pa.Array:
     """email_domains as an Arrow string array."""
     offsets, data = email_domains(*string_buffers(values))
@@ -300,6 +432,9 @@ def load_kernels() -> None:
     fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
     email_shapes(offsets, data)
     email_domains(offsets, data)
+    one = np.zeros(1, np.int64)
+    adjustments_array(np.array([0, 1]), one, one + 5, one - 1, text, text, True)
+    split_adjustments(offsets, data, np.zeros(0, np.int64))
     for groups in (pa.array([0, 1], pa.int32()).to_numpy(), np.array([0, 1], np.int32)):  # read-only or not
         for kind in (np.int64, np.uint64):
             for values in (pa.array([1, 2], pa.from_numpy_dtype(kind)).to_numpy(), np.array([1, 2], kind)):

@@ -18,8 +18,11 @@ MONEY_FIELDS: tuple[str, ...] = (
     "copay",
     "coinsurance",
     "not_covered",
+    "denied",
+    "pending",
 )
-"""Line amounts, in cents. billed = discount + plan_paid + other_payer_paid + member share."""
+"""Line amounts, in cents. billed = discount + plan_paid + other_payer_paid + member share + denied
++ pending (a pended line's billed amount, not decided yet: everything else on it is 0)."""
 
 MEMBER_SHARE_FIELDS: tuple[str, ...] = ("deductible", "copay", "coinsurance", "not_covered")
 
@@ -52,6 +55,43 @@ class Adjustment:
     def code(self) -> str:
         """Group-coded CARC, the reason table's key: "CO-45"."""
         return f"{self.group}-{self.carc}"
+
+
+def parse_adjustments(text: str) -> tuple[Adjustment, ...]:
+    """A canonical line's `adjustments` column back into Adjustment records.
+
+    The canonical form (lines/*.parquet, written by ingest) is amounts in integer cents:
+    `GROUP-CARC:CENTS[:RARC]`, entries separated by `;`, in the extract's order, e.g.
+    `CO-45:12000;PR-2:2000;CO-50:30000:N115`; "" when the line has none. Ingest has validated
+    it, so a malformed value is a programming error (ValueError), not a data problem.
+    """
+    if not text:
+        return ()
+    out = []
+    for entry in text.split(";"):
+        parts = entry.split(":")
+        if len(parts) not in (2, 3) or "-" not in parts[0]:
+            raise ValueError(f"not a canonical adjustment: {entry!r}")
+        group, carc = parts[0].split("-", 1)
+        out.append(Adjustment(group, carc, int(parts[1]), parts[2] if len(parts) == 3 else ""))
+    return tuple(out)
+
+
+def format_adjustments(adjustments: tuple[Adjustment, ...] | list[Adjustment]) -> str:
+    """The canonical `adjustments` text of Adjustment records (the inverse of parse_adjustments)."""
+    return ";".join(f"{a.code}:{a.amount}" + (f":{a.rarc}" if a.rarc else "") for a in adjustments)
+
+
+LINE_OF_BUSINESS_PLAN_TYPES: dict[str, str] = {"commercial": "erisa_group",
+                                               "medicare_advantage": "medicare_advantage",
+                                               "medicaid": "medicaid"}
+"""The plan type a plan without one is taken to be, from the member's line of business."""
+
+
+def resolve_plan_type(plan_type: str, line_of_business: str) -> str:
+    """The plan's own type when the extract gives one, else derived from the member's line of
+    business (empty = commercial = an ERISA group plan)."""
+    return plan_type or LINE_OF_BUSINESS_PLAN_TYPES.get(line_of_business or "commercial", "erisa_group")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +139,7 @@ class ClaimLine:
     coinsurance: int
     not_covered: int
     denied: int = 0  # not paid because of a denial or reduction the member does not owe (never a discount)
+    pending: int = 0  # a pended line's billed amount: not decided yet, neither paid nor owed
     adjustments: tuple[Adjustment, ...] = ()  # every adjustment of the line, in the extract's order
     no_surprises: bool = False  # protected by the No Surprises Act (in-network cost sharing, no balance bill)
     payee: str = ""  # who the plan paid: "provider", "member" or "" (nothing paid)
@@ -108,7 +149,7 @@ class ClaimLine:
 
     @property
     def allowed(self) -> int:
-        return self.billed - self.discount - self.denied
+        return self.billed - self.discount - self.denied - self.pending
 
     @property
     def member_owes(self) -> int:
@@ -152,7 +193,7 @@ class Plan:
     deductible_limit: int  # individual, in network
     out_of_pocket_limit: int  # individual, in network
     plan_type: str = ""  # one of PLAN_TYPES; "" = from the member's line of business
-    funding: str = "insured"  # "insured" or "self_funded": a state insurance department oversees insured plans
+    funding: str = "insured"  # or "self_funded": a state insurance department oversees insured plans
     plan_year_start: date | None = None  # first day of the current plan year; None = January 1
     limits: tuple[tuple[str, int], ...] = ()  # other tiers: ("deductible.family.in", cents), ...
 
@@ -193,6 +234,7 @@ class Statement:
     own_statement: str = ""  # "request" or "policy": a patient's own statement (pipeline.recipients)
     plan_type: str = "erisa_group"  # resolved from the plan, else the member's line of business
     replaces_date: date | None = None  # statement date of the version this one corrects
+    held: str = ""  # why it must not be sent (e.g. "accumulator_overrun"); "" = send it
 
     def total(self, money_field: str) -> int:
         return sum(getattr(line, money_field) for line in self.lines)

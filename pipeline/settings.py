@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="a dependent's sensitive-service claim with no confidential-communications "
         "request: separate (the patient's own statement, by paper, in their name) or include (on "
         "the subscriber's statement)")
+    accumulator_overrun: Literal["show", "hold"] = Field(
+        default="show",
+        description="a statement whose year-to-date accumulator is above its limit (a data "
+        "problem for the claims system, always counted in the compose stage's summary): show (the "
+        "true figures with a note that we are checking them) or hold (not rendered nor sent: "
+        "recorded as failed with the reason StatementHeld accumulator_overrun)")
     notice_processing_hours: float = Field(
         default=6.0, ge=0, le=168,
         description="from compose to a statement being ready to leave (render, route): the notice "
@@ -205,6 +211,14 @@ class Settings(BaseSettings):
     # -- render settings --
     render_batch_size: int = Field(
         default=200, ge=1, description="rendered statements per ledger transaction (render stage)"
+    )
+    font_dir: Path | None = Field(
+        default=None,
+        description="the folder holding the Noto font files every statement embeds "
+        "(NotoSans-Regular.ttf, NotoSansCJK-Regular.ttc, NotoSansArabic-Regular.ttf, ...); "
+        "default: Debian's /usr/share/fonts/truetype/noto (fonts-noto-core) and "
+        "/usr/share/fonts/opentype/noto (fonts-noto-cjk); a missing file stops the process "
+        "when it starts (MissingFontFile, naming the file and the package)",
     )
 
     # -- PDF password settings --

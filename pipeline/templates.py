@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -214,10 +215,15 @@ def statement_text(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -
 
 @cache
 def resolve_language(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> str:
-    """The language whose wording exists: the member's if we have it, else English."""
-    code = (language or "").strip().lower()[:2]
-    if _SAFE_NAME.match(code) and (templates_dir / "statement" / f"{code}.toml").is_file():
-        return code
+    """The language whose wording exists: the member's if we have it ("zh-Hant", "es-US" as
+    "es"), else English. Codes are BCP 47: a language, then optionally a script."""
+    parts = (language or "").strip().replace("_", "-").split("-")
+    wanted = parts[0].lower()
+    if len(parts) > 1 and len(parts[1]) == 4:
+        wanted = f"{wanted}-{parts[1].title()}"
+    for code in dict.fromkeys((wanted, parts[0].lower())):
+        if _LANGUAGE_CODE.match(code) and (templates_dir / "statement" / f"{code}.toml").is_file():
+            return code
     return DEFAULT_LANGUAGE
 
 
@@ -240,3 +246,226 @@ def clear_caches() -> None:
     resolve_language.cache_clear()
     brand.cache_clear()
     password_hints.cache_clear()
+    legal_config.cache_clear()
+
+
+# ------------------------------------------------------------------ plan and state rules
+
+APPEAL_CLOCKS = ("receipt", "notice_date")
+"""When the appeal deadline starts: the day the member receives the notice, or its date."""
+STATE_CONTACTS = ("consumer_assistance", "insurance_department", "ship", "fair_hearing")
+FEDERAL_CONTACTS = ("ebsa", "hhs", "medicare")
+CONTACT_KINDS = (*STATE_CONTACTS, *FEDERAL_CONTACTS)
+RIGHT_TO_LEFT_SCRIPTS = frozenset({"Arab", "Hebr"})
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?$")
+_STATE_CODE = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Someone a member can ask for help: an office's name (and its name per language, with the
+    English name glossed), phone, TTY and website. Federal offices are named by the statement
+    file's [agencies] table: their `name` is ""."""
+
+    kind: str
+    name: str
+    phone: str
+    website: str
+    tty: str = ""
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_in(self, language: str) -> str:
+        return dict(self.names).get(language, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """The appeal rules of one plan type (templates/plan_rules.toml)."""
+
+    plan_type: str
+    appeal_text: str
+    appeal_days: int
+    appeal_clock: str
+    decision_days_pre_service: int
+    decision_days_post_service: int
+    expedited_hours: int
+    erisa: bool
+    contacts: tuple[str, ...]
+    fair_hearing_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StateRules:
+    """What depends on the member's state (templates/states.toml): tagline languages, contacts."""
+
+    code: str
+    taglines: tuple[str, ...]
+    contacts: tuple[tuple[str, Contact], ...] = ()
+
+    def contact(self, kind: str) -> Contact | None:
+        return dict(self.contacts).get(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Tagline:
+    """The language-assistance sentence in one language (templates/taglines.toml)."""
+
+    language: str
+    name: str
+    script: str  # ISO 15924, e.g. "Latn", "Hant", "Arab"
+    text: str  # with {{ phone }} and {{ tty }}
+
+    @property
+    def right_to_left(self) -> bool:
+        return self.script in RIGHT_TO_LEFT_SCRIPTS
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class LegalConfig:
+    """Plan rules, state rules and taglines, checked together when loaded."""
+
+    plans: Mapping[str, PlanRules]
+    federal: Mapping[str, Contact]
+    states: Mapping[str, StateRules]
+    default_state: StateRules
+    taglines: Mapping[str, Tagline]
+    plans_file: TemplateFile
+    states_file: TemplateFile
+    taglines_file: TemplateFile
+
+    def tagline_text(self, language: str, context: Mapping[str, Any]) -> str:
+        """The tagline of `language` with its {{ phone }} and {{ tty }} filled in."""
+        return self.taglines_file.text(f"{language}.text", context, memo=True)
+
+    def plan(self, plan_type: str) -> PlanRules:
+        found = self.plans.get(plan_type)
+        if found is None:
+            raise self.plans_file.error(f"plans.{plan_type}", "no rules for this plan type")
+        return found
+
+    def state(self, code: str) -> StateRules:
+        return self.states.get((code or "").strip().upper(), self.default_state)
+
+    def require_plan_types(self, plan_types: tuple[str, ...]) -> None:
+        """Start-up check: every plan type the model knows has rules."""
+        for plan_type in plan_types:
+            self.plan(plan_type)
+
+
+def _typed(file: TemplateFile, key: str, kind: type, node: Mapping[str, Any],
+           name: str) -> Any:
+    if name not in node:
+        raise file.error(f"{key}.{name}", "missing")
+    value = node[name]
+    if kind is int and (not isinstance(value, int) or isinstance(value, bool)) or (
+            kind is not int and not isinstance(value, kind)):
+        raise file.error(f"{key}.{name}", f"expected {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _contact(file: TemplateFile, key: str, kind: str, node: Any, *, named: bool) -> Contact:
+    if not isinstance(node, Mapping):
+        raise file.error(key, "expected a table with name, phone and website")
+    names = tuple((name.removeprefix("name_"), value) for name, value in node.items()
+                  if name.startswith("name_") and isinstance(value, str))
+    return Contact(kind, _typed(file, key, str, node, "name") if named else "",
+                   _typed(file, key, str, node, "phone"), _typed(file, key, str, node, "website"),
+                   str(node.get("tty", "")), names)
+
+
+def _plan_rules(file: TemplateFile, plan_type: str, node: Any) -> PlanRules:
+    key = f"plans.{plan_type}"
+    if not isinstance(node, Mapping):
+        raise file.error(key, "expected a table")
+    contacts = _typed(file, key, list, node, "contacts")
+    for index, kind in enumerate(contacts):
+        if kind not in CONTACT_KINDS:
+            raise file.error(f"{key}.contacts[{index}]",
+                             f"unknown contact {kind!r} (known: {', '.join(CONTACT_KINDS)})")
+    clock = _typed(file, key, str, node, "appeal_clock")
+    if clock not in APPEAL_CLOCKS:
+        raise file.error(f"{key}.appeal_clock", f"expected one of {', '.join(APPEAL_CLOCKS)}")
+    rules = PlanRules(
+        plan_type, _typed(file, key, str, node, "appeal_text"),
+        _typed(file, key, int, node, "appeal_days"), clock,
+        _typed(file, key, int, node, "decision_days_pre_service"),
+        _typed(file, key, int, node, "decision_days_post_service"),
+        _typed(file, key, int, node, "expedited_hours"), _typed(file, key, bool, node, "erisa"),
+        tuple(contacts),
+        _typed(file, key, int, node, "fair_hearing_days") if "fair_hearing" in contacts else 0)
+    if rules.appeal_days <= 0:
+        raise file.error(f"{key}.appeal_days", "must be a positive number of days")
+    if "ebsa" in rules.contacts and not rules.erisa:
+        raise file.error(f"{key}.contacts", "the Department of Labor (ebsa) is for ERISA plans only")
+    return rules
+
+
+def _state_rules(file: TemplateFile, key: str, code: str, node: Any,
+                 taglines: Mapping[str, Tagline], default: tuple[str, ...]) -> StateRules:
+    if not isinstance(node, Mapping):
+        raise file.error(key, "expected a table")
+    languages = node.get("taglines", list(default))
+    if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
+        raise file.error(f"{key}.taglines", "expected a list of language codes")
+    for index, language in enumerate(languages):
+        if language not in taglines:
+            raise file.error(f"{key}.taglines[{index}]",
+                             f"no tagline for {language!r} in taglines.toml")
+    if len(set(languages)) != len(languages):
+        raise file.error(f"{key}.taglines", "a language is listed twice")
+    contacts = tuple((kind, _contact(file, f"{key}.{kind}", kind, node[kind], named=True))
+                     for kind in STATE_CONTACTS if kind in node)
+    return StateRules(code, tuple(languages), contacts)
+
+
+def _tagline(file: TemplateFile, language: str, node: Any) -> Tagline:
+    key = language
+    if not _LANGUAGE_CODE.match(language):
+        raise file.error(key, "not a language code (like es, hmn or zh-Hant)")
+    if not isinstance(node, Mapping):
+        raise file.error(key, "expected a table with name, script and text")
+    text = _typed(file, key, str, node, "text")
+    if "{{ phone }}" not in text:
+        raise file.error(f"{key}.text", "must give the phone number ({{ phone }})")
+    return Tagline(language, _typed(file, key, str, node, "name"),
+                   _typed(file, key, str, node, "script"), text)
+
+
+@cache
+def legal_config(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> LegalConfig:
+    """templates/plan_rules.toml, states.toml and taglines.toml, loaded and checked together.
+
+    Called when a process starts (and by every render, from the cache): an error names the
+    file and the key an operator must fix.
+    """
+    plans_file = _load(templates_dir / "plan_rules.toml")
+    states_file = _load(templates_dir / "states.toml")
+    taglines_file = _load(templates_dir / "taglines.toml")
+    taglines = {language: _tagline(taglines_file, language, node)
+                for language, node in taglines_file._data.items()}  # noqa: SLF001
+    plans_node = plans_file.value("plans")
+    if not isinstance(plans_node, Mapping):
+        raise plans_file.error("plans", "expected a table per plan type")
+    plans = {plan_type: _plan_rules(plans_file, plan_type, node)
+             for plan_type, node in plans_node.items()}
+    federal = {}
+    for kind in FEDERAL_CONTACTS:
+        if any(kind in rules.contacts for rules in plans.values()):
+            federal[kind] = _contact(plans_file, f"contacts.{kind}", kind,
+                                     plans_file.value(f"contacts.{kind}"), named=False)
+    default_node = states_file.value("default")
+    default = _state_rules(states_file, "default", "", default_node, taglines, ())
+    if len(default.taglines) < 15:
+        raise states_file.error("default.taglines", "list at least 15 languages (45 CFR 92.11)")
+    states_node = states_file.value("states") if states_file.has("states") else {}
+    states = {}
+    for code, node in states_node.items():
+        if not _STATE_CODE.match(code):
+            raise states_file.error(f"states.{code}", "not a two-letter state code")
+        state = _state_rules(states_file, f"states.{code}", code, node, taglines,
+                             default.taglines)
+        state = StateRules(code, state.taglines, (
+            *state.contacts, *((k, c) for k, c in default.contacts if not state.contact(k))))
+        states[code] = state
+    return LegalConfig(plans, federal, states, default, taglines, plans_file, states_file,
+                       taglines_file)

@@ -40,6 +40,7 @@ def run_checks(*, relays: bool = False) -> list[Check]:
     checks += _test_values(settings)
     checks.append(_password_policy(settings))
     checks.append(_templates(settings))
+    checks.append(_statement_resources(settings))
     checks += _pools(settings, relays=relays)
     checks.append(_dkim(settings))
     return checks
@@ -110,6 +111,23 @@ def _templates(settings: Settings) -> Check:
     return Check("templates", True, f"statement wording ({', '.join(languages)}), brand default, "
                                     f"statement and notice email ({', '.join(SUPPORTED_LANGUAGES)}), "
                                     f"reason codes version {table.version}")
+
+
+def _statement_resources(settings: Settings) -> Check:
+    """The fonts every statement embeds and the plan, state and tagline rules, as a stage checks
+    them when it opens its context (`check_statement_resources`)."""
+    from pipeline.render.fonts import MissingFontFile
+    from pipeline.stages.context import check_statement_resources
+    from pipeline.templates import TemplateError
+
+    try:
+        check_statement_resources(settings)
+    except (MissingFontFile, TemplateError) as exc:
+        return Check("fonts and legal rules", False, str(exc))
+    where = settings.font_dir or "Debian's fonts-noto-core and fonts-noto-cjk"
+    return Check("fonts and legal rules", True,
+                 f"every font file in {where}; plan rules, states and taglines load and agree, "
+                 "every tagline has a font for each character")
 
 
 def _pools(settings: Settings, *, relays: bool) -> list[Check]:

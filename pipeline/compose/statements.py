@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.column_kernels import domain_array
+from pipeline.compose import accumulators as acc
+from pipeline.compose.reasons import explain_reason, is_adverse, statement_codes
 from pipeline.deadlines import NoticeRule
-from pipeline.model import Accumulator, ClaimLine, Member, Plan, ReasonExplanation, Statement
-from pipeline.periods import statement_date
+from pipeline.model import ClaimLine, Member, Plan, Statement, parse_adjustments, resolve_plan_type
+from pipeline.periods import parse_period, statement_date
 from pipeline.reason_codes import reason_table
 from pipeline.recipients import subscriber_id
 from pipeline.storage import (
@@ -51,15 +53,15 @@ from pipeline.storage import (
 )
 
 _LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
-LANGUAGES = ("en", "es")
+_LINE_DEFAULTS: dict[str, Any] = {"denied": 0, "pending": 0, "adjustments": "", "no_surprises": False,
+                                  "payee": "",
+                                  "paid_date": None, "payment_ref": "", "original_claim_id": ""}
+"""Line columns an extract from before they existed lacks, and what such a line means."""
+LANGUAGES = ("en", "es", "zh-Hant")  # statement languages: templates/statement/<language>.toml
 CHUNK_STATEMENTS = 5_000
 MANIFEST_SCHEMA = pa.schema([("member_id", pa.string()), ("statement_id", pa.string()),
                              ("version", pa.int32()), ("replaces", pa.string()),
                              ("content_hash", pa.string())])
-
-
-class UnknownReasonCode(LookupError):
-    """A line carries a reason code the plain-language table does not explain."""
 
 
 class StaleComposition(RuntimeError):
@@ -156,22 +158,6 @@ def _hex16(octets: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
 
 
-def explain_reason(code: str, language: str) -> ReasonExplanation:
-    """A reason code's plain-language text for a statement (English where the language has none)."""
-    return _explain_reason(code, language if language in LANGUAGES else "en")
-
-
-@cache
-def _explain_reason(code: str, language: str) -> ReasonExplanation:
-    table = reason_table()
-    if code not in table.rows:
-        raise UnknownReasonCode(f"reason code {code} has no plain-language text in "
-                                f"templates/reason_codes.csv (table version {table.version})")
-    row = table.rows[code]
-    text = row.get(f"text_{language}") or row["text_en"]
-    return ReasonExplanation(code, text, row["member_may_owe"] == "1", row["plan_provision"])
-
-
 def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) -> str | None:
     """Why a member gets paper instead of email, or None when email is allowed."""
     if consent != "Y":
@@ -185,18 +171,35 @@ def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) 
     return None
 
 
-SUMMARY_COLUMNS = ["member_id", "plan_id", "email", "email_valid", "edelivery_consent", "ytd_deductible",
-                   "ytd_out_of_pocket", *LINE_TOTALS.names]
-"""What compose reads of members.parquet: no names or addresses."""
+SUMMARY_COLUMNS = ["member_id", "plan_id", "email", "email_valid", "edelivery_consent", "recipient",
+                   "ytd_deductible", "ytd_out_of_pocket", *LINE_TOTALS.names]
+"""What compose reads of members.parquet: no names or addresses (and any other `ytd_` figure
+the extract gives, see pipeline.compose.accumulators.year_to_date)."""
+
+
+def _summary_columns(run_dir: Path) -> list[str]:
+    names = pq.read_schema(run_dir / "members.parquet").names
+    return [*SUMMARY_COLUMNS,
+            *(name for name in names if name.startswith("ytd_") and name not in SUMMARY_COLUMNS)]
 
 
 # -- plans ---------------------------------------------------------------------------------
 def load_plans(run_dir: Path) -> dict[str, Plan]:
-    """Plans with a known limit; an unknown limit (empty in the extract) is 0 and not shown."""
+    """Plans with a known limit; an unknown limit (empty in the extract) is 0 and not shown.
+    Columns an older extract lacks take their defaults: the other tiers' limits
+    (`family_deductible_limit`, `oon_out_of_pocket_limit`, ..., see accumulators.extract_name),
+    `plan_type`, `funding` and `plan_year_start`."""
     table = pq.read_table(run_dir / "plans.parquet")
-    return {row["plan_id"]: Plan(row["plan_id"], row["plan_name"], row["brand"],
-                                 row["deductible_limit"] or 0, row["out_of_pocket_limit"] or 0)
-            for row in table.to_pylist()}
+    return {row["plan_id"]: _plan(row) for row in table.to_pylist()}
+
+
+def _plan(row: dict[str, Any]) -> Plan:
+    limits = tuple((".".join(key), int(row[f"{acc.extract_name(key)}_limit"])) for key in acc.KEYS
+                   if key[1:] != ("individual", "in") and row.get(f"{acc.extract_name(key)}_limit"))
+    return Plan(row["plan_id"], row["plan_name"], row["brand"], row["deductible_limit"] or 0,
+                row["out_of_pocket_limit"] or 0, plan_type=row.get("plan_type") or "",
+                funding=row.get("funding") or "insured", plan_year_start=row.get("plan_year_start"),
+                limits=limits)
 
 
 # -- the vectorised view -------------------------------------------------------------------
@@ -204,11 +207,17 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 
 def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: NoticeRule,
                       is_suppressed: Callable[[str], bool] | None = None,
-                      address_key: Callable[[str], str] | None = None) -> pa.Table:
+                      address_key: Callable[[str], str] | None = None,
+                      lines: pa.Table | None = None,
+                      extract_accumulators: acc.ExtractFigures | None = None) -> pa.Table:
     """One row per member with lines in the period: the statement without its line objects,
     from the line totals ingest keeps with each member (members.parquet). With `address_key`
     (a keyed hash), an `address_hash` column: the key of an email statement's address (None
-    for paper), so the compose stage can tell a changed address without keeping one."""
+    for paper), so the compose stage can tell a changed address without keeping one.
+
+    `lines` (at least `accumulators.LINE_COLUMNS` of the bucket's lines) and the claims
+    system's accumulators give `accumulator_overrun`: an accumulator above its limit (see
+    pipeline.compose.accumulators). Nothing is capped at a limit."""
     with_lines = pc.greater(members["line_count"], 0)
     member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
     if not member.num_rows:
@@ -218,13 +227,25 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: Not
         zero_copy_only=False)
     deductible_limit = np.array([p.deductible_limit for p in plans.values()], np.int64)[plan_at]
     oop_limit = np.array([p.out_of_pocket_limit for p in plans.values()], np.int64)[plan_at]
-    deductible_used = member["ytd_deductible"].to_numpy() + sums["deductible"]
-    cost_sharing = sums["deductible"] + sums["copay"] + sums["coinsurance"]  # not-covered does not count
-    oop_used = member["ytd_out_of_pocket"].to_numpy() + cost_sharing
+    period_lines = acc.accumulation_columns(member["member_id"], lines)
+    if lines is None:  # no lines given: every line counts as the subscriber's own, in network
+        period_lines["deductible_individual_in"] = sums["deductible"]
+        period_lines["out_of_pocket_individual_in"] = sums["deductible"] + sums["copay"] + sums["coinsurance"]
+    overrun = acc.overruns(member, plans, plan_at, period_lines, extract_accumulators or {})
+    deductible_used = member["ytd_deductible"].to_numpy() + period_lines["deductible_individual_in"]
+    oop_used = member["ytd_out_of_pocket"].to_numpy() + period_lines["out_of_pocket_individual_in"]
     fingerprint = as_uint64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
     fingerprint = mix64(fingerprint ^ hash_strings(member["plan_id"]))
     fingerprint = mix64(fingerprint ^ as_uint64(member["ytd_deductible"]))
     fingerprint = mix64(fingerprint ^ as_uint64(member["ytd_out_of_pocket"]))
+    for name in sorted(n for n in member.column_names if n.startswith("ytd_")
+                       and n not in ("ytd_deductible", "ytd_out_of_pocket")):
+        fingerprint = mix64(fingerprint ^ as_uint64(pc.fill_null(member[name], 0)))
+    if extract_accumulators:  # the claims system's figures are content too
+        figures = pa.array([repr(sorted((key, row["used"], row.get("limit"))
+                                        for key, row in extract_accumulators.get(m, {}).items()))
+                            for m in member["member_id"].to_pylist()], pa.string())
+        fingerprint = mix64(fingerprint ^ hash_strings(figures))
 
     reasons = _paper_reasons(member, is_suppressed)
     email = pc.fill_null(member["email"], "")
@@ -242,11 +263,11 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: Not
         "adverse": member["lines_adverse"],
         "no_surprises": member["lines_no_surprises"],
         "prompt_notice": _misses_deadline(member["earliest_adverse_received"], emailed, notices),
-        "deductible_used": pa.array(np.minimum(deductible_used, np.where(deductible_limit > 0,
-                                                                         deductible_limit, deductible_used))),
+        "deductible_used": pa.array(deductible_used),  # individual, in network: never capped
         "deductible_limit": pa.array(deductible_limit),
-        "out_of_pocket_used": pa.array(np.minimum(oop_used, np.where(oop_limit > 0, oop_limit, oop_used))),
+        "out_of_pocket_used": pa.array(oop_used),
         "out_of_pocket_limit": pa.array(oop_limit),
+        "accumulator_overrun": pa.array(overrun),
         "channel": pc.if_else(emailed, "email", "paper"),
         "paper_reason": reasons,
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
@@ -286,10 +307,14 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule
     keeps each member's line totals there), one row group per bucket, two buckets at a time
     (Parquet decoding and Arrow compute release the GIL). `address_key`: see summarize_members."""
     plans = load_plans(run_dir)
+    extract = acc.read_extract(run_dir)
+    columns = _summary_columns(run_dir)
 
     def summarize(bucket: int) -> pa.Table:
-        return summarize_members(read_bucket_members(run_dir, bucket, SUMMARY_COLUMNS), plans,
-                                 notices=notices, is_suppressed=is_suppressed, address_key=address_key)
+        members = read_bucket_members(run_dir, bucket, columns)
+        return summarize_members(members, plans, notices=notices, is_suppressed=is_suppressed,
+                                 address_key=address_key, lines=_accumulation_lines(run_dir, shard, bucket),
+                                 extract_accumulators=extract)
 
     buckets = member_buckets(run_dir, shard)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -299,12 +324,32 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule
                     yield summary
 
 
+def _accumulation_lines(run_dir: Path, shard: int, bucket: int) -> pa.Table | None:
+    """The few line columns the accumulators need, of one bucket (None when it has no lines)."""
+    path = run_dir / "lines" / f"shard-{shard:03d}" / f"bucket-{bucket:05d}.parquet"
+    if not path.exists():
+        return None
+    names = set(pq.read_schema(path).names)
+    extra = ["no_surprises"] if "no_surprises" in names else []
+    return pq.read_table(path, columns=[*acc.LINE_COLUMNS, *extra])
+
+
+def prompt_notice_columns(run_dir: Path) -> list[str]:
+    """The line columns prompt_notice_claims reads: with ingest's `adverse` flag when the lines
+    have it (a paid line with a reduction code is adverse, a pended one is not)."""
+    first = next((run_dir / "lines").rglob("bucket-*.parquet"), None)
+    adverse = first is not None and "adverse" in pq.read_schema(first).names
+    return ["member_id", "claim_id", "status", "received_date", *(["adverse"] if adverse else [])]
+
+
 def prompt_notice_claims(lines: pa.Table, notices: NoticeRule) -> pa.Table:
     """(member_id, claim_id, received_date) of denied or reduced claims that may need a prompt
     notice: received before the latest channel deadline (`NoticeRule.latest_deadline`); whether
     one is needed is decided with the statement's channel (`NoticeRule.deadline`)."""
     deadline = pa.scalar(notices.latest_deadline, pa.date32())
-    late = pc.and_(pc.not_equal(lines["status"], "paid"), pc.less(lines["received_date"], deadline))
+    adverse = (pc.fill_null(lines["adverse"], False) if "adverse" in lines.column_names  # ingest's rule
+               else pc.not_equal(lines["status"], "paid"))  # lines ingested before it
+    late = pc.and_(adverse, pc.less(lines["received_date"], deadline))
     flagged = lines.filter(late).select(["member_id", "claim_id", "received_date"])
     if not flagged.num_rows:
         return flagged
@@ -343,19 +388,25 @@ def read_versions(run_dir: Path, shard: int) -> dict[str, Version] | None:
 # -- full statements, for render -----------------------------------------------------------
 def iter_composed(
     run_dir: Path, shard: int, period: str, *, notices: NoticeRule, statement_ids: StatementIds,
-    is_suppressed: Callable[[str], bool] | None = None,
+    is_suppressed: Callable[[str], bool] | None = None, accumulator_overrun: str = "show",
 ) -> Iterator[Composed]:
     """Every statement of one shard, bucket by bucket, in member order within a bucket: the
     versions compose chose, or, for a shard compose has not written, version 1 of each member
-    with its id made by `statement_ids` (the run's scheme)."""
+    with its id made by `statement_ids` (the run's scheme). With `accumulator_overrun="hold"`
+    (the setting), a statement whose accumulators overrun a limit is marked held."""
+    if accumulator_overrun not in acc.OVERRUN_MODES:
+        raise ValueError(f"accumulator_overrun must be one of {acc.OVERRUN_MODES}")
     plans = load_plans(run_dir)
     versions = read_versions(run_dir, shard)
     issued = statement_date(period)
+    extract = acc.read_extract(run_dir)
+    context = _Context(period, issued, plan_year_of=_plan_years(plans, period), extract=extract,
+                       hold_overruns=accumulator_overrun == "hold")
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
         summary = summarize_members(members, plans, notices=notices,
-                                    is_suppressed=is_suppressed)
+                                    is_suppressed=is_suppressed, lines=lines, extract_accumulators=extract)
         if not summary.num_rows:
             continue
         late_by_member: dict[str, list[tuple[str, date]]] = {}
@@ -372,7 +423,7 @@ def iter_composed(
             chunk = summary.slice(first, CHUNK_STATEMENTS).to_pylist()
             start, stop = bounds[first], bounds[first + len(chunk)]
             part = lines.slice(start, stop - start)
-            columns = {name: part[name].to_pylist() for name in _LINE_FIELDS}
+            columns = _line_columns(part)
             for index, row in enumerate(chunk, start=first):
                 member_row = by_id[row["member_id"]]
                 version = _version_for(versions, row, period, statement_ids)
@@ -381,7 +432,7 @@ def iter_composed(
                 late = tuple(sorted(claim for claim, received in late_by_member.get(row["member_id"], [])
                                     if notices.misses(row["channel"], received)))
                 yield _composed(row, member_row, plans[member_row["plan_id"]], line_objects, version,
-                                period, issued, late)
+                                context, late)
 
 
 def _version_for(versions: dict[str, Version] | None, row: dict, period: str,  # type: ignore[type-arg]
@@ -397,18 +448,54 @@ def _version_for(versions: dict[str, Version] | None, row: dict, period: str,  #
     return chosen
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every statement of one iter_composed call shares."""
+
+    period: str
+    issued: date
+    plan_year_of: dict[str, tuple[date, date]]
+    extract: acc.ExtractFigures
+    hold_overruns: bool
+
+
+def _plan_years(plans: dict[str, Plan], period: str) -> dict[str, tuple[date, date]]:
+    first_day, _ = parse_period(period)
+    return {plan_id: acc.plan_year(plan, first_day) for plan_id, plan in plans.items()}
+
+
+def _line_columns(part: pa.Table) -> dict[str, list[Any]]:
+    """The line fields of a slice of canonical lines; a column an older extract lacks takes the
+    field's default, and `adjustments` (canonical text) becomes Adjustment records."""
+    names = set(part.column_names)
+    columns = {name: part[name].to_pylist() if name in names else [_LINE_DEFAULTS[name]] * part.num_rows
+               for name in _LINE_FIELDS}
+    for name, default in _LINE_DEFAULTS.items():
+        if name in names and default is not None:
+            columns[name] = [default if value is None else value for value in columns[name]]
+    columns["adjustments"] = [parse_adjustments(text) if isinstance(text, str) else tuple(text or ())
+                              for text in columns["adjustments"]]
+    return columns
+
+
 def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], version: Version,  # type: ignore[type-arg]
-              period: str, issued: date, late_claims: tuple[str, ...]) -> Composed:
+              context: _Context, late_claims: tuple[str, ...]) -> Composed:
     member = _member(member_row)
-    codes = sorted({line.reason_code for line in lines if line.reason_code})
+    as_of = context.issued - timedelta(days=1)
+    accumulators = [] if member_row.get("recipient") else acc.build_accumulators(
+        plan, member_row, lines, as_of, context.plan_year_of[plan.plan_id],
+        context.extract.get(row["member_id"]))
     statement = Statement(
-        statement_id=version.statement_id, version=version.version, period=period, statement_date=issued,
-        member=member, plan=plan, lines=lines,
-        reasons=[explain_reason(code, member.language) for code in codes],
-        accumulators=[] if member_row.get("recipient") else _accumulators(row, issued),
-        has_adverse_determination=bool(row["adverse"]),
+        statement_id=version.statement_id, version=version.version, period=context.period,
+        statement_date=context.issued, member=member, plan=plan, lines=lines,
+        reasons=[explain_reason(code, member.language) for code in statement_codes(lines)],
+        accumulators=accumulators,
+        has_adverse_determination=bool(row["adverse"]) or any(is_adverse(line) for line in lines),
         has_no_surprises_protection=bool(row["no_surprises"]),
+        plan_type=resolve_plan_type(plan.plan_type, member.line_of_business),
     )
+    if context.hold_overruns and any(a.overrun for a in accumulators):
+        statement.held = acc.HOLD_OVERRUN
     statement.replaces = version.replaces
     statement.reason_table_version = reason_table().version
     statement.own_statement = member_row.get("recipient") or ""
@@ -433,20 +520,5 @@ def _member(row: dict) -> Member:  # type: ignore[type-arg]
         plan_id=row["plan_id"], group_number=row["group_number"],
         line_of_business=row["line_of_business"] or "commercial",
         edelivery_consent=row["edelivery_consent"] == "Y",
+        large_print=bool(row.get("large_print")) or row.get("alternate_format") == "large_print",
     )
-
-
-def _accumulators(row: dict, issued: date) -> list[Accumulator]:  # type: ignore[type-arg]
-    """Year to date against plan limits, as of the period's last day; an unknown limit is left off.
-
-    Only a subscriber's statement has them: the member file's year to date plus the cost share
-    of the lines this statement shows, so they move by exactly what the member can read here.
-    A patient's own statement shows none, since the family's figures would tell the patient
-    about the others' care (and theirs include the patient's withheld claims in later months)."""
-    as_of = issued - timedelta(days=1)
-    out = []
-    if row["deductible_limit"] > 0:
-        out.append(Accumulator("deductible", row["deductible_used"], row["deductible_limit"], as_of))
-    if row["out_of_pocket_limit"] > 0:
-        out.append(Accumulator("out_of_pocket", row["out_of_pocket_used"], row["out_of_pocket_limit"], as_of))
-    return out

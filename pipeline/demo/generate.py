@@ -10,6 +10,15 @@ claims are sensitive services (psychotherapy, substance-use counselling, contrac
 test) that the sensitive-services list recognises, and a few adult dependents have a
 confidential-communication request (`confidential_requests.csv`), one in five of them expired
 before the period, so the routing of every case can be seen in a demo.
+
+Claims are plausible (`pipeline.demo.adjudicate`): providers bill their own specialty, preventive
+care in network costs nothing, the deductible is met in date order before coinsurance, nothing is
+received or paid after the period, no claim bills one service twice. Each line has its
+adjustments list, payee, paid date and EFT or check reference; about one claim in a hundred is
+pended and one adjusted (replacing a claim of the month before). Plans cover every plan type
+(ERISA group, governmental, church, individual, Medicare Advantage, Medicaid) with family and
+out-of-network limits; a few members ask for large print; the governmental plan's claims system
+sends its accumulators (`accumulators.csv`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,29 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from pipeline.demo.adjudicate import (
+    EMERGENCY,
+    PREVENTIVE_VISITS,
+    PROVIDERS,
+    SERVICES,
+    Adjudicated,
+    Benefits,
+    Provider,
+    Service,
+    adjudicate,
+    adjustments_text,
+)
+from pipeline.demo.coverage import (
+    ACCUMULATOR_PLANS,
+    FAMILY_YTD,
+    PLAN_DESIGNS,
+    accumulators,
+    benefits,
+    family_ytd,
+    plan_for,
+    plan_row,
+    ytd,
+)
 from pipeline.periods import parse_period
 
 MEMBER_COLUMNS = [
@@ -35,9 +67,15 @@ CLAIM_COLUMNS = [
     "service_description", "status", "reason_code", "billed", "discount", "plan_paid",
     "other_payer_paid", "deductible", "copay", "coinsurance", "not_covered",
 ]
-OPTIONAL_CLAIM_COLUMNS = ["patient_id", "diagnosis_codes", "revenue_code", "place_of_service"]
+OPTIONAL_CLAIM_COLUMNS = ["patient_id", "diagnosis_codes", "revenue_code", "place_of_service", "adjustments",
+                          "payee", "paid_date", "payment_ref", "original_claim_id"]
 CLAIM_FILE_COLUMNS = [*CLAIM_COLUMNS, *OPTIONAL_CLAIM_COLUMNS]
+MEMBER_FILE_COLUMNS = [*MEMBER_COLUMNS, "alternate_format", *FAMILY_YTD]
 PLAN_COLUMNS = ["plan_id", "plan_name", "brand", "deductible_limit", "out_of_pocket_limit"]
+PLAN_LIMITS = ["family_deductible_limit", "family_out_of_pocket_limit", "oon_deductible_limit",
+               "oon_out_of_pocket_limit", "oon_family_deductible_limit", "oon_family_out_of_pocket_limit"]
+PLAN_FILE_COLUMNS = [*PLAN_COLUMNS, "plan_type", "funding", "plan_year_start", *PLAN_LIMITS]
+ACCUMULATOR_COLUMNS = ["member_id", "patient_id", "accumulator", "tier", "network", "used", "limit", "as_of"]
 REQUEST_COLUMNS = [
     "member_id", "patient_id", "first_name", "last_name", "date_of_birth", "channel", "email",
     "address_line1", "address_line2", "city", "state", "postal_code", "language", "scope",
@@ -49,6 +87,9 @@ PLANS = [
     ("PPO-SILVER", "Evergreen PPO Silver", "default", 250000, 700000),
     ("HMO-BRONZE", "Evergreen HMO Bronze", "default", 500000, 900000),
 ]
+"""The commercial plans a member is drawn from (the draw every seed has always made)."""
+
+
 FIRST = ["Maria", "James", "Wei", "Aisha", "Carlos", "Olivia", "Noah", "Fatima", "Liam", "Sofia",
          "Ethan", "Mei", "Diego", "Emma", "Kwame", "Ana", "Lucas", "Priya", "Mateo", "Grace",
          "Hiroshi", "Isabella", "Omar", "Chloe", "Santiago", "Nia", "Benjamin", "Lucia"]
@@ -64,62 +105,18 @@ DOMAINS = ["gmail.com", "gmail.com", "gmail.com", "yahoo.com", "outlook.com", "h
            "icloud.com", "aol.com", "comcast.net", "example-isp.net"]
 
 
-class _Provider(NamedTuple):
-    name: str
-    npi: str
-    network: str
-    place: str  # CMS place of service of its claims
-    facility: bool = False  # bills UB-04 revenue codes
-
-
-class _Service(NamedTuple):
-    code: str
-    description: str
-    base: int  # cents
-    copay: int  # cents
-    diagnoses: tuple[str, ...]  # ICD-10-CM codes it is billed with, one picked per line
-    revenue: str = ""  # the revenue code a facility bills it under
-
-
-PROVIDERS = [
-    _Provider("Riverside Family Medicine", "1245319599", "in", "11"),
-    _Provider("St. Catherine Regional Medical Center", "1932147731", "in", "22", facility=True),
-    _Provider("Lakeside Imaging Associates", "1609843210", "in", "11"),
-    _Provider("Northgate Urgent Care", "1487659302", "in", "20"),
-    _Provider("Dr. Alexandra Whitfield-Montgomery, Orthopaedic Surgery and Sports Medicine",
-              "1356098741", "out", "11"),
-    _Provider("Valley Physical Therapy", "1720394856", "in", "11"),
-    _Provider("Metro Clinical Laboratory", "1093847561", "in", "81"),
-    _Provider("Summit Dermatology", "1568302947", "out", "11"),
-]
-SERVICES = [
-    _Service("99213", "Office visit, established patient", 18000, 3000,
-             ("J06.9", "I10", "E11.9", "Z00.00", "M54.50", "J02.9"), "0510"),
-    _Service("99214", "Office visit, established patient, moderate complexity", 26000, 3000,
-             ("I10", "E11.9", "E78.5", "K21.9", "J45.909"), "0510"),
-    _Service("80053", "Blood test, comprehensive metabolic panel", 9000, 0,
-             ("E11.9", "I10", "E78.5", "Z00.00"), "0301"),
-    _Service("85025", "Blood count, complete", 4500, 0, ("D64.9", "Z00.00", "R53.83"), "0305"),
-    _Service("71046", "Chest X-ray, two views", 22000, 0, ("J18.9", "R05.9", "J06.9"), "0324"),
-    _Service("97110", "Physical therapy exercises, 15 minutes", 14000, 4000,
-             ("M54.50", "M25.561", "S83.241A"), "0420"),
-    _Service("73721", "MRI of knee", 185000, 0, ("M25.561", "S83.241A", "M17.11"), "0610"),
-    _Service("99283", "Emergency department visit", 120000, 15000,
-             ("R07.9", "S93.401A", "R10.9", "J06.9"), "0450"),
-    _Service("90686", "Flu vaccine", 4000, 0, ("Z23",), "0771"),
-    _Service("11102", "Skin biopsy", 31000, 0, ("D48.5", "L57.0", "L82.1"), "0361"),
-]
 CHRONIC = ("I10", "E11.9", "E78.5")  # a second diagnosis on some lines
 EMERGENCY_ROOM = "23"
-SENSITIVE_CLINICS: list[tuple[_Provider, tuple[_Service, ...]]] = [
-    (_Provider("Harbor Counseling Associates", "1790563419", "in", "11"),
-     (_Service("90834", "Psychotherapy, 45 minutes", 16000, 3000, ("F32.9",)),)),
-    (_Provider("New Directions Recovery Center", "1417286535", "in", "57"),
-     (_Service("H0004", "Behavioral health counseling, 15 minutes", 6000, 0, ("F10.20",)),)),
-    (_Provider("Westside Women's Health", "1306728415", "in", "11"),
-     (_Service("58300", "Intrauterine device insertion", 42000, 0, ("Z30.430",)),
-      _Service("87491", "Chlamydia test", 9500, 0, ("Z11.3",)))),
+SENSITIVE_CLINICS: list[tuple[Provider, tuple[Service, ...]]] = [
+    (Provider("Harbor Counseling Associates", "1790563419", "in", "11"),
+     (Service("90834", "Psychotherapy, 45 minutes", 16000, 3000, ("F32.9",)),)),
+    (Provider("New Directions Recovery Center", "1417286535", "in", "57"),
+     (Service("H0004", "Behavioral health counseling, 15 minutes", 6000, 0, ("F10.20",)),)),
+    (Provider("Westside Women's Health", "1306728415", "in", "11"),
+     (Service("58300", "Intrauterine device insertion", 42000, 0, ("Z30.430",)),
+      Service("87491", "Chlamydia test", 9500, 0, ("Z11.3",)))),
 ]
+_SENSITIVE_SERVICES = {s.code: s for _, services in SENSITIVE_CLINICS for s in services}
 SENSITIVE_CODES = frozenset(s.code for _, services in SENSITIVE_CLINICS for s in services)
 SENSITIVE_CLAIM_SHARE = {"self": 0.02, "spouse": 0.06, "child": 0.06}
 """Share of adults' claims that are a visit to one of the sensitive-services clinics: higher for
@@ -132,8 +129,6 @@ REQUEST_MIX = (("email", "sensitive", False), ("paper", "all", False), ("paper",
                ("email", "all", False), ("paper", "sensitive", True))
 """(channel, scope, expired before the period), taken in turn: any five requests in a row hold
 each kind once."""
-DENIALS_WRITE_OFF = ["CO-50", "CO-97", "CO-16", "CO-29"]
-DENIALS_MEMBER = ["PR-96", "PR-204"]
 MALFORMED_SHARE = 0.006
 
 
@@ -144,6 +139,7 @@ class GeneratedExtract:
     claim_lines: int
     malformed_lines: int
     requests: int = 0  # rows of confidential_requests.csv (no file when there are none)
+    accumulators: int = 0  # rows of accumulators.csv
 
 
 def generate_extract(folder: Path, *, members: int, period: str, seed: int, claim_files: int = 2,
@@ -162,30 +158,36 @@ def generate_extract(folder: Path, *, members: int, period: str, seed: int, clai
         raise ValueError(f"unknown extract format {fmt!r} (csv or parquet)")
     start, end = parse_period(period)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / "plans.csv", PLAN_COLUMNS,
-           [[*plan[:3], _money(plan[3]), _money(plan[4])] for plan in PLANS])
+    _write(folder / "plans.csv", PLAN_FILE_COLUMNS, [plan_row(plan) for plan in PLAN_DESIGNS.values()])
     per_file = -(-members // max(1, claim_files))
     lines = malformed = 0
     requests: list[list[str]] = []
+    reported: list[list[str]] = []
     with (folder / "members.csv").open("w", newline="", encoding="utf-8") as handle:
         member_writer = csv.writer(handle)
-        member_writer.writerow(MEMBER_COLUMNS)
+        member_writer.writerow(MEMBER_FILE_COLUMNS)
         for part, first in enumerate(range(1, members + 1, per_file), start=1):
             with _ClaimsWriter(folder / f"claims_part{part}.{fmt}") as claims:
                 for index in range(first, min(members, first + per_file - 1) + 1):
                     rng = random.Random(f"{seed}:{period}:{index}")
                     care = random.Random(f"{seed}:{period}:{index}:care")
-                    member = _member(rng, index)
-                    member_writer.writerow([member[c] for c in MEMBER_COLUMNS])
-                    household, rows = _claim_lines(rng, care, member, start, end)
+                    extra = random.Random(f"{seed}:{period}:{index}:claims")
+                    member = _member(rng, extra, index, start)
+                    household, rows, found = _claim_lines(rng, care, extra, member, start, end)
+                    family_ytd(extra, member, len(household))
+                    member_writer.writerow([member[c] for c in MEMBER_FILE_COLUMNS])
                     requests += _requests(care, member, household, rows, len(requests), start, end)
+                    if member["plan_id"] in ACCUMULATOR_PLANS:
+                        reported += accumulators(member, len(household), found, end)
                     rows, bad = _spoil(rng, rows)
                     claims.write(rows)
                     lines += len(rows)
                     malformed += bad
     if requests:
         _write(folder / "confidential_requests.csv", REQUEST_COLUMNS, requests)
-    return GeneratedExtract(folder, members, lines, malformed, len(requests))
+    if reported:
+        _write(folder / "accumulators.csv", ACCUMULATOR_COLUMNS, reported)
+    return GeneratedExtract(folder, members, lines, malformed, len(requests), len(reported))
 
 
 class _ClaimsWriter:
@@ -245,11 +247,12 @@ def _write(path: Path, header: list[str], rows: list[list[object]] | list[list[s
         writer.writerows(rows)
 
 
-def _member(rng: random.Random, index: int) -> dict[str, object]:
+def _member(rng: random.Random, extra: random.Random, index: int, start: date) -> dict[str, object]:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     city, state, zip3 = rng.choice(CITIES)
     dob = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 64))
     plan = rng.choice(PLANS)
+    design = plan_for(extra, PLAN_DESIGNS[plan[0]], start.year - dob.year)
     roll = rng.random()
     if roll < 0.05:
         email = ""
@@ -272,13 +275,13 @@ def _member(rng: random.Random, index: int) -> dict[str, object]:
         "postal_code": f"{zip3}{rng.randint(0, 99):02d}",
         "email": email,
         "language": "es" if rng.random() < 0.18 else "en",
-        "plan_id": plan[0],
+        "plan_id": design.plan_id,
         "group_number": f"G{rng.randint(10000, 99999)}",
-        "line_of_business": "commercial",
+        "line_of_business": design.line_of_business,
         "edelivery_consent": "N" if rng.random() < 0.07 else "Y",
-        "ytd_deductible": _money(rng.randint(0, plan[3] // 2)),
-        "ytd_out_of_pocket": _money(rng.randint(0, plan[4] // 3)),
-        "_deductible_left": plan[3],
+        **ytd(design, rng.randint(0, plan[3] // 2), rng.randint(0, plan[4] // 3)),
+        "alternate_format": "large_print" if extra.random() < 0.03 else "",
+        "_plan": design,
         "_date_of_birth": dob,
     }
 
@@ -299,12 +302,14 @@ class _Patient:
         return SENSITIVE_CLAIM_SHARE[self.relationship] if self.adult else 0.0
 
 
-def _claim_lines(rng: random.Random, care: random.Random, member: dict[str, object], start: date,
-                 end: date) -> tuple[list[_Patient], list[list[object]]]:
-    """The member's household and this period's claim lines for its people."""
+def _claim_lines(rng: random.Random, care: random.Random, extra: random.Random, member: dict[str, object],
+                 start: date, end: date) -> tuple[list[_Patient], list[list[object]], Benefits]:
+    """The member's household, this period's claim lines for its people, and what they used of
+    the plan's deductible and out-of-pocket maximum."""
     count = min(20, max(1, int(rng.expovariate(1 / 3.5)) + 1))  # about 4 lines a member
     household = _household(rng, care, member, start)
-    return household, list(_lines(rng, care, member, household, count, start, end))
+    left = benefits(member)
+    return household, list(_lines(rng, care, extra, member, household, count, start, end, left)), left
 
 
 def _household(rng: random.Random, care: random.Random, member: dict[str, object],
@@ -335,42 +340,114 @@ def _household(rng: random.Random, care: random.Random, member: dict[str, object
     return people
 
 
-def _lines(rng: random.Random, care: random.Random, member: dict[str, object], household: list[_Patient],
-           count: int, start: date, end: date) -> Iterator[list[object]]:
-    deductible_left = int(member["_deductible_left"]) // 2  # type: ignore[call-overload]
-    claim_no, line_no = 0, 0
-    provider, patient, clinic = rng.choice(PROVIDERS), household[0], None
-    for index in range(count):
-        if index == 0 or rng.random() < 0.4:
-            claim_no += 1
-            line_no = 0
-            provider = rng.choice(PROVIDERS)
-            service_day = start + timedelta(days=rng.randrange(-20, (end - start).days - 5))
-            patient = care.choice(household) if len(household) > 1 else household[0]
-            clinic = (care.choice(SENSITIVE_CLINICS)
-                      if patient.adult and care.random() < patient.sensitive_share else None)
-            if clinic is not None:
-                provider = clinic[0]
-        line_no += 1
-        service = rng.choice(SERVICES)
-        if clinic is not None:
-            service = care.choice(clinic[1])
-        amounts, status, reason, deductible_left = _adjudicate(
-            rng, service.base, service.copay, provider.network, deductible_left)
-        received = min(service_day + timedelta(days=rng.randint(2, 25)), end)
+class _Draft(NamedTuple):
+    """A claim line before adjudication: who, where, when and what."""
+
+    day: date
+    claim_no: int
+    line_no: int
+    provider: Provider
+    patient: _Patient
+    service: Service
+    place: str
+
+
+def _lines(rng: random.Random, care: random.Random, extra: random.Random, member: dict[str, object],
+           household: list[_Patient], count: int, start: date, end: date,
+           benefits: Benefits) -> Iterator[list[object]]:
+    """Claims drawn first, then adjudicated in date-of-service order (the deductible is met by
+    the earliest care); each claim is received, and decided, within the period."""
+    drafts = sorted(_drafts(rng, care, extra, household, count, start, end), key=lambda d: (d.day, d.claim_no,
+                                                                                             d.line_no))
+    claims = {d.claim_no for d in drafts}
+    pended = {n for n in claims if extra.random() < 0.012}
+    adjusted = {n for n in claims - pended if extra.random() < 0.012}
+    received_of: dict[int, date] = {}
+    decided: dict[int, tuple[date, str, str]] = {}
+    for draft in drafts:
+        claim_id = f"C{member['member_id']}{start:%y%m}{draft.claim_no:02d}"
+        if draft.claim_no not in received_of:
+            received_of[draft.claim_no] = min(draft.day + timedelta(days=rng.randint(2, 25)), end)
+            decided[draft.claim_no] = _payment(extra, received_of[draft.claim_no], end, draft.provider)
+        received = received_of[draft.claim_no]
+        if draft.claim_no in pended:
+            result = Adjudicated({"billed": int(draft.service.base * rng.uniform(0.7, 1.6)),
+                                  **dict.fromkeys(_AMOUNTS[1:], 0)}, "pended", "", [])
+        else:
+            result = adjudicate(rng, extra, draft.service, draft.provider.network, benefits)
+        status = "adjusted" if draft.claim_no in adjusted and result.status == "paid" else result.status
+        original = f"C{member['member_id']}{start - timedelta(days=1):%y%m}{draft.claim_no:02d}" \
+            if status == "adjusted" else ""
+        paid_day, payee, reference = decided[draft.claim_no]
+        paid = result.amounts["plan_paid"] > 0
         yield [
-            f"C{member['member_id']}{start:%y%m}{claim_no:02d}", line_no, member["member_id"],
-            patient.name, patient.relationship, provider.name, provider.npi, provider.network,
-            service_day.isoformat(), received.isoformat(), service.code, service.description, status,
-            reason, *(_money(amounts[name]) for name in (
-                "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-                "coinsurance", "not_covered")),
-            patient.patient_id, _diagnoses(care, service), service.revenue if provider.facility else "",
-            EMERGENCY_ROOM if service.code == "99283" else provider.place,
+            claim_id, draft.line_no, member["member_id"], draft.patient.name, draft.patient.relationship,
+            draft.provider.name, draft.provider.npi, draft.provider.network, draft.day.isoformat(),
+            received.isoformat(), draft.service.code, draft.service.description, status, result.reason,
+            *(_money(result.amounts[name]) for name in _AMOUNTS),
+            draft.patient.patient_id, _diagnoses(care, draft.service),
+            draft.service.revenue if draft.provider.facility else "", draft.place,
+            adjustments_text(result.adjustments), payee if paid else "",
+            "" if status == "pended" else paid_day.isoformat(), reference if paid else "", original,
         ]
 
 
-def _diagnoses(care: random.Random, service: _Service) -> str:
+_AMOUNTS = ("billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay", "coinsurance",
+            "not_covered")
+
+
+def _payment(extra: random.Random, received: date, end: date, provider: Provider) -> tuple[date, str, str]:
+    """When a claim was decided and paid, to whom, and the payment's reference: an EFT to the
+    provider, or (for some out-of-network claims) a check to the member."""
+    day = min(received + timedelta(days=extra.randint(3, 14)), end)
+    if provider.network == "out" and extra.random() < 0.5:
+        return day, "member", f"CHK{extra.randint(100000, 999999)}"
+    return day, "provider", f"EFT{extra.randint(10**9, 10**10 - 1)}"
+
+
+def _drafts(rng: random.Random, care: random.Random, extra: random.Random, household: list[_Patient],
+            count: int, start: date, end: date) -> Iterator[_Draft]:
+    """About `count` lines in claims of one patient, provider and day each; a provider bills its
+    own specialty, a claim never bills one service twice, a flu shot comes with its administration."""
+    claim_no, made = 0, 0
+    while made < count:
+        claim_no += 1
+        provider = rng.choice(PROVIDERS)
+        day = start + timedelta(days=rng.randrange(-20, (end - start).days - 5))
+        patient = care.choice(household) if len(household) > 1 else household[0]
+        day = max(day, patient.date_of_birth)  # no care before the patient was born
+        sensitive = patient.adult and care.random() < patient.sensitive_share
+        clinic = care.choice(SENSITIVE_CLINICS) if sensitive else None
+        if clinic is not None:
+            provider, menu = clinic[0], [s.code for s in clinic[1]]
+        elif provider.facility and extra.random() < 0.35:
+            provider, menu = EMERGENCY, list(EMERGENCY.services)
+        else:
+            menu = list(provider.services)
+        more = int(rng.random() < 0.4) + int(rng.random() < 0.2)
+        size = 1 if made + 1 >= count else min(count - made, 1 + more)
+        codes: list[str] = []
+        for pick in ([menu[0]] if provider is EMERGENCY else []) + [rng.choice(menu) for _ in range(size)]:
+            codes += _expand(pick, patient, day)
+        for line_no, code in enumerate(dict.fromkeys(codes), start=1):
+            service = SERVICES.get(code) or _SENSITIVE_SERVICES[code]
+            yield _Draft(day, claim_no, line_no, provider, patient, service,
+                         EMERGENCY_ROOM if provider is EMERGENCY else provider.place)
+            made += 1
+
+
+def _expand(pick: str, patient: _Patient, day: date) -> list[str]:
+    """A menu entry as the codes billed: a flu shot and its administration; the preventive visit
+    of the patient's age."""
+    if pick == "FLU":
+        return ["90686", "90471"]
+    if pick == "PREVENTIVE":
+        age = max(0, (day - patient.date_of_birth).days // 365)
+        return [next(code for (low, high), code in PREVENTIVE_VISITS.items() if low <= age <= high)]
+    return [pick]
+
+
+def _diagnoses(care: random.Random, service: Service) -> str:
     """One of the service's usual diagnoses, and on some lines a chronic condition as well."""
     first = care.choice(service.diagnoses)
     if len(service.diagnoses) > 1 and care.random() < 0.2:
@@ -433,49 +510,6 @@ def _effective(care: random.Random, expired: bool, start: date, end: date) -> tu
     return since, ""
 
 
-def _adjudicate(
-    rng: random.Random, base: int, copay_amount: int, network: str, deductible_left: int
-) -> tuple[dict[str, int], str, str, int]:
-    """Amounts in cents that always reconcile: billed = discount + paid + other + member share."""
-    billed = int(base * rng.uniform(0.7, 1.6))
-    a = dict.fromkeys(("discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-                       "coinsurance", "not_covered"), 0)
-    a["billed"] = billed
-    roll = rng.random()
-    if roll < 0.02:
-        a["billed"] = 0
-        return a, "paid", "", deductible_left
-    if roll < 0.06:
-        a["discount"] = billed
-        return a, "denied", rng.choice(DENIALS_WRITE_OFF), deductible_left
-    if roll < 0.09:
-        a["discount"] = billed // 5 if network == "in" else 0
-        a["not_covered"] = billed - a["discount"]
-        return a, "denied", rng.choice(DENIALS_MEMBER), deductible_left
-    a["discount"] = int(billed * rng.uniform(0.2, 0.5)) if network == "in" else 0
-    allowed = billed - a["discount"]
-    reason = "CO-45" if a["discount"] else ""
-    status = "paid"
-    if roll < 0.14:
-        a["not_covered"] = allowed // 4
-        allowed -= a["not_covered"]
-        status, reason = "partial", "PR-204"
-    a["copay"] = min(copay_amount, allowed)
-    allowed -= a["copay"]
-    a["deductible"] = min(deductible_left, allowed // 2)
-    deductible_left -= a["deductible"]
-    allowed -= a["deductible"]
-    a["coinsurance"] = allowed * (20 if network == "in" else 40) // 100
-    allowed -= a["coinsurance"]
-    if rng.random() < 0.05:
-        a["other_payer_paid"] = allowed // 3
-        allowed -= a["other_payer_paid"]
-    a["plan_paid"] = allowed
-    if status == "paid" and not reason:
-        reason = "PR-1" if a["deductible"] else "PR-2" if a["coinsurance"] else ""
-    return a, status, reason, deductible_left
-
-
 def _spoil(rng: random.Random, rows: list[list[object]]) -> tuple[list[list[object]], int]:
     """Damage a small share of rows the way real extracts go wrong."""
     spoiled = 0
@@ -505,3 +539,4 @@ def _spoil(rng: random.Random, rows: list[list[object]]) -> tuple[list[list[obje
 
 def _money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
+

@@ -25,12 +25,11 @@ from pipeline.column_kernels import (
 )
 from pipeline.ingest.patterns import matches
 from pipeline.ingest.schema import LOW_CARDINALITY, Column, FileSpec, extract_schema
-from pipeline.reason_codes import reason_table
-from pipeline.storage import MONEY_COLUMNS, as_array
+from pipeline.storage import as_array
 
 __all__ = [
-    "NO_SURPRISES_CODES", "Problems", "check_claim_rules", "check_columns", "is_ascending",
-    "no_surprises_flags", "per_value", "preset_problems", "rejected_rows", "repeated_values",
+    "NO_SURPRISES_CODES", "Problems", "among", "check_columns", "is_ascending", "no_surprises_flags",
+    "nonempty", "per_value", "preset_problems", "rejected_rows", "repeated_values",
     "text_columns",
 ]
 
@@ -116,13 +115,13 @@ def per_value(value: pa.Array, check: Callable[[pa.Array], np.ndarray]) -> np.nd
     return np.asarray(check(value))
 
 
-def _nonempty(values: pa.Array) -> np.ndarray:
+def nonempty(values: pa.Array) -> np.ndarray:
     if values.type == pa.string() and isinstance(values, pa.Array):
         return np.diff(string_buffers(values)[0]) > 0  # type: ignore[no-any-return]
     return pc.binary_length(values).to_numpy(zero_copy_only=False) > 0  # type: ignore[no-any-return]
 
 
-def _among(choices: Sequence[str]) -> Callable[[pa.Array], np.ndarray]:
+def among(choices: Sequence[str]) -> Callable[[pa.Array], np.ndarray]:
     allowed = pa.array(list(choices), pa.string())
     return lambda values: pc.is_in(values, allowed).to_numpy(zero_copy_only=False)
 
@@ -140,7 +139,7 @@ def check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: Problems)
     typed: dict[str, pa.Array] = {}
     for column in spec.columns:
         value = text[column.name]
-        present = per_value(value, _nonempty)
+        present = per_value(value, nonempty)
         if column.required:
             problems.flag(~present, column.name, "required value is empty")
         if column.type == "date":
@@ -151,7 +150,7 @@ def check_columns(text: dict[str, pa.Array], spec: FileSpec, problems: Problems)
             typed[column.name] = _integer(value, present, column, problems)
         else:
             if column.type == "enum":
-                known = per_value(value, _among(column.values))
+                known = per_value(value, among(column.values))
                 problems.flag(present & ~known, column.name,
                               column.reason or f"must be one of {', '.join(column.values)}")
             if column.pattern:
@@ -207,40 +206,14 @@ def _integer(value: pa.Array, present: np.ndarray, column: Column, problems: Pro
     return number
 
 
-def check_claim_rules(typed: dict[str, pa.Array], spec: FileSpec, problems: Problems,
-                      period_end: date | None) -> None:
-    """Checks across fields of one claim line (the schema's claims rules, except member/duplicate)."""
-    service, received = typed["service_date"], typed["received_date"]
-    problems.flag(pc.less(received, service), *spec.rule("received_after_service"))
-    if period_end is not None:
-        end = pa.scalar(period_end, pa.date32())
-        problems.flag(pc.greater(service, end), *spec.rule("service_not_after_period"))
-        problems.flag(pc.greater(received, end), *spec.rule("received_not_after_period"))
-    parts = typed[MONEY_COLUMNS[1]]
-    for name in MONEY_COLUMNS[2:]:
-        parts = pc.add(parts, typed[name])
-    problems.flag(pc.not_equal(typed["billed"], parts), *spec.rule("billed_reconciles"))
-    status, reason = typed["status"], typed["reason_code"]
-    adverse = per_value(status, _among(["denied", "partial"]))
-    has_reason = per_value(reason, _nonempty)
-    table = reason_table()
-    problems.flag(adverse & ~has_reason, *spec.rule("adverse_has_reason"))
-    problems.flag(has_reason & ~per_value(reason, _among(table.codes)), *spec.rule("reason_code_known"))
-    problems.flag(adverse & has_reason & ~per_value(reason, _among(table.with_provision)),
-                  *spec.rule("adverse_reason_has_provision"))
-    denied = per_value(status, _among(["denied"]))
-    problems.flag(denied & (typed["plan_paid"].to_numpy(zero_copy_only=False) > 0),
-                  *spec.rule("denied_without_payment"))
-
-
 def no_surprises_flags(typed: dict[str, pa.Array]) -> pa.Array:
     """Explicit Y/N wins; otherwise out of network and an emergency or air-ambulance code."""
-    derived = (per_value(typed["network"], _among(["out"]))
-               & per_value(typed["service_code"], _among(NO_SURPRISES_CODES)))
+    derived = (per_value(typed["network"], among(["out"]))
+               & per_value(typed["service_code"], among(NO_SURPRISES_CODES)))
     flag = typed["no_surprises"]
-    if not per_value(flag, _nonempty).any():  # the usual case: no explicit flags at all
+    if not per_value(flag, nonempty).any():  # the usual case: no explicit flags at all
         return pa.array(derived)
-    return pa.array(np.where(per_value(flag, _among([""])), derived, per_value(flag, _among(["Y"]))))
+    return pa.array(np.where(per_value(flag, among([""])), derived, per_value(flag, among(["Y"]))))
 
 
 def rejected_rows(rows: np.ndarray, problems: Problems, text: dict[str, pa.Array], spec: FileSpec,

@@ -22,13 +22,13 @@ import pyarrow.compute as pc
 from pipeline.column_kernels import CHECK_SEED, seeded_hashes, string_buffers
 from pipeline.ingest.checks import (
     Problems,
-    check_claim_rules,
     check_columns,
     no_surprises_flags,
     preset_problems,
     rejected_rows,
     text_columns,
 )
+from pipeline.ingest.claim_rules import check_claim_rules
 from pipeline.ingest.ordered_work import OrderedWork
 from pipeline.ingest.quarantine import Quarantine
 from pipeline.ingest.reading import (
@@ -99,6 +99,8 @@ class ClaimChecks:
         taken = pa.array(kept_at)
         columns = {name: pc.take(typed[name], taken) for name in spec.names if name in LINE_SCHEMA.names}
         columns["line_no"] = pc.cast(columns["line_no"], pa.int32())
+        for name in ("denied", "pending", "adverse"):  # settled by the claim rules, not delivered
+            columns[name] = pc.take(typed[name], taken)
         columns["no_surprises"] = no_surprises_flags(columns)
         columns["sensitive"] = sensitive_flags(
             {"service_code": columns["service_code"],

@@ -41,6 +41,8 @@ _SUBSCRIBER = pa.array(["self", ""], pa.string())
 _REQUEST_FIELDS = ("first_name", "last_name", "date_of_birth")
 _ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_code")
 _SEP = "\x1f"
+_FAMILY_YTD = ("ytd_family_deductible", "ytd_family_out_of_pocket", "ytd_oon_deductible",
+               "ytd_oon_out_of_pocket", "ytd_oon_family_deductible", "ytd_oon_family_out_of_pocket")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,8 @@ class RecipientSplit:
     def _recipient_row(self, row: dict, recipient: str, asked: dict | None,  # type: ignore[type-arg]
                        patient_name: str | None) -> dict:  # type: ignore[type-arg]
         """The recipient's member row, from the subscriber's `row` and the request `asked`."""
-        row = dict(row, member_id=recipient, ytd_deductible=0, ytd_out_of_pocket=0)
+        row = dict(row, member_id=recipient, ytd_deductible=0, ytd_out_of_pocket=0, alternate_format="",
+                   **dict.fromkeys(_FAMILY_YTD))  # the family's figures would tell of others' care
         if asked is None:  # the patient's own statement, in their name, by paper to the address on file
             row.update(first_name="", last_name=patient_name or "", email="", edelivery_consent="N",
                        recipient="policy")

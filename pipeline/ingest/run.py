@@ -44,6 +44,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.ingest.accumulators import ingest_accumulators
 from pipeline.ingest.bucket_lines import BucketLines
 from pipeline.ingest.buckets import write_buckets
 from pipeline.ingest.claim_keys import claim_key_rejects
@@ -58,7 +59,7 @@ from pipeline.ingest.schema import extract_schema
 from pipeline.ingest.sources import Extract, ExtractFile, open_extract
 from pipeline.ledger import FileAccount
 from pipeline.periods import parse_period
-from pipeline.reason_codes import reason_table
+from pipeline.reason_codes import reason_table, remark_table
 
 __all__ = ["DEFAULT_BUCKET_ROWS", "AccountingError", "IngestResult", "check_accounts", "ingest"]
 
@@ -170,6 +171,7 @@ def _ingest_into(folder: Path, out_dir: Path, shards: int, period: str | None, b
         lines = BucketLines(staging, extract.claims, key_rejects, quarantine, split.held_lines)
         shard_lines = write_buckets(out_dir, shards, buckets, members, lines, split)
         _unknown_members_of(requests, out_dir, quarantine)
+        ingest_accumulators(extract.accumulators, out_dir, quarantine, period_end)
         clock.lap("buckets")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -244,6 +246,8 @@ def _write_manifest(out_dir: Path, result: IngestResult, period: str | None) -> 
                 "format": result.format, "shards": len(result.shard_lines),
                 "buckets_per_shard": result.buckets_per_shard,
                 "reason_table_version": reason_table().version,
+                "remark_table_version": remark_table().version,
+                "accumulators": (out_dir / "accumulators.parquet").exists(),
                 "files": [{"source_file": f.source_file, "kind": f.kind, "rows_read": f.rows_read,
                            "rows_accepted": f.rows_accepted, "rows_quarantined": f.rows_quarantined}
                           for f in result.files]}

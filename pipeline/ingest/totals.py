@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.column_kernels import fold_hashes, fold_numbers, sums_by_group
-from pipeline.ingest.checks import per_value
 from pipeline.storage import (
+    EXTRACT_MONEY_COLUMNS,
     LINE_TOTALS,
     MONEY_COLUMNS,
     as_array,
@@ -23,7 +23,12 @@ __all__ = ["line_hashes", "line_totals"]
 
 _HASHED_TEXT = ("claim_id", "patient_name", "patient_relationship", "provider_name", "provider_npi",
                 "network", "service_code", "service_description", "status", "reason_code")
-_HASHED_NUMBERS = ("line_no", "service_date", "received_date", *MONEY_COLUMNS)
+_HASHED_NUMBERS = ("line_no", "service_date", "received_date", *EXTRACT_MONEY_COLUMNS)
+_LATER_TEXT = ("adjustments", "payee", "payment_ref", "original_claim_id")
+_LATER_NUMBERS = ("denied", "pending", "paid_date")
+"""Columns added in schema 2026.3: folded in only where a line has a value, so a line without
+them keeps the fingerprint earlier releases gave it (a re-run would otherwise reissue every
+statement as a new version)."""
 
 
 def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -40,6 +45,16 @@ def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> 
             fold_numbers(h, hash_strings(column))
     for name in _HASHED_NUMBERS:
         fold_numbers(h, as_integers(lines[name]))
+    later = [name for name in (*_LATER_TEXT, *_LATER_NUMBERS) if name in lines.column_names]
+    if later:
+        extra = np.zeros(lines.num_rows, np.uint64)
+        for name in later:
+            values = (hash_strings(pc.fill_null(lines[name], "")) if name in _LATER_TEXT
+                      else as_integers(lines[name]).astype(np.int64).view(np.uint64))
+            blank = hash64(pa.array([""]))[0] if name in _LATER_TEXT else np.uint64(0)
+            folded = mix64(values ^ np.uint64(len(name)))
+            extra = mix64(extra ^ np.where(values == blank, np.uint64(0), folded))
+        h = np.where(extra == 0, h, mix64(h ^ extra))
     return mix64(h)
 
 
@@ -51,8 +66,7 @@ def line_totals(lines: pa.Table, owners: np.ndarray, members: int) -> pa.Table:
     def total(values: np.ndarray) -> np.ndarray:
         return sums_by_group(owners, values, members)  # type: ignore[no-any-return]
 
-    adverse = per_value(as_array(lines["status"]),
-                        lambda values: pc.not_equal(values, "paid").to_numpy(zero_copy_only=False))
+    adverse = pc.fill_null(lines["adverse"], False).to_numpy(zero_copy_only=False)
     received = as_integers(lines["received_date"])
     earliest = np.full(members, np.iinfo(np.int32).max, np.int64)
     np.minimum.at(earliest, owners[adverse], received[adverse])

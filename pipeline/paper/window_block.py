@@ -10,15 +10,23 @@ piece's first page as a content stream of its own (`BatchPdfWriter.add(..., over
 What is drawn, top down, inside the window shrunk by `WINDOW_CLEARANCE` (1/8 in) on every side
 so that a letter moving in its envelope never hides a part of it: an optional endorsement line
 (e.g. ADDRESS SERVICE REQUESTED, 8 pt), the barcode at USPS-B-3200's nominal dimensions with
-its clear zone, then the address lines in Helvetica at the largest of 10, 9.5 or 9 pt that fits.
+its clear zone, then the address lines in Noto Sans at the largest of 10, 9.5 or 9 pt that fits.
 A block that does not fit at 9 pt is refused with `AddressBlockTooLarge`, never cut or shrunk
 further: a cut line can send the statement to the wrong door, and smaller type reads worse on
 USPS's address readers.
 
 The operators are built as text for the same reason as the render engine's (it is the cheapest
 way in Python); they are uncompressed and wrapped in ``q … Q`` so that nothing leaks out. The
-font is the print variant's ``/F1`` resource (Helvetica, WinAnsi: `pipeline.render.fonts`);
-the batch writer refuses a piece whose first page does not carry it.
+font is the print variant's ``/F1`` resource, the embedded base subset of Noto Sans Regular
+(`pipeline.render.fonts`), which holds every printable ASCII glyph: strings are its glyph ids
+(Identity-H). The batch writer refuses a piece whose first page does not carry it.
+
+The block is laid out by ink, as the vendor's equipment sees it: a line's ink reaches as far
+above and below its baseline as the highest and deepest printable ASCII glyph of the face that
+draws it, and as far left and right as the glyph overhanging its box most (`ink_extent`, read
+from the font's outlines: Noto Sans "`" 0.766 and "|" 0.241 of the size, "J" 0.078 left), so
+no part of a line enters the barcode's clear zone or the clearance. (PDF readers draw a word's
+box from the font's line metrics, taller than its ink.)
 
 Messages never carry the address: it is PHI.
 """
@@ -27,15 +35,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from reportlab.lib.units import inch
 
 from pipeline.paper.addresses import MailingAddress
 from pipeline.paper.imb import ImbFields, bar_states
+from pipeline.render import fonts
 from pipeline.render.canvas import PAGE_HEIGHT
 from pipeline.render.eob.furniture import RECIPIENT_WINDOW, WINDOW_CLEARANCE
 from pipeline.render.fonts import FONT_IDS, REGULAR
+from pipeline.render.pdf.fontfile import Ink
 from pipeline.render.text import pdf_string, text_width
 
 __all__ = ["ADDRESS_SIZES", "AddressBlockTooLarge", "ImbGeometry", "IMB", "address_block",
@@ -46,10 +56,21 @@ ADDRESS_SIZES = (10.0, 9.5, 9.0)
 type is refused, not shrunk."""
 ENDORSEMENT_SIZE = 8.0
 LEADING = 1.1  # address line pitch, as a multiple of the size
-# Every printable ASCII glyph of Helvetica lies between -0.225 and +0.775 of the size from its
-# baseline (Adobe's AFM: "|" reaches both, "$" the top), so a line's ink is one size tall.
-ASCENT, DESCENT = 0.775, 0.225
 FONT = FONT_IDS[REGULAR]
+
+
+PRINTABLE = "".join(chr(code) for code in range(33, 127))
+"""What an address line may hold (`_printable`), the space aside."""
+
+
+@cache
+def ink_extent() -> Ink:
+    """How far a line's ink reaches beyond its baseline and its advance widths, as multiples
+    of the size: the printable ASCII glyphs of the face that draws the address."""
+    return fonts.face(REGULAR).ink(PRINTABLE)
+
+
+fonts.on_change(ink_extent.cache_clear)
 _ACTION = ("correct the member's mailing address (it must be prepared with prepare_address and "
            "fit the envelope window: shorter lines or fewer of them), then re-queue the statement "
            "for paper")
@@ -109,8 +130,8 @@ def block_area() -> tuple[float, float, float, float]:
 
 
 def _printable(field: str, text: str) -> None:
-    """Upper-case printable ASCII only: what `prepare_address` gives (WinAnsi is then the same
-    bytes). Anything else is an address that was not standardised."""
+    """Upper-case printable ASCII only: what `prepare_address` gives (every such glyph is in
+    /F1's base subset). Anything else is an address that was not standardised."""
     if not text or not text.isascii() or not text.isprintable() or text != text.upper():
         raise AddressBlockTooLarge(
             field, "hold something other than non-empty upper-case ASCII (not a standardised "
@@ -135,19 +156,22 @@ def address_block(address: MailingAddress, imb: ImbFields | None, *,
     left, bottom, right, top = block_area()
     width, height = right - left, top - bottom
 
+    ink = ink_extent()
+    ascent, descent = ink.top, ink.bottom
+    overhang = ink.left + ink.right  # ink beyond the advance widths, left and right
     fixed = 0.0  # the height of what comes above the address lines
     if endorsement:
-        if text_width(endorsement, REGULAR, ENDORSEMENT_SIZE) > width:
+        if (text_width(endorsement, REGULAR, 1.0) + overhang) * ENDORSEMENT_SIZE > width:
             raise AddressBlockTooLarge(
                 "endorsement", f"is wider than the window at {ENDORSEMENT_SIZE:g} pt",
                 "use the USPS wording of the endorsement in the paper mail settings")
-        fixed += ENDORSEMENT_SIZE
+        fixed += ENDORSEMENT_SIZE * (ascent + descent)
     if imb is not None:
         zone_height = IMB.zone[1]
         fixed += zone_height
-    widest = max(text_width(line, REGULAR, 1.0) for line in lines)
+    widest = max(text_width(line, REGULAR, 1.0) for line in lines) + overhang
     for size in ADDRESS_SIZES:
-        needed = fixed + (len(lines) - 1) * size * LEADING + size
+        needed = fixed + (len(lines) - 1) * size * LEADING + size * (ascent + descent)
         if needed <= height and widest * size <= width:
             break
     else:
@@ -165,14 +189,15 @@ def address_block(address: MailingAddress, imb: ImbFields | None, *,
     ops = ["q 0 g"]
     text: list[str] = []
     if endorsement:
-        y -= ENDORSEMENT_SIZE
-        text.append(_line(left, y + DESCENT * ENDORSEMENT_SIZE, endorsement, ENDORSEMENT_SIZE))
+        y -= ENDORSEMENT_SIZE * (ascent + descent)
+        text.append(_line(left + ink.left * ENDORSEMENT_SIZE, y + descent * ENDORSEMENT_SIZE,
+                          endorsement, ENDORSEMENT_SIZE))
     if imb is not None:
         y -= zone_height
         ops.append(_bars(bar_states(imb), left + IMB.clear_x, y + zone_height / 2))
-    baseline = y - ASCENT * size
+    baseline = y - ascent * size
     for line in lines:
-        text.append(_line(left, baseline, line, size))
+        text.append(_line(left + ink.left * size, baseline, line, size))
         baseline -= size * LEADING
     ops.append("BT 0 Tc 0 Tw 100 Tz 0 Ts 0 Tr")  # the page's text state may be anything
     ops.extend(text)

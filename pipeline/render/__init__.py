@@ -5,7 +5,16 @@ Why it is built this way:
   a small flow engine of our own (blocks that wrap, split and draw; frames; two-column legal
   pages: `text`, `canvas`, `blocks`, `grid`, `flow`, `document`) and written by
   `pipeline.render.pdf`, not by reportlab's platypus and canvas, whose generic machinery cost
-  about three times as much. reportlab still supplies font metrics.
+  about three times as much.
+- Fonts: every font is embedded as a subset of Noto (Sans, Sans CJK, the script faces of the
+  taglines), and widths come from the font files themselves (`fonts`, `text`,
+  `pdf.fontfile`); subsets are made once per process, never per statement. Scripts that need
+  shaping (Arabic, Hebrew, the Indic scripts, Khmer, Thai, ...) go through HarfBuzz
+  (`shaping`), with a simple bidi for right-to-left lines. The files are checked when a
+  process starts (`fonts.check_font_files`, via `pipeline.stages.context.open_context`).
+- Tagged PDF: the flow draws every block as a structure element in reading order
+  (`pdf.structure`), so screen readers get paragraphs, headings, tables and each tagline's
+  language.
   Wording that is the same on every statement of a language and brand (appeal rights,
   No Surprises text, taglines, headings) is wrapped and turned into PDF operators once per
   process and reused. Members' names, addresses, ids, dates and amounts are never cached

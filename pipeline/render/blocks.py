@@ -13,6 +13,7 @@ from reportlab.lib.units import inch
 
 from pipeline.render.canvas import Out, Theme
 from pipeline.render.fonts import BOLD, REGULAR
+from pipeline.render.pdf.structure import Tag, TagPath
 from pipeline.render.text import ellipsize, wrap_text
 
 EPSILON = 1e-6
@@ -22,12 +23,20 @@ class Block:
     """Something the flow places top to bottom: it wraps to a width, may split, draws.
 
     draw(out, x, top) draws with the block's top-left corner at (x, top) in PDF space.
+    The flow draws it as one structure element of `role` (a tagged PDF's "P", "H2", ...);
+    see `structure`.
     """
 
     space_before: float = 0.0
     space_after: float = 0.0
     keep_with_next: bool = False
     optional: bool = False  # a helpful extra: dropped rather than moved to the next page
+    role: str = "P"
+
+    def structure(self) -> TagPath | None:
+        """The element the flow draws this block in; None when the block tags its own
+        content (a grid's cells). Parts of a split block return their whole's path."""
+        return ((self, self.role),)
 
     def wrap(self, width: float) -> float:
         raise NotImplementedError
@@ -70,14 +79,17 @@ class TextBlock(Block):
     """
 
     __slots__ = ("text", "font", "size", "color", "leading", "space_before", "space_after",
-                 "indent", "remember", "keep_with_next", "optional", "_lines", "_width")
+                 "indent", "remember", "keep_with_next", "optional", "_lines", "_width", "_path")
 
     def __init__(self, text: str, font: str, size: float, color: str, *,
                  leading: float | None = None, space_before: float = 0.0,
                  space_after: float = 0.0, indent: float = 0.0, remember: bool = True,
                  keep_with_next: bool = False, optional: bool = False,
-                 lines: tuple[str, ...] | None = None) -> None:
+                 lines: tuple[str, ...] | None = None, role: str | None = None,
+                 tag: TagPath | None = None) -> None:
         self.text = text
+        # one element for the block and every part split from it (pages, columns)
+        self._path = tag or ((Tag(role or self.role), role or self.role),)
         self.optional = optional
         self.font, self.size, self.color = font, size, color
         self.leading = leading or round(size * 1.25, 2)
@@ -94,6 +106,9 @@ class TextBlock(Block):
                                     remember=self.remember)
             self._width = width
         return self._lines or ()
+
+    def structure(self) -> TagPath | None:
+        return self._path
 
     def wrap(self, width: float) -> float:
         return len(self.lines(width)) * self.leading
@@ -112,7 +127,7 @@ class TextBlock(Block):
     def _part(self, lines: tuple[str, ...], before: float, after: float) -> TextBlock:
         return TextBlock("", self.font, self.size, self.color, leading=self.leading,
                          space_before=before, space_after=after, indent=self.indent,
-                         remember=self.remember, lines=lines)
+                         remember=self.remember, lines=lines, tag=self._path)
 
     def draw(self, out: Out, x: float, top: float) -> None:
         lines = self._lines or ()
@@ -130,11 +145,13 @@ class Heading(TextBlock):
 
     __slots__ = ("rule_color",)
     RULE_GAP = 3.0
+    role = "H2"
 
     def __init__(self, text: str, theme: Theme, *, size: float = 10.5,
-                 space_before: float = 10.0, space_after: float = 5.0) -> None:
+                 space_before: float = 10.0, space_after: float = 5.0,
+                 role: str = "H2") -> None:
         super().__init__(text, BOLD, size, theme.primary, space_before=space_before,
-                         space_after=space_after, keep_with_next=True)
+                         space_after=space_after, keep_with_next=True, role=role)
         self.rule_color = theme.accent
 
     def wrap(self, width: float) -> float:

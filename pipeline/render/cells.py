@@ -26,17 +26,19 @@ class Row:
     """One grid row: cells, background fills, rules; its height is fixed when built."""
 
     __slots__ = ("cells", "pad_top", "pad_bottom", "fills", "rules", "keep_with_next",
-                 "context", "height")
+                 "context", "height", "header")
 
     def __init__(self, cells: tuple[Cell, ...], *, pad_top: float = 2.0,
                  pad_bottom: float = 2.0, fills: tuple[tuple[float, float, str], ...] = (),
                  rules: tuple[tuple[str, float, float, float, str], ...] = (),
-                 keep_with_next: bool = False, context: tuple[Row, ...] = ()) -> None:
+                 keep_with_next: bool = False, context: tuple[Row, ...] = (),
+                 header: bool = False) -> None:
         self.cells, self.pad_top, self.pad_bottom = cells, pad_top, pad_bottom
         self.fills = fills  # (x, width, colour)
         self.rules = rules  # (edge, x, width, thickness, colour)
         self.keep_with_next = keep_with_next  # never end a page after this row
         self.context = context  # rows repeated above this one when a page starts here
+        self.header = header  # its cells head the columns below (tagged TH), wherever it is
         text = max((len(cell.lines) * cell.leading for cell in cells), default=0.0)
         self.height = text + pad_top + pad_bottom
 

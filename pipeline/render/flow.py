@@ -1,7 +1,8 @@
 """The flow: blocks onto pages, frame by frame, ending in balanced columns.
 
 A ColumnSection (the legal pages) ends the flow: it starts under the single-column text of
-its page when there is room, and when it fits there whole it is placed as one cached Form.
+its page when there is room. It is always placed as cached Forms: one when it fits there
+whole, else one per page it flows over, laid out once per room it starts in.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from reportlab.lib.units import inch
 
 from pipeline.render.blocks import EPSILON, Block
 from pipeline.render.canvas import CONTENT_WIDTH, Form, Out
+from pipeline.render.pdf.structure import Placed
 
 COLUMN_GAP = 0.3 * inch  # between the two columns of the legal pages
 OVERFLOW = float("-inf")
+ROOM_STEP = 6.0
+"""A section that flows over pages starts in a room rounded down to this step, so statements
+whose text ends at nearly the same height share its cached pages (at most 6 pt unused)."""
+FLOWS_KEPT = 32
+"""Page flows a section keeps (one per room it started in), the least recently used dropped."""
 
 
 class ColumnSection(Block):
@@ -26,7 +33,8 @@ class ColumnSection(Block):
     Meant to be built once and reused by many documents: when the whole section fits on the
     page where it starts, it is one Form XObject, laid out, balanced and compressed once per
     width and only placed afterwards; otherwise its blocks flow column by column over the
-    pages, balanced on the last one.
+    pages, balanced on the last one, and each page's part is a Form too, made once per room
+    on the first page (`page_forms`). So no statement lays out or compresses its legal pages.
     """
 
     def __init__(self, blocks: Sequence[Block], *, count: int = 2, gap: float = COLUMN_GAP,
@@ -35,6 +43,7 @@ class ColumnSection(Block):
         self.count, self.gap, self.name = count, gap, name
         self._heights: dict[float, float] = {}
         self._forms: dict[float, Form] = {}
+        self._flows: dict[tuple[float, float, float, float], tuple[Form, ...]] = {}
 
     def column_width(self, width: float) -> float:
         return (width - self.gap * (self.count - 1)) / self.count
@@ -64,9 +73,35 @@ class ColumnSection(Block):
                 region = Region(index * (column + self.gap), height, 0.0, column)
                 if _fill(queue, region, out)[0]:
                     break
-            found = Form(self.name, zlib.compress(out.finish(), 9), width, height,
-                         frozenset(out.fonts))
+            data = zlib.compress(out.finish(), 9)
+            found = Form(self.name, data, width, height, frozenset(out.fonts),
+                         tuple(mark for mark in out.marks if not isinstance(mark, Placed)))
             self._forms[width] = found
+        return found
+
+    def page_forms(self, width: float, room: float, later_width: float,
+                   later_room: float) -> tuple[Form, ...]:
+        """The section flowed from a page part `room` high (its columns full) over whole
+        pages `later_room` high, balanced on the last: one Form per page, named Legal1,
+        Legal2, ... (their marks join the structure where placed), made once per sizes."""
+        key = (width, room, later_width, later_room)
+        found = self._flows.pop(key, None)
+        if found is None:
+            queue, forms = deque(self.blocks), list[Form]()
+            while queue:
+                out = Out()
+                frame = Region(0.0, room, 0.0, width)
+                for region in _column_regions(frame, room, self.count, self.gap, queue):
+                    if _fill(queue, region, out)[0]:
+                        break
+                forms.append(Form(f"{self.name}{len(forms) + 1}", zlib.compress(out.finish(), 9),
+                                  width, room, frozenset(out.fonts),
+                                  tuple(mark for mark in out.marks if not isinstance(mark, Placed))))
+                width, room = later_width, later_room
+            found = tuple(forms)
+            if len(self._flows) >= FLOWS_KEPT:
+                del self._flows[next(iter(self._flows))]  # the least recently used
+        self._flows[key] = found  # (re)inserted last: most recently used
         return found
 
     def draw(self, out: Out, x: float, top: float) -> None:
@@ -107,7 +142,7 @@ def _fill(queue: deque[Block], region: Region, out: Out | None) -> tuple[bool, f
         if y - need >= bottom - EPSILON or (at_top and y - gap - height >= bottom - EPSILON):
             queue.popleft()
             if out is not None:
-                block.draw(out, region.x, y - gap)
+                _draw(block, out, region.x, y - gap)
             y -= gap + height
             pending, at_top = block.space_after, False
             continue
@@ -119,16 +154,27 @@ def _fill(queue: deque[Block], region: Region, out: Out | None) -> tuple[bool, f
             queue.popleft()
             queue.appendleft(parts[1])
             if out is not None:
-                parts[0].draw(out, region.x, y - gap)
+                _draw(parts[0], out, region.x, y - gap)
             return False, bottom
         if at_top:  # taller than an empty region and cannot split: place it, never loop
             if out is None:
                 return False, OVERFLOW  # measuring: this height is too small
             queue.popleft()
-            block.draw(out, region.x, y - gap)
+            _draw(block, out, region.x, y - gap)
             return False, bottom
         return False, y
     return True, y
+
+
+def _draw(block: Block, out: Out, x: float, top: float) -> None:
+    """A block drawn as its structure element (the flow's order is the reading order)."""
+    path = block.structure()
+    if path is None:
+        block.draw(out, x, top)
+        return
+    out.begin(path)
+    block.draw(out, x, top)
+    out.end()
 
 
 def _column_regions(frame: Region, top: float, count: int, gap: float,
@@ -163,36 +209,40 @@ def layout(blocks: Sequence[Block], first: Region, later: Region,
            start_page: Callable[[Out, int], None]) -> list[Out]:
     """Blocks onto pages: page 1's frame, then later pages; a ColumnSection ends the flow.
 
-    The columns start under the single-column text of the same page when there is room.
+    The columns start under the single-column text of the same page when there is room (a
+    few lines), else on a new page; either way they are the section's cached forms.
     start_page draws a new page's header first, so the content stream reads in order.
     """
     queue: deque[Block] = deque(blocks)
     pages = [Out()]
     start_page(pages[0], 1)
-    frame, section = first, None
-    untouched = True  # the section's blocks are all still to place
+    frame = first
     while True:
         out = pages[-1]
-        top = frame.top
-        if section is None:
-            done, y = _fill(queue, frame, out)
-            if done and queue:
-                head = queue.popleft()
-                assert isinstance(head, ColumnSection) and not queue, "columns end the flow"
-                section = head
-                queue.extend(section.blocks)
-                top = y - 6.0 if y < frame.top - EPSILON else frame.top
-        if section is not None and queue:
+        done, y = _fill(queue, frame, out)
+        if done and queue:
+            section = queue.popleft()
+            assert isinstance(section, ColumnSection) and not queue, "columns end the flow"
+            top = y - 6.0 if y < frame.top - EPSILON else frame.top
             room = top - frame.bottom
-            if untouched and section.balanced_height(frame.width) <= room + EPSILON:
+            if section.balanced_height(frame.width) <= room + EPSILON:
                 form = section.form(frame.width)
                 out.form(form, frame.x, top - form.height)
                 return pages
-            if room >= 60.0 or top == frame.top:  # a few lines' room: start on this page
-                untouched = False
-                for region in _column_regions(frame, top, section.count, section.gap, queue):
-                    if _fill(queue, region, out)[0]:
-                        break
+            if room < 60.0 and top != frame.top:  # not even a few lines' room: a new page
+                pages.append(Out())
+                start_page(pages[-1], len(pages))
+                frame = later
+                top, room = later.top, later.top - later.bottom
+            room -= room % ROOM_STEP
+            forms = section.page_forms(frame.width, room, later.width, later.top - later.bottom)
+            out = pages[-1]
+            out.form(forms[0], frame.x, top - forms[0].height)
+            for form in forms[1:]:
+                pages.append(Out())
+                start_page(pages[-1], len(pages))
+                pages[-1].form(form, later.x, later.top - form.height)
+            return pages
         if not queue:
             return pages
         pages.append(Out())

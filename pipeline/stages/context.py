@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.clock import Now, moment, utc_now
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigurationRefused", "Context", "ExtractRefused", "IngestNotSucceeded", "NeedsOperator",
     "ShardCountChanged",
-    "check_ingested", "check_shards", "flush_transitions", "member_contacts", "open_context", "run_dir",
-    "run_id_for",
+    "check_ingested", "check_shards", "check_statement_resources", "flush_transitions",
+    "member_contacts", "open_context", "run_dir", "run_id_for",
 ]
 
 
@@ -141,27 +142,46 @@ class Context:
 
 class ConfigurationRefused(NeedsOperator):
     """The process's configuration cannot run (a shipped test value in production, a password
-    policy below its floor or without its hint, an invalid setting): no retry can fix it."""
+    policy below its floor or without its hint, an invalid setting, a missing font file, broken
+    plan, state or tagline rules): no retry can fix it."""
 
 
-def open_context(settings: Settings | None = None, *, now: Now = utc_now) -> Context:
+def check_statement_resources(settings: Settings, templates_dir: Path | None = None) -> None:
+    """What every statement needs, checked when a process starts rather than at its first
+    statement: the font files (from `settings.font_dir`, else Debian's; `MissingFontFile` names
+    the file and the package) and the legal rules, states and taglines (`TemplateError` names
+    the file and the key), including a font for every character of every tagline."""
+    from pipeline.render.eob.legal import check_legal_configuration
+    from pipeline.render.fonts import use_font_dir
+    from pipeline.templates import DEFAULT_TEMPLATES_DIR
+
+    use_font_dir(settings.font_dir)
+    check_legal_configuration(templates_dir or DEFAULT_TEMPLATES_DIR)
+
+
+def open_context(settings: Settings | None = None, *, now: Now = utc_now,
+                 templates_dir: Path | None = None) -> Context:
     """Settings (checked: no shipped test value in production mode; the PDF password policy
-    passes its floor and has its email hint), the ledger and the object store. A configuration
-    that cannot run raises `ConfigurationRefused`, naming what to set."""
+    passes its floor and has its email hint; the fonts and legal templates statements need,
+    `check_statement_resources`), the ledger and the object store. A configuration that cannot
+    run raises `ConfigurationRefused`, naming what to set or install."""
     from pydantic import ValidationError
 
     from pipeline.render import UnknownPasswordPolicy, WeakPasswordPolicy
+    from pipeline.render.fonts import MissingFontFile
     from pipeline.templates import TemplateError
 
     try:
         settings = settings or Settings()
         check_environment(settings)
         check_password_policy(settings)
+        check_statement_resources(settings, templates_dir)
     except ValidationError as exc:  # name each setting, never echo its value (it may be a secret)
         named = "; ".join(f"EOB_{'__'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
                           for error in exc.errors())
         raise ConfigurationRefused(f"invalid settings: {named}") from None
-    except (SettingsRefused, UnknownPasswordPolicy, WeakPasswordPolicy, TemplateError) as exc:
+    except (SettingsRefused, UnknownPasswordPolicy, WeakPasswordPolicy, TemplateError,
+            MissingFontFile) as exc:
         raise ConfigurationRefused(str(exc)) from exc
     ledger = Ledger.open(settings.ledger_dsn, now=now)
     store = open_store(settings.objects_url, kms_key_id=settings.s3_kms_key_id,

@@ -121,7 +121,7 @@ def extract_ready_stage(ctx: Context, period: str) -> bool:
 
 def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     """Statements of every shard into the ledger: new ones, reissues, withdrawals, nothing twice."""
-    from pipeline.compose import compose_shard, prompt_notice_claims, write_versions
+    from pipeline.compose import compose_shard, prompt_notice_claims, prompt_notice_columns, write_versions
     from pipeline.storage import iter_buckets
 
     run_id = run_id_for(period)
@@ -135,7 +135,9 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
     vanished: list[dict[str, Any]] = []
     notices = ctx.notice_rule(run_id)
     counts = {"statements": 0, "email": 0, "paper": 0, "prompt_notice": 0, "noticed_before": 0,
-              "inserted": 0, "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0}
+              "inserted": 0, "reissued": 0, "unchanged": 0, "withdrawn": 0, "withdrawn_after_release": 0,
+              "accumulator_overrun": 0}
+    overruns: list[str] = []  # statement ids only: an accumulator over its limit, for the claims system
     changes = channels.ChannelCounts()
     for shard in range(ctx.settings.shards):
         plan = _ShardPlan(ctx, run_id, period, shard, flagged)
@@ -146,9 +148,11 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
                 counts["statements"] += 1
                 counts[row["channel"]] += 1
                 counts["prompt_notice"] += int(row["prompt_notice"])
+                if row.get("accumulator_overrun"):
+                    overruns.append(plan.versions[row["member_id"]].statement_id)
             plan.flush()
         vanished += plan.vanished()
-        for _, lines in iter_buckets(work, shard, ["member_id", "claim_id", "status", "received_date"]):
+        for _, lines in iter_buckets(work, shard, prompt_notice_columns(work)):
             plan.add_prompt_notices(prompt_notice_claims(lines, notices), notices)
         plan.flush()
         write_versions(work, shard, plan.versions)
@@ -164,6 +168,12 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         # are closed with them: the old version's notice must not reach the member, the new one
         # notices its claims afresh (what a crash here leaves, the notices stage closes)
         close_superseded(ctx.ledger, key=ctx.settings.statement_id_key.get_secret_value().encode())
+    counts["accumulator_overrun"] = len(overruns)
+    if overruns:  # a data problem for the claims system; the setting decides show or hold
+        log.warning("accumulators above their plan limits", extra={
+            "run_id": run_id, "statement_ids": overruns, "action": ctx.settings.accumulator_overrun})
+        ctx.ledger.audit("pipeline", "accumulator_overrun", None, {
+            "run_id": run_id, "statement_ids": overruns, "action": ctx.settings.accumulator_overrun})
     log.info("statements composed", extra={"run_id": run_id, **counts})
     return {"run_id": run_id, **counts}
 

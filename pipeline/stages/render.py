@@ -82,7 +82,8 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         ready.clear()
 
     for composed in iter_composed(run_dir(ctx.settings, run_id), shard, period,
-                                  notices=ctx.notice_rule(run_id), statement_ids=ctx.statement_ids(run_id)):
+                                  notices=ctx.notice_rule(run_id), statement_ids=ctx.statement_ids(run_id),
+                                  accumulator_overrun=ctx.settings.accumulator_overrun):
         statement = composed.statement
         status = statuses.get(statement.statement_id)
         if status not in (Status.COMPOSED, Status.RENDERED):

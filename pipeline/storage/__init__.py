@@ -18,11 +18,14 @@ from pipeline.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from pipeline.storage.canonical import (
+        ACCUMULATOR_SCHEMA,
+        EXTRACT_MONEY_COLUMNS,
         LINE_SCHEMA,
         LINE_TOTALS,
         MEMBER_FIELDS,
         MEMBER_SCHEMA,
         MONEY_COLUMNS,
+        PLAN_LIMIT_COLUMNS,
         PLAN_SCHEMA,
         as_array,
         as_integers,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
         member_buckets,
         mix64,
         parquet_options,
+        read_accumulators,
         read_bucket_lines,
         read_bucket_members,
         read_shard_lines,
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
     "Contact", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
     "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "as_array",
     "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets", "member_buckets",
@@ -69,6 +74,7 @@ __all__ = [
 
 _MODULES = {
     "pipeline.storage.canonical": (
+        "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
         "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
         "as_array", "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets",
         "member_buckets", "mix64", "parquet_options", "read_bucket_lines", "read_bucket_members",

@@ -22,18 +22,24 @@ import pyarrow.parquet as pq
 from pipeline.column_kernels import hash_values, string_buffers
 
 __all__ = [
+    "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
     "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
     "as_array", "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets",
     "member_buckets", "mix64", "parquet_options", "read_bucket_lines", "read_bucket_members",
     "read_shard_lines", "shard_buckets", "shard_of",
 ]
 
-MONEY_COLUMNS = ["billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-                 "coinsurance", "not_covered"]
+EXTRACT_MONEY_COLUMNS = ["billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
+                         "coinsurance", "not_covered"]
+"""The amounts a claim extract carries (its `discount` includes denied amounts)."""
+MONEY_COLUMNS = [*EXTRACT_MONEY_COLUMNS, "denied", "pending"]
+"""The canonical line's amounts (pipeline.model.MONEY_FIELDS), in cents: billed = the sum of the
+others. `denied`: not paid because of a denial or reduction the member does not owe (split off the
+extract's discount); `pending`: a pended line's billed amount, not decided yet."""
 _DICTIONARY_COLUMNS = ["recipient", "patient_relationship", "provider_name", "provider_npi", "network",
                        "service_code", "service_description", "status", "reason_code", "service_code_system",
                        "source_file", "city", "state", "plan_id", "language", "line_of_business",
-                       "edelivery_consent"]
+                       "edelivery_consent", "payee", "alternate_format"]
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
@@ -54,13 +60,21 @@ LINE_SCHEMA = pa.schema([
     *[(name, pa.int64()) for name in MONEY_COLUMNS],
     ("no_surprises", pa.bool_()), ("service_code_system", pa.string()),
     ("patient_id", pa.string()), ("sensitive", pa.bool_()),
+    ("adjustments", pa.string()), ("adverse", pa.bool_()), ("payee", pa.string()),
+    ("paid_date", pa.date32()), ("payment_ref", pa.string()), ("original_claim_id", pa.string()),
     ("source_file", pa.string()), ("source_row", pa.int64()), ("shard", pa.int32()),
     ("bucket", pa.int32()), ("line_hash", pa.uint64()),
 ])
 """The canonical claim line: amounts in integer cents, one Parquet file per shard bucket.
 `line_hash` fingerprints what a statement prints about the line (compose's content hash).
 `sensitive`: the line is a sensitive service (templates/sensitive_services.csv); the codes that
-made it one are not kept. `member_id` is the statement's recipient (see pipeline.recipients)."""
+made it one are not kept. `member_id` is the statement's recipient (see pipeline.recipients).
+`adjustments`: every adjustment of the line, `GROUP-CARC:CENTS[:RARC]` separated by `;`, in the
+extract's order (`CO-45:12000;PR-2:2000;CO-50:30000:N115`; pipeline.model.parse_adjustments reads
+it), derived from the amounts when the extract has no list (pipeline.ingest.adjustments).
+`adverse`: an adverse benefit determination, denied, partial or carrying an adverse adjustment
+(pipeline.ingest.claim_rules). `payee` ("provider", "member" or ""), `paid_date` (null: not
+given), `payment_ref` and `original_claim_id` (an adjusted line's) as delivered."""
 
 MEMBER_FIELDS = pa.schema([
     ("member_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
@@ -69,11 +83,16 @@ MEMBER_FIELDS = pa.schema([
     ("email", pa.string()), ("language", pa.string()), ("plan_id", pa.string()),
     ("group_number", pa.string()), ("line_of_business", pa.string()),
     ("edelivery_consent", pa.string()), ("ytd_deductible", pa.int64()),
-    ("ytd_out_of_pocket", pa.int64()), ("email_valid", pa.bool_()), ("recipient", pa.string()),
+    ("ytd_out_of_pocket", pa.int64()), ("alternate_format", pa.string()),
+    *[(name, pa.int64()) for name in ("ytd_family_deductible", "ytd_family_out_of_pocket",
+                                      "ytd_oon_deductible", "ytd_oon_out_of_pocket",
+                                      "ytd_oon_family_deductible", "ytd_oon_family_out_of_pocket")],
+    ("email_valid", pa.bool_()), ("recipient", pa.string()),
     ("source_file", pa.string()), ("source_row", pa.int64()), ("shard", pa.int32()), ("bucket", pa.int32()),
 ])
 """A statement's recipient: a member file row (`recipient` empty) or a patient who gets their own
-statement (`request` or `policy`, see pipeline.recipients; `member_id` is then the recipient id)."""
+statement (`request` or `policy`, see pipeline.recipients; `member_id` is then the recipient id).
+`alternate_format`: "large_print" or ""; the other tiers' `ytd_*` are null when not delivered."""
 LINE_TOTALS = pa.schema([
     ("line_count", pa.int32()), *[(f"lines_{name}", pa.int64()) for name in MONEY_COLUMNS],
     ("lines_hash", pa.uint64()), ("lines_adverse", pa.bool_()), ("lines_no_surprises", pa.bool_()),
@@ -81,15 +100,36 @@ LINE_TOTALS = pa.schema([
 ])
 """Per member, what compose needs of the member's accepted lines: their count, the sums of
 each amount, the wrapping sum of their hashes, whether any is denied or reduced (and the
-earliest such line's received date) and whether any has No Surprises protection."""
+earliest such line's received date; adverse as the lines' `adverse` says) and whether any has No
+Surprises protection."""
 MEMBER_SCHEMA = pa.schema([*MEMBER_FIELDS, *LINE_TOTALS])
 """members.parquet: the member file's accepted rows plus their line totals for the period."""
 
 
+PLAN_LIMIT_COLUMNS = {"family_deductible_limit": "deductible.family.in",
+                      "family_out_of_pocket_limit": "out_of_pocket.family.in",
+                      "oon_deductible_limit": "deductible.individual.out",
+                      "oon_out_of_pocket_limit": "out_of_pocket.individual.out",
+                      "oon_family_deductible_limit": "deductible.family.out",
+                      "oon_family_out_of_pocket_limit": "out_of_pocket.family.out"}
+"""plans.parquet's limits of the other accumulator tiers → pipeline.model.Plan.limits keys."""
 PLAN_SCHEMA = pa.schema([
     ("plan_id", pa.string()), ("plan_name", pa.string()), ("brand", pa.string()),
     ("deductible_limit", pa.int64()), ("out_of_pocket_limit", pa.int64()),
+    ("plan_type", pa.string()), ("funding", pa.string()), ("plan_year_start", pa.date32()),
+    *[(name, pa.int64()) for name in PLAN_LIMIT_COLUMNS],
 ])
+"""Limits in cents, null when not known; `plan_type` "" = from the member's line of business
+(pipeline.model.resolve_plan_type); `funding` "" = insured; `plan_year_start` null = January 1."""
+
+ACCUMULATOR_SCHEMA = pa.schema([
+    ("member_id", pa.string()), ("patient_id", pa.string()), ("accumulator", pa.string()),
+    ("tier", pa.string()), ("network", pa.string()), ("used", pa.int64()), ("limit", pa.int64()),
+    ("as_of", pa.date32()), ("source_row", pa.int64()),
+])
+"""accumulators.parquet: the claims system's accumulators (the source of truth when delivered),
+amounts in cents, `used` never capped; `limit` null = the plan's; `patient_id` "" = the member's
+own (individual) or the family's. Absent when the extract has no accumulators file."""
 
 
 # -- stable hashing ------------------------------------------------------------------------
@@ -204,6 +244,18 @@ def read_bucket_members(run_dir: Path, bucket: int, columns: list[str] | None = 
         return MEMBER_SCHEMA.empty_table() if wanted is None else MEMBER_SCHEMA.empty_table().select(wanted)
     table = parquet.read_row_groups(groups, columns=wanted)
     return table if exact else table.filter(pc.equal(table["bucket"], bucket))
+
+
+def read_accumulators(run_dir: Path, member_ids: list[str] | None = None) -> pa.Table:
+    """The run's accumulators from the claims system (ACCUMULATOR_SCHEMA), of the given members
+    or all; an empty table when the extract delivered none."""
+    path = run_dir / "accumulators.parquet"
+    if not path.exists():
+        return ACCUMULATOR_SCHEMA.empty_table()
+    table = pq.read_table(path, schema=ACCUMULATOR_SCHEMA)
+    if member_ids is not None:
+        table = table.filter(pc.is_in(table["member_id"], pa.array(member_ids, pa.string())))
+    return table
 
 
 def read_shard_lines(run_dir: Path, shard: int):  # type: ignore[no-untyped-def]

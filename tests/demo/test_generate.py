@@ -13,7 +13,7 @@ import pytest
 from pipeline.demo.generate import OPTIONAL_CLAIM_COLUMNS, generate_extract
 from pipeline.ingest.schema import Column, file_spec
 from pipeline.sensitive_services import sensitive_services
-from pipeline.storage import MONEY_COLUMNS
+from pipeline.storage import EXTRACT_MONEY_COLUMNS
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -39,10 +39,11 @@ def test_lines_per_member_and_amounts_reconcile(tmp_path: Path) -> None:
     reconciled = 0
     for row in rows:
         try:
-            cents = [round(float(row[c]) * 100) for c in MONEY_COLUMNS]
+            cents = [round(float(row[c]) * 100) for c in EXTRACT_MONEY_COLUMNS]
         except ValueError:
             continue
-        reconciled += cents[0] == sum(cents[1:])
+        pended = row["status"] == "pended" and not any(cents[1:])  # billed alone: not decided yet
+        reconciled += cents[0] == sum(cents[1:]) or pended
     assert reconciled >= len(rows) - extract.malformed_lines
     statuses = Counter(row["status"] for row in rows)
     assert statuses["denied"] > 0 and statuses["paid"] > statuses["denied"]
@@ -190,5 +191,69 @@ def test_ingest_accepts_the_new_columns_and_every_request(demo: Path, tmp_path: 
 
 
 def test_a_small_extract_without_requests_writes_no_requests_file(tmp_path: Path) -> None:
-    extract = generate_extract(tmp_path, members=3, period="2026-11", seed=1)
+    extract = generate_extract(tmp_path, members=3, period="2026-11", seed=2)
     assert extract.requests == 0 and not (tmp_path / "confidential_requests.csv").exists()
+
+
+# -- issue 17: plausible claims and the extract's new columns ---------------------------------
+def test_claims_are_plausible(demo: Path) -> None:
+    from pipeline.demo.adjudicate import EMERGENCY, PREVENTIVE_VISITS, PROVIDERS
+
+    rows = _claims(demo)
+    specialty: dict[str, set[str]] = {}
+    for provider in [*PROVIDERS, EMERGENCY]:  # the hospital's emergency room bills under its name
+        specialty.setdefault(provider.name, set()).update(provider.services)
+        specialty[provider.name] |= ({"90686", "90471"} if "FLU" in provider.services else set()) | (
+            set(PREVENTIVE_VISITS.values()) if "PREVENTIVE" in provider.services else set())
+    for row in rows:
+        assert date.fromisoformat(row["received_date"]) <= DEMO_PERIOD_END
+        assert not row["paid_date"] or row["received_date"] <= row["paid_date"] <= DEMO_PERIOD_END.isoformat()
+        if row["provider_name"] in specialty:  # the sensitive-services clinics bill only their own
+            assert row["service_code"] in specialty[row["provider_name"]], row
+        preventive = row["service_code"] in {"90686", "90471", *PREVENTIVE_VISITS.values()}
+        if preventive and row["network"] == "in" and row["status"] == "paid":
+            assert row["deductible"] == row["copay"] == row["coinsurance"] == "0.00", row
+    codes_per_claim = Counter((row["claim_id"], row["service_code"]) for row in rows)
+    lines_per_claim = Counter((row["claim_id"], row["line_no"]) for row in rows)
+    repeated = {key for key, n in lines_per_claim.items() if n > 1}  # the damaged copies, set aside by ingest
+    assert all(n == 1 for key, n in codes_per_claim.items()
+               if not any(key[0] == claim for claim, _ in repeated))
+    every = [row for path in sorted(demo.glob("claims*.csv")) for row in _read(path)]  # damaged ones too
+    flu = {row["claim_id"] for row in every if row["service_code"] == "90686"}
+    assert flu and flu <= {row["claim_id"] for row in every if row["service_code"] == "90471"}
+    # the deductible is met in date order: no deductible after coinsurance began, per member and network
+    by_member: dict[tuple[str, str], list[dict[str, str]]] = {}
+    once = {(row["claim_id"], row["line_no"]): row for row in reversed(rows)}.values()  # damaged copies out
+    for row in sorted(once, key=lambda r: (r["service_date"], r["claim_id"], int(r["line_no"]))):
+        by_member.setdefault((row["member_id"], row["network"]), []).append(row)
+    for lines in by_member.values():
+        began = False
+        for row in lines:
+            assert not (began and float(row["deductible"]) > 0), row
+            began = began or float(row["coinsurance"]) > 0
+
+
+def test_the_extract_carries_adjustments_payments_plan_types_accumulators(demo: Path, tmp_path: Path) -> None:
+    from pipeline.ingest import ingest
+
+    rows = _claims(demo)
+    statuses = Counter(row["status"] for row in rows)
+    assert statuses["pended"] and statuses["adjusted"]
+    assert all(row["original_claim_id"] for row in rows if row["status"] == "adjusted")
+    assert any("PR-1:" in row["adjustments"] and "PR-2:" in row["adjustments"] for row in rows)
+    assert any(row["status"] == "paid" and "CO-59:" in row["adjustments"] for row in rows)  # a reduction
+    assert {row["payee"] for row in rows} == {"provider", "member", ""}
+    assert any(row["payment_ref"].startswith("EFT") for row in rows)
+    plans = _read(demo / "plans.csv")
+    assert {p["plan_type"] for p in plans} == {"erisa_group", "governmental", "church", "individual",
+                                               "medicare_advantage", "medicaid"}
+    assert any(p["family_deductible_limit"] and p["oon_out_of_pocket_limit"] for p in plans)
+    members = _read(demo / "members.csv")
+    assert 0 < sum(m["alternate_format"] == "large_print" for m in members) < len(members) / 10
+    assert {m["line_of_business"] for m in members} == {"commercial", "medicare_advantage", "medicaid"}
+    result = ingest(demo, tmp_path / "out", 2, period="2026-11")
+    accounts = {f.kind: f for f in result.files}
+    assert accounts["accumulators"].rows_read == accounts["accumulators"].rows_accepted > 0
+    assert accounts["plans"].rows_quarantined == accounts["members"].rows_quarantined == 0
+    new_fields = {"adjustments", "payee", "paid_date", "payment_ref", "original_claim_id"}
+    assert not [q for q in result.quarantined if q.field in new_fields or "pended" in q.reason]

@@ -14,6 +14,8 @@ import pytest
 
 from pipeline.paper.merge import BatchPdfWriter, PieceUnreadable
 from pipeline.render import render_statement
+from pipeline.render.fonts import REGULAR
+from pipeline.render.text import pdf_string
 from tests.support.factories import make_member, make_statement
 
 needs_tools = pytest.mark.skipif(not (shutil.which("qpdf") and shutil.which("pdftotext")),
@@ -92,7 +94,9 @@ def test_a_piece_from_another_producer_is_refused_and_writes_nothing(tmp_path: P
     assert writer.add(good, sid) >= 1
 
 
-OVERLAY = b"q 0 g\n300 40 20 10 re\nf\nBT /F1 9 Tf 1 0 0 1 300 30 Tm (STAMPED) Tj ET Q\n"
+OVERLAY = (b"q 0 g\n300 40 20 10 re\nf\nBT /F1 9 Tf 1 0 0 1 300 30 Tm "
+           + pdf_string("STAMPED", REGULAR).encode("ascii") + b" Tj ET Q\n")
+"""A stamp in the page's /F1 (the embedded Noto Sans subset: glyph ids, as the address block)."""
 
 
 @needs_tools

@@ -75,7 +75,7 @@ def pdf_text(pdf: bytes, folder: Path, password: str = "") -> str:
     target.write_bytes(pdf)
     command = ["pdftotext", "-raw", *(["-upw", password] if password else []), str(target), "-"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return " ".join(result.stdout.split())
+    return " ".join(result.stdout.replace("\u2011", "-").split())  # phones: non-breaking
 
 
 def reason_text(code: str, language: str = "en") -> str:
@@ -103,7 +103,7 @@ def test_denied_claim_notice_shows_the_claim_its_reason_and_the_appeal_rights(
     assert "Jordan Alvarez" in text and "1428 Maple Ave" in text  # recipient block (email)
     assert DENIED in text
     assert "Provider: Lakeside Imaging Associates" in text and "In network" in text
-    assert "11/04/2026 MRI of knee (73721)" in text
+    assert "November 4, 2026" in text and "MRI of knee (73721)" in text
     assert "Status: Denied" in text
     denied = statement.lines[1]
     assert format_money(denied.billed) in text and format_money(denied.allowed) in text
@@ -112,7 +112,7 @@ def test_denied_claim_notice_shows_the_claim_its_reason_and_the_appeal_rights(
     assert "Certificate of Coverage, section 4.2 (Medical necessity)" in text
     assert "Provider write-off: you do not owe this amount." in text
     # the statement's appeal rights, word for word
-    assert ("You have 180 days from the day you receive this notice to ask us to review "
+    assert ("You have 180 days from the date you receive this notice to ask us to review "
             "(appeal) our decision.") in text
     # the shared appeal wording names this document, not the monthly statement
     assert "this statement" not in text and "Please check this notice carefully" in text
@@ -154,8 +154,8 @@ def test_spanish_member_gets_a_spanish_notice(tmp_path: Path) -> None:
     assert f"Denegamos o redujimos el pago de la reclamación {DENIED}." in text
     assert "Estado: Denegada" in text
     assert f"CO-50 {reason_text('CO-50', 'es')}" in text
-    assert "Tiene 180 días a partir del día en que reciba este aviso" in text
-    assert "04/11/2026" in text  # the Spanish date format
+    assert "Tiene 180 días a partir de la fecha en que reciba este aviso" in text
+    assert "4 de noviembre de 2026" in text and "04/11/2026" not in text  # month spelled out
     for english in ("THIS IS NOT A BILL", "Notice of adverse benefit determination",
                     "How to appeal"):
         assert english not in text
@@ -168,12 +168,15 @@ def test_unsupported_language_falls_back_to_english(tmp_path: Path) -> None:
 
 
 @needs_poppler
-def test_deadline_and_erisa_sentence_follow_the_line_of_business(tmp_path: Path) -> None:
-    statement = three_claims(line_of_business="medicare_advantage", state="CA")
+def test_deadline_and_erisa_sentence_follow_the_plan_type(tmp_path: Path) -> None:
+    statement = dataclasses.replace(
+        three_claims(line_of_business="medicare_advantage", state="CA"),
+        plan_type="medicare_advantage")
     text = pdf_text(render_notice(statement, DENIED).pdf, tmp_path)
-    assert "You have 65 days from the day you receive this notice" in text
-    assert "ERISA" not in text
-    assert "California Department of Managed Health Care" in text
+    assert "You have 65 days from the date of this notice to ask us for a reconsideration" in text
+    assert "Independent Review Entity" in text and "1-800-MEDICARE" in text
+    assert "ERISA" not in text and "Department of Labor" not in text
+    assert "Health Insurance Counseling and Advocacy Program (HICAP)" in text
 
 
 @needs_poppler

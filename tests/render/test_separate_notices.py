@@ -20,16 +20,17 @@ def _with_notices(language: str = "en") -> Statement:
 
 def test_each_separate_notice_is_named_with_its_day_before_the_appeal_rights() -> None:
     words = joined_words(render_statement(_with_notices(), variant="email").pdf)
-    first = (f"A separate notice about claim {DENIED} was sent (or is being sent) to you on 12/07/2026. "
-             "It explains our decision on that claim and how to appeal it.")
-    second = f"A separate notice about claim {PARTIAL} was sent (or is being sent) to you on 12/09/2026."
+    first = (f"A separate notice about claim {DENIED} was sent (or is being sent) to you on "
+             "December 7, 2026. It explains our decision on that claim and how to appeal it.")
+    second = (f"A separate notice about claim {PARTIAL} was sent (or is being sent) to you on "
+              "December 9, 2026.")
     assert first in words and second in words
     assert words.index(first) < words.index("Important information about your right to appeal")
 
 
-def test_the_spanish_statement_says_it_in_spanish_with_its_date_format() -> None:
+def test_the_spanish_statement_says_it_in_spanish_with_the_month_spelled_out() -> None:
     words = joined_words(render_statement(_with_notices("es"), variant="print").pdf)
-    assert (f"Se le envió (o se le está enviando) el 07/12/2026 un aviso por separado sobre la "
+    assert (f"Se le envió (o se le está enviando) el 7 de diciembre de 2026 un aviso por separado sobre la "
             f"reclamación {DENIED}.") in words
     assert "A separate notice" not in words
 

@@ -92,6 +92,10 @@ def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
                and float(r["discount"]) >= 1)
     row["discount"] = f"{float(row['discount']) - 1:.2f}"
     row["plan_paid"] = f"{float(row['plan_paid']) + 1:.2f}"
+    if row.get("adjustments"):  # the list says the same: one dollar less written off under CO-45
+        row["adjustments"] = ";".join(
+            f"CO-45:{float(entry.split(':')[1]) - 1:.2f}" if entry.startswith("CO-45:") else entry
+            for entry in row["adjustments"].split(";"))
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -647,13 +651,15 @@ def _notices_for_run_starting(tmp_path: Path, started: datetime) -> tuple[Contex
     compose_stage(context, PERIOD)
     flagged = {n["claim_id"] for n in context.ledger.fetch("ingest_prompt_notices_for_run",
                                                            run_id="eob-2026-11")}
+    from pipeline.compose.reasons import is_adverse
+
     adverse: dict[str, tuple[date, str]] = {}  # claim -> its earliest denied or reduced line's receipt
     for shard in range(2):
         for c in iter_composed(run_dir(context.settings, "eob-2026-11"), shard, PERIOD,
                                notices=context.notice_rule("eob-2026-11"),
                                statement_ids=context.statement_ids("eob-2026-11")):
             for line in c.statement.lines:
-                if line.status != "paid":
+                if is_adverse(line):  # denied, partial, or paid with a reduction code
                     known = adverse.get(line.claim_id, (line.received_date, c.channel))
                     adverse[line.claim_id] = (min(known[0], line.received_date), c.channel)
     return context, flagged, adverse

@@ -177,14 +177,14 @@ def test_a_layout_failure_quoting_member_data_fails_that_statement_only_and_leak
 
     import pipeline.render.canvas as canvas
 
-    encode = canvas.pdf_string
+    encode = canvas.text_ops
 
-    def strict(text: str, font: str) -> str:
+    def strict(text: str, font: str, size: float, used: set[str]) -> str:
         if CANARY_LAST in text:
             raise UnicodeEncodeError("latin-1", text, 0, len(text), f"cannot encode {text!r}")
-        return encode(text, font)
+        return encode(text, font, size, used)
 
-    monkeypatch.setattr(canvas, "pdf_string", strict)
+    monkeypatch.setattr(canvas, "text_ops", strict)
     caplog.set_level(logging.DEBUG)
     result = render_stage(canary_ctx, PERIOD, 0)
 

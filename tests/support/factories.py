@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.model import (
-    MEMBER_SHARE_FIELDS,
     MONEY_FIELDS,
     Accumulator,
+    Adjustment,
     ClaimLine,
     Member,
     Plan,
@@ -29,87 +29,73 @@ from pipeline.recipients import recipient_id
 
 PERIOD = "2026-11"
 PERIOD_START = date(2026, 11, 1)
+PERIOD_END = date(2026, 11, 30)
 STATEMENT_DATE = date(2026, 12, 1)
 
-# code -> (member_may_owe, plan_provision, text_en, text_es); wording as in reason_codes.csv.
-REASONS: dict[str, tuple[bool, str, str, str]] = {
-    "PR-1": (
-        True,
-        "",
-        "This amount was applied to your deductible: the amount you pay before your plan "
-        "starts to pay.",
-        "Esta cantidad se aplicó a su deducible: lo que usted paga antes de que su plan "
-        "comience a pagar.",
-    ),
-    "PR-2": (
-        True,
-        "",
-        "This is your coinsurance: your share of the cost after your deductible, as a "
-        "percentage.",
-        "Este es su coseguro: su parte del costo después del deducible, como porcentaje.",
-    ),
-    "PR-3": (
-        True,
-        "",
-        "This is your copay: a fixed amount you pay for this kind of service.",
-        "Este es su copago: una cantidad fija que paga por este tipo de servicio.",
-    ),
-    "CO-45": (
-        False,
-        "",
-        "The provider charged more than the amount your plan allows. An in-network provider "
-        "cannot bill you for the difference.",
-        "El proveedor cobró más de lo que permite su plan. Un proveedor de la red no puede "
-        "cobrarle la diferencia.",
-    ),
-    "CO-50": (
-        False,
-        "Certificate of Coverage, section 4.2 (Medical necessity)",
-        "We did not pay because the information we received does not show this service was "
-        "medically necessary. You do not owe the provider for this service.",
-        "No pagamos porque la información recibida no muestra que este servicio fuera "
-        "médicamente necesario. Usted no le debe al proveedor por este servicio.",
-    ),
-    "PR-204": (
-        True,
-        "Schedule of Benefits, section 2 (Covered services)",
-        "This service is not covered under your current benefit plan. You may owe the "
-        "provider for it.",
-        "Este servicio no está cubierto por su plan de beneficios actual. Es posible que le "
-        "deba al proveedor por él.",
-    ),
-    "OA-23": (
-        False,
-        "",
-        "Another insurance plan paid first; this reflects their payment.",
-        "Otro plan de seguro pagó primero; esto refleja su pago.",
-    ),
-}
-DENIAL_CODES = ("PR-204", "CO-50")
 
-# code, English description, Spanish description, typical charge (cents), copay (cents)
-SERVICES: tuple[tuple[str, str, str, int, int], ...] = (
-    ("99213", "Office visit, established patient", "Consulta, paciente establecido", 18000, 3000),
-    ("80053", "Blood test, comprehensive metabolic panel", "Análisis de sangre, panel metabólico",
-     9000, 0),
-    ("85025", "Blood count, complete", "Hemograma completo", 4500, 0),
-    ("71046", "Chest X-ray, two views", "Radiografía de tórax, dos vistas", 22000, 0),
-    ("97110", "Physical therapy exercises, 15 minutes", "Ejercicios de fisioterapia, 15 minutos",
-     14000, 4000),
-    ("73721", "MRI of knee", "Resonancia magnética de rodilla", 185000, 0),
-    ("90686", "Flu vaccine", "Vacuna contra la gripe", 4000, 0),
-    ("11102", "Skin biopsy", "Biopsia de piel", 31000, 0),
+def _reason_rows() -> dict[str, tuple[bool, str, str, str]]:
+    """code -> (member_may_owe, plan_provision, text_en, text_es), from the versioned table
+    (templates/reason_codes.csv) the statements cite, so the factory never words a code itself."""
+    from pipeline.reason_codes import reason_table
+
+    return {code: (row["member_may_owe"] == "1", row["plan_provision"], row["text_en"],
+                   row.get("text_es") or row["text_en"])
+            for code, row in reason_table().rows.items()}
+
+
+REASONS: dict[str, tuple[bool, str, str, str]] = _reason_rows()
+DENIAL_CODES = ("PR-204", "CO-50")
+REDUCTION_CODE = "CO-151"  # frequency limit: a paid line reduced, an adverse determination
+PREVENTIVE_CODES = frozenset({"90686", "90471", "99396"})
+"""ACA preventive services: covered in network with no cost share."""
+
+# code -> (English description, Spanish description, typical charge (cents), copay (cents))
+SERVICE_CATALOG: dict[str, tuple[str, str, int, int]] = {
+    "99213": ("Office visit, established patient", "Consulta, paciente establecido", 18000, 3000),
+    "99396": ("Preventive visit, age 40-64", "Consulta preventiva, 40 a 64 años", 26000, 0),
+    "90686": ("Flu vaccine", "Vacuna contra la gripe", 4000, 0),
+    "90471": ("Vaccine administration", "Administración de vacuna", 2500, 0),
+    "80053": ("Blood test, comprehensive metabolic panel", "Análisis de sangre, panel metabólico",
+              9000, 0),
+    "85025": ("Blood count, complete", "Hemograma completo", 4500, 0),
+    "80061": ("Blood test, lipid panel", "Análisis de sangre, perfil de lípidos", 7000, 0),
+    "71046": ("Chest X-ray, two views", "Radiografía de tórax, dos vistas", 22000, 0),
+    "73721": ("MRI of knee", "Resonancia magnética de rodilla", 185000, 0),
+    "97110": ("Physical therapy exercises, 15 minutes", "Ejercicios de fisioterapia, 15 minutos",
+              14000, 4000),
+    "97140": ("Manual therapy, 15 minutes", "Terapia manual, 15 minutos", 12000, 0),
+    "11102": ("Skin biopsy", "Biopsia de piel", 31000, 0),
+    "99283": ("Emergency department visit", "Visita a la sala de emergencias", 120000, 15000),
+}
+# provider -> (NPI, specialty, the services of that specialty it bills)
+PROVIDER_SERVICES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "Riverside Family Medicine": ("1245319599", "family medicine", ("99213", "99396", "90686", "90471")),
+    "Lakeside Imaging Associates": ("1609843210", "radiology", ("71046", "73721")),
+    "Metro Clinical Laboratory": ("1093847561", "laboratory", ("80053", "85025", "80061")),
+    "Valley Physical Therapy": ("1720394856", "physical therapy", ("97110", "97140")),
+    "Northgate Dermatology": ("1487659302", "dermatology", ("11102", "99213")),
+    "St. Catherine Emergency Physicians Group": ("1932147731", "emergency medicine", ("99283",)),
+}
+# the claims a statement is made of, in turn: (provider, services, patient: self or spouse)
+CLAIM_PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Riverside Family Medicine", ("99396", "90686", "90471"), "self"),
+    ("Metro Clinical Laboratory", ("80053", "85025"), "self"),
+    ("Lakeside Imaging Associates", ("71046",), "spouse"),
+    ("Valley Physical Therapy", ("97110", "97140"), "self"),
+    ("Riverside Family Medicine", ("99213",), "spouse"),
+    ("Lakeside Imaging Associates", ("73721",), "self"),
+    ("Northgate Dermatology", ("11102",), "self"),
+    ("Metro Clinical Laboratory", ("80061",), "spouse"),
+    ("Valley Physical Therapy", ("97110",), "spouse"),
 )
-EMERGENCY = ("99283", "Emergency department visit", "Visita a la sala de emergencias", 120000,
-             15000)
-PROVIDERS: tuple[tuple[str, str], ...] = (
-    ("Riverside Family Medicine", "1245319599"),
-    ("Lakeside Imaging Associates", "1609843210"),
-    ("Metro Clinical Laboratory", "1093847561"),
-    ("Valley Physical Therapy", "1720394856"),
-    ("Northgate Urgent Care", "1487659302"),
-)
-OUT_OF_NETWORK_ER = ("St. Catherine Emergency Physicians Group", "1932147731")
+EMERGENCY_PROVIDER = "St. Catherine Emergency Physicians Group"
+# kept for other tests: the services and providers as (code, en, es, charge, copay) / (name, npi)
+SERVICES: tuple[tuple[str, str, str, int, int], ...] = tuple(
+    (code, *values) for code, values in SERVICE_CATALOG.items() if code != "99283")
+EMERGENCY = ("99283", *SERVICE_CATALOG["99283"])
+PROVIDERS: tuple[tuple[str, str], ...] = tuple(
+    (name, npi) for name, (npi, _, _) in PROVIDER_SERVICES.items() if name != EMERGENCY_PROVIDER)
+OUT_OF_NETWORK_ER = (EMERGENCY_PROVIDER, PROVIDER_SERVICES[EMERGENCY_PROVIDER][0])
 
 PLAN_GOLD = Plan(
     plan_id="PPO-GOLD",
@@ -117,9 +103,17 @@ PLAN_GOLD = Plan(
     brand="default",
     deductible_limit=100000,
     out_of_pocket_limit=450000,
+    plan_type="erisa_group",
+    plan_year_start=date(2026, 1, 1),
+    limits=(("deductible.family.in", 200000), ("out_of_pocket.family.in", 900000),
+            ("deductible.individual.out", 200000), ("out_of_pocket.individual.out", 900000),
+            ("deductible.family.out", 400000), ("out_of_pocket.family.out", 1800000)),
 )
 DEDUCTIBLE_USED_BEFORE = 40000
 OUT_OF_POCKET_USED_BEFORE = 62000
+FAMILY_DEDUCTIBLE_USED_BEFORE = 65000
+FAMILY_OUT_OF_POCKET_USED_BEFORE = 98000
+COINSURANCE = 0.2
 
 
 def make_member(**overrides: Any) -> Member:
@@ -205,7 +199,7 @@ def make_line(**overrides: Any) -> ClaimLine:
     }
     fields.update(overrides)
     if "billed" not in overrides:
-        fields["billed"] = sum(fields[name] for name in MONEY_FIELDS if name != "billed")
+        fields["billed"] = sum(fields.get(name, 0) for name in MONEY_FIELDS if name != "billed")
     return ClaimLine(**fields)
 
 
@@ -219,82 +213,169 @@ def _spanish(member: Member) -> Member:
     )
 
 
-def _cost_share(
-    rng: random.Random, billed: int, copay: int, deductible_left: int
-) -> dict[str, int | str]:
-    """Split a paid line the way a PPO adjudicates it; returns amounts and the reason code."""
-    allowed = round(billed * rng.uniform(0.45, 0.8))
-    share: dict[str, int | str] = {"discount": billed - allowed, "other_payer_paid": 0,
-                                   "deductible": 0, "copay": 0, "coinsurance": 0,
-                                   "not_covered": 0}
-    if copay:
-        share["copay"] = min(copay, allowed)
-        share["reason_code"] = "PR-3"
-    else:
-        deductible = min(deductible_left, allowed)
-        coinsurance = round((allowed - deductible) * 0.2)
-        share["deductible"], share["coinsurance"] = deductible, coinsurance
-        share["reason_code"] = "PR-1" if deductible else ("PR-2" if coinsurance else "CO-45")
-    member = sum(int(share[name]) for name in MEMBER_SHARE_FIELDS)
-    share["plan_paid"] = allowed - member
-    return share
+def _dependant(member: Member) -> str:
+    return f"{'Luis' if member.language == 'es' else 'Alex'} {member.last_name}"
 
 
-def _denied_share(code: str, billed: int) -> dict[str, int | str]:
-    allowed = round(billed * 0.6)
-    if REASONS[code][0]:  # patient responsibility: the member may owe the allowed amount
-        return {"discount": billed - allowed, "plan_paid": 0, "other_payer_paid": 0,
-                "deductible": 0, "copay": 0, "coinsurance": 0, "not_covered": allowed,
-                "reason_code": code}
-    return {"discount": billed, "plan_paid": 0, "other_payer_paid": 0, "deductible": 0,
-            "copay": 0, "coinsurance": 0, "not_covered": 0, "reason_code": code}
+def _claim_plan(n_lines: int) -> list[tuple[str, tuple[str, ...], str, int]]:
+    """The claims of an `n_lines` statement: (provider, services, patient, turn); with 6+ lines
+    the second is out-of-network emergency care. `turn` picks the claim's pattern and its day."""
+    claims: list[tuple[str, tuple[str, ...], str, int]] = []
+    count = turn = 0
+    while count < n_lines:
+        if n_lines >= 6 and len(claims) == 1:
+            pattern: tuple[str, tuple[str, ...], str] = (EMERGENCY_PROVIDER, ("99283",), "self")
+            key = 1
+        else:
+            pattern, key = CLAIM_PATTERNS[turn % len(CLAIM_PATTERNS)], turn
+            turn += 1
+        provider, codes, patient = pattern
+        codes = codes[: n_lines - count]
+        claims.append((provider, codes, patient, key))
+        count += len(codes)
+    return claims
+
+
+def _service_day(index: int, claims: int) -> date:
+    """Distinct days over the period's first 23 days when there are few claims; a long
+    statement reuses days, never for the same provider and service (the claim patterns and the
+    days cycle with coprime periods, 9 and 23). Received within six days, so before the
+    statement date."""
+    return PERIOD_START + timedelta(days=index * 23 // claims if claims <= 23 else index % 23)
+
+
+def _share(charge: int, allowed: int, code: str, copay: int, deductible_left: int,
+           preventive: bool, in_network: bool) -> tuple[dict[str, int], list[Adjustment]]:
+    """Adjudicate a paid line: the discount, then the deductible, then a copay or coinsurance."""
+    amounts = dict.fromkeys(("discount", "denied", "plan_paid", "other_payer_paid", "deductible",
+                             "copay", "coinsurance", "not_covered"), 0)
+    amounts["discount"] = charge - allowed
+    adjustments = [Adjustment("CO", "45", charge - allowed)] if charge > allowed else []
+    if not (preventive and in_network):
+        if copay:
+            amounts["copay"] = min(copay, allowed)
+        else:
+            amounts["deductible"] = min(deductible_left, allowed)
+            amounts["coinsurance"] = round((allowed - amounts["deductible"]) * COINSURANCE)
+    for carc, name in (("1", "deductible"), ("2", "coinsurance"), ("3", "copay")):
+        if amounts[name]:
+            adjustments.append(Adjustment("PR", carc, amounts[name]))
+    amounts["plan_paid"] = allowed - amounts["deductible"] - amounts["copay"] - amounts["coinsurance"]
+    return amounts, adjustments
+
+
+def _line_fields(rng: random.Random, code: str, deductible_left: int, *, preventive: bool,
+                 in_network: bool, denial: str | None, reduce: bool, other_plan: bool,
+                 ) -> tuple[dict[str, Any], int]:
+    """One line's status, amounts and adjustments; returns the deductible it used too."""
+    charge = round(SERVICE_CATALOG[code][2] * rng.uniform(0.9, 1.2))
+    allowed = round(charge * rng.uniform(0.5, 0.75))
+    if denial is not None:
+        amounts = dict.fromkeys(("plan_paid", "other_payer_paid", "deductible", "copay",
+                                 "coinsurance", "not_covered", "denied"), 0)
+        amounts["discount"] = charge - allowed
+        booked = "not_covered" if denial.startswith("PR-") else "denied"
+        amounts[booked] = allowed
+        group, carc = denial.split("-")
+        adjustments = [Adjustment("CO", "45", charge - allowed), Adjustment(group, carc, allowed)]
+        return {**amounts, "status": "denied", "reason_code": denial,
+                "adjustments": tuple(adjustments)}, 0
+    if reduce:  # one unit of several over the plan's limit: paid, reduced (CO-151)
+        reduced = allowed // 4
+        amounts, adjustments = _share(charge - reduced, allowed - reduced, code, 0, deductible_left,
+                                      preventive, in_network)
+        amounts["denied"] = reduced
+        adjustments.append(Adjustment("CO", REDUCTION_CODE.split("-")[1], reduced, "N130"))
+        return {**amounts, "status": "paid", "reason_code": REDUCTION_CODE,
+                "adjustments": tuple(adjustments)}, amounts["deductible"]
+    amounts, adjustments = _share(charge, allowed, code, SERVICE_CATALOG[code][3], deductible_left,
+                                  preventive, in_network)
+    if other_plan and amounts["plan_paid"]:  # coordination of benefits: the other plan paid first
+        other = amounts["plan_paid"] // 2
+        amounts["other_payer_paid"], amounts["plan_paid"] = other, amounts["plan_paid"] - other
+        adjustments.append(Adjustment("OA", "23", other))
+    main = next((a.code for a in adjustments if a.group in ("PR", "OA")), "CO-45" if adjustments else "")
+    return {**amounts, "status": "paid", "reason_code": main, "adjustments": tuple(adjustments)}, (
+        amounts["deductible"])
 
 
 def _make_lines(
     member: Member, n_lines: int, denied: int, spanish: bool, rng: random.Random
 ) -> list[ClaimLine]:
-    patient = f"{member.first_name} {member.last_name}"
-    step = n_lines // denied if denied else 0
-    denied_at = {i * step + step // 2 for i in range(denied)}
+    """Plausible claims: providers bill their own specialty, preventive care costs nothing in
+    network, the deductible is used up in service-date order before coinsurance, every claim is
+    received and paid within the period, no line repeats; adjustments match the amounts. With
+    8+ lines: another plan's payment and a paid line reduced by a frequency limit (an adverse
+    determination); with 10+ lines a pended claim and an adjusted one."""
+    planned = _claim_plan(n_lines)
+    days = [_service_day(claim[3], len(planned)) for claim in planned]
+    order = sorted(range(len(planned)), key=lambda index: (days[index], index))
+    plan = [(*planned[index][:3], days[index]) for index in order]  # claim ids follow service dates
+    positions = [(c, i) for c, claim in enumerate(plan) for i in range(len(claim[1]))]
+    eligible = [p for p in positions if plan[p[0]][0] != EMERGENCY_PROVIDER
+                and plan[p[0]][1][p[1]] not in PREVENTIVE_CODES]
+    if denied > len(eligible):  # more denials than ordinary lines: preventive ones too
+        eligible = positions
+    step = len(eligible) / denied if denied else 0
+    denied_at = {eligible[int(k * step + step / 2)] for k in range(min(denied, len(eligible)))}
+    ordinary = [p for p in eligible if p not in denied_at]
+    special = {"reduce": ordinary[(len(ordinary) - 1) // 2] if n_lines >= 8 and ordinary else None,
+               "other": (0, 0) if n_lines >= 8 else None}  # the preventive visit: the other plan paid first
+    untouched = [c for c in range(len(plan)) if not any(p[0] == c for p in denied_at)
+                 and all(special[k] is None or special[k][0] != c for k in special)
+                 and plan[c][0] != EMERGENCY_PROVIDER]
+    pended_claim = untouched[-1] if n_lines >= 10 and len(untouched) >= 2 else None
+    adjusted_claim = untouched[-2] if n_lines >= 10 and len(untouched) >= 2 else None
     deductible_left = PLAN_GOLD.deductible_limit - DEDUCTIBLE_USED_BEFORE
     lines: list[ClaimLine] = []
-    index, claim_no, denials = 0, 0, 0
-    while index < n_lines:
-        claim_no += 1
-        emergency = n_lines >= 6 and claim_no == 2
-        provider, npi = OUT_OF_NETWORK_ER if emergency else PROVIDERS[claim_no % len(PROVIDERS)]
-        day = PERIOD_START + timedelta(days=(claim_no * 3) % 28)
-        size = 1 if emergency else min(rng.choice((1, 1, 2, 3)), n_lines - index)
-        for line_no in range(1, size + 1):
-            service = EMERGENCY if emergency else SERVICES[rng.randrange(len(SERVICES))]
-            code, desc_en, desc_es, typical, copay = service
-            billed = round(typical * rng.uniform(0.85, 1.25))
-            if index in denied_at:
-                reason = DENIAL_CODES[denials % len(DENIAL_CODES)]
-                denials += 1
-                share, status = _denied_share(reason, billed), "denied"
+    denials = 0
+    for number, (provider, codes, patient, day) in enumerate(plan):
+        claim_id = f"C2611{number + 1:06d}"
+        emergency = provider == EMERGENCY_PROVIDER
+        received = day + timedelta(days=3 + number % 4)
+        for index, code in enumerate(codes):
+            if number == pended_claim:
+                charge = round(SERVICE_CATALOG[code][2] * rng.uniform(0.9, 1.2))
+                fields: dict[str, Any] = {**dict.fromkeys(MONEY_FIELDS, 0), "pending": charge,
+                                          "status": "pended", "reason_code": "", "adjustments": ()}
+                del fields["billed"]  # billed = pending, as make_line adds it up
             else:
-                share, status = _cost_share(rng, billed, copay, deductible_left), "paid"
-                deductible_left -= int(share["deductible"])
-                if n_lines >= 8 and index == n_lines - 1 and share["plan_paid"]:
-                    # coordination of benefits: another plan paid part of the plan's share
-                    other = int(share["plan_paid"]) // 2
-                    share["other_payer_paid"], share["plan_paid"] = other, int(share["plan_paid"]) - other
-                    share["reason_code"] = "OA-23"
+                denial = None
+                if (number, index) in denied_at:
+                    denial = DENIAL_CODES[denials % len(DENIAL_CODES)]
+                    denials += 1
+                fields, used = _line_fields(
+                    rng, code, deductible_left, preventive=code in PREVENTIVE_CODES, in_network=True,
+                    denial=denial, reduce=(number, index) == special["reduce"],
+                    other_plan=(number, index) == special["other"])
+                deductible_left -= used
+                if number == adjusted_claim:
+                    fields["status"] = "adjusted"
+            paid = fields["plan_paid"] > 0
             lines.append(make_line(
-                claim_id=f"C2611{claim_no:06d}", line_no=line_no, member_id=member.member_id,
-                patient_name=patient, provider_name=provider, provider_npi=npi,
-                network="out" if emergency else "in", service_date=day,
-                received_date=day + timedelta(days=4), service_code=code,
-                service_description=desc_es if spanish else desc_en, status=status, **share,
+                claim_id=claim_id, line_no=index + 1, member_id=member.member_id,
+                patient_name=(f"{member.first_name} {member.last_name}" if patient == "self"
+                              else _dependant(member)),
+                patient_relationship=patient, provider_name=provider,
+                provider_npi=PROVIDER_SERVICES[provider][0],
+                network="out" if emergency else "in", no_surprises=emergency, service_date=day,
+                received_date=received, service_code=code,
+                service_description=SERVICE_CATALOG[code][1 if spanish else 0],
+                payee="provider" if paid else "",
+                paid_date=min(received + timedelta(days=5), PERIOD_END) if paid else None,
+                payment_ref=f"EFT{claim_id[-6:]}{index + 1}" if paid else "",
+                original_claim_id=f"C2610{number + 1:06d}" if fields["status"] == "adjusted" else "",
+                **fields,
             ))
-            index += 1
     return lines
 
 
 def _reasons(lines: list[ClaimLine], spanish: bool) -> list[ReasonExplanation]:
+    """Every adjustment code of every line, explained from the versioned table."""
+    codes = {a.code for line in lines for a in line.adjustments}
+    codes |= {line.reason_code for line in lines if line.reason_code}
     explained = []
-    for code in sorted({line.reason_code for line in lines if line.reason_code}):
+    for code in sorted(codes):
         may_owe, provision, text_en, text_es = REASONS[code]
         explained.append(ReasonExplanation(code=code, text=text_es if spanish else text_en,
                                            member_may_owe=may_owe, plan_provision=provision))
@@ -302,16 +383,38 @@ def _reasons(lines: list[ClaimLine], spanish: bool) -> list[ReasonExplanation]:
 
 
 def _accumulators(plan: Plan, lines: list[ClaimLine]) -> list[Accumulator]:
-    deductible = DEDUCTIBLE_USED_BEFORE + sum(line.deductible for line in lines)
-    out_of_pocket = OUT_OF_POCKET_USED_BEFORE + sum(
-        line.deductible + line.copay + line.coinsurance for line in lines
-    )
-    return [
-        Accumulator("deductible", min(deductible, plan.deductible_limit), plan.deductible_limit,
-                    STATEMENT_DATE),
-        Accumulator("out_of_pocket", min(out_of_pocket, plan.out_of_pocket_limit),
-                    plan.out_of_pocket_limit, STATEMENT_DATE),
-    ]
+    """Individual and family, in and out of network, for the plan year; never capped."""
+    before = {("deductible", "individual", "in"): DEDUCTIBLE_USED_BEFORE,
+              ("out_of_pocket", "individual", "in"): OUT_OF_POCKET_USED_BEFORE,
+              ("deductible", "family", "in"): FAMILY_DEDUCTIBLE_USED_BEFORE,
+              ("out_of_pocket", "family", "in"): FAMILY_OUT_OF_POCKET_USED_BEFORE}
+    year = (plan.plan_year_start or date(PERIOD_START.year, 1, 1), date(PERIOD_START.year, 12, 31))
+    out = []
+    for name in ("deductible", "out_of_pocket"):
+        for tier in ("individual", "family"):
+            for network in ("in", "out"):
+                limit = plan.limit(name, tier, network)
+                if limit <= 0:
+                    continue
+                used = before.get((name, tier, network), 0)
+                for line in lines:
+                    counted = "in" if line.network == "in" or line.no_surprises else "out"
+                    if counted != network or (tier == "individual" and line.patient_relationship != "self"):
+                        continue
+                    used += line.deductible
+                    if name == "out_of_pocket":
+                        used += line.copay + line.coinsurance
+                out.append(Accumulator(name, used, limit, PERIOD_END, tier, network, year))
+    return out
+
+
+def is_adverse_line(line: ClaimLine) -> bool:
+    """What makes a line adverse in these samples: denied, partly paid, a denied amount, or a
+    reduction code (compose's rule, pipeline.compose.reasons.is_adverse, kept free of pyarrow)."""
+    routine = {"PR-1", "PR-2", "PR-3", "CO-45", "OA-23"}
+    return line.status != "pended" and (
+        line.status in ("denied", "partial") or line.denied > 0
+        or any(a.code not in routine for a in line.adjustments))
 
 
 def _statement_id(member_id: str, period: str, version: int = 1) -> str:
@@ -350,7 +453,47 @@ def make_statement(
         lines=lines,
         reasons=_reasons(lines, spanish),
         accumulators=_accumulators(plan, lines),
-        has_adverse_determination=any(line.status != "paid" for line in lines),
-        has_no_surprises_protection=any(line.network == "out" for line in lines),
+        has_adverse_determination=any(is_adverse_line(line) for line in lines),
+        has_no_surprises_protection=any(line.no_surprises for line in lines),
     )
     return dataclasses.replace(statement, **overrides)
+
+
+SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "statement-en": ("email", {}),
+    "statement-es": ("email", {"language": "es"}),
+    "statement-multipage-en": ("email", {"n_lines": 60, "denied": 4}),
+    "statement-print-en": ("print", {}),
+}
+"""The published samples (docs/samples/<name>.pdf, see docs/statements.md): variant and the
+make_statement arguments."""
+
+
+def sample_statements() -> dict[str, tuple[Statement, str]]:
+    """The published samples: name -> (statement, variant)."""
+    return {name: (make_statement(**arguments), variant) for name, (variant, arguments) in SAMPLES.items()}
+
+
+def write_samples(folder: Path, dpi: int = 80) -> list[Path]:
+    """Render the published samples into `folder` with a PNG of each page (pdftoppm)."""
+    import subprocess
+
+    from pipeline.render import render_statement
+
+    written = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (statement, variant) in sample_statements().items():
+        pdf = folder / f"{name}.pdf"
+        pdf.write_bytes(render_statement(statement, variant=variant).pdf)
+        for old in folder.glob(f"{name}-*.png"):
+            old.unlink()
+        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(pdf), str(folder / name)], check=True)
+        written.append(pdf)
+    return written
+
+
+if __name__ == "__main__":  # .venv/bin/python -m tests.support.factories docs/samples
+    import sys
+
+    for path in write_samples(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/samples")):
+        print(path)

@@ -50,6 +50,7 @@ def open_extract(folder: Path, work_dir: Path, *, period: str | None = None,
     if fmt == "canonical":
         return canonical_extract(folder)
     requests = confidential_requests(folder)  # a requests file it cannot read stops it before mapping
+    accumulators = accumulators_file(folder)
     if fmt == "fhir":
         from pipeline.ingest.sources.fhir import fhir_extract
 
@@ -58,7 +59,7 @@ def open_extract(folder: Path, work_dir: Path, *, period: str | None = None,
         from pipeline.ingest.sources.synthea import synthea_extract
 
         mapped = synthea_extract(folder, work_dir / "mapped", period=period)
-    return replace(mapped, requests=requests)
+    return replace(mapped, requests=requests, accumulators=accumulators)
 
 
 def canonical_extract(folder: Path) -> Extract:
@@ -72,23 +73,32 @@ def canonical_extract(folder: Path) -> Extract:
     if not claims:
         raise ExtractFileError(f"no claims*.csv or claims*.parquet file in extract folder {folder.name}")
     return Extract("canonical", _file(plans, "plans"), _file(members, "members"),
-                   tuple(_file(p, "claims") for p in claims), requests=confidential_requests(folder))
+                   tuple(_file(p, "claims") for p in claims), requests=confidential_requests(folder),
+                   accumulators=accumulators_file(folder))
 
 
 def confidential_requests(folder: Path) -> ExtractFile | None:
     """The confidential-communication requests file, when the folder has one (any format: the
     requests come from the insurer's member-services system, not the claims feed). A compressed
     one is refused: passed over unread, the patients' requests would silently go unheeded."""
-    for path in sorted(folder.glob("confidential_requests.*")):
+    return _optional_file(folder, "confidential_requests", "requests")
+
+
+def accumulators_file(folder: Path) -> ExtractFile | None:
+    """The claims system's accumulators file, when the folder has one (any format: canonical
+    CSV or Parquet). A compressed one is refused, as a requests file is."""
+    return _optional_file(folder, "accumulators", "accumulators")
+
+
+def _optional_file(folder: Path, stem: str, kind: str) -> ExtractFile | None:
+    for path in sorted(folder.glob(f"{stem}.*")):
         if path.name.endswith(COMPRESSED_SUFFIXES):
             raise ExtractFileError(f"{path.name}: the file is compressed ({path.suffix}); compressed "
-                                   "requests files are not read: deliver it uncompressed")
-    found = [p for p in (folder / "confidential_requests.csv", folder / "confidential_requests.parquet")
-             if p.exists()]
+                                   f"{kind} files are not read: deliver it uncompressed")
+    found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.parquet") if p.exists()]
     if len(found) > 1:
-        raise ExtractFileError(f"confidential_requests.csv and confidential_requests.parquet are both in "
-                               f"{folder.name}: keep one")
-    return _file(found[0], "requests") if found else None
+        raise ExtractFileError(f"{stem}.csv and {stem}.parquet are both in {folder.name}: keep one")
+    return _file(found[0], kind) if found else None
 
 
 COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst")
@@ -98,7 +108,8 @@ def _refuse_compressed(folder: Path) -> None:
     """A compressed plan, member or claims file would otherwise be passed over unread."""
     for path in sorted(folder.iterdir()):
         if (path.is_file() and path.name.endswith(COMPRESSED_SUFFIXES)
-                and path.name.startswith(("members.", "plans.", "claims", "confidential_requests."))):
+                and path.name.startswith(("members.", "plans.", "claims", "confidential_requests.",
+                                          "accumulators."))):
             raise ExtractFileError(f"{path.name}: the file is compressed ({path.suffix}); compressed "
                                    "canonical files are not read: deliver it uncompressed")
 

@@ -19,7 +19,7 @@ class ExtractFile:
     """
 
     path: Path
-    kind: str  # "plans", "members", "claims" or "requests"
+    kind: str  # "plans", "members", "claims", "requests" or "accumulators"
     source_name: str
     first_row: int = 2
 
@@ -27,7 +27,8 @@ class ExtractFile:
 @dataclass(frozen=True, slots=True)
 class Extract:
     """One period's plan, member and claim files, in the format they were delivered in, and the
-    confidential-communication requests when the insurer delivered any."""
+    confidential-communication requests and the claims system's accumulators when the insurer
+    delivered them."""
 
     format: str
     plans: ExtractFile
@@ -35,3 +36,4 @@ class Extract:
     claims: tuple[ExtractFile, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)  # counts only, never PHI
     requests: ExtractFile | None = None
+    accumulators: ExtractFile | None = None

@@ -13,13 +13,15 @@ Mapping (see docs/extract-format.md, "FHIR"): amounts come from the item's adjud
 list is matched against come from the item (its ICD-10-CM diagnoses by `diagnosisSequence`, else
 all the claim's; `revenue`; `locationCodeableConcept`): codes of systems not read here are
 dropped, a malformed code of the right system is passed on for ingest to quarantine by name.
-Reason codes come from the `adjustmentreason`/`denialreason` slices (X12 CARC, given a group
-code from the reason table). A reversal item (the exact negative of an earlier item of the same
-claim) and the item it reverses are set aside as a pair. Rows the mapping cannot complete carry
-the problem (`_field`, `_reason`) so the quarantine names it; `_ref` says which resource and item
-a row came from. The supporting-resource index is held in memory (a few hundred bytes per
-patient); EOBs are streamed. The period's confidential-communication requests are not FHIR:
-`open_extract` adds the folder's canonical requests file.
+Status, reason codes, adjustments, payment and the claim an adjusted EOB replaces come from
+`fhir_adjudication` (`adjustmentreason`/`denialreason` X12 CARCs given a group code from the
+reason table; `outcome`, `payment`, `payee`, `related`). A reversal item (the exact negative of
+an earlier item of the same claim) and the item it reverses are set aside as a pair. Rows the
+mapping cannot complete carry the problem (`_field`, `_reason`) so the quarantine names it;
+`_ref` says which resource and item a row came from. The supporting-resource index is held in
+memory (a few hundred bytes per patient); EOBs are streamed. The period's
+confidential-communication requests are not FHIR: `open_extract` adds the folder's canonical
+requests file.
 """
 
 from __future__ import annotations
@@ -35,17 +37,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.ingest.sources.amounts import cost_share_reason, money_text
+from pipeline.ingest.sources.amounts import money_text
 from pipeline.ingest.sources.errors import ExtractFileError, ExtractSourceError
 from pipeline.ingest.sources.extract import Extract, ExtractFile
-from pipeline.reason_codes import reason_table
+from pipeline.ingest.sources.fhir_adjudication import adjudication_fields
 
 CLAIM_FIELDS = [
     "claim_id", "line_no", "member_id", "patient_name", "patient_relationship", "provider_name",
     "provider_npi", "network", "service_date", "received_date", "service_code", "service_description",
     "status", "reason_code", "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
     "coinsurance", "not_covered", "service_code_system", "patient_id", "diagnosis_codes", "revenue_code",
-    "place_of_service", "_ref", "_field", "_reason",
+    "place_of_service", "adjustments", "payee", "paid_date", "payment_ref", "original_claim_id",
+    "_ref", "_field", "_reason",
 ]
 MEMBER_FIELDS = [
     "member_id", "first_name", "last_name", "date_of_birth", "address_line1", "address_line2", "city",
@@ -546,53 +549,12 @@ def _item_fields(item: dict[str, Any], eob: dict[str, Any], amounts: dict[str, D
              "coinsurance": amounts.get("coinsurance", Decimal(0)),
              "not_covered": amounts.get("noncovered", Decimal(0))}
     code, system = _service_code(item)
-    reasons, denied = _reasons(item, eob)
-    status = _status(money, denied)
-    reason = _reason_code(reasons, money) or (cost_share_reason(money) if status == "paid" else "")
+    decided = adjudication_fields(item, eob, amounts, money)  # a pended item keeps billed alone
     described = str((item.get("productOrService") or {}).get("text") or "")
     service = (item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start")
                or (eob.get("billablePeriod") or {}).get("start") or "")
     return {
         "service_date": str(service)[:10], "service_code": code, "service_code_system": system,
         "service_description": described or LAY_DESCRIPTIONS.get(header["claim_type"], "Health care service"),
-        "status": status, "reason_code": reason, **{k: money_text(v) for k, v in money.items()},
+        **decided, **{k: money_text(v) for k, v in money.items()},
     }
-
-
-def _reasons(item: dict[str, Any], eob: dict[str, Any]) -> tuple[list[str], bool]:
-    codes, denied = [], False
-    for adjudication in [*(item.get("adjudication") or []), *(eob.get("adjudication") or [])]:
-        category = _code(adjudication.get("category"))
-        if category in ("adjustmentreason", "denialreason"):
-            denied = denied or category == "denialreason"
-            code = _code(adjudication.get("reason"))
-            if code:
-                codes.append(code)
-    return codes, denied
-
-
-def _status(money: dict[str, Decimal], denied: bool) -> str:
-    if denied:
-        return "denied"
-    if money["billed"] > 0 and money["plan_paid"] == 0 and (
-            money["not_covered"] > 0 or money["discount"] == money["billed"]):
-        return "denied"
-    if money["not_covered"] > 0:
-        return "partial"
-    return "paid"
-
-
-def _reason_code(codes: list[str], money: dict[str, Decimal]) -> str:
-    """A group-coded CARC: as given ("CO-45"), or a bare CARC grouped through the reason table."""
-    for code in codes:
-        code = code.strip().upper()
-        if "-" in code:
-            return code
-        candidates = reason_table().by_carc(code)
-        if len(candidates) == 1:
-            return candidates[0]
-        member_share = money["deductible"] + money["copay"] + money["coinsurance"] + money["not_covered"]
-        group = "PR" if member_share > 0 else "CO"
-        return next((c for c in candidates if c.startswith(group)), f"{group}-{code}")
-    return ""
-

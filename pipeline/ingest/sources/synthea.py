@@ -14,6 +14,9 @@ transaction; the transactions that follow a charge in its claim (by CHARGEID) se
 | deductible / coinsurance | the patient's remainder (TRANSFERIN of type p), not split by Synthea: |
 |  | shown as deductible when the plan paid nothing, otherwise as coinsurance |
 | discount | what is left: billed minus all of the above (Synthea has no allowed amount) |
+| payee, paid_date, payment_ref | a line the plan paid: `provider` (the payer's ECHECK pays the |
+|  | provider's claim), the latest such PAYMENT's date (not before the billed date: Synthea |
+|  | dates payments at the encounter), that PAYMENT's transaction ID |
 
 Gaps and how the statement handles them: no network status (all lines in network), no denials
 (every line paid, reason from the largest cost share), no NPI, no plan limits or prior
@@ -161,7 +164,8 @@ def _lines(claims: pd.DataFrame, transactions: pd.DataFrame, providers: dict[str
         "claim_id", "line_no", "member_id", "patient_name", "patient_relationship", "provider_name",
         "provider_npi", "network", "service_date", "received_date", "service_code", "service_description",
         "status", "reason_code", "billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
-        "coinsurance", "not_covered", "service_code_system", "patient_id", "_ref", "_row"])
+        "coinsurance", "not_covered", "service_code_system", "patient_id", "payee", "paid_date",
+        "payment_ref", "_ref", "_row"])
 
 
 def _new_line(charge: dict, claim: pd.Series, line_no: int, providers: dict[str, str],  # type: ignore[type-arg]
@@ -174,7 +178,8 @@ def _new_line(charge: dict, claim: pd.Series, line_no: int, providers: dict[str,
         "service_date": charge["FROMDATE"][:10], "received_date": claim["LASTBILLEDDATE1"][:10],
         "service_code": charge["PROCEDURECODE"], "service_description": charge["NOTES"],
         "status": "paid", "billed": _money(charge["AMOUNT"]), "copay": Decimal(0), "plan_paid": Decimal(0),
-        "other_payer_paid": Decimal(0), "remainder": Decimal(0), "secondary": False,
+        "other_payer_paid": Decimal(0), "remainder": Decimal(0), "secondary": False, "paid_on": "",
+        "payment_ref": "",
         "_ref": f"claims_transactions.csv row {charge['_row']} (claim {charge['CLAIMID']}, "
                 f"charge {charge['CHARGEID']})",
         "_row": charge["_row"],
@@ -185,8 +190,11 @@ def _settle(line: dict, record: dict) -> None:  # type: ignore[type-arg]
     kind, method = record["TYPE"], record["METHOD"]
     if kind == "PAYMENT" and method == "COPAY":
         line["copay"] += _money(record["PAYMENTS"])
-    elif kind == "PAYMENT" and method == "ECHECK":  # payers pay electronically
+    elif kind == "PAYMENT" and method == "ECHECK":  # payers pay electronically, to the provider
         line["other_payer_paid" if line["secondary"] else "plan_paid"] += _money(record["PAYMENTS"])
+        if not line["secondary"]:
+            line["paid_on"] = max(line["paid_on"], str(record["FROMDATE"])[:10])
+            line["payment_ref"] = record["ID"]
     elif kind == "TRANSFERIN" and record["TRANSFERTYPE"] == "2":
         line["secondary"] = True
     elif kind == "TRANSFERIN" and record["TRANSFERTYPE"] == "p":
@@ -196,7 +204,14 @@ def _settle(line: dict, record: dict) -> None:  # type: ignore[type-arg]
 def _finish(line: dict) -> dict:  # type: ignore[type-arg]
     remainder = line.pop("remainder")
     line.pop("secondary")
+    paid_on = line.pop("paid_on")
     plan_paid = line["plan_paid"]
+    # Synthea dates a payment at the encounter: one dated before the claim was billed is taken as
+    # paid the day it was billed
+    line["paid_date"] = max(paid_on, line["received_date"]) if plan_paid > 0 else ""
+    line["payee"] = "provider" if plan_paid > 0 else ""
+    if plan_paid <= 0:
+        line["payment_ref"] = ""
     money = {"billed": line["billed"], "plan_paid": plan_paid, "other_payer_paid": line["other_payer_paid"],
              "copay": line["copay"], "deductible": remainder if plan_paid == 0 else Decimal(0),
              "coinsurance": remainder if plan_paid != 0 else Decimal(0), "not_covered": Decimal(0)}

@@ -7,8 +7,8 @@ drawn from the same pieces.
 """
 
 from pipeline.render.eob.notice import render_notice
-from pipeline.render.eob.statement import VARIANTS, RenderError, render_statement
+from pipeline.render.eob.statement import VARIANTS, RenderError, StatementHeld, render_statement
 from pipeline.render.eob.words import format_money, mask_member_id
 
-__all__ = ["VARIANTS", "RenderError", "format_money", "mask_member_id", "render_notice",
+__all__ = ["VARIANTS", "RenderError", "StatementHeld", "format_money", "mask_member_id", "render_notice",
            "render_statement"]

@@ -15,10 +15,10 @@ from pipeline.model import ClaimLine, Statement
 from pipeline.render.blocks import Block, Heading, TextBlock
 from pipeline.render.canvas import CONTENT_WIDTH, WHITE, Theme
 from pipeline.render.cells import CELL_PAD, Cell, Row, cell_lines
-from pipeline.render.eob.words import Words, date_formatter, format_money
+from pipeline.render.eob.words import Words, dates, format_money
 from pipeline.render.fonts import BOLD, REGULAR
 from pipeline.render.grid import Grid, heading_rows
-from pipeline.render.text import text_width
+from pipeline.render.text import text_width, wrap_text
 from pipeline.templates import TemplateFile
 
 # The table's amount columns: the ClaimLine field each shows and its header's template key.
@@ -37,12 +37,17 @@ CLAIM_TABLE_AMOUNTS: tuple[tuple[str, str], ...] = (
 
 
 def claim_status(lines: Sequence[ClaimLine]) -> str:
-    """A claim's status from its lines: paid, denied, or partial (anything mixed)."""
+    """A claim's status from its lines: paid, denied, pended (nothing decided yet), adjusted
+    (reprocessed, nothing denied), or partial (anything else mixed)."""
     statuses = {line.status for line in lines}
     if statuses == {"paid"}:
         return "paid"
     if statuses == {"denied"}:
         return "denied"
+    if statuses == {"pended"}:
+        return "pended"
+    if "adjusted" in statuses and statuses <= {"adjusted", "paid"}:
+        return "adjusted"
     return "partial"
 
 
@@ -207,7 +212,7 @@ class ClaimsGridBuilder:
 def line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]], list[list[float]]]:
     """Each line's cells (date, service, amounts, code) and their widths at size 1: the
     statement's claim grid and the notice's claim share them."""
-    date_format = date_formatter(words.file.string("meta.date_format"))
+    date_format = dates(words.file)
     values, units = [], []
     for line in lines:
         row = [date_format(line.service_date), f"{line.service_description} ({line.service_code})",
@@ -226,7 +231,7 @@ def _claims_grid(statement: Statement, words: Words, theme: Theme) -> Grid:
     as wide in bold as in regular), and serve both column sizing and right alignment.
     """
     headers = claims_headers(words.file)
-    date_format = date_formatter(words.file.string("meta.date_format"))
+    date_format = dates(words.file)
     values, units = line_values(statement.lines, words)
     totals = line_amounts(statement.lines)
     total_units = [text_width(value, BOLD, 1.0) for value in totals]
@@ -268,12 +273,38 @@ def claims_blocks(statement: Statement, words: Words, theme: Theme) -> list[Bloc
             TextBlock(words("claims.codes_hint"), REGULAR, 7, theme.muted, optional=True)]
 
 
-def reason_blocks(statement: Statement, words: Words, theme: Theme) -> list[Block]:
+def scaled_heading_rows(text: str, theme: Theme, scale: float) -> list[Row]:
+    """A section heading as grid rows (grid.heading_rows) at the statement's scale."""
+    if scale == 1.0:
+        return heading_rows(text, theme)
+    size = 10.5 * scale
+    heading = Cell(wrap_text(text, BOLD, size, CONTENT_WIDTH), -CELL_PAD, CONTENT_WIDTH, BOLD, size,
+                   theme.primary)
+    rule = (("bottom", 0.0, 1.1 * inch, 1.2, theme.accent),)
+    return [Row((heading,), pad_top=0, pad_bottom=3.5, rules=rule), Row((), pad_top=5, pad_bottom=0)]
+
+
+WHO_PAYS = {"PR": "member", "CO": "provider", "PI": "payer", "OA": "other_payer"}
+"""Who bears an adjustment, by its group code (X12): the reasons table's "who pays"."""
+
+
+def who_pays(code: str, words: Words) -> str:
+    """PR: the member may owe it; CO: the provider writes it off; PI: the plan reduced it;
+    OA: another payer's part (OA-23, the other plan's payment: for information, never "you do
+    not owe", since the member may owe cost share on the same line); a remark code (no group)
+    is a remark."""
+    group = code.split("-", 1)[0] if "-" in code else ""
+    return words(f"reasons_detail.{WHO_PAYS.get(group, 'remark')}")
+
+
+def reason_blocks(statement: Statement, words: Words, theme: Theme, scale: float = 1.0) -> list[Block]:
     """What each reason code on the statement means and who pays; nothing if none."""
     if not statement.reasons:
         return []
-    size = 7.5
-    edges = (0.0, 0.7 * inch, CONTENT_WIDTH - 2.2 * inch, CONTENT_WIDTH)
+    size = 8.5 * scale
+    code_w = text_width("CO-000", BOLD, size) + 2 * CELL_PAD + 4
+    who_w = max(2.2 * inch * scale ** 0.5, 1.2 * inch)
+    edges = (0.0, code_w, CONTENT_WIDTH - who_w, CONTENT_WIDTH)
 
     def row(texts: Sequence[str], fonts: Sequence[str], color: str, **kwargs: Any) -> Row:
         return Row(tuple(
@@ -282,13 +313,13 @@ def reason_blocks(statement: Statement, words: Words, theme: Theme) -> list[Bloc
             for i, (text, font) in enumerate(zip(texts, fonts, strict=True))
         ), pad_top=2.5, pad_bottom=2.5, **kwargs)
 
-    owe, write_off = words("reasons.member_may_owe"), words("reasons.provider_write_off")
-    rows = [*heading_rows(words("reasons.heading"), theme)]
+    heading = scaled_heading_rows(words("reasons.heading"), theme, scale)
+    rows = [*heading]
     rows += [row([words("reasons.col_code"), words("reasons.col_meaning"),
                  words("reasons.col_who_pays")], [BOLD] * 3, WHITE,
                 fills=((0.0, CONTENT_WIDTH, theme.primary),))]
     rule = (("bottom", 0.0, CONTENT_WIDTH, 0.4, theme.rule),)
-    rows += [row([reason.code, reason.text, owe if reason.member_may_owe else write_off],
+    rows += [row([reason.code, reason.text, who_pays(reason.code, words)],
                  [BOLD, REGULAR, REGULAR], theme.text, rules=rule)
              for reason in statement.reasons]
     return [Grid(rows, lead_rows=2, header_rows=1, space_before=4)]

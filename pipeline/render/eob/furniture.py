@@ -21,8 +21,10 @@ from reportlab.lib.units import inch
 from pipeline.model import Statement
 from pipeline.render.canvas import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, PAGE_WIDTH, WHITE, Out, Theme
 from pipeline.render.eob.brand import brand_logo
+from pipeline.render.eob.legal import TypeSizes, type_sizes
 from pipeline.render.eob.words import Words, mask_member_id
 from pipeline.render.fonts import BOLD, REGULAR
+from pipeline.render.pdf.structure import Tag
 from pipeline.render.text import ellipsize, fit_block, fit_size, text_width, wrap_text
 
 BOTTOM = 0.7 * inch  # flow bottom; the footer sits below it
@@ -53,17 +55,25 @@ class PageFurniture:
     words: Words
     theme: Theme
     variant: str
+    _top: float = 0.0  # first_page_top, once known
+
+    @property
+    def sizes(self) -> TypeSizes:
+        """Standard sizes (at least 8 pt, 10 pt on page 1) or large print (at least 16 pt)."""
+        return type_sizes(self.statement)
 
     def footer(self, out: Out, page: int, pages: int) -> None:
-        theme, words = self.theme, self.words
-        y = BOTTOM - 0.3 * inch
-        out.rule(theme.rule, MARGIN, y + 11, PAGE_WIDTH - MARGIN, 0.5)
-        label = words("footer.page", page=page, pages=pages)
-        label_width = text_width(label, BOLD, 7.5)
-        out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, 7.5, theme.text)
-        left = f"{words.context['legal_name']}  \u00b7  {self.reference()}"
-        out.show(MARGIN, y, ellipsize(left, REGULAR, 7, CONTENT_WIDTH - label_width - 12),
-                 REGULAR, 7, theme.muted)
+        """The page number and the document's name: an artifact (screen readers skip it)."""
+        theme, words, size = self.theme, self.words, self.sizes.small
+        y = BOTTOM - 0.3 * inch if size < 12 else 0.28 * inch
+        with out.artifact():
+            out.rule(theme.rule, MARGIN, y + size * 1.375, PAGE_WIDTH - MARGIN, 0.5)
+            label = words("footer.page", page=page, pages=pages)
+            label_width = text_width(label, BOLD, size)
+            out.show(PAGE_WIDTH - MARGIN - label_width, y, label, BOLD, size, theme.text)
+            left = f"{words.context['legal_name']}  \u00b7  {self.reference()}"
+            out.show(MARGIN, y, ellipsize(left, REGULAR, size, CONTENT_WIDTH - label_width - 12),
+                     REGULAR, size, theme.muted)
 
     def reference(self) -> str:
         """The footer's name for the document (a notice names its claim)."""
@@ -74,28 +84,45 @@ class PageFurniture:
         return self.words("header.continued")
 
     def header(self, out: Out, page: int) -> None:
+        """Page 1's header is content (tagged); a later page's repeats it: an artifact."""
         if page == 1:
             self.first_page(out)
         else:
-            self.later_page(out)
+            with out.artifact():
+                self.later_page(out)
+
+    def later_page_top(self) -> float:
+        """Where the flow starts on later pages (from the top of the sheet)."""
+        small = self.sizes.small
+        if small < 12:
+            return LATER_PAGE_TOP
+        # name, title line, member line and the rule under them (see later_page)
+        return MARGIN + (small + 2) + 2 * small * 1.3 + small * 0.55 + 10
 
     def later_page(self, out: Out) -> None:
         theme, words, member = self.theme, self.words, self.statement.member
         top = PAGE_HEIGHT - MARGIN
         right = PAGE_WIDTH - MARGIN
-        name = ellipsize(words.context["short_name"], BOLD, 11, CONTENT_WIDTH * 0.3)
-        out.show(MARGIN, top - 11, name, BOLD, 11, theme.primary)
-        title = ellipsize(f"{self.continued()}  \u00b7  {words('header.not_a_bill')}",
-                          BOLD, 8.5, CONTENT_WIDTH * 0.68)
-        out.show(right - text_width(title, BOLD, 8.5), top - 10, title, BOLD, 8.5,
+        small = self.sizes.small
+        large = small >= 12
+        name_size, title_size = (small + 2, small) if large else (11, 8.5)
+        name = ellipsize(words.context["short_name"], BOLD, name_size, CONTENT_WIDTH * 0.3)
+        out.show(MARGIN, top - name_size, name, BOLD, name_size, theme.primary)
+        title = f"{self.continued()}  \u00b7  {words('header.not_a_bill')}"
+        # large print: the title on a line of its own under the name
+        title_x_room = CONTENT_WIDTH if large else CONTENT_WIDTH * 0.68
+        title = ellipsize(title, BOLD, title_size, title_x_room)
+        title_y = top - name_size - title_size * 1.3 if large else top - 10
+        out.show(right - text_width(title, BOLD, title_size), title_y, title, BOLD, title_size,
                  theme.primary)
         who = ellipsize(
             f"{words('header.member')}: {member.first_name} {member.last_name}  \u00b7  "
             f"{words('header.member_id')}: {mask_member_id(member.member_id)}",
-            REGULAR, 7.5, CONTENT_WIDTH * 0.68)
-        out.show(right - text_width(who, REGULAR, 7.5), top - 21, who, REGULAR, 7.5,
+            REGULAR, small, title_x_room)
+        who_y = title_y - small * 1.3 if large else top - 21
+        out.show(right - text_width(who, REGULAR, small), who_y, who, REGULAR, small,
                  theme.muted)
-        out.rule(theme.primary, MARGIN, top - 28, right, 1.5)
+        out.rule(theme.primary, MARGIN, who_y - small * 0.55, right, 1.5)
 
     def first_page(self, out: Out) -> None:
         if self.variant == "print":  # the recipient window stays empty: stamped when batched
@@ -116,29 +143,36 @@ class PageFurniture:
         if logo is not None:
             image, height = logo
             width = height * image.width / image.height
-            out.image(image, x, PAGE_HEIGHT - top - height + 2, width, height)
+            out.image(image, x, PAGE_HEIGHT - top - height + 2, width, height,
+                      alt=logo_alt(self.words))
             x += width + 9
         width = RIGHT_COLUMN_X - x - 0.25 * inch
         name = context["short_name"]
-        size = fit_size(name, BOLD, width, 18, 11)
+        small = self.sizes.page_one
+        size = fit_size(name, BOLD, width, max(18, small + 2), small + 1)
+        out.begin("P")
         out.show(x, PAGE_HEIGHT - top - size, ellipsize(name, BOLD, size, width), BOLD, size,
                  theme.primary)
-        lines = [*wrap_text(context["legal_name"], REGULAR, 7.5, width),
-                 *wrap_text(self.words("header.administered_by"), REGULAR, 7.5, width)]
-        _draw_lines(out, lines[:4], REGULAR, 7.5, 9, x, top + size + 6, theme.muted)
+        lines = [*wrap_text(context["legal_name"], REGULAR, small, width),
+                 *wrap_text(self.words("header.administered_by"), REGULAR, small, width)]
+        _draw_lines(out, lines[:4], REGULAR, small, small * 1.2, x, top + size + 6, theme.muted)
+        out.end()
         out.rule(theme.accent, x, PAGE_HEIGHT - top + 4, x + 0.9 * inch, 2)
 
     def _return_address(self, out: Out) -> None:
         x, top, width, height = RETURN_WINDOW
         inner = width - 2 * WINDOW_PADDING
         name = self.words.context["short_name"]
+        out.begin("P")
         out.show(x + WINDOW_PADDING, PAGE_HEIGHT - top - WINDOW_PADDING - 10,
                  ellipsize(name, BOLD, 11, inner), BOLD, 11, self.theme.primary)
-        lines = [ellipsize(line, REGULAR, 8, inner)
+        # the envelope's window is as large as it is: 10 pt even in large print
+        lines = [ellipsize(line, REGULAR, 10, inner)
                  for line in self.words.brand.strings("identity.return_address")[1:]]
-        room = int((height - 2 * WINDOW_PADDING - 14) // 9.5)
-        _draw_lines(out, lines[:room], REGULAR, 8, 9.5, x + WINDOW_PADDING,
-                    top + WINDOW_PADDING + 14, self.theme.text)
+        room = int((height - 2 * WINDOW_PADDING - 14) // 11)
+        _draw_lines(out, lines[:room], REGULAR, 10, 11, x + WINDOW_PADDING,
+                    top + WINDOW_PADDING + 13, self.theme.text)
+        out.end()
 
     def _insurer_identity(self, out: Out) -> None:
         """The legal name and "administered by" under the return window (the email variant's
@@ -147,48 +181,104 @@ class PageFurniture:
         x = RETURN_WINDOW[0] + WINDOW_PADDING
         width = RIGHT_COLUMN_X - x - 0.25 * inch
         top = RETURN_WINDOW[1] + RETURN_WINDOW[3] + WINDOW_CLEARANCE
-        size, leading = 7.5, 9.0
+        size = self.sizes.page_one
+        leading = size * 1.2
         room = int((RECIPIENT_KEEP_OUT[1] - top - size * _LINE_DEPTH) // leading) + 1
         lines = [*wrap_text(self.words.context["legal_name"], REGULAR, size, width),
                  *wrap_text(self.words("header.administered_by"), REGULAR, size, width)]
-        _draw_lines(out, lines[:room], REGULAR, size, leading, x, top, self.theme.muted)
+        with out.tagged("P"):
+            _draw_lines(out, lines[:room], REGULAR, size, leading, x, top, self.theme.muted)
 
-    def _recipient(self, out: Out) -> None:
+    def _recipient_lines(self) -> tuple[float, list[str]]:
+        """The member's name and address (email variant: no envelope, so the block may run
+        below the window's place rather than shrink under the page-1 size)."""
         member = self.statement.member
         city = f"{member.city}, {member.state} {member.postal_code}".strip()
         lines = [f"{member.first_name} {member.last_name}", member.address_line1,
                  member.address_line2, city]
-        x, top, width, height = RECIPIENT_WINDOW
-        inner_w, inner_h = width - 2 * WINDOW_PADDING, height - 2 * WINDOW_PADDING
-        size, wrapped = fit_block([line for line in lines if line.strip()], REGULAR,
-                                  inner_w, inner_h, (10, 9, 8, 7, 6.5))
-        _draw_lines(out, wrapped, REGULAR, size, size * 1.15, x + WINDOW_PADDING,
-                    top + WINDOW_PADDING, self.theme.text)
+        size = self.sizes.page_one
+        _, _, width, _ = RECIPIENT_WINDOW
+        return fit_block([line for line in lines if line.strip()], REGULAR,
+                         width - 2 * WINDOW_PADDING, 8 * size * 1.15, (size,))
 
-    def _statement_facts(self, out: Out) -> None:
-        theme, words, statement = self.theme, self.words, self.statement
-        x, width = RIGHT_COLUMN_X, PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
-        top = MARGIN
-        title = words("header.title")
-        size = fit_size(title, BOLD, width, 17, 11)
-        out.show(x, PAGE_HEIGHT - top - size, ellipsize(title, BOLD, size, width), BOLD, size,
-                 theme.primary)
-        box_top = top + size + 7
-        out.round_rect(theme.primary, x, PAGE_HEIGHT - box_top - 19, width, 19, 3)
-        not_a_bill = words("header.not_a_bill")
-        box_size = fit_size(not_a_bill, BOLD, width - 12, 11.5, 7)
-        not_a_bill = ellipsize(not_a_bill, BOLD, box_size, width - 8)
-        out.show(x + (width - text_width(not_a_bill, BOLD, box_size)) / 2,
-                 PAGE_HEIGHT - box_top - 13.5, not_a_bill, BOLD, box_size, WHITE)
-        rows = [
+    def _recipient(self, out: Out) -> None:
+        x, top, _, _ = RECIPIENT_WINDOW
+        size, wrapped = self._recipient_lines()
+        with out.tagged("P"):
+            _draw_lines(out, wrapped, REGULAR, size, size * 1.15, x + WINDOW_PADDING,
+                        top + WINDOW_PADDING, self.theme.text)
+
+    def first_page_top(self) -> float:
+        """Where the flow starts on page 1 (from the top of the sheet): under the windows,
+        and under the facts column and the address block when their size needs more room."""
+        if not self._top:
+            self._top = self._first_page_top()
+        return self._top
+
+    def _first_page_top(self) -> float:
+        width = PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
+        bottom = self._facts_top() + facts_height(self._fact_rows(), width,
+                                                  self.sizes.page_one)
+        if self.variant != "print":
+            size, lines = self._recipient_lines()
+            bottom = max(bottom, RECIPIENT_WINDOW[1] + WINDOW_PADDING + len(lines) * size * 1.15)
+            return max(FIRST_PAGE_TOP, bottom + 0.1 * inch)
+        # print: the first line's ascenders stay clear of the recipient window's keep-out
+        keep_out = RECIPIENT_KEEP_OUT[1] + RECIPIENT_KEEP_OUT[3]
+        return max(FIRST_PAGE_TOP, keep_out + 4, bottom + 0.1 * inch)
+
+    def _title(self) -> tuple[float, str]:
+        width = PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
+        sizes = self.sizes
+        title = self.words("header.title")
+        size = fit_size(title, BOLD, width, sizes.title, sizes.page_one + 1)
+        return size, ellipsize(title, BOLD, size, width)
+
+    def _not_a_bill_height(self) -> float:
+        return max(19.0, self.sizes.page_one + 9)
+
+    def _facts_top(self) -> float:
+        return MARGIN + self._title()[0] + 7 + self._not_a_bill_height() + 9
+
+    def _fact_rows(self) -> list[tuple[str, str]]:
+        words = self.words
+        return [
             (words("header.statement_date"), words.context["statement_date"]),
             (words("header.period"), words.context["period"]),
-            *member_facts(statement, words),
+            *member_facts(self.statement, words),
         ]
-        draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
+
+    def _not_a_bill(self, out: Out, x: float, top: float, width: float) -> None:
+        """The "THIS IS NOT A BILL" bar (white on the brand colour)."""
+        height = self._not_a_bill_height()
+        out.round_rect(self.theme.primary, x, PAGE_HEIGHT - top - height, width, height, 3)
+        text = self.words("header.not_a_bill")
+        low = self.sizes.page_one
+        size = fit_size(text, BOLD, width - 12, max(11.5, low), low)
+        text = ellipsize(text, BOLD, size, width - 8)
+        with out.tagged("P"):
+            out.show(x + (width - text_width(text, BOLD, size)) / 2,
+                     PAGE_HEIGHT - top - height / 2 - size * 0.35, text, BOLD, size, WHITE)
+
+    def _statement_facts(self, out: Out) -> None:
+        theme = self.theme
+        x, width = RIGHT_COLUMN_X, PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
+        size, title = self._title()
+        with out.tagged("H1"):
+            out.show(x, PAGE_HEIGHT - MARGIN - size, title, BOLD, size, theme.primary)
+        self._not_a_bill(out, x, MARGIN + size + 7, width)
+        draw_facts(out, self._fact_rows(), x, self._facts_top(), width,
+                   self.first_page_top() - 0.1 * inch, theme, self.sizes.page_one)
 
 
 _LINE_DEPTH = 0.8 + 0.207  # a _draw_lines line: baseline 0.8 size down, Helvetica's descender below
+
+
+def logo_alt(words: Words) -> str:
+    """The logo's alternative text: the brand's `identity.logo_alt`, else "<name> logo"."""
+    if words.brand.has("identity.logo_alt"):
+        return words.brand.string("identity.logo_alt")
+    return f"{words.context['short_name']} logo"
 
 
 def _draw_lines(out: Out, lines: Sequence[str], font: str, size: float, leading: float,
@@ -213,33 +303,65 @@ def member_facts(statement: Statement, words: Words) -> list[tuple[str, str]]:
     ]
 
 
-def draw_facts(out: Out, rows: Sequence[tuple[str, str]], x: float, top: float,
-                width: float, bottom: float, theme: Theme) -> None:
-    """Label/value rows in the right column, shrunk until they fit above the flow.
+def _lay_facts(rows: Sequence[tuple[str, str]], width: float, size: float
+               ) -> tuple[list[tuple[tuple[str, ...], tuple[str, ...]]], float, float]:
+    """The rows wrapped at `size`: (label lines, value lines) per row, label width, height.
 
-    Labels get the room the language needs (up to 40% of the column) and wrap beyond it.
-    """
-    for size in (8.0, 7.5, 7.0, 6.5, 6.0):
-        leading, label_size = size * 1.3, size - 0.5
-        label_width = min(0.4 * width,
-                          max(text_width(label, REGULAR, label_size) for label, _ in rows) + 6)
-        laid = [(wrap_text(label, REGULAR, label_size, label_width - 6) if label else (),
-                 wrap_text(value, BOLD if label else REGULAR, size, width - label_width,
-                           remember=False))
+    Labels get the room the language needs (up to 40% of the column) and wrap beyond it. In
+    large print (STACKED_FROM and up) each label is a line of its own above its value, both
+    the column's width (label width 0)."""
+    if size >= STACKED_FROM:
+        laid = [(wrap_text(label, REGULAR, size, width) if label else (),
+                 wrap_text(value, BOLD if label else REGULAR, size, width, remember=False))
                 for label, value in rows]
-        needed = sum(max(len(labels), len(values)) for labels, values in laid) * leading
-        if top + needed <= bottom:
-            break
+        return laid, 0.0, sum(len(a) + len(b) for a, b in laid) * size * 1.3
+    label_width = min(0.4 * width,
+                      max(text_width(label, REGULAR, size) for label, _ in rows) + 6)
+    # a row without a label (hours, website) continues the row above: when it does not fit
+    # beside the labels it takes the whole column
+    laid = [(wrap_text(label, REGULAR, size, label_width - 6) if label else (),
+             wrap_text(value, BOLD if label else REGULAR, size,
+                       width - label_width if label or text_width(value, REGULAR, size)
+                       <= width - label_width else width, remember=False))
+            for label, value in rows]
+    return laid, label_width, sum(max(len(a), len(b)) for a, b in laid) * size * 1.3
+
+
+STACKED_FROM = 12.0
+"""From this size (large print) the facts column stacks each label above its value."""
+
+
+def facts_height(rows: Sequence[tuple[str, str]], width: float, size: float) -> float:
+    """How tall draw_facts draws the rows at `size` (the page-1 header grows to hold them)."""
+    return _lay_facts(rows, width, size)[2]
+
+
+def draw_facts(out: Out, rows: Sequence[tuple[str, str]], x: float, top: float,
+               width: float, bottom: float, theme: Theme, size: float = 10.0) -> None:
+    """Label/value rows in the right column at `size` (page 1: at least 10 pt; large print
+    16 pt); the header zone is made tall enough for them (`PageFurniture.first_page_top`)."""
+    label_size, leading = size, size * 1.3
+    laid, label_width, _ = _lay_facts(rows, width, size)
+    stacked = size >= STACKED_FROM
     y = top
+    table = (Tag("Table"), "Table")  # tagged: a row header (TH) and its value (TD) per row
     for labels, values in laid:
-        room = int((bottom - y) // leading)  # only absurd values at 6 pt get cut
+        room = int((bottom - y + 0.01) // leading)
         if room <= 0:
-            return
+            break
+        row = (table, (Tag("TR"), "TR"))
+        if labels:
+            out.begin((*row, (Tag("TH", scope="Row"), "TH")))
         for index, line in enumerate(labels[:room]):
             out.show(x, PAGE_HEIGHT - y - size - index * leading, line, REGULAR, label_size,
                      theme.muted)
+        out.begin((*row, (Tag("TD"), "TD")))
         font = BOLD if labels else REGULAR
-        for index, line in enumerate(values[:room]):
-            out.show(x + label_width, PAGE_HEIGHT - y - size - index * leading, line, font,
+        value_x = x + label_width if labels or all(
+            text_width(line, font, size) <= width - label_width for line in values) else x
+        below = len(labels) if stacked else 0  # stacked: the value under its label
+        for index, line in enumerate(values[:max(0, room - below)]):
+            out.show(value_x, PAGE_HEIGHT - y - size - (index + below) * leading, line, font,
                      size, theme.text)
-        y += max(len(labels), len(values)) * leading
+        y += (len(labels) + len(values) if stacked else max(len(labels), len(values))) * leading
+    out.end()

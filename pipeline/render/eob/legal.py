@@ -1,5 +1,11 @@
 """The legal pages: appeal rights, No Surprises text, contact, language assistance.
 
+What the appeal rights say follows the plan's rulebook, not its line of business: the plan type
+(`Statement.plan_type`) picks its rules in templates/plan_rules.toml (wording, deadline and when
+it starts, decision timeframes, the ERISA civil-action sentence and the Department of Labor for
+ERISA plans only, who to ask for help), the member's state picks the contacts and the tagline
+languages in templates/states.toml, and templates/taglines.toml holds the taglines.
+
 This wording depends on no member data, so it is keyed by what it does depend on (LegalKey)
 and built, laid out and compressed once per key and process.
 """
@@ -8,70 +14,232 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from pipeline.model import Statement
-from pipeline.render.blocks import Block, Heading, TextBlock
-from pipeline.render.canvas import Theme
-from pipeline.render.eob.words import Words
+from pipeline.model import PLAN_TYPES, Statement
+from pipeline.render.blocks import EPSILON, Block, Heading, TextBlock
+from pipeline.render.canvas import Out, Theme
+from pipeline.render.eob.words import Words, dates
 from pipeline.render.flow import ColumnSection
-from pipeline.render.fonts import BOLD, CID_FONTS, REGULAR, cid_font
-from pipeline.render.text import standard_font_can_show
-from pipeline.templates import TemplateFile
+from pipeline.render.fonts import BOLD, REGULAR, SCRIPT_FACES
+from pipeline.render.pdf.structure import Tag, TagPath
+from pipeline.render.shaping import missing, shaped_ops, shaped_width, wrap_shaped
+from pipeline.templates import (
+    DEFAULT_TEMPLATES_DIR,
+    FEDERAL_CONTACTS,
+    LegalConfig,
+    PlanRules,
+    Tagline,
+    TemplateFile,
+    legal_config,
+    statement_text,
+)
 
-LEGAL_BODY = 7.0
-LEGAL_LEADING = 8.5
+NON_BREAKING = str.maketrans({"-": "\u2011", " ": "\u00a0"})
+"""Phone numbers are never split between lines: non-breaking hyphens and spaces."""
+
+
+def unbreakable(phone: str) -> str:
+    return phone.translate(NON_BREAKING)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSizes:
+    """Point sizes of the legal pages and the page furniture (issue 17: body text at least
+    8 pt, page 1 at least 10 pt, large print at least 16 pt)."""
+
+    body: float
+    heading: float
+    subheading: float
+    page_one: float  # page-1 furniture and the page-1 notes (language help, correction)
+    small: float  # footer and running header
+    title: float  # "Explanation of Benefits" on page 1
+    columns: int  # the legal pages' columns
+
+    @property
+    def leading(self) -> float:
+        return round(self.body * 1.22, 2)
+
+
+STANDARD = TypeSizes(body=8.0, heading=10.0, subheading=8.5, page_one=10.0, small=8.0,
+                     title=17.0, columns=2)
+LARGE_PRINT = TypeSizes(body=16.0, heading=19.0, subheading=17.0, page_one=16.0, small=16.0,
+                        title=22.0, columns=1)
+
+
+def type_sizes(statement: Statement) -> TypeSizes:
+    """Large print (at least 16 pt) for a member who asked for it (Member.large_print)."""
+    return LARGE_PRINT if statement.member.large_print else STANDARD
 
 
 @dataclass(frozen=True, slots=True)
 class LegalKey:
     """What the legal text of a statement depends on; statements sharing it share the blocks.
 
-    No member data: language, brand, line of business, state (consumer-assistance office),
-    which sections apply, the plan provisions relied on, the variant.
+    No member data: language and brand files, plan type and funding, the member's state as
+    configured ("" for the default set), which sections apply, the plan provisions relied
+    on, the variant and the print size.
     """
 
     text_file: TemplateFile
     brand_file: TemplateFile
-    line_of_business: str
+    plan_type: str
+    insured: bool
     state: str
     adverse: bool
     no_surprises: bool
     provisions: tuple[tuple[str, str], ...]
     variant: str
+    large_print: bool
 
 
-def _legal_key(statement: Statement, text_file: TemplateFile, brand_file: TemplateFile,
-               variant: str) -> LegalKey:
+def check_legal_configuration(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> None:
+    """The start-up check (call it where a process opens its context): plan rules, states and
+    taglines load and agree, every plan type has rules, every statement language has the
+    wording they need, and every tagline's script has a font that draws every character
+    (so none prints as a box or "?"; the fonts must be checked first). TemplateError names
+    the file and the key to fix."""
+    config = legal_config(templates_dir)
+    config.require_plan_types(PLAN_TYPES)
+    sample = {"phone": unbreakable("1-800-555-0100"), "tty": "711"}
+    for code, tagline in config.taglines.items():
+        if tagline.script not in SCRIPT_FACES:
+            raise config.taglines_file.error(
+                f"{code}.script", f"no font for the script {tagline.script!r}; known: "
+                f"{', '.join(sorted(SCRIPT_FACES))}")
+        lacking = missing(config.tagline_text(code, sample), code, script=tagline.script)
+        if lacking:
+            raise config.taglines_file.error(
+                f"{code}.text", f"no font draws {lacking!r} ({tagline.script} text)")
+    for path in sorted((templates_dir / "statement").glob("*.toml")):
+        file = statement_text(path.stem, templates_dir)
+        for plan_type in PLAN_TYPES:
+            rules = config.plan(plan_type)
+            parts = ("appeal", "decision_times", "expedited", "review",
+                     *(("erisa",) if rules.erisa else ()))
+            for part in parts:
+                file.string(f"adverse.{rules.appeal_text}.{part}")
+            file.string(f"adverse.clock.{rules.appeal_clock}")
+            for kind in rules.contacts:
+                if kind != "fair_hearing":
+                    file.string(f"contacts.{kind}")
+                if kind in FEDERAL_CONTACTS:
+                    file.string(f"agencies.{kind}")
+
+
+def templates_root(words: Words) -> LegalConfig:
+    """The plan and state rules next to the language file (templates/statement/<lang>.toml)."""
+    return legal_config(words.file.path.parent.parent)
+
+
+def _legal_key(statement: Statement, config: LegalConfig, text_file: TemplateFile,
+               brand_file: TemplateFile, variant: str) -> LegalKey:
     adverse = statement.has_adverse_determination
     return LegalKey(
-        text_file, brand_file,
-        statement.member.line_of_business if adverse else "",
-        statement.member.state.upper() if adverse else "",
-        adverse, statement.has_no_surprises_protection,
+        text_file, brand_file, statement.plan_type, statement.plan.funding == "insured",
+        config.state(statement.member.state).code, adverse,
+        statement.has_no_surprises_protection,
         tuple((r.code, r.plan_provision) for r in statement.reasons if r.plan_provision)
         if adverse else (),
-        variant,
+        variant, statement.member.large_print,
     )
 
 
-def _heading(text: str, theme: Theme) -> Heading:
-    return Heading(text, theme, size=9.5, space_before=7, space_after=3.5)
+class _Style:
+    """The legal pages' blocks at one set of sizes."""
+
+    def __init__(self, theme: Theme, sizes: TypeSizes) -> None:
+        self.theme, self.sizes = theme, sizes
+
+    def heading(self, text: str) -> Heading:
+        size = self.sizes.heading
+        return Heading(text, self.theme, size=size, space_before=size * 0.7,
+                       space_after=size * 0.35)
+
+    def body(self, text: str, *, after: float | None = None, indent: float = 0.0) -> TextBlock:
+        sizes = self.sizes
+        return TextBlock(text, REGULAR, sizes.body, self.theme.text, leading=sizes.leading,
+                         space_after=sizes.body * 0.32 if after is None else after,
+                         indent=indent)
+
+    def subheading(self, text: str) -> TextBlock:
+        size = self.sizes.subheading
+        return TextBlock(text, BOLD, size, self.theme.primary, space_before=size * 0.4,
+                         space_after=size * 0.2, keep_with_next=True, role="H3")
 
 
-def _body(text: str, theme: Theme, *, size: float = LEGAL_BODY, after: float = 2.5,
-          indent: float = 0.0) -> TextBlock:
-    return TextBlock(text, REGULAR, size, theme.text, leading=LEGAL_LEADING * size / LEGAL_BODY,
-                     space_after=after, indent=indent)
+def rule_context(rules: PlanRules) -> dict[str, Any]:
+    """The plan type's numbers, for the appeal wording's placeholders."""
+    return {"appeal_days": rules.appeal_days,
+            "decision_days_pre_service": rules.decision_days_pre_service,
+            "decision_days_post_service": rules.decision_days_post_service,
+            "expedited_hours": rules.expedited_hours,
+            "fair_hearing_days": rules.fair_hearing_days}
 
 
-def _subheading(text: str, theme: Theme) -> TextBlock:
-    return TextBlock(text, BOLD, 7.5, theme.primary, space_before=3, space_after=1.5,
-                     keep_with_next=True)
+def _contact_sentences(key: LegalKey, config: LegalConfig, rules: PlanRules, words: Words,
+                       language: str, *, kinds: tuple[str, ...]) -> list[str]:
+    """One sentence per contact of the plan type among `kinds`, in the configured order."""
+    state = config.state(key.state)
+    out = []
+    for kind in rules.contacts:
+        if kind not in kinds or (kind == "insurance_department" and not key.insured):
+            continue
+        contact = config.federal.get(kind) or state.contact(kind)
+        if contact is None:
+            continue  # the state has no such office configured
+        name = contact.name_in(language) or words(f"agencies.{kind}")
+        out.append(words.file.text(f"contacts.{kind}", {
+            **words.context, "name": name, "phone": unbreakable(contact.phone),
+            "tty": unbreakable(contact.tty), "website": contact.website}))
+    return out
+
+
+def _appeal_rights(key: LegalKey, config: LegalConfig, words: Words, style: _Style,
+                   language: str) -> list[Block]:
+    rules = config.plan(key.plan_type)
+    table = f"adverse.{rules.appeal_text}"
+    if not words.file.has(table):
+        raise words.file.error(table, f"no appeal wording for plan type {key.plan_type!r}")
+    context: dict[str, Any] = {**words.context, **rule_context(rules)}
+    context["appeal_start"] = words.file.text(f"adverse.clock.{rules.appeal_clock}", context)
+    if "fair_hearing" in rules.contacts:
+        hearing = config.state(key.state).contact("fair_hearing")
+        if hearing is None:
+            where = f"states.{key.state}" if key.state else "default"
+            raise config.states_file.error(f"{where}.fair_hearing",
+                                           "Medicaid statements need the fair hearing office")
+        context |= {"fair_hearing_name": hearing.name_in(language),
+                    "fair_hearing_phone": unbreakable(hearing.phone),
+                    "fair_hearing_website": hearing.website}
+
+    def text(name: str) -> str:
+        return words.file.text(f"{table}.{name}", context)
+
+    blocks: list[Block] = [style.heading(words("adverse.heading")), style.body(words("adverse.intro"))]
+    blocks.append(style.subheading(words("adverse.provisions_heading")))
+    blocks += [style.body(words.file.text("adverse.provision",
+                                          {"code": code, "provision": provision}),
+                          indent=6, after=1) for code, provision in key.provisions]
+    blocks += [style.body(words("adverse.guideline")), style.body(words("adverse.more_info")),
+               style.body(words("adverse.codes_available")),
+               style.subheading(words("adverse.appeal_heading")),
+               style.body(text("appeal")), style.body(words("adverse.appeal_how")),
+               style.body(text("decision_times")), style.body(text("expedited")),
+               style.body(text("review"))]
+    if rules.erisa:
+        blocks.append(style.body(text("erisa")))
+    helpers = _contact_sentences(key, config, rules, words, language,
+                                 kinds=("consumer_assistance", "ebsa", "hhs", "medicare", "ship"))
+    if helpers:
+        blocks.append(style.body(words("contacts.intro"), after=1))
+        blocks += [style.body(line, indent=6, after=1) for line in helpers]
+    return blocks
 
 
 @lru_cache(maxsize=256)
-def _legal_section(key: LegalKey, context_items: tuple[tuple[str, Any], ...],
+def _legal_section(key: LegalKey, config: LegalConfig, context_items: tuple[tuple[str, Any], ...],
                    theme: Theme) -> ColumnSection:
     """Appeal rights, No Surprises text, contact, taglines: built once per LegalKey.
 
@@ -79,68 +247,160 @@ def _legal_section(key: LegalKey, context_items: tuple[tuple[str, Any], ...],
     the same key only places it.
     """
     words = Words(key.text_file, key.brand_file, dict(context_items))
+    sizes = LARGE_PRINT if key.large_print else STANDARD
+    style = _Style(theme, sizes)
+    language = key.text_file.path.stem
     blocks: list[Block] = []
     if key.adverse:
-        blocks += [_heading(words("adverse.heading"), theme), _body(words("adverse.intro"),
-                                                                    theme)]
-        blocks.append(_subheading(words("adverse.provisions_heading"), theme))
-        blocks += [_body(key.text_file.text("adverse.provision",
-                                            {"code": code, "provision": provision}),
-                         theme, indent=6, after=1) for code, provision in key.provisions]
-        blocks += [_body(words("adverse.guideline"), theme),
-                   _body(words("adverse.more_info"), theme),
-                   _body(words("adverse.codes_available"), theme),
-                   _subheading(words("adverse.appeal_heading"), theme),
-                   _body(words("adverse.appeal"), theme), _body(words("adverse.appeal_how"), theme),
-                   _body(words("adverse.expedited"), theme),
-                   _body(words("adverse.external_review"), theme)]
-        if key.line_of_business in key.brand_file.strings("appeals.erisa_lines_of_business"):
-            blocks.append(_body(words("adverse.erisa"), theme))
-        blocks.append(_body(words("adverse.consumer_assistance"), theme))
+        blocks += _appeal_rights(key, config, words, style, language)
     if key.no_surprises:
-        blocks.append(_heading(words("no_surprises.heading"), theme))
-        blocks += [_body(text, theme) for text in words.paragraphs("no_surprises.body")]
+        blocks.append(style.heading(words("no_surprises.heading")))
+        blocks += [style.body(text) for text in words.paragraphs("no_surprises.body")]
     note = words("contact.print_copy" if key.variant == "print" else "contact.paper_copy")
-    blocks += [_heading(words("contact.heading"), theme), _body(words("contact.body"), theme),
-               _body(note, theme)]
-    blocks += _language_assistance(words, theme)
-    return ColumnSection(blocks)
+    blocks += [style.heading(words("contact.heading")), style.body(words("contact.body")),
+               style.body(note)]
+    rules = config.plan(key.plan_type)
+    blocks += [style.body(line) for line in _contact_sentences(
+        key, config, rules, words, language, kinds=("insurance_department",))]
+    blocks += _language_assistance(key, config, words, style, language)
+    return ColumnSection(blocks, count=sizes.columns)
 
 
-def _language_assistance(words: Words, theme: Theme) -> list[Block]:
-    out: list[Block] = [_heading(words("language_assistance.heading"), theme),
-                        _body(words("language_assistance.intro"), theme)]
-    taglines = words.file.value("language_assistance.taglines")
-    if not isinstance(taglines, list):
-        raise words.file.error("language_assistance.taglines", "expected a list of tables")
-    for index, entry in enumerate(taglines):
-        key = f"language_assistance.taglines[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
-            raise words.file.error(f"{key}.text", "missing")
-        text = words.file.render(f"{key}.text", entry["text"], words.context)
-        font = REGULAR
-        if "font" in entry:
-            if entry["font"] not in CID_FONTS:
-                raise words.file.error(f"{key}.font", f"unknown font (known: {sorted(CID_FONTS)})")
-            font = cid_font(CID_FONTS[entry["font"]])
-        elif not standard_font_can_show(text):
-            raise words.file.error(f"{key}.text", "needs a `font` for its script")
-        out.append(TextBlock(text, font, 6.5, theme.text, leading=8.0, space_after=2.0))
-    out += [_subheading(words("nondiscrimination.heading"), theme),
-            _body(words("nondiscrimination.body"), theme, size=6.5)]
+def taglines_for(config: LegalConfig, state: str, language: str) -> list[Tagline]:
+    """The state's tagline languages (at least 15), English first on a statement in another
+    language, never the statement's own language."""
+    codes = [code for code in config.state(state).taglines if code != language]
+    if language != "en":
+        codes.insert(0, "en")
+    return [config.taglines[code] for code in codes]
+
+
+TALL_SCRIPTS = frozenset({"Arab", "Deva", "Guru", "Gujr", "Beng", "Khmr", "Thai", "Laoo",
+                          "Mymr", "Tibt", "Sinh", "Telu", "Knda", "Mlym", "Orya", "Taml"})
+"""Scripts with marks stacked above or below the letters: their taglines get more leading."""
+
+
+@lru_cache(maxsize=1024)
+def _tagline_ops(lines: tuple[str, ...], language: str, script: str, size: float, color: str,
+                 leading: float, width: float, right_to_left: bool) -> tuple[str, frozenset[str]]:
+    """A tagline's lines as operators at the origin (top-left), built once per process."""
+    parts: list[str] = []
+    used: set[str] = set()
+    baseline = -leading + (leading - size) / 2 + size * 0.22
+    for line in lines:
+        if line:
+            ops, fonts = shaped_ops(line, language, size, color, script=script)
+            x = width - shaped_width(line, language, size, script=script) if right_to_left else 0
+            parts.append(f"q 1 0 0 1 {x:.2f} {baseline:.2f} cm {ops} Q")
+            used |= fonts
+        baseline -= leading
+    return "\n".join(parts), frozenset(used)
+
+
+class TaglineBlock(Block):
+    """One tagline, shaped for its script (`pipeline.render.shaping`: contextual forms,
+    reordering, bidi; digits and punctuation the script's face lacks in Noto Sans),
+    right-aligned for a right-to-left script, its phone number kept on one line. One P
+    element whose /Lang is the tagline's language; split between columns or pages by lines.
+    Template text: its wrapping and operators are cached per process."""
+
+    __slots__ = ("tagline", "text", "size", "color", "leading", "space_after", "_path",
+                 "_lines", "_width", "_fixed")
+
+    def __init__(self, tagline: Tagline, text: str, size: float, color: str, *,
+                 space_after: float = 0.0, lines: tuple[str, ...] | None = None,
+                 width: float = 0.0, path: TagPath | None = None) -> None:
+        self.tagline, self.text, self.size, self.color = tagline, text, size, color
+        tall = tagline.script in TALL_SCRIPTS
+        self.leading = round(size * (1.3 if tall else 1.25), 2)
+        self.space_after = space_after
+        self._path = path or ((Tag("P", lang=tagline.language), "P"),)
+        self._lines, self._width = lines, width
+        self._fixed = lines is not None  # a part split off: its lines are given
+
+    def structure(self) -> TagPath | None:
+        return self._path
+
+    def lines(self, width: float) -> tuple[str, ...]:
+        if not self._fixed and (self._lines is None or self._width != width):
+            self._lines = wrap_shaped(self.text, self.tagline.language, self.size,
+                                      round(width, 3), script=self.tagline.script)
+        self._width = width
+        return self._lines or ()
+
+    def wrap(self, width: float) -> float:
+        return len(self.lines(width)) * self.leading
+
+    def min_height(self, width: float) -> float:
+        return min(2, len(self.lines(width))) * self.leading
+
+    def split(self, width: float, height: float) -> tuple[Block, Block] | None:
+        lines = self.lines(width)
+        fits = int((height + EPSILON) // self.leading)
+        if fits < 2 or len(lines) - fits < 2:  # no orphan or widow lines
+            return None
+        return (TaglineBlock(self.tagline, "", self.size, self.color, lines=lines[:fits],
+                             width=width, path=self._path),
+                TaglineBlock(self.tagline, "", self.size, self.color, lines=lines[fits:],
+                             width=width, path=self._path, space_after=self.space_after))
+
+    def draw(self, out: Out, x: float, top: float) -> None:
+        ops, fonts = _tagline_ops(self._lines or (), self.tagline.language, self.tagline.script,
+                                  self.size, self.color, self.leading, round(self._width, 3),
+                                  self.tagline.right_to_left)
+        out.place(x, top, ops, fonts)
+
+
+def tagline_block(tagline: Tagline, text: str, size: float, theme: Theme) -> Block:
+    """One tagline: the one place that draws a tagline (see TaglineBlock)."""
+    return TaglineBlock(tagline, text, size, theme.text, space_after=size * 0.3)
+
+
+def _language_assistance(key: LegalKey, config: LegalConfig, words: Words, style: _Style,
+                         language: str) -> list[Block]:
+    out: list[Block] = [style.heading(words("language_assistance.heading")),
+                        style.body(words("language_assistance.intro"))]
+    phones = {"phone": unbreakable(words.context["phone"]),
+              "tty": unbreakable(words.context["tty"])}
+    for tagline in taglines_for(config, key.state, language):
+        text = config.tagline_text(tagline.language, phones)
+        out.append(tagline_block(tagline, text, style.sizes.body, style.theme))
+    out += [style.subheading(words("nondiscrimination.heading")),
+            style.body(words("nondiscrimination.body"))]
     return out
 
 
 _LEGAL_CONTEXT = ("legal_name", "short_name", "plan_administrator", "phone", "tty", "hours",
-                  "website", "appeal_days", "appeal_address", "appeal_fax", "appeal_portal",
+                  "website", "appeal_address", "appeal_fax", "appeal_portal",
                   "external_review_name", "external_review_phone", "external_review_website",
-                  "consumer_name", "consumer_phone", "consumer_website", "this_document",
-                  "your_document")
+                  "this_document", "your_document")
 
 
 def legal_pages(statement: Statement, words: Words, theme: Theme, variant: str) -> ColumnSection:
     """The statement's legal pages, shared with every statement of the same LegalKey."""
-    key = _legal_key(statement, words.file, words.brand, variant)
+    config = templates_root(words)
+    key = _legal_key(statement, config, words.file, words.brand, variant)
     context = tuple((name, words.context[name]) for name in _LEGAL_CONTEXT
                     if name in words.context)
-    return _legal_section(key, context, theme)
+    return _legal_section(key, config, context, theme)
+
+
+def page_one_blocks(statement: Statement, words: Words, theme: Theme) -> list[Block]:
+    """What page 1 says before the summary: that a corrected statement replaces an earlier
+    one (its id and date), and, in the member's language, that language help is free."""
+    sizes = type_sizes(statement)
+    blocks: list[Block] = []
+    if statement.replaces:
+        replaced = {"replaces_id": statement.replaces}
+        key = "header.replaces_undated"
+        if statement.replaces_date is not None:
+            replaced["replaces_date"] = dates(words.file)(statement.replaces_date)
+            key = "header.replaces"
+        blocks.append(TextBlock(words(key, **replaced), BOLD, sizes.page_one, theme.alert,
+                                remember=False, space_after=sizes.page_one * 0.4))
+    phones = {"phone": unbreakable(words.context["phone"]),
+              "tty": unbreakable(words.context["tty"])}
+    blocks.append(TextBlock(words.file.text("language_assistance.page_one", phones, memo=True),
+                            BOLD, sizes.page_one, theme.primary,
+                            space_after=sizes.page_one * 0.6))
+    return blocks

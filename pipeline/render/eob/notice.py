@@ -53,21 +53,19 @@ from pipeline.render.eob.claims import (
 )
 from pipeline.render.eob.furniture import (
     BOTTOM,
-    FIRST_PAGE_TOP,
-    LATER_PAGE_TOP,
     RIGHT_COLUMN_X,
     PageFurniture,
     draw_facts,
     member_facts,
 )
-from pipeline.render.eob.legal import legal_pages
+from pipeline.render.eob.legal import STANDARD, legal_pages, type_sizes
 from pipeline.render.eob.statement import VARIANTS, RenderError, pdf_document
-from pipeline.render.eob.words import Words, date_formatter, statement_context
+from pipeline.render.eob.words import Words, dates, statement_context
 from pipeline.render.flow import Region, layout
 from pipeline.render.fonts import BOLD, REGULAR
 from pipeline.render.grid import Grid, heading_rows
 from pipeline.render.pdf.rendered import RenderedPdf
-from pipeline.render.text import ellipsize, fit_size, text_width, wrap_text
+from pipeline.render.text import ellipsize, text_width, wrap_text
 from pipeline.templates import (
     DEFAULT_TEMPLATES_DIR,
     TemplateError,
@@ -138,15 +136,19 @@ def claim_notice(statement: Statement, claim_id: str) -> ClaimNotice:
 # ------------------------------------------------------------------ page furniture
 
 
-def _title_lines(title: str, width: float) -> tuple[float, tuple[str, ...]]:
-    """The title at the largest size that fits in two lines (the last cut if even 11 pt
-    needs more)."""
+LARGE_TITLE_SIZES = (22.0, 20.0, 18.0, 17.0)
+
+
+def _title_lines(title: str, width: float, sizes: Sequence[float] = TITLE_SIZES
+                 ) -> tuple[float, tuple[str, ...]]:
+    """The title at the largest size that fits in two lines (the last cut if even the
+    smallest size needs more)."""
     lines: tuple[str, ...] = ()
-    for size in TITLE_SIZES:
+    for size in sizes:
         lines = wrap_text(title, BOLD, size, width)
         if len(lines) <= 2:
             return size, lines
-    size = TITLE_SIZES[-1]
+    size = sizes[-1]
     return size, (lines[0], ellipsize(" ".join(lines[1:]), BOLD, size, width))
 
 
@@ -161,27 +163,35 @@ class NoticeFurniture(PageFurniture):
 
     claim_id: str = ""
 
+    def _notice_title(self) -> tuple[float, tuple[str, ...]]:
+        large = self.sizes.page_one >= 12
+        return _title_lines(self.words("notice.title"), PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X,
+                            LARGE_TITLE_SIZES if large else TITLE_SIZES)
+
+    def _box_top(self) -> float:
+        size, title = self._notice_title()
+        return MARGIN + size + (len(title) - 1) * size * 1.1 + 7
+
+    def _facts_top(self) -> float:
+        return self._box_top() + self._not_a_bill_height() + 9
+
+    def _fact_rows(self) -> list[tuple[str, str]]:
+        return [(self.words("notice.claim_number"), self.claim_id),
+                *member_facts(self.statement, self.words)]
+
     def _statement_facts(self, out: Out) -> None:
-        theme, words, statement = self.theme, self.words, self.statement
+        theme = self.theme
         x, width = RIGHT_COLUMN_X, PAGE_WIDTH - MARGIN - RIGHT_COLUMN_X
-        size, title = _title_lines(words("notice.title"), width)
+        size, title = self._notice_title()
         leading = size * 1.1
+        out.begin("H1")
         for index, line in enumerate(title):
             out.show(x, PAGE_HEIGHT - MARGIN - size - index * leading, line, BOLD, size,
                      theme.primary)
-        box_top = MARGIN + size + (len(title) - 1) * leading + 7
-        self._not_a_bill(out, x, box_top, width)
-        rows = [(words("notice.claim_number"), self.claim_id), *member_facts(statement, words)]
-        draw_facts(out, rows, x, box_top + 28, width, FIRST_PAGE_TOP - 0.1 * inch, theme)
-
-    def _not_a_bill(self, out: Out, x: float, top: float, width: float) -> None:
-        """The "THIS IS NOT A BILL" bar, as on the statement."""
-        out.round_rect(self.theme.primary, x, PAGE_HEIGHT - top - 19, width, 19, 3)
-        text = self.words("header.not_a_bill")
-        size = fit_size(text, BOLD, width - 12, 11.5, 7)
-        text = ellipsize(text, BOLD, size, width - 8)
-        out.show(x + (width - text_width(text, BOLD, size)) / 2, PAGE_HEIGHT - top - 13.5,
-                 text, BOLD, size, WHITE)
+        out.end()
+        self._not_a_bill(out, x, self._box_top(), width)
+        draw_facts(out, self._fact_rows(), x, self._facts_top(), width,
+                   self.first_page_top() - 0.1 * inch, theme, self.sizes.page_one)
 
     def continued(self) -> str:
         return self.words("notice.continued")
@@ -196,7 +206,7 @@ class NoticeFurniture(PageFurniture):
 def _banner_text(first: ClaimLine, words: Words) -> tuple[str, str]:
     """The claim banner's two lines, worded as on the statement."""
     network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
-    return claim_banner(first, words, date_formatter(words.file.string("meta.date_format")),
+    return claim_banner(first, words, dates(words.file),
                         network_words)
 
 
@@ -233,8 +243,9 @@ _REASON_EDGES = (0.0, 0.7 * inch, CONTENT_WIDTH - 3.4 * inch, CONTENT_WIDTH - 1.
 
 def _reason_row(texts: Sequence[str], fonts: Sequence[str], color: str, *,
                 fills: tuple[tuple[float, float, str], ...] = (),
-                rules: tuple[tuple[str, float, float, float, str], ...] = ()) -> Row:
-    size, edges = 7.5, _REASON_EDGES
+                rules: tuple[tuple[str, float, float, float, str], ...] = (),
+                size: float = STANDARD.body) -> Row:
+    edges = _REASON_EDGES
     cells = tuple(Cell(cell_lines(text, font, size, edges[i + 1] - edges[i]), edges[i],
                        edges[i + 1] - edges[i], font, size, color)
                   for i, (text, font) in enumerate(zip(texts, fonts, strict=True)))
@@ -250,13 +261,15 @@ def _reason_cells(reason: ReasonExplanation, words: Words) -> list[str]:
 def _reason_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
     """The specific reasons: each code on the claim, what it means, who pays, and the plan
     provision relied on (reason-table wording, so its wrapping may be cached)."""
+    size = type_sizes(notice.statement).body
     header = _reason_row([words("reasons.col_code"), words("reasons.col_meaning"),
                           words("reasons.col_who_pays"), words("notice.col_provision")],
-                         [BOLD] * 4, WHITE, fills=((0.0, CONTENT_WIDTH, theme.primary),))
+                         [BOLD] * 4, WHITE, fills=((0.0, CONTENT_WIDTH, theme.primary),),
+                         size=size)
     rule = (("bottom", 0.0, CONTENT_WIDTH, 0.4, theme.rule),)
     rows = [*heading_rows(words("notice.reasons_heading"), theme), header]
     rows += [_reason_row(_reason_cells(reason, words), [BOLD, REGULAR, REGULAR, REGULAR],
-                         theme.text, rules=rule)
+                         theme.text, rules=rule, size=size)
              for reason in notice.statement.reasons]
     return Grid(rows, lead_rows=2, header_rows=1, space_before=8, space_after=4)
 
@@ -267,9 +280,12 @@ def _blocks(notice: ClaimNotice, words: Words, theme: Theme, variant: str) -> li
     The rights are the statement's legal section for this claim (same key, same cache); the
     note before them says that its "this statement" means this notice.
     """
+    sizes = type_sizes(notice.statement)
     return [
-        Heading(words("notice.heading"), theme, size=12, space_before=0, space_after=5),
-        TextBlock(words("notice.intro", claim_id=notice.claim_id), REGULAR, 9, theme.text,
+        Heading(words("notice.heading"), theme, size=sizes.heading + 2, space_before=0,
+                space_after=5),
+        TextBlock(words("notice.intro", claim_id=notice.claim_id), REGULAR, sizes.page_one,
+                  theme.text,
                   remember=False, space_after=2),
         _claim_grid(notice, words, theme),
         _reason_grid(notice, words, theme),
@@ -313,12 +329,13 @@ def _render(notice: ClaimNotice, variant: str, root: Path) -> RenderedPdf:
     context |= {"this_document": text_file.string("notice.this_document"),  # the shared legal text's
                 "your_document": text_file.string("notice.your_document")}  # name for the document
     words = Words(text_file, brand_file, context)
-    furniture = NoticeFurniture(statement, words, theme, variant, notice.claim_id)
-    first = Region(MARGIN, PAGE_HEIGHT - FIRST_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
-    later = Region(MARGIN, PAGE_HEIGHT - LATER_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
+    furniture = NoticeFurniture(statement, words, theme, variant, claim_id=notice.claim_id)
+    first = Region(MARGIN, PAGE_HEIGHT - furniture.first_page_top(), BOTTOM, CONTENT_WIDTH)
+    later = Region(MARGIN, PAGE_HEIGHT - furniture.later_page_top(), BOTTOM, CONTENT_WIDTH)
     pages = layout(_blocks(notice, words, theme, variant), first, later, furniture.header)
     for number, out in enumerate(pages, start=1):
         furniture.footer(out, number, len(pages))
     # undated: see the module docstring
     document = pdf_document(pages, statement, words, words("notice.title"))
+    document.object_streams = variant == "email"  # print pieces: classic xref (paper.merge)
     return RenderedPdf(pdf=document.write(), pages=len(pages), document=document)

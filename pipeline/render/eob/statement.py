@@ -25,11 +25,12 @@ from pipeline.render.blocks import Block, TextBlock
 from pipeline.render.canvas import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, Out, Theme
 from pipeline.render.document import add_pages
 from pipeline.render.eob.brand import brand_theme
-from pipeline.render.eob.claims import claims_blocks, reason_blocks
-from pipeline.render.eob.furniture import BOTTOM, FIRST_PAGE_TOP, LATER_PAGE_TOP, PageFurniture
-from pipeline.render.eob.legal import legal_pages
+from pipeline.render.eob.claims import reason_blocks
+from pipeline.render.eob.claims_table import claims_blocks
+from pipeline.render.eob.furniture import BOTTOM, PageFurniture
+from pipeline.render.eob.legal import legal_pages, page_one_blocks, type_sizes
 from pipeline.render.eob.summary import accumulator_blocks, summary_blocks
-from pipeline.render.eob.words import Words, date_formatter, statement_context
+from pipeline.render.eob.words import Words, dates, statement_context
 from pipeline.render.flow import Region, layout
 from pipeline.render.fonts import BOLD
 from pipeline.render.pdf.rendered import RenderedPdf
@@ -45,8 +46,19 @@ from pipeline.templates import (
 VARIANTS = ("email", "print")
 
 
+LARGE_PRINT_SCALE = 2.0
+"""Claims, summary, codes and accumulators of a large-print statement: 8 pt table text becomes
+16 pt (the legal pages and page one size themselves, `legal.type_sizes`)."""
+
+
 class RenderError(RuntimeError):
     """Layout failed for a statement; the message names the statement_id only."""
+
+
+class StatementHeld(RenderError):
+    """The statement must not be sent (Statement.held, e.g. an accumulator over its limit with
+    the `accumulator_overrun` setting "hold"): the render stage records it as failed with this
+    error's name and the reason, so it is accounted for; a corrected extract makes a new version."""
 
 
 def _creation_date(day: date) -> str:
@@ -54,10 +66,12 @@ def _creation_date(day: date) -> str:
 
 
 def _blocks(statement: Statement, words: Words, theme: Theme, variant: str) -> Iterator[Block]:
-    yield from summary_blocks(statement, words, theme)
-    yield from claims_blocks(statement, words, theme)
-    yield from reason_blocks(statement, words, theme)
-    yield from accumulator_blocks(statement, words, theme)
+    yield from page_one_blocks(statement, words, theme)
+    scale = LARGE_PRINT_SCALE if statement.member.large_print else 1.0
+    yield from summary_blocks(statement, words, theme, scale)
+    yield from claims_blocks(statement, words, theme, scale)
+    yield from reason_blocks(statement, words, theme, scale)
+    yield from accumulator_blocks(statement, words, theme, scale)
     yield from separate_notice_blocks(statement, words, theme)
     yield legal_pages(statement, words, theme, variant)
 
@@ -66,9 +80,10 @@ def separate_notice_blocks(statement: Statement, words: Words, theme: Theme) -> 
     """One sentence per claim that got a prompt notice of its own, just before the appeal
     rights: the claim and the day its notice leaves. Claim ids and dates are the member's:
     never cached (the legal pages after it are)."""
-    day = date_formatter(words.file.string("meta.date_format"))
+    day = dates(words.file)
+    size = max(type_sizes(statement).body, 8.5)
     return [TextBlock(words("adverse.separate_notice", claim_id=notice.claim_id, date=day(notice.leaves)),
-                      BOLD, 8, theme.text, remember=False, space_before=6 if index == 0 else 0,
+                      BOLD, size, theme.text, remember=False, space_before=6 if index == 0 else 0,
                       space_after=2)
             for index, notice in enumerate(statement.separate_notices)]
 
@@ -84,6 +99,8 @@ def render_statement(
     """
     if variant not in VARIANTS:
         raise ValueError(f"statement {statement.statement_id}: unknown variant {variant!r}")
+    if statement.held:
+        raise StatementHeld(f"statement {statement.statement_id}: held ({statement.held}), not rendered")
     root = templates_dir or DEFAULT_TEMPLATES_DIR
     try:
         return _render(statement, variant, root)
@@ -104,13 +121,14 @@ def _render(statement: Statement, variant: str, root: Path) -> RenderedPdf:
     theme = brand_theme(brand_file)
     words = Words(text_file, brand_file, statement_context(statement, text_file, brand_file, language))
     furniture = PageFurniture(statement, words, theme, variant)
-    first = Region(MARGIN, PAGE_HEIGHT - FIRST_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
-    later = Region(MARGIN, PAGE_HEIGHT - LATER_PAGE_TOP, BOTTOM, CONTENT_WIDTH)
+    first = Region(MARGIN, PAGE_HEIGHT - furniture.first_page_top(), BOTTOM, CONTENT_WIDTH)
+    later = Region(MARGIN, PAGE_HEIGHT - furniture.later_page_top(), BOTTOM, CONTENT_WIDTH)
     pages = layout(list(_blocks(statement, words, theme, variant)), first, later,
                    furniture.header)
     for number, out in enumerate(pages, start=1):
         furniture.footer(out, number, len(pages))
     document = _document(pages, statement, words)
+    document.object_streams = variant == "email"  # print pieces: classic xref (paper.merge)
     return RenderedPdf(pdf=document.write(), pages=len(pages), document=document)
 
 
@@ -124,12 +142,15 @@ def _document(pages: Sequence[Out], statement: Statement, words: Words) -> PdfDo
 def pdf_document(pages: Sequence[Out], statement: Statement, words: Words, title: str,
                  dates: dict[str, str] | None = None) -> PdfDocument:
     """A member document's objects: its pages, then the catalog and the document information
-    (title, insurer, statement id; no member data)."""
+    (title, insurer, statement id; no member data). Tagged: the structure tree, /MarkInfo,
+    the language, and the title shown in the viewer's title bar."""
     document = PdfDocument()
     tree = add_pages(document, pages)
     document.root = document.add({
-        "Type": Name("Catalog"), "Pages": tree, "Lang": words.file.string("meta.lang_tag"),
+        "Type": Name("Catalog"), "Pages": tree.pages, "Lang": words.file.string("meta.lang_tag"),
         "ViewerPreferences": {"DisplayDocTitle": True},
+        **({"MarkInfo": {"Marked": True}, "StructTreeRoot": tree.structure}
+           if tree.structure is not None else {}),
     })
     document.info = document.add({
         "Title": title,

@@ -27,25 +27,46 @@ def mask_member_id(member_id: str) -> str:
     return "\u2022" * 5 + member_id[-4:]
 
 
-_DATE_PARTS = {"%d": "{0.day:02d}", "%m": "{0.month:02d}", "%Y": "{0.year:04d}"}
+_DATE_PARTS = {"%d": "{0.day:02d}", "%-d": "{0.day}", "%m": "{0.month:02d}", "%Y": "{0.year:04d}"}
+ENGLISH_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+                  "September", "October", "November", "December")
 
 
 @lru_cache(maxsize=32)
-def date_formatter(pattern: str) -> Callable[[date], str]:
+def date_formatter(pattern: str, months: tuple[str, ...] = ENGLISH_MONTHS
+                   ) -> Callable[[date], str]:
     """A fast formatter for a template's date pattern.
 
-    Patterns of %d, %m and %Y (all our languages) become a str.format template, about
-    ten times cheaper than strftime; anything else falls back to strftime.
+    Patterns of %d, %-d (day without a leading zero), %m, %Y and %B (the month's name from
+    `months`: the language file's `meta.months`) become a str.format template, about ten times
+    cheaper than strftime; anything else falls back to strftime. Statements spell the month
+    out (`dates`): "December 7, 2026", "7 de diciembre de 2026", never 12/07 or 07/12.
     """
     rest = pattern
-    for code in _DATE_PARTS:
+    for code in ("%-d", *_DATE_PARTS, "%B"):
         rest = rest.replace(code, "")
     if "%" in rest or "{" in rest or "}" in rest:
         return lambda day: day.strftime(pattern)
-    template = pattern
+    template = pattern.replace("%-d", _DATE_PARTS["%-d"])
     for code, field_format in _DATE_PARTS.items():
         template = template.replace(code, field_format)
-    return template.format
+    if "%B" not in template:
+        return template.format
+    names = ("", *months)
+    template = template.replace("%B", "{1}")
+    return lambda day: template.format(day, names[day.month])
+
+
+@lru_cache(maxsize=64)
+def dates(file: TemplateFile) -> Callable[[date], str]:
+    """How a language file writes a date: `meta.date_format` with its own month names."""
+    months = file.strings("meta.months")
+    if len(months) != 12:
+        raise file.error("meta.months", "expected 12 month names")
+    pattern = file.string("meta.date_format")
+    if "%m" in pattern or "%B" not in pattern:
+        raise file.error("meta.date_format", "spell the month out (%B), never as a number")
+    return date_formatter(pattern, months)
 
 
 class Words:
@@ -102,21 +123,29 @@ def _brand_context(words: TemplateFile, brand_file: TemplateFile,
     }
 
 
+def _localized(brand_file: TemplateFile, key: str, language: str) -> str:
+    """A brand value in the statement's language when the brand gives one (`<key>_<language>`,
+    e.g. `external_review.name_es`: the Spanish name with the English one glossed), else as is."""
+    local = f"{key}_{language}"
+    if brand_file.has(local):
+        found = brand_file.value(local)
+        return ", ".join(brand_file.strings(local)) if isinstance(found, list) else (
+            brand_file.string(local))
+    found = brand_file.value(key)
+    return ", ".join(brand_file.strings(key)) if isinstance(found, list) else brand_file.string(key)
+
+
 @lru_cache(maxsize=256)
-def _appeal_context(brand_file: TemplateFile, lob: str, state: str) -> dict[str, Any]:
-    assist = (f"consumer_assistance.states.{state}"
-              if brand_file.has(f"consumer_assistance.states.{state}") else "consumer_assistance")
+def _appeal_context(brand_file: TemplateFile, language: str) -> dict[str, Any]:
+    """Where to appeal and the external review program, in the statement's language. The plan
+    type's rules (deadline, timeframes, contacts) are the legal pages' (`legal.py`)."""
     return {
-        "appeal_days": brand_file.integer(f"appeals.deadline_days.{lob}"),
-        "appeal_address": ", ".join(brand_file.strings("appeals.address")),
+        "appeal_address": _localized(brand_file, "appeals.address", language),
         "appeal_fax": brand_file.string("appeals.fax"),
         "appeal_portal": brand_file.string("appeals.portal"),
-        "external_review_name": brand_file.string("external_review.name"),
+        "external_review_name": _localized(brand_file, "external_review.name", language),
         "external_review_phone": brand_file.string("external_review.phone"),
         "external_review_website": brand_file.string("external_review.website"),
-        "consumer_name": brand_file.string(f"{assist}.name"),
-        "consumer_phone": brand_file.string(f"{assist}.phone"),
-        "consumer_website": brand_file.string(f"{assist}.website"),
     }
 
 
@@ -127,13 +156,11 @@ def statement_context(statement: Statement, words: TemplateFile, brand_file: Tem
         **_brand_context(words, brand_file, language),
         "plan_name": statement.plan.plan_name,
         "period": _period_label(words, statement.period),
-        "statement_date": date_formatter(words.string("meta.date_format"))(
-            statement.statement_date),
+        "statement_date": dates(words)(statement.statement_date),
         "statement_id": statement.statement_id,
         "this_document": words.string("meta.this_document"),
         "your_document": words.string("meta.your_document"),
     }
     if statement.has_adverse_determination:
-        context |= _appeal_context(brand_file, statement.member.line_of_business,
-                                   statement.member.state.upper())
+        context |= _appeal_context(brand_file, language)
     return context

@@ -1,10 +1,25 @@
-"""A small PDF file writer: numbered objects, Flate streams, a classic xref table.
+"""A small PDF file writer: numbered objects, Flate streams, object streams, an xref.
 
-Why not reportlab's or qpdf's writer: a statement is a handful of objects whose shape we
+Why not reportlab's or qpdf's writer: a statement is a few hundred objects whose shape we
 control, so writing them directly costs microseconds, and the same object list can be
 written twice: plain (deterministic bytes, hashed to detect "already rendered") and
 encrypted with a `security.SecurityHandler`, which encrypts each string and stream as it
 is written instead of parsing and rewriting a finished file.
+
+Two layouts (`PdfDocument.object_streams`):
+
+- Object streams (PDF 1.5, ISO 32000 §7.5.7-7.5.8), the default: every object that is not a
+  stream (structure elements, pages, font dictionaries, the catalog) goes into compressed
+  /ObjStm streams, and a cross-reference stream (/Type /XRef, carrying the trailer's keys)
+  ends the file. A tagged statement has some 350 such objects: a classic file spends about
+  35 KB on them and on its xref table, an object stream about 5 KB. Strings inside an object
+  stream are not encrypted separately (§7.6.1): the object stream is encrypted as a whole,
+  so its compressed bytes are the same in the plain and the encrypted file and are made once
+  (`_packed`). Never in an object stream: streams, the /Encrypt dictionary (written as a
+  plain object) and the xref stream itself (never encrypted either).
+- A classic xref table, every object at the top level: for readers of our own files that
+  parse them without a PDF library (`pipeline.paper.merge` copies print pieces object by
+  object and shares the identical ones between pieces).
 
 Values: dict (keys are names), list/tuple, `Name`, `Ref`, `Raw` (preformatted bytes that hold
 no strings), `str` (a text string), `bytes` (a byte string), int, float, bool, None.
@@ -13,6 +28,8 @@ no strings), `str` (a text string), `bytes` (a byte string), int, float, bool, N
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -158,13 +175,39 @@ class _Writer:
             self.parts.append(b"<" + self.security.encrypt(raw).hex().encode() + b">")
 
 
+OBJECTS_PER_STREAM = 1000
+"""At most this many objects in one object stream (a reader inflates a whole stream to reach
+one of its objects); a typical statement's ~350 fit in one, which compresses best."""
+OBJECT_STREAM_LEVEL = 2
+"""zlib level of object streams (compressed once per document, for its plain and encrypted
+files). A typical statement's 30 KB of objects: level 1 7.7 KB in 0.07 ms, level 2 7.5 KB in
+0.07 ms, level 6 6.3 KB in 0.37 ms."""
+_XREF_ENTRY = struct.Struct(">BIH")  # /W [1 4 2]: type, offset or object stream, generation or index
+
+
+@dataclass(slots=True)
+class _Packed:
+    """A document's object streams: written once, shared by its plain and encrypted files."""
+
+    count: int  # len(objects) when packed: the objects must not change once written
+    streams: list[bytes]  # each object stream's complete dictionary-less data (compressed)
+    headers: list[tuple[int, int]]  # each stream's /N and /First
+    where: dict[int, tuple[int, int]]  # object number -> (object stream index, index in it)
+
+
 @dataclass(slots=True)
 class PdfDocument:
-    """Objects numbered from 1 in the order added; `root` and `info` name the trailer's."""
+    """Objects numbered from 1 in the order added; `root` and `info` name the trailer's.
+
+    `object_streams` picks the file layout (see the module docstring). Once written, a
+    document's objects must not change: the object streams are packed at the first write.
+    """
 
     objects: list[Any] = field(default_factory=list)
     root: Ref | None = None
     info: Ref | None = None
+    object_streams: bool = True
+    _packed: _Packed | None = field(default=None, repr=False, compare=False)
 
     def add(self, value: Any) -> Ref:
         self.objects.append(value)
@@ -176,6 +219,7 @@ class PdfDocument:
 
     def set(self, ref: Ref, value: Any) -> None:
         self.objects[ref - 1] = value
+        self._packed = None
 
     def write(self, *, version: str = "1.7", security: Encryptor | None = None,
               file_id: bytes | None = None) -> bytes:
@@ -183,6 +227,106 @@ class PdfDocument:
         objects always give the same bytes."""
         if self.root is None:
             raise ValueError("a PDF needs a document catalog (root)")
+        if self.object_streams:
+            return self._write_compact(version, security, file_id)
+        return self._write_classic(version, security, file_id)
+
+    def _pack(self) -> _Packed:
+        packed = self._packed
+        if packed is not None and packed.count == len(self.objects):
+            return packed
+        writer = _Writer(None)  # strings in object streams are never encrypted on their own
+        parts = writer.parts
+        numbers: list[int] = []
+        bodies: list[bytes] = []
+        for number, value in enumerate(self.objects, start=1):
+            if type(value) is Raw:  # most objects (structure elements): preformatted
+                bodies.append(value)
+            elif isinstance(value, Stream):
+                continue
+            else:
+                writer.value(value)
+                bodies.append(b"".join(parts))
+                parts.clear()
+            numbers.append(number)
+        packed = _Packed(len(self.objects), [], [], {})
+        for start in range(0, len(numbers), OBJECTS_PER_STREAM):
+            chunk, index = numbers[start:start + OBJECTS_PER_STREAM], len(packed.streams)
+            body = b"\n".join(bodies[start:start + OBJECTS_PER_STREAM])
+            offsets, position = [], 0
+            for count, number in enumerate(chunk):
+                offsets.append(b"%d %d" % (number, position))
+                position += len(bodies[start + count]) + 1
+                packed.where[number] = (index, count)
+            header = b" ".join(offsets) + b"\n"
+            packed.streams.append(zlib.compress(header + body, OBJECT_STREAM_LEVEL))
+            packed.headers.append((len(chunk), len(header)))
+        self._packed = packed
+        return packed
+
+    def _write_compact(self, version: str, security: Encryptor | None,
+                       file_id: bytes | None) -> bytes:
+        assert self.root is not None
+        packed = self._pack()
+        writer = _Writer(security)
+        parts = writer.parts
+        parts.append(b"%PDF-" + version.encode("ascii") + b"\n%\xe2\xe3\xcf\xd3\n")
+        count = len(self.objects)
+        first_stream = count + 1  # object streams, then /Encrypt, then the xref stream
+        entries: list[tuple[int, int, int]] = [(0, 0, 65535)]
+        position = len(parts[0])
+        for number, value in enumerate(self.objects, start=1):
+            found = packed.where.get(number)
+            if found is not None:
+                entries.append((2, first_stream + found[0], found[1]))
+                continue
+            start = len(parts)
+            data = value.data if security is None else security.encrypt(value.data)
+            parts.append(b"%d 0 obj\n" % number)
+            writer.value({**value.dictionary, "Length": len(data)})
+            parts += (b"\nstream\n", data, b"\nendstream\nendobj\n")
+            entries.append((1, position, 0))
+            position += sum(map(len, parts[start:]))
+        for index, data in enumerate(packed.streams):
+            objects, first = packed.headers[index]
+            if security is not None:
+                data = security.encrypt(data)
+            written = (b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode "
+                       b"/Length %d >>\nstream\n" % (first_stream + index, objects, first,
+                                                     len(data)),
+                       data, b"\nendstream\nendobj\n")
+            parts += written
+            entries.append((1, position, 0))
+            position += sum(map(len, written))
+        number = first_stream + len(packed.streams)
+        encrypt_ref = b""
+        if security is not None:
+            encrypt = b"%d 0 obj\n" % number + security.encrypt_dictionary() + b"\nendobj\n"
+            parts.append(encrypt)
+            entries.append((1, position, 0))
+            position += len(encrypt)
+            encrypt_ref = b" /Encrypt %d 0 R" % number
+            number += 1
+        if file_id is None:  # SHA-256 (cut to 16 bytes): faster than MD5 on the font streams
+            digest = hashlib.sha256()
+            for part in parts:
+                digest.update(part)
+            file_id = digest.digest()[:16]
+        entries.append((1, position, 0))  # the xref stream's own entry
+        table = zlib.compress(b"".join([_XREF_ENTRY.pack(*entry) for entry in entries]))
+        hex_id = file_id.hex().encode()
+        parts.append(  # the xref stream: never encrypted; it carries the trailer's keys
+            b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root %d 0 R" % (
+                number, number + 1, self.root)
+            + (b" /Info %d 0 R" % self.info if self.info else b"") + encrypt_ref
+            + b" /ID [<" + hex_id + b"> <" + hex_id + b">] /Filter /FlateDecode /Length %d"
+            b" >>\nstream\n" % len(table) + table
+            + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % position)
+        return b"".join(parts)
+
+    def _write_classic(self, version: str, security: Encryptor | None,
+                       file_id: bytes | None) -> bytes:
+        assert self.root is not None
         writer = _Writer(security)
         parts = writer.parts
         parts.append(b"%PDF-" + version.encode("ascii") + b"\n%\xe2\xe3\xcf\xd3\n")
@@ -210,8 +354,8 @@ class PdfDocument:
             parts.append(encrypt)
             position += len(encrypt)
             encrypt_ref = b" /Encrypt %d 0 R" % number
-        if file_id is None:
-            file_id = hashlib.md5(b"".join(parts), usedforsecurity=False).digest()
+        if file_id is None:  # SHA-256 (cut to 16 bytes): faster than MD5 on the font streams
+            file_id = hashlib.sha256(b"".join(parts)).digest()[:16]
         xref = [b"xref\n0 %d\n0000000000 65535 f\r\n" % (len(offsets) + 1)]
         xref += [b"%010d 00000 n\r\n" % offset for offset in offsets]
         hex_id = file_id.hex().encode()

@@ -11,7 +11,7 @@ import gzip
 import json
 import shutil
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -185,7 +185,45 @@ def test_fhir_ndjson_and_bundle_map_amounts_reasons_and_problems(tmp_path: Path)
     assert emergency.patient_relationship == "spouse" and emergency.network == "out"
     assert emergency.service_description == "Professional service"  # never the licensed descriptor
     assert statement.has_no_surprises_protection and statement.has_adverse_determination
-    assert {r.code for r in statement.reasons} == {"CO-45", "CO-50"}
+    # every adjustment is explained: the copay too (PR-3, derived from the amounts)
+    assert {r.code for r in statement.reasons} == {"CO-45", "CO-50", "PR-3"}
+
+
+def test_fhir_adjudication_payment_pended_and_adjusted_map_onto_the_new_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    paid = _eob("10", "p1", "innetwork", [
+        _item(1, "99214", [_money("submitted", "300.00"), _money("eligible", "200.00"),
+                           _money("deductible", "50.00"), _money("coinsurance", "30.00"),
+                           _money("paidtoprovider", "120.00", C4BB)],
+              [{**_reason("adjustmentreason", "45"), "amount": {"value": Decimal("100.00")}}])])
+    paid["payment"] = {"date": "2026-11-25", "identifier": {"value": "EFT-88812"}}
+    paid["payee"] = {"type": _coding("http://terminology.hl7.org/CodeSystem/payeetype", "provider")}
+    queued = _eob("11", "p1", "innetwork", [_item(1, "99213", [_money("submitted", "180.00")])])
+    queued["outcome"] = "queued"
+    adjusted = _eob("12", "p1", "innetwork", [
+        _item(1, "99213", [_money("submitted", "180.00"), _money("eligible", "150.00"),
+                           _money("paidtopatient", "150.00", C4BB)])])
+    relationship = _coding("http://terminology.hl7.org/CodeSystem/related-claim-relationship", "prior")
+    adjusted["related"] = [{"claim": {"identifier": {"value": "CLM-9"}}, "relationship": relationship}]
+    adjusted["payment"] = {"date": "2026-11-26", "identifier": {"value": "CHK123456"}}
+    lines = [json.dumps(r, default=str) for r in (paid, queued, adjusted)]
+    (folder / "ExplanationOfBenefit.ndjson").write_text("\n".join(lines) + "\n")
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": _patient("p1", "MBR-0001", "Fixture")}, {"resource": _coverage("p1")},
+        {"resource": ORG}]}
+    (folder / "supporting.json").write_text(json.dumps(bundle), encoding="utf-8")
+    result = ingest(folder, tmp_path / "out", 1, period="2026-11")
+    assert _accounts(result)["ExplanationOfBenefit.ndjson"] == (3, 3, 0)
+    table = pq.read_table(tmp_path / "out" / "lines").to_pandas().sort_values("claim_id")
+    table = table.reset_index(drop=True)
+    assert list(table["status"]) == ["paid", "pended", "adjusted"]
+    assert list(table["adjustments"]) == ["PR-1:5000;PR-2:3000;CO-45:10000", "", "CO-45:3000"]
+    assert list(table["payee"]) == ["provider", "", "member"]
+    assert list(table["payment_ref"]) == ["EFT-88812", "", "CHK123456"]
+    assert [d.isoformat() if isinstance(d, date) else "" for d in table["paid_date"]] == [
+        "2026-11-25", "", "2026-11-26"]
+    assert list(table["pending"]) == [0, 18000, 0] and list(table["original_claim_id"]) == ["", "", "CLM-9"]
 
 
 def test_fhir_export_without_patients_fails_naming_the_problem(tmp_path: Path) -> None:
@@ -213,6 +251,10 @@ def test_synthea_sample_end_to_end(shared_data_dir: Path, tmp_path: Path) -> Non
         assert line["network"] == "in" and line["status"] == "paid"
         # each patient is a member of their own; SNOMED CT codes never tell a sensitive service
         assert line["patient_id"] == line["member_id"] and not line["sensitive"]
+        # the payer's ECHECK pays the provider, not before the claim was billed
+        assert (line["payee"] == "provider") == (line["plan_paid"] > 0) == (line["paid_date"] is not None)
+        assert line["paid_date"] is None or line["paid_date"] >= line["received_date"]
+    assert any(line["payment_ref"] for line in lines)
     statements = _statements(tmp_path / "out", "2023-10")
     assert statements and all(c.statement.member.state == "MA" for c in statements)
     assert all(c.statement.accumulators == [] for c in statements)  # Synthea has no plan limits
