@@ -17,11 +17,14 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "CHECK_SEED", "EMAIL_PATTERN",
-           "civil_dates", "domain_array", "dollars_to_cents", "edges_may_need_trim", "email_domains",
-           "email_shapes", "fold_hashes", "fold_numbers", "hash_values", "adjustments_array",
-           "join_adjustments", "load_kernels", "split_adjustments", "text_key",
-           "match_byte_classes", "seeded_hashes", "string_buffers", "sums_by_group"]
+__all__ = ["ADJUSTMENTS_PATTERN", "ADJUSTMENT_ADVERSE", "ADJUSTMENT_BAD_GROUP",
+           "ADJUSTMENT_REASON_LISTED", "ADJUSTMENT_UNKNOWN_CODE", "ADJUSTMENT_UNKNOWN_REMARK",
+           "CENTS_EMPTY", "CENTS_MALFORMED", "CENTS_NEGATIVE", "CENTS_OK", "CHECK_SEED",
+           "EMAIL_PATTERN", "adjustments_array", "adjustments_shapes", "civil_dates", "domain_array",
+           "dollars_to_cents", "edges_may_need_trim", "email_domains", "email_shapes", "fold_hashes",
+           "fold_numbers", "hash_values", "join_adjustments", "load_kernels", "match_byte_classes",
+           "seeded_hashes", "split_adjustments", "string_buffers", "sums_by_group", "tally_adjustments",
+           "text_key"]
 
 CENTS_OK, CENTS_EMPTY, CENTS_MALFORMED, CENTS_NEGATIVE = 0, 1, 2, 3
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
@@ -265,6 +268,64 @@ def email_domains(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np
     return out_offsets, out
 
 
+_CODE_BYTES = np.zeros(256, np.bool_)
+for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
+    _CODE_BYTES[_byte] = True
+ADJUSTMENTS_PATTERN = (r"^[A-Z]{2}-[A-Z0-9]{1,4}:\d{1,12}(\.\d{1,2})?(:[A-Z0-9]{1,7})?"
+                       r"(;[A-Z]{2}-[A-Z0-9]{1,4}:\d{1,12}(\.\d{1,2})?(:[A-Z0-9]{1,7})?){0,49}$")
+"""What adjustments_shapes accepts (tests hold it to the regular-expression engine and the schema)."""
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _run(data: np.ndarray, k: int, end: int, table: np.ndarray) -> int:
+    """Where the run of bytes in `table` that starts at k ends."""
+    while k < end and table[data[k]]:
+        k += 1
+    return k
+
+
+_DIGIT_BYTES = np.zeros(256, np.bool_)
+_DIGIT_BYTES[48:58] = True
+
+
+@numba.njit(nogil=True, cache=True)
+def adjustments_shapes(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """ADJUSTMENTS_PATTERN per value: 1 to 50 entries `GG-CARC:dollars[:RARC]` separated by ';'
+    (GG two capital letters, CARC 1-4 and RARC 1-7 capitals or digits, dollars 1-12 digits with
+    1 or 2 decimals or none). Its separators are not in the classes around them, so one pass
+    left to right decides."""
+    n = len(offsets) - 1
+    out = np.zeros(n, np.bool_)
+    for i in range(n):
+        k, end = offsets[i], offsets[i + 1]
+        entries, good = 0, end > k
+        while good:
+            good = end - k >= 3 and 65 <= data[k] <= 90 and 65 <= data[k + 1] <= 90 and data[k + 2] == 45
+            if not good:
+                break
+            stop = _run(data, k + 3, end, _CODE_BYTES)
+            good = 1 <= stop - (k + 3) <= 4 and stop < end and data[stop] == 58
+            if not good:
+                break
+            k = _run(data, stop + 1, end, _DIGIT_BYTES)
+            good = 1 <= k - (stop + 1) <= 12
+            if good and k < end and data[k] == 46:
+                stop = _run(data, k + 1, end, _DIGIT_BYTES)
+                good = 1 <= stop - (k + 1) <= 2
+                k = stop
+            if good and k < end and data[k] == 58:
+                stop = _run(data, k + 1, end, _CODE_BYTES)
+                good = 1 <= stop - (k + 1) <= 7
+                k = stop
+            entries += 1
+            if not good or k == end:
+                break
+            good = data[k] == 59 and k + 1 < end  # another entry follows
+            k += 1
+        out[i] = good and entries <= 50
+    return out
+
+
 @numba.njit(nogil=True, cache=True)
 def sums_by_group(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Per group, the sum of its rows' values: exact in 64-bit integers (unsigned ones wrap)."""
@@ -386,6 +447,69 @@ def split_adjustments(offsets: np.ndarray, data: np.ndarray,
     return parent, codes, cents, remarks
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _find(sorted_keys: np.ndarray, at: np.ndarray, key: np.uint64) -> int:
+    """at[i] where sorted_keys[i] == key, -1 when it is not there (a binary search)."""
+    low, high = 0, len(sorted_keys)
+    while low < high:
+        middle = (low + high) // 2
+        if sorted_keys[middle] < key:
+            low = middle + 1
+        else:
+            high = middle
+    return at[low] if low < len(sorted_keys) and sorted_keys[low] == key else -1
+
+
+ADJUSTMENT_BAD_GROUP, ADJUSTMENT_UNKNOWN_CODE, ADJUSTMENT_UNKNOWN_REMARK = 1, 2, 4
+ADJUSTMENT_ADVERSE, ADJUSTMENT_REASON_LISTED = 8, 16
+"""The bits of tally_adjustments' flags per row."""
+
+
+@numba.njit(nogil=True, cache=True)
+def tally_adjustments(parent: np.ndarray, keys: np.ndarray, cents: np.ndarray, remark_keys: np.ndarray,
+                      rows: int, code_keys: np.ndarray, code_at: np.ndarray, booked: np.ndarray,
+                      adverse: np.ndarray, known_remarks: np.ndarray, remark_at: np.ndarray,
+                      groups: np.ndarray, reason_keys: np.ndarray,
+                      kinds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """split_adjustments' entries looked up in the reason and remark tables (sorted text keys
+    and each one's index in the table): each entry's code and remark index (-1: unknown or no
+    remark); per row, flag bits (ADJUSTMENT_*: a group code not in `groups`, an unknown code
+    or remark, an adverse code, the row's reason key among its codes) and the cents of its known
+    codes summed by `booked` kind (kind-major: kind * rows + row)."""
+    count = len(parent)
+    codes = np.empty(count, np.int64)
+    remarks = np.empty(count, np.int64)
+    flags = np.zeros(rows, np.uint8)
+    sums = np.zeros(kinds * rows, np.int64)
+    for e in range(count):
+        row, key = parent[e], keys[e]
+        group = key
+        while group >= np.uint64(1 << 16):  # the code's first two characters
+            group >>= np.uint64(8)
+        listed = False
+        for g in groups:
+            listed |= g == group
+        if not listed:
+            flags[row] |= ADJUSTMENT_BAD_GROUP
+        code = _find(code_keys, code_at, key)
+        codes[e] = code
+        if code < 0:
+            flags[row] |= ADJUSTMENT_UNKNOWN_CODE
+        else:
+            sums[booked[code] * rows + row] += cents[e]
+            if adverse[code]:
+                flags[row] |= ADJUSTMENT_ADVERSE
+        if key == reason_keys[row]:
+            flags[row] |= ADJUSTMENT_REASON_LISTED
+        remark = -1
+        if remark_keys[e] != 0:
+            remark = _find(known_remarks, remark_at, remark_keys[e])
+            if remark < 0:
+                flags[row] |= ADJUSTMENT_UNKNOWN_REMARK
+        remarks[e] = remark
+    return codes, remarks, flags, sums
+
+
 def text_key(text: str) -> int:
     """A code of at most 8 ASCII characters as the number split_adjustments makes of it."""
     key = 0
@@ -432,10 +556,15 @@ def load_kernels() -> None:
     fold_hashes(h, h, pa.array([0, 1], pa.int32()).to_numpy())
     email_shapes(offsets, data)
     email_domains(offsets, data)
+    adjustments_shapes(offsets, data)
     one = np.zeros(1, np.int64)
     adjustments_array(np.array([0, 1]), one, one + 5, one - 1, text, text, True)
-    split_adjustments(offsets, data, np.zeros(0, np.int64))
-    for groups in (pa.array([0, 1], pa.int32()).to_numpy(), np.array([0, 1], np.int32)):  # read-only or not
+    parent, keys, cents, remark_keys = split_adjustments(offsets, data, np.zeros(0, np.int64))
+    sorted_keys = np.zeros(1, np.uint64)
+    tally_adjustments(parent, keys, cents, remark_keys, 2, sorted_keys, one, one, np.zeros(1, np.bool_),
+                      sorted_keys, one, sorted_keys, sorted_keys, 7)
+    for groups in (pa.array([0, 1], pa.int32()).to_numpy(), np.array([0, 1], np.int32),  # read-only or not
+                   np.array([0, 1], np.int64)):
         for kind in (np.int64, np.uint64):
             for values in (pa.array([1, 2], pa.from_numpy_dtype(kind)).to_numpy(), np.array([1, 2], kind)):
                 sums_by_group(groups, values, 2)

@@ -164,8 +164,12 @@ class ReasonExplanation:
     plan_provision: str  # plan document section relied on, for adverse determinations
 
 
+ACCUMULATOR_NAMES: tuple[str, ...] = ("deductible", "out_of_pocket")
 ACCUMULATOR_TIERS: tuple[str, ...] = ("individual", "family")
 NETWORKS: tuple[str, ...] = ("in", "out")
+ACCUMULATOR_KEYS: tuple[tuple[str, str, str], ...] = tuple(
+    (name, tier, network) for name in ACCUMULATOR_NAMES for tier in ACCUMULATOR_TIERS for network in NETWORKS)
+"""Every accumulator (name, tier, network) a statement can show, in the order it shows them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pipeline.model import ClaimLine
 from pipeline.templates import TEMPLATES_DIR
 
-__all__ = ["ADJUSTMENT_KINDS", "COST_SHARE_COLUMNS", "WHO_PAYS", "ReasonTable", "ReasonTableError",
-           "RemarkTable", "reason_table", "remark_table"]
+__all__ = ["ADJUSTMENT_KINDS", "COST_SHARE_COLUMNS", "ROUTINE_CODES", "WHO_PAYS", "ReasonTable",
+           "ReasonTableError", "RemarkTable", "column_suffix", "is_adverse", "is_reduction", "line_codes",
+           "reason_table", "remark_table"]
 
 ADJUSTMENT_KINDS = ("cost_share", "contractual", "adverse", "informational")
 WHO_PAYS = {"PR": "member", "CO": "provider", "PI": "payer", "OA": "other_payer"}
@@ -80,7 +82,8 @@ class ReasonTable:
 
 @dataclass(frozen=True, slots=True)
 class RemarkTable:
-    """templates/remark_codes.csv: remark code (RARC) → plain-language text in en and es."""
+    """templates/remark_codes.csv: remark code (RARC) → plain-language text per language
+    (`text_en`, `text_es`, `text_zh_Hant`)."""
 
     version: str
     rows: dict[str, dict[str, str]]
@@ -90,17 +93,40 @@ class RemarkTable:
         return sorted(self.rows)
 
     def text(self, code: str, language: str = "en") -> str:
+        """The remark's plain language in a statement language ("zh-Hant"), English where the
+        table has none."""
         row = self.rows[code]
-        return row.get(f"text_{language}") or row["text_en"]
+        return row.get(f"text_{column_suffix(language)}") or row["text_en"]
 
 
 class ReasonTableError(ValueError):
     """A reason-code table is malformed; the message names the row."""
 
 
+def column_suffix(language: str) -> str:
+    """A statement language as the tables' column names carry it: "zh-Hant" → "zh_Hant"
+    (`text_zh_Hant`, `plan_provision_zh_Hant`)."""
+    return language.replace("-", "_")
+
+
+def _language_columns(path: Path, fields: list[str], number: int, row: dict[str, str],
+                      prefix: str, required: bool) -> None:
+    """Every `<prefix>_<language>` column of the table is filled where `required`: a language
+    the table is written in is written in for every row."""
+    for name in fields:
+        if name.startswith(prefix) and required and not (row.get(name) or "").strip():
+            raise ReasonTableError(f"{path.name}: row {number} ({row['code']}) has no {name}")
+
+
 def _read(path: Path) -> tuple[str, list[dict[str, str]]]:
     with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    fields = list(reader.fieldnames or ())
+    for number, row in enumerate(rows, start=2):
+        _language_columns(path, fields, number, row, "text_", True)
+        provision = bool(row.get("plan_provision", "").strip())
+        _language_columns(path, fields, number, row, "plan_provision_", provision)
     versions = {row["table_version"] for row in rows}
     if len(versions) != 1:
         raise ReasonTableError(f"{path.name}: rows carry several table versions {sorted(versions)}")
@@ -141,7 +167,48 @@ def remark_table(path: Path = TEMPLATES_DIR / "remark_codes.csv") -> RemarkTable
     for number, row in enumerate(rows, start=2):
         if row["code"] in table:
             raise ReasonTableError(f"{path.name}: row {number} repeats code {row['code']}")
-        if not row["text_en"].strip() or not row["text_es"].strip():
+        if not row["text_en"].strip() or not row["text_es"].strip():  # every text_ column: _read
             raise ReasonTableError(f"{path.name}: row {number} needs English and Spanish text")
         table[row["code"]] = row
     return RemarkTable(version, table)
+
+
+# ------------------------------------------------------------------ what makes a line adverse
+# One definition for compose (the statement's appeal rights), the prompt-notice renderer and
+# the tests; ingest's `adverse` column applies the same rule to whole columns
+# (pipeline/ingest/claim_rules.py).
+
+ROUTINE_CODES = frozenset({"PR-1", "PR-2", "PR-3", "CO-45", "OA-23"})
+"""Cost sharing, the contracted discount and the other plan's payment: never adverse by
+themselves. Any other code the table ties to a plan provision is a denial or reduction."""
+
+
+def line_codes(line: ClaimLine) -> list[str]:
+    """The line's group-coded reasons in the extract's order: every adjustment, then the
+    line's main reason code when no adjustment names it."""
+    codes = list(dict.fromkeys(adjustment.code for adjustment in line.adjustments))
+    if line.reason_code and line.reason_code not in codes:
+        codes.append(line.reason_code)
+    return codes
+
+
+def is_reduction(code: str) -> bool:
+    """A code that denies or reduces a benefit (the table's kind `adverse`: it names a plan
+    provision), not routine cost sharing or the contracted discount."""
+    if code in ROUTINE_CODES:
+        return False
+    row = reason_table().rows.get(code)
+    if row is None:
+        return code.startswith("PI-")
+    return row["kind"] == "adverse"
+
+
+def is_adverse(line: ClaimLine) -> bool:
+    """An adverse benefit determination: a denied or partly paid line, an amount not paid
+    because of a denial, or a paid (or adjusted) line carrying a reduction code. A pended line
+    is not decided yet."""
+    if line.status == "pended":
+        return False
+    if line.status in ("denied", "partial") or line.denied > 0:
+        return True
+    return any(is_reduction(code) for code in line_codes(line))

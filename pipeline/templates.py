@@ -213,6 +213,15 @@ def statement_text(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -
     return _load(templates_dir / "statement" / f"{resolve_language(language, templates_dir)}.toml")
 
 
+def period_label(file: TemplateFile, year: int, month: int) -> str:
+    """A statement period as the language file names it (`meta.period` with its own month names:
+    "November 2026", "noviembre de 2026", "2026年11月"): the statement and its email alike."""
+    months = file.strings("meta.months")
+    if len(months) != 12:
+        raise file.error("meta.months", "expected 12 month names")
+    return file.text("meta.period", {"month": months[month - 1], "year": year})
+
+
 @cache
 def resolve_language(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> str:
     """The language whose wording exists: the member's if we have it ("zh-Hant", "es-US" as

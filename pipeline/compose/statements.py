@@ -4,8 +4,9 @@ Two views of the same pure function of the canonical lines:
 
 - `compose_shard` / `summarize_members`: vectorised per bucket (Arrow + numpy), one row per
   member with totals, accumulators, flags, channel and a content hash, from the line totals
-  ingest keeps with each member in members.parquet. This is what the compose stage writes to
-  the ledger; it reads no claim line at all.
+  ingest keeps with each member in members.parquet (accumulators included: what the lines add
+  to each is a line total too) and the claims system's accumulators joined by member id. This
+  is what the compose stage writes to the ledger; it reads no claim line at all.
 - `iter_composed`: full `Statement` objects, member by member, for render (the line objects
   are checked against those totals: the test suite proves both views agree).
 
@@ -36,15 +37,25 @@ from pipeline.column_kernels import domain_array
 from pipeline.compose import accumulators as acc
 from pipeline.compose.reasons import explain_reason, is_adverse, statement_codes
 from pipeline.deadlines import NoticeRule
-from pipeline.model import ClaimLine, Member, Plan, Statement, parse_adjustments, resolve_plan_type
+from pipeline.model import (
+    ACCUMULATOR_KEYS,
+    ClaimLine,
+    Member,
+    Plan,
+    Statement,
+    parse_adjustments,
+    resolve_plan_type,
+)
 from pipeline.periods import parse_period, statement_date
 from pipeline.reason_codes import reason_table
 from pipeline.recipients import subscriber_id
 from pipeline.storage import (
+    ACCRUED_COLUMNS,
     LINE_TOTALS,
     MONEY_COLUMNS,
     as_array,
     as_uint64,
+    bucket_count,
     hash_strings,
     iter_buckets,
     member_buckets,
@@ -174,12 +185,14 @@ def paper_reason(email: str, email_valid: bool, consent: str, suppressed: bool) 
 SUMMARY_COLUMNS = ["member_id", "plan_id", "email", "email_valid", "edelivery_consent", "recipient",
                    "ytd_deductible", "ytd_out_of_pocket", *LINE_TOTALS.names]
 """What compose reads of members.parquet: no names or addresses (and any other `ytd_` figure
-the extract gives, see pipeline.compose.accumulators.year_to_date)."""
+the extract gives, see pipeline.compose.accumulators.year_to_date). The accumulators' line totals
+(ACCRUED_COLUMNS) are read when members.parquet has them (see accumulators.period_accrued)."""
 
 
 def _summary_columns(run_dir: Path) -> list[str]:
     names = pq.read_schema(run_dir / "members.parquet").names
-    return [*SUMMARY_COLUMNS,
+    optional = set(ACCRUED_COLUMNS.values())
+    return [*(name for name in SUMMARY_COLUMNS if name in names or name not in optional),
             *(name for name in names if name.startswith("ytd_") and name not in SUMMARY_COLUMNS)]
 
 
@@ -194,7 +207,7 @@ def load_plans(run_dir: Path) -> dict[str, Plan]:
 
 
 def _plan(row: dict[str, Any]) -> Plan:
-    limits = tuple((".".join(key), int(row[f"{acc.extract_name(key)}_limit"])) for key in acc.KEYS
+    limits = tuple((".".join(key), int(row[f"{acc.extract_name(key)}_limit"])) for key in ACCUMULATOR_KEYS
                    if key[1:] != ("individual", "in") and row.get(f"{acc.extract_name(key)}_limit"))
     return Plan(row["plan_id"], row["plan_name"], row["brand"], row["deductible_limit"] or 0,
                 row["out_of_pocket_limit"] or 0, plan_type=row.get("plan_type") or "",
@@ -208,16 +221,18 @@ def _plan(row: dict[str, Any]) -> Plan:
 def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: NoticeRule,
                       is_suppressed: Callable[[str], bool] | None = None,
                       address_key: Callable[[str], str] | None = None,
-                      lines: pa.Table | None = None,
-                      extract_accumulators: acc.ExtractFigures | None = None) -> pa.Table:
+                      extract: pa.Table | None = None) -> pa.Table:
     """One row per member with lines in the period: the statement without its line objects,
     from the line totals ingest keeps with each member (members.parquet). With `address_key`
     (a keyed hash), an `address_hash` column: the key of an email statement's address (None
     for paper), so the compose stage can tell a changed address without keeping one.
 
-    `lines` (at least `accumulators.LINE_COLUMNS` of the bucket's lines) and the claims
-    system's accumulators give `accumulator_overrun`: an accumulator above its limit (see
-    pipeline.compose.accumulators). Nothing is capped at a limit."""
+    The accumulators come from the line totals too (storage.ACCRUED_COLUMNS) and from `extract`,
+    the claims system's figures of the members' bucket (accumulators.read_extract_table, by
+    BucketFigures; None when the extract has none): `deductible_used` and `out_of_pocket_used`
+    (individual, in network) as the statement shows them, and `accumulator_overrun`, any of a
+    member's accumulators above its limit (see pipeline.compose.accumulators). Nothing is capped
+    at a limit."""
     with_lines = pc.greater(members["line_count"], 0)
     member = members if pc.all(with_lines).as_py() else members.filter(with_lines)
     if not member.num_rows:
@@ -225,15 +240,8 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: Not
     sums = {name: member[f"lines_{name}"].to_numpy() for name in MONEY_COLUMNS}
     plan_at = pc.index_in(member["plan_id"], pa.array(list(plans), pa.string())).to_numpy(
         zero_copy_only=False)
-    deductible_limit = np.array([p.deductible_limit for p in plans.values()], np.int64)[plan_at]
-    oop_limit = np.array([p.out_of_pocket_limit for p in plans.values()], np.int64)[plan_at]
-    period_lines = acc.accumulation_columns(member["member_id"], lines)
-    if lines is None:  # no lines given: every line counts as the subscriber's own, in network
-        period_lines["deductible_individual_in"] = sums["deductible"]
-        period_lines["out_of_pocket_individual_in"] = sums["deductible"] + sums["copay"] + sums["coinsurance"]
-    overrun = acc.overruns(member, plans, plan_at, period_lines, extract_accumulators or {})
-    deductible_used = member["ytd_deductible"].to_numpy() + period_lines["deductible_individual_in"]
-    oop_used = member["ytd_out_of_pocket"].to_numpy() + period_lines["out_of_pocket_individual_in"]
+    figures = acc.figures(member, plans, plan_at, extract)
+    deductible, out_of_pocket = ("deductible", "individual", "in"), ("out_of_pocket", "individual", "in")
     fingerprint = as_uint64(member["lines_hash"])  # a wrapping sum: a multiset hash of the lines
     fingerprint = mix64(fingerprint ^ hash_strings(member["plan_id"]))
     fingerprint = mix64(fingerprint ^ as_uint64(member["ytd_deductible"]))
@@ -241,11 +249,8 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: Not
     for name in sorted(n for n in member.column_names if n.startswith("ytd_")
                        and n not in ("ytd_deductible", "ytd_out_of_pocket")):
         fingerprint = mix64(fingerprint ^ as_uint64(pc.fill_null(member[name], 0)))
-    if extract_accumulators:  # the claims system's figures are content too
-        figures = pa.array([repr(sorted((key, row["used"], row.get("limit"))
-                                        for key, row in extract_accumulators.get(m, {}).items()))
-                            for m in member["member_id"].to_pylist()], pa.string())
-        fingerprint = mix64(fingerprint ^ hash_strings(figures))
+    if figures.extract_hash is not None:  # the claims system's figures are content too
+        fingerprint = mix64(fingerprint ^ figures.extract_hash)
 
     reasons = _paper_reasons(member, is_suppressed)
     email = pc.fill_null(member["email"], "")
@@ -263,11 +268,11 @@ def summarize_members(members: pa.Table, plans: dict[str, Plan], *, notices: Not
         "adverse": member["lines_adverse"],
         "no_surprises": member["lines_no_surprises"],
         "prompt_notice": _misses_deadline(member["earliest_adverse_received"], emailed, notices),
-        "deductible_used": pa.array(deductible_used),  # individual, in network: never capped
-        "deductible_limit": pa.array(deductible_limit),
-        "out_of_pocket_used": pa.array(oop_used),
-        "out_of_pocket_limit": pa.array(oop_limit),
-        "accumulator_overrun": pa.array(overrun),
+        "deductible_used": pa.array(figures.used[deductible]),  # individual, in network: never capped
+        "deductible_limit": pa.array(figures.limit[deductible]),
+        "out_of_pocket_used": pa.array(figures.used[out_of_pocket]),
+        "out_of_pocket_limit": pa.array(figures.limit[out_of_pocket]),
+        "accumulator_overrun": pa.array(figures.overrun),
         "channel": pc.if_else(emailed, "email", "paper"),
         "paper_reason": reasons,
         "email_domain": pc.if_else(emailed, domain, pa.scalar(None, pa.string())),
@@ -307,14 +312,13 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule
     keeps each member's line totals there), one row group per bucket, two buckets at a time
     (Parquet decoding and Arrow compute release the GIL). `address_key`: see summarize_members."""
     plans = load_plans(run_dir)
-    extract = acc.read_extract(run_dir)
+    extract = acc.BucketFigures(acc.read_extract_table(run_dir), bucket_count(run_dir))
     columns = _summary_columns(run_dir)
 
     def summarize(bucket: int) -> pa.Table:
         members = read_bucket_members(run_dir, bucket, columns)
         return summarize_members(members, plans, notices=notices, is_suppressed=is_suppressed,
-                                 address_key=address_key, lines=_accumulation_lines(run_dir, shard, bucket),
-                                 extract_accumulators=extract)
+                                 address_key=address_key, extract=extract(bucket))
 
     buckets = member_buckets(run_dir, shard)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -322,16 +326,6 @@ def compose_shard(run_dir: Path, shard: int, period: str, *, notices: NoticeRule
             for summary in pool.map(summarize, buckets[start:start + 2]):
                 if summary.num_rows:
                     yield summary
-
-
-def _accumulation_lines(run_dir: Path, shard: int, bucket: int) -> pa.Table | None:
-    """The few line columns the accumulators need, of one bucket (None when it has no lines)."""
-    path = run_dir / "lines" / f"shard-{shard:03d}" / f"bucket-{bucket:05d}.parquet"
-    if not path.exists():
-        return None
-    names = set(pq.read_schema(path).names)
-    extra = ["no_surprises"] if "no_surprises" in names else []
-    return pq.read_table(path, columns=[*acc.LINE_COLUMNS, *extra])
 
 
 def prompt_notice_columns(run_dir: Path) -> list[str]:
@@ -399,14 +393,15 @@ def iter_composed(
     plans = load_plans(run_dir)
     versions = read_versions(run_dir, shard)
     issued = statement_date(period)
-    extract = acc.read_extract(run_dir)
-    context = _Context(period, issued, plan_year_of=_plan_years(plans, period), extract=extract,
-                       hold_overruns=accumulator_overrun == "hold")
+    figures = acc.read_extract_table(run_dir)
+    extract = acc.BucketFigures(figures, bucket_count(run_dir))
+    context = _Context(period, issued, plan_year_of=_plan_years(plans, period),
+                       extract=acc.extract_figures(figures), hold_overruns=accumulator_overrun == "hold")
     for bucket, lines in iter_buckets(run_dir, shard):
         members = read_bucket_members(run_dir, bucket)
         lines = lines.sort_by([(key, "ascending") for key in ("member_id", "claim_id", "line_no")])
-        summary = summarize_members(members, plans, notices=notices,
-                                    is_suppressed=is_suppressed, lines=lines, extract_accumulators=extract)
+        summary = summarize_members(members, plans, notices=notices, is_suppressed=is_suppressed,
+                                    extract=extract(bucket))
         if not summary.num_rows:
             continue
         late_by_member: dict[str, list[tuple[str, date]]] = {}
@@ -497,6 +492,9 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
     if context.hold_overruns and any(a.overrun for a in accumulators):
         statement.held = acc.HOLD_OVERRUN
     statement.replaces = version.replaces
+    # the replaced version is of the same period (versions are per member and period), and a
+    # period's statements are all dated statement_date(period): the corrected one's own date
+    statement.replaces_date = context.issued if version.replaces else None
     statement.reason_table_version = reason_table().version
     statement.own_statement = member_row.get("recipient") or ""
     email = member.email or ""

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.templates import TEMPLATES_DIR
+from pipeline.periods import parse_period
+from pipeline.templates import TEMPLATES_DIR, period_label, statement_text
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ NOTICE_HEADER = "X-EOB-Notice"
 ALLOWED_KEYS: frozenset[str] = frozenset(
     {"support_phone", "password_hint", "brand_name", "period_label"}
 )
-SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es")
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "zh-Hant")
+"""The languages the email templates (and templates/email/password_hints.toml) are written in:
+BCP 47 codes as the statement templates name them."""
 _SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.pdf")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SAFE_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
@@ -65,11 +68,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def email_language(language: str) -> str:
+    """The member's language (the member file's code, as compose reads it for the statement:
+    "en", "es", "zh-Hant"), English when the email is not written in it: the email and the
+    statement it carries are always in the same language."""
+    return language if language in SUPPORTED_LANGUAGES else "en"
+
+
+def email_period_label(language: str, period: str) -> str:
+    """The period as the member's statement names it ("November 2026", "2026年11月"), so the
+    email and the statement spell it the same way."""
+    first_day, _ = parse_period(period)
+    return period_label(statement_text(email_language(language)), first_day.year, first_day.month)
+
+
 def render_email(
     *, language: str, context: Mapping[str, str], templates_dir: Path | None = None
 ) -> EmailContent:
     """Render subject, text and HTML in the member's language (English if unsupported)."""
-    lang = language.lower() if language.lower() in SUPPORTED_LANGUAGES else "en"
+    lang = email_language(language)
     dropped = sorted(set(context) - ALLOWED_KEYS)
     if dropped:
         log.debug("render_email ignored context keys not allowed in email: %s", dropped)

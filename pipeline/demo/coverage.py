@@ -9,6 +9,7 @@ from datetime import date
 from typing import NamedTuple
 
 from pipeline.demo.adjudicate import Benefits
+from pipeline.templates import legal_config
 
 __all__ = ["ACCUMULATOR_PLANS", "FAMILY_YTD", "PLAN_DESIGNS", "Plan", "accumulators", "benefits", "cents",
            "family_ytd", "money", "plan_for", "plan_row", "ytd"]
@@ -63,13 +64,21 @@ def plan_row(plan: Plan) -> list[str]:
             limit(plan.deductible, 4, True), limit(plan.out_of_pocket, 4, True)]
 
 
-def plan_for(extra: random.Random, drawn: Plan, age: int) -> Plan:
+def medicaid_states() -> frozenset[str]:
+    """States whose Medicaid fair-hearing office templates/states.toml names: a Medicaid plan
+    serves the states it contracts with, and its statements must say where to ask for a hearing."""
+    config = legal_config()
+    return frozenset(code for code, rules in config.states.items() if rules.contact("fair_hearing"))
+
+
+def plan_for(extra: random.Random, drawn: Plan, age: int, state: str) -> Plan:
     """The member's plan: most keep the commercial plan drawn for them; some are public
-    employees, a church's employees, on Medicaid, or (65 and over) in Medicare Advantage."""
+    employees, a church's employees, on Medicaid (in the states the Medicaid plan serves), or
+    (65 and over) in Medicare Advantage."""
     roll = extra.random()
     if age >= 65 and roll < 0.6:
         return PLAN_DESIGNS["MA-HMO"]
-    if roll < 0.08:
+    if roll < 0.08 and state in medicaid_states():
         return PLAN_DESIGNS["MEDICAID"]
     if roll < 0.18:
         return PLAN_DESIGNS["CITY-PPO"]

@@ -252,7 +252,7 @@ def _member(rng: random.Random, extra: random.Random, index: int, start: date) -
     city, state, zip3 = rng.choice(CITIES)
     dob = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 64))
     plan = rng.choice(PLANS)
-    design = plan_for(extra, PLAN_DESIGNS[plan[0]], start.year - dob.year)
+    design = plan_for(extra, PLAN_DESIGNS[plan[0]], start.year - dob.year, state)
     roll = rng.random()
     if roll < 0.05:
         email = ""

@@ -14,8 +14,9 @@ denied or partial line whose single reason code is an adverse CO/PI/OA code has 
 booked as denied, and the list is derived from the amounts (PR-1, PR-2, PR-3 for the cost
 share, the reason code for the amount it explains), so every line has one.
 
-Everything is vectorised over a batch: the lists are split and matched by Arrow, amounts read
-by the cents kernel, sums taken per row by `sums_by_group`.
+Everything is compiled over a batch: the lists are split (`split_adjustments`), each entry
+looked up in the tables and summed per row in one pass (`tally_adjustments`), the canonical text
+written by `join_adjustments`; no Python runs per line or per entry.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.column_kernels import (
+    ADJUSTMENT_ADVERSE,
+    ADJUSTMENT_BAD_GROUP,
+    ADJUSTMENT_REASON_LISTED,
+    ADJUSTMENT_UNKNOWN_CODE,
+    ADJUSTMENT_UNKNOWN_REMARK,
     adjustments_array,
     split_adjustments,
     string_buffers,
-    sums_by_group,
+    tally_adjustments,
     text_key,
 )
 from pipeline.model import ADJUSTMENT_GROUPS
@@ -76,14 +82,6 @@ class _Lookup:
     remark_names: pa.Array
     groups: np.ndarray  # the group codes' keys
 
-    @staticmethod
-    def find(keys: np.ndarray, at: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """The index of each wanted key, -1 where it is unknown."""
-        if not len(keys):
-            return np.full(len(wanted), -1, np.int64)
-        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        return np.where(keys[pos] == wanted, at[pos], -1)  # type: ignore[no-any-return]
-
 
 @cache
 def _lookup(version: str) -> _Lookup:
@@ -112,35 +110,19 @@ def parse_extract_adjustments(values: pa.Array, rows: np.ndarray, reason: pa.Arr
     lookup = _lookup(reason_table().version)
     text = _text(values)
     parent, keys, cents, remark_keys = split_adjustments(*string_buffers(text), rows.astype(np.int64))
-    code = _Lookup.find(lookup.keys, lookup.at, keys)
-    known = code >= 0
-    has_rarc = remark_keys != 0
-    remark = np.where(has_rarc, _Lookup.find(lookup.remark_keys, lookup.remark_at, remark_keys), -1)
-    group_ok = np.isin(_group_keys(keys), lookup.groups)
-
-    def per_row(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(parent[mask], minlength=n) > 0
-
-    booked = np.where(known, lookup.booked[code], -1)
-    sums = {name: sums_by_group(parent[booked == at], cents[booked == at], n)
-            for at, name in enumerate(BOOKED)}
-    reason_keys = _row_keys(reason)
-    reason_listed = per_row(keys == reason_keys[parent])
-    starts = np.append(np.searchsorted(parent, rows), len(parent))  # every row has an entry
+    code, remark, flags, table = tally_adjustments(
+        parent, keys, cents, remark_keys, n, lookup.keys, lookup.at, lookup.booked, lookup.adverse,
+        lookup.remark_keys, lookup.remark_at, lookup.groups, _row_keys(reason), len(BOOKED))
+    sums = {name: table[at * n:(at + 1) * n] for at, name in enumerate(BOOKED)}
+    starts = np.searchsorted(parent, np.arange(n + 1))  # a row not given has no entry: ""
     canonical = adjustments_array(starts, code, cents, remark, lookup.names, lookup.remark_names)
-    return Parsed(per_row(~group_ok), per_row(~known), per_row(has_rarc & (remark < 0)), sums,
-                  per_row(known & lookup.adverse[np.maximum(code, 0)]), reason_listed,
-                  _scatter(canonical, rows, n))
 
+    def flagged(bit: int) -> np.ndarray:
+        return (flags & bit) != 0
 
-def _group_keys(keys: np.ndarray) -> np.ndarray:
-    """The key of each code's first two characters (its group), whatever the code's length."""
-    out = keys.copy()
-    while True:
-        longer = out >= np.uint64(1 << 16)
-        if not longer.any():
-            return out
-        out[longer] >>= np.uint64(8)
+    return Parsed(flagged(ADJUSTMENT_BAD_GROUP), flagged(ADJUSTMENT_UNKNOWN_CODE),
+                  flagged(ADJUSTMENT_UNKNOWN_REMARK), sums, flagged(ADJUSTMENT_ADVERSE),
+                  flagged(ADJUSTMENT_REASON_LISTED), canonical)
 
 
 def _row_keys(values: pa.Array) -> np.ndarray:
@@ -150,13 +132,6 @@ def _row_keys(values: pa.Array) -> np.ndarray:
     distinct = np.array([text_key(v) if v and len(v) <= 8 and v.isascii() else 0
                          for v in values.dictionary.to_pylist()], np.uint64)
     return distinct[values.indices.to_numpy(zero_copy_only=False)]  # type: ignore[no-any-return]
-
-
-def _scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
-    """values (one per row in `rows`) at those rows of an n-row array, "" elsewhere."""
-    at = np.full(n, len(values), np.int64)
-    at[rows] = np.arange(len(values))
-    return pc.take(pa.concat_arrays([values, pa.array([""], pa.string())]), pa.array(at))
 
 
 def derived_adjustments(reason: pa.Array, booked: dict[str, np.ndarray]) -> pa.Array:

@@ -6,7 +6,9 @@ nearly all of two simple shapes, which `column_kernels` checks straight from the
 
 - `^[first][rest]{m,n}$` or `^[rest]{m,n}$`: byte classes and a length range (identifiers,
   codes, NPIs, line numbers);
-- the money pattern `^\\d{1,12}(\\.\\d{1,2})?$`.
+- the money pattern `^\\d{1,12}(\\.\\d{1,2})?$`;
+- the adjustments list (`column_kernels.ADJUSTMENTS_PATTERN`), a value per line, nearly all
+  distinct: the engine cost more there than every other pattern together.
 
 Any other pattern goes to the regular-expression engine, once per distinct value (the
 column's dictionary), so repeated values are matched once. Tests check every path against
@@ -23,9 +25,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.column_kernels import CENTS_OK, dollars_to_cents, match_byte_classes, string_buffers
+from pipeline.column_kernels import (
+    ADJUSTMENTS_PATTERN,
+    CENTS_OK,
+    adjustments_shapes,
+    dollars_to_cents,
+    match_byte_classes,
+    string_buffers,
+)
 
-__all__ = ["matches", "money_shape"]
+__all__ = ["ADJUSTMENTS_PATTERN", "matches", "money_shape"]
 
 MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
 _CLASS = r"(\[(?:\\.|[^\]\\])+\]|\\d)"
@@ -109,6 +118,8 @@ def matches(values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
     if plain is not None:
         if pattern == MONEY_PATTERN:
             return money_shape(plain)
+        if pattern == ADJUSTMENTS_PATTERN:
+            return adjustments_shapes(*string_buffers(plain))  # type: ignore[no-any-return]
         classes = _compile(pattern)
         if classes is not None:
             return _match_classes(plain, classes)

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from pipeline.column_kernels import fold_hashes, fold_numbers, sums_by_group
 from pipeline.storage import (
+    ACCRUED_COLUMNS,
     EXTRACT_MONEY_COLUMNS,
     LINE_TOTALS,
     MONEY_COLUMNS,
@@ -49,13 +50,22 @@ def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> 
     if later:
         extra = np.zeros(lines.num_rows, np.uint64)
         for name in later:
-            values = (hash_strings(pc.fill_null(lines[name], "")) if name in _LATER_TEXT
+            values = (_text_hashes(lines[name]) if name in _LATER_TEXT
                       else as_integers(lines[name]).astype(np.int64).view(np.uint64))
             blank = hash64(pa.array([""]))[0] if name in _LATER_TEXT else np.uint64(0)
             folded = mix64(values ^ np.uint64(len(name)))
             extra = mix64(extra ^ np.where(values == blank, np.uint64(0), folded))
         h = np.where(extra == 0, h, mix64(h ^ extra))
     return mix64(h)
+
+
+def _text_hashes(column: pa.ChunkedArray) -> np.ndarray:
+    """hash_strings of a text column (null as ""); an adjustments list is nearly one value per
+    line, so it is hashed straight, not through a dictionary that would save nothing."""
+    column = pc.fill_null(column, "") if column.null_count else column
+    if column.type == pa.string() and column.num_chunks == 1:
+        return hash64(column.chunk(0))
+    return hash_strings(column)
 
 
 def line_totals(lines: pa.Table, owners: np.ndarray, members: int) -> pa.Table:
@@ -71,14 +81,49 @@ def line_totals(lines: pa.Table, owners: np.ndarray, members: int) -> pa.Table:
     earliest = np.full(members, np.iinfo(np.int32).max, np.int64)
     np.minimum.at(earliest, owners[adverse], received[adverse])
     no_surprises = pc.fill_null(lines["no_surprises"], False).to_numpy(zero_copy_only=False)
+    money = {name: as_integers(lines[name]) for name in MONEY_COLUMNS}
     columns = {
         "line_count": pa.array(np.bincount(owners, minlength=members), pa.int32()),
-        **{f"lines_{name}": pa.array(total(as_integers(lines[name]))) for name in MONEY_COLUMNS},
+        **{f"lines_{name}": pa.array(total(money[name])) for name in MONEY_COLUMNS},
         "lines_hash": pa.array(total(as_integers(lines["line_hash"]))),
         "lines_adverse": pa.array(total(adverse.astype(np.int64)) > 0),
         "lines_no_surprises": pa.array(total(no_surprises.astype(np.int64)) > 0),
         "earliest_adverse_received": pc.cast(pa.array(earliest.astype(np.int32),
                                                       mask=earliest == np.iinfo(np.int32).max), pa.date32()),
     }
+    columns.update(accrued(lines, owners, members, money, no_surprises))
     return pa.table(columns, schema=LINE_TOTALS)
+
+
+def accrued(lines: pa.Table, owners: np.ndarray, members: int, money: dict[str, np.ndarray],
+            no_surprises: np.ndarray) -> dict[str, pa.Array]:
+    """ACCRUED_COLUMNS: what each member's lines add to each accumulator this period (the
+    individual tier counts the subscriber's own lines, the family tier every line; a No
+    Surprises-protected line counts in network, as its cost sharing does). `money`: the lines'
+    amounts (as_integers), `no_surprises` their flags."""
+    in_network = _equals(lines["network"], "in") | np.asarray(no_surprises, bool)
+    own = _equals(lines["patient_relationship"], "self")
+    deductible = money["deductible"].astype(np.int64)
+    share = {"deductible": deductible,
+             "out_of_pocket": deductible + money["copay"] + money["coinsurance"]}
+    # one pass per amount: each member's sums by (network, own line), 4 per member
+    groups = owners.astype(np.int64) * 4 + in_network.astype(np.int64) * 2 + own.astype(np.int64)
+    found = {}
+    for name, values in share.items():
+        table = sums_by_group(groups, values, members * 4).reshape(members, 4)
+        for network, at in (("in", 2), ("out", 0)):
+            found[name, "individual", network] = table[:, at + 1]  # the subscriber's own lines
+            found[name, "family", network] = table[:, at] + table[:, at + 1]  # every line
+    return {column: pa.array(np.ascontiguousarray(found[key]), pa.int64())
+            for key, column in ACCRUED_COLUMNS.items()}
+
+
+def _equals(column: pa.ChunkedArray | pa.Array, value: str) -> np.ndarray:
+    """column == value per row (null: False), through the dictionary when it is one."""
+    column = as_array(column)
+    if pa.types.is_dictionary(column.type):  # a null index reads the False after the dictionary
+        hit = pc.fill_null(pc.equal(column.dictionary, value), False).to_numpy(zero_copy_only=False)
+        hit = np.append(hit, False)
+        return hit[pc.fill_null(column.indices, len(column.dictionary)).to_numpy(zero_copy_only=False)]
+    return np.asarray(pc.fill_null(pc.equal(column, value), False).to_numpy(zero_copy_only=False), bool)
 

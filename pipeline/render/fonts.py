@@ -31,6 +31,7 @@ statement rendered afterwards has new bytes (a re-render is detected as a change
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections import Counter
@@ -237,14 +238,36 @@ def _sources(templates: Path = DEFAULT_TEMPLATES_DIR) -> tuple[tuple[str, tuple[
     writes and the templates every statement may use (brands, code tables, taglines), then
     one tier per statement template (statement/zh-Hant.toml: "zhHant")."""
     shared = [" ".join(chr(code) for code in range(32, 127)) + _CODE_CHARACTERS]
-    for pattern in ("brands/*.toml", "*.toml", "*.csv"):
+    for pattern in ("brands/*.toml", "*.toml"):
         shared += [path.read_text(encoding="utf-8") for path in sorted(templates.glob(pattern))]
+    languages = {path.stem: "".join(c for c in path.stem if c.isalnum())
+                 for path in sorted(templates.glob("statement/*.toml"))}
+    by_tier: dict[str, list[str]] = {tier: [] for tier in languages.values()}
+    for path in sorted(templates.glob("*.csv")):  # code tables: a column per language
+        for tier, texts in _csv_texts(path, languages).items():
+            (by_tier[tier] if tier else shared).extend(texts)
     sources = [("", shared)]
-    sources += [("".join(c for c in path.stem if c.isalnum()), [path.read_text(encoding="utf-8")])
-                for path in sorted(templates.glob("statement/*.toml"))]
+    sources += [(tier, [(templates / "statement" / f"{stem}.toml").read_text(encoding="utf-8"),
+                        *by_tier[tier]]) for stem, tier in languages.items()]
     return tuple((tier, tuple(sorted({unicodedata.normalize("NFC", line) for text in texts
                                       for line in text.splitlines()})))
                  for tier, texts in sources)
+
+
+def _csv_texts(path: Path, languages: dict[str, str]) -> dict[str, list[str]]:
+    """A code table's cells by the statement template tier their column belongs to
+    ("text_zh_Hant" -> "zhHant"); columns of no language (or English and Spanish, whose
+    letters the base subsets hold anyway) under "": a Chinese reason text then travels only
+    with Chinese statements, not in every statement's tagline subset."""
+    suffixes = {stem.replace("-", "_"): tier for stem, tier in languages.items()}
+    out: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            for column, value in row.items():
+                suffix = next((s for s in suffixes if column.endswith("_" + s)), None)
+                tier = suffixes[suffix] if suffix and suffix not in ("en", "es") else ""
+                out.setdefault(tier, []).append(value or "")
+    return out
 
 
 @cache

@@ -5,9 +5,9 @@ draws each character, `fonts.glyph`), cached per character. Strings are glyph id
 four hex digits a character, looked up in a per-font table; a line whose characters are all
 in the font's base subset is one `<...> Tj`, others switch to the subsets that hold them.
 
-Line breaking: at spaces (U+0020; U+00A0 and U+2011 never break), between ideographs, kana
-and hangul syllables (no line starts with closing punctuation such as 、。）」, none ends
-with an opening one), never inside a phone number ("1-800-555-0100", "(800) 555-0100",
+Line breaking: at spaces (U+0020; U+00A0 and U+2011 never break), between ideographs and kana
+(no line starts with closing punctuation such as 、。）」, none ends with an opening one; Korean
+breaks only at the spaces between its words), never inside a phone number ("1-800-555-0100", "(800) 555-0100",
 "TTY 711"), and inside a word only when it is wider than the line. Wrapping of template
 wording (the same on every statement) is cached, member data never is.
 """
@@ -182,10 +182,14 @@ _NO_END = set("（(「『【〔〈《〘〖｛[{‘“$＄￡￥\u2011\u00a0")
 
 
 def _cjk(char: str) -> bool:
-    """Ideographs, kana, hangul syllables and CJK punctuation: a line may break beside them."""
+    """Ideographs, kana and CJK punctuation: a line may break beside them. Not hangul (U+1100
+    jamo, U+3130 compatibility jamo, U+AC00 syllables): Korean puts spaces between words and
+    breaks at them, like English, never inside a word."""
     code = ord(char)
-    return (0x2E80 <= code <= 0x9FFF or 0xAC00 <= code <= 0xD7AF or 0xF900 <= code <= 0xFAFF
-            or 0xFF00 <= code <= 0xFFEF or 0x20000 <= code <= 0x3FFFF or 0x1100 <= code <= 0x11FF)
+    if 0x3130 <= code <= 0x318F:
+        return False
+    return (0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF00 <= code <= 0xFFEF
+            or 0x20000 <= code <= 0x3FFFF)
 
 
 def line_pieces(paragraph: str) -> list[tuple[bool, str]]:

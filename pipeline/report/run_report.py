@@ -7,6 +7,7 @@ run can be recomputed and re-issued, and each number can be traced to the statem
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -57,6 +58,16 @@ class RunReport:
     withdrawn: list[dict[str, Any]] = field(default_factory=list)
     paper_batches: list[dict[str, Any]] = field(default_factory=list)
     as_of: str = ""
+    overruns: list[str] = field(default_factory=list)  # statement ids compose flagged: accumulator over limit
+    held: list[dict[str, Any]] = field(default_factory=list)  # statement_id, status: render refused (held)
+
+    def overrun_rows(self) -> list[dict[str, str]]:
+        """The accumulator-overrun listing: statement ids only (no member data), whether each
+        was held and, if so, its status now."""
+        held = {row["statement_id"]: row["status"] for row in self.held}
+        return [{"statement_id": statement_id, "held": "yes" if statement_id in held else "no",
+                 "status": held.get(statement_id, "")}
+                for statement_id in sorted({*self.overruns, *held})]
 
     @property
     def prompt_notice_days_late(self) -> list[int]:
@@ -153,6 +164,8 @@ class RunReport:
             "print_batches": len(self.paper_batches), "paper_mailed": self.count(Status.MAILED),
             "paper_returned": self.events.get("returned_to_sender", 0),
             "paper_exceptions": self.count(Status.PAPER_EXCEPTION),
+            "accumulator_overrun": len(self.overruns),
+            "held_accumulator_overrun": len(self.held),
         }
 
 
@@ -181,6 +194,8 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
         own_statements=(ledger.fetch_one("own_statements_for_run", run_id=run_id) or {}).get("n", 0),
         email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
         paper_batches=ledger.fetch("paper_batches_for_run", run_id=run_id), as_of=ledger.now(),
+        overruns=_overruns(ledger, run_id),
+        held=ledger.fetch("held_statements_for_run", run_id=run_id),
     )
     report.checks = reconciliation_checks(report)
     return report
@@ -224,6 +239,15 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every print batch acknowledged by the vendor in time", not overdue,
                         f"{len(report.paper_batches)} batches; no acknowledgement past due: "
                         f"{', '.join(overdue) or 'none'}"))
+    flagged = set(report.overruns)
+    unflagged = [row["statement_id"] for row in report.held if row["statement_id"] not in flagged]
+    open_held = [row["statement_id"] for row in report.held
+                 if row["status"] not in (Status.FAILED.value, Status.SUPERSEDED.value)]
+    checks.append(Check("every held statement was flagged for an accumulator overrun and is failed or "
+                        "superseded",
+                        not unflagged and not open_held,
+                        f"{len(report.overruns)} flagged, {len(report.held)} held: {len(unflagged)} held "
+                        f"without a flag, {len(open_held)} held but neither failed nor superseded"))
     exceptions = report.count(Status.PAPER_EXCEPTION)
     checks.append(Check("every paper statement has a printable address", exceptions == 0,
                         f"{exceptions} statements wait for support to correct the mailing address "
@@ -255,7 +279,13 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
         notices = csv.DictWriter(handle, fieldnames=NOTICE_COLUMNS, extrasaction="ignore")
         notices.writeheader()
         notices.writerows(report.prompt_notice_claims)
-    return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path}
+    overruns_path = folder / f"{report.run_id}-accumulator-overruns.csv"
+    with overruns_path.open("w", newline="", encoding="utf-8") as handle:
+        overruns = csv.DictWriter(handle, fieldnames=["statement_id", "held", "status"])
+        overruns.writeheader()
+        overruns.writerows(report.overrun_rows())
+    return {"html": html_path, "csv": csv_path, "prompt_notices": notices_path,
+            "accumulator_overruns": overruns_path}
 
 
 NOTICE_COLUMNS = ["statement_id", "claim_id", "channel", "notice_due", "statement_leaves", "days_late",
@@ -274,6 +304,17 @@ def _notice_rows(ledger: Ledger, run_id: str) -> list[dict[str, Any]]:
                      "left": str(row["left_on"] or ""),
                      "late": "" if late is None else ("yes" if int(late) else "no")})
     return rows
+
+
+def _overruns(ledger: Ledger, run_id: str) -> list[str]:
+    """The statement ids compose flagged for an accumulator above its limit in this run (every
+    compose of the period: a re-compose flags its own versions)."""
+    flagged: set[str] = set()
+    for row in ledger.fetch("accumulator_overrun_flags"):
+        detail = json.loads(row["detail"]) if isinstance(row["detail"], str) else row["detail"]
+        if detail.get("run_id") == run_id:
+            flagged.update(detail.get("statement_ids", ()))
+    return sorted(flagged)
 
 
 def _with_days_late(row: dict[str, Any]) -> dict[str, Any]:

@@ -150,6 +150,7 @@ def _outgoing(ctx: Context, items: Sequence[NoticeEmail]) -> Iterator[Any]:
         NOTICE_HEADER,
         NOTICE_TEMPLATES_DIR,
         MessageTemplate,
+        email_language,
         render_email,
     )
 
@@ -157,15 +158,16 @@ def _outgoing(ctx: Context, items: Sequence[NoticeEmail]) -> Iterator[Any]:
     secret = settings.verp_secret.get_secret_value()
     templates: dict[tuple[str, str], MessageTemplate] = {}
     for item in items:
-        template = templates.get((item.language, item.period))
+        language = email_language(item.language)
+        template = templates.get((language, item.period))
         if template is None:
-            template = templates[(item.language, item.period)] = MessageTemplate(
+            template = templates[(language, item.period)] = MessageTemplate(
                 from_address=settings.mail_from_address, from_name=settings.mail_from_name,
                 message_id_domain=settings.message_id_domain, pdf_filename=f"notice-{item.period}.pdf",
                 id_header=NOTICE_HEADER,
-                content=render_email(language=item.language, templates_dir=NOTICE_TEMPLATES_DIR, context={
+                content=render_email(language=language, templates_dir=NOTICE_TEMPLATES_DIR, context={
                     "support_phone": brand_phone(), "brand_name": brand_name(),
-                    "password_hint": password_hint(settings.password_policy, item.language)}))
+                    "password_hint": password_hint(settings.password_policy, language)}))
         envelope = return_path(item.notice_id, secret, settings.bounce_domain)
         message = template.message_bytes(statement_id=item.notice_id, recipient=item.recipient,
                                          envelope_from=envelope, pdf=ctx.store.get(item.object_key))

@@ -412,7 +412,7 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
     longer queued for email on this pool, or whose member record no longer allows email, is
     not built (see the module docstring)."""
     from pipeline.delivery import Outgoing
-    from pipeline.delivery.message import MessageTemplate, render_email
+    from pipeline.delivery.message import MessageTemplate, email_language, email_period_label, render_email
     from pipeline.delivery.verp import return_path
 
     settings = ctx.settings
@@ -436,7 +436,7 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
             _hold_for_compose(ctx, pool_name, row["statement_id"], why_not or "")
             skipped["held_member_file"] += 1
             continue
-        email, language = contact.email, contact.language
+        email, language = contact.email, email_language(contact.language)
         template = contents.get((language, row["period"]))
         if template is None:
             template = contents[(language, row["period"])] = MessageTemplate(
@@ -446,7 +446,7 @@ def _outgoing(ctx: Context, pool_name: str, rows: list[dict[str, Any]], recipien
                 content=render_email(language=language, context={
                     "support_phone": brand_phone(), "brand_name": brand_name(),
                     "password_hint": password_hint(settings.password_policy, language),
-                    "period_label": row["period"]}))
+                    "period_label": email_period_label(language, row["period"])}))
         recipients[row["statement_id"]] = email
         envelope = return_path(row["statement_id"], secret, settings.bounce_domain)
         message = template.message_bytes(statement_id=row["statement_id"], recipient=email,

@@ -18,6 +18,7 @@ from pipeline.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from pipeline.storage.canonical import (
+        ACCRUED_COLUMNS,
         ACCUMULATOR_SCHEMA,
         EXTRACT_MONEY_COLUMNS,
         LINE_SCHEMA,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         as_array,
         as_integers,
         as_uint64,
+        bucket_count,
         buckets_of,
         hash64,
         hash_strings,
@@ -63,22 +65,22 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
-    "Contact", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
-    "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "as_array",
-    "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets", "member_buckets",
-    "member_contacts", "mix64", "open_store", "parquet_options", "read_bucket_lines", "read_bucket_members",
-    "read_shard_lines", "run_dir", "run_id_for", "send_contacts", "PostalAddress", "postal_addresses",
-    "shard_buckets", "shard_of",
+    "ACCRUED_COLUMNS", "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS",
+    "read_accumulators", "Contact", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA",
+    "MONEY_COLUMNS", "PLAN_SCHEMA", "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore",
+    "StoredObject", "as_array", "as_integers", "as_uint64", "bucket_count", "buckets_of", "hash64",
+    "hash_strings", "iter_buckets", "member_buckets", "member_contacts", "mix64", "open_store",
+    "parquet_options", "read_bucket_lines", "read_bucket_members", "read_shard_lines", "run_dir",
+    "run_id_for", "send_contacts", "PostalAddress", "postal_addresses", "shard_buckets", "shard_of",
 ]
 
 _MODULES = {
     "pipeline.storage.canonical": (
-        "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
-        "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
-        "as_array", "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets",
-        "member_buckets", "mix64", "parquet_options", "read_bucket_lines", "read_bucket_members",
-        "read_shard_lines", "shard_buckets", "shard_of",
+        "ACCRUED_COLUMNS", "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS",
+        "read_accumulators", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS",
+        "PLAN_SCHEMA", "as_array", "as_integers", "as_uint64", "bucket_count", "buckets_of", "hash64",
+        "hash_strings", "iter_buckets", "member_buckets", "mix64", "parquet_options", "read_bucket_lines",
+        "read_bucket_members", "read_shard_lines", "shard_buckets", "shard_of",
     ),
     "pipeline.storage.objectstore": (
         "LocalObjectStore", "ObjectStore", "ObjectStoreError", "S3ObjectStore", "StoredObject", "open_store",

@@ -20,13 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.column_kernels import hash_values, string_buffers
+from pipeline.model import ACCUMULATOR_KEYS
 
 __all__ = [
-    "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS", "read_accumulators",
-    "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS", "PLAN_SCHEMA",
-    "as_array", "as_integers", "as_uint64", "buckets_of", "hash64", "hash_strings", "iter_buckets",
-    "member_buckets", "mix64", "parquet_options", "read_bucket_lines", "read_bucket_members",
-    "read_shard_lines", "shard_buckets", "shard_of",
+    "ACCRUED_COLUMNS", "ACCUMULATOR_SCHEMA", "EXTRACT_MONEY_COLUMNS", "PLAN_LIMIT_COLUMNS",
+    "read_accumulators", "LINE_SCHEMA", "LINE_TOTALS", "MEMBER_FIELDS", "MEMBER_SCHEMA", "MONEY_COLUMNS",
+    "PLAN_SCHEMA", "as_array", "as_integers", "as_uint64", "bucket_count", "buckets_of", "hash64",
+    "hash_strings", "iter_buckets", "member_buckets", "mix64", "parquet_options", "read_bucket_lines",
+    "read_bucket_members", "read_shard_lines", "shard_buckets", "shard_of",
 ]
 
 EXTRACT_MONEY_COLUMNS = ["billed", "discount", "plan_paid", "other_payer_paid", "deductible", "copay",
@@ -93,15 +94,24 @@ MEMBER_FIELDS = pa.schema([
 """A statement's recipient: a member file row (`recipient` empty) or a patient who gets their own
 statement (`request` or `policy`, see pipeline.recipients; `member_id` is then the recipient id).
 `alternate_format`: "large_print" or ""; the other tiers' `ytd_*` are null when not delivered."""
+ACCRUED_COLUMNS: dict[tuple[str, str, str], str] = {
+    key: "accrued_" + "_".join(key) for key in ACCUMULATOR_KEYS}
+"""Per accumulator (name, tier, network), the line totals column of what the member's lines
+add to it this period ("accrued_deductible_family_out"): the deductible, or deductible + copay
++ coinsurance for out of pocket (not-covered amounts count toward none); individual = the lines
+whose patient_relationship is "self", family = every line; in network = network "in" or No
+Surprises protection (its cost sharing is in-network)."""
 LINE_TOTALS = pa.schema([
     ("line_count", pa.int32()), *[(f"lines_{name}", pa.int64()) for name in MONEY_COLUMNS],
     ("lines_hash", pa.uint64()), ("lines_adverse", pa.bool_()), ("lines_no_surprises", pa.bool_()),
     ("earliest_adverse_received", pa.date32()),
+    *[(name, pa.int64()) for name in ACCRUED_COLUMNS.values()],
 ])
 """Per member, what compose needs of the member's accepted lines: their count, the sums of
 each amount, the wrapping sum of their hashes, whether any is denied or reduced (and the
-earliest such line's received date; adverse as the lines' `adverse` says) and whether any has No
-Surprises protection."""
+earliest such line's received date; adverse as the lines' `adverse` says), whether any has No
+Surprises protection, and what they add to each accumulator (`ACCRUED_COLUMNS`; absent from
+members.parquet of runs ingested before accumulator tiers)."""
 MEMBER_SCHEMA = pa.schema([*MEMBER_FIELDS, *LINE_TOTALS])
 """members.parquet: the member file's accepted rows plus their line totals for the period."""
 
@@ -219,6 +229,12 @@ def shard_buckets(run_dir: Path, shard: int) -> list[int]:
 def read_bucket_lines(run_dir: Path, shard: int, bucket: int, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(run_dir / "lines" / f"shard-{shard:03d}" / f"bucket-{bucket:05d}.parquet",
                          columns=columns)
+
+
+def bucket_count(run_dir: Path) -> int:
+    """How many buckets the run's members and lines are placed in (from the ingest manifest)."""
+    manifest = json.loads((run_dir / "ingest.json").read_text(encoding="utf-8"))
+    return int(manifest["shards"]) * int(manifest["buckets_per_shard"])
 
 
 def member_buckets(run_dir: Path, shard: int) -> list[int]:

@@ -107,6 +107,21 @@ WHERE run_id = :run_id AND pool IS NOT NULL GROUP BY pool, status ORDER BY pool,
 -- name: prompt_notice_count_for_run
 SELECT COUNT(*) AS n FROM statements WHERE run_id = :run_id AND prompt_notice = 1;
 
+-- name: accumulator_overrun_flags
+-- compose's flags of statements whose year-to-date accumulators are above their plan limits (a
+-- data problem for the claims system): one audit row per compose, statement ids only; the report
+-- keeps the rows of its run (detail.run_id)
+SELECT detail FROM audit_log WHERE action = 'accumulator_overrun' ORDER BY seq;
+
+-- name: held_statements_for_run
+-- statements render refused because compose held them (pipeline.render.StatementHeld), with
+-- their status now
+SELECT s.statement_id, s.status FROM statements s
+WHERE s.run_id = :run_id
+  AND EXISTS (SELECT 1 FROM statement_events e WHERE e.statement_id = s.statement_id
+              AND e.event = 'render_failed' AND e.detail LIKE '%"StatementHeld"%')
+ORDER BY s.statement_id;
+
 -- name: own_statements_for_run
 -- Patients with a statement of their own (confidential communications) in the run: a recipient id
 -- is <member>~<patient>; a reissue is the same patient.

@@ -5,6 +5,7 @@ by the `accumulator_overrun` setting, shown or held."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -110,6 +111,30 @@ def test_family_and_out_of_network_tiers_with_the_plan_year(tmp_path: Path) -> N
     assert ("out_of_pocket", "individual", "out") not in found  # no limit known: left off
     year = found["deductible", "individual", "in"].plan_year
     assert year == (date(2026, 7, 1), date(2027, 6, 30))
+
+
+def test_an_overrun_of_another_tier_is_flagged_by_both_views(tmp_path: Path) -> None:
+    """The family's out-of-network deductible over its limit, from a dependant's line: compose
+    finds it from the line totals ingest keeps, without reading a line."""
+    out = _run(tmp_path, [
+        {"line_no": "1", "claim_id": "C2", "patient_name": "Bo Test", "patient_relationship": "child",
+         "billed": "500.00", "discount": "0.00", "plan_paid": "0.00", "copay": "0.00",
+         "deductible": "500.00", "network": "out"},
+    ])
+    plans = pq.read_table(out / "plans.parquet")
+    limit = pa.array([40000], pa.int64())  # 400.00
+    name = "oon_family_deductible_limit"
+    plans = (plans.set_column(plans.column_names.index(name), name, limit) if name in plans.column_names
+             else plans.append_column(name, limit))
+    pq.write_table(plans, out / "plans.parquet")
+    (item,) = _composed(out)
+    family = _accumulators(item.statement)["deductible", "family", "out"]
+    assert (family.used, family.limit, family.overrun) == (50000, 40000, True)
+    assert not _accumulators(item.statement)["deductible", "individual", "in"].overrun
+    shutil.rmtree(out / "lines")
+    (summary,) = list(compose_shard(out, 0, PERIOD, notices=NOTICES))
+    assert summary["accumulator_overrun"].to_pylist() == [True]
+    assert summary["content_hash"].to_pylist() == [item.content_hash]
 
 
 def test_the_claims_systems_figures_are_the_source_of_truth(tmp_path: Path) -> None:

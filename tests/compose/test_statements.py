@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import shutil
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -30,16 +32,18 @@ from pipeline.compose import (
     make_statement_id,
     write_versions,
 )
-from pipeline.compose.accumulators import plan_year
+from pipeline.compose.accumulators import BucketFigures, plan_year, read_extract_table
+from pipeline.compose.accumulators import figures as accumulator_figures
 from pipeline.compose.reasons import is_adverse, is_reduction, line_codes
+from pipeline.compose.statements import load_plans
 from pipeline.deadlines import NoticeRule
 from pipeline.demo.generate import generate_extract
 from pipeline.ingest import ingest
-from pipeline.model import MEMBER_SHARE_FIELDS
+from pipeline.model import ACCUMULATOR_KEYS, MEMBER_SHARE_FIELDS
 from pipeline.periods import statement_date
 from pipeline.reason_codes import reason_table
 from pipeline.recipients import subscriber_id
-from pipeline.storage import MONEY_COLUMNS
+from pipeline.storage import ACCRUED_COLUMNS, MONEY_COLUMNS, bucket_count, read_bucket_members
 
 PERIOD = "2026-11"
 NOTICES = NoticeRule.leaving_on(30, statement_date(PERIOD))  # leaving on the statement date
@@ -114,6 +118,94 @@ def test_vectorised_summaries_agree_with_the_statements(run: tuple[Path, Path]) 
             assert summary[f"total_{name}"] == item.statement.total(name)
         assert summary["total_member_owes"] == item.statement.total_member_owes
         assert summary["channel"] == item.channel and summary["content_hash"] == item.content_hash
+        shown = {(a.name, a.tier, a.network): a for a in item.statement.accumulators}
+        assert summary["accumulator_overrun"] == any(a.overrun for a in shown.values())
+        for name in ("deductible", "out_of_pocket"):
+            if (name, "individual", "in") in shown:
+                figure = shown[name, "individual", "in"]
+                assert (summary[f"{name}_used"], summary[f"{name}_limit"]) == (figure.used, figure.limit)
+
+
+Figures = dict[tuple[str, str, str], tuple[int, int]]
+
+
+def _vectorised_accumulators(out: Path) -> dict[str, tuple[Figures, bool]]:
+    """Every member's accumulators (used, limit) and overrun flag as compose's vectorised view has them."""
+    plans = load_plans(out)
+    extract = BucketFigures(read_extract_table(out), bucket_count(out))
+    found = {}
+    for bucket in range(bucket_count(out)):
+        members = read_bucket_members(out, bucket)
+        plan_at = pc.index_in(members["plan_id"], pa.array(list(plans))).to_numpy(zero_copy_only=False)
+        figures = accumulator_figures(members, plans, plan_at, extract(bucket))
+        for index, member_id in enumerate(members["member_id"].to_pylist()):
+            found[member_id] = ({key: (int(figures.used[key][index]), int(figures.limit[key][index]))
+                                 for key in ACCUMULATOR_KEYS}, bool(figures.overrun[index]))
+    return found
+
+
+def test_both_views_agree_on_every_accumulator_tier(run: tuple[Path, Path]) -> None:
+    """Compose's vectorised figures (the line totals ingest keeps, the claims system's rows joined
+    by member id) are the statement's, tier by tier and network by network; a patient's own
+    statement shows none and never overruns."""
+    _, out = run
+    vectorised = _vectorised_accumulators(out)
+    members = {m["member_id"]: m for m in pq.read_table(out / "members.parquet",
+                                                        columns=["member_id", "recipient"]).to_pylist()}
+    sources, tiers, own_statements = set(), set(), 0
+    for item in _composed(out):
+        figures, overrun = vectorised[item.recipient_id]
+        shown = {(a.name, a.tier, a.network): a for a in item.statement.accumulators}
+        assert overrun == any(a.overrun for a in shown.values())
+        if members[item.recipient_id]["recipient"]:
+            assert shown == {} and not overrun
+            own_statements += 1
+            continue
+        assert set(shown) == {key for key, (_, limit) in figures.items() if limit > 0}
+        for key, figure in shown.items():
+            assert figures[key] == (figure.used, figure.limit), (item.recipient_id, key)
+            sources.add(figure.source)
+            tiers.add(key[1:])
+    assert sources == {"computed", "extract"} and own_statements  # the fixture exercises each case
+    assert tiers == {("individual", "in"), ("individual", "out"), ("family", "in"), ("family", "out")}
+
+
+def _summaries(out: Path) -> pa.Table:
+    tables = [summary for shard in range(SHARDS)
+              for summary in compose_shard(out, shard, PERIOD, notices=NOTICES)]
+    return pa.concat_tables(tables).sort_by("member_id")
+
+
+def test_compose_reads_no_claim_line(run: tuple[Path, Path], tmp_path: Path) -> None:
+    """The summaries come from members.parquet (and the claims system's accumulators) alone:
+    without the lines folder they are the same."""
+    _, out = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("lines"))
+    assert not (copy / "lines").exists()
+    assert _summaries(copy).equals(_summaries(out))
+
+
+def test_members_of_a_run_ingested_before_accumulator_tiers(run: tuple[Path, Path], tmp_path: Path) -> None:
+    """members.parquet without the accumulators' line totals: every line counts as the
+    subscriber's own, in network (as compose counted before tiers), and no statement changes."""
+    _, out = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("lines"))
+    members = pq.read_table(out / "members.parquet").drop_columns(list(ACCRUED_COLUMNS.values()))
+    pq.write_table(members, copy / "members.parquet")
+    old, new = _summaries(copy), _summaries(out)
+    assert old["content_hash"].equals(new["content_hash"]) and old["channel"].equals(new["channel"])
+    given = read_extract_table(out)
+    extract_members = set() if given is None else set(given["member_id"].to_pylist())
+    by_id = {m["member_id"]: m for m in members.to_pylist()}
+    for row in old.to_pylist():
+        member = by_id[row["member_id"]]
+        if row["member_id"] in extract_members:
+            continue
+        assert row["deductible_used"] == member["ytd_deductible"] + member["lines_deductible"]
+        assert row["out_of_pocket_used"] == member["ytd_out_of_pocket"] + sum(
+            member[f"lines_{name}"] for name in ("deductible", "copay", "coinsurance"))
 
 
 def test_one_statement_per_member_with_deterministic_ids(run: tuple[Path, Path]) -> None:
@@ -337,6 +429,29 @@ def test_lines_changed_after_compose_are_refused(tmp_path: Path) -> None:
     write_versions(tmp_path / "out", 0, {"M1": Version("st-x", 1, None, "0" * 16)})
     with pytest.raises(StaleComposition, match="re-run compose"):
         _composed_one(tmp_path / "out")
+
+
+def test_a_corrected_version_carries_the_date_of_the_statement_it_replaces(tmp_path: Path) -> None:
+    """Before: compose set `replaces` but never `replaces_date`, so a corrected statement's
+    first page could not say when the statement it replaces was dated."""
+    import subprocess
+
+    from pipeline.render import render_statement
+
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}])
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (first,) = _composed_one(tmp_path / "out")
+    assert (first.statement.replaces, first.statement.replaces_date) == (None, None)
+    write_versions(tmp_path / "out", 0, {"M1": Version(make_statement_id("M1", PERIOD, 2, key=KEY), 2,
+                                                       first.statement.statement_id, first.content_hash)})
+    (again,) = _composed_one(tmp_path / "out")
+    assert again.statement.replaces == first.statement.statement_id
+    assert again.statement.replaces_date == first.statement.statement_date == statement_date(PERIOD)
+    pdf = tmp_path / "corrected.pdf"
+    pdf.write_bytes(render_statement(again.statement).pdf)
+    text = " ".join(subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert (f"replaces statement {first.statement.statement_id} of December 1, 2026" in text)
 
 
 def test_lines_that_no_longer_match_the_member_totals_are_refused(tmp_path: Path) -> None:

@@ -309,3 +309,69 @@ def test_the_kernels_read_and_write_adjustments_as_python_would() -> None:
     assert joined.to_pylist() == expected
     assert [parse_adjustments(t) for t in expected] == [
         tuple(Adjustment(*c.split("-"), a, r) for c, a, r in entries) for entries in values]
+
+
+def test_the_tally_kernel_looks_up_and_sums_as_python_would() -> None:
+    """tally_adjustments (table look-ups, flags and sums per row in one pass) against a plain
+    Python reading of random entries: unknown codes and remarks, foreign groups, reason codes."""
+    import random
+
+    import numpy as np
+
+    from pipeline.column_kernels import (
+        ADJUSTMENT_ADVERSE,
+        ADJUSTMENT_BAD_GROUP,
+        ADJUSTMENT_REASON_LISTED,
+        ADJUSTMENT_UNKNOWN_CODE,
+        ADJUSTMENT_UNKNOWN_REMARK,
+        tally_adjustments,
+        text_key,
+    )
+
+    rng = random.Random(23)
+    table = ["CO-45", "PR-1", "PR-2", "CO-50", "OA-23", "PI-A1"]  # CO-50 adverse
+    booked = [4, 0, 1, 5, 6, 4]
+    adverse = [False, False, False, True, False, False]
+    remarks = ["N115", "MA130"]
+    groups = ["CO", "PR", "OA", "PI"]
+    rows = 60
+    entries = sorted((rng.randrange(rows), rng.choice([*table, "CO-999", "XX-45", "PR-2222"]),
+                      rng.randrange(10**6), rng.choice(["", "", "N115", "ZZ9", "MA130"]))
+                     for _ in range(400))
+    reasons = [rng.choice(["", "CO-50", "PR-1", "CO-97"]) for _ in range(rows)]
+
+    def lookup(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.array([text_key(n) for n in names], np.uint64)
+        order = np.argsort(keys)
+        return keys[order], order.astype(np.int64)
+
+    code_keys, code_at = lookup(table)
+    remark_keys, remark_at = lookup(remarks)
+    codes, found_remarks, flags, sums = tally_adjustments(
+        np.array([e[0] for e in entries], np.int64), np.array([text_key(e[1]) for e in entries], np.uint64),
+        np.array([e[2] for e in entries], np.int64),
+        np.array([text_key(e[3]) if e[3] else 0 for e in entries], np.uint64), rows, code_keys, code_at,
+        np.array(booked, np.int64), np.array(adverse, bool), remark_keys, remark_at,
+        np.array([text_key(g) for g in groups], np.uint64),
+        np.array([text_key(r) if r else 0 for r in reasons], np.uint64), 7)
+    expected_flags, expected_sums = [0] * rows, np.zeros(7 * rows, np.int64)
+    for (row, code, cents, remark), got_code, got_remark in zip(entries, codes, found_remarks, strict=True):
+        assert got_code == (table.index(code) if code in table else -1)
+        assert got_remark == (remarks.index(remark) if remark in remarks else -1)
+        if code[:2] not in groups:
+            expected_flags[row] |= ADJUSTMENT_BAD_GROUP
+        if code not in table:
+            expected_flags[row] |= ADJUSTMENT_UNKNOWN_CODE
+        else:
+            expected_sums[booked[table.index(code)] * rows + row] += cents
+            if adverse[table.index(code)]:
+                expected_flags[row] |= ADJUSTMENT_ADVERSE
+        if remark and remark not in remarks:
+            expected_flags[row] |= ADJUSTMENT_UNKNOWN_REMARK
+        if code == reasons[row]:
+            expected_flags[row] |= ADJUSTMENT_REASON_LISTED
+    assert flags.tolist() == expected_flags and sums.tolist() == expected_sums.tolist()
+    # every kind of flag turns up in these entries
+    for bit in (ADJUSTMENT_BAD_GROUP, ADJUSTMENT_UNKNOWN_CODE, ADJUSTMENT_UNKNOWN_REMARK, ADJUSTMENT_ADVERSE,
+                ADJUSTMENT_REASON_LISTED):
+        assert any(f & bit for f in expected_flags)

@@ -357,3 +357,36 @@ def test_every_plan_type_renders() -> None:
         rendered = render_statement(make_statement(n_lines=3, denied=1, plan=plan,
                                                    plan_type=plan_type))
         assert rendered.pages >= 1
+
+
+# ------------------------------------------------------------------ remark codes explained
+
+
+def _with_a_remark(language: str) -> Statement:
+    from pipeline.compose.reasons import explain_reason, statement_codes
+    from pipeline.model import Adjustment
+    from tests.support.factories import make_line
+
+    base = make_statement(n_lines=0, language=language)
+    line = make_line(status="paid", reason_code="PR-3", discount=2000, denied=3000, plan_paid=9000,
+                     copay=3000,
+                     adjustments=(Adjustment("CO", "45", 2000), Adjustment("CO", "59", 3000, "N19"),
+                                  Adjustment("PR", "3", 3000)))
+    return dataclasses.replace(base, lines=[line], has_adverse_determination=True,
+                               reasons=[explain_reason(code, language) for code in statement_codes([line])])
+
+
+@pytest.mark.parametrize(("language", "meaning"), [
+    ("en", "This service is part of the main procedure done at the same time and is not paid separately."),
+    ("es", None), ("zh-Hant", "此項服務是同時進行的主要手術的一部分，不另行給付。")])
+def test_every_remark_code_on_the_statement_is_explained_in_its_language(language: str,
+                                                                       meaning: str | None) -> None:
+    """Before: N19 printed next to its adjustment, and "What the codes mean" explained the CARCs
+    only, so the member could not tell what the remark said."""
+    from pipeline.reason_codes import remark_table
+
+    expected = meaning or remark_table().text("N19", language)
+    text = "".join(text_of(render_statement(_with_a_remark(language)).pdf).split())
+    assert "".join(expected.split()) in text
+    if language != "en":
+        assert "mainproceduredoneatthesametime" not in text

@@ -250,7 +250,7 @@ def test_rendering_twice_gives_identical_bytes_without_member_data_in_metadata()
 # ------------------------------------------------------------------ refusals
 
 
-@pytest.mark.parametrize(("claim_id", "problem"), [(PAID, "paid in full"),
+@pytest.mark.parametrize(("claim_id", "problem"), [(PAID, "no adverse benefit determination"),
                                                    ("C2699999999", "no such claim")])
 def test_paid_or_unknown_claim_is_refused_without_member_data(claim_id: str,
                                                               problem: str) -> None:
@@ -277,3 +277,45 @@ def test_a_denial_without_an_explained_reason_is_refused() -> None:
 def test_unknown_variant_is_refused() -> None:
     with pytest.raises(ValueError, match="variant"):
         render_notice(three_claims(), DENIED, variant="fax")
+
+
+# ------------------------------------------------------------------ a paid claim with a reduction
+
+
+def reduced_paid_claim(language: str = "en") -> Statement:
+    """A paid claim whose payment a reduction code lowered (CO-59, multiple procedures, with the
+    remark N19): paid, yet an adverse benefit determination."""
+    from pipeline.compose.reasons import explain_reason, statement_codes
+    from pipeline.model import Adjustment
+
+    base = make_statement(n_lines=0, language=language)
+    line = make_line(claim_id=REDUCED, status="paid", reason_code="PR-3", discount=2000, denied=3000,
+                     plan_paid=9000, copay=3000,
+                     adjustments=(Adjustment("CO", "45", 2000), Adjustment("CO", "59", 3000, "N19"),
+                                  Adjustment("PR", "3", 3000)))
+    return dataclasses.replace(base, lines=[line], has_adverse_determination=True,
+                               reasons=[explain_reason(code, language) for code in statement_codes([line])])
+
+
+REDUCED = "C2611000104"
+
+
+@needs_poppler
+def test_a_paid_claim_with_a_reduction_code_gets_a_notice_explaining_the_reduction(tmp_path: Path) -> None:
+    """Before: compose flagged the claim (it is adverse) and the notice refused it as "paid in
+    full", so the member was never told of the reduction nor of the right to appeal it."""
+    text = pdf_text(render_notice(reduced_paid_claim(), REDUCED).pdf, tmp_path)
+    assert "CO-59" in text and "N19" in text
+    assert "We paid less for this service because it was done together with another procedure" in text
+    assert "Schedule of Benefits, section 5 (Multiple procedures)" in text
+    assert "This service is part of the main procedure done at the same time" in text  # N19
+    assert "How to appeal" in text
+
+
+@needs_poppler
+def test_a_chinese_notice_gives_the_reduction_and_its_provision_in_chinese(tmp_path: Path) -> None:
+    text = pdf_text(render_notice(reduced_paid_claim("zh-Hant"), REDUCED).pdf, tmp_path).replace(" ", "")
+    assert "由於此項服務與同次就診的另一項手術一併進行，我們減少了給付金額。" in text
+    assert "福利表（ScheduleofBenefits）第5節（多項手術）" in text
+    assert "此項服務是同時進行的主要手術的一部分，不另行給付。" in text  # N19
+    assert "We paid less" not in text and "Multiple procedures" not in text

@@ -76,3 +76,43 @@ def test_a_notice_closed_with_its_superseded_statement_is_not_due(tmp_path: Path
     summary = build_report(ledger, RUN, 0.5, 80.0).summary()
     assert (summary["notices_due"], summary["notices_waiting"]) == (3, 0)
     assert summary["notices_due"] == summary["notices_sent"] + summary["notices_on_paper"]
+
+
+def test_the_report_counts_accumulator_overruns_and_the_statements_held_for_them(tmp_path: Path) -> None:
+    """Before: an overrun was only a log line and compose's count, and a held statement was one
+    more `failed` with nothing saying why or whether every held one was accounted for."""
+    from pipeline.ledger import Status
+
+    ledger = _ledger(tmp_path)
+    shown, held = "st-2026-11-0000000000000000", "st-2026-11-0000000000000001"
+    ledger.audit("pipeline", "accumulator_overrun", None,
+                 {"run_id": RUN, "statement_ids": [shown, held], "action": "hold"})
+    ledger.audit("pipeline", "accumulator_overrun", None,  # another run's flag is not this run's
+                 {"run_id": "eob-2026-10", "statement_ids": ["st-2026-10-0000000000000009"],
+                  "action": "hold"})
+    assert ledger.transition(held, Status.FAILED, Event.RENDER_FAILED, detail=
+                             {"error": "StatementHeld",
+                              "reason": "StatementHeld: held (accumulator_overrun)"})
+    report = build_report(ledger, RUN, 0.5, 80.0)
+    summary = report.summary()
+    assert (summary["accumulator_overrun"], summary["held_accumulator_overrun"]) == (2, 1)
+    check = next(c for c in report.checks if c.name.startswith("every held statement"))
+    assert check.ok, check.detail
+    paths = write_report(report, tmp_path / "reports")
+    rows = list(csv.DictReader(paths["accumulator_overruns"].open()))
+    assert rows == [{"statement_id": shown, "held": "no", "status": ""},
+                    {"statement_id": held, "held": "yes", "status": "failed"}]
+    figures = {row["metric"]: row["value"] for row in csv.DictReader(paths["csv"].open())}
+    assert (figures["accumulator_overrun"], figures["held_accumulator_overrun"]) == ("2", "1")
+    assert "Accumulator overruns" in paths["html"].read_text()
+
+
+def test_a_held_statement_no_flag_accounts_for_fails_the_reconciliation(tmp_path: Path) -> None:
+    from pipeline.ledger import Status
+
+    ledger = _ledger(tmp_path)
+    held = "st-2026-11-0000000000000001"
+    assert ledger.transition(held, Status.FAILED, Event.RENDER_FAILED, detail={"error": "StatementHeld"})
+    check = next(c for c in build_report(ledger, RUN, 0.5, 80.0).checks
+                 if c.name.startswith("every held statement"))
+    assert not check.ok and "1 held without a flag" in check.detail

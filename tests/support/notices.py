@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.compose import iter_composed
 from pipeline.demo.generate import generate_extract
+from pipeline.reason_codes import is_adverse
 from pipeline.stages import compose_stage, ingest_stage, run_dir
 from pipeline.stages.context import Context
 from tests.support.canary import (
@@ -74,18 +75,21 @@ def plant_notice_canaries(folder: Path) -> tuple[str, str]:
 
 
 def correct_a_line(folder: Path, member: str, *, not_claims: frozenset[str] = frozenset()) -> str:
-    """A corrected extract: one of the member's paid lines describes its service otherwise (the
-    statement's content changes, no claim's decision does), in a claim outside `not_claims` when
-    the member has one. Returns the claim changed."""
+    """A corrected extract: one of the member's lines describes its service otherwise (the
+    statement's content changes, no claim's decision does: a description is not part of one).
+    The line is chosen by what the test needs, not by a fixed id: in a claim outside
+    `not_claims` when the member has one, a paid line rather than another when there is a
+    choice. Returns the claim changed."""
     claims = [(path, list(csv.DictReader(path.open(newline="", encoding="utf-8"))))
               for path in sorted(folder.glob("claims*.csv"))]
-    paid = sorted((row["claim_id"] in not_claims, row["claim_id"], row["line_no"]) for _, rows in claims
-                  for row in rows if row["member_id"] == member and row["status"] == "paid")
-    assert paid, f"member {member} has no paid line to correct"
-    _, claim, line_no = paid[0]
+    candidates = sorted((row["claim_id"] in not_claims, row["status"] != "paid", row["claim_id"],
+                         int(row["line_no"])) for _, rows in claims
+                        for row in rows if row["member_id"] == member)
+    assert candidates, f"member {member} has no line to correct"
+    *_, claim, line_no = candidates[0]
     for path, rows in claims:
         for row in rows:
-            if (row["claim_id"], row["line_no"]) == (claim, line_no):
+            if (row["claim_id"], int(row["line_no"])) == (claim, line_no):
                 row["service_description"] += " (corrected)"
                 _write(path, rows)
     return claim
@@ -129,7 +133,8 @@ def late_month(workspace: Path, relay: tuple[str, int], ca_file: Path, clock: Wa
 
 
 def claims_missing_their_deadline(ctx: Context, leaves: dict[str, date]) -> dict[str, str]:
-    """claim → its statement's channel, for every denied or reduced claim whose earliest adverse
+    """claim → its statement's channel, for every adverse claim (denied, partly paid, or paid with
+    a reduction code: `pipeline.reason_codes.is_adverse`) whose earliest adverse
     line's 30 days run out before its statement leaves on that channel: worked out from the
     canonical lines, independently of compose's flags."""
     adverse: dict[str, tuple[date, str]] = {}
@@ -139,7 +144,7 @@ def claims_missing_their_deadline(ctx: Context, leaves: dict[str, date]) -> dict
                                       statement_ids=ctx.statement_ids(RUN_ID)):
             channel = ctx.ledger.statement(composed.statement.statement_id)["channel"]  # type: ignore[index]
             for line in composed.statement.lines:
-                if line.status != "paid":
+                if is_adverse(line):  # the one definition compose and the notice use
                     known = adverse.get(line.claim_id, (line.received_date, channel))
                     adverse[line.claim_id] = (min(known[0], line.received_date), channel)
     return {claim: channel for claim, (received, channel) in adverse.items()
@@ -180,10 +185,11 @@ def pdf_words(path: Path, password: str = "") -> str:
     return " ".join(subprocess.run(command, capture_output=True, text=True, check=True).stdout.split())
 
 
+_DAY = r"(.+?)"  # a date as the statement spells it (December 7, 2026; 7 de diciembre de 2026)
 SENTENCE = {
     "en": re.compile(r"A separate notice about claim (\S+) was sent \(or is being sent\) to you on "
-                     r"(\d\d/\d\d/\d{4})\."),
-    "es": re.compile(r"Se le envió \(o se le está enviando\) el (\d\d/\d\d/\d{4}) un aviso por separado "
+                     + _DAY + r"\. It explains"),
+    "es": re.compile(r"Se le envió \(o se le está enviando\) el " + _DAY + r" un aviso por separado "
                      r"sobre la reclamación (\S+)\."),
 }
 """What a statement says about each claim's separate notice (templates/statement/<language>.toml)."""
@@ -196,6 +202,9 @@ def told(words: str, language: str) -> dict[str, str]:
 
 
 def local_date(day: date, language: str) -> str:
-    """A date as the statement prints it (templates/statement/<language>.toml meta.date_format)."""
-    return f"{day.month:02d}/{day.day:02d}/{day.year:04d}" if language == "en" else \
-        f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+    """A date as the statement prints it: the language file's own formatter
+    (templates/statement/<language>.toml meta.date_format, month names spelled out)."""
+    from pipeline.render.eob.words import dates
+    from pipeline.templates import statement_text
+
+    return dates(statement_text(language))(day)

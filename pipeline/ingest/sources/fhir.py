@@ -237,10 +237,18 @@ def _address(addresses: list[dict[str, Any]]) -> dict[str, Any]:
     return ranked[0] if ranked else {}
 
 
+_TRADITIONAL_CHINESE = frozenset({"zh-hant", "zh-tw", "zh-hk", "zh-mo"})
+"""BCP 47 tags a FHIR Patient may give for Chinese read in traditional characters."""
+
+
 def _language(patient: dict[str, Any]) -> str:
+    """The preferred language as the member file codes it: the language alone ("es-US" → "es"),
+    but Chinese keeps its script ("zh-Hant", whose statements are written in traditional
+    characters)."""
     for item in patient.get("communication") or []:
         if item.get("preferred"):
-            return _code(item.get("language"))[:2].lower()
+            code = _code(item.get("language")).strip().replace("_", "-")
+            return "zh-Hant" if code.lower() in _TRADITIONAL_CHINESE else code[:2].lower()
     return ""
 
 

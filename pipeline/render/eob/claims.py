@@ -12,6 +12,7 @@ from typing import Any
 from reportlab.lib.units import inch
 
 from pipeline.model import ClaimLine, Statement
+from pipeline.reason_codes import line_codes, remark_table
 from pipeline.render.blocks import Block, Heading, TextBlock
 from pipeline.render.canvas import CONTENT_WIDTH, WHITE, Theme
 from pipeline.render.cells import CELL_PAD, Cell, Row, cell_lines
@@ -210,17 +211,18 @@ class ClaimsGridBuilder:
 
 
 def line_values(lines: Sequence[ClaimLine], words: Words) -> tuple[list[list[str]], list[list[float]]]:
-    """Each line's cells (date, service, amounts, code) and their widths at size 1: the
-    statement's claim grid and the notice's claim share them."""
+    """Each line's cells (date, service, amounts, codes) and their widths at size 1 (the codes
+    cell wraps, one code a line: its width is the widest code's)."""
     date_format = dates(words.file)
     values, units = [], []
     for line in lines:
+        codes = line_codes(line)  # every adjustment's code: a reduced paid line shows its reduction
         row = [date_format(line.service_date), f"{line.service_description} ({line.service_code})",
-               *line_amounts([line]), line.reason_code]
+               *line_amounts([line]), " ".join(codes)]
         values.append(row)
         units.append([text_width(row[0], REGULAR, 1.0), 0.0,
                       *(text_width(value, BOLD, 1.0) for value in row[2:-1]),
-                      text_width(row[-1], REGULAR, 1.0)])
+                      max((text_width(code, REGULAR, 1.0) for code in codes), default=0.0)])  # one a line
     return values, units
 
 
@@ -297,9 +299,20 @@ def who_pays(code: str, words: Words) -> str:
     return words(f"reasons_detail.{WHO_PAYS.get(group, 'remark')}")
 
 
+def remark_explanations(lines: Sequence[ClaimLine], language: str) -> list[tuple[str, str]]:
+    """(remark code, its plain language) for every remark code (RARC) the lines' adjustments
+    carry, sorted: each printed next to its adjustment is explained in the codes table, in
+    the statement's language (templates/remark_codes.csv; English where it has none)."""
+    table = remark_table()
+    codes = sorted({adjustment.rarc for line in lines for adjustment in line.adjustments if adjustment.rarc})
+    return [(code, table.text(code, language) if code in table.rows else "") for code in codes]
+
+
 def reason_blocks(statement: Statement, words: Words, theme: Theme, scale: float = 1.0) -> list[Block]:
-    """What each reason code on the statement means and who pays; nothing if none."""
-    if not statement.reasons:
+    """What each reason code on the statement means and who pays, then what each remark code
+    means; nothing if none."""
+    remarks = remark_explanations(statement.lines, statement.member.language)
+    if not statement.reasons and not remarks:
         return []
     size = 8.5 * scale
     code_w = text_width("CO-000", BOLD, size) + 2 * CELL_PAD + 4
@@ -322,4 +335,6 @@ def reason_blocks(statement: Statement, words: Words, theme: Theme, scale: float
     rows += [row([reason.code, reason.text, who_pays(reason.code, words)],
                  [BOLD, REGULAR, REGULAR], theme.text, rules=rule)
              for reason in statement.reasons]
+    rows += [row([code, text, words("reasons_detail.remark")], [BOLD, REGULAR, REGULAR], theme.text,
+                 rules=rule) for code, text in remarks if text]
     return [Grid(rows, lead_rows=2, header_rows=1, space_before=4)]

@@ -30,6 +30,7 @@ from pathlib import Path
 from reportlab.lib.units import inch
 
 from pipeline.model import ClaimLine, ReasonExplanation, Statement
+from pipeline.reason_codes import is_adverse, line_codes
 from pipeline.render.blocks import Block, Heading, TextBlock
 from pipeline.render.canvas import (
     CONTENT_WIDTH,
@@ -50,6 +51,7 @@ from pipeline.render.eob.claims import (
     claims_headers,
     line_amounts,
     line_values,
+    remark_explanations,
 )
 from pipeline.render.eob.furniture import (
     BOTTOM,
@@ -74,9 +76,6 @@ from pipeline.templates import (
     statement_text,
 )
 
-ADVERSE_STATUSES = frozenset({"denied", "partial"})
-"""Claim statuses (as the claims table names them) that are adverse benefit determinations."""
-
 TITLE_SIZES = (16.0, 15.0, 14.0, 13.0, 12.0, 11.0)
 """The title may take two lines in the facts column; the largest size that allows it wins."""
 
@@ -91,7 +90,7 @@ class ClaimNotice:
     """
 
     claim_id: str
-    status: str  # "denied" or "partial"
+    status: str  # the claim's status as the claims table names it: a reduced claim may be "paid"
     statement: Statement
 
     @property
@@ -106,23 +105,26 @@ def _failure(claim_id: str, statement: Statement, problem: str) -> RenderError:
 
 
 def claim_notice(statement: Statement, claim_id: str) -> ClaimNotice:
-    """The claim's part of the statement; refused unless it is a denied or reduced claim
-    whose every adverse line has an explained reason (the notice must give the reason)."""
+    """The claim's part of the statement; refused unless the claim is an adverse benefit
+    determination (`pipeline.reason_codes.is_adverse`: denied, partly paid, or paid with a
+    reduction code) whose every adverse line's codes are explained (the notice must give the
+    specific reason and the plan provision)."""
     lines = [line for line in statement.lines if line.claim_id == claim_id]
     if not lines:
         raise _failure(claim_id, statement, "no such claim on the statement")
-    status = claim_status(lines)
-    if status not in ADVERSE_STATUSES:
+    adverse = [line for line in lines if is_adverse(line)]
+    if not adverse:
         raise _failure(claim_id, statement,
-                       "the claim is paid in full: no adverse benefit determination to notice")
+                       "no line of the claim is denied or reduced: no adverse benefit "
+                       "determination to notice")
     explained = {reason.code for reason in statement.reasons}
-    unexplained = sorted({line.reason_code for line in lines if line.status != "paid"}
+    unexplained = sorted({code for line in adverse for code in line_codes(line) or [""]}
                          - explained)
     if unexplained:
         named = ", ".join(code or "(none)" for code in unexplained)
         raise _failure(claim_id, statement,
                        f"denied or reduced lines without an explained reason code ({named})")
-    codes = {line.reason_code for line in lines}
+    codes = {code for line in lines for code in line_codes(line)}
     narrowed = dataclasses.replace(
         statement, lines=lines,
         reasons=[reason for reason in statement.reasons if reason.code in codes],
@@ -130,7 +132,7 @@ def claim_notice(statement: Statement, claim_id: str) -> ClaimNotice:
         # The No Surprises flag is the statement's, not per claim: it cannot be told
         # whether this claim is the protected one, so its text stays on the statement.
         has_no_surprises_protection=False)
-    return ClaimNotice(claim_id, status, narrowed)
+    return ClaimNotice(claim_id, claim_status(lines), narrowed)
 
 
 # ------------------------------------------------------------------ page furniture
@@ -271,6 +273,9 @@ def _reason_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
     rows += [_reason_row(_reason_cells(reason, words), [BOLD, REGULAR, REGULAR, REGULAR],
                          theme.text, rules=rule, size=size)
              for reason in notice.statement.reasons]
+    rows += [_reason_row([code, text, words("reasons_detail.remark"), words("notice.no_provision")],
+                         [BOLD, REGULAR, REGULAR, REGULAR], theme.text, rules=rule, size=size)
+             for code, text in remark_explanations(notice.lines, notice.statement.member.language) if text]
     return Grid(rows, lead_rows=2, header_rows=1, space_before=8, space_after=4)
 
 
@@ -302,8 +307,9 @@ def render_notice(statement: Statement, claim_id: str, *, variant: str = "email"
     Same variants and guarantees as `render_statement`: "email" (to be encrypted) or "print"
     (recipient window left for the address block stamped at batching); the same input
     always gives the same bytes. RenderError (claim id and statement_id only) when the
-    statement has no such claim, the claim is paid in full, or a denied or reduced line has
-    no explained reason code (a notice must state the specific reason).
+    statement has no such claim, no line of the claim is adverse (paid in full without a
+    reduction), or a denied or reduced line has a code without explanation (a notice must state
+    the specific reason).
     """
     if variant not in VARIANTS:
         raise ValueError(f"notice for claim {claim_id!r}: unknown variant {variant!r}")

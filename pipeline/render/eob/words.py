@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.model import Statement
 from pipeline.periods import parse_period
-from pipeline.templates import TemplateFile
+from pipeline.templates import TemplateFile, period_label
 
 
 def format_money(cents: int) -> str:
@@ -102,11 +102,7 @@ def _hours(brand_file: TemplateFile, language: str) -> str:
 @lru_cache(maxsize=256)
 def _period_label(words: TemplateFile, period: str) -> str:
     first_day, _ = parse_period(period)  # BadPeriod names the period only
-    months = words.strings("meta.months")
-    if len(months) != 12:
-        raise words.error("meta.months", "expected 12 month names")
-    return words.text("meta.period", {"month": months[first_day.month - 1],
-                                      "year": first_day.year})
+    return period_label(words, first_day.year, first_day.month)
 
 
 @lru_cache(maxsize=64)

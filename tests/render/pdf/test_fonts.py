@@ -185,6 +185,20 @@ def test_cjk_text_without_spaces_wraps_between_ideographs_and_never_starts_with_
             assert line[-1] not in "「（", lines
 
 
+def test_korean_wraps_between_words_never_inside_one() -> None:
+    """Before: hangul syllables were break opportunities like ideographs, so a tagline split
+    "사용하시는" across two lines; Korean breaks at the spaces between its words."""
+    text = ("주의: 한국어를 사용하시는 경우, 언어 지원 서비스를 무료로 이용하실 수 있습니다. "
+            "1-800-555-0100 (TTY: 711) 번으로 전화해 주십시오.")
+    words = set(text.split(" "))
+    for width in (70.0, 95.0, 130.0, 200.0):
+        lines = wrap_text(text, REGULAR, 9, width, remember=False)
+        assert len(lines) > 1 and " ".join(lines) == text
+        for line in lines:
+            assert set(line.split(" ")) <= words, (width, lines)  # only whole words on each line
+            assert text_width(line, REGULAR, 9) <= width + 1e-6
+
+
 def test_shaped_lines_wrap_at_spaces_and_keep_phone_numbers_whole() -> None:
     text = f"{ARABIC} اتصل برقم 1-800-555-0100 (TTY: 711)."
     for width in (80.0, 120.0, 200.0):
