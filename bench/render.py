@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from pipeline.model import Statement  # noqa: E402
-from pipeline.render import encrypt_pdf, member_password, render_statement  # noqa: E402
+from pipeline.render import encrypt_pdf, freeze_caches, member_password, render_statement  # noqa: E402
 from pipeline.render.pdf import hash_2b, password_bytes  # noqa: E402
 from tests.support.factories import make_member, make_statement  # noqa: E402
 
@@ -117,6 +117,7 @@ def single_process(count: int, rounds: int, language: str, qpdf: bool) -> dict[s
     for statement in batch[:20]:  # warm-up: template files, caches, code paths
         encrypted_statement(statement)
     check_one(batch[0])
+    freeze_caches()  # as the render stage does after its first statement
     pages = {render_statement(s).pages for s in batch}
     print(f"workload: {count} {language} statements x {rounds} rounds; pages per statement: "
           f"{sorted(pages)}")
@@ -185,6 +186,7 @@ def _worker(args: tuple[int, int, str, Any]) -> tuple[int, float, float, float]:
     batch = statements(count, language=language, offset=offset)
     for statement in batch[:10]:
         encrypted_statement(statement)
+    freeze_caches()
     barrier.wait()
     cpu, start = time.process_time(), time.perf_counter()
     for statement in batch:

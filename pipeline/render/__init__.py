@@ -32,6 +32,7 @@ from pipeline.render.eob import (
     render_notice,
     render_statement,
 )
+from pipeline.render.memory import freeze_caches
 from pipeline.render.pdf import (
     GPU_GUESSES_PER_SECOND,
     POLICIES,
@@ -64,6 +65,7 @@ __all__ = [
     "cpu_seconds_per_guess",
     "encrypt_pdf",
     "format_money",
+    "freeze_caches",
     "human_duration",
     "mask_member_id",
     "member_password",

@@ -56,6 +56,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         PasswordPolicyError,
         RenderError,
         encrypt_pdf,
+        freeze_caches,
         member_password,
         render_statement,
     )
@@ -74,6 +75,7 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
     batch: list[Transition] = []
     ready: list[tuple[str, str]] = []  # (statement_id, channel) rendered and not yet routed
     counts = _Counts()
+    warmed = False
 
     def flush() -> None:
         flush_transitions(ctx, batch, "render", shard)
@@ -94,6 +96,9 @@ def render_stage(ctx: Context, period: str, shard: int, *, route: bool = False) 
         email = channel == "email"
         try:
             rendered = render_statement(statement, variant="email" if email else "print")
+            if not warmed:  # the caches are built now: keep the collector off them
+                freeze_caches()
+                warmed = True
             content = rendered.content_sha256
             if status == Status.RENDERED and hashes.get(statement.statement_id) == content:
                 counts.unchanged += 1
