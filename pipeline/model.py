@@ -63,17 +63,20 @@ def parse_adjustments(text: str) -> tuple[Adjustment, ...]:
     The canonical form (lines/*.parquet, written by ingest) is amounts in integer cents:
     `GROUP-CARC:CENTS[:RARC]`, entries separated by `;`, in the extract's order, e.g.
     `CO-45:12000;PR-2:2000;CO-50:30000:N115`; "" when the line has none. Ingest has validated
-    it, so a malformed value is a programming error (ValueError), not a data problem.
+    it, so a malformed value is a programming error (ValueError), not a data problem. The error
+    names the entry's position only: the entry holds claim amounts, and exceptions reach task
+    logs.
     """
     if not text:
         return ()
     out = []
-    for entry in text.split(";"):
+    for position, entry in enumerate(text.split(";"), 1):
         parts = entry.split(":")
-        if len(parts) not in (2, 3) or "-" not in parts[0]:
-            raise ValueError(f"not a canonical adjustment: {entry!r}")
+        amount = parts[1] if len(parts) in (2, 3) else ""
+        if "-" not in parts[0] or not amount.removeprefix("-").isdigit() or not amount.isascii():
+            raise ValueError(f"not a canonical adjustment: entry {position} of the adjustments")
         group, carc = parts[0].split("-", 1)
-        out.append(Adjustment(group, carc, int(parts[1]), parts[2] if len(parts) == 3 else ""))
+        out.append(Adjustment(group, carc, int(amount), parts[2] if len(parts) == 3 else ""))
     return tuple(out)
 
 

@@ -222,14 +222,26 @@ def period_label(file: TemplateFile, year: int, month: int) -> str:
     return file.text("meta.period", {"month": months[month - 1], "year": year})
 
 
+_TRADITIONAL_REGIONS = frozenset({"TW", "HK", "MO"})
+"""Regions whose Chinese readers read traditional characters (zh-TW, zh-HK, zh-MO)."""
+
+
 @cache
 def resolve_language(language: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> str:
-    """The language whose wording exists: the member's if we have it ("zh-Hant", "es-US" as
-    "es"), else English. Codes are BCP 47: a language, then optionally a script."""
+    """The language whose wording exists: the member's if we have it ("zh-Hant", "es-US" and
+    "ES" as "es", "zh-TW" and "zh-Hant-TW" as "zh-Hant"), else English. Codes are BCP 47,
+    matched without regard to case: a language, then optionally a script, then a region (for
+    Chinese the region implies the script: Taiwan, Hong Kong and Macao read traditional).
+
+    The one resolution of a member's language: compose (the statement), the email and the
+    notices all use it, so a member never gets a statement in one language, an email in another.
+    """
     parts = (language or "").strip().replace("_", "-").split("-")
     wanted = parts[0].lower()
     if len(parts) > 1 and len(parts[1]) == 4:
         wanted = f"{wanted}-{parts[1].title()}"
+    elif len(parts) > 1 and wanted == "zh" and parts[1].upper() in _TRADITIONAL_REGIONS:
+        wanted = "zh-Hant"
     for code in dict.fromkeys((wanted, parts[0].lower())):
         if _LANGUAGE_CODE.match(code) and (templates_dir / "statement" / f"{code}.toml").is_file():
             return code
@@ -263,6 +275,13 @@ def clear_caches() -> None:
 APPEAL_CLOCKS = ("receipt", "notice_date")
 """When the appeal deadline starts: the day the member receives the notice, or its date."""
 STATE_CONTACTS = ("consumer_assistance", "insurance_department", "ship", "fair_hearing")
+REQUIRED_STATE_CONTACTS = ("fair_hearing",)
+"""State contacts the appeal wording cannot do without (the Medicaid review sentence names the
+fair hearing office): `[default]` must have each a plan type lists. The others are left out of
+a statement when the member's state has none."""
+PHONE_OPTIONAL_CONTACTS = ("fair_hearing",)
+"""Contacts that may have no phone: a generic office ("your State Medicaid agency") has none,
+and the wording then sends the member to the plan's customer service, which helps them ask."""
 FEDERAL_CONTACTS = ("ebsa", "hhs", "medicare")
 CONTACT_KINDS = (*STATE_CONTACTS, *FEDERAL_CONTACTS)
 RIGHT_TO_LEFT_SCRIPTS = frozenset({"Arab", "Hebr"})
@@ -377,8 +396,10 @@ def _contact(file: TemplateFile, key: str, kind: str, node: Any, *, named: bool)
         raise file.error(key, "expected a table with name, phone and website")
     names = tuple((name.removeprefix("name_"), value) for name, value in node.items()
                   if name.startswith("name_") and isinstance(value, str))
+    phone = (_typed(file, key, str, node, "phone")
+             if "phone" in node or kind not in PHONE_OPTIONAL_CONTACTS else "")
     return Contact(kind, _typed(file, key, str, node, "name") if named else "",
-                   _typed(file, key, str, node, "phone"), _typed(file, key, str, node, "website"),
+                   phone, _typed(file, key, str, node, "website"),
                    str(node.get("tty", "")), names)
 
 

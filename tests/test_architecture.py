@@ -68,3 +68,15 @@ def test_no_module_cycle_anywhere_in_the_library() -> None:
 def test_no_module_is_over_the_size_limit() -> None:
     sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in PIPELINE.rglob("*.py")}
     assert not {name: n for name, n in sizes.items() if n > LARGEST_LINES}
+
+
+def test_the_architecture_names_who_supplies_font_metrics() -> None:
+    """Layout measures text with the embedded Noto fonts' own metrics (fonttools reads them);
+    no module asks reportlab for font metrics, so the architecture page must not say it does."""
+    users = [path.relative_to(REPO) for path in PIPELINE.rglob("*.py")
+             if "pdfmetrics" in path.read_text(encoding="utf-8")]
+    assert users == []
+    assert "from fontTools" in (PIPELINE / "render" / "pdf" / "fontfile.py").read_text(encoding="utf-8")
+    text = " ".join((REPO / "docs" / "architecture.md").read_text(encoding="utf-8").split())
+    assert "reportlab supplies font metrics" not in text
+    assert "metrics of the embedded Noto fonts" in text

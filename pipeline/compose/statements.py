@@ -62,13 +62,13 @@ from pipeline.storage import (
     mix64,
     read_bucket_members,
 )
+from pipeline.templates import resolve_language
 
 _LINE_FIELDS = [f for f in ClaimLine.__slots__]  # type: ignore[attr-defined]
 _LINE_DEFAULTS: dict[str, Any] = {"denied": 0, "pending": 0, "adjustments": "", "no_surprises": False,
                                   "payee": "",
                                   "paid_date": None, "payment_ref": "", "original_claim_id": ""}
 """Line columns an extract from before they existed lacks, and what such a line means."""
-LANGUAGES = ("en", "es", "zh-Hant")  # statement languages: templates/statement/<language>.toml
 CHUNK_STATEMENTS = 5_000
 MANIFEST_SCHEMA = pa.schema([("member_id", pa.string()), ("statement_id", pa.string()),
                              ("version", pa.int32()), ("replaces", pa.string()),
@@ -508,13 +508,15 @@ def _composed(row: dict, member_row: dict, plan: Plan, lines: list[ClaimLine], v
 
 def _member(row: dict) -> Member:  # type: ignore[type-arg]
     """The member as the statement addresses them; for a patient's own statement the member id
-    is the card's (the subscriber's), which the password and the masked id are made from."""
+    is the card's (the subscriber's), which the password and the masked id are made from. Its
+    language is resolved once here, the way the email and the notices resolve it."""
+
     return Member(
         member_id=subscriber_id(row["member_id"]), first_name=row["first_name"], last_name=row["last_name"],
         date_of_birth=row["date_of_birth"], address_line1=row["address_line1"],
         address_line2=row["address_line2"], city=row["city"], state=row["state"],
         postal_code=row["postal_code"], email=row["email"] or None,
-        language=row["language"] if row["language"] in LANGUAGES else "en",
+        language=resolve_language(row["language"] or ""),  # "ES", "es-US", "zh-TW" included
         plan_id=row["plan_id"], group_number=row["group_number"],
         line_of_business=row["line_of_business"] or "commercial",
         edelivery_consent=row["edelivery_consent"] == "Y",

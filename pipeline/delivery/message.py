@@ -24,7 +24,7 @@ from pathlib import Path
 import jinja2
 
 from pipeline.periods import parse_period
-from pipeline.templates import TEMPLATES_DIR, period_label, statement_text
+from pipeline.templates import TEMPLATES_DIR, period_label, resolve_language, statement_text
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,12 @@ def _one_line(text: str) -> str:
 
 
 def email_language(language: str) -> str:
-    """The member's language (the member file's code, as compose reads it for the statement:
-    "en", "es", "zh-Hant"), English when the email is not written in it: the email and the
-    statement it carries are always in the same language."""
-    return language if language in SUPPORTED_LANGUAGES else "en"
+    """The member's language resolved as compose resolves it for the statement
+    (`pipeline.templates.resolve_language`: "ES" and "es-US" as "es", "zh-TW" as "zh-Hant"),
+    English when the email is not written in it: the email and the statement it carries are
+    always in the same language."""
+    resolved = resolve_language(language)
+    return resolved if resolved in SUPPORTED_LANGUAGES else "en"
 
 
 def email_period_label(language: str, period: str) -> str:

@@ -355,7 +355,8 @@ LIMITS = ("1000.00", "4500.00")
 
 
 def _one_member_extract(folder: Path, lines: list[dict[str, str]], *,
-                        limits: tuple[str, str] = LIMITS) -> Path:
+                        limits: tuple[str, str] = LIMITS,
+                        member_fields: dict[str, str] | None = None) -> Path:
     from pipeline.demo.generate import CLAIM_COLUMNS, MEMBER_COLUMNS, PLAN_COLUMNS
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,7 +366,7 @@ def _one_member_extract(folder: Path, lines: list[dict[str, str]], *,
               "address_line1": "1 Main St", "address_line2": "", "city": "Town", "state": "IL",
               "postal_code": "60601", "email": "ada@example.com", "language": "en", "plan_id": "P1",
               "group_number": "G1", "line_of_business": "", "edelivery_consent": "Y",
-              "ytd_deductible": "100.00", "ytd_out_of_pocket": "200.00"}
+              "ytd_deductible": "100.00", "ytd_out_of_pocket": "200.00", **(member_fields or {})}
     base = {"claim_id": "C1", "line_no": "1", "member_id": "M1", "patient_name": "Ada Test",
             "patient_relationship": "self", "provider_name": "Clinic", "provider_npi": "1245319599",
             "network": "in", "service_date": "2026-11-03", "received_date": "2026-11-05",
@@ -395,6 +396,21 @@ def test_no_surprises_flag_is_derived_or_taken_from_the_extract(tmp_path: Path) 
     ingest(extract, tmp_path / "out2", 1, period=PERIOD)
     (item,) = _composed_one(tmp_path / "out2")
     assert not item.statement.has_no_surprises_protection
+
+
+@pytest.mark.parametrize(("code", "language"), [
+    ("ES", "es"), ("es-US", "es"), ("zh-TW", "zh-Hant"), ("zh-Hant-TW", "zh-Hant"),
+    ("zh-hant", "zh-Hant"), ("es", "es"), ("fr", "en"), ("", "en"),
+])
+def test_the_members_language_code_is_resolved_not_matched_exactly(
+        tmp_path: Path, code: str, language: str) -> None:
+    """Before: only exact "en", "es", "zh-Hant" counted; "ES", "es-US" and "zh-TW" members got
+    English statements."""
+    extract = _one_member_extract(tmp_path / "in", [{"line_no": "1"}],
+                                  member_fields={"language": code})
+    ingest(extract, tmp_path / "out", 1, period=PERIOD)
+    (item,) = _composed_one(tmp_path / "out")
+    assert item.statement.member.language == language
 
 
 def _composed_one(out: Path):  # type: ignore[no-untyped-def]

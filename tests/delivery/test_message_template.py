@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.delivery.message import MessageTemplate, build_message, render_email
+from pipeline.delivery.message import MessageTemplate, build_message, email_language, render_email
+from pipeline.templates import resolve_language
 
 _BOUNDARY = re.compile(rb"={15}\d+==")
 CONTEXT = {"support_phone": "1-800-555-0100", "brand_name": "Example Health",
@@ -60,3 +61,15 @@ def test_template_bytes_equal_the_email_packages(language: str, recipient: str, 
     parsed = email.message_from_bytes(got, policy=email.policy.default)
     attachment = next(parsed.iter_attachments())
     assert attachment.get_content() == pdf and parsed["To"] == recipient
+
+
+@pytest.mark.parametrize(("code", "language"), [
+    ("ES", "es"), ("es-US", "es"), ("es_US", "es"), ("zh-TW", "zh-Hant"),
+    ("zh-Hant-TW", "zh-Hant"), ("zh-Hant", "zh-Hant"), ("fr", "en"), ("", "en"),
+])
+def test_the_email_resolves_the_language_as_the_statement_does(code: str, language: str) -> None:
+    """Before: only exact codes counted, so an "ES" or "zh-TW" member got an English email (the
+    email used to lower-case: "ES" was a regression); now the one resolution compose uses."""
+    assert email_language(code) == language == resolve_language(code)
+    assert render_email(language=code, context=CONTEXT) == render_email(language=language,
+                                                                         context=CONTEXT)

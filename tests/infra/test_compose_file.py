@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from pipeline.delivery import send_config
+from pipeline.render.fonts import FACES
 from pipeline.settings import Settings
 from tests.infra.support import (
     INFRA,
@@ -218,6 +220,23 @@ def test_image_installs_the_locked_project_with_the_cluster_extra() -> None:
     # its /entrypoint (dumb-init, DUMB_INIT_SETSID) is what compose and the Helm chart run
     assert "ENTRYPOINT" not in pipeline
     assert pipeline.rstrip().endswith("USER 50000")
+
+
+def test_image_installs_every_font_package_statements_embed() -> None:
+    """Statements embed the Noto fonts (pipeline/render/fonts.py); a process without them stops
+    at start-up, so the pipeline's stage installs each fonts-* package the CI list names."""
+    listed = [line.strip() for line in (REPO / ".ci" / "system-packages.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    fonts = {name for name in listed if name.startswith("fonts-")}
+    assert {spec.package for spec in FACES.values()} <= fonts
+    text = (COMPOSE / "Dockerfile").read_text()
+    pipeline = text[text.rindex("FROM "):].replace("\\\n", " ")
+    installed = set()
+    for command in re.findall(r"apt-get install ([^&\n]*)", pipeline):
+        words = command.split()
+        assert "--no-install-recommends" in words, command
+        installed |= {word for word in words if not word.startswith("-")}
+    assert fonts <= installed, f"the pipeline's image does not install {sorted(fonts - installed)}"
 
 
 def test_hadolint_accepts_the_dockerfile() -> None:

@@ -114,6 +114,17 @@ def test_the_tagline_sentence_is_on_page_one_in_the_members_language(
     assert folded(sentence) in first_page
 
 
+@pytest.mark.parametrize(("code", "sentence"), [
+    ("ES", f"llame al {PHONE}"), ("es-US", f"llame al {PHONE}"),
+    ("zh-TW", f"請致電 {PHONE}"), ("zh-Hant-TW", f"請致電 {PHONE}"),
+])
+def test_a_language_code_with_a_region_or_in_capitals_gets_its_language(
+        code: str, sentence: str) -> None:
+    """Before: "zh-TW" (a region, no script) resolved to English."""
+    first_page = text_of(statement_in("IL", code), first=1, last=1)
+    assert folded(sentence) in first_page
+
+
 _BROKEN_PHONE = re.compile(r"(\d-|\d-\d{3})$|^(-|\d{3,4}\b(?![,.]))")
 
 

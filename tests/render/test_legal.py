@@ -22,9 +22,10 @@ from pipeline.model import PLAN_TYPES, Plan, Statement
 from pipeline.render import render_notice, render_statement
 from pipeline.render.canvas import Out
 from pipeline.render.eob.brand import brand_theme
-from pipeline.render.eob.furniture import PageFurniture
+from pipeline.render.eob.furniture import PageFurniture, line_depth
 from pipeline.render.eob.legal import check_legal_configuration, legal_pages, page_one_blocks
 from pipeline.render.eob.words import Words, statement_context
+from pipeline.render.fonts import REGULAR, face
 from pipeline.templates import (
     DEFAULT_TEMPLATES_DIR,
     TemplateError,
@@ -97,6 +98,52 @@ def test_medicaid_gets_60_days_from_the_notice_and_the_state_fair_hearing() -> N
     assert "State fair hearing within 120 days" in text
     assert "New York State Office of Temporary and Disability Assistance" in text
     assert "ERISA" not in text and "Independent Review Entity" not in text
+
+
+@pytest.mark.parametrize(("language", "wording"), [
+    ("en", "you can ask your State Medicaid agency for a State fair hearing within 120 days of "
+           "the date of our appeal decision. Call us at"),
+    ("es", "puede pedir a la agencia de Medicaid de su estado (your State Medicaid agency) una "
+           "audiencia imparcial estatal (State fair hearing) dentro de los 120 días"),
+])
+def test_a_medicaid_member_in_a_state_without_its_own_table_gets_the_default_fair_hearing(
+        language: str, wording: str) -> None:
+    """Before: [default] had no fair_hearing, so a Medicaid member in Ohio with a denial did not
+    render (TemplateError naming 'default.fair_hearing')."""
+    text = text_of(render_statement(adverse("medicaid", state="OH", language=language)).pdf)
+    assert wording in text
+    assert "www.medicaid.gov" in text
+    assert ("help you ask for one" if language == "en" else "le ayudaremos a pedirla") in text
+
+
+def test_the_start_up_check_wants_default_to_have_every_contact_the_wording_needs(
+        tmp_path: Path) -> None:
+    templates = _broken(tmp_path, "states.toml", "\nfair_hearing = { name = \"your State",
+                        "\nunused = { name = \"your State")
+    try:
+        with pytest.raises(TemplateError) as caught:
+            check_legal_configuration(templates)
+    finally:
+        clear_caches()
+    assert "states.toml" in str(caught.value) and "'default.fair_hearing'" in str(caught.value)
+    assert "medicaid" in str(caught.value)
+
+
+def test_a_missing_fair_hearing_office_at_render_names_the_members_state(tmp_path: Path) -> None:
+    """Without the start-up check, the render's error names the member's state (the one to
+    configure), never "default"."""
+    templates = _broken(tmp_path, "states.toml", "\nfair_hearing = { name = \"your State",
+                        "\nunused = { name = \"your State")
+    statement = adverse("medicaid", state="OH")
+    file, brand_file = statement_text("en", templates), brand(statement.plan.brand)
+    words = Words(file, brand_file, statement_context(statement, file, brand_file, "en"))
+    try:
+        with pytest.raises(TemplateError) as caught:
+            legal_pages(statement, words, brand_theme(brand_file), "email")
+    finally:
+        clear_caches()
+    assert "'states.OH.fair_hearing'" in str(caught.value) and "state OH" in str(caught.value)
+    assert "default.fair_hearing" not in str(caught.value)
 
 
 def test_the_plans_appeal_decision_timeframes_are_printed() -> None:
@@ -252,6 +299,16 @@ def _parts(statement: Statement, variant: str = "email") -> tuple[Words, PageFur
     file, brand_file = statement_text(language), brand(statement.plan.brand)
     words = Words(file, brand_file, statement_context(statement, file, brand_file, language))
     return words, PageFurniture(statement, words, brand_theme(brand_file), variant)
+
+
+def test_the_furniture_reserves_the_embedded_fonts_descender_not_helveticas() -> None:
+    """Before: a furniture line's depth took Helvetica's descender (0.207 em), but Noto Sans
+    draws "g", "j", "p", "_" down to 0.24 em: lines counted to fit above the recipient
+    window's keep-out could reach into it."""
+    printable = "".join(chr(code) for code in range(33, 127))
+    below = face(REGULAR).ink(printable).bottom  # read from the glyph outlines
+    assert below > 0.207
+    assert line_depth() - 0.8 >= below
 
 
 @pytest.mark.parametrize("large_print", [False, True])

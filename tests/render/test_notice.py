@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,17 @@ def test_denied_claim_notice_shows_the_claim_its_reason_and_the_appeal_rights(
                   reason_text("PR-204"), "Schedule of Benefits", "PR-2"):
         assert other not in text, other
     assert "surprise medical bills" not in text  # the statement's flag is not this claim's
+
+
+@needs_poppler
+def test_a_claim_with_a_protected_line_carries_the_no_surprises_text(tmp_path: Path) -> None:
+    statement = three_claims()
+    protected = dataclasses.replace(statement.lines[1], no_surprises=True, network="out")
+    statement = dataclasses.replace(statement, lines=[statement.lines[0], protected,
+                                                      *statement.lines[2:]])
+    text = pdf_text(render_notice(statement, DENIED).pdf, tmp_path)
+    assert "surprise medical bills" in text  # the section the line's mark points to
+    assert "surprise medical bills" not in pdf_text(render_notice(statement, PARTIAL).pdf, tmp_path)
 
 
 @needs_poppler
@@ -319,3 +332,138 @@ def test_a_chinese_notice_gives_the_reduction_and_its_provision_in_chinese(tmp_p
     assert "福利表（ScheduleofBenefits）第5節（多項手術）" in text
     assert "此項服務是同時進行的主要手術的一部分，不另行給付。" in text  # N19
     assert "We paid less" not in text and "Multiple procedures" not in text
+
+
+# ------------------------------------------------------------------ the statement's table, words and sizes
+
+MIXED = "C2611000105"
+MONEY = r"-?\$[\d,]+\.\d\d"
+
+
+def mixed_claim(**member: Any) -> Statement:
+    """A partly paid line with every group: the contracted discount (CO-45), a reduction by the
+    plan (PI-50, $30 not paid), the other plan's payment (OA-23) and coinsurance (PR-2):
+    $130 billed = $40 discount + $30 denied + $20 other insurance + $30 plan paid + $10 you may owe."""
+    from pipeline.compose.reasons import explain_reason, statement_codes
+    from pipeline.model import Adjustment
+
+    base = make_statement(n_lines=0)
+    if member:
+        base = dataclasses.replace(base, member=dataclasses.replace(base.member, **member))
+    line = make_line(claim_id=MIXED, status="partial", reason_code="PI-50", discount=4000, denied=3000,
+                     other_payer_paid=2000, plan_paid=3000, copay=0, coinsurance=1000,
+                     adjustments=(Adjustment("CO", "45", 4000), Adjustment("PI", "50", 3000),
+                                  Adjustment("OA", "23", 2000), Adjustment("PR", "2", 1000)))
+    assert line.billed == 13000
+    language = base.member.language
+    return dataclasses.replace(base, lines=[line], has_adverse_determination=True,
+                               reasons=[explain_reason(code, language) for code in statement_codes([line])])
+
+
+def _reason_rows(text: str, codes: Sequence[str]) -> dict[str, str]:
+    """Each code's row of the notice's reasons table, as poppler reads it."""
+    table = text[text.index("The reasons for our decision"):]
+    table = table[:table.index("How to appeal")] if "How to appeal" in table else table
+    starts = sorted((table.index(f"{code} "), code) for code in codes)
+    ends = [start for start, _ in starts[1:]] + [len(table)]
+    return {code: table[start:end] for (start, code), end in zip(starts, ends, strict=True)}
+
+
+@needs_poppler
+def test_notice_says_who_pays_by_the_codes_group_as_the_statement_does(tmp_path: Path) -> None:
+    """Before: the notice worded "who pays" from `member_may_owe`, so OA-23 on a line where the
+    member owes coinsurance read "Provider write-off: you do not owe this amount", and so did PI-50."""
+    text = pdf_text(render_notice(mixed_claim(), MIXED).pdf, tmp_path)
+    rows = _reason_rows(text, ["CO-45", "OA-23", "PI-50", "PR-2"])
+    assert "Your other plan's part: shown for your information." in rows["OA-23"]
+    assert "you do not owe" not in rows["OA-23"].lower()
+    assert "Reduced by the plan: you do not owe this amount." in rows["PI-50"]
+    assert "Provider write-off" not in rows["PI-50"]
+    assert "Provider write-off: you do not owe this amount." in rows["CO-45"]
+    assert "You may owe this amount." in rows["PR-2"]
+
+
+def test_one_who_pays_table() -> None:
+    """Before: claims.py kept a copy of the group table the reason table is checked against."""
+    from pipeline import reason_codes
+    from pipeline.render.eob import claims
+
+    assert getattr(claims, "WHO_PAYS", reason_codes.WHO_PAYS) is reason_codes.WHO_PAYS
+
+
+@needs_poppler
+def test_notice_row_shows_the_denied_amount_and_reconciles(tmp_path: Path) -> None:
+    """Before: the notice's table had no "Not paid (denied)" column, so $130 billed read as
+    $40 discount + $90 allowed and the $30 denial was nowhere."""
+    from pipeline.render.eob.claims_table import amount_columns
+
+    statement = mixed_claim()
+    line = statement.lines[0]
+    text = pdf_text(render_notice(statement, MIXED).pdf, tmp_path)
+    assert "Not paid (denied)" in text
+    columns = [a.field for a in amount_columns(statement.lines)]
+    assert "denied" in columns
+    row = text[text.index(f"({line.service_code})"):]
+    figures = [int(m.replace("$", "").replace(",", "").replace(".", "")) for m in re.findall(MONEY, row)]
+    shown = dict(zip(columns, figures[:len(columns)], strict=True))
+    assert shown["denied"] == 3000
+    assert shown["billed"] == (shown["discount"] + shown["denied"] + shown["plan_paid"]
+                               + shown.get("other_payer_paid", 0) + shown["member_owes"]) == 13000
+    assert "PI-50 $30.00" in text  # the detail row's adjustments, as on the statement
+
+
+def text_sizes(pdf: bytes) -> dict[float, int]:
+    """How many strings are shown at each size in points, read from the content streams (Tf,
+    scaled by the text matrix and any cm), following form XObjects (the shared legal text)."""
+    found: dict[float, int] = {}
+
+    def walk(stream: Any, resources: Any, scale: float) -> None:
+        forms = {str(name): form for name, form in resources.get("/XObject", {}).items()}
+        stack, size, matrix = [], 0.0, 1.0
+        for instruction in pikepdf.parse_content_stream(stream):
+            operands, op = instruction.operands, str(instruction.operator)
+            if op == "q":
+                stack.append(scale)
+            elif op == "Q":
+                scale = stack.pop()
+            elif op == "cm":
+                scale *= float(operands[0])
+            elif op == "Tm":
+                matrix = float(operands[0])
+            elif op == "Tf":
+                size = float(operands[1])
+            elif op == "Do":
+                form = forms[str(operands[0])]
+                if form.Subtype == "/Form":
+                    walk(form, form.get("/Resources", resources), scale)
+            elif op in ("Tj", "TJ"):
+                parts = operands[0] if op == "TJ" else [operands[0]]
+                raw = b"".join(bytes(p) for p in parts if isinstance(p, pikepdf.String))
+                if raw.strip():
+                    key = round(size * scale * matrix, 2)
+                    found[key] = found.get(key, 0) + 1
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        for page in document.pages:
+            walk(page, page.Resources, 1.0)
+    return found
+
+
+@pytest.mark.parametrize(("large_print", "floor"), [(False, 8.0), (True, 16.0)])
+@pytest.mark.parametrize("claim", [DENIED, PARTIAL, MIXED])
+def test_no_notice_text_is_smaller_than_the_floor(claim: str, large_print: bool, floor: float) -> None:
+    """Before: the notice's claim table was set at 7 down to 5.5 pt (headers half a point less),
+    and in large print the table and the reasons heading stayed small."""
+    statement = mixed_claim(large_print=large_print) if claim == MIXED else three_claims(
+        large_print=large_print)
+    sizes = text_sizes(render_notice(statement, claim).pdf)
+    assert sizes and min(sizes) >= floor, sizes
+
+
+@needs_poppler
+def test_large_print_notice_shows_every_amount_of_the_claim(tmp_path: Path) -> None:
+    statement = mixed_claim(large_print=True)
+    text = pdf_text(render_notice(statement, MIXED).pdf, tmp_path)
+    for figure in ("$130.00", "$40.00", "$30.00", "$20.00", "$10.00"):
+        assert figure in text
+    assert "Not paid (denied)" in text and "PI-50 $30.00" in text

@@ -57,11 +57,6 @@ AMOUNTS: tuple[Amount, ...] = (
 )
 
 
-def pending(line: ClaimLine) -> int:
-    """What a pended line leaves undecided (its billed amount)."""
-    return line.pending or (line.billed if line.status == "pended" and not line.allowed else 0)
-
-
 def value(line: ClaimLine, field: str) -> int:
     """A line's amount as the table shows it: a pended line has no allowed amount yet."""
     if field == "allowed" and line.status == "pended":
@@ -235,7 +230,7 @@ class _Table:
         rows = [Row(tuple(cells), pad_top=3 if statement else 2, pad_bottom=1, fills=fills, rules=rules,
                     context=context, keep_with_next=True)]
         parts = [share_text(lines, self.words)]
-        undecided = sum(pending(line) for line in lines)
+        undecided = total(lines, "pending")  # a pended line's billed amount, as Statement.total counts it
         if undecided:
             parts.append(self.words.file.text("claims_detail.pending_total",
                                               {"amount": format_money(undecided)}, memo=False))
@@ -256,53 +251,61 @@ def _status(lines: Sequence[ClaimLine], words: Words, theme: Theme) -> tuple[str
     return words.file.text("claims.status", {"status": name}, memo=True), colors.get(status, theme.text)
 
 
-def claims_grid(statement: Statement, words: Words, theme: Theme, scale: float = 1.0) -> Grid | None:
-    """The claims table, or None when its columns do not fit at this scale."""
-    lines = statement.lines
+def _claim_rows(table: _Table, claim: Sequence[ClaimLine], words: Words, theme: Theme,
+                date_format: Callable[[date], str], days: dict[date, str]) -> list[Row]:
+    """One claim in the table: its banner, each line with its detail, a total for several lines."""
+    network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
+    title, detail = claim_banner(claim[0], words, date_format, network_words)
+    status, color = _status(claim, words, theme)
+    rows = table.banner(title, status, color, detail, claim_note(claim, words, date_format))
+    continued: tuple[Row, ...] = ()
+    for position, line in enumerate(claim):
+        if position == 1:
+            continued = tuple(table.banner(f"{title}  {words('claims.continued')}", status, color,
+                                           detail, ""))
+        keep = len(claim) > 1 and position == len(claim) - 1  # the last line stays with its total
+        rows += table.line(line, days[line.service_date], line_detail(line, words), keep, continued)
+    if len(claim) > 1:
+        rows += table.totals(words("claims.claim_total"), claim, continued)
+    return rows
+
+
+def claims_grid(lines: Sequence[ClaimLine], words: Words, theme: Theme, scale: float = 1.0, *,
+                heading: str, statement_total: bool) -> Grid | None:
+    """The claims table under `heading`, with the statement's total row if `statement_total`;
+    None when its columns do not fit at this scale."""
     date_format = dates(words.file)
     days = {line.service_date: date_format(line.service_date) for line in lines}
     table = _Table(theme, words, amount_columns(lines), lines, scale, list(days.values()))
     if not table.fits:
         return None
-    network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
-    rows = [*scaled_heading_rows(words("claims.heading"), theme, scale), table.header()]
+    rows = [*scaled_heading_rows(heading, theme, scale), table.header()]
     for _, group in groupby(lines, key=lambda line: line.claim_id):
-        claim = list(group)
-        title, detail = claim_banner(claim[0], words, date_format, network_words)
-        status, color = _status(claim, words, theme)
-        note = claim_note(claim, words, date_format)
-        rows += table.banner(title, status, color, detail, note)
-        continued: tuple[Row, ...] = ()
-        for position, line in enumerate(claim):
-            if position == 1:
-                continued = tuple(table.banner(f"{title}  {words('claims.continued')}", status, color,
-                                               detail, ""))
-            keep = len(claim) > 1 and position == len(claim) - 1  # the last line stays with its total
-            rows += table.line(line, days[line.service_date], line_detail(line, words), keep,
-                               continued)
-        if len(claim) > 1:
-            rows += table.totals(words("claims.claim_total"), claim, continued)
-    rows += table.totals(words("claims.statement_total"), lines, (), statement=True)
+        rows += _claim_rows(table, list(group), words, theme, date_format, days)
+    if statement_total:
+        rows += table.totals(words("claims.statement_total"), lines, (), statement=True)
     return Grid(rows, lead_rows=2, header_rows=1, space_before=10, space_after=4)
 
 
-def claims_list(statement: Statement, words: Words, theme: Theme, scale: float) -> list[Block]:
+def claims_list(lines: Sequence[ClaimLine], words: Words, theme: Theme, scale: float, *,
+                heading: str, statement_total: bool) -> list[Block]:
     """The claims as labelled lists (large print): a heading per claim, then per line its date
-    and service and each amount that is not zero, with its detail; then the statement totals."""
+    and service and each amount that is not zero, with its detail; then the totals (the
+    statement's if `statement_total`, else the claim's when it has several lines)."""
     size = BASE_SIZE * scale
     date_format = dates(words.file)
     network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
-    amounts = amount_columns(statement.lines)
-    blocks: list[Block] = [Heading(words("claims.heading"), theme, size=10.5 * scale)]
+    amounts = amount_columns(lines)
+    blocks: list[Block] = [Heading(heading, theme, size=10.5 * scale)]
 
     def text(value: str, font: str = REGULAR, color: str | None = None, after: float = 0.0) -> TextBlock:
         return TextBlock(value, font, size, color or theme.text, remember=False, space_after=after)
 
-    def figures(lines: Sequence[ClaimLine]) -> str:
-        return "; ".join(f"{words(a.key)}: {format_money(total(lines, a.field))}" for a in amounts
-                         if total(lines, a.field) or a.field in ("billed", "member_owes"))
+    def figures(of: Sequence[ClaimLine]) -> str:
+        return "; ".join(f"{words(a.key)}: {format_money(total(of, a.field))}" for a in amounts
+                         if total(of, a.field) or a.field in ("billed", "member_owes"))
 
-    for _, group in groupby(statement.lines, key=lambda line: line.claim_id):
+    for _, group in groupby(lines, key=lambda line: line.claim_id):
         claim = list(group)
         title, detail = claim_banner(claim[0], words, date_format, network_words)
         status, color = _status(claim, words, theme)
@@ -316,22 +319,40 @@ def claims_list(statement: Statement, words: Words, theme: Theme, scale: float) 
             service = f"{date_format(line.service_date)}: {line.service_description} ({line.service_code})"
             blocks += [text(service + (f" {NSA_MARK}" if line.no_surprises else ""), BOLD),
                        text(figures([line])), text(line_detail(line, words), color=theme.muted, after=2)]
-    blocks += [TextBlock(words("claims.statement_total"), BOLD, size, theme.primary, remember=False,
-                         space_before=6 * scale, keep_with_next=True),
-               text(figures(statement.lines)), text(share_text(statement.lines, words), after=4)]
+    label = "claims.statement_total" if statement_total else "claims.claim_total" if len(lines) > 1 else ""
+    if label:
+        blocks += [TextBlock(words(label), BOLD, size, theme.primary, remember=False,
+                             space_before=6 * scale, keep_with_next=True),
+                   text(figures(lines)), text(share_text(lines, words), after=4)]
     return blocks
+
+
+def _detail_blocks(lines: Sequence[ClaimLine], words: Words, theme: Theme, scale: float, *,
+                   heading: str, statement_total: bool) -> list[Block]:
+    """The table (or, when its columns do not fit, the lists) and the No Surprises legend."""
+    grid = claims_grid(lines, words, theme, scale, heading=heading, statement_total=statement_total)
+    blocks: list[Block] = [grid] if grid is not None else claims_list(
+        lines, words, theme, scale, heading=heading, statement_total=statement_total)
+    if any(line.no_surprises for line in lines):
+        blocks.append(TextBlock(f"{NSA_MARK} {words('claims_detail.no_surprises_legend')}", REGULAR,
+                                BASE_SIZE * scale, theme.text, space_after=2))
+    return blocks
+
+
+def claim_blocks(lines: Sequence[ClaimLine], words: Words, theme: Theme, scale: float, heading: str
+                 ) -> list[Block]:
+    """One claim as the statement shows it (a prompt notice's claim): the same columns, banner,
+    detail rows and wording, and its total when it has several lines; no statement total."""
+    return _detail_blocks(lines, words, theme, scale, heading=heading, statement_total=False)
 
 
 def claims_blocks(statement: Statement, words: Words, theme: Theme, scale: float = 1.0) -> list[Block]:
     """The claim detail and what its marks mean; a short note when there are no claims."""
-    size = BASE_SIZE * scale
     if not statement.lines:
         return [Heading(words("claims.heading"), theme, size=10.5 * scale),
                 TextBlock(words("claims.none"), REGULAR, 10 * scale, theme.text)]
-    grid = claims_grid(statement, words, theme, scale)
-    blocks: list[Block] = [grid] if grid is not None else claims_list(statement, words, theme, scale)
-    if any(line.no_surprises for line in statement.lines):
-        blocks.append(TextBlock(f"{NSA_MARK} {words('claims_detail.no_surprises_legend')}", REGULAR, size,
-                                theme.text, space_after=2))
-    blocks.append(TextBlock(words("claims_detail.codes_hint"), REGULAR, size, theme.muted, optional=True))
+    blocks = _detail_blocks(statement.lines, words, theme, scale, heading=words("claims.heading"),
+                            statement_total=True)
+    blocks.append(TextBlock(words("claims_detail.codes_hint"), REGULAR, BASE_SIZE * scale, theme.muted,
+                            optional=True))
     return blocks

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from reportlab.lib.units import inch
 
@@ -23,7 +24,7 @@ from pipeline.render.canvas import CONTENT_WIDTH, MARGIN, PAGE_HEIGHT, PAGE_WIDT
 from pipeline.render.eob.brand import brand_logo
 from pipeline.render.eob.legal import TypeSizes, type_sizes
 from pipeline.render.eob.words import Words, mask_member_id
-from pipeline.render.fonts import BOLD, REGULAR
+from pipeline.render.fonts import BOLD, REGULAR, face, on_change
 from pipeline.render.pdf.structure import Tag
 from pipeline.render.text import ellipsize, fit_block, fit_size, text_width, wrap_text
 
@@ -183,7 +184,7 @@ class PageFurniture:
         top = RETURN_WINDOW[1] + RETURN_WINDOW[3] + WINDOW_CLEARANCE
         size = self.sizes.page_one
         leading = size * 1.2
-        room = int((RECIPIENT_KEEP_OUT[1] - top - size * _LINE_DEPTH) // leading) + 1
+        room = int((RECIPIENT_KEEP_OUT[1] - top - size * line_depth()) // leading) + 1
         lines = [*wrap_text(self.words.context["legal_name"], REGULAR, size, width),
                  *wrap_text(self.words("header.administered_by"), REGULAR, size, width)]
         with out.tagged("P"):
@@ -271,7 +272,15 @@ class PageFurniture:
                    self.first_page_top() - 0.1 * inch, theme, self.sizes.page_one)
 
 
-_LINE_DEPTH = 0.8 + 0.207  # a _draw_lines line: baseline 0.8 size down, Helvetica's descender below
+@cache
+def line_depth() -> float:
+    """How far below its top a `_draw_lines` line's ink may reach, as a multiple of the size:
+    the baseline 0.8 size down, then the descender of the face that draws it (Noto Sans, read
+    from the embedded font file's metrics, not a built-in font's)."""
+    return 0.8 + -face(REGULAR).descent / 1000
+
+
+on_change(line_depth.cache_clear)
 
 
 def logo_alt(words: Words) -> str:

@@ -28,6 +28,7 @@ from pipeline.render.shaping import missing, shaped_ops, shaped_width, wrap_shap
 from pipeline.templates import (
     DEFAULT_TEMPLATES_DIR,
     FEDERAL_CONTACTS,
+    REQUIRED_STATE_CONTACTS,
     LegalConfig,
     PlanRules,
     Tagline,
@@ -99,9 +100,17 @@ def check_legal_configuration(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> No
     taglines load and agree, every plan type has rules, every statement language has the
     wording they need, and every tagline's script has a font that draws every character
     (so none prints as a box or "?"; the fonts must be checked first). TemplateError names
-    the file and the key to fix."""
+    the file and the key to fix. A contact the wording cannot do without (the Medicaid fair
+    hearing office) must be in `[default]`, so a member in a state without its own table
+    still gets a statement."""
     config = legal_config(templates_dir)
     config.require_plan_types(PLAN_TYPES)
+    for plan_type in PLAN_TYPES:
+        for kind in config.plan(plan_type).contacts:
+            if kind in REQUIRED_STATE_CONTACTS and config.default_state.contact(kind) is None:
+                raise config.states_file.error(
+                    f"default.{kind}", f"plan type {plan_type!r} needs it for members in a "
+                    "state without its own table")
     sample = {"phone": unbreakable("1-800-555-0100"), "tty": "711"}
     for code, tagline in config.taglines.items():
         if tagline.script not in SCRIPT_FACES:
@@ -118,6 +127,8 @@ def check_legal_configuration(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> No
             rules = config.plan(plan_type)
             parts = ("appeal", "decision_times", "expedited", "review",
                      *(("erisa",) if rules.erisa else ()))
+            if "fair_hearing" in rules.contacts:  # an office without a phone of its own
+                parts += ("review_without_phone",)
             for part in parts:
                 file.string(f"adverse.{rules.appeal_text}.{part}")
             file.string(f"adverse.clock.{rules.appeal_clock}")
@@ -204,15 +215,16 @@ def _appeal_rights(key: LegalKey, config: LegalConfig, words: Words, style: _Sty
         raise words.file.error(table, f"no appeal wording for plan type {key.plan_type!r}")
     context: dict[str, Any] = {**words.context, **rule_context(rules)}
     context["appeal_start"] = words.file.text(f"adverse.clock.{rules.appeal_clock}", context)
+    review = "review"
     if "fair_hearing" in rules.contacts:
         hearing = config.state(key.state).contact("fair_hearing")
-        if hearing is None:
-            where = f"states.{key.state}" if key.state else "default"
-            raise config.states_file.error(f"{where}.fair_hearing",
-                                           "Medicaid statements need the fair hearing office")
+        if hearing is None:  # legal_pages refuses this, naming the member's state
+            raise AssertionError("no fair hearing office: checked by legal_pages")
         context |= {"fair_hearing_name": hearing.name_in(language),
                     "fair_hearing_phone": unbreakable(hearing.phone),
                     "fair_hearing_website": hearing.website}
+        if not hearing.phone:  # a generic office: the plan's customer service helps ask
+            review = "review_without_phone"
 
     def text(name: str) -> str:
         return words.file.text(f"{table}.{name}", context)
@@ -227,7 +239,7 @@ def _appeal_rights(key: LegalKey, config: LegalConfig, words: Words, style: _Sty
                style.subheading(words("adverse.appeal_heading")),
                style.body(text("appeal")), style.body(words("adverse.appeal_how")),
                style.body(text("decision_times")), style.body(text("expedited")),
-               style.body(text("review"))]
+               style.body(text(review))]
     if rules.erisa:
         blocks.append(style.body(text("erisa")))
     helpers = _contact_sentences(key, config, rules, words, language,
@@ -376,10 +388,25 @@ _LEGAL_CONTEXT = ("legal_name", "short_name", "plan_administrator", "phone", "tt
                   "this_document", "your_document")
 
 
+def _require_contacts(statement: Statement, config: LegalConfig) -> None:
+    """The contacts the appeal wording cannot do without, for the member's state (its own table
+    or `[default]`); the error names the member's state, the one an operator must configure."""
+    state = config.state(statement.member.state)
+    for kind in config.plan(statement.plan_type).contacts:
+        if kind in REQUIRED_STATE_CONTACTS and state.contact(kind) is None:
+            code = (statement.member.state or "").strip().upper() or "(none)"
+            raise config.states_file.error(
+                f"states.{code}.{kind}",
+                f"no {kind} contact for a member in state {code} (plan type "
+                f"{statement.plan_type!r}): add it to [states.{code}] or to [default]")
+
+
 def legal_pages(statement: Statement, words: Words, theme: Theme, variant: str) -> ColumnSection:
     """The statement's legal pages, shared with every statement of the same LegalKey."""
     config = templates_root(words)
     key = _legal_key(statement, config, words.file, words.brand, variant)
+    if key.adverse:
+        _require_contacts(statement, config)
     context = tuple((name, words.context[name]) for name in _LEGAL_CONTEXT
                     if name in words.context)
     return _legal_section(key, config, context, theme)

@@ -7,7 +7,7 @@ This module builds the notice only; choosing when and how it is sent is not its 
 
 It is cut out of the member's Statement and drawn with the statement's own pieces, so the
 two documents never disagree: the page furniture (letterhead and recipient window, or the
-print variant's return window and fold marks), the claims-table builder, and the legal
+print variant's return window and fold marks), the claims table (claims_table.py), and the legal
 section of `legal.py` (appeal rights, external review, the ERISA sentence by line of
 business, consumer assistance, language assistance), cached like the statement's.
 
@@ -41,18 +41,10 @@ from pipeline.render.canvas import (
     Out,
     Theme,
 )
-from pipeline.render.cells import Cell, Row, cell_lines
+from pipeline.render.cells import CELL_PAD, Cell, Row, cell_lines
 from pipeline.render.eob.brand import brand_theme
-from pipeline.render.eob.claims import (
-    ClaimsGridBuilder,
-    claim_banner,
-    claim_status,
-    claims_columns,
-    claims_headers,
-    line_amounts,
-    line_values,
-    remark_explanations,
-)
+from pipeline.render.eob.claims import remark_explanations, scaled_heading_rows, who_pays
+from pipeline.render.eob.claims_table import claim_blocks
 from pipeline.render.eob.furniture import (
     BOTTOM,
     RIGHT_COLUMN_X,
@@ -61,11 +53,11 @@ from pipeline.render.eob.furniture import (
     member_facts,
 )
 from pipeline.render.eob.legal import STANDARD, legal_pages, type_sizes
-from pipeline.render.eob.statement import VARIANTS, RenderError, pdf_document
-from pipeline.render.eob.words import Words, dates, statement_context
+from pipeline.render.eob.statement import LARGE_PRINT_SCALE, VARIANTS, RenderError, pdf_document
+from pipeline.render.eob.words import Words, statement_context
 from pipeline.render.flow import Region, layout
 from pipeline.render.fonts import BOLD, REGULAR
-from pipeline.render.grid import Grid, heading_rows
+from pipeline.render.grid import Grid
 from pipeline.render.pdf.rendered import RenderedPdf
 from pipeline.render.text import ellipsize, text_width, wrap_text
 from pipeline.templates import (
@@ -90,7 +82,6 @@ class ClaimNotice:
     """
 
     claim_id: str
-    status: str  # the claim's status as the claims table names it: a reduced claim may be "paid"
     statement: Statement
 
     @property
@@ -129,10 +120,9 @@ def claim_notice(statement: Statement, claim_id: str) -> ClaimNotice:
         statement, lines=lines,
         reasons=[reason for reason in statement.reasons if reason.code in codes],
         has_adverse_determination=True,
-        # The No Surprises flag is the statement's, not per claim: it cannot be told
-        # whether this claim is the protected one, so its text stays on the statement.
-        has_no_surprises_protection=False)
-    return ClaimNotice(claim_id, claim_status(lines), narrowed)
+        # each line says whether the No Surprises Act protects it: the claim's own lines decide
+        has_no_surprises_protection=any(line.no_surprises for line in lines))
+    return ClaimNotice(claim_id, narrowed)
 
 
 # ------------------------------------------------------------------ page furniture
@@ -205,49 +195,25 @@ class NoticeFurniture(PageFurniture):
 # ------------------------------------------------------------------ the flow
 
 
-def _banner_text(first: ClaimLine, words: Words) -> tuple[str, str]:
-    """The claim banner's two lines, worded as on the statement."""
-    network_words = {"in": words("claims.network_in"), "out": words("claims.network_out")}
-    return claim_banner(first, words, dates(words.file),
-                        network_words)
+def _claim_blocks(notice: ClaimNotice, words: Words, theme: Theme) -> list[Block]:
+    """The claim in the statement's own table (claims_table.py): the same columns (a denial in
+    "Not paid (denied)", never in the discount), banner, detail rows with every adjustment and
+    sizes (8 pt, large print 16 pt), and its total when it has several lines."""
+    scale = LARGE_PRINT_SCALE if notice.statement.member.large_print else 1.0
+    return claim_blocks(notice.lines, words, theme, scale, words("notice.claim_heading"))
 
 
-def _claim_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
-    """The claim in the statement's table: banner, one row per line, a total for several."""
-    lines = notice.lines
-    headers = claims_headers(words.file)
-    values, units = line_values(lines, words)
-    totals = line_amounts(lines)
-    columns = claims_columns(headers, units, [text_width(t, BOLD, 1.0) for t in totals])
-    build = ClaimsGridBuilder(theme, columns, len(headers))
-    provider, detail = _banner_text(lines[0], words)
-    status = words.file.text("claims.status",
-                             {"status": words(f"claims.status_names.{notice.status}")},
-                             memo=True)
-    color = theme.alert if notice.status == "denied" else theme.accent
-    rows = [*heading_rows(words("notice.claim_heading"), theme), build.header(headers),
-            *build.banner(provider, status, color, detail)]
-    continued = tuple(build.banner(f"{provider}  {words('claims.continued')}", status, color,
-                                   detail))
-    for position, line in enumerate(lines):
-        code_color = theme.alert if line.status == "denied" else theme.text
-        keep = len(lines) > 1 and position == len(lines) - 1  # last line stays with total
-        rows.append(build.line(values[position], units[position], code_color, keep,
-                               continued if position else ()))
-    if len(lines) > 1:
-        rows.append(build.claim_total(words("claims.claim_total"), totals, continued))
-    return Grid(rows, lead_rows=2, header_rows=1, space_before=10, space_after=4)
-
-
-_REASON_EDGES = (0.0, 0.7 * inch, CONTENT_WIDTH - 3.4 * inch, CONTENT_WIDTH - 1.9 * inch,
-                 CONTENT_WIDTH)  # code | what it means | who pays | plan provision
+def _reason_edges(size: float) -> tuple[float, ...]:
+    """code | what it means | who pays | plan provision; the code column fits a code at `size`."""
+    code = max(0.7 * inch, text_width("CO-000", BOLD, size) + 2 * CELL_PAD + 4)
+    return (0.0, code, CONTENT_WIDTH - 3.4 * inch, CONTENT_WIDTH - 1.9 * inch, CONTENT_WIDTH)
 
 
 def _reason_row(texts: Sequence[str], fonts: Sequence[str], color: str, *,
                 fills: tuple[tuple[float, float, str], ...] = (),
                 rules: tuple[tuple[str, float, float, float, str], ...] = (),
                 size: float = STANDARD.body) -> Row:
-    edges = _REASON_EDGES
+    edges = _reason_edges(size)
     cells = tuple(Cell(cell_lines(text, font, size, edges[i + 1] - edges[i]), edges[i],
                        edges[i + 1] - edges[i], font, size, color)
                   for i, (text, font) in enumerate(zip(texts, fonts, strict=True)))
@@ -255,9 +221,10 @@ def _reason_row(texts: Sequence[str], fonts: Sequence[str], color: str, *,
 
 
 def _reason_cells(reason: ReasonExplanation, words: Words) -> list[str]:
-    owes = words("reasons.member_may_owe" if reason.member_may_owe
-                 else "reasons.provider_write_off")
-    return [reason.code, reason.text, owes, reason.plan_provision or words("notice.no_provision")]
+    """Who pays by the code's group, worded as on the statement (`claims.who_pays`): OA-23 is
+    the other plan's part, PI the plan's reduction, not a provider write-off."""
+    return [reason.code, reason.text, who_pays(reason.code, words),
+            reason.plan_provision or words("notice.no_provision")]
 
 
 def _reason_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
@@ -269,7 +236,8 @@ def _reason_grid(notice: ClaimNotice, words: Words, theme: Theme) -> Grid:
                          [BOLD] * 4, WHITE, fills=((0.0, CONTENT_WIDTH, theme.primary),),
                          size=size)
     rule = (("bottom", 0.0, CONTENT_WIDTH, 0.4, theme.rule),)
-    rows = [*heading_rows(words("notice.reasons_heading"), theme), header]
+    scale = LARGE_PRINT_SCALE if notice.statement.member.large_print else 1.0
+    rows = [*scaled_heading_rows(words("notice.reasons_heading"), theme, scale), header]
     rows += [_reason_row(_reason_cells(reason, words), [BOLD, REGULAR, REGULAR, REGULAR],
                          theme.text, rules=rule, size=size)
              for reason in notice.statement.reasons]
@@ -292,7 +260,7 @@ def _blocks(notice: ClaimNotice, words: Words, theme: Theme, variant: str) -> li
         TextBlock(words("notice.intro", claim_id=notice.claim_id), REGULAR, sizes.page_one,
                   theme.text,
                   remember=False, space_after=2),
-        _claim_grid(notice, words, theme),
+        *_claim_blocks(notice, words, theme),
         _reason_grid(notice, words, theme),
         legal_pages(notice.statement, words, theme, variant),
     ]
