@@ -14,9 +14,9 @@ denied or partial line whose single reason code is an adverse CO/PI/OA code has 
 booked as denied, and the list is derived from the amounts (PR-1, PR-2, PR-3 for the cost
 share, the reason code for the amount it explains), so every line has one.
 
-Everything is compiled over a batch: the lists are split (`split_adjustments`), each entry
-looked up in the tables and summed per row in one pass (`tally_adjustments`), the canonical text
-written by `join_adjustments`; no Python runs per line or per entry.
+Everything is compiled over a batch: one pass (`read_adjustments`) splits the lists, looks each
+entry up in the tables, sums it per row and writes the canonical text; no Python runs per line
+or per entry.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from pipeline.column_kernels import (
     ADJUSTMENT_UNKNOWN_CODE,
     ADJUSTMENT_UNKNOWN_REMARK,
     adjustments_array,
-    split_adjustments,
+    read_adjustments,
     string_buffers,
-    tally_adjustments,
     text_key,
 )
 from pipeline.model import ADJUSTMENT_GROUPS
@@ -73,13 +72,11 @@ class _Lookup:
     """The reason and remark tables as sorted text keys (column_kernels.text_key), for the kernels."""
 
     keys: np.ndarray  # sorted code keys
-    at: np.ndarray  # each sorted key's index in `names`
-    names: pa.Array  # the codes, in the table's order
+    at: np.ndarray  # each sorted key's index in the table's codes
     booked: np.ndarray  # per code: its BOOKED index
     adverse: np.ndarray  # per code: an adverse kind
     remark_keys: np.ndarray
     remark_at: np.ndarray
-    remark_names: pa.Array
     groups: np.ndarray  # the group codes' keys
 
 
@@ -91,10 +88,10 @@ def _lookup(version: str) -> _Lookup:
     order = np.argsort(keys)
     remark_keys = np.array([text_key(c) for c in remarks.codes], np.uint64)
     remark_order = np.argsort(remark_keys)
-    return _Lookup(keys[order], order, pa.array(codes, pa.string()),
+    return _Lookup(keys[order], order,
                    np.array([BOOKED.index(table.booked_as(c) or "informational") for c in codes], np.int64),
                    np.array([table.kind(c) == "adverse" for c in codes], bool),
-                   remark_keys[remark_order], remark_order, pa.array(remarks.codes, pa.string()),
+                   remark_keys[remark_order], remark_order,
                    np.array([text_key(g) for g in ADJUSTMENT_GROUPS], np.uint64))
 
 
@@ -109,13 +106,11 @@ def parse_extract_adjustments(values: pa.Array, rows: np.ndarray, reason: pa.Arr
         return Parsed(none, none, none, zeros, none, none, empty)
     lookup = _lookup(reason_table().version)
     text = _text(values)
-    parent, keys, cents, remark_keys = split_adjustments(*string_buffers(text), rows.astype(np.int64))
-    code, remark, flags, table = tally_adjustments(
-        parent, keys, cents, remark_keys, n, lookup.keys, lookup.at, lookup.booked, lookup.adverse,
+    flags, table, offsets, data = read_adjustments(
+        *string_buffers(text), rows.astype(np.int64), lookup.keys, lookup.at, lookup.booked, lookup.adverse,
         lookup.remark_keys, lookup.remark_at, lookup.groups, _row_keys(reason), len(BOOKED))
     sums = {name: table[at * n:(at + 1) * n] for at, name in enumerate(BOOKED)}
-    starts = np.searchsorted(parent, np.arange(n + 1))  # a row not given has no entry: ""
-    canonical = adjustments_array(starts, code, cents, remark, lookup.names, lookup.remark_names)
+    canonical = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
     def flagged(bit: int) -> np.ndarray:
         return (flags & bit) != 0

@@ -3,11 +3,13 @@ member the totals of its lines (members.parquet), so compose need not read a cla
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.column_kernels import fold_hashes, fold_numbers, sums_by_group
+from pipeline.column_kernels import fold_hashes, fold_marked, fold_numbers, mixed_with, sums_by_group
 from pipeline.storage import (
     ACCRUED_COLUMNS,
     EXTRACT_MONEY_COLUMNS,
@@ -47,16 +49,21 @@ def line_hashes(lines: pa.Table, known: dict[str, np.ndarray] | None = None) -> 
     for name in _HASHED_NUMBERS:
         fold_numbers(h, as_integers(lines[name]))
     later = [name for name in (*_LATER_TEXT, *_LATER_NUMBERS) if name in lines.column_names]
-    if later:
-        extra = np.zeros(lines.num_rows, np.uint64)
-        for name in later:
-            values = (_text_hashes(lines[name]) if name in _LATER_TEXT
-                      else as_integers(lines[name]).astype(np.int64).view(np.uint64))
-            blank = hash64(pa.array([""]))[0] if name in _LATER_TEXT else np.uint64(0)
-            folded = mix64(values ^ np.uint64(len(name)))
-            extra = mix64(extra ^ np.where(values == blank, np.uint64(0), folded))
-        h = np.where(extra == 0, h, mix64(h ^ extra))
-    return mix64(h)
+    if not later:
+        return mix64(h)
+    extra = np.zeros(lines.num_rows, np.uint64)
+    for name in later:
+        if name in _LATER_TEXT:
+            fold_marked(extra, _text_hashes(lines[name]), _blank(), np.uint64(len(name)))
+        else:
+            fold_marked(extra, as_integers(lines[name]), np.uint64(0), np.uint64(len(name)))
+    return mixed_with(h, extra)  # type: ignore[no-any-return]
+
+
+@cache
+def _blank() -> np.uint64:
+    """The hash of "": a text column's value where a line has none."""
+    return hash64(pa.array([""], pa.string()))[0]  # type: ignore[no-any-return]
 
 
 def _text_hashes(column: pa.ChunkedArray) -> np.ndarray:

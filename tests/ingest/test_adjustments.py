@@ -375,3 +375,78 @@ def test_the_tally_kernel_looks_up_and_sums_as_python_would() -> None:
     for bit in (ADJUSTMENT_BAD_GROUP, ADJUSTMENT_UNKNOWN_CODE, ADJUSTMENT_UNKNOWN_REMARK, ADJUSTMENT_ADVERSE,
                 ADJUSTMENT_REASON_LISTED):
         assert any(f & bit for f in expected_flags)
+
+
+@pytest.mark.parametrize("text", ["CO-45:12000;PR-2:20.00", "CO-45:12000;PR2:2000",
+                                  "CO-45:12000;PR-2", "CO-45:12000;PR-2:2000:N1:9999",
+                                  "CO-45:12000;PR-2:--2000"])
+def test_a_malformed_adjustment_names_its_position_never_the_claim_amounts(text: str) -> None:
+    """The error reaches task logs: before, it quoted the entry (amounts) or int()'s message."""
+    with pytest.raises(ValueError, match="entry 2 of the adjustments") as caught:
+        parse_adjustments(text)
+    message = str(caught.value)
+    assert not any(figure in message for figure in ("12000", "2000", "20.00", "PR", "N1"))
+    assert parse_adjustments("CO-45:12000;PR-2:-2000:N1") == (
+        Adjustment("CO", "45", 12000), Adjustment("PR", "2", -2000, "N1"))
+
+
+def test_the_one_pass_kernel_agrees_with_split_tally_and_join() -> None:
+    """read_adjustments (what ingest runs) against split_adjustments, tally_adjustments and
+    join_adjustments one after the other, on random lists with unknown codes, remarks and groups,
+    rows not given (""), amounts with 0, 1 or 2 decimals, and more distinct codes than its memo
+    of recent codes holds."""
+    import random
+
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.column_kernels import (
+        adjustments_array,
+        read_adjustments,
+        split_adjustments,
+        string_buffers,
+        tally_adjustments,
+        text_key,
+    )
+
+    rng = random.Random(31)
+    table = ["CO-45", "PR-1", "PR-2", "PR-3", "CO-50", "OA-23", "PI-A1",
+             *(f"CO-{n}" for n in range(300, 700))]
+    booked = [rng.randrange(7) for _ in table]
+    adverse = [rng.random() < 0.3 for _ in table]
+    remarks = ["N115", "MA130", "M1234567"]
+    groups = ["CO", "PR", "OA", "PI"]
+    candidates = [*table, "CO-999", "XX-45", "PR-2222"]
+    values, reasons = [], []
+    for _ in range(500):
+        entries = [(rng.choice(candidates), rng.randrange(0, 10**9),
+                    rng.choice(["", "", "N115", "ZZ9", "MA130"])) for _ in range(rng.randint(1, 6))]
+        values.append(";".join(
+            f"{c}:{a // 100}" + rng.choice(["", f".{a % 100 // 10}", f".{a % 100:02d}"])
+            + (f":{r}" if r else "") for c, a, r in entries))
+        reasons.append(rng.choice(["", "CO-50", "PR-1", "CO-97", "CO-450"]))
+    text = pa.array(values, pa.string())
+    rows = np.array(sorted(rng.sample(range(len(values)), 400)), np.int64)
+
+    def lookup(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.array([text_key(n) for n in names], np.uint64)
+        order = np.argsort(keys)
+        return keys[order], order.astype(np.int64)
+
+    code_keys, code_at = lookup(table)
+    remark_keys, remark_at = lookup(remarks)
+    tables = (code_keys, code_at, np.array(booked, np.int64), np.array(adverse, bool), remark_keys, remark_at,
+              np.array([text_key(g) for g in groups], np.uint64))
+    reason_keys = np.array([text_key(r) if r else 0 for r in reasons], np.uint64)
+    n = len(values)
+    parent, keys, cents, entry_remarks = split_adjustments(*string_buffers(text), rows)
+    codes, found_remarks, flags, sums = tally_adjustments(parent, keys, cents, entry_remarks, n, *tables[:3],
+                                                          *tables[3:], reason_keys, 7)
+    joined = adjustments_array(np.searchsorted(parent, np.arange(n + 1)), codes, cents, found_remarks,
+                               pa.array(table), pa.array(remarks))
+    got_flags, got_sums, offsets, data = read_adjustments(*string_buffers(text), rows, *tables,
+                                                          reason_keys, 7)
+    assert got_flags.tolist() == flags.tolist() and got_sums.tolist() == sums.tolist()
+    got = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    assert got.to_pylist() == joined.to_pylist()
+    assert all(got[i].as_py() == "" for i in sorted(set(range(n)) - set(rows.tolist())))

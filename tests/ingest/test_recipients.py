@@ -126,7 +126,8 @@ def test_a_requesting_dependent_gets_their_own_statement_and_the_subscriber_sees
 
     subscriber = statements["S1"]
     assert sorted(line.claim_id for line in subscriber.statement.lines) == ["C1", "C3"]
-    deductible = {a.name: a.used for a in subscriber.statement.accumulators}["deductible"]
+    (deductible,) = [a.used for a in subscriber.statement.accumulators  # the member's own, in network
+                     if (a.name, a.tier, a.network) == ("deductible", "individual", "in")]
     assert deductible == 10_000 + 2_000  # year to date + the 20.00 shown, not the withheld 50.00
     text = _pdf_text(subscriber, tmp_path)
     for trace in (CANARY_PROVIDER, CANARY_AMOUNT, CANARY_CODE, "381.17", "50.00", "66.66", "11/19/2026",
