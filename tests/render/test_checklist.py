@@ -1,6 +1,5 @@
-"""Content checklist rows a review found untested (docs/statements.md, "Every element of the
-content checklist": rows 3, 4, 6, 7, 9, 10, 13, 20, 21, 25, 34 and 36), checked the way a
-compliance officer reads the page.
+"""Content checklist rows (docs/statements.md, "Every element of the content checklist": rows 3,
+4, 6, 7, 9, 10, 13, 20, 21, 25, 34 and 36), checked the way a compliance officer reads the page.
 
 Each test renders the typical statement (tests/support/factories.make_statement: 8 lines, one
 denied, one reduced, a spouse's claims, out-of-network emergency care), reads it back with
