@@ -71,7 +71,36 @@ def _lines_ops(out: Out, lines: Sequence[str], font: str, size: float, color: st
         baseline -= leading
 
 
-class TextBlock(Block):
+class LineBlock(Block):
+    """Text set as whole lines of one leading: it wraps to `lines(width)`, keeps at least two
+    lines together and splits between pages or columns by lines, with no orphan or widow."""
+
+    __slots__ = ()
+    leading: float
+
+    def lines(self, width: float) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _part(self, lines: tuple[str, ...], before: float, after: float) -> LineBlock:
+        """A part split off with its lines given: `before` and `after` are its spacing."""
+        raise NotImplementedError
+
+    def wrap(self, width: float) -> float:
+        return len(self.lines(width)) * self.leading
+
+    def min_height(self, width: float) -> float:
+        return min(2, len(self.lines(width))) * self.leading
+
+    def split(self, width: float, height: float) -> tuple[Block, Block] | None:
+        lines = self.lines(width)
+        fits = int((height + EPSILON) // self.leading)
+        if fits < 2 or len(lines) - fits < 2:  # no orphan or widow lines
+            return None
+        return (self._part(lines[:fits], self.space_before, 0.0),
+                self._part(lines[fits:], 0.0, self.space_after))
+
+
+class TextBlock(LineBlock):
     """Plain text in one font, wrapped to the width and split across pages by lines.
 
     Template text is plain (no markup), so nothing needs escaping: "&", "<" and "(" print as
@@ -109,20 +138,6 @@ class TextBlock(Block):
 
     def structure(self) -> TagPath | None:
         return self._path
-
-    def wrap(self, width: float) -> float:
-        return len(self.lines(width)) * self.leading
-
-    def min_height(self, width: float) -> float:
-        return min(2, len(self.lines(width))) * self.leading
-
-    def split(self, width: float, height: float) -> tuple[Block, Block] | None:
-        lines = self.lines(width)
-        fits = int((height + EPSILON) // self.leading)
-        if fits < 2 or len(lines) - fits < 2:  # no orphan or widow lines
-            return None
-        return (self._part(lines[:fits], self.space_before, 0.0),
-                self._part(lines[fits:], 0.0, self.space_after))
 
     def _part(self, lines: tuple[str, ...], before: float, after: float) -> TextBlock:
         return TextBlock("", self.font, self.size, self.color, leading=self.leading,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.model import PLAN_TYPES, Statement
-from pipeline.render.blocks import EPSILON, Block, Heading, TextBlock
+from pipeline.render.blocks import Block, Heading, LineBlock, TextBlock
 from pipeline.render.canvas import Out, Theme
 from pipeline.render.eob.words import Words, dates
 from pipeline.render.flow import ColumnSection
@@ -309,7 +309,7 @@ def _tagline_ops(lines: tuple[str, ...], language: str, script: str, size: float
     return "\n".join(parts), frozenset(used)
 
 
-class TaglineBlock(Block):
+class TaglineBlock(LineBlock):
     """One tagline, shaped for its script (`pipeline.render.shaping`: contextual forms,
     reordering, bidi; digits and punctuation the script's face lacks in Noto Sans),
     right-aligned for a right-to-left script, its phone number kept on one line. One P
@@ -340,21 +340,9 @@ class TaglineBlock(Block):
         self._width = width
         return self._lines or ()
 
-    def wrap(self, width: float) -> float:
-        return len(self.lines(width)) * self.leading
-
-    def min_height(self, width: float) -> float:
-        return min(2, len(self.lines(width))) * self.leading
-
-    def split(self, width: float, height: float) -> tuple[Block, Block] | None:
-        lines = self.lines(width)
-        fits = int((height + EPSILON) // self.leading)
-        if fits < 2 or len(lines) - fits < 2:  # no orphan or widow lines
-            return None
-        return (TaglineBlock(self.tagline, "", self.size, self.color, lines=lines[:fits],
-                             width=width, path=self._path),
-                TaglineBlock(self.tagline, "", self.size, self.color, lines=lines[fits:],
-                             width=width, path=self._path, space_after=self.space_after))
+    def _part(self, lines: tuple[str, ...], before: float, after: float) -> TaglineBlock:
+        return TaglineBlock(self.tagline, "", self.size, self.color, lines=lines,
+                            width=self._width, path=self._path, space_after=after)
 
     def draw(self, out: Out, x: float, top: float) -> None:
         ops, fonts = _tagline_ops(self._lines or (), self.tagline.language, self.tagline.script,
