@@ -30,7 +30,7 @@ from pathlib import Path
 from pipeline.model import ClaimLine
 from pipeline.templates import TEMPLATES_DIR
 
-__all__ = ["ADJUSTMENT_KINDS", "COST_SHARE_COLUMNS", "ROUTINE_CODES", "WHO_PAYS", "ReasonTable",
+__all__ = ["ADJUSTMENT_KINDS", "COST_SHARE_COLUMNS", "WHO_PAYS", "ReasonTable",
            "ReasonTableError", "RemarkTable", "column_suffix", "is_adverse", "is_reduction", "line_codes",
            "reason_table", "remark_table"]
 
@@ -178,11 +178,6 @@ def remark_table(path: Path = TEMPLATES_DIR / "remark_codes.csv") -> RemarkTable
 # the tests; ingest's `adverse` column applies the same rule to whole columns
 # (pipeline/ingest/claim_rules.py).
 
-ROUTINE_CODES = frozenset({"PR-1", "PR-2", "PR-3", "CO-45", "OA-23"})
-"""Cost sharing, the contracted discount and the other plan's payment: never adverse by
-themselves. Any other code the table ties to a plan provision is a denial or reduction."""
-
-
 def line_codes(line: ClaimLine) -> list[str]:
     """The line's group-coded reasons in the extract's order: every adjustment, then the
     line's main reason code when no adjustment names it."""
@@ -193,14 +188,11 @@ def line_codes(line: ClaimLine) -> list[str]:
 
 
 def is_reduction(code: str) -> bool:
-    """A code that denies or reduces a benefit (the table's kind `adverse`: it names a plan
-    provision), not routine cost sharing or the contracted discount."""
-    if code in ROUTINE_CODES:
-        return False
+    """A code that denies or reduces a benefit: the table's kind `adverse` (it names a plan
+    provision), as ingest's `adverse` column reads it; cost sharing, the contracted discount
+    and the other plan's payment never are."""
     row = reason_table().rows.get(code)
-    if row is None:
-        return code.startswith("PI-")
-    return row["kind"] == "adverse"
+    return row is not None and row["kind"] == "adverse"
 
 
 def is_adverse(line: ClaimLine) -> bool:

@@ -18,7 +18,6 @@ from functools import cache
 
 from pipeline.model import ClaimLine, ReasonExplanation
 from pipeline.reason_codes import (
-    ROUTINE_CODES,
     column_suffix,
     is_adverse,
     is_reduction,
@@ -26,21 +25,17 @@ from pipeline.reason_codes import (
     reason_table,
 )
 
-__all__ = ["LANGUAGES", "ROUTINE_CODES", "UnknownReasonCode", "explain_reason", "is_adverse",
+__all__ = ["UnknownReasonCode", "explain_reason", "is_adverse",
            "is_reduction", "line_codes", "statement_codes"]
-
-LANGUAGES = ("en", "es", "zh-Hant")
-"""The statement languages the reason table is written in (`text_<language>` and
-`plan_provision_<language>` columns, "-" written "_"); another language reads English."""
-
 
 class UnknownReasonCode(LookupError):
     """A line carries a reason code the plain-language table does not explain."""
 
 
 def explain_reason(code: str, language: str) -> ReasonExplanation:
-    """A reason code's plain-language text for a statement (English where the language has none)."""
-    return _explain_reason(code, language if language in LANGUAGES else "en")
+    """A reason code's plain-language text for a statement: the table's `text_<language>` and
+    `plan_provision_<language>` columns ("-" written "_"), English where it has none."""
+    return _explain_reason(code, language)
 
 
 @cache
