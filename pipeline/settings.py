@@ -325,6 +325,46 @@ class Settings(BaseSettings):
     imb_service_type: str = Field(
         default="270", description="USPS Service Type ID for the mail class and services ordered")
 
+    # -- support desk (`eob web`) --
+    desk_secret: SecretStr = Field(
+        default=SecretStr("change-me-desk-secret"),
+        description="signs the support desk's session cookies and CSRF tokens and keys the "
+        "encryption of address changes awaiting a supervisor; rotating it signs everyone out",
+    )
+    web_host: str = Field(default="127.0.0.1", description="address `eob web` listens on")
+    web_port: int = Field(default=8740, ge=1, le=65535, description="port `eob web` listens on")
+    web_tls: bool = Field(
+        default=False,
+        description="the desk is served over HTTPS (directly or behind a TLS proxy): sends HSTS; "
+        "cookies are Secure either way",
+    )
+    web_idle_minutes: int = Field(
+        default=15, ge=1, le=480, description="a desk session unused this long is signed out")
+    web_max_failed_signins: int = Field(
+        default=5, ge=1, description="failed sign-ins in a row that lock an account")
+    web_lockout_minutes: int = Field(
+        default=15, ge=1, description="how long a locked account stays locked")
+    web_signins_per_minute: int = Field(
+        default=10, ge=1, description="sign-in attempts one client address may make per minute")
+    web_oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL (e.g. the insurer's Entra ID or Okta tenant); set "
+        "with the client id and secret to sign in through it instead of local passwords",
+    )
+    web_oidc_client_id: str | None = None
+    web_oidc_client_secret: SecretStr | None = None
+    web_oidc_roles_claim: str = Field(
+        default="eob_roles", description="the ID-token claim listing the user's desk roles")
+    desk_contact_hours: int = Field(
+        default=8, ge=1, le=72,
+        description="how long a member contact opened by a search stays open: looks at a member "
+        "outside an open contact are flagged on the access review (`eob audit report`)",
+    )
+    audit_unusual_members_per_day: int = Field(
+        default=60, ge=1,
+        description="members one user looks at in a day above which the access review flags it",
+    )
+
     @cached_property
     def ledger_dsn(self) -> str:
         return self.ledger_url or f"sqlite:///{(self.workspace / 'ledger.sqlite').resolve()}"
@@ -356,6 +396,7 @@ SHIPPED_TEST_SECRETS = {
     "verp_secret": "change-me-verp-secret",
     "pdf_owner_password": "change-me-owner-password",
     "statement_id_key": "change-me-statement-id-key",
+    "desk_secret": "change-me-desk-secret",
 }
 """The secrets every checkout of this project has: a demo's, never a deployment's."""
 

@@ -15,6 +15,7 @@ from pipeline.stages import ConfigurationRefused, open_context
 from tests.support import REPO
 
 REFUSED_BY_DEFAULT = ("EOB_VERP_SECRET", "EOB_PDF_OWNER_PASSWORD", "EOB_STATEMENT_ID_KEY",
+                      "EOB_DESK_SECRET",
                       "EOB_BOUNCE_DOMAIN", "EOB_MESSAGE_ID_DOMAIN", "EOB_MAIL_FROM_ADDRESS",
                       "EOB_SMTP_EHLO_HOSTNAME", "EOB_POOLS_FILE")
 
@@ -27,6 +28,7 @@ def production(workspace: Path, **overrides: object) -> Settings:
         "verp_secret": SecretStr("3f1c9a0e7b5d42c88e61f0a9d2b7c4e1"),
         "pdf_owner_password": SecretStr("a9e4c1d7f0b2e8c6d5a3f1e9b7c0d2a4"),
         "statement_id_key": SecretStr("7d2e9b4a1c6f08e3b5a9d7c2e4f1a603"),
+        "desk_secret": SecretStr("5b8e2d1f9c4a07e6d3b1a8f2c9e5d704"),
         "bounce_domain": "bounces.acmehealth.com", "message_id_domain": "acmehealth.com",
         "mail_from_address": "statements@acmehealth.com", "smtp_ehlo_hostname": "mailer.acmehealth.com",
         "pools": [{"name": "pool_a", "relay_host": "mta-a.acmehealth.com", "relay_port": 587}],
@@ -59,6 +61,7 @@ def test_production_is_the_default_and_refuses_every_shipped_test_value(
     ({"pdf_owner_password": SecretStr("  ")}, "EOB_PDF_OWNER_PASSWORD"),
     ({"statement_id_key": SecretStr("change-me-statement-id-key")}, "EOB_STATEMENT_ID_KEY"),
     ({"statement_id_key": SecretStr("")}, "EOB_STATEMENT_ID_KEY"),
+    ({"desk_secret": SecretStr("change-me-desk-secret")}, "EOB_DESK_SECRET"),
     ({"bounce_domain": "bounces.eob.example"}, "EOB_BOUNCE_DOMAIN"),
     ({"message_id_domain": "example.com"}, "EOB_MESSAGE_ID_DOMAIN"),
     ({"mail_from_address": "statements@mail.example.org"}, "EOB_MAIL_FROM_ADDRESS"),

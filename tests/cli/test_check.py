@@ -22,6 +22,7 @@ PRODUCTION = {
     "EOB_VERP_SECRET": "3f1c9a0e7b5d42c88e61f0a9d2b7c4e1",
     "EOB_PDF_OWNER_PASSWORD": "a9e4c1d7f0b2e8c6d5a3f1e9b7c0d2a4",
     "EOB_STATEMENT_ID_KEY": "7d2e9b4a1c6f08e3b5a9d7c2e4f1a603",
+    "EOB_DESK_SECRET": "5b8e2d1f9c4a07e6d3b1a8f2c9e5d704",
     "EOB_BOUNCE_DOMAIN": "bounces.acmehealth.com",
     "EOB_MESSAGE_ID_DOMAIN": "acmehealth.com",
     "EOB_MAIL_FROM_ADDRESS": "statements@acmehealth.com",
@@ -58,7 +59,8 @@ def test_every_problem_is_listed_with_what_to_fix_and_the_exit_code_is_1(tmp_pat
     assert result.exit_code == 1, result.output
     failed = lines(result, "FAILED")
     names = [line.split(":", 1)[0] for line in failed]
-    assert names == ["EOB_VERP_SECRET", "EOB_PDF_OWNER_PASSWORD", "EOB_STATEMENT_ID_KEY", "EOB_BOUNCE_DOMAIN",
+    assert names == ["EOB_VERP_SECRET", "EOB_PDF_OWNER_PASSWORD", "EOB_STATEMENT_ID_KEY", "EOB_DESK_SECRET",
+                     "EOB_BOUNCE_DOMAIN",
                      "EOB_MESSAGE_ID_DOMAIN", "EOB_MAIL_FROM_ADDRESS", "EOB_SMTP_EHLO_HOSTNAME",
                      "pool pool_t", "pool pool_t"]
     assert any(f"source address {NOT_HERE} is not an address of this machine" in line for line in failed)
@@ -66,7 +68,7 @@ def test_every_problem_is_listed_with_what_to_fix_and_the_exit_code_is_1(tmp_pat
     assert any("set the domain whose MX delivers to the bounce mailbox" in line for line in failed)
     passed = [line.split(":", 1)[0] for line in lines(result, "ok")]
     assert {"settings", "EOB_PASSWORD_POLICY", "templates", "pools", "DKIM"} <= set(passed)
-    assert "9 of" in result.output.splitlines()[-1] and "checks failed" in result.output
+    assert "10 of" in result.output.splitlines()[-1] and "checks failed" in result.output
     assert "change-me" not in result.output
     assert not (tmp_path / "ws").exists()  # no ledger, no object store opened
 
