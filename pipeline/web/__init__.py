@@ -1,0 +1,1 @@
+"""The support desk web app (`eob web`): server-rendered pages over pipeline.desk."""
