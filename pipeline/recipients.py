@@ -13,7 +13,7 @@ moved the claims.
 
 from __future__ import annotations
 
-__all__ = ["SEPARATOR", "describe", "patient_key", "recipient_id", "subscriber_id"]
+__all__ = ["SEPARATOR", "describe", "mask_member_id", "patient_key", "recipient_id", "subscriber_id"]
 
 SEPARATOR = "~"
 
@@ -31,6 +31,12 @@ def patient_key(member_or_recipient: str) -> str | None:
     """The patient a recipient id names, or None for a subscriber's statement."""
     _, separator, patient = member_or_recipient.partition(SEPARATOR)
     return patient if separator else None
+
+
+def mask_member_id(member_id: str) -> str:
+    """Only the last 4 characters are shown: enough for the member to recognise, not to misuse
+    (the statement's header and the support desk show ids this way)."""
+    return "\u2022" * 5 + member_id[-4:]
 
 
 def describe(member_or_recipient: str) -> str:

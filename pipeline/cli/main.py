@@ -19,15 +19,21 @@ console = Console()
 
 def _register_subcommands() -> None:
     """Operator command groups that live beside the code they drive."""
+    from pipeline.cli.audit import app as audit_app
     from pipeline.cli.cluster import app as cluster_app
     from pipeline.cli.paper import app as paper_app
     from pipeline.cli.reconcile import app as reconcile_app
     from pipeline.cli.send import app as send_app
+    from pipeline.cli.users import app as users_app
+    from pipeline.cli.web import web
 
+    app.add_typer(audit_app, name="audit")
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(paper_app, name="paper")
     app.add_typer(reconcile_app, name="reconcile")
     app.add_typer(send_app, name="send")
+    app.add_typer(users_app, name="users")
+    app.command()(web)
 
 
 _register_subcommands()
@@ -69,10 +75,27 @@ def demo(
                       shards=shards, on_stage=lambda s: console.print(f"[bold cyan]▶ {s}[/]"),
                       watch=_watch_progress, parallel=parallel)
     _print_summary(result)
+    _seed_desk(result.settings)
     failed = result.summary.get("failed_checks") or []
     if failed:
         console.print(f"[bold red]reconciliation failed: {failed}[/]")
         raise typer.Exit(1)
+
+
+def _seed_desk(settings) -> None:  # type: ignore[no-untyped-def]
+    """The support desk on the demo's ledger: one user per role, and how to start it."""
+    from pipeline.demo.desk_users import seed_desk_users
+    from pipeline.ledger import Ledger
+
+    path, users = seed_desk_users(Ledger.open(settings.ledger_dsn), settings.workspace)
+    table = Table(title=f"support desk users (also in {path}, readable by you only)")
+    for column in ("user", "role", "password"):
+        table.add_column(column)
+    for user in users:
+        table.add_row(user.username, user.role.value, user.password)
+    console.print(table)
+    console.print(f"support desk: EOB_ENVIRONMENT=demo EOB_WORKSPACE={settings.workspace} eob web, "
+                  f"then open http://{settings.web_host}:{settings.web_port}/")
 
 
 def _watch_progress(settings, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
@@ -167,38 +190,20 @@ def report(period: Period) -> None:
 def lookup(
     statement_id: Annotated[str | None, typer.Argument(help="Statement id")] = None,
     member: Annotated[str | None, typer.Option(
-        help="Member id instead of a statement id; a patient's own statements are under "
-        "<member id>~<patient id>")] = None,
+        help="Member id instead of a statement id: the member's statements and their patients' own "
+        "(<member id>~<patient id>; a patient's id alone finds theirs only)")] = None,
+    claim: Annotated[str | None, typer.Option(help="A claim number on the statement")] = None,
+    email: Annotated[str | None, typer.Option(
+        help="The email address it was sent to (hashed before it is looked up or logged; never "
+        "printed)")] = None,
     actor: Annotated[str, typer.Option(help="Who is asking (recorded in the audit log)")] = "support",
 ) -> None:
-    """A statement's status and timeline, for support. Every lookup is audited."""
-    from pipeline.recipients import describe as describe_recipient
-    from pipeline.stages import open_context
+    """A statement's status, queue, next action and its date, delivery deadline and whole
+    timeline, for support: what the desk's statement page shows. Every lookup is audited."""
+    from pipeline.cli.lookup import run_lookup
 
-    ctx = open_context()
-    ids = [statement_id] if statement_id else [
-        row["statement_id"] for row in ctx.ledger.fetch("statements_for_member", member_id=member)]
-    if not ids or ids == [None]:
-        console.print("give a statement id or --member")
-        raise typer.Exit(2)
-    for sid in ids:
-        row = ctx.ledger.statement(sid)
-        ctx.ledger.audit(actor, "lookup", sid, {"by": "member" if member else "statement"})
-        if row is None:
-            console.print(f"no statement {sid}")
-            raise typer.Exit(1)
-        table = Table(title=f"{sid} · {row['period']} · status {row['status']} · {row['channel']}")
-        for column in ("at", "event", "from", "to", "detail"):
-            table.add_column(column)
-        for event in ctx.ledger.timeline(sid):
-            table.add_row(event["at"][:19], event["event"], event["from_status"] or "",
-                          event["to_status"] or "", _short(event["detail"]))
-        console.print(table)
-        console.print(f"recipient: {describe_recipient(row['member_id'])}", soft_wrap=True)
-
-
-def _short(detail: dict) -> str:  # type: ignore[type-arg]
-    return ", ".join(f"{k}={v}" for k, v in detail.items() if k != "statement_ids")[:80]
+    raise typer.Exit(run_lookup(console, statement_id=statement_id, member=member, claim=claim,
+                                email=email, actor=actor))
 
 
 @app.command()

@@ -58,11 +58,13 @@ def entries_for_statement(ledger: Ledger, statement_id: str) -> list[Entry]:
 
 
 def lift(ledger: Ledger, *, reason: str, actor: str, secret: str, address: str | None = None,
-         statement_id: str | None = None) -> int:
-    """Lift the active entry for an address, or those a statement's bounce created.
+         statement_id: str | None = None, source: str | None = None) -> int:
+    """Lift the active entry for an address, or a statement's: those its bounce created and the
+    one of the address it was composed for.
 
     Support may know only the statement (the member calls about it), so both keys work.
     Returns how many entries were lifted; raises SuppressionError when there is nothing to do.
+    Each lift is an audit entry, with `source` (where the request came from) when given.
     """
     reason = " ".join(reason.split())
     if len(reason) < 5:
@@ -82,13 +84,18 @@ def lift(ledger: Ledger, *, reason: str, actor: str, secret: str, address: str |
     else:
         hashes = [e.address_hash for e in entries_for_statement(ledger, str(statement_id))
                   if e.lifted_at is None]
+        row = ledger.statement(str(statement_id))
+        own = row.get("address_hash") if row else None
+        if own and own not in hashes and ledger.fetch_one("active_suppression", address_hash=own):
+            hashes.append(own)
         lifted = sum(ledger.execute("suppression_lift", address_hash=h, at=at, reason=stored_reason)
                      for h in hashes)
     if not lifted:
         raise SuppressionError("no active suppression matches")
     for digest in hashes:
         ledger.audit(actor.strip(), "suppression_lifted", statement_id,
-                     {"address_hash": digest[:16], "reason": reason[:200]})
+                     {"address_hash": digest[:16], "reason": reason[:200]}, source=source,
+                     reason=reason[:200])
         if statement_id and ledger.statement(statement_id) is not None:
             ledger.record_event(statement_id, Event.SUPPRESSION_LIFTED,
                                 {"actor": actor.strip(), "reason": reason[:200]})

@@ -76,6 +76,12 @@ class Event(StrEnum):
     NOTICE_ADDRESS_REFUSED = "notice_address_refused"
     NOTICE_RENDER_FAILED = "notice_render_failed"
     NOTICE_SUPERSEDED = "notice_superseded"
+    # the support desk (pipeline/desk): what support staff did, each with who and why
+    ADDRESS_CHANGE_REQUESTED = "address_change_requested"
+    ADDRESS_CHANGE_APPROVED = "address_change_approved"
+    ADDRESS_CHANGE_REJECTED = "address_change_rejected"
+    MOVED_TO_PAPER = "moved_to_paper"
+    RESEND_CANCELLED = "resend_cancelled"
 
 
 IGNORED_SUFFIX = "_ignored"

@@ -63,7 +63,6 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "send_queued_counts_for_pool", "send_queued_for_pool", "send_statements_by_id",
     "set_statement_delivery",
     "statement_flagged_after_release", "statement_id_scheme_for_run", "statement_ids_in_shard",
-    "statements_for_member",
     "status_counts_for_run",
     "superseded_unexplained_for_run", "suppression_for_statement", "suppression_get",
     "suppression_lift", "suppression_upsert", "sweep_candidates", "sweep_unsettled_for_run",
@@ -84,8 +83,22 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "notices_open_of_superseded",
 }) | frozenset({
     # support desk: lookup, search, actions (pipeline/desk)
+    "desk_statement", "desk_search_statement", "desk_search_member", "desk_search_claim",
+    "desk_search_email", "desk_insert_change", "desk_change", "desk_pending_changes",
+    "desk_decide_change", "desk_reopen_change", "desk_erase_sealed_address",
+    "compose_statements_without_claims", "compose_insert_statement_claims",
 }) | frozenset({
-    # support desk: users, sign-in, audit (pipeline/desk)
+    # support desk: users, sign-in, audit (pipeline/desk, pipeline/ledger/audit.py)
+    "audit_lock_postgresql", "audit_seq_by_hash", "audit_hash_of_seq", "audit_seqs_by_prev_hash",
+    "audit_seq_after", "audit_entries", "audit_between", "audit_statement_members", "audit_contacts_between",
+    "desk_user_get", "desk_users_list", "desk_user_roles", "desk_all_user_roles", "desk_user_insert",
+    "desk_user_upsert_oidc", "desk_user_roles_clear", "desk_user_role_add", "desk_user_set_password",
+    "desk_user_rehash", "desk_user_set_active", "desk_user_unlock", "desk_user_signin_failed",
+    "desk_user_signed_in", "desk_contact_insert", "desk_contact_open",
+}) | frozenset({
+    # support desk: web sessions (pipeline/web)
+    "web_session_insert", "web_session_get", "web_session_touch", "web_session_end",
+    "web_session_flash", "web_sessions_purge",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

@@ -50,8 +50,10 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     S.DELIVERED: frozenset({S.SENT}),
     S.BOUNCED: frozenset({S.QUEUED, S.SENT, S.DELIVERED}),
     S.RETRY_SCHEDULED: frozenset({S.QUEUED, S.BOUNCED}),
-    # a bounce; or a letter returned to sender (the postal address is wrong)
-    S.VERIFICATION_PENDING: frozenset({S.BOUNCED, S.MAILED}),
+    # a bounce; or a letter returned to sender (the postal address is wrong); or support stopped
+    # a resend (a retry waiting, or a verified address awaiting its resend) until an address is
+    # confirmed again (pipeline/desk/actions.py)
+    S.VERIFICATION_PENDING: frozenset({S.BOUNCED, S.MAILED, S.RETRY_SCHEDULED, S.VERIFIED}),
     S.VERIFIED: frozenset({S.VERIFICATION_PENDING}),
     S.VERIFICATION_FAILED: frozenset({S.VERIFICATION_PENDING}),
     S.PAPER_QUEUED: frozenset(

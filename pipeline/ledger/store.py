@@ -7,7 +7,6 @@ its event in the same transaction, and only moves a statement along the state ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, TextClause, bindparam, create_engine, event, inspect, text
 
 from pipeline.clock import Now, iso, utc_now
+from pipeline.ledger.audit import append_entry, verify_chain
 from pipeline.ledger.events import IGNORED_SUFFIX, Event, UnknownEvent, is_event_name
 from pipeline.ledger.notices import NoticeMove, apply_notice_moves
 from pipeline.ledger.records import Delivery, FileAccount, NewStatement, QuarantineRow, Transition
@@ -522,35 +522,21 @@ class Ledger:
     def status_counts(self, run_id: str) -> dict[str, int]:
         return {row["status"]: row["n"] for row in self.fetch("status_counts_for_run", run_id=run_id)}
 
-    # -- audit --------------------------------------------------------------------------
+    # -- audit (pipeline/ledger/audit.py) -----------------------------------------------
     def audit(self, actor: str, action: str, statement_id: str | None,
-              detail: Mapping[str, Any] | None = None) -> str:
+              detail: Mapping[str, Any] | None = None, *, source: str | None = None,
+              reason: str | None = None) -> str:
         """Append a tamper-evident audit entry (hash chain over every previous entry)."""
-        with self.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(7204114)"))
-            prev = conn.execute(clause("last_audit_hash")).scalar() or "0" * 64
-            at = self.now()
-            body = json.dumps(dict(detail or {}), sort_keys=True, default=str)
-            digest = _audit_hash(prev, at, actor, action, statement_id, body)
-            conn.execute(
-                clause("insert_audit"),
-                {"at": at, "actor": actor, "action": action, "statement_id": statement_id,
-                 "detail": body, "prev_hash": prev, "hash": digest},
-            )
-        return digest
+        return append_entry(self.engine, self.now, actor=actor, action=action,
+                            statement_id=statement_id, detail=detail, source=source, reason=reason)
 
     def verify_audit_chain(self) -> int:
         """Number of audit entries checked; raises LedgerError at the first broken link."""
-        prev = "0" * 64
-        rows = self.fetch("audit_chain")
-        for row in rows:
-            expected = _audit_hash(prev, row["at"], row["actor"], row["action"],
-                                   row["statement_id"], row["detail"])
-            if row["prev_hash"] != prev or row["hash"] != expected:
-                raise LedgerError(f"audit log entry {row['seq']} does not match the chain")
-            prev = row["hash"]
-        return len(rows)
+        report = verify_chain(self.engine)
+        if report.problem is not None:
+            raise LedgerError(f"audit log entry {report.problem.seq} does not match the chain: "
+                              f"{report.problem.message}")
+        return report.entries
 
 
 PINNED_IDLE_SECONDS = 5.0
@@ -586,12 +572,6 @@ def _event_row(statement_id: str, event_name: str, from_status: str | None, to_s
 
 def _statement_row(new: NewStatement, at: str) -> dict[str, Any]:
     return _asdict(new) | {"at": at, "prompt_notice": int(new.prompt_notice)}
-
-
-def _audit_hash(prev: str, at: str, actor: str, action: str, statement_id: str | None,
-                detail: str) -> str:
-    material = "\x1f".join([prev, at, actor, action, statement_id or "", detail])
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.deadlines import NoticeRule
 from pipeline.ledger import NewStatement, Transition, close_superseded
+from pipeline.ledger.claims import claim_hasher
 from pipeline.ledger.events import Event
 from pipeline.ledger.sql import clause
 from pipeline.ledger.statuses import EMAILED, NOT_YET_OUT, Status
@@ -154,6 +155,7 @@ def compose_stage(ctx: Context, period: str) -> dict[str, Any]:
         vanished += plan.vanished()
         for _, lines in iter_buckets(work, shard, prompt_notice_columns(work)):
             plan.add_prompt_notices(prompt_notice_claims(lines, notices), notices)
+            plan.add_claims(lines)
         plan.flush()
         write_versions(work, shard, plan.versions)
         counts["inserted"] += plan.inserted
@@ -220,6 +222,9 @@ class _ShardPlan:
         self.addresses: list[dict[str, Any]] = []  # email statements composed before addresses were kept
         self.channel_counts = channels.ChannelCounts()
         self.noticed_claims: dict[str, set[str]] | None = None  # see `_noticed`
+        self.claim_hash = claim_hasher(ctx.settings.statement_id_key.get_secret_value().encode())
+        self.claims: list[dict[str, str]] = []  # statement_claims rows (see `add_claims`)
+        self.unclaimed: set[str] | None = None
         self.inserted = self.reissued = self.unchanged = self.noticed_before = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -288,6 +293,26 @@ class _ShardPlan:
         if len(self.notices) >= INSERT_CHUNK:
             self.flush()
 
+    def add_claims(self, lines: Any) -> None:
+        """The keyed hash of each claim number on a statement, for the support desk's search by
+        claim (`pipeline.ledger.claims`): for the shard's statements that have none yet (read
+        once, when the shard's statements are in the ledger), so a statement new in this compose
+        gets them, and so does one a compose stopped before recording them, or one composed
+        before claims were recorded whose lines are back unchanged."""
+        if self.unclaimed is None:
+            self.unclaimed = {row["statement_id"] for row in self.ctx.ledger.fetch(
+                "compose_statements_without_claims", run_id=self.run_id, shard=self.shard)}
+        if not self.unclaimed:
+            return
+        pairs = lines.select(["member_id", "claim_id"]).group_by(["member_id", "claim_id"]).aggregate([])
+        for member, claim in zip(pairs["member_id"].to_pylist(), pairs["claim_id"].to_pylist(), strict=True):
+            version = self.versions.get(member)
+            if version is not None and version.statement_id in self.unclaimed:
+                self.claims.append({"claim_hash": self.claim_hash(claim),
+                                    "statement_id": version.statement_id})
+        if len(self.claims) >= INSERT_CHUNK:
+            self.flush()
+
     def _noticed(self) -> dict[str, set[str]]:
         """member -> the claims whose notice left or is leaving, of any version of the period
         (read once, when the shard's statements are in the ledger). One queued for paper from a
@@ -310,7 +335,10 @@ class _ShardPlan:
                 conn.execute(clause("compose_insert_prompt_notice"), self.notices)
             if self.addresses:
                 conn.execute(clause("compose_set_address_hash"), self.addresses)
+            if self.claims:
+                conn.execute(clause("compose_insert_statement_claims"), self.claims)
         self.lineage.clear()
+        self.claims.clear()
         self.notices.clear()
         self.addresses.clear()
         for old_id, old_status, new_id in self.superseded:

@@ -42,6 +42,7 @@ from pipeline.stages.notices import notice_bounced
 log = logging.getLogger(__name__)
 
 UNPARSEABLE = "unparseable"
+AWAITING_RESEND = frozenset({Status.RETRY_SCHEDULED, Status.VERIFIED})
 IGNORED_UNSIGNED = "ignored_unsigned"
 
 
@@ -227,6 +228,11 @@ def _apply(ctx: Context, link: Correlation, bounce: Any, feed: str) -> str:
     moves = route(sid, c, attempts=statement["attempts"], policy=RetryPolicy.from_settings(ctx.settings),
                   now=ctx.now(), source=feed, reason=reason, rng=random.Random(sid),
                   pool=statement["pool"], cutoff=cutoff, extra=evidence)
+    if statement["status"] in AWAITING_RESEND:
+        # a late report about an earlier send: a retry waiting, or an address staff confirmed
+        # awaiting its resend, is not sent back to verification by it (kept on the timeline as
+        # an ignored bounce); support may do that on purpose (pipeline/desk/actions.py)
+        moves = [move for move in moves if move.to is not Status.VERIFICATION_PENDING]
     closing = bool(moves) and withdrawals.is_flagged_after_release(ledger, sid)
     if closing:  # withdrawn after it was sent: never resend or print it
         moves = [moves[0], withdrawals.closed_after_bounce(sid)]

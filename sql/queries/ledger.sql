@@ -64,9 +64,6 @@ VALUES (:statement_id, :at, :event, :from_status, :to_status, :detail);
 -- name: get_statement
 SELECT * FROM statements WHERE statement_id = :statement_id;
 
--- name: statements_for_member
-SELECT statement_id FROM statements WHERE member_id = :member_id ORDER BY period DESC, version DESC;
-
 -- name: timeline
 SELECT event_id, at, event, from_status, to_status, detail
 FROM statement_events WHERE statement_id = :statement_id ORDER BY event_id;
@@ -147,16 +144,6 @@ ON CONFLICT (address_hash) DO NOTHING;
 -- name: active_suppression
 SELECT cause, statement_id, created_at FROM suppressions
 WHERE address_hash = :address_hash AND lifted_at IS NULL;
-
--- name: last_audit_hash
-SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1;
-
--- name: insert_audit
-INSERT INTO audit_log (at, actor, action, statement_id, detail, prev_hash, hash)
-VALUES (:at, :actor, :action, :statement_id, :detail, :prev_hash, :hash);
-
--- name: audit_chain
-SELECT seq, at, actor, action, statement_id, detail, prev_hash, hash FROM audit_log ORDER BY seq;
 
 -- name: current_status
 SELECT status FROM statements WHERE statement_id = :statement_id;

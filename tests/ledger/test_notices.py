@@ -223,7 +223,7 @@ def test_a_ledger_from_before_notices_were_sent_keeps_its_flags_as_due(ledger_ur
                           "mail_class, imb_serial) VALUES ('B1', :s, 1, 1, 1, 'first', 3)"), {"s": STATEMENT})
     old.close()
     ledger = Ledger.open(ledger_url, migrate=False)
-    assert ledger.migrate() == [14]
+    assert ledger.migrate()[0] == 14  # and the later ones
     assert ledger.fetch("notices_due")[0]["claim_id"] == "C1"
     row = ledger.fetch_one("ingest_prompt_notices_for_run", run_id="eob-2026-11")
     assert row is not None and (row["notice_status"], row["notice_id"], row["left_on"]) == ("due", None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -315,6 +316,21 @@ def _add_as_composed_before_addresses(ledger: Ledger, *statement_ids: str) -> No
                          {"s": statement_id, "at": ledger.now()})
 
 
+def _audit_as_before_sources(ledger: Ledger, actor: str, action: str, statement_id: str,
+                             detail: dict[str, str]) -> None:
+    """An audit entry as the ledger wrote it before audit_log.source and reason (migration 016)."""
+    from pipeline.ledger.audit import GENESIS, entry_hash
+
+    at, body = ledger.now(), json.dumps(detail, sort_keys=True)
+    with ledger.begin() as conn:
+        prev = conn.execute(text("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")).scalar()
+        prev = prev or GENESIS
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, statement_id, detail, prev_hash, hash) "
+                          "VALUES (:at, :actor, :action, :sid, :detail, :prev, :hash)"),
+                     {"at": at, "actor": actor, "action": action, "sid": statement_id, "detail": body,
+                      "prev": prev, "hash": entry_hash(prev, at, actor, action, statement_id, body)})
+
+
 def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: str) -> None:
     old = Ledger.open(ledger_url, migrate=False)
     assert old.migrate(upto=4) == [1, 2, 3, 4]
@@ -330,7 +346,7 @@ def test_a_ledger_from_before_superseded_keeps_its_rows_and_schema(ledger_url: s
                           "WHERE statement_id = 'st-2026-11-bbbb'"))
         conn.execute(text("INSERT INTO prompt_notices (statement_id, claim_id, notice_due) "
                           "VALUES ('st-2026-11-bbbb', 'C1', '2026-11-20')"))
-    old.audit("pipeline", "reissue", "st-2026-11-bbbb", {"replaces": "st-2026-11-aaaa"})
+    _audit_as_before_sources(old, "pipeline", "reissue", "st-2026-11-bbbb", {"replaces": "st-2026-11-aaaa"})
     schema, rows = _schema(old), _rows(old)
     assert "superseded" not in _status_check(old)
     old.close()

@@ -103,6 +103,41 @@ def _correct_one_line(ctx) -> str:  # type: ignore[no-untyped-def]
     return row["member_id"]
 
 
+def test_compose_records_each_statements_claim_numbers_as_keyed_hashes_only(ctx) -> None:  # type: ignore[no-untyped-def]
+    """For the support desk's search by claim number (pipeline/ledger/claims.py): one row per claim
+    and statement, keyed like nothing else; a statement left without them (a compose stopped in
+    between) gets them from the next compose, and nothing is recorded twice."""
+    from sqlalchemy import text
+
+    from pipeline.ledger.claims import claim_hasher
+    from pipeline.storage import iter_buckets
+
+    ingest_stage(ctx, PERIOD)
+    compose_stage(ctx, PERIOD)
+    statement_of = {s["member_id"]: s["statement_id"] for s in _statements(ctx)}
+    digest = claim_hasher(ctx.settings.statement_id_key.get_secret_value().encode())
+    work = run_dir(ctx.settings, "eob-2026-11")
+    expected = {(digest(claim), statement_of[member])
+                for shard in range(ctx.settings.shards)
+                for _, lines in iter_buckets(work, shard, ["member_id", "claim_id"])
+                for member, claim in zip(lines["member_id"].to_pylist(), lines["claim_id"].to_pylist(),
+                                         strict=True)}
+
+    def recorded() -> set[tuple[str, str]]:
+        with ctx.ledger.begin() as conn:
+            rows = conn.execute(text("SELECT claim_hash, statement_id FROM statement_claims"))
+            return {(r[0], r[1]) for r in rows}
+
+    assert recorded() == expected and {sid for _, sid in expected} == set(statement_of.values())
+    assert all(len(h) == 32 and not h.startswith("C") for h, _ in expected)
+    lost = sorted(statement_of.values())[:3]
+    with ctx.ledger.begin() as conn:
+        for sid in lost:
+            conn.execute(text("DELETE FROM statement_claims WHERE statement_id = :s"), {"s": sid})
+    assert compose_stage(ctx, PERIOD)["inserted"] == 0
+    assert recorded() == expected
+
+
 def test_a_corrected_extract_reissues_only_the_changed_statement(ctx) -> None:  # type: ignore[no-untyped-def]
     ingest_stage(ctx, PERIOD)
     first = compose_stage(ctx, PERIOD)
@@ -154,6 +189,8 @@ def test_a_run_composed_before_ids_were_keyed_recomposes_to_the_ids_it_has(
         patch.setattr(Context, "statement_ids", lambda self, run_id: StatementIds(UNKEYED_IDS, b""))
         # nor the day a flagged claim's statement leaves (a later migration's column)
         patch.setattr(ingest_module._ShardPlan, "add_prompt_notices", lambda *args: None)
+        # nor the claim numbers' hashes (a later migration's table)
+        patch.setattr(ingest_module._ShardPlan, "add_claims", lambda *args: None)
         first = compose_stage(before, PERIOD)
     ledger.close()
     ctx = open_context(settings)  # migrates the ledger
@@ -170,6 +207,7 @@ def test_a_run_composed_before_ids_were_keyed_recomposes_to_the_ids_it_has(
     again = compose_stage(ctx, PERIOD)
     assert (again["inserted"], again["reissued"], again["unchanged"]) == (0, 0, len(old))
     assert _statements(ctx) == old
+    assert not ctx.ledger.fetch("compose_statements_without_claims", run_id="eob-2026-11", shard=0)
 
     member = _correct_one_line(ctx)
     ingest_stage(ctx, PERIOD)
@@ -412,9 +450,9 @@ def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: igno
     result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test"])
     assert result.exit_code == 0, result.output
     old_id, new_id = _sid(ctx, member, 1), _sid(ctx, member, 2)
-    assert f"{old_id} · {PERIOD} · status superseded" in result.output
-    assert f"{new_id} · {PERIOD} · status composed" in result.output
-    assert f"by={new_id}" in result.output and f"replaces={old_id}" in result.output
+    assert f"{old_id} · {PERIOD} · version 1 · status superseded" in result.output
+    assert f"{new_id} · {PERIOD} · version 2 · status composed" in result.output
+    assert f"by: {new_id}" in result.output and f"replaces: {old_id}" in result.output
 
 
 def test_a_sent_statement_stays_sent_when_a_correction_replaces_it(ctx) -> None:  # type: ignore[no-untyped-def]

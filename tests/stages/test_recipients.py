@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.demo.generate import generate_extract
-from pipeline.recipients import recipient_id
+from pipeline.recipients import mask_member_id, recipient_id
 from pipeline.report import build_report
 from pipeline.settings import Settings
 from pipeline.stages import compose_stage, ingest_stage, open_context
@@ -56,11 +56,16 @@ def test_patients_own_statements_are_ledger_rows_of_their_own(ctx: Context,
 
     shown = CliRunner().invoke(app, ["lookup", target["statement_id"], "--actor", "support:test"])
     assert shown.exit_code == 0, shown.output
-    assert f"recipient: patient {patient} of member {subscriber} (their own statement)" in shown.output
+    assert f"recipient: patient's own statement, member {mask_member_id(subscriber)}" in shown.output
+    assert patient not in shown.output  # ids masked, as the desk shows them
     for word in ("sensitive", "confidential", "behavioral", "substance", "reproductive"):
         assert word not in shown.output.lower()
     report = build_report(ctx.ledger, "eob-2026-11", 0.5, 60.0)
     assert report.summary()["own_statements"] == len(own)
+    # the card's member id finds the subscriber's statements only, never a patient's own
     family = CliRunner().invoke(app, ["lookup", "--member", subscriber, "--actor", "support:test"])
-    assert target["statement_id"] not in family.output  # the subscriber's statements only
-    assert "recipient: subscriber" in family.output and "their own statement" not in family.output
+    assert family.exit_code == 0, family.output
+    assert target["statement_id"] not in family.output
+    assert "recipient: subscriber" in family.output and "patient's own statement" not in family.output
+    alone = CliRunner().invoke(app, ["lookup", "--member", target["member_id"], "--actor", "support:test"])
+    assert target["statement_id"] in alone.output and "recipient: subscriber" not in alone.output

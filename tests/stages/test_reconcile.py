@@ -120,6 +120,23 @@ def test_a_second_different_bounce_for_a_routed_statement_is_recorded_and_ignore
     assert events_of(ctx, 1)[-2:] == ["bounced_ignored", "verification_requested_ignored"]
 
 
+def test_a_late_bounce_never_pulls_a_statement_waiting_to_be_resent_back_to_verification(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Support may send a retry or a confirmed address's resend back to verification on purpose
+    (the state machine allows it); a report about an earlier send must not do it by itself."""
+    from pipeline.ledger import Event, Transition
+
+    add_sent(ctx, 1)
+    add_sent(ctx, 2)
+    deliver(ctx, dsn(1, status="5.2.2", diagnostic="552 5.2.2 mailbox full"), dsn(2))
+    reconcile_stage(ctx)
+    ctx.ledger.apply([Transition(sid(2), Status.VERIFIED, Event.ADDRESS_VERIFIED, {"channel": "phone"})])
+    assert (status_of(ctx, 1), status_of(ctx, 2)) == ("retry_scheduled", "verified")
+    deliver(ctx, dsn(1, diagnostic="550 5.1.1 no such user here"), dsn(2, diagnostic="550 5.1.1 gone away"))
+    assert reconcile_stage(ctx)["already_routed"] == 2
+    assert (status_of(ctx, 1), status_of(ctx, 2)) == ("retry_scheduled", "verified")
+    assert events_of(ctx, 1)[-1] == events_of(ctx, 2)[-1] == "bounced_ignored"
+
+
 def test_forged_unknown_unparseable_and_uncorrelated_are_recorded_and_ignored(ctx) -> None:  # type: ignore[no-untyped-def]
     add_sent(ctx, 1)
     forged = dsn(1, secret="somebody-elses-secret")

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.model import Statement
 from pipeline.periods import parse_period
+from pipeline.recipients import mask_member_id as mask_member_id  # one masking rule, the desk's too
 from pipeline.templates import TemplateFile, period_label
 
 
@@ -20,11 +21,6 @@ def format_money(cents: int) -> str:
     """Integer cents as "$1,234.56" (negative as "-$1,234.56"); no floats involved."""
     dollars, rest = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}${dollars:,}.{rest:02d}"
-
-
-def mask_member_id(member_id: str) -> str:
-    """Only the last 4 characters are shown: enough for the member to recognise, not to misuse."""
-    return "\u2022" * 5 + member_id[-4:]
 
 
 _DATE_PARTS = {"%d": "{0.day:02d}", "%-d": "{0.day}", "%m": "{0.month:02d}", "%Y": "{0.year:04d}"}

@@ -1,0 +1,91 @@
+"""Member contacts on SQLite and PostgreSQL: opened by an agent's search with a reference and a
+purpose, open for `desk_contact_hours`, covering the member's household, and only the agent's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.desk.audit import entries
+from pipeline.desk.contacts import ContactRefused, has_open_contact, open_contact
+from pipeline.desk.errors import DeskError
+from pipeline.ledger import Ledger
+from pipeline.settings import Settings
+from tests.support.desk_accounts import open_ledger
+from tests.support.send import WallClock
+
+
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock()
+
+
+@pytest.fixture
+def ledger(ledger_url: str, clock: WallClock) -> Iterator[Ledger]:
+    ledger = open_ledger(ledger_url, clock)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(workspace=tmp_path, desk_contact_hours=2)
+
+
+def _open(ledger: Ledger, settings: Settings, member: str = "M000000111") -> str:
+    return open_contact(ledger, settings, actor="alice", member_id=member, reference="CALL-77",
+                        purpose="statement not received", source="10.0.0.7")
+
+
+def test_a_contact_is_open_for_its_hours_then_closes(
+        ledger: Ledger, settings: Settings, clock: WallClock) -> None:
+    opened = clock()
+    _open(ledger, settings)
+    assert has_open_contact(ledger, actor="alice", member_id="M000000111", at=opened)
+    assert has_open_contact(ledger, actor="alice", member_id="M000000111",
+                            at=opened + timedelta(hours=1, minutes=59))
+    assert not has_open_contact(ledger, actor="alice", member_id="M000000111",
+                                at=opened + timedelta(hours=2))
+    assert not has_open_contact(ledger, actor="alice", member_id="M000000111",
+                                at=opened - timedelta(seconds=1))
+
+
+def test_a_contact_is_the_agents_own_and_the_members_own(
+        ledger: Ledger, settings: Settings, clock: WallClock) -> None:
+    _open(ledger, settings)
+    assert not has_open_contact(ledger, actor="bob", member_id="M000000111", at=clock())
+    assert not has_open_contact(ledger, actor="alice", member_id="M000000222", at=clock())
+
+
+def test_a_contact_with_a_member_covers_the_patients_own_statements(
+        ledger: Ledger, settings: Settings, clock: WallClock) -> None:
+    _open(ledger, settings, member="M000000111~P2")  # found through a patient's own statement
+    for member in ("M000000111", "M000000111~P2", "M000000111~P3"):
+        assert has_open_contact(ledger, actor="alice", member_id=member, at=clock())
+
+
+def test_opening_a_contact_is_audited_with_its_purpose_and_no_member_data(
+        ledger: Ledger, settings: Settings) -> None:
+    contact_id = _open(ledger, settings)
+    (entry,) = entries(ledger)
+    assert (entry.actor, entry.action, entry.source, entry.reason) == (
+        "alice", "contact_opened", "10.0.0.7", "statement not received")
+    assert entry.detail == {"contact": contact_id, "hours": 2}
+    assert "M000000111" not in json.dumps(ledger.fetch("audit_chain"))
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("reference", " ", "reference"), ("purpose", "", "purpose"), ("purpose", "x" * 201, "purpose"),
+    ("member_id", "", "member"),
+])
+def test_a_contact_needs_a_member_a_reference_and_a_purpose(
+        ledger: Ledger, settings: Settings, field: str, value: str, message: str) -> None:
+    given = {"member_id": "M000000111", "reference": "CALL-77", "purpose": "a question"} | {field: value}
+    with pytest.raises(ContactRefused, match=message):
+        open_contact(ledger, settings, actor="alice", source=None, **given)
+    assert issubclass(ContactRefused, DeskError)
+    assert entries(ledger) == []
