@@ -156,6 +156,13 @@ class Settings(BaseSettings):
         return value
     email_cost_cents: float = 0.2
     paper_cost_cents: float = 68.0
+    report_bounce_review_rate: float = Field(
+        default=0.05, gt=0, le=1, description="a pool's or provider's bounce rate at or above it is alerted")
+    report_complaint_review_rate: float = Field(
+        default=0.001, gt=0, le=1,
+        description="a pool's or provider's complaint rate at or above it is alerted")
+    report_deadline_warn_days: int = Field(
+        default=3, ge=1, description="the finance report counts statements this close to their deadline")
     retry_max_attempts: int = 3
     retry_base_delay_seconds: int = 900
 

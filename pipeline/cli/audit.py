@@ -1,9 +1,11 @@
 """`eob audit …`: prove the audit log is whole, and review who looked at members' data.
 
 `verify` walks the hash chain and names the first entry that was modified, deleted, reordered or
-inserted; it prints the head hash, which an operator records (a ticket, a log book) so a later
-`verify --expect-head` finds entries cut off the end. `report` writes the access review for a
-compliance officer: users, counts, statement ids and masked member ids, nothing more.
+inserted; it prints the head (entries, hash, when the last entry was written), which an operator
+keeps outside the database (a ticket, a log book) so a later `verify --expect-head` finds entries
+cut off the end, or a log rewritten with its hashes recomputed. `report` writes the access review
+for a compliance officer: users, counts, statement ids and masked member ids, nothing more, and
+the head again, to be filed with it.
 """
 
 from __future__ import annotations
@@ -80,12 +82,15 @@ def verify(
                       "changed.", soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]audit log intact[/]: {report.entries} entries", soft_wrap=True)
-    console.print(f"head {report.head}", soft_wrap=True)
+    written = f"last entry written {report.head_at[:19]} UTC" if report.head_at else "no entry yet"
+    console.print(f"head {report.head} ({report.entries} entries, {written}, checked "
+                  f"{ledger.now()[:19]} UTC)", soft_wrap=True, markup=False)
     if expect_head:
         console.print("the expected head is in the chain", soft_wrap=True)
     else:
-        console.print("record the head: `eob audit verify --expect-head HEAD` later shows whether "
-                      "entries were cut off the end", soft_wrap=True)
+        console.print("keep the head outside this database (a ticket, the compliance file): "
+                      "`eob audit verify --expect-head HEAD` later shows whether entries were cut "
+                      "off the end or the log was rewritten", soft_wrap=True, markup=False)
 
 
 @app.command("report")
@@ -113,6 +118,7 @@ def report(
                    "until": last.isoformat() if last else None})
     for line in summary_lines(review):
         console.print(line, soft_wrap=True, markup=False)
-    console.print(f"written: {paths['html']} and {paths['csv']}", soft_wrap=True)
+    console.print(f"written: {paths['html']} and {paths['csv']} (both carry the audit log's head: "
+                  "file them outside this database)", soft_wrap=True, markup=False)
     if not review.chain.intact:
         raise typer.Exit(1)

@@ -178,32 +178,53 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def report(period: Period) -> None:
-    """Rebuild the run report (HTML + CSV) for a period from the ledger."""
-    from pipeline.stages import open_context, report_stage
+def report(
+    period: Annotated[str | None, typer.Option(help="Statement month YYYY-MM: its run's report")] = None,
+    month: Annotated[str | None, typer.Option(
+        help="Calendar month YYYY-MM: the finance report of every run's activity in it")] = None,
+) -> None:
+    """Rebuild the reports from the ledger: a period's run report (HTML + CSV) and finance report
+    (HTML, CSV, XLSX), or with --month the month's finance rollup of several runs."""
+    from pipeline.stages import finance_month_stage, open_context, report_stage
 
-    result = report_stage(open_context(), period)
-    console.print(f"report written: {result['html']} and {result['csv']}")
+    if (period is None) == (month is None):
+        raise typer.BadParameter("give --period YYYY-MM or --month YYYY-MM")
+    if period is not None:
+        result = report_stage(open_context(), period)
+        console.print(f"report written: {result['html']} and {result['csv']}")
+        console.print(f"finance report written: {result['finance_html']} and {result['finance_xlsx']}")
+        return
+    finance = finance_month_stage(open_context(), str(month))
+    console.print(f"finance report written: {finance['html']}, {finance['xlsx']} and {finance['csv']}")
 
 
 @app.command()
 def lookup(
     statement_id: Annotated[str | None, typer.Argument(help="Statement id")] = None,
     member: Annotated[str | None, typer.Option(
-        help="Member id instead of a statement id: the member's statements and their patients' own "
-        "(<member id>~<patient id>; a patient's id alone finds theirs only)")] = None,
+        help="A member id instead of a statement id: that recipient's statements only. A subscriber's "
+        "id (the one on the card) lists the subscriber's statements, never a patient's own; a "
+        "patient's own statements are found by <member id>~<patient id>, a claim number, the email "
+        "address or the statement id")] = None,
     claim: Annotated[str | None, typer.Option(help="A claim number on the statement")] = None,
     email: Annotated[str | None, typer.Option(
         help="The email address it was sent to (hashed before it is looked up or logged; never "
         "printed)")] = None,
-    actor: Annotated[str, typer.Option(help="Who is asking (recorded in the audit log)")] = "support",
+    reference: Annotated[str | None, typer.Option(
+        help="The contact this lookup answers: the call or ticket id (needed with --member, --claim "
+        "or --email; a contact is opened with each member found, as the desk's search does)")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="Why the member got in touch, e.g. 'Statement not received' (needed with --reference; "
+        "never the member's details)")] = None,
+    actor: Annotated[str | None, typer.Option(
+        help="Who is asking (recorded in the audit log); default: this login")] = None,
 ) -> None:
     """A statement's status, queue, next action and its date, delivery deadline and whole
     timeline, for support: what the desk's statement page shows. Every lookup is audited."""
     from pipeline.cli.lookup import run_lookup
 
     raise typer.Exit(run_lookup(console, statement_id=statement_id, member=member, claim=claim,
-                                email=email, actor=actor))
+                                email=email, actor=actor, reference=reference, purpose=purpose))
 
 
 @app.command()

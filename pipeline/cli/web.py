@@ -16,7 +16,7 @@ def web(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default EOB_WEB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default EOB_WEB_PORT)")] = None,
     tls_cert: Annotated[Path | None, typer.Option(
-        help="Serve HTTPS directly with this certificate chain (PEM); set EOB_WEB_TLS=true too")] = None,
+        help="Serve HTTPS directly with this certificate chain (PEM); HSTS is then sent")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM)")] = None,
     forwarded_allow_ips: Annotated[str, typer.Option(
         help="Addresses of the TLS proxy in front, trusted for X-Forwarded-For/-Proto (the client "
@@ -32,6 +32,9 @@ def web(
     settings = Settings()
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give --tls-cert and --tls-key together")
+    if tls_cert is not None and not settings.web_tls:
+        # served over HTTPS here: browsers are told to keep to it (HSTS), as behind a TLS proxy
+        settings = settings.model_copy(update={"web_tls": True})
     bind, listen = host or settings.web_host, port or settings.web_port
     try:
         app = create_app(settings)

@@ -94,8 +94,7 @@ def lift(ledger: Ledger, *, reason: str, actor: str, secret: str, address: str |
         raise SuppressionError("no active suppression matches")
     for digest in hashes:
         ledger.audit(actor.strip(), "suppression_lifted", statement_id,
-                     {"address_hash": digest[:16], "reason": reason[:200]}, source=source,
-                     reason=reason[:200])
+                     {"address_hash": digest[:16]}, source=source, reason=reason[:200])
         if statement_id and ledger.statement(statement_id) is not None:
             ledger.record_event(statement_id, Event.SUPPRESSION_LIFTED,
                                 {"actor": actor.strip(), "reason": reason[:200]})

@@ -8,8 +8,17 @@ Why it works this way:
   tells an attacker which accounts exist.
 - A failed attempt under a name that is not an account is audited with that name hashed under
   `desk_secret`, never in clear: people type their password into the user box.
-- Consecutive failures lock an account for `web_lockout_minutes` after `web_max_failed_signins`;
-  one UPDATE counts and locks, so concurrent attempts cannot slip past the limit.
+- Consecutive failures lock an account for `web_lockout_minutes` after `web_max_failed_signins`.
+  An attempt is admitted to the password check, and counted as a failure, by one UPDATE before
+  argon2 runs; a right password then ends the count only if no lock was set meanwhile. So
+  however many attempts arrive at once, no more than the limit are checked before the lock, and
+  a right password inside a locked window is refused.
+- An unknown name and a wrong password do the same work: the same statements and one argon2
+  verification each (against a dummy hash when there is no account or no password).
+- An account of the identity provider is the person it names by (issuer, `sub`); the name it
+  shows (preferred_username) only names a new account, and never one that is a local account's
+  or another person's.
+- An administrator changes other people's roles and access, never their own.
 - A hash made with older argon2 parameters is replaced at the next successful sign-in.
 """
 
@@ -31,6 +40,7 @@ from pipeline.clock import iso, moment
 from pipeline.desk.audit import DeskAction, record
 from pipeline.desk.errors import DeskError
 from pipeline.desk.permissions import Permission, Role, allowed
+from pipeline.desk.reasons import checked_reason
 from pipeline.ledger import Ledger
 from pipeline.ledger.sql import clause
 from pipeline.settings import Settings
@@ -65,6 +75,14 @@ class AccountLocked(SignInRefused):
         self.until = until
         super().__init__(f"too many failed sign-ins: this account is locked until {until[11:16]} "
                          "UTC; an administrator can unlock it sooner")
+
+
+class OidcNameTaken(SignInRefused):
+    """The identity provider's user name is already a local account's or another person's."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the desk user name {name!r} belongs to another account; ask an "
+                         "administrator")
 
 
 class AccountError(DeskError):
@@ -175,65 +193,88 @@ def _current(ledger: Ledger, name: str) -> User:
 # -- administration (each change audited as user_admin) ---------------------------------------
 def create_user(ledger: Ledger, username: str, display_name: str, roles: Iterable[Role | str],
                 password: str | None, *, actor: str, source: str | None = None,
-                hasher: PasswordHasher = PASSWORD_HASHER) -> User:
-    """A new account with these roles. With no password it can sign in only through the
-    identity provider."""
+                reason: str | None = None, hasher: PasswordHasher = PASSWORD_HASHER) -> User:
+    """A new account with these roles. With no password it is an account of the identity
+    provider: the first company sign-in under its name binds that person to it for good."""
     name = normalise_username(username)
     display = display_name.strip() or name
     if len(display) > 120:
         raise AccountError("a display name has at most 120 characters")
     chosen = _roles(roles)
+    why = _why(reason)
     if password is not None:
         check_password(name, password)
     digest = hasher.hash(password) if password is not None else None
     with ledger.begin() as conn:
         if conn.execute(clause("desk_user_insert"), {
-                "username": name, "display_name": display, "password_hash": digest, "oidc": 0,
-                "at": ledger.now()}).rowcount != 1:
+                "username": name, "display_name": display, "password_hash": digest,
+                "oidc": int(digest is None), "at": ledger.now()}).rowcount != 1:
             raise AccountError(f"the desk user {name!r} already exists")
         for role in sorted(chosen):
             conn.execute(clause("desk_user_role_add"), {"username": name, "role": role.value})
     _admin_audit(ledger, actor, source, name, "created", roles=chosen,
-                 password=password is not None)
+                 password=password is not None, reason=why)
     return _current(ledger, name)
 
 
 def set_roles(ledger: Ledger, username: str, roles: Iterable[Role | str], *, actor: str,
-              source: str | None = None) -> User:
+              source: str | None = None, reason: str | None = None) -> User:
     """Replace the user's roles (an empty set leaves an account that may do nothing)."""
     name = _require(ledger, username)
+    _not_oneself(actor, name, "you cannot change your own roles: another administrator must "
+                              "change your roles")
     chosen = _roles(roles)
+    why = _why(reason)
     _replace_roles(ledger, name, chosen)
-    _admin_audit(ledger, actor, source, name, "roles", roles=chosen)
+    _admin_audit(ledger, actor, source, name, "roles", roles=chosen, reason=why)
     return _current(ledger, name)
 
 
 def set_password(ledger: Ledger, username: str, password: str, *, actor: str,
-                 source: str | None = None, hasher: PasswordHasher = PASSWORD_HASHER) -> None:
+                 source: str | None = None, reason: str | None = None,
+                 hasher: PasswordHasher = PASSWORD_HASHER) -> None:
     """A new local password; it also clears a lockout."""
     name = _require(ledger, username)
     check_password(name, password)
+    why = _why(reason)
     ledger.execute("desk_user_set_password", username=name, password_hash=hasher.hash(password),
                    at=ledger.now())
-    _admin_audit(ledger, actor, source, name, "password")
+    _admin_audit(ledger, actor, source, name, "password", reason=why)
 
 
 def set_active(ledger: Ledger, username: str, active: bool, *, actor: str,
-               source: str | None = None) -> User:
+               source: str | None = None, reason: str | None = None) -> User:
     """Disable (or enable again) an account: a disabled one cannot sign in and may do nothing.
     Accounts are disabled, never deleted, so the audit log's names keep meaning someone."""
     name = _require(ledger, username)
+    _not_oneself(actor, name, "you cannot disable or enable your own account: another "
+                              "administrator must do it")
+    why = _why(reason)
     ledger.execute("desk_user_set_active", username=name, active=int(active), at=ledger.now())
-    _admin_audit(ledger, actor, source, name, "enabled" if active else "disabled")
+    _admin_audit(ledger, actor, source, name, "enabled" if active else "disabled", reason=why)
     return _current(ledger, name)
 
 
-def unlock(ledger: Ledger, username: str, *, actor: str, source: str | None = None) -> User:
+def unlock(ledger: Ledger, username: str, *, actor: str, source: str | None = None,
+           reason: str | None = None) -> User:
     """End a lockout now and forget the failures counted toward the next one."""
     name = _require(ledger, username)
+    why = _why(reason)
     ledger.execute("desk_user_unlock", username=name, at=ledger.now())
-    _admin_audit(ledger, actor, source, name, "unlocked")
+    _admin_audit(ledger, actor, source, name, "unlocked", reason=why)
     return _current(ledger, name)
+
+
+def _not_oneself(actor: str, name: str, refusal: str) -> None:
+    """Two people for a change of access: an administrator cannot give themselves roles, nor
+    lock themselves out by mistake."""
+    if actor.strip().lower() == name:
+        raise AccountError(refusal)
+
+
+def _why(reason: str | None) -> str | None:
+    """An administrator's reason, checked before anything changes (None when none was given)."""
+    return checked_reason(reason) if reason is not None and reason.strip() else None
 
 
 def _replace_roles(ledger: Ledger, name: str, roles: frozenset[Role]) -> None:
@@ -244,81 +285,120 @@ def _replace_roles(ledger: Ledger, name: str, roles: frozenset[Role]) -> None:
 
 
 def _admin_audit(ledger: Ledger, actor: str, source: str | None, user: str, change: str, *,
-                 roles: frozenset[Role] | None = None, password: bool | None = None) -> None:
+                 roles: frozenset[Role] | None = None, password: bool | None = None,
+                 reason: str | None = None) -> None:
     detail: dict[str, Any] = {"user": user, "change": change}
     if roles is not None:
         detail["roles"] = sorted(role.value for role in roles)
     if password is not None:
         detail["local_password"] = password
-    record(ledger, actor=actor, action=DeskAction.USER_ADMIN, source=source, detail=detail)
+    record(ledger, actor=actor, action=DeskAction.USER_ADMIN, source=source, reason=reason,
+           detail=detail)
 
 
 # -- sign-in ----------------------------------------------------------------------------------
 def authenticate(ledger: Ledger, settings: Settings, username: str, password: str, *,
                  source: str | None, hasher: PasswordHasher = PASSWORD_HASHER) -> User:
     """The account, when the name and password are right and it is active and not locked;
-    otherwise `SignInRefused` (`AccountLocked` while locked). Audited either way."""
+    otherwise `SignInRefused` (`AccountLocked` while locked). Audited either way.
+
+    Every refusal runs the same steps: admit the attempt (one UPDATE, no row for an unknown
+    name or a locked account), one argon2 verification, read the account's state, audit."""
     dummy = _dummy_hash(_params(hasher))  # made on the first call, whoever it is for
     try:
         name = normalise_username(username)
-        row = ledger.fetch_one("desk_user_get", username=name)
     except AccountError:
-        name, row = "", None
-    stored = row["password_hash"] if row is not None else None
-    if row is None or stored is None:
-        _verify(hasher, dummy, password)
-        _failed(ledger, settings, name if row is not None else None, username, source,
-                "unknown_user" if row is None else "no_password")
-        raise SignInRefused()
-    matches = _verify(hasher, stored, password)
+        name = ""  # no account has it: the same steps as any unknown name
     now = ledger.now()
-    if row["locked_until"] and row["locked_until"] > now:
-        _failed(ledger, settings, name, username, source, "locked")
-        raise AccountLocked(row["locked_until"])
-    if not row["active"]:
-        _failed(ledger, settings, name, username, source, "disabled")
-        raise SignInRefused()
-    if not matches:
-        until = iso(moment(now) + timedelta(minutes=settings.web_lockout_minutes))
-        ledger.execute("desk_user_signin_failed", username=name,
-                       max_failures=settings.web_max_failed_signins, until=until)
-        after = ledger.fetch_one("desk_user_get", username=name)
-        locked_now = after is not None and after["locked_until"] == until
-        _failed(ledger, settings, name, username, source, "password",
-                locked_until=until if locked_now else None)
-        if locked_now:
-            raise AccountLocked(until)
-        raise SignInRefused()
-    if hasher.check_needs_rehash(stored):
-        ledger.execute("desk_user_rehash", username=name, password_hash=hasher.hash(password),
-                       old_hash=stored)
-    ledger.execute("desk_user_signed_in", username=name, at=now)
-    record(ledger, actor=name, action=DeskAction.SIGN_IN, source=source,
-           detail={"method": "password"})
-    return _current(ledger, name)
+    until = iso(moment(now) + timedelta(minutes=settings.web_lockout_minutes))
+    with ledger.begin() as conn:
+        admitted = conn.execute(clause("desk_user_signin_attempt"), {
+            "username": name, "max_failures": settings.web_max_failed_signins, "until": until,
+            "now": now}).mappings().first()
+    stored: str | None = admitted["password_hash"] if admitted is not None else None
+    matches = _verify(hasher, stored or dummy, password) and stored is not None
+    own_lock = until if admitted is not None and admitted["locked_until"] == until else None
+    if (stored is not None and matches and admitted is not None and admitted["active"]
+            and ledger.execute("desk_user_signed_in", username=name, at=now,
+                               own_lock=own_lock) == 1):
+        if hasher.check_needs_rehash(stored):
+            ledger.execute("desk_user_rehash", username=name, password_hash=hasher.hash(password),
+                           old_hash=stored)
+        record(ledger, actor=name, action=DeskAction.SIGN_IN, source=source,
+               detail={"method": "password"})
+        return _current(ledger, name)
+    row = ledger.fetch_one("desk_user_get", username=name)  # the state after this attempt
+    locked = row["locked_until"] if row is not None else None
+    if row is None:
+        why = "unknown_user"
+    elif admitted is None or (matches and admitted["active"]):
+        why = "locked"  # refused before the check, or locked by others while it ran
+    elif not admitted["active"]:
+        why = "disabled"
+    else:
+        why = "password" if stored is not None else "no_password"
+    _failed(ledger, settings, name if row is not None else None, username, source, why,
+            locked_until=own_lock)
+    if locked and locked > now and why in ("locked", "password"):
+        raise AccountLocked(locked)
+    raise SignInRefused()
 
 
 def oidc_user(ledger: Ledger, username: str, display_name: str, roles: Iterable[str], *,
-              source: str | None) -> User:
-    """The account of someone the identity provider signed in: created on first sign-in, its name
-    and roles taken from the ID token each time (names that are no desk role are ignored). A
-    locally disabled account stays refused. Audits the sign-in (and a change of roles)."""
-    name = normalise_username(username)
+              issuer: str, subject: str, source: str | None) -> User:
+    """The account of the person the identity provider signed in, known by (`issuer`,
+    `subject`: the ID token's `iss` and `sub`). Their first sign-in creates it under `username`
+    (the token's preferred_username), or binds an account an administrator made for the
+    provider under that name; a name that is a local account's or another person's is refused
+    (`OidcNameTaken`), so no one takes over an account by choosing its name. Roles follow the
+    token each time (names that are no desk role are ignored); a disabled account stays refused.
+    Audits the sign-in (and a change of roles)."""
+    issuer, subject = issuer.strip(), subject.strip()
+    if not issuer or not subject:
+        raise SignInRefused("the identity provider did not say who you are (no issuer or subject)")
     granted = frozenset(Role(r) for r in roles if r in _ROLE_NAMES)
-    existing = get_user(ledger, name)
-    if existing is not None and not existing.active:
+    display = (display_name.strip() or username.strip())[:120]
+    row = ledger.fetch_one("desk_user_by_subject", issuer=issuer, subject=subject)
+    if row is None:
+        name, created = _claim_name(ledger, normalise_username(username), display, issuer,
+                                    subject, source)
+    else:  # the name it was first given, whatever the token shows now
+        name, created = str(row["username"]), False
+    user = _current(ledger, name)
+    if not user.active:
         record(ledger, actor=name, action=DeskAction.SIGN_IN_FAILED, source=source,
                detail={"method": "oidc", "why": "disabled"})
         raise SignInRefused("this account is disabled on the support desk; ask an administrator")
-    ledger.execute("desk_user_upsert_oidc", username=name,
-                   display_name=(display_name.strip() or name)[:120], at=ledger.now())
-    if existing is None or existing.roles != granted:
+    if created or user.roles != granted:
         _replace_roles(ledger, name, granted)
-        _admin_audit(ledger, "oidc", source, name, "created" if existing is None else "roles",
+        _admin_audit(ledger, "oidc", source, name, "created" if created else "roles",
                      roles=granted)
-    ledger.execute("desk_user_signed_in", username=name, at=ledger.now())
+    ledger.execute("desk_user_oidc_signed_in", issuer=issuer, subject=subject,
+                   display_name=display, at=ledger.now())
     record(ledger, actor=name, action=DeskAction.SIGN_IN, source=source, detail={"method": "oidc"})
     return _current(ledger, name)
+
+
+def _claim_name(ledger: Ledger, name: str, display: str, issuer: str, subject: str,
+                source: str | None) -> tuple[str, bool]:
+    """A person of the identity provider new to the desk: a new account under `name` (True), or
+    the unbound provider account an administrator made under it (False); else refused and
+    audited."""
+    params = {"username": name, "display_name": display, "issuer": issuer, "subject": subject,
+              "at": ledger.now()}
+    if ledger.execute("desk_user_insert_oidc", **params) == 1:
+        return name, True
+    if ledger.execute("desk_user_bind_oidc", **params) == 1:
+        return name, False
+    meanwhile = ledger.fetch_one("desk_user_by_subject", issuer=issuer, subject=subject)
+    if meanwhile is not None:  # the same person's other sign-in created it a moment ago
+        return str(meanwhile["username"]), False
+    taken = ledger.fetch_one("desk_user_get", username=name)
+    why = "local_account" if taken is not None and not taken["oidc"] else "other_person"
+    record(ledger, actor=UNKNOWN_USER, action=DeskAction.SIGN_IN_FAILED, source=source,
+           detail={"method": "oidc", "why": why, "user": name, "issuer": issuer,
+                   "subject": subject})
+    raise OidcNameTaken(name)
 
 
 def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:

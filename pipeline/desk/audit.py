@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.clock import iso
+from pipeline.desk.reasons import checked_reason
 from pipeline.ledger import Ledger
 from pipeline.ledger.audit import ChainProblem, ChainReport, ProblemKind, verify_chain
 from pipeline.recipients import mask_member_id, subscriber_id
@@ -30,7 +31,7 @@ from pipeline.settings import Settings
 __all__ = [
     "AccessReview", "AuditEntry", "ChainProblem", "ChainReport", "DeskAction", "ProblemKind",
     "UncontactedLook", "UnusualVolume", "UserAccess", "access_review", "entries", "record",
-    "verify", "write_access_review",
+    "render_access_review_html", "verify", "within_contact", "write_access_review",
 ]
 
 
@@ -68,7 +69,6 @@ _ACTIONS = frozenset(action.value for action in DeskAction)
 _PHI_KEYS = frozenset({"address", "birth_date", "dob", "email", "name", "password", "term"})
 """Detail keys that would hold a member's data or a secret: refused outright (callers pass keyed
 hashes and masked values, under other names)."""
-MAX_REASON = 500
 _FAR_FUTURE = "9999-12-31"
 
 
@@ -82,8 +82,9 @@ def record(ledger: Ledger, *, actor: str, action: str, source: str | None,
            detail: Mapping[str, Any] | None = None) -> str:
     """Append one desk entry: who (`actor`), when (the ledger's clock), from where (`source`: the
     client address, or the host a command ran on), what (`action`), which statement and why
-    (`reason`, what the user typed). Returns the entry's hash. `detail` must hold no PHI: search
-    terms as keyed hashes, ids masked."""
+    (`reason`, what the user typed: `reasons.checked_reason` refuses one that holds the member's
+    details, `ReasonRefused`, before anything is written). Returns the entry's hash. `detail`
+    must hold no PHI: search terms as keyed hashes, ids masked."""
     if not actor or not actor.strip():
         raise AuditRefused("an audit entry needs the actor who did it")
     if action not in _ACTIONS:
@@ -91,14 +92,15 @@ def record(ledger: Ledger, *, actor: str, action: str, source: str | None,
     refused = sorted(_PHI_KEYS & set(detail or {}))
     if refused:
         raise AuditRefused(f"audit detail keys {refused} would hold personal data or a secret")
-    why = (reason or "").strip()[:MAX_REASON] or None
+    why = checked_reason(reason) if reason is not None and reason.strip() else None
     return ledger.audit(actor.strip(), str(action), statement_id, detail, source=source or None,
                         reason=why)
 
 
 def verify(ledger: Ledger, *, expect_head: str | None = None) -> ChainReport:
     """The whole chain checked in order: the first modified, deleted, reordered or inserted entry,
-    or None and the head (record it: with `expect_head` a later verify finds a cut-off end)."""
+    or None; and the head. Keep the head outside the database: with `expect_head` a later verify
+    finds a cut-off end or a log rewritten with its hashes recomputed."""
     return verify_chain(ledger.engine, expect_head=expect_head)
 
 
@@ -123,6 +125,13 @@ def entries(ledger: Ledger, *, since: datetime | None = None, actor: str | None 
     return [AuditEntry(int(row["seq"]), row["at"], row["actor"], row["action"], row["statement_id"],
                        row["source"], row["reason"], json.loads(row["detail"] or "{}"), row["hash"])
             for row in rows]
+
+
+def within_contact(windows: Iterable[tuple[str, str]], at: str) -> bool:
+    """THE rule of member contacts: a look at `at` is covered when one of the agent's contacts
+    with the member was open then, from its opening (included) to its expiry (excluded). Times
+    are the ledger's ISO UTC texts. `contacts.has_open_contact` and the access review use it."""
+    return any(opened <= at < expires for opened, expires in windows)
 
 
 # -- the access review ------------------------------------------------------------------------
@@ -224,7 +233,7 @@ def access_review(ledger: Ledger, settings: Settings, since: date,
         seen_statements[user].add(sid)
         seen_members[user].add(subscriber)
         per_day[(user, row["at"][:10])].add(subscriber)
-        if not any(opened <= row["at"] < expires for opened, expires in contacts.get((user, subscriber), ())):
+        if not within_contact(contacts.get((user, subscriber), ()), row["at"]):
             tally["uncontacted"] += 1
             uncontacted.append(UncontactedLook(int(row["seq"]), row["at"], user, action, sid,
                                                mask_member_id(subscriber) if member else "unknown",
@@ -246,29 +255,42 @@ def access_review(ledger: Ledger, settings: Settings, since: date,
 
 CSV_COLUMNS = ["section", "user", "day", "at", "seq", "action", "statement_id", "member", "source",
                "searches", "views", "statements", "members", "actions", "sign_ins",
-               "failed_sign_ins", "busiest_day_members", "looks_without_contact"]
-"""One CSV for spreadsheets: a `user` row per user, an `unusual_volume` row per user and day over
-the threshold, a `no_open_contact` row per look outside a contact."""
+               "failed_sign_ins", "busiest_day_members", "looks_without_contact", "entries",
+               "head", "head_at", "checked_at", "intact"]
+"""One CSV for spreadsheets: a `chain_head` row first (the audit log's head when the review was
+made: how many entries, the hash of the last, when it was written and when the chain was
+checked), then a `user` row per user, an `unusual_volume` row per user and day over the
+threshold, a `no_open_contact` row per look outside a contact."""
 
 
-def write_access_review(review: AccessReview, folder: Path) -> dict[str, Path]:
-    """The review as HTML (for people; no script) and CSV (for spreadsheets), from the same
-    figures; named by the period so reviews of other periods sit beside it."""
+def render_access_review_html(review: AccessReview) -> str:
+    """The review as one HTML page with no script (templates/reports/access_review.html.j2):
+    what `eob audit report` writes and the auditor's page serves."""
     import jinja2  # only here: a look at a statement, audited, does not load Jinja2
 
     from pipeline.templates import TEMPLATES_DIR
 
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR / "reports"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("access_review.html.j2").render(r=review)
+
+
+def write_access_review(review: AccessReview, folder: Path) -> dict[str, Path]:
+    """The review as HTML (for people; no script) and CSV (for spreadsheets), from the same
+    figures; named by the period so reviews of other periods sit beside it. Both carry the audit
+    log's head: a compliance officer who files them keeps the head outside the database."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"access-review-{review.since.isoformat()}-" \
            f"{review.until.isoformat() if review.until else 'now'}"
     html_path, csv_path = folder / f"{name}.html", folder / f"{name}.csv"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR / "reports"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    html_path.write_text(env.get_template("access_review.html.j2").render(r=review),
-                         encoding="utf-8")
+    html_path.write_text(render_access_review_html(review), encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, restval="")
         writer.writeheader()
+        writer.writerow({"section": "chain_head", "entries": review.chain.entries,
+                         "head": review.chain.head, "head_at": review.chain.head_at or "",
+                         "checked_at": review.generated_at,
+                         "intact": str(review.chain.intact).lower()})
         for u in review.users:
             writer.writerow({"section": "user", "user": u.user, "searches": u.searches,
                              "views": u.views, "statements": u.statements, "members": u.members,
@@ -301,4 +323,6 @@ def summary_lines(review: AccessReview) -> list[str]:
                  + (", ".join(f"{v.user} {v.day.isoformat()} ({v.members})" for v in review.unusual)
                     or "none"))
     lines.append(f"looks at members with no open contact: {len(review.uncontacted)}")
+    lines.append(f"audit log head {review.chain.head} ({review.chain.entries} entries, last "
+                 f"written {(review.chain.head_at or 'never')[:19]})")
     return lines

@@ -10,3 +10,9 @@ class DeskError(Exception):
 
 class ActionRefused(DeskError):
     """An action the statement's state, the two-person rule or a missing reason does not allow."""
+
+
+class ChangeNotApplied(DeskError):
+    """An address change approved (the statement is verified, waiting for its resend) whose
+    address could not be carried into the run's contact file or freed of an email block; the
+    message says what an operator must do. Nothing is emailed meanwhile."""

@@ -81,6 +81,9 @@ LABELS: dict[Event, str] = {
     E.ADDRESS_CHANGE_REQUESTED: "New email address entered by support: waiting for a supervisor",
     E.ADDRESS_CHANGE_APPROVED: "New email address approved by a supervisor",
     E.ADDRESS_CHANGE_REJECTED: "New email address rejected by a supervisor",
+    E.ADDRESS_CHANGE_EXPIRED: "New email address closed unused: the statement can no longer take it",
+    E.ADDRESS_CHANGE_NOT_APPLIED: ("New email address approved but not written to the run's contact file: "
+                                   "nothing is emailed until an operator fixes it"),
     E.MOVED_TO_PAPER: "Moved to paper by support",
     E.RESEND_CANCELLED: "Resend stopped by support: the address must be confirmed again",
 }

@@ -9,8 +9,12 @@ are NULL on such rows), so the rows of an older ledger still verify unchanged.
 Writers are serialised so the chain never forks: on PostgreSQL by a transaction-scoped advisory
 lock taken before the head is read, on SQLite by BEGIN IMMEDIATE (the write lock first); and a
 UNIQUE index on `prev_hash` makes a second successor of one entry impossible whatever a writer
-does. Truncating the end of the log leaves a shorter, intact chain: only a head recorded earlier
-reveals it (`verify_chain(expect_head=...)`).
+does. Truncating the end of the log leaves a shorter, intact chain, and so does rewriting it
+from some entry on with every hash recomputed: only a head recorded earlier, kept outside the
+database, reveals either (`verify_chain(expect_head=...)`).
+
+Verification follows the hash links alone: `seq` orders the rows but is not hashed, and has
+gaps (PostgreSQL's identity skips the values of rolled-back inserts), so a gap is no finding.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ _YIELD_ROWS = 2000
 class ProblemKind(StrEnum):
     """What happened to the first entry that breaks the chain."""
 
-    MODIFIED = "modified"    # its content no longer matches its hash, or it was rewritten and rehashed
-    DELETED = "deleted"      # an entry before it (or at the end, against a recorded head) is gone
+    MODIFIED = "modified"    # its content no longer matches its hash
+    DELETED = "deleted"      # the entry before it is gone: deleted, or rewritten and rehashed
+                             # (or, against a recorded head, entries at the end)
     REORDERED = "reordered"  # it is intact but sits elsewhere than after its predecessor
     INSERTED = "inserted"    # it was never part of the chain: nothing follows it, or it forks it
 
@@ -54,11 +59,14 @@ class ChainProblem:
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     """`entries` read in order up to the end, or up to and including the broken one; `head`, the
-    hash of the last entry that verified (a record of it later reveals a truncated tail)."""
+    hash of the last entry that verified, and `head_at`, when that entry was written (None for an
+    empty log). Kept outside the database, the head later reveals a truncated tail, or a log
+    rewritten from its start."""
 
     entries: int
     head: str
     problem: ChainProblem | None
+    head_at: str | None = None
 
     @property
     def intact(self) -> bool:
@@ -111,7 +119,7 @@ def verify_chain(engine: Engine, *, expect_head: str | None = None) -> ChainRepo
 
     With `expect_head` (a head reported by an earlier verify), also check that entry is still in
     the log: entries may have been added since, but if it is gone the end was cut off."""
-    entries, head = 0, GENESIS
+    entries, head, head_at = 0, GENESIS, None
     previous: Mapping[str, Any] | None = None
     broken: Mapping[str, Any] | None = None
     with engine.connect() as conn:
@@ -122,13 +130,13 @@ def verify_chain(engine: Engine, *, expect_head: str | None = None) -> ChainRepo
             if row["hash"] != _row_hash(row) or row["prev_hash"] != head:
                 broken = row
                 break
-            head, previous = row["hash"], row
+            head, head_at, previous = row["hash"], row["at"], row
         result.close()
         if broken is not None:
-            return ChainReport(entries, head, _classify(conn, broken, previous))
+            return ChainReport(entries, head, _classify(conn, broken, previous), head_at)
         if expect_head and expect_head != head:
-            return ChainReport(entries, head, _missing_head(conn, expect_head, previous))
-    return ChainReport(entries, head, None)
+            return ChainReport(entries, head, _missing_head(conn, expect_head, previous), head_at)
+    return ChainReport(entries, head, None, head_at)
 
 
 def _classify(conn: Connection, row: Mapping[str, Any], previous: Mapping[str, Any] | None
@@ -157,12 +165,13 @@ def _classify(conn: Connection, row: Mapping[str, Any], previous: Mapping[str, A
     if successors is None and not is_last:
         return ChainProblem(seq, ProblemKind.INSERTED,
                             f"{name} was inserted: no entry of the chain leads to it or follows it")
-    if previous is not None and seq == int(previous["seq"]) + 1:
-        return ChainProblem(int(previous["seq"]), ProblemKind.MODIFIED,
-                            f"audit entry {previous['seq']} was rewritten and its hash recomputed: "
-                            f"entry {seq} still points at its original hash")
+    # The entry it links to is in no row. Only hashes are evidence (seq values have gaps after
+    # rolled-back writes, and seq is not hashed): it was deleted, or rewritten with its hash
+    # recomputed; either way the original entry is gone from the log.
+    rewritten = f", or {after} was rewritten and its hash recomputed" if previous else ""
     return ChainProblem(seq, ProblemKind.DELETED,
-                        f"the entry before {name} is gone: an entry after {after} was deleted")
+                        f"the entry before {name} is gone: an entry after {after} was "
+                        f"deleted{rewritten}")
 
 
 def _intruder(conn: Connection, rivals: list[int]) -> tuple[int, int]:
@@ -185,4 +194,5 @@ def _missing_head(conn: Connection, expect_head: str, previous: Mapping[str, Any
     ends = f"entry {last}" if previous else "no entry at all"
     return ChainProblem(last, ProblemKind.DELETED,
                         f"the recorded head {expect_head[:16]}… is no longer in the audit log: "
-                        f"entries at its end were deleted (the log now ends at {ends})")
+                        f"entries at its end were deleted, or the log was rewritten from an "
+                        f"earlier entry on (the log now ends at {ends})")

@@ -80,6 +80,8 @@ class Event(StrEnum):
     ADDRESS_CHANGE_REQUESTED = "address_change_requested"
     ADDRESS_CHANGE_APPROVED = "address_change_approved"
     ADDRESS_CHANGE_REJECTED = "address_change_rejected"
+    ADDRESS_CHANGE_EXPIRED = "address_change_expired"
+    ADDRESS_CHANGE_NOT_APPLIED = "address_change_not_applied"
     MOVED_TO_PAPER = "moved_to_paper"
     RESEND_CANCELLED = "resend_cancelled"
 

@@ -85,20 +85,33 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     # support desk: lookup, search, actions (pipeline/desk)
     "desk_statement", "desk_search_statement", "desk_search_member", "desk_search_claim",
     "desk_search_email", "desk_insert_change", "desk_change", "desk_pending_changes",
-    "desk_decide_change", "desk_reopen_change", "desk_erase_sealed_address",
+    "desk_decide_change", "desk_pending_changes_of_statements", "desk_pending_change_of_statement",
+    "desk_move_statement",
     "compose_statements_without_claims", "compose_insert_statement_claims",
 }) | frozenset({
     # support desk: users, sign-in, audit (pipeline/desk, pipeline/ledger/audit.py)
     "audit_lock_postgresql", "audit_seq_by_hash", "audit_hash_of_seq", "audit_seqs_by_prev_hash",
     "audit_seq_after", "audit_entries", "audit_between", "audit_statement_members", "audit_contacts_between",
-    "desk_user_get", "desk_users_list", "desk_user_roles", "desk_all_user_roles", "desk_user_insert",
-    "desk_user_upsert_oidc", "desk_user_roles_clear", "desk_user_role_add", "desk_user_set_password",
-    "desk_user_rehash", "desk_user_set_active", "desk_user_unlock", "desk_user_signin_failed",
-    "desk_user_signed_in", "desk_contact_insert", "desk_contact_open",
+    "desk_user_get", "desk_user_by_subject", "desk_users_list", "desk_user_roles",
+    "desk_all_user_roles", "desk_user_insert", "desk_user_insert_oidc", "desk_user_bind_oidc",
+    "desk_user_oidc_signed_in", "desk_user_roles_clear", "desk_user_role_add",
+    "desk_user_set_password", "desk_user_rehash", "desk_user_set_active", "desk_user_unlock",
+    "desk_user_signin_attempt", "desk_user_signed_in", "desk_contact_insert", "desk_contact_windows",
 }) | frozenset({
     # support desk: web sessions (pipeline/web)
     "web_session_insert", "web_session_get", "web_session_touch", "web_session_end",
-    "web_session_flash", "web_sessions_purge",
+    "web_session_flash", "web_sessions_purge", "web_sessions_end_for_user",
+}) | frozenset({
+    # finance facts and figures (pipeline/report/facts.py, figures.py)
+    "facts_delete_rates", "facts_insert_rate", "facts_delete_providers", "facts_insert_provider",
+    "facts_delete_state", "facts_delete_email", "facts_delete_queues", "facts_delete_paper",
+    "facts_delete_cost", "facts_delete_deadline", "facts_insert_calendar", "facts_mark_day",
+    "facts_insert_state",
+    "facts_insert_email_sqlite", "facts_insert_email_postgresql", "facts_insert_queues",
+    "facts_insert_paper", "facts_insert_email_cost", "facts_insert_paper_cost", "facts_runs_started",
+    "facts_insert_deadline", "facts_rows_for_day", "facts_run_span", "figures_runs_in_scope",
+    "figures_state", "figures_email", "figures_queues", "figures_paper", "figures_cost",
+    "figures_deadline", "figures_last_built_day", "figures_ledger_statements", "figures_moves_since",
 })
 """Every query name the code runs (kept equal to the names in the code by a test)."""
 

@@ -55,7 +55,9 @@ def make_engine(url: str) -> Engine:
     """An engine for a ledger URL; psycopg 3 for PostgreSQL, WAL mode for SQLite."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # hide_parameters: a database error's message never carries the bound values (user names,
+    # contact references, hashes) into a log or a task's output
+    engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -301,7 +301,11 @@ def correct_contact(ctx: Context, run_id: str, member_id: str, address: str) -> 
 
     The sender reads each member's address from this file, so the resend goes to the
     confirmed address with no second copy of contact data anywhere; the ledger keeps only the
-    address's keyed hash on the timeline.
+    address's keyed hash on the timeline. Read, change and replace happen under an exclusive
+    lock on a sibling `.members.parquet.lock`, so two corrections of one run at the same time (an
+    outreach import and a desk approval, two approvals) both land: neither writes back a copy
+    read before the other's replace. The file keeps its row groups (one per bucket, which
+    compose reads one at a time).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -310,19 +314,45 @@ def correct_contact(ctx: Context, run_id: str, member_id: str, address: str) -> 
     path = run_dir(ctx.settings, run_id) / "members.parquet"
     if not path.is_file():
         raise VerificationError(f"the member contact file of run {run_id} is missing")
-    table = pq.read_table(path)
-    mask = pc.equal(table["member_id"], pa.scalar(member_id, table.schema.field("member_id").type))
-    if not pc.any(mask).as_py():
-        raise VerificationError("the member is not in the run's contact file")
-    for name, value in (("email", address), ("email_valid", True)):
-        if name in table.column_names:
-            index = table.schema.get_field_index(name)
-            column = pc.if_else(mask, pa.scalar(value, table.schema.field(name).type), table[name])
-            table = table.set_column(index, table.schema.field(name), column)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".members-", suffix=".parquet")
-    os.close(fd)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with _locked(path.with_name(f".{path.name}.lock")):
+        source = pq.ParquetFile(path)
+        schema = source.schema_arrow
+        groups = [source.read_row_group(index) for index in range(source.metadata.num_row_groups)]
+        source.close()
+        key = pa.scalar(member_id, schema.field("member_id").type)
+        masks = [pc.equal(group["member_id"], key) for group in groups]
+        if not any(pc.any(mask).as_py() for mask in masks):
+            raise VerificationError("the member is not in the run's contact file")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".members-", suffix=".parquet")
+        os.close(fd)
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for group, mask in zip(groups, masks, strict=True):
+                    for name, value in (("email", address), ("email_valid", True)):
+                        if name in group.column_names:
+                            index = schema.get_field_index(name)
+                            column = pc.if_else(mask, pa.scalar(value, schema.field(name).type), group[name])
+                            group = group.set_column(index, schema.field(name), column)
+                    writer.write_table(group, row_group_size=max(group.num_rows, 1))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on `lock_path`, held for the block; it is released when
+    the file is closed, also when the process dies."""
+    import fcntl
+
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ resend

@@ -17,6 +17,7 @@ from pipeline.stages.context import (
     run_dir,
     run_id_for,
 )
+from pipeline.stages.finance_report import finance_daily_stage, finance_month_stage, finance_period_stage
 from pipeline.stages.ingest import compose_stage, extract_ready_stage, ingest_stage
 from pipeline.stages.notices import NoticesNotDrawn, notices_stage
 from pipeline.stages.paper import (
@@ -52,4 +53,5 @@ __all__ = [
     "relay_credentials", "render_stage", "report_stage", "requeue_due_stage", "resend_verified_stage",
     "route_stage", "run_dir", "run_id_for", "send_stage", "sweep_stage",
     "NoticesNotDrawn", "day_for_run", "notices_stage",
+    "finance_daily_stage", "finance_month_stage", "finance_period_stage",
 ]

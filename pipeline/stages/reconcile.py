@@ -309,10 +309,17 @@ def queue_counts(ctx: Context, run_id: str) -> dict[str, Any]:
 
 
 def sweep_stage(ctx: Context) -> dict[str, int]:
-    """The delivery-deadline sweeper, on its schedule: every in-flight status moves on in time."""
+    """The delivery-deadline sweeper, on its schedule: every in-flight status moves on in time;
+    then the support desk's address changes that can no longer be used (their statement moved on,
+    or they waited past the verification window) are closed, their sealed addresses erased."""
+    from pipeline.desk.changes import expire_changes
     from pipeline.reconcile import sweep
 
-    return sweep(ctx.ledger, ctx.now(), ctx.delivery_window, batch=ctx.settings.sweep_batch_size)
+    counts = sweep(ctx.ledger, ctx.now(), ctx.delivery_window, batch=ctx.settings.sweep_batch_size)
+    expired = expire_changes(ctx)
+    if expired:
+        counts["address_changes_expired"] = expired
+    return counts
 
 
 def resend_verified_stage(ctx: Context) -> dict[str, int]:

@@ -8,12 +8,18 @@ from pipeline.stages.context import Context, run_id_for
 
 
 def report_stage(ctx: Context, period: str) -> dict[str, Any]:
+    """The run report, then the period's finance report on the facts rebuilt from the ledger
+    (the last task of a run: every other task has finished, so the state is final)."""
     from pipeline.report import build_report, write_report
+    from pipeline.stages.finance_report import finance_period_stage
 
     run_id = run_id_for(period)
     report = build_report(ctx.ledger, run_id, ctx.settings.email_cost_cents,
                           ctx.settings.paper_cost_cents)
     paths = write_report(report, ctx.settings.reports_dir)
     failed = [check.name for check in report.checks if not check.ok]
+    finance = finance_period_stage(ctx, period)
     return {"run_id": run_id, **report.summary(), "html": str(paths["html"]),
-            "csv": str(paths["csv"]), "failed_checks": failed}
+            "csv": str(paths["csv"]), "failed_checks": failed,
+            "finance_html": finance["html"], "finance_xlsx": finance["xlsx"],
+            "finance_alerts": finance["alerts"], "finance_failed_checks": finance["failed_checks"]}

@@ -42,16 +42,16 @@ class Forbidden(Exception):
 
 
 def signed_in(request: Request) -> Visitor:
-    """The request's visitor, or `SignInNeeded`. A user disabled since signing in is signed
-    out here, on their next request."""
+    """The request's visitor, or `SignInNeeded`. A user disabled since signing in (from the
+    command line too, which ends no session itself) is signed out here, on their next request."""
     desk = desk_of(request)
     loaded = desk.sessions.load(request.cookies.get(SESSION_COOKIE))
     if loaded is None or isinstance(loaded, Refused):
         raise SignInNeeded(loaded.why if loaded else None)
     user = get_user(desk.ctx.ledger, loaded.username)
     if user is None or not user.active:
-        desk.sessions.end(loaded.session_hash, Ended.SIGNED_OUT)
-        raise SignInNeeded(Ended.SIGNED_OUT)
+        desk.sessions.end(loaded.session_hash, Ended.ACCOUNT_CHANGED)
+        raise SignInNeeded(Ended.ACCOUNT_CHANGED)
     return Visitor(loaded, user, source_of(request))
 
 

@@ -13,9 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from pipeline.desk.actions import MAX_REASON, decide_address_change, pending_changes
+from pipeline.desk.actions import decide_address_change, pending_changes
 from pipeline.desk.errors import DeskError
 from pipeline.desk.permissions import Permission
+from pipeline.desk.reasons import MAX_REASON, MIN_REASON
 from pipeline.ledger import LedgerError
 from pipeline.web.access import Visitor, require
 from pipeline.web.pages import sentence
@@ -31,7 +32,7 @@ CHANGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def approvals_page(request: Request, visitor: Annotated[Visitor, DECIDE]) -> Response:
     desk = desk_of(request)
     return desk.pages.render("approvals.html", visitor, title="Approvals",
-                             changes=pending_changes(desk.ctx), max_reason=MAX_REASON,
+                             changes=pending_changes(desk.ctx), min_reason=MIN_REASON, max_reason=MAX_REASON,
                              via=dict(VERIFIED_VIA))
 
 

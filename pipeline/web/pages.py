@@ -51,8 +51,12 @@ def words(value: str | None) -> str:
 
 
 def sentence(error: Exception) -> str:
-    """An error's message as the end of a sentence on a page: one full stop."""
-    return str(error).rstrip(". ") + "."
+    """An error's message as the end of a sentence on a page ("Nothing was done: ..."): one full
+    stop, and a capital first letter lowered unless the word is in capitals ("PDF")."""
+    text = str(error).rstrip(". ")
+    if text[:1].isupper() and not text[1:2].isupper():
+        text = text[0].lower() + text[1:]
+    return text + "."
 
 
 def detail_text(detail: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
-from pipeline.desk.audit import record
+from pipeline.desk.audit import DeskAction, record
 from pipeline.desk.contacts import open_contact
 from pipeline.desk.errors import DeskError
 from pipeline.desk.permissions import Permission
@@ -78,7 +78,7 @@ def search_submit(
         hits = search(ctx, search_key, term)
     except DeskError as exc:
         hits, error = [], str(exc)
-    record(ctx.ledger, actor=visitor.username, action="search", source=visitor.source,
+    record(ctx.ledger, actor=visitor.username, action=DeskAction.SEARCH, source=visitor.source,
            detail={"key": search_key.value, "term_hash": term_digest(ctx, search_key, term),
                    "found": len(hits)})
     for member_id in dict.fromkeys(subscriber_id(hit.member_id) for hit in hits):

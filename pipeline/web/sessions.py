@@ -37,6 +37,8 @@ class Ended(StrEnum):
     SIGNED_OUT = "signed_out"
     IDLE = "idle"
     EXPIRED = "expired"
+    ACCOUNT_CHANGED = "account_changed"
+    """An administrator reset the password, changed the roles or disabled the account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,16 @@ class SessionStore:
         """The session's CSRF token: derived, so nothing more is stored, and bound to the
         session, so a token from another session (or signed-out one) is worthless."""
         return hmac.new(self._csrf_key, session_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def end_sessions_of(ledger: Ledger, username: str, *, keep: str | None = None) -> int:
+    """End every live session of the account `username` (as stored: normalised), now, but the
+    session `keep` (an administrator resetting their own password stays signed in here): the
+    password was reset, the roles changed or the account was disabled, and a session begun
+    before that, or a cookie copied from it, must not outlive the change. Returns how many
+    ended. For the users page and `eob users`."""
+    return ledger.execute("web_sessions_end_for_user", username=username, at=ledger.now(),
+                          why=Ended.ACCOUNT_CHANGED.value, keep=keep or "")
 
 
 def _digest(session_id: str) -> str:

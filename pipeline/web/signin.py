@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from pipeline.desk.accounts import SignInRefused, authenticate
-from pipeline.desk.audit import record
+from pipeline.desk.audit import DeskAction, record
 from pipeline.desk.permissions import Permission
 from pipeline.web.access import SignInNeeded, Visitor, landing, public_route, require, signed_in
 from pipeline.web.csrf import SIGNIN_COOKIE, SIGNIN_COOKIE_SECONDS, signin_ok, signin_pair
@@ -29,6 +29,8 @@ ENDED_MESSAGES = {
     Ended.SIGNED_OUT: "You have signed out.",
     Ended.IDLE: "You were signed out because the desk was not used for a while. Sign in again.",
     Ended.EXPIRED: "Your session reached its maximum length. Sign in again.",
+    Ended.ACCOUNT_CHANGED: ("You were signed out because an administrator changed your account (its "
+                            "password, roles or access). Sign in again, or ask them why."),
 }
 
 
@@ -100,7 +102,7 @@ def signin_submit(request: Request, username: Annotated[str, Form()] = "",
 def signout(request: Request, visitor: Annotated[Visitor, Depends(require(None))]) -> Response:
     desk = desk_of(request)
     desk.sessions.end(visitor.session.session_hash, Ended.SIGNED_OUT)
-    record(desk.ctx.ledger, actor=visitor.username, action="sign_out", source=visitor.source)
+    record(desk.ctx.ledger, actor=visitor.username, action=DeskAction.SIGN_OUT, source=visitor.source)
     response = RedirectResponse(f"/signin?why={Ended.SIGNED_OUT.value}", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response

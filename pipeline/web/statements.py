@@ -18,8 +18,6 @@ from starlette.responses import RedirectResponse, Response
 
 from pipeline.desk.actions import (
     ADDRESS_CHANGEABLE,
-    MAX_REASON,
-    MIN_REASON,
     MOVABLE_TO_PAPER,
     RESEND_WAITING,
     cancel_resend,
@@ -27,27 +25,30 @@ from pipeline.desk.actions import (
     move_to_paper,
     request_address_change,
 )
-from pipeline.desk.audit import record
+from pipeline.desk.audit import DeskAction, record
 from pipeline.desk.errors import DeskError
 from pipeline.desk.lookup import StatementView, statement_view
 from pipeline.desk.permissions import Permission
+from pipeline.desk.reasons import MAX_REASON, MIN_REASON
 from pipeline.ledger import LedgerError
+from pipeline.reconcile.verification import CHANNELS, valid_address
 from pipeline.web.access import Visitor, require
-from pipeline.web.pages import sentence
+from pipeline.web.pages import sentence, words
 from pipeline.web.state import desk_of
 
 router = APIRouter()
 
 STATEMENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
-VERIFIED_VIA = (
-    ("phone", "By phone (called back on the number on file)"),
-    ("member_portal", "Through the member's online account"),
-    ("secure_sms", "By secure text message"),
-    ("mail", "By a signed letter"),
-    ("in_person", "In person"),
-)
-"""How a member confirmed a new address: the desk's codes, in words."""
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+VIA_WORDS = {
+    "phone": "By phone (called back on the number on file)",
+    "member_portal": "Through the member's online account",
+    "secure_sms": "By secure text message",
+    "mail": "By a signed letter",
+    "in_person": "In person",
+}
+VERIFIED_VIA = tuple((code, VIA_WORDS.get(code, words(code).capitalize())) for code in CHANNELS)
+"""How a member may confirm a new address (the verification channels address changes accept),
+in words."""
 
 
 def actions_offered(visitor: Visitor, view: StatementView) -> dict[str, bool]:
@@ -55,7 +56,7 @@ def actions_offered(visitor: Visitor, view: StatementView) -> dict[str, bool]:
     take (the actions' own rules: an action sent anyway is refused there)."""
     return {
         "address_change": visitor.may(Permission.REQUEST_ADDRESS_CHANGE) and view.pending_change is None
-        and view.status in ADDRESS_CHANGEABLE,
+        and view.channel == "email" and view.status in ADDRESS_CHANGEABLE,
         "move_to_paper": visitor.may(Permission.MOVE_TO_PAPER) and view.status in MOVABLE_TO_PAPER,
         "lift_suppression": visitor.may(Permission.LIFT_SUPPRESSION) and view.suppressed,
         "cancel_resend": visitor.may(Permission.CANCEL_RESEND) and view.status in RESEND_WAITING,
@@ -67,7 +68,7 @@ def statement_page(request: Request, statement_id: str,
                    visitor: Annotated[Visitor, Depends(require(Permission.VIEW_STATEMENT))]) -> Response:
     desk = desk_of(request)
     view = statement_view(desk.ctx, statement_id) if STATEMENT_ID.match(statement_id) else None
-    record(desk.ctx.ledger, actor=visitor.username, action="view_statement", source=visitor.source,
+    record(desk.ctx.ledger, actor=visitor.username, action=DeskAction.VIEW_STATEMENT, source=visitor.source,
            statement_id=statement_id if view else None, detail={"found": view is not None})
     if view is None:
         return desk.pages.render("error.html", visitor, status=404, title="No such statement",
@@ -84,7 +85,7 @@ def _act(request: Request, visitor: Visitor, statement_id: str, reason: str,
     if not STATEMENT_ID.match(statement_id):
         desk.pages.tell(visitor, "There is no statement with that id.", problem=True)
         return RedirectResponse("/search", status_code=303)
-    try:  # the action checks the reason (given, not too long) and the statement's status
+    try:  # the action checks the reason (pipeline.desk.reasons) and the statement's status
         desk.pages.tell(visitor, action(reason))
     except (DeskError, LedgerError) as exc:
         desk.pages.tell(visitor, f"Nothing was done: {sentence(exc)}", problem=True)
@@ -100,11 +101,11 @@ def address_change(
 ) -> Response:
     desk = desk_of(request)
     address = new_address.strip()
-    if not EMAIL.match(address) or address.lower() != confirm_address.strip().lower():
+    if not valid_address(address) or address.lower() != confirm_address.strip().lower():
         desk.pages.tell(visitor, "Nothing was done: the new address must be an email address, typed "
                         "the same way twice.", problem=True)
         return RedirectResponse(f"/statements/{statement_id}", status_code=303)
-    if verified_via not in dict(VERIFIED_VIA):
+    if verified_via not in CHANNELS:
         desk.pages.tell(visitor, "Nothing was done: say how the member confirmed the address.",
                         problem=True)
         return RedirectResponse(f"/statements/{statement_id}", status_code=303)

@@ -1,6 +1,8 @@
 """The users page, for desk administrators: add accounts, set roles, disable, unlock, reset a
 password. Admins see no statement: the page is about accounts only. Every change is audited
 by pipeline.desk.accounts (action "user_admin", with the administrator's name and address).
+A password reset, a change of roles and disabling an account each end the user's live sessions
+(`end_sessions_of`): whoever holds one of them, or a copy of its cookie, must sign in again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pipeline.desk.accounts import (
     MIN_PASSWORD_LENGTH,
     create_user,
     list_users,
+    normalise_username,
     set_active,
     set_password,
     set_roles,
@@ -24,6 +27,7 @@ from pipeline.desk.errors import DeskError
 from pipeline.desk.permissions import Permission, Role
 from pipeline.web.access import Visitor, require
 from pipeline.web.pages import sentence
+from pipeline.web.sessions import end_sessions_of
 from pipeline.web.state import desk_of
 
 router = APIRouter()
@@ -84,7 +88,8 @@ def change_roles(request: Request, username: str, visitor: Annotated[Visitor, MA
     def change() -> str:
         user = set_roles(ledger, username, _roles(roles or []), actor=visitor.username,
                          source=visitor.source)
-        return f"Roles of {user.username} saved."
+        end_sessions_of(ledger, user.username)
+        return f"Roles of {user.username} saved; they sign in again to use them."
 
     return _change(request, visitor, change)
 
@@ -95,10 +100,10 @@ def change_active(request: Request, username: str, visitor: Annotated[Visitor, M
     ledger = desk_of(request).ctx.ledger
 
     def change() -> str:
-        if active == "no" and username.strip().lower() == visitor.username:
-            raise DeskError("you cannot disable your own account")
         user = set_active(ledger, username, active == "yes", actor=visitor.username,
                           source=visitor.source)
+        if not user.active:
+            end_sessions_of(ledger, user.username)
         return f"{user.username} {'can sign in again' if user.active else 'is disabled'}."
 
     return _change(request, visitor, change)
@@ -122,6 +127,8 @@ def reset_password(request: Request, username: str, visitor: Annotated[Visitor, 
 
     def change() -> str:
         set_password(ledger, username, password, actor=visitor.username, source=visitor.source)
-        return f"New password set for {username.strip().lower()}; it also ends a lockout."
+        name = normalise_username(username)
+        end_sessions_of(ledger, name, keep=visitor.session.session_hash)
+        return f"New password set for {name}; it ends their sessions and a lockout."
 
     return _change(request, visitor, change)

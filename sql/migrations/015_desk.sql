@@ -20,12 +20,15 @@ CREATE INDEX statements_address_hash ON statements (address_hash);
 CREATE INDEX suppressions_statement ON suppressions (statement_id);
 
 -- An address change an agent recorded, until a supervisor approves or rejects it (two-person
--- rule). The new address is kept only sealed (Fernet, keyed from the desk's secret) and only while
--- the change waits: it is erased when the change is decided. email_masked is what the pages show.
+-- rule), or it expires: its statement can no longer use a new address (moved to paper, resend
+-- stopped, superseded, swept) or it waited longer than the verification window. The new address
+-- is kept only sealed (Fernet, keyed from the desk's secret) and only while the change waits: it
+-- is erased when the change leaves `pending`. email_masked is what the pages show.
 CREATE TABLE address_changes (
     change_id        TEXT PRIMARY KEY,
     statement_id     TEXT NOT NULL REFERENCES statements (statement_id),
-    state            TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'rejected')),
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'approved', 'rejected', 'expired')),
     requested_by     TEXT NOT NULL,
     requested_at     TEXT NOT NULL,
     reason           TEXT NOT NULL,

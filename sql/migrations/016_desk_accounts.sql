@@ -13,18 +13,27 @@ CREATE INDEX audit_log_statement ON audit_log (statement_id, seq);
 
 -- Local accounts have an argon2id password hash; accounts of the identity provider (OIDC) may
 -- have none. Consecutive failed sign-ins lock an account until locked_until.
+-- An identity-provider account is the person the provider names by (oidc_issuer, oidc_subject):
+-- the ID token's `sub` is unique and stable for its issuer, its preferred_username is neither.
+-- An account an administrator made for the provider has oidc = 1 and no subject until its first
+-- sign-in binds one; a local account (oidc = 0) never has one.
 CREATE TABLE desk_users (
     username        TEXT PRIMARY KEY,
     display_name    TEXT NOT NULL,
     password_hash   TEXT,
     oidc            INTEGER NOT NULL DEFAULT 0 CHECK (oidc IN (0, 1)),
+    oidc_issuer     TEXT,
+    oidc_subject    TEXT,
     active          INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
     failed_signins  INTEGER NOT NULL DEFAULT 0,
     locked_until    TEXT,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
-    last_signin_at  TEXT
+    last_signin_at  TEXT,
+    CHECK (oidc = 1 OR (oidc_issuer IS NULL AND oidc_subject IS NULL)),
+    CHECK ((oidc_issuer IS NULL) = (oidc_subject IS NULL))
 );
+CREATE UNIQUE INDEX desk_users_oidc_subject ON desk_users (oidc_issuer, oidc_subject);
 
 -- The closed set of roles, mirrored by pipeline.desk.permissions.Role.
 CREATE TABLE desk_user_roles (

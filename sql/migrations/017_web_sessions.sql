@@ -14,3 +14,4 @@ CREATE TABLE web_sessions (
     flash         TEXT
 );
 CREATE INDEX web_sessions_last_seen ON web_sessions (last_seen_at);
+CREATE INDEX web_sessions_username ON web_sessions (username);

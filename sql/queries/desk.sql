@@ -62,20 +62,30 @@ SELECT change_id, statement_id, requested_by, requested_at, reason, verified_via
 FROM address_changes WHERE state = 'pending'
 ORDER BY requested_at, change_id;
 
+-- name: desk_pending_changes_of_statements
+-- every waiting change with its statement's status and channel: the expiry sweep's candidates
+-- (few: a change waits days at most)
+SELECT c.change_id, c.statement_id, c.requested_at, s.status, s.channel
+FROM address_changes c JOIN statements s ON s.statement_id = c.statement_id
+WHERE c.state = 'pending'
+ORDER BY c.requested_at, c.change_id;
+
+-- name: desk_pending_change_of_statement
+SELECT change_id FROM address_changes WHERE statement_id = :statement_id AND state = 'pending';
+
 -- name: desk_decide_change
--- the decision is taken by whoever moves it out of `pending` first
+-- the decision (approved, rejected, expired) is taken by whoever moves it out of `pending` first;
+-- the sealed address is erased with it
 UPDATE address_changes
-SET state = :state, decided_by = :decided_by, decided_at = :decided_at, decision_reason = :reason
+SET state = :state, decided_by = :decided_by, decided_at = :decided_at, decision_reason = :reason,
+    sealed_address = NULL
 WHERE change_id = :change_id AND state = 'pending';
 
--- name: desk_reopen_change
--- an approval that could not be carried out waits again, as it was
-UPDATE address_changes
-SET state = 'pending', decided_by = NULL, decided_at = NULL, decision_reason = NULL
-WHERE change_id = :change_id AND state = 'approved' AND sealed_address IS NOT NULL;
-
--- name: desk_erase_sealed_address
-UPDATE address_changes SET sealed_address = NULL WHERE change_id = :change_id;
+-- name: desk_move_statement
+-- an approval's move, only from the status the approval was decided on (committed with the
+-- decision and its events: if the statement moved meanwhile, nothing is written)
+UPDATE statements SET status = :to_status, updated_at = :at
+WHERE statement_id = :statement_id AND status = :from_status;
 
 -- name: compose_statements_without_claims
 -- the shard's statements with no claim hash recorded yet (pipeline/stages/ingest.py)

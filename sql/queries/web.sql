@@ -16,6 +16,13 @@ WHERE session_hash = :session_hash AND ended_at IS NULL;
 UPDATE web_sessions SET ended_at = :at, ended_why = :why, flash = NULL
 WHERE session_hash = :session_hash AND ended_at IS NULL;
 
+-- name: web_sessions_end_for_user
+-- every live session of one user but the one kept (keep = '' for none): their password was reset, their roles
+-- changed, or the account was disabled, so a session begun before that (or a cookie copied from
+-- it) ends with it
+UPDATE web_sessions SET ended_at = :at, ended_why = :why, flash = NULL
+WHERE username = :username AND ended_at IS NULL AND session_hash <> :keep;
+
 -- name: web_session_flash
 -- a one-line message shown on the next page the user sees (NULL clears it)
 UPDATE web_sessions SET flash = :flash WHERE session_hash = :session_hash AND ended_at IS NULL;

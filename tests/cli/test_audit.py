@@ -12,7 +12,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
-from pipeline.desk.audit import entries, record
+from pipeline.desk.audit import DeskAction, entries, record
 from pipeline.ledger import Ledger
 from tests.support.desk_accounts import add_statements
 
@@ -27,7 +27,7 @@ def ledger(ledger_url: str) -> Ledger:
     ledger = Ledger.open(ledger_url)
     ledger.start_run("eob-2026-11", "2026-11", "extracts", 1)
     for n in range(4):
-        record(ledger, actor="alice", action="search", source="10.0.0.7", detail={"n": n})
+        record(ledger, actor="alice", action=DeskAction.SEARCH, source="10.0.0.7", detail={"n": n})
     yield ledger
     ledger.close()
 
@@ -41,8 +41,10 @@ def test_verify_prints_the_entries_and_the_head_of_an_intact_log(
     result = _eob(env, "audit", "verify")
     assert result.exit_code == 0, result.output
     assert "audit log intact: 4 entries" in result.output
-    head = re.search(r"head ([0-9a-f]{64})", result.output)
-    assert head is not None and head[1] == ledger.fetch("audit_chain")[-1]["hash"]
+    head = re.search(r"head ([0-9a-f]{64}) \(4 entries, last entry written (\S+) UTC", result.output)
+    last = ledger.fetch("audit_chain")[-1]
+    assert head is not None and (head[1], head[2]) == (last["hash"], last["at"][:19])
+    assert "outside this database" in result.output
 
 
 def test_verify_names_a_tampered_entry_and_fails(env: dict[str, str], ledger: Ledger) -> None:
@@ -64,7 +66,7 @@ def test_verify_names_a_deleted_entry(env: dict[str, str], ledger: Ledger) -> No
 def test_a_recorded_head_catches_a_cut_off_end(env: dict[str, str], ledger: Ledger) -> None:
     head = re.search(r"head ([0-9a-f]{64})", _eob(env, "audit", "verify").output)
     assert head is not None
-    record(ledger, actor="bob", action="sign_in", source=None)
+    record(ledger, actor="bob", action=DeskAction.SIGN_IN, source=None)
     assert _eob(env, "audit", "verify", "--expect-head", head[1]).exit_code == 0
     with ledger.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq >= 4"))
@@ -77,7 +79,7 @@ def test_a_recorded_head_catches_a_cut_off_end(env: dict[str, str], ledger: Ledg
 def test_report_writes_the_access_review_and_prints_its_summary(
         env: dict[str, str], ledger: Ledger, tmp_path: Path) -> None:
     add_statements(ledger, {"st-1": "M000009876"})
-    record(ledger, actor="alice", action="view_statement", source="10.0.0.7", statement_id="st-1")
+    record(ledger, actor="alice", action=DeskAction.VIEW_STATEMENT, source="10.0.0.7", statement_id="st-1")
     day = ledger.now()[:10]
     out = tmp_path / "review"
     result = _eob(env, "audit", "report", "--since", day, "--out", str(out), "--actor", "compliance")
@@ -88,6 +90,9 @@ def test_report_writes_the_access_review_and_prints_its_summary(
     html = out / f"access-review-{day}-now.html"
     assert html.is_file() and (out / f"access-review-{day}-now.csv").is_file()
     assert "M000009876" not in html.read_text() + result.output
+    head = ledger.fetch("audit_chain")[-2]["hash"]  # the last entry before the export's own
+    assert f"audit log head {head}" in result.output and head in html.read_text()
+    assert head in (out / f"access-review-{day}-now.csv").read_text()
     export = entries(ledger, limit=1)[0]
     assert (export.actor, export.action, export.detail["report"]) == ("compliance", "export",
                                                                       "access_review")

@@ -88,7 +88,48 @@ def test_what_cannot_be_done_is_refused_with_a_reason(env: dict[str, str]) -> No
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_no_one_changes_their_own_roles_or_access_and_a_reason_is_kept(
+        env: dict[str, str], ledger_url: str) -> None:
+    assert _eob(env, "users", "add", "ops-1", "--role", "admin", "--password-stdin", "--actor",
+                "setup", stdin=PASSWORD + "\n").exit_code == 0
+    own = _eob(env, "users", "roles", "ops-1", "--role", "admin", "--role", "supervisor",
+               "--actor", "ops-1")
+    assert own.exit_code == 1 and "another administrator must change your roles" in own.output
+    assert _eob(env, "users", "disable", "ops-1", "--actor", "ops-1").exit_code == 1
+    details = _eob(env, "users", "disable", "ops-1", "--actor", "ops-2", "--reason",
+                   "left jo@example.com")
+    assert details.exit_code == 1 and "member's details" in details.output
+    done = _eob(env, "users", "disable", "ops-1", "--actor", "ops-2", "--reason", "left the team")
+    assert done.exit_code == 0, done.output
+    ledger = Ledger.open(ledger_url)
+    last = entries(ledger, limit=1)[0]
+    assert (last.actor, last.detail["change"], last.reason) == ("ops-2", "disabled", "left the team")
+    assert [e.detail["change"] for e in entries(ledger) if e.action == "user_admin"] == [
+        "disabled", "created"]
+    ledger.close()
+
+
 def test_every_command_explains_itself() -> None:
     for command in ("add", "list", "roles", "password", "disable", "enable", "unlock"):
         shown = CliRunner().invoke(app, ["users", command, "--help"], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and "Usage" in shown.output
+
+
+def test_a_password_reset_role_change_or_disable_from_the_command_line_signs_the_user_out(
+        env: dict[str, str], ledger_url: str, tmp_path: Path) -> None:
+    from pipeline.clock import utc_now
+    from pipeline.web.sessions import Refused, SessionStore
+
+    assert _eob(env, "users", "add", "dee", "--role", "support_agent", "--password-stdin",
+                stdin=PASSWORD + "\n").exit_code == 0
+    ledger = Ledger.open(ledger_url)
+    store = SessionStore(ledger, Settings(workspace=tmp_path), utc_now)
+    for change in (("password", "dee", "--password-stdin"),
+                   ("roles", "dee", "--role", "supervisor"), ("disable", "dee")):
+        cookie = store.start("dee", source="127.0.0.1")
+        assert not isinstance(store.load(cookie), Refused)
+        done = _eob(env, "users", *change, "--actor", "ops-1", stdin="another long passphrase\n")
+        assert done.exit_code == 0, done.output
+        assert "1 desk session ended" in done.output
+        assert isinstance(store.load(cookie), Refused), change  # the browser is signed out
+    ledger.close()

@@ -25,7 +25,7 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_every_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile", "eob_paper", "eob_notices"}
+    assert set(dagbag.dag_ids) == {"eob_monthly", "eob_reconcile", "eob_paper", "eob_notices", "eob_reports"}
 
 
 def test_dags_reference_only_pools_that_infra_defines(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -59,6 +59,13 @@ def test_notices_run_daily_and_as_soon_as_a_monthly_compose_flags_claims(dagbag)
     assert emitted == {"eob://ledger/prompt-notices"}
     assert dag.timetable.asset_condition == Asset("eob://ledger/prompt-notices")
     assert dag.timetable.timetable.expression == "0 7 * * *"
+
+
+def test_reports_dag_writes_the_month_to_date_daily(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["eob_reports"]
+    assert [t.task_id for t in dag.tasks] == ["month_to_date"]
+    assert dag.timetable.expression == "30 6 * * *" and dag.max_active_runs == 1
+    assert set(dag.params) == {"day"}
 
 
 def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,9 @@ and the access review a compliance officer reads."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -22,10 +24,12 @@ from pipeline.desk.audit import (
     access_review,
     entries,
     record,
+    render_access_review_html,
     verify,
     write_access_review,
 )
 from pipeline.desk.contacts import open_contact
+from pipeline.desk.reasons import ReasonRefused
 from pipeline.ledger import Ledger, LedgerError
 from pipeline.ledger.audit import GENESIS, ProblemKind
 from pipeline.settings import Settings
@@ -73,10 +77,10 @@ def test_an_entry_says_who_when_from_where_what_which_statement_and_why(
 
 def test_entries_are_newest_first_and_filter_by_actor_statement_and_time(
         ledger: Ledger, clock: WallClock) -> None:
-    record(ledger, actor="alice", action="view_statement", source=None, statement_id="st-1")
+    record(ledger, actor="alice", action=DeskAction.VIEW_STATEMENT, source=None, statement_id="st-1")
     clock.advance(hours=1)
-    record(ledger, actor="bob", action="view_statement", source=None, statement_id="st-2")
-    record(ledger, actor="alice", action="search", source=None)
+    record(ledger, actor="bob", action=DeskAction.VIEW_STATEMENT, source=None, statement_id="st-2")
+    record(ledger, actor="alice", action=DeskAction.SEARCH, source=None)
     assert [e.action for e in entries(ledger, actor="alice")] == ["search", "view_statement"]
     assert [e.actor for e in entries(ledger, statement_id="st-2")] == ["bob"]
     assert [e.actor for e in entries(ledger, since=clock())] == ["alice", "bob"]
@@ -88,10 +92,10 @@ def test_an_unknown_action_or_a_detail_that_would_hold_personal_data_is_refused(
     with pytest.raises(AuditRefused, match="not a desk audit action"):
         record(ledger, actor="alice", action="peeked", source=None)
     with pytest.raises(AuditRefused, match=r"\['email', 'term'\]"):
-        record(ledger, actor="alice", action="search", source=None,
+        record(ledger, actor="alice", action=DeskAction.SEARCH, source=None,
                detail={"term": "M000123", "email": "jo@example.com"})
     with pytest.raises(AuditRefused, match="actor"):
-        record(ledger, actor=" ", action="search", source=None)
+        record(ledger, actor=" ", action=DeskAction.SEARCH, source=None)
     assert entries(ledger) == []
 
 
@@ -118,7 +122,7 @@ def test_rows_written_before_the_desk_migration_still_verify_after_it(
         prev = digest
     old.close()
     ledger = Ledger.open(ledger_url, now=clock)
-    record(ledger, actor="alice", action="sign_in", source="10.0.0.7")
+    record(ledger, actor="alice", action=DeskAction.SIGN_IN, source="10.0.0.7")
     report = verify(ledger)
     assert report.intact and report.entries == 4
     ledger.close()
@@ -151,8 +155,50 @@ def test_an_entry_rewritten_with_its_hash_recomputed_is_still_found(
                         row["source"], row["reason"])
     _sql(ledger, "UPDATE audit_log SET actor = 'mallory', hash = :hash WHERE seq = 2", hash=forged)
     problem = verify(ledger).problem
-    assert problem is not None and (problem.seq, problem.kind) == (2, ProblemKind.MODIFIED)
-    assert "hash recomputed" in problem.message
+    # only hashes are evidence: the original entry 2 is gone (deleted, or rewritten and rehashed)
+    assert problem is not None and (problem.seq, problem.kind) == (3, ProblemKind.DELETED)
+    assert "entry 2 was rewritten and its hash recomputed" in problem.message
+
+
+def test_gaps_in_seq_are_no_finding_only_broken_links_are(
+        ledger: Ledger, ledger_url: str, clock: WallClock) -> None:
+    """PostgreSQL's identity skips the values of rolled-back inserts; seq is not hashed."""
+    _five(ledger, clock)
+    with pytest.raises(RuntimeError), ledger.begin() as conn:  # a writer that rolled back
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, statement_id, detail, prev_hash, "
+                          "hash) VALUES ('x', 'x', 'x', NULL, '{}', 'rolled-back', 'rolled-back')"))
+        raise RuntimeError("the request failed after its insert")
+    from pipeline.ledger.audit import entry_hash
+
+    prev = ledger.fetch("audit_chain")[-1]["hash"]  # an entry written with an explicit seq jump
+    at = ledger.now()
+    _sql(ledger, "INSERT INTO audit_log (seq, at, actor, action, statement_id, detail, prev_hash, "
+                 "hash) VALUES (1000, :at, 'agent6', 'search', NULL, '{}', :prev, :hash)",
+         at=at, prev=prev, hash=entry_hash(prev, at, "agent6", "search", None, "{}"))
+    if ledger.dialect == "postgresql":  # the identity moves on past it, as after rollbacks
+        _sql(ledger, "SELECT setval(pg_get_serial_sequence('audit_log', 'seq'), 1000)")
+    record(ledger, actor="agent7", action=DeskAction.SEARCH, source=None)
+    seqs = [row["seq"] for row in ledger.fetch("audit_chain")]
+    assert seqs[-2] == 1000 and seqs[-1] > 1000
+    report = verify(ledger)
+    assert report.intact and report.entries == 7, report.problem
+    _sql(ledger, "DELETE FROM audit_log WHERE seq = 1000")
+    problem = verify(ledger).problem
+    assert problem is not None and (problem.seq, problem.kind) == (seqs[-1], ProblemKind.DELETED)
+    assert "after entry 5 was deleted" in problem.message
+
+
+def test_a_reason_holding_member_details_is_refused_and_nothing_is_written(
+        ledger: Ledger) -> None:
+    for why in ("member is jo.smith@example.com", "DOB 1961-04-12 confirmed", "ssn 123456789",
+                "call 555-867-5309", "ok"):
+        with pytest.raises(ReasonRefused):
+            record(ledger, actor="alice", action=DeskAction.MOVED_TO_PAPER, source=None,
+                   statement_id="st-1", reason=why)
+    assert entries(ledger) == []
+    record(ledger, actor="alice", action=DeskAction.MOVED_TO_PAPER, source=None,
+           statement_id="st-1", reason="  member   asked for paper  ")
+    assert entries(ledger)[0].reason == "member asked for paper"
 
 
 def test_a_deleted_entry_is_found_at_its_successor(ledger: Ledger, clock: WallClock) -> None:
@@ -211,7 +257,7 @@ def test_a_cut_off_end_is_found_against_a_recorded_head(ledger: Ledger, clock: W
     _five(ledger, clock)
     recorded = verify(ledger)
     assert recorded.intact and recorded.entries == 5
-    record(ledger, actor="alice", action="sign_out", source=None)
+    record(ledger, actor="alice", action=DeskAction.SIGN_OUT, source=None)
     assert verify(ledger, expect_head=recorded.head).intact, "entries added since are fine"
     _sql(ledger, "DELETE FROM audit_log WHERE seq >= 5")
     assert verify(ledger).intact, "a shorter chain is intact on its own"
@@ -230,7 +276,7 @@ def _hammer(url: str, threads: int, writes: int) -> None:
         try:
             ready.wait()
             for m in range(writes):
-                record(ledger, actor=f"worker{n}", action="view_statement", source=f"10.0.0.{n}",
+                record(ledger, actor=f"worker{n}", action=DeskAction.VIEW_STATEMENT, source=f"10.0.0.{n}",
                        statement_id=f"st-{m}")
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
@@ -264,19 +310,19 @@ def test_the_access_review_counts_looks_flags_unusual_volumes_and_looks_without_
     open_contact(ledger, settings, actor="alice", member_id="M000000111", reference="call-1",
                  purpose="missing statement", source="10.0.0.7")
     for sid in ("st-a", "st-a2"):
-        record(ledger, actor="alice", action="view_statement", source="10.0.0.7", statement_id=sid)
-    record(ledger, actor="alice", action="search", source="10.0.0.7", detail={"key": "member"})
-    record(ledger, actor="alice", action="moved_to_paper", source="10.0.0.7", statement_id="st-a",
+        record(ledger, actor="alice", action=DeskAction.VIEW_STATEMENT, source="10.0.0.7", statement_id=sid)
+    record(ledger, actor="alice", action=DeskAction.SEARCH, source="10.0.0.7", detail={"key": "member"})
+    record(ledger, actor="alice", action=DeskAction.MOVED_TO_PAPER, source="10.0.0.7", statement_id="st-a",
            reason="asked on the call")
     clock.advance(hours=2)  # the contact has closed
-    record(ledger, actor="alice", action="view_statement", source="10.0.0.7", statement_id="st-a")
+    record(ledger, actor="alice", action=DeskAction.VIEW_STATEMENT, source="10.0.0.7", statement_id="st-a")
     # bob: three members in a day, no contact at all, one from the command line
     for sid in ("st-b", "st-c"):
-        record(ledger, actor="bob", action="view_statement", source="10.0.0.8", statement_id=sid)
-    record(ledger, actor="bob", action="lookup", source="cli@host", statement_id="st-d")
+        record(ledger, actor="bob", action=DeskAction.VIEW_STATEMENT, source="10.0.0.8", statement_id=sid)
+    record(ledger, actor="bob", action=DeskAction.LOOKUP, source="cli@host", statement_id="st-d")
     ledger.audit("pipeline", "send", None, {"pool": "pool_a"})  # not a desk entry
     clock.advance(days=1)
-    record(ledger, actor="carol", action="view_statement", source=None, statement_id="st-b")
+    record(ledger, actor="carol", action=DeskAction.VIEW_STATEMENT, source=None, statement_id="st-b")
 
     review = access_review(ledger, settings, date(2026, 12, 3), date(2026, 12, 3))
     users = {u.user: u for u in review.users}
@@ -296,12 +342,19 @@ def test_the_access_review_counts_looks_flags_unusual_volumes_and_looks_without_
 
     paths = write_access_review(review, tmp_path / "reports")
     html, csv_text = paths["html"].read_text(), paths["csv"].read_text()
+    assert html == render_access_review_html(review)
+    head = verify(ledger)  # kept outside the database: in both files, for the compliance file
+    assert head.head in html and head.head_at is not None and head.head_at[:19] in html
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert {k: rows[0][k] for k in ("section", "entries", "head", "head_at", "intact")} == {
+        "section": "chain_head", "entries": str(head.entries), "head": head.head,
+        "head_at": head.head_at, "intact": "true"}
     assert "<script" not in html.lower() and "bob" in html and "st-d" in html
     for full_id in ("M000000111", "M000000222", "M000000444", "P1"):
         assert full_id not in html and full_id not in csv_text, "member ids only masked"
     assert "missing statement" not in html + csv_text and "call-1" not in html + csv_text
     lines = csv_text.splitlines()
-    assert lines[0].startswith("section,user,day") and sum(
+    assert lines[0].startswith("section,user,day") and lines[1].startswith("chain_head,") and sum(
         line.startswith("no_open_contact,") for line in lines) == 4
     assert "unusual_volume,bob,2026-12-03" in csv_text
     assert access_review(ledger, settings, date(2026, 12, 3)).users[-1].user == "carol"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.desk.audit import entries
+from pipeline.clock import iso
+from pipeline.desk.audit import entries, within_contact
 from pipeline.desk.contacts import ContactRefused, has_open_contact, open_contact
 from pipeline.desk.errors import DeskError
+from pipeline.desk.reasons import ReasonRefused
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
 from tests.support.desk_accounts import open_ledger
@@ -78,14 +80,29 @@ def test_opening_a_contact_is_audited_with_its_purpose_and_no_member_data(
     assert "M000000111" not in json.dumps(ledger.fetch("audit_chain"))
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("reference", " ", "reference"), ("purpose", "", "purpose"), ("purpose", "x" * 201, "purpose"),
-    ("member_id", "", "member"),
+@pytest.mark.parametrize(("field", "value", "refusal", "message"), [
+    ("reference", " ", ContactRefused, "reference"), ("member_id", "", ContactRefused, "member"),
+    ("purpose", "", ReasonRefused, "at least 5"),
+    ("purpose", "member born 04/12/1961", ReasonRefused, "member's details"),
+    ("purpose", "asked for jo@example.com", ReasonRefused, "member's details"),
 ])
-def test_a_contact_needs_a_member_a_reference_and_a_purpose(
-        ledger: Ledger, settings: Settings, field: str, value: str, message: str) -> None:
+def test_a_contact_needs_a_member_a_reference_and_a_purpose_without_member_details(
+        ledger: Ledger, settings: Settings, clock: WallClock, field: str, value: str,
+        refusal: type[DeskError], message: str) -> None:
     given = {"member_id": "M000000111", "reference": "CALL-77", "purpose": "a question"} | {field: value}
-    with pytest.raises(ContactRefused, match=message):
+    with pytest.raises(refusal, match=message):
         open_contact(ledger, settings, actor="alice", source=None, **given)
-    assert issubclass(ContactRefused, DeskError)
+    assert issubclass(ContactRefused, DeskError) and issubclass(ReasonRefused, DeskError)
     assert entries(ledger) == []
+    assert not has_open_contact(ledger, actor="alice", member_id="M000000111", at=clock())
+
+
+def test_one_rule_decides_a_look_for_the_access_review_and_for_has_open_contact(
+        ledger: Ledger, settings: Settings, clock: WallClock) -> None:
+    _open(ledger, settings)
+    windows = [(row["opened_at"], row["expires_at"]) for row in ledger.fetch(
+        "desk_contact_windows", actor="alice", member_id="M000000111")]
+    for later in (timedelta(0), timedelta(hours=1), timedelta(hours=2), timedelta(seconds=-1)):
+        at, covered = clock() + later, timedelta(0) <= later < timedelta(hours=2)
+        assert within_contact(windows, iso(at)) == has_open_contact(
+            ledger, actor="alice", member_id="M000000111", at=at) == covered

@@ -122,7 +122,8 @@ def test_what_an_agent_types_is_never_stored_or_logged_in_clear(
     assert search(world.ctx, SearchKey.EMAIL, email) and search(world.ctx, SearchKey.CLAIM, claim)
     runner = CliRunner()
     for option, term in (("--email", email), ("--claim", claim)):
-        shown = runner.invoke(app, ["lookup", option, term, "--actor", "agent.alice"])
+        shown = runner.invoke(app, ["lookup", option, term, "--actor", "agent.alice", "--reference", "CALL-1",
+                                    "--purpose", "Statement not received"])
         assert shown.exit_code == 0, shown.output
         assert world.canary_statement in shown.output and term not in shown.output
     stored = ledger_text(world.ctx.ledger)

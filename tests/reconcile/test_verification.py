@@ -114,7 +114,7 @@ def test_a_confirmed_suppressed_address_is_lifted_with_the_verification_as_reaso
     import_outcomes(ctx, filled, actor="alice")
     assert not is_suppressed(ctx.ledger, address(1), SECRET)
     lifts = [a for a in ctx.ledger.fetch("audit_chain") if a["action"] == "suppression_lifted"]
-    assert len(lifts) == 1 and "confirmed by the member via phone" in lifts[0]["detail"]
+    assert len(lifts) == 1 and "confirmed by the member via phone" in lifts[0]["reason"]
 
 
 def test_a_verified_statement_waits_when_the_contact_is_not_the_verified_one(ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -145,3 +145,20 @@ def test_xlsx_round_trip(ctx, tmp_path: Path) -> None:  # type: ignore[no-untype
     book.save(out)
     assert import_outcomes(ctx, out, actor="alice").failed == 1
     assert status_of(ctx, 2) == "paper_queued"
+
+
+def test_a_corrected_contact_keeps_the_files_row_groups_and_every_other_member(ctx) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.reconcile.verification import correct_contact
+
+    path = ctx.settings.work_dir / RUN_ID / "members.parquet"
+    before = pq.read_table(path)
+    pq.write_table(before, path, row_group_size=1)  # one row group per bucket, as ingest writes it
+    correct_contact(ctx, RUN_ID, member(2), "new.address@example.net")
+    after = pq.ParquetFile(path)
+    assert after.metadata.num_row_groups == before.num_rows and after.schema_arrow == before.schema
+    rows = {row["member_id"]: row for row in after.read().to_pylist()}
+    assert rows[member(2)]["email"] == "new.address@example.net"
+    assert [rows[member(n)]["email"] for n in (1, 3, 4)] == [address(n) for n in (1, 3, 4)]
+    with pytest.raises(VerificationError, match="not in the run's contact file"):
+        correct_contact(ctx, RUN_ID, "M-nobody", "x@example.net")
+    assert not list(path.parent.glob(".members-*"))  # no temporary file left behind

@@ -447,7 +447,8 @@ def test_lookup_shows_a_superseded_statement_and_what_replaced_it(  # type: igno
     compose_stage(ctx, PERIOD)
     monkeypatch.setenv("EOB_WORKSPACE", str(ctx.settings.workspace))
     monkeypatch.setenv("COLUMNS", "200")
-    result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test"])
+    result = CliRunner().invoke(app, ["lookup", "--member", member, "--actor", "support:test",
+                                      "--reference", "CALL-1", "--purpose", "statement not received"])
     assert result.exit_code == 0, result.output
     old_id, new_id = _sid(ctx, member, 1), _sid(ctx, member, 2)
     assert f"{old_id} · {PERIOD} · version 1 · status superseded" in result.output

@@ -63,9 +63,10 @@ def test_patients_own_statements_are_ledger_rows_of_their_own(ctx: Context,
     report = build_report(ctx.ledger, "eob-2026-11", 0.5, 60.0)
     assert report.summary()["own_statements"] == len(own)
     # the card's member id finds the subscriber's statements only, never a patient's own
-    family = CliRunner().invoke(app, ["lookup", "--member", subscriber, "--actor", "support:test"])
+    contact = ["--actor", "support:test", "--reference", "CALL-1", "--purpose", "Statement not received"]
+    family = CliRunner().invoke(app, ["lookup", "--member", subscriber, *contact])
     assert family.exit_code == 0, family.output
     assert target["statement_id"] not in family.output
     assert "recipient: subscriber" in family.output and "patient's own statement" not in family.output
-    alone = CliRunner().invoke(app, ["lookup", "--member", target["member_id"], "--actor", "support:test"])
+    alone = CliRunner().invoke(app, ["lookup", "--member", target["member_id"], *contact])
     assert target["statement_id"] in alone.output and "recipient: subscriber" not in alone.output

@@ -60,6 +60,10 @@ class World:
     """state name -> statement id: verification (the canary's: a bounce awaiting a confirmed
     address), retry, sent, suppressed (delivered, its address then suppressed), paper (the paper
     canary's, composed)."""
+    member_ids: frozenset[str] = frozenset()
+    """Every member of the extract."""
+    claim_ids: frozenset[str] = frozenset()
+    """Every claim number on a statement of the world."""
 
 
 def _member(world: DeskWorld, member_id: str) -> Member:
@@ -89,7 +93,8 @@ def desk_world(tmp_path_factory: pytest.TempPathFactory) -> World:
                   "sent": world.statements[Status.SENT], "suppressed": suppressed,
                   "paper": world.by_member[world.paper_canary_id]}
     return World(workspace, _member(world, world.canary_id), _member(world, world.paper_canary_id),
-                 statements)
+                 statements, frozenset(world.members),
+                 frozenset(claim for claims in world.claims.values() for claim in claims))
 
 
 class Desk:

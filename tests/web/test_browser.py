@@ -1,7 +1,8 @@
 """The desk in a real browser: headless Chromium (Debian's, driven by Playwright) against the app
 served by uvicorn on loopback. An agent signs in, searches by each key, opens a timeline, is
-refused what their role does not allow, moves a statement to paper with a reason and enters an
-address change, which waits until a supervisor approves it; an auditor sees the entries appear;
+refused what their role does not allow (a page, and a form posted anyway: approving their own
+address change), moves a statement to paper with a reason and enters an address change, which
+waits until a supervisor approves it; finance may not search; an auditor sees the entries appear;
 everyone signs out.
 
 With EOB_SCREENSHOTS=<folder> the test also saves the search and timeline screenshots of the
@@ -111,6 +112,15 @@ def _shoot(page: Any, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
+def _refused_post(page: Any, path: str, **form: str) -> None:
+    """A form the user's roles do not allow, posted from their signed-in browser with their own
+    form token (as a crafted page would): refused with 403, nothing done."""
+    token = page.locator("input[name='csrf_token']").first.get_attribute("value")
+    response = page.request.post(path, form={"csrf_token": str(token), **form}, max_redirects=0)
+    assert response.status == 403, (path, response.status)
+    assert "Not allowed for your role" in response.text()
+
+
 def test_support_work_in_a_real_browser(served: tuple[Desk, str], chromium: Any) -> None:
     desk, base = served
     world = desk.world
@@ -160,6 +170,8 @@ def test_support_work_in_a_real_browser(served: tuple[Desk, str], chromium: Any)
     assert agent.get_by_role("heading", name="Address change waiting for approval").is_visible()
     _shoot(agent, "support-timeline.png")
     assert "zebedee.new@example.net" not in agent.content()
+    change = desk.ctx.ledger.fetch("desk_pending_changes")[0]["change_id"]
+    _refused_post(agent, f"/approvals/{change}", decision="approve", reason="approving my own change")
 
     supervisor = _sign_in(chromium, base, "supervisor")
     supervisor.goto("/approvals")
@@ -170,6 +182,10 @@ def test_support_work_in_a_real_browser(served: tuple[Desk, str], chromium: Any)
     assert supervisor.get_by_text("Approved: the statement will be resent").is_visible()
     supervisor.goto(f"/statements/{sid}")
     assert supervisor.get_by_text("Address confirmed, waiting to be emailed again").first.is_visible()
+
+    finance = _sign_in(chromium, base, "finance")
+    _refused_post(finance, "/search", key="statement", term=sid, reference=CALL,
+                  purpose="Statement not received")
 
     auditor = _sign_in(chromium, base, "auditor")
     assert auditor.url.endswith("/audit")
@@ -182,7 +198,7 @@ def test_support_work_in_a_real_browser(served: tuple[Desk, str], chromium: Any)
     auditor.wait_for_load_state()
     assert auditor.get_by_text("The whole log is intact").is_visible()
 
-    for page in (agent, supervisor, auditor):
+    for page in (agent, supervisor, finance, auditor):
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_load_state()
         assert page.get_by_text("You have signed out.").is_visible()

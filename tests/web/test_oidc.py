@@ -19,7 +19,7 @@ from fastapi import FastAPI, Form
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from pipeline.desk.accounts import get_user
+from pipeline.desk.accounts import UNKNOWN_USER, get_user
 from pipeline.desk.audit import entries
 from pipeline.desk.permissions import Role
 from tests.web.conftest import Desk, World
@@ -131,3 +131,30 @@ def test_a_callback_with_another_state_is_refused(oidc_desk: Desk, provider: Pro
     assert get_user(oidc_desk.ctx.ledger, "mallory") is None
     other = oidc_desk.client()  # another browser, without the round trip's own cookie
     assert other.get(callback).status_code == 401
+    failures = [e for e in entries(oidc_desk.ctx.ledger) if e.action == "sign_in_failed"]
+    assert [e.detail for e in failures] == [{"method": "oidc", "error": "mismatching_state"}] * 2
+    assert failures[0].actor == UNKNOWN_USER and failures[0].source == "testclient"
+
+
+def test_a_sign_in_the_provider_refused_is_audited_with_its_error_code(oidc_desk: Desk,
+                                                                       provider: Provider) -> None:
+    client = oidc_desk.client()
+    start = client.get("/signin/oidc")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    refused = client.get(f"/signin/oidc/callback?error=access_denied&state={state}")
+    assert refused.status_code == 401 and "did not complete" in refused.text
+    failed = entries(oidc_desk.ctx.ledger)[0]
+    assert failed.action == "sign_in_failed" and failed.detail == {"method": "oidc", "error": "access_denied"}
+
+
+def test_a_provider_user_named_like_a_local_account_does_not_get_it(oidc_desk: Desk,
+                                                                    provider: Provider) -> None:
+    client = oidc_desk.client()
+    start = client.get("/signin/oidc")
+    callback = provider.sign_in(start.headers["location"], sub="u-evil", preferred_username="admin",
+                                eob_roles=["admin"])
+    refused = client.get(callback)
+    assert refused.status_code == 401 and "The company sign-in was refused" in refused.text
+    assert client.get("/users").status_code == 303, "no session"
+    admin = get_user(oidc_desk.ctx.ledger, "admin")
+    assert admin is not None and not admin.oidc and admin.roles == frozenset({Role.ADMIN})

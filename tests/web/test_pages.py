@@ -1,6 +1,6 @@
 """What support staff do on the desk, page by page: search by each key, read a statement, act on
-it with a reason, approve an address change (two-person rule), read the audit log, open the run
-reports, manage users."""
+it with a reason, approve an address change (two-person rule), read the audit log, manage users
+(the run reports: test_reports.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from pipeline.desk.audit import entries
+from pipeline.desk.audit import entries, verify
 from pipeline.desk.contacts import has_open_contact
 from pipeline.web.csrf import FORM_FIELD
 from tests.web.conftest import Desk, csrf_of
@@ -196,25 +196,6 @@ def test_the_auditor_sees_entries_checks_the_chain_and_opens_the_access_review(d
     assert [e.detail.get("page") for e in entries(desk.ctx.ledger, actor="auditor")][:1] == ["access_review"]
 
 
-def test_finance_sees_only_the_aggregate_run_reports(desk: Desk) -> None:
-    reports = desk.settings.reports_dir
-    reports.mkdir(parents=True, exist_ok=True)
-    for name in ("eob-2026-11.html", "eob-2026-11-summary.csv", "eob-2026-11-prompt-notices.csv",
-                 "eob-2026-11-accumulator-overruns.csv", "access-review-2026-11-01-now.html"):
-        (reports / name).write_text("statement_id,claim_id\n" if name.endswith(".csv") else "<p>report</p>")
-    finance = desk.as_user("finance")
-    html = finance.get("/reports").text
-    assert 'href="/reports/eob-2026-11.html"' in html and 'href="/reports/eob-2026-11-summary.csv"' in html
-    assert "prompt-notices" not in html and "overruns" not in html and "access-review" not in html
-    assert finance.get("/reports/eob-2026-11-prompt-notices.csv").status_code == 404
-    assert finance.get("/reports/..%2Fledger.sqlite").status_code == 404
-    assert finance.get("/reports/access-review-2026-11-01-now.html").status_code == 404
-    served = finance.get("/reports/eob-2026-11-summary.csv")
-    assert served.status_code == 200 and served.headers["content-type"].startswith("text/csv")
-    export = entries(desk.ctx.ledger, actor="finance")[0]
-    assert export.action == "export" and export.detail == {"report": "eob-2026-11-summary.csv"}
-
-
 def test_an_admin_adds_a_user_who_can_then_sign_in(desk: Desk) -> None:
     admin = desk.as_user("admin")
     response = admin.post("/users", data={FORM_FIELD: csrf_of(admin), "username": "New.Agent",
@@ -233,4 +214,27 @@ def test_an_admin_adds_a_user_who_can_then_sign_in(desk: Desk) -> None:
     desk.sign_in(client, "new.agent", "a long enough passphrase")
     assert client.get("/").headers["location"] == "/reports"
     admin.post("/users/admin/active", data={FORM_FIELD: csrf_of(admin), "active": "no"})
-    assert "you cannot disable your own account" in admin.get("/users").text
+    assert "Nothing was changed: you cannot disable or enable your own account" in admin.get("/users").text
+    admin.post("/users/admin/roles", data={FORM_FIELD: csrf_of(admin), "roles": ["supervisor"]})
+    assert "another administrator must change your roles" in admin.get("/users").text
+    assert admin.get("/users").status_code == 200, "still an admin, still signed in"
+
+
+def test_an_auditor_keeps_the_chain_head_and_a_cut_off_end_shows_later(desk: Desk) -> None:
+    auditor = desk.as_user("auditor")
+    checked = auditor.get("/audit", params={"check": "1"}).text
+    head = re.search(r'Head of the chain now: <code class="id">([0-9a-f]{64})</code>', checked)
+    assert head, "the check shows the head"
+    desk.as_user("agent").get(f"/statements/{desk.world.statements['sent']}")  # more entries after it
+    later = auditor.get("/audit", params={"check": "1", "head": head[1].upper()}).text
+    assert "The whole log is intact" in later and "the head you kept is in it" in later
+    with desk.ctx.ledger.begin() as conn:
+        seq = conn.execute(text("SELECT seq FROM audit_log WHERE hash = :h"), {"h": head[1]}).scalar()
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= :seq"), {"seq": seq})
+    cut = auditor.get("/audit", params={"check": "1", "head": head[1]}).text
+    assert "The log has been tampered with" in cut and "no longer in the audit log" in cut
+    assert "The whole log is intact" in auditor.get("/audit", params={"check": "1"}).text, \
+        "without the head kept outside, a cut-off end goes unseen"
+    assert auditor.get("/audit", params={"check": "1", "head": "not-a-head"}).status_code == 400
+    review = auditor.get("/audit/review").text
+    assert verify(desk.ctx.ledger).head in review, "the access review carries the head to file with it"

@@ -31,7 +31,7 @@ def shared(desk_world: World, tmp_path_factory: pytest.TempPathFactory) -> Itera
     desk = Desk(desk_world, tmp_path_factory.mktemp("matrix"))
     reports = desk.settings.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "eob-2026-11.html").write_text("<!doctype html><title>run report</title><p>totals</p>")
+    (reports / "eob-2026-11-summary.csv").write_text("run_id,metric,value\neob-2026-11,statements,25\n")
     request_address_change(desk.ctx, desk.world.statements["retry"], "new.address@example.org",
                            actor="agent", reason="member confirmed on the phone", verified_via="phone",
                            source="127.0.0.1")
@@ -48,7 +48,7 @@ def _concrete(desk: Desk, path: str) -> str:
     change = waiting[0]["change_id"] if waiting else "decided-already"
     return (path.replace("{statement_id}", desk.world.statements["sent"])
             .replace("{change_id}", change).replace("{username}", "target")
-            .replace("{name}", "eob-2026-11.html"))
+            .replace("{name}", "eob-2026-11"))
 
 
 def test_every_route_declares_a_permission_or_is_the_sign_in(shared: Desk) -> None:

@@ -105,3 +105,45 @@ def test_no_canary_in_pages_urls_logs_or_the_audit_log(desk: Desk, caplog: pytes
         assert not pattern.search(logged), f"{canary!r} in a log line"
         assert not pattern.search(audit), f"{canary!r} in the audit log"
         assert not pattern.search(sessions), f"{canary!r} in the sessions table"
+
+
+def _everything_kept(desk: Desk) -> str:
+    """The audit log, every statement's timeline and the address changes, as text."""
+    with desk.ctx.ledger.begin() as conn:
+        return "\n".join(str(tuple(row)) for table in ("audit_log", "statement_events", "address_changes")
+                         for row in conn.execute(text(f"SELECT * FROM {table}")))  # noqa: S608
+
+
+@pytest.mark.parametrize("kind", ["email", "birth date", "birth date (US)"])
+def test_a_reason_holding_the_members_details_is_refused_and_kept_nowhere(desk: Desk, kind: str) -> None:
+    canary = desk.world.canary
+    detail = {"email": canary.email, "birth date": canary.date_of_birth,
+              "birth date (US)": _dob_forms(canary.date_of_birth)[1]}[kind]
+    reason = f"member confirmed {detail} on the phone"
+    sid, sent = desk.world.statements["verification"], desk.world.statements["sent"]
+    agent, supervisor = desk.as_user("agent"), desk.as_user("supervisor")
+    before = {s: desk.ctx.ledger.statement(s)["status"] for s in (sid, sent)}  # type: ignore[index]
+
+    def act(client: TestClient, url: str, **form: str) -> str:
+        response = client.post(url, data={FORM_FIELD: csrf_of(client), **form})
+        assert response.status_code == 303, url
+        return client.get(response.headers["location"]).text
+
+    pages = [
+        act(agent, f"/statements/{sent}/paper", reason=reason),
+        act(agent, f"/statements/{sid}/address-change", new_address=NEW_ADDRESS, confirm_address=NEW_ADDRESS,
+            verified_via="phone", reason=reason),
+    ]
+    act(agent, f"/statements/{sid}/address-change", new_address=NEW_ADDRESS, confirm_address=NEW_ADDRESS,
+        verified_via="phone", reason="member called from the number on file")
+    change = desk.ctx.ledger.fetch("desk_pending_changes")[0]["change_id"]
+    pages.append(act(supervisor, f"/approvals/{change}", decision="approve", reason=reason))
+    for page in pages:
+        assert "Nothing was done: a reason must not hold the member" in page
+        assert "say why in words" in page and detail not in page
+    assert {s: desk.ctx.ledger.statement(s)["status"] for s in (sid, sent)} == before  # type: ignore[index]
+    assert len(desk.ctx.ledger.fetch("desk_pending_changes")) == 1, "the refused approval left it waiting"
+    for page in (agent.get(f"/statements/{sent}").text, agent.get(f"/statements/{sid}").text,
+                 desk.as_user("auditor").get("/audit").text):
+        assert detail not in page
+    assert detail.lower() not in _everything_kept(desk).lower()

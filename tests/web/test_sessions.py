@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
-from pipeline.web.sessions import PURGE_AFTER_DAYS, Ended, Refused, Session, SessionStore
+from pipeline.web.sessions import PURGE_AFTER_DAYS, Ended, Refused, Session, SessionStore, end_sessions_of
 from tests.support.reconcile import FakeNow
 
 
@@ -59,3 +59,16 @@ def test_idle_sessions_end_and_old_rows_are_purged(store) -> None:  # type: igno
     assert sessions.load(cookie) is None, "a long-ended session's row is gone"
     with ledger.begin() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM web_sessions")).scalar() == 1
+
+
+def test_ending_a_users_sessions_ends_all_of_theirs_but_the_one_kept(store) -> None:  # type: ignore[no-untyped-def]
+    sessions, ledger, now = store
+    first, second, kept = (sessions.start("agent", source=None) for _ in range(3))
+    other = sessions.start("supervisor", source=None)
+    keep = sessions.load(kept)
+    assert isinstance(keep, Session)
+    assert end_sessions_of(ledger, "agent", keep=keep.session_hash) == 2
+    assert sessions.load(first) == Refused(Ended.ACCOUNT_CHANGED) == sessions.load(second)
+    assert isinstance(sessions.load(kept), Session) and isinstance(sessions.load(other), Session)
+    assert end_sessions_of(ledger, "agent") == 1, "with none kept, the last one ends too"
+    assert end_sessions_of(ledger, "agent") == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.desk.accounts import set_active
 from pipeline.desk.audit import entries
 from pipeline.web.csrf import FORM_FIELD, SIGNIN_COOKIE
 from pipeline.web.sessions import SESSION_COOKIE
@@ -140,14 +141,12 @@ def test_the_sign_in_form_needs_its_own_token_and_cookie(desk: Desk) -> None:
     assert desk.sign_in(client, "agent") == 303
 
 
-def test_a_disabled_user_is_signed_out_on_their_next_page(desk: Desk) -> None:
+def test_a_user_disabled_elsewhere_is_signed_out_on_their_next_page(desk: Desk) -> None:
     target = desk.client()
     desk.sign_in(target, "target")
     assert target.get("/search").status_code == 200
-    admin = desk.client()
-    desk.sign_in(admin, "admin")
-    admin.post("/users/target/active", data={FORM_FIELD: csrf_of(admin), "active": "no"})
-    assert target.get("/search").status_code == 303
+    set_active(desk.ctx.ledger, "target", False, actor="admin")  # as `eob users disable` does
+    assert target.get("/search").headers["location"] == "/signin?why=account_changed"
     assert desk.sign_in(desk.client(), "target") == 401
 
 
