@@ -4,7 +4,8 @@ and, at the same time, send (per IP pool) → report.
 Each render shard routes its statements batch by batch as it stores them, and each pool's send
 task, started with the renders, sends what has been routed to it round after round until the
 run has nothing left to route: rendering and sending overlap. `route` after the last shard
-routes anything a shard left rendered.
+routes anything a shard left rendered. `report` runs last, after every other task succeeded: it
+records the run as finished, then writes the run report and the period's finance report.
 
 Wiring only: every task calls one function of `pipeline.stages`. Heavy imports happen inside
 tasks so parsing this file stays cheap.
@@ -126,7 +127,7 @@ def eob_monthly() -> None:
     def report(period: str, routed: dict, sent: list[dict]) -> dict:
         from pipeline.stages import open_context, report_stage
 
-        return report_stage(open_context(), period)
+        return report_stage(open_context(), period, final=True)
 
     period = choose_period()
     shards = compose(period, ingest(wait_for_extract(period)))

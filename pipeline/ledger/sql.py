@@ -51,7 +51,7 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "ingest_files_for_run", "ingest_prompt_notices_for_run", "ingest_reissues_for_run",
     "ingest_state_for_run", "ingest_succeeded", "insert_audit",
     "insert_bounce_message", "insert_event", "insert_ingest_file", "insert_quarantine",
-    "insert_run", "insert_statement", "last_audit_hash", "latest_run",
+    "insert_run", "insert_statement", "finish_run", "last_audit_hash", "latest_run",
     "lock_migrations_postgresql", "move_from_expected_postgresql", "pool_active_pauses", "pool_add_usage",
     "pool_all_active_pauses", "pool_clear_throttle", "pool_counts_for_run", "pool_insert_pause",
     "pool_lift_pauses", "pool_save_throttle", "pool_sending_days_before", "pool_throttle_state",

@@ -6,6 +6,10 @@ ON CONFLICT (run_id) DO NOTHING;
 -- name: get_run
 SELECT run_id, period, started_at, finished_at, state, source, shards FROM runs WHERE run_id = :run_id;
 
+-- name: finish_run
+-- the monthly run's last task: every other task of the run has finished
+UPDATE runs SET state = :state, finished_at = :at WHERE run_id = :run_id;
+
 -- name: latest_run
 SELECT run_id, period, started_at, finished_at, state, source, shards
 FROM runs ORDER BY started_at DESC LIMIT 1;

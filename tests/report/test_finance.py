@@ -198,7 +198,7 @@ def test_the_page_renders_its_charts_in_chromium(world, tmp_path: Path) -> None:
         shots = os.environ.get("EOB_SCREENSHOTS")
         if shots:
             folder = Path(shots)
-            page.screenshot(path=str(folder / "finance-report.png"), full_page=False)
+            page.screenshot(path=str(folder / "finance-report.png"), full_page=True)
             (folder / "samples").mkdir(exist_ok=True)
             shutil.copy(paths["html"], folder / "samples" / "finance-report.html")
             shutil.copy(paths["xlsx"], folder / "samples" / "finance-report.xlsx")
