@@ -14,6 +14,7 @@ import email.policy
 import json
 import os
 import pickle
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -293,6 +294,35 @@ def test_report_reconciles_and_lists_every_prompt_notice_claim(run) -> None:  # 
     assert "<svg" in html
     paper = html.split("<h2>Paper</h2>", 1)[1].split("</table>", 1)[0]
     assert f"<td>mailed</td><td>{summary['paper_mailed']}</td>" in paper and summary["paper_mailed"] > 0
+
+
+def test_the_demos_finance_report_renders_its_charts_in_chromium(run) -> None:  # type: ignore[no-untyped-def]
+    """The finance report the demo's last task wrote, opened as finance opens it: every chart
+    drawn, no console error, nothing fetched from anywhere. With EOB_SCREENSHOTS=<folder> it is
+    also the documentation's screenshot and samples (docs/finance-report.png, docs/samples/)."""
+    from tests.support.browser import chromium
+
+    result, _ = run
+    html = Path(result.summary["finance_html"])
+    errors: list[str] = []
+    requests: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1180, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(html.as_uri())
+        assert page.locator("figure svg").count() == 6
+        assert page.locator("text=statements").count() > 0
+        shots = os.environ.get("EOB_SCREENSHOTS")
+        if shots:
+            folder = Path(shots)
+            page.screenshot(path=str(folder / "finance-report.png"), full_page=True)
+            (folder / "samples").mkdir(exist_ok=True)
+            shutil.copy(html, folder / "samples" / "finance-report.html")
+            shutil.copy(Path(result.summary["finance_xlsx"]), folder / "samples" / "finance-report.xlsx")
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
 
 
 def test_render_shards_and_senders_ran_side_by_side(run) -> None:  # type: ignore[no-untyped-def]

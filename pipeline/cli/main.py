@@ -172,6 +172,7 @@ def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
     console.print(f"PDFs:    {objects}")
     console.print(f"ledger:  {result.settings.ledger_dsn}")
     console.print(f"report:  {s['html']}")
+    console.print(f"finance: {s['finance_html']} (its workbook and CSV tables beside it)")
     console.print(f"bounces: {result.settings.maildir}  (reconcile: {result.reconcile})")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"time:    {timing}")

@@ -6,9 +6,12 @@ statement ids and claim numbers (prompt notices, reissued and withdrawn statemen
 neither listed nor served here, and neither are the per-statement CSVs beside it. What finance
 gets is built from the run's summary CSV (`eob-YYYY-MM-summary.csv`, one count or amount per
 line): a page of its figures, and the file itself to download. A figure that is not a number is
-left out, so nothing but a total can reach the page. A file is served only when its name is one
-of those listed: no path from the request reaches the file system. Each look is audited as an
-export.
+left out, so nothing but a total can reach the page. Finance also gets the finance and
+deliverability reports (`pipeline.web.finance_files`), which hold aggregates only: the page as
+written (inline SVG charts, no scripts), served under the report policy that keeps its inline
+styles and runs nothing, and its workbook and table CSVs to download. A file is served only when
+its name is one of those listed: no path from the request reaches the file system. Each look is
+audited as an export.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from pipeline.desk.audit import DeskAction, record
 from pipeline.desk.permissions import Permission
 from pipeline.web.access import Visitor, require
+from pipeline.web.finance_files import MEDIA_TYPES, FinanceFile, finance_file, finance_reports
+from pipeline.web.headers import REPORT_POLICY
 from pipeline.web.pages import words
 from pipeline.web.state import desk_of
 
@@ -146,13 +151,20 @@ def _number(value: str) -> bool:
 def reports_page(request: Request, visitor: Annotated[Visitor, REPORTS]) -> Response:
     desk = desk_of(request)
     return desk.pages.render("reports.html", visitor, title="Reports",
-                             runs=run_summaries(desk.settings.reports_dir))
+                             runs=run_summaries(desk.settings.reports_dir),
+                             finance=finance_reports(desk.settings.reports_dir))
 
 
 @router.get("/reports/{name}")
 def report(request: Request, name: str, visitor: Annotated[Visitor, REPORTS]) -> Response:
-    """A run's totals as a page (`/reports/eob-2026-11`) or its summary CSV (the file's name)."""
+    """A run's totals as a page (`/reports/eob-2026-11`) or its summary CSV (the file's name), or
+    a finance report's page, workbook or table CSV (the name the list gives it)."""
     desk = desk_of(request)
+    finance = finance_file(desk.settings.reports_dir, name)
+    if finance is not None:
+        record(desk.ctx.ledger, actor=visitor.username, action=DeskAction.EXPORT,
+               source=visitor.source, detail={"report": finance.name})
+        return _served(finance)
     runs = run_summaries(desk.settings.reports_dir)
     run = next((run for run in runs if name in (run.run_id, run.file_name)), None)
     if run is None:
@@ -165,3 +177,12 @@ def report(request: Request, name: str, visitor: Annotated[Visitor, REPORTS]) ->
         return FileResponse(path, media_type="text/csv; charset=utf-8", filename=run.file_name)
     return desk.pages.render("report.html", visitor, title=f"Run report {run.period}", run=run,
                              sections=sections(read_figures(path)))
+
+
+def _served(file: FinanceFile) -> Response:
+    """A finance report's page as written, under the report policy (its own inline styles and
+    SVG; no script, frame or form); a workbook or CSV as a download."""
+    if file.kind == "html":
+        return HTMLResponse(file.path.read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": REPORT_POLICY})
+    return FileResponse(file.path, media_type=MEDIA_TYPES[file.kind], filename=file.name)

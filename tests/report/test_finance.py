@@ -1,14 +1,12 @@
 """The finance report: every figure recomputed straight from the raw ledger events with pandas,
 rates that change mid-month, idempotent day facts, and the outputs (HTML, CSV, XLSX) agreeing.
 
-With EOB_SCREENSHOTS=<folder> the browser test also writes the screenshot and the sample HTML and
-XLSX of docs/ (`EOB_SCREENSHOTS=docs pytest tests/report/test_finance.py` refreshes them).
+The documentation's screenshot and samples come from the demo's report
+(`EOB_SCREENSHOTS=docs pytest tests/test_end_to_end.py -k finance` refreshes them).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -175,33 +173,20 @@ def test_the_workbook_is_typed_and_its_totals_equal_the_page(world, tmp_path: Pa
 
 
 def test_the_page_renders_its_charts_in_chromium(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from tests.support.browser import chromium
 
     _, paths = _written(world, tmp_path / "out")
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    requests: list[str] = []
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1180, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto(paths["html"].as_uri())
         assert page.locator("figure svg").count() == 6
         for name in ("channel_mix", "cost", "bounce_provider", "bounce_pool", "queues", "deadline"):
             box = page.locator(f"#chart-{name} svg").bounding_box()
             assert box and box["width"] > 200 and box["height"] > 100, name
-        shots = os.environ.get("EOB_SCREENSHOTS")
-        if shots:
-            folder = Path(shots)
-            page.screenshot(path=str(folder / "finance-report.png"), full_page=True)
-            (folder / "samples").mkdir(exist_ok=True)
-            shutil.copy(paths["html"], folder / "samples" / "finance-report.html")
-            shutil.copy(paths["xlsx"], folder / "samples" / "finance-report.xlsx")
-        browser.close()
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests

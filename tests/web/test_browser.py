@@ -22,21 +22,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import browser_or_skip
+from tests.support.browser import chromium as chromium_browser
 from tests.web.conftest import PASSWORD, Desk, World
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CALL = "CALL-20261207-0042"
-
-
-def _browser_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing (apt-get install chromium): the desk's browser tests are skipped"
-    if os.environ.get("EOB_REQUIRE_BROWSER"):
-        pytest.fail(message + " — but EOB_REQUIRE_BROWSER demands them")
-    pytest.skip(message)
 
 
 def _free_port() -> int:
@@ -48,7 +38,7 @@ def _free_port() -> int:
 @pytest.fixture
 def served(desk_world: World, tmp_path: Path) -> Iterator[tuple[Desk, str]]:
     """The desk app served by uvicorn in a thread on a free loopback port."""
-    _browser_or_skip()
+    browser_or_skip("the desk's browser tests")
     import uvicorn
 
     desk = Desk(desk_world, tmp_path)
@@ -68,13 +58,8 @@ def served(desk_world: World, tmp_path: Path) -> Iterator[tuple[Desk, str]]:
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 def _sign_in(browser: Any, base: str, username: str) -> Any:
