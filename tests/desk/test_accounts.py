@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,20 +37,8 @@ from pipeline.desk.permissions import Permission, Role
 from pipeline.desk.reasons import ReasonRefused
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
-from tests.support.desk_accounts import FAST_HASHER, PASSWORD, open_ledger
+from tests.support.desk_accounts import FAST_HASHER, PASSWORD
 from tests.support.send import WallClock
-
-
-@pytest.fixture
-def clock() -> WallClock:
-    return WallClock()
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: WallClock) -> Iterator[Ledger]:
-    ledger = open_ledger(ledger_url, clock)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import threading
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -33,20 +32,8 @@ from pipeline.desk.reasons import ReasonRefused
 from pipeline.ledger import Ledger, LedgerError
 from pipeline.ledger.audit import GENESIS, ProblemKind
 from pipeline.settings import Settings
-from tests.support.desk_accounts import add_statements, open_ledger
+from tests.support.desk_accounts import add_statements
 from tests.support.send import WallClock
-
-
-@pytest.fixture
-def clock() -> WallClock:
-    return WallClock()
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: WallClock) -> Iterator[Ledger]:
-    ledger = open_ledger(ledger_url, clock)
-    yield ledger
-    ledger.close()
 
 
 def _five(ledger: Ledger, clock: WallClock) -> list[str]:

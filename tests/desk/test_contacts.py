@@ -4,7 +4,6 @@ purpose, open for `desk_contact_hours`, covering the member's household, and onl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,20 +16,7 @@ from pipeline.desk.errors import DeskError
 from pipeline.desk.reasons import ReasonRefused
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
-from tests.support.desk_accounts import open_ledger
 from tests.support.send import WallClock
-
-
-@pytest.fixture
-def clock() -> WallClock:
-    return WallClock()
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: WallClock) -> Iterator[Ledger]:
-    ledger = open_ledger(ledger_url, clock)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

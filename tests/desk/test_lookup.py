@@ -5,7 +5,6 @@ member file to prove it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,25 +16,11 @@ from pipeline.outcomes.classify import Category
 from pipeline.recipients import mask_member_id
 from pipeline.settings import Settings
 from tests.support.canary import CANARY_DOB, CANARY_STRINGS, HIDDEN_DOB, HIDDEN_EMAIL, HIDDEN_PROVIDER
-from tests.support.desk import BUILT_AT, DeskWorld, build_world, private_schema
+from tests.support.desk import BUILT_AT, DeskWorld
 
 S = Status
 DEADLINE = BUILT_AT + timedelta(hours=Settings().delivery_deadline_hours)
 CUTOFF = DEADLINE - timedelta(hours=Settings().bounce_quiet_hours)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskWorld]:
-    workspace = tmp_path_factory.mktemp("desk-lookup") / "ws"
-    if request.param == "sqlite":
-        made = build_world(workspace)
-        yield made
-        made.ctx.ledger.close()
-        return
-    with private_schema(request.getfixturevalue("postgres_url")) as url:
-        made = build_world(workspace, ledger_url=url)
-        yield made
-        made.ctx.ledger.close()
 
 
 def test_every_event_status_and_bounce_category_has_plain_words() -> None:

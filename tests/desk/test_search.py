@@ -5,7 +5,6 @@ claim number a support agent types are never stored or logged in clear."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,21 +12,7 @@ from pipeline.desk.lookup import PATIENTS_OWN, SUBSCRIBER
 from pipeline.desk.search import SearchKey, SearchRefused, search, term_digest
 from pipeline.recipients import mask_member_id
 from tests.support.canary import HIDDEN_CLAIM
-from tests.support.desk import DeskWorld, build_world, ledger_text, private_schema
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskWorld]:
-    workspace = tmp_path_factory.mktemp("desk-search") / "ws"
-    if request.param == "sqlite":
-        made = build_world(workspace)
-        yield made
-        made.ctx.ledger.close()
-        return
-    with private_schema(request.getfixturevalue("postgres_url")) as url:
-        made = build_world(workspace, ledger_url=url)
-        yield made
-        made.ctx.ledger.close()
+from tests.support.desk import DeskWorld, ledger_text
 
 
 def _ids(world: DeskWorld, key: SearchKey, term: str) -> list[str]:
