@@ -1,5 +1,7 @@
-"""Daily finance and deliverability report for the month to date: the month's day facts rebuilt
-from the ledger, then the HTML, CSV and XLSX written (docs/finance.md).
+"""Daily finance and deliverability report for the month to date, complete days only: the run of
+day D reports the month of D - 1 up to and including D - 1 (the run on the 1st completes the
+previous month). The month's day facts are rebuilt from the ledger, then the HTML, CSV and XLSX
+written (docs/finance.md).
 
 Wiring only: the task calls one function of `pipeline.stages`; heavy imports happen inside it.
 """
@@ -12,7 +14,7 @@ from airflow.sdk import Param, dag, task
 
 @dag(
     dag_id="eob_reports",
-    description="Finance and deliverability report for the month to date, rebuilt from the ledger",
+    description="Finance and deliverability report for the month to yesterday, rebuilt from the ledger",
     schedule="30 6 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -21,7 +23,8 @@ from airflow.sdk import Param, dag, task
     default_args={"retries": 2},
     params={
         "day": Param(None, type=["null", "string"], format="date",
-                     description="Last day of the month to date, YYYY-MM-DD (default: the logical date)"),
+                     description="Run as on this day, YYYY-MM-DD (default: the logical date); the report "
+                                 "covers the month of the day before, up to and including it"),
     },
 )
 def eob_reports() -> None:

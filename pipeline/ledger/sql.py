@@ -109,7 +109,8 @@ REQUIRED_QUERIES: frozenset[str] = frozenset({
     "facts_insert_state",
     "facts_insert_email_sqlite", "facts_insert_email_postgresql", "facts_insert_queues",
     "facts_insert_paper", "facts_insert_email_cost", "facts_insert_paper_cost", "facts_runs_started",
-    "facts_insert_deadline", "facts_rows_for_day", "facts_run_span", "figures_runs_in_scope",
+    "facts_insert_deadline", "facts_rows_for_day", "facts_run_span", "facts_first_day_of_active_runs",
+    "figures_runs_in_scope",
     "figures_state", "figures_email", "figures_queues", "figures_paper", "figures_cost",
     "figures_deadline", "figures_last_built_day", "figures_ledger_statements", "figures_moves_since",
 })

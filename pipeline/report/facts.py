@@ -8,8 +8,8 @@ its events, not a few per day). Rebuilding days deletes their rows and inserts t
 transaction: re-running it replaces them, and any past day can be recomputed. Costs are priced
 at the rates valid on the day (`templates/rates.csv`), so a past month keeps its own prices.
 
-A day's deadline facts sum the status moves of the days before it: rebuild days in order
-(`rebuild_period`, `rebuild_month` do).
+A day's statuses and deadline facts sum the status moves of the days before it, so every
+rebuild is widened back to the first day of the runs active in it (`widened`).
 """
 
 from __future__ import annotations
@@ -98,11 +98,27 @@ def load_tables(conn: Connection, rates: list[Rate] | None = None,
 
 
 def rebuild_day(ledger: Ledger, day: date, *, deadline_hours: float = DEFAULT_DEADLINE_HOURS,
-                rates: list[Rate] | None = None, providers: dict[str, str] | None = None) -> None:
-    """Replace one UTC day's facts with ones computed from the ledger, in one transaction."""
+                rates: list[Rate] | None = None, providers: dict[str, str] | None = None) -> int:
+    """Recompute one UTC day's facts from the ledger (with the days before it back to the first
+    day of its active runs, `widened`), in one transaction; returns how many days."""
+    first, last = widened(ledger, day, day)
     with ledger.begin() as conn:
         load_tables(conn, rates, providers)
-        _rebuild(conn, ledger, day, day, deadline_hours)
+        _rebuild(conn, ledger, first, last, deadline_hours)
+    return (last - first).days + 1
+
+
+def widened(ledger: Ledger, first: date, last: date) -> tuple[date, date]:
+    """The days first..last widened back to the first day of every run active in them (one that
+    moved a statement on or after `first`, or still has one not settled): a day's statuses and
+    deadline facts sum its runs' status moves from their first day, so those days are rebuilt
+    too (a partial rebuild, or one day on a fresh ledger, then gives the full build's numbers).
+    A run's first day is the UTC day before its start (its start may be in another zone)."""
+    row = ledger.fetch_one("facts_first_day_of_active_runs", first=first.isoformat(),
+                           range_end=(last + timedelta(days=1)).isoformat()) or {}
+    if row.get("first_day"):
+        first = min(first, date.fromisoformat(str(row["first_day"])) - timedelta(days=1))
+    return first, last
 
 
 def _rebuild(conn: Connection, ledger: Ledger, first: date, last: date, deadline_hours: float) -> None:
@@ -145,27 +161,17 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _spans(days: list[date]) -> list[tuple[date, date]]:
-    """The days as runs of consecutive days, in order: [(first, last), ...]."""
-    spans: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        if spans and day == spans[-1][1] + timedelta(days=1):
-            spans[-1] = (spans[-1][0], day)
-        else:
-            spans.append((day, day))
-    return spans
-
-
 def rebuild_days(ledger: Ledger, days: list[date], *, deadline_hours: float = DEFAULT_DEADLINE_HOURS) -> int:
-    """Rebuild the days in order, each run of consecutive days in one transaction (a month is a
-    few set-based queries, not a pass per day); returns how many days."""
-    rates, providers = read_rates(), read_providers()
-    spans = _spans(days)
-    for first, last in spans:
-        with ledger.begin() as conn:
-            load_tables(conn, rates, providers)
-            _rebuild(conn, ledger, first, last, deadline_hours)
-    return sum((last - first).days + 1 for first, last in spans)
+    """Rebuild the days, widened back to the first day of their active runs (`widened`) and with
+    any gaps between them filled, in one transaction (a month is a few set-based queries, not a
+    pass per day); returns how many days were rebuilt."""
+    if not days:
+        return 0
+    first, last = widened(ledger, min(days), max(days))
+    with ledger.begin() as conn:
+        load_tables(conn, read_rates(), read_providers())
+        _rebuild(conn, ledger, first, last, deadline_hours)
+    return (last - first).days + 1
 
 
 def period_days(ledger: Ledger, period: str, through: date | None = None) -> list[date]:

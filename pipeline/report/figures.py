@@ -1,10 +1,12 @@
 """A finance report's figures, read from the day facts (`pipeline.report.facts`).
 
 Two scopes: one period's run over its whole life (`for_period`), or every run's activity in one
-calendar month (`for_month`). Every figure is an aggregate (counts, rates, money by channel,
-pool, provider, queue); no statement, claim or member id is ever read here, so the outputs can go
-to finance as they are. The checks compare the facts with one another and with the ledger's own
-counts, and the alerts compare rates with the review thresholds.
+calendar month (`for_month`: the runs that moved a statement in the month, and every run with
+statements still queued or not settled at its end, even one with no move that month). Every
+figure is an aggregate (counts, rates, money by channel, pool, provider, queue); no statement,
+claim or member id is ever read here, so the outputs can go to finance as they are. The checks
+compare the facts with one another and with the ledger's own counts, and the alerts compare
+rates with the review thresholds.
 """
 
 from __future__ import annotations
@@ -167,24 +169,26 @@ def _figures(ledger: Ledger, scope: str, key: str, run_id: str, first: str, as_o
     built = (ledger.fetch_one("figures_last_built_day", last=wanted) or {}).get("day")
     last = str(built) if built else wanted
     params = {"run_id": run_id, "first": first, "last": last}
-    runs = [row["run_id"] for row in ledger.fetch("figures_runs_in_scope", **params)]
+    queue_rows = ledger.fetch("figures_queues", run_id=run_id, day=last)
+    deadline_rows = ledger.fetch("figures_deadline", run_id=run_id, day=last)
     if scope == "period":
         runs = [run_id]
+    else:  # runs that moved a statement in the month, and any still waiting at its end
+        runs = sorted({row["run_id"] for row in ledger.fetch("figures_runs_in_scope", **params)}
+                      | {row["run_id"] for row in (*queue_rows, *deadline_rows)})
     figures = Figures(title, scope, key, first, last, runs, thresholds)
     _states(figures, ledger.fetch("figures_state", **params))
     _email(figures, ledger.fetch("figures_email", **params))
     figures.queues = [{"run_id": row["run_id"], "queue": row["queue"], "age_bucket": row["age_bucket"],
                        "statements": int(row["n"])}
-                      for row in ledger.fetch("figures_queues", run_id=run_id, day=last)
-                      if row["run_id"] in runs]
+                      for row in queue_rows if row["run_id"] in runs]
     figures.queues = _merge_runs(figures.queues, ("queue", "age_bucket"), ("statements",))
     figures.paper = [{key: (int(v) if key in ("pieces", "sheets") else v) for key, v in row.items()}
                      for row in ledger.fetch("figures_paper", **params)]
     figures.costs = [_cost_row(row) for row in ledger.fetch("figures_cost", **params)]
     figures.deadline = [{"run_id": row["run_id"], "deadline_at": str(row["deadline_at"]),
                          "days_left": int(row["days_left"]), "unsettled": int(row["unsettled"])}
-                        for row in ledger.fetch("figures_deadline", run_id=run_id, day=last)
-                        if row["run_id"] in runs]
+                        for row in deadline_rows if row["run_id"] in runs]
     figures.all_paper_piece_micros = _paper_piece_micros(figures, last)
     _ledger_counts(figures, ledger, run_id, last)
     figures.checks = checks(figures)
@@ -343,8 +347,8 @@ def alerts(figures: Figures) -> list[Alert]:
                 found.append(Alert("complaint rate", f"{group} {name}",
                                    f"{row['complaint_rate']:.3%} of {row['accepted']} messages drew a "
                                    f"complaint (review at {t.complaint_rate:.3%})"))
-    for row in figures.deadline:
-        if row["days_left"] <= 1:
+    for row in figures.deadline:  # days_left: whole days from the end of the report's day
+        if row["days_left"] < 1:  # the deadline is less than 24 hours after the day's end
             where = "past" if row["days_left"] < 0 else "within a day of"
             found.append(Alert("deadline", f"run {row['run_id']}",
                                f"{row['unsettled']} statements not settled, {where} the delivery "

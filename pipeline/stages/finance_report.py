@@ -3,7 +3,7 @@ deliverability report (HTML with charts, CSV, XLSX) for a period's run or a mont
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pipeline.stages.context import Context
@@ -50,6 +50,8 @@ def finance_month_stage(ctx: Context, month: str, *, through: date | None = None
 
 
 def finance_daily_stage(ctx: Context, day: str) -> dict[str, Any]:
-    """The scheduled daily report: the month of `day` to date."""
-    today = date.fromisoformat(day)
-    return finance_month_stage(ctx, today.strftime("%Y-%m"), through=today)
+    """The scheduled daily report, for complete days only: the month of the day before `day`
+    (the run's logical date) up to and including that day, so the run on the 1st completes the
+    previous month."""
+    through = date.fromisoformat(day) - timedelta(days=1)
+    return finance_month_stage(ctx, through.strftime("%Y-%m"), through=through)

@@ -171,7 +171,8 @@ SELECT run_id, period, started_at FROM runs WHERE started_at < :day_end ORDER BY
 
 -- name: facts_insert_deadline
 -- A run's statements not settled at the end of the day (the delivery-deadline sweeper's set:
--- not delivered, on paper or closed), from the status moves up to that day.
+-- not delivered, on paper or closed), from the status moves up to that day (every rebuild starts
+-- at the first day of the runs active in it, facts_first_day_of_active_runs, so they are all there).
 INSERT INTO report_deadline_facts (day, run_id, deadline_at, days_left, unsettled)
 SELECT :day, :run_id, :deadline_at, :days_left, x.unsettled
 FROM (SELECT SUM(CASE WHEN to_status NOT IN ('delivered', 'paper_queued', 'paper_exception', 'batched',
@@ -182,6 +183,19 @@ FROM (SELECT SUM(CASE WHEN to_status NOT IN ('delivered', 'paper_queued', 'paper
                         THEN n ELSE 0 END) AS unsettled
       FROM report_state_facts WHERE run_id = :run_id AND day <= :day) x
 WHERE x.unsettled > 0;
+
+-- name: facts_first_day_of_active_runs
+-- The first day of every run active in the days first..last (a run started by their end that
+-- moved a statement on or after the first, or still has a statement not settled): a day's
+-- statuses and deadline facts sum its runs' moves from their first day, so a rebuild of some
+-- days starts there.
+SELECT MIN(substr(r.started_at, 1, 10)) AS first_day FROM runs r
+WHERE r.started_at < :range_end
+  AND (r.run_id IN (SELECT s.run_id FROM statement_events e JOIN statements s ON s.statement_id = e.statement_id
+                    WHERE e.at >= :first AND e.to_status IS NOT NULL)
+       OR r.run_id IN (SELECT s.run_id FROM statements s
+                       WHERE s.status NOT IN ('delivered', 'batched', 'printed', 'mailed', 'failed',
+                                              'superseded')));
 
 -- name: facts_rows_for_day
 -- Every fact row of a day, in a fixed order (tests: a rebuild gives the same rows).

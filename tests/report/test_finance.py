@@ -7,7 +7,8 @@ The documentation's screenshot and samples come from the demo's report
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +16,15 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from pipeline.report.facts import Rate, day_rows, read_rates, rebuild_day, rebuild_period
+from pipeline.report.facts import (
+    Rate,
+    day_rows,
+    read_rates,
+    rebuild_day,
+    rebuild_days,
+    rebuild_month,
+    rebuild_period,
+)
 from pipeline.report.figures import Figures, Thresholds, for_month, for_period, money
 from pipeline.report.finance_html import write_finance_report
 from tests.report.finance_world import LAST_DAY, PERIOD, RUN, sqlite_world
@@ -132,16 +141,99 @@ def test_rebuilding_a_day_twice_gives_identical_rows(world) -> None:  # type: ig
         assert day_rows(world, day) == before
 
 
+def _every_figure(ledger) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [dataclasses.asdict(f) for f in (for_period(ledger, PERIOD, Thresholds()),
+                                            for_month(ledger, "2026-12", Thresholds(), as_of=LAST_DAY))]
+
+
+@pytest.mark.parametrize("partial", ["late days", "one day"])
+def test_a_partial_rebuild_on_a_fresh_ledger_gives_the_full_builds_figures(
+        world, tmp_path: Path, partial: str) -> None:  # type: ignore[no-untyped-def]
+    """A day's statuses and deadline facts sum the moves before it: rebuilding only the late part
+    of the month, or only its last day, on a ledger with no facts yet still counts from the start."""
+    full = _every_figure(world)
+    assert sum(r["statements"] for r in full[0]["states"]) == 48
+    (tmp_path / "fresh").mkdir()
+    fresh, _ = sqlite_world(tmp_path / "fresh")
+    try:
+        if partial == "late days":
+            rebuild_days(fresh, [LAST_DAY - timedelta(days=n) for n in range(6)])
+        else:
+            rebuild_day(fresh, LAST_DAY)
+        assert _every_figure(fresh) == full
+        for day in (date(2026, 12, 3), date(2026, 12, 16), LAST_DAY):
+            assert day_rows(fresh, day) == day_rows(world, day), day
+    finally:
+        fresh.close()
+
+
+def _daily_ctx(ledger, folder: Path):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(ledger=ledger, settings=SimpleNamespace(
+        reports_dir=folder, delivery_deadline_hours=21 * 24.0, report_bounce_review_rate=0.05,
+        report_complaint_review_rate=0.001, report_deadline_warn_days=3))
+
+
+def test_the_daily_report_covers_complete_days_and_the_1st_completes_the_last_month(
+        tmp_path: Path) -> None:
+    from pipeline.ledger import Event, Status
+    from pipeline.stages.finance_report import finance_daily_stage
+    from tests.report.finance_world import sid
+
+    ledger, clock = sqlite_world(tmp_path)
+    try:
+        ctx = _daily_ctx(ledger, tmp_path / "reports")
+        mid = finance_daily_stage(ctx, "2026-12-21")  # type: ignore[arg-type]
+        assert (mid["key"], mid["as_of"]) == ("2026-12", "2026-12-20")
+        clock.at = clock.at.replace(day=31, hour=23, minute=30)  # a move late on the month's last day
+        ledger.transition(sid(0), Status.SUPERSEDED, Event.SUPERSEDED)
+        first = finance_daily_stage(ctx, "2027-01-01")  # type: ignore[arg-type]
+        assert (first["key"], first["as_of"]) == ("2026-12", "2026-12-31")
+        assert first["not_sent"] == "2" and mid["not_sent"] == "1"
+        assert first["html"].endswith("2026-12.html")
+    finally:
+        ledger.close()
+
+
+def test_a_month_rollup_counts_a_run_stuck_in_a_queue_all_month(tmp_path: Path) -> None:
+    """January: the November run moves nothing, but four statements still wait for address
+    verification and ten are not settled past the deadline; the month's queues and deadline
+    show them (on a fresh ledger: the month's rebuild reaches back to the run's first day)."""
+    ledger, _ = sqlite_world(tmp_path)
+    try:
+        rebuild_month(ledger, "2027-01")
+        f = for_month(ledger, "2027-01", Thresholds())
+        assert f.runs == [RUN]
+        assert f.queue_totals() == {"retry": 0, "verification": 4, "paper": 0}
+        assert {r["age_bucket"] for r in f.queues} == {"15+"}
+        assert f.totals()["unsettled"] == 10 and f.totals()["past_deadline"] == 10
+        assert f.statements == 48 and f.ledger_queue_counts == f.queue_totals()
+        assert f.accepted == 0 and f.cost_micros() == 0  # nothing sent or printed in January
+        assert all(check.ok for check in f.checks), f.checks
+        assert ("deadline", f"run {RUN}") in {(a.kind, a.scope) for a in f.alerts}
+    finally:
+        ledger.close()
+
+
 def test_the_month_rollup_and_the_alerts(world, caplog) -> None:  # type: ignore[no-untyped-def]
     with caplog.at_level("WARNING"):
         month = for_month(world, "2026-12", Thresholds())
     assert month.runs == [RUN] and month.totals() == for_period(world, PERIOD, Thresholds()).totals()
     kinds = {(a.kind, a.scope) for a in month.alerts}
     assert ("bounce rate", "provider gmail") in kinds and ("complaint rate", "provider yahoo/aol") in kinds
-    assert ("deadline", f"run {RUN}") in kinds
     assert "st-2026" not in caplog.text and "M0000" not in caplog.text
+    # the deadline (12-22 09:00) is 33 hours after the end of 12-20: not within a day yet
+    assert month.deadline and ("deadline", f"run {RUN}") not in kinds
     quiet = for_month(world, "2026-12", Thresholds(bounce_rate=0.9, complaint_rate=0.9))
-    assert {a.kind for a in quiet.alerts} == {"deadline"}
+    assert quiet.alerts == []
+    # 9 hours after the end of 12-21: within a day; after the end of 12-22: past it
+    rebuild_days(world, [date(2026, 12, 21), date(2026, 12, 22)])
+    for day, where in ((date(2026, 12, 21), "within a day of"), (date(2026, 12, 22), "past")):
+        alerts = for_month(world, "2026-12", Thresholds(bounce_rate=0.9, complaint_rate=0.9),
+                           as_of=day).alerts
+        assert [(a.kind, a.scope) for a in alerts] == [("deadline", f"run {RUN}")], day
+        assert f"{where} the delivery deadline 2026-12-22T09:00:00+00:00" in alerts[0].detail
 
 
 def _written(world, folder: Path) -> tuple[Figures, dict[str, Path]]:  # type: ignore[no-untyped-def]
