@@ -154,8 +154,6 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} has no public-holiday calendar in the holidays package: use an "
                              "ISO 3166 country code it supports (US, GB, CA, ...)")
         return value
-    email_cost_cents: float = 0.2
-    paper_cost_cents: float = 68.0
     report_bounce_review_rate: float = Field(
         default=0.05, gt=0, le=1, description="a pool's or provider's bounce rate at or above it is alerted")
     report_complaint_review_rate: float = Field(

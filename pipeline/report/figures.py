@@ -21,6 +21,7 @@ from typing import Any
 from pipeline.ledger import Ledger, Status
 from pipeline.ledger.statuses import EMAILED, PAPER
 from pipeline.periods import parse_period
+from pipeline.report.checks import Check
 from pipeline.report.facts import MICROS, read_rates
 from pipeline.storage import run_id_for
 
@@ -57,10 +58,15 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
+class Costs:
+    """A report's money, priced from the dated rate table (`templates/rates.csv`): what email and
+    paper cost, and what was saved against sending every statement on paper. The run report shows
+    its period's, so both reports give the same amounts."""
+
+    email: Decimal
+    paper: Decimal
+    savings: Decimal
+    as_of: str  # the last day of facts priced
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,11 @@ class Figures:
         for row in self.queues:
             totals[row["queue"]] += row["statements"]
         return totals
+
+    def priced(self) -> Costs:
+        """The email, paper and savings amounts every report shows (the totals' own)."""
+        totals = self.totals()
+        return Costs(totals["email_cost"], totals["paper_cost"], totals["savings"], self.as_of)
 
     def totals(self) -> dict[str, Any]:
         """The headline numbers: the same in the HTML, the CSV and the workbook."""

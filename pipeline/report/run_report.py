@@ -18,6 +18,8 @@ import jinja2
 from pipeline.ledger import Ledger
 from pipeline.ledger.notices import LEFT, ON_PAPER, NoticeStatus
 from pipeline.ledger.statuses import EMAILED, PAPER, Status
+from pipeline.report.checks import Check
+from pipeline.report.figures import Costs
 from pipeline.templates import TEMPLATES_DIR
 
 QUEUE_OF_STATUS = {
@@ -25,13 +27,6 @@ QUEUE_OF_STATUS = {
     Status.VERIFICATION_PENDING: "verification",
     Status.PAPER_QUEUED: "paper",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
 
 
 @dataclass(slots=True)
@@ -48,8 +43,7 @@ class RunReport:
     members: int
     prompt_notice: int
     events: dict[str, int]
-    email_cost_cents: float
-    paper_cost_cents: float
+    costs: Costs | None = None  # the period's finance figures' (report_stage); None: not priced
     checks: list[Check] = field(default_factory=list)
     prompt_notice_claims: list[dict[str, Any]] = field(default_factory=list)
     reissues: list[dict[str, Any]] = field(default_factory=list)
@@ -118,17 +112,14 @@ class RunReport:
     def bounced_statements(self) -> int:
         return sum(row["n"] for row in self.bounce_categories)
 
-    @property
-    def email_cost(self) -> float:
-        return self.emailed * self.email_cost_cents / 100
-
-    @property
-    def paper_cost(self) -> float:
-        return self.paper * self.paper_cost_cents / 100
-
-    @property
-    def savings(self) -> float:
-        return self.emailed * (self.paper_cost_cents - self.email_cost_cents) / 100
+    def money(self) -> dict[str, str]:
+        """The summary CSV's amounts (US dollars, to the cent), the finance figures' own for the
+        period: email, paper, and saved against sending every statement on paper. Not written
+        when the report was built without them."""
+        if self.costs is None:
+            return {}
+        return {"email_cost_usd": f"{self.costs.email:.2f}", "paper_cost_usd": f"{self.costs.paper:.2f}",
+                "savings_vs_all_paper_usd": f"{self.costs.savings:.2f}"}
 
     @property
     def superseded(self) -> int:
@@ -169,8 +160,10 @@ class RunReport:
         }
 
 
-def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
-                 paper_cost_cents: float) -> RunReport:
+def build_report(ledger: Ledger, run_id: str, costs: Costs | None = None) -> RunReport:
+    """The run's report from the ledger. `costs`: the finance figures' of the run's period
+    (`Figures.priced`, from the dated rate table), so both reports show the same money; without
+    them the report shows no amounts (enough for its counts and checks)."""
     run = ledger.fetch_one("get_run", run_id=run_id)
     if run is None:
         raise LookupError(f"run {run_id} is not in the ledger; has ingest run for that period?")
@@ -192,7 +185,7 @@ def build_report(ledger: Ledger, run_id: str, email_cost_cents: float,
                                 or {}).get("n", 0),
         prompt_notice=(ledger.fetch_one("prompt_notice_count_for_run", run_id=run_id) or {}).get("n", 0),
         own_statements=(ledger.fetch_one("own_statements_for_run", run_id=run_id) or {}).get("n", 0),
-        email_cost_cents=email_cost_cents, paper_cost_cents=paper_cost_cents,
+        costs=costs,
         paper_batches=ledger.fetch("paper_batches_for_run", run_id=run_id), as_of=ledger.now(),
         overruns=_overruns(ledger, run_id),
         held=ledger.fetch("held_statements_for_run", run_id=run_id),
@@ -271,9 +264,8 @@ def write_report(report: RunReport, folder: Path) -> dict[str, Path]:
             writer.writerow([report.run_id, key, value])
         for status, n in sorted(report.statuses.items()):
             writer.writerow([report.run_id, f"status_{status}", n])
-        writer.writerow([report.run_id, "email_cost_usd", f"{report.email_cost:.2f}"])
-        writer.writerow([report.run_id, "paper_cost_usd", f"{report.paper_cost:.2f}"])
-        writer.writerow([report.run_id, "savings_vs_all_paper_usd", f"{report.savings:.2f}"])
+        for key, amount in report.money().items():
+            writer.writerow([report.run_id, key, amount])
     notices_path = folder / f"{report.run_id}-prompt-notices.csv"
     with notices_path.open("w", newline="", encoding="utf-8") as handle:
         notices = csv.DictWriter(handle, fieldnames=NOTICE_COLUMNS, extrasaction="ignore")

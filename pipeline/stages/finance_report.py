@@ -26,6 +26,12 @@ def _written(figures: Any, paths: dict[str, Any], days: int) -> dict[str, Any]:
 
 def finance_period_stage(ctx: Context, period: str, *, rebuild: bool = True) -> dict[str, Any]:
     """A period's run over its whole life so far: its days' facts rebuilt, then its report."""
+    return period_figures(ctx, period, rebuild=rebuild)[1]
+
+
+def period_figures(ctx: Context, period: str, *, rebuild: bool = True) -> tuple[Any, dict[str, Any]]:
+    """The period's finance figures (facts rebuilt first) and its written report's result: the
+    report stage prices the run report with the same figures."""
     from pipeline.report.facts import rebuild_period
     from pipeline.report.figures import for_period
     from pipeline.report.finance_html import write_finance_report
@@ -33,7 +39,7 @@ def finance_period_stage(ctx: Context, period: str, *, rebuild: bool = True) -> 
     days = rebuild_period(ctx.ledger, period, deadline_hours=ctx.settings.delivery_deadline_hours) \
         if rebuild else 0
     figures = for_period(ctx.ledger, period, _thresholds(ctx))
-    return _written(figures, write_finance_report(figures, ctx.settings.reports_dir), days)
+    return figures, _written(figures, write_finance_report(figures, ctx.settings.reports_dir), days)
 
 
 def finance_month_stage(ctx: Context, month: str, *, through: date | None = None,

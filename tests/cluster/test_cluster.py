@@ -89,7 +89,7 @@ def _ledger_agrees_with_the_relays(cluster: ClusterSpec) -> None:
     assert cluster.ledger_url.startswith("postgresql://")
     ledger = Ledger.open(cluster.ledger_url, migrate=False)
     try:
-        report = build_report(ledger, "eob-2026-11", 0.2, 68.0).summary()
+        report = build_report(ledger, "eob-2026-11").summary()
     finally:
         ledger.close()
     counts = relay_counts(cluster.dir)

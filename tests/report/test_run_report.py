@@ -49,7 +49,7 @@ def _ledger(tmp_path: Path) -> Ledger:
 
 def test_the_report_counts_notices_due_sent_on_paper_waiting_and_late(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    report = build_report(ledger, RUN, 0.5, 80.0)
+    report = build_report(ledger, RUN)
     summary = report.summary()
     assert {key: summary[key] for key in summary if key.startswith("notices_")} == {
         "notices_due": 4, "notices_sent": 2, "notices_on_paper": 1, "notices_waiting": 1, "notices_late": 2}
@@ -57,7 +57,7 @@ def test_the_report_counts_notices_due_sent_on_paper_waiting_and_late(tmp_path: 
 
 
 def test_the_listing_gives_each_notice_its_status_day_and_lateness(tmp_path: Path) -> None:
-    paths = write_report(build_report(_ledger(tmp_path), RUN, 0.5, 80.0), tmp_path / "reports")
+    paths = write_report(build_report(_ledger(tmp_path), RUN), tmp_path / "reports")
     rows = {row["claim_id"]: row for row in csv.DictReader(paths["prompt_notices"].open())}
     assert {claim: (row["status"], row["left"], row["late"]) for claim, row in rows.items()} == {
         "C1": ("sent", "2026-12-07", "no"), "C2": ("sent", "2026-12-07", "yes"),
@@ -73,7 +73,7 @@ def test_a_notice_closed_with_its_superseded_statement_is_not_due(tmp_path: Path
     ledger = _ledger(tmp_path)
     waiting = make_notice_id("st-2026-11-0000000000000001", "C4", key=b"k")
     move_notices(ledger, [NoticeMove(waiting, NoticeStatus.SUPERSEDED, Event.NOTICE_SUPERSEDED)])
-    summary = build_report(ledger, RUN, 0.5, 80.0).summary()
+    summary = build_report(ledger, RUN).summary()
     assert (summary["notices_due"], summary["notices_waiting"]) == (3, 0)
     assert summary["notices_due"] == summary["notices_sent"] + summary["notices_on_paper"]
 
@@ -93,7 +93,7 @@ def test_the_report_counts_accumulator_overruns_and_the_statements_held_for_them
     assert ledger.transition(held, Status.FAILED, Event.RENDER_FAILED, detail=
                              {"error": "StatementHeld",
                               "reason": "StatementHeld: held (accumulator_overrun)"})
-    report = build_report(ledger, RUN, 0.5, 80.0)
+    report = build_report(ledger, RUN)
     summary = report.summary()
     assert (summary["accumulator_overrun"], summary["held_accumulator_overrun"]) == (2, 1)
     check = next(c for c in report.checks if c.name.startswith("every held statement"))
@@ -113,6 +113,6 @@ def test_a_held_statement_no_flag_accounts_for_fails_the_reconciliation(tmp_path
     ledger = _ledger(tmp_path)
     held = "st-2026-11-0000000000000001"
     assert ledger.transition(held, Status.FAILED, Event.RENDER_FAILED, detail={"error": "StatementHeld"})
-    check = next(c for c in build_report(ledger, RUN, 0.5, 80.0).checks
+    check = next(c for c in build_report(ledger, RUN).checks
                  if c.name.startswith("every held statement"))
     assert not check.ok and "1 held without a flag" in check.detail

@@ -444,7 +444,7 @@ def test_a_claim_whose_notice_left_is_not_noticed_again_when_a_correction_reissu
     assert again["due"] == again["sent"] == again["paper"] == 0
     assert len(notice_messages(sink.received)) == emailed_before
     assert composed["noticed_before"] == len(left[month.emailed]) + len(left[month.paper])
-    report = build_report(ctx.ledger, RUN_ID, 0, 0)
+    report = build_report(ctx.ledger, RUN_ID)
     for noticed in left.values():
         rows = [r for r in report.prompt_notice_claims if r["claim_id"] in {n["claim_id"] for n in noticed}]
         assert sorted((r["claim_id"], r["notice_id"], r["status"]) for r in rows) == sorted(

@@ -178,7 +178,7 @@ def test_a_batch_without_acknowledgement_and_late_mail_fail_the_checks(
         paper_checks_stage(ctx)
     from pipeline.report import build_report
 
-    checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11", 0.2, 68.0).checks}
+    checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11").checks}
     check = checks["every print batch acknowledged by the vendor in time"]
     assert not check.ok and "EOB-20261203-FIRST-001" in check.detail
     clock.advance(days=10)

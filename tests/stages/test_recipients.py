@@ -60,7 +60,7 @@ def test_patients_own_statements_are_ledger_rows_of_their_own(ctx: Context,
     assert patient not in shown.output  # ids masked, as the desk shows them
     for word in ("sensitive", "confidential", "behavioral", "substance", "reproductive"):
         assert word not in shown.output.lower()
-    report = build_report(ctx.ledger, "eob-2026-11", 0.5, 60.0)
+    report = build_report(ctx.ledger, "eob-2026-11")
     assert report.summary()["own_statements"] == len(own)
     # the card's member id finds the subscriber's statements only, never a patient's own
     contact = ["--actor", "support:test", "--reference", "CALL-1", "--purpose", "Statement not received"]

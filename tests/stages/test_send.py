@@ -228,7 +228,7 @@ def test_a_pool_whose_relay_fails_tls_moves_its_statements_and_fails_loudly(
     assert not broken.received and len(healthy.received) == 5
     assert set(statuses(ctx).values()) == {"sent"}
     assert "pool_unavailable" in events(ctx, queued[0].statement_id)
-    checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11", 0.2, 68.0).checks}
+    checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11").checks}
     check = checks["every IP pool could deliver (TLS, connection, relay login)"]
     assert not check.ok and check.detail.startswith("5 statements")
 
