@@ -94,7 +94,7 @@ def _seed_desk(settings) -> None:  # type: ignore[no-untyped-def]
     for user in users:
         table.add_row(user.username, user.role.value, user.password)
     console.print(table)
-    console.print(f"support desk: EOB_ENVIRONMENT=demo EOB_WORKSPACE={settings.workspace} eob web, "
+    console.print(f"support desk: EOB_ENVIRONMENT=demo EOB_WORKSPACE={settings.workspace} ./eob web, "
                   f"then open http://{settings.web_host}:{settings.web_port}/")
 
 
