@@ -9,13 +9,16 @@ The order of the table follows how bounce classifiers in the field decide reason
 before general (what was adopted, and from where, is in docs/reconcile.md):
 1. a 2.x.x status is a success, whatever the text says;
 2. codes nobody uses loosely: mailbox full (x.2.2), message too big (x.2.3, x.3.4);
+   then the reporting MTA's own verdicts: the fixed wordings and tokens particular mail server
+   software writes for a reason (qmail, Exim, Exchange, OpenSMTPD, Facebook, ...);
 3. phrases that hold whatever code the server chose (servers reuse 5.1.1 or 5.7.1 for
    everything): our IP or sender refused, rate limits, a full mailbox, failed authentication,
    a disabled mailbox, a local delivery program failing;
 4. unambiguous status codes (5.1.1, 5.1.2, 5.2.1, 5.4.4, 5.7.x authentication codes, ...);
 5. phrases per reason for vague codes (x.0.0, 5.7.1, none at all): size, spam/virus, content,
    policy, a DNS error said as temporary, unknown domain, unknown user, full, blocked, expired,
-   system and network errors;
+   system and network errors; after each reason's general phrases, the MTA wordings for it
+   that a quoted remote reply may accompany, so they never overrule what the reply said;
 6. the structure of the failure: the SMTP stage it happened at (refused at the greeting or
    HELO: our host; at MAIL FROM: our sender);
 7. the status class: x.1 address, x.2 mailbox, x.3/x.4/x.5 system, network and protocol
@@ -61,14 +64,20 @@ REPLY_PREFIX_RE = re.compile(r"\b[245]\d\d[- ](?:#?[245]\.\d{1,3}\.\d{1,3}\b)?")
 LEADING_CODES_RE = re.compile(r"^(?:([245]\d\d)[ -])?#?(?:([245]\.\d{1,3}\.\d{1,3})(?![\d.]))?")
 """A raw SMTP reply as send-time callers see it: "550 5.1.1 <x>: User unknown"."""
 STAGE_RE = re.compile(
-    r"(?:\b(?:in reply to|after|during|at)|>>>) (?:the )?(?:"
+    r"(?:\b(?:in reply to|after|during|at|response to|did not like our|error following)|>>>) (?:the )?(?:"
     r"(?P<rcpt>rcpt\b)|(?P<data>(?:end of )?data\b)|(?P<mail>mail from)|(?P<helo>e?hlo\b)"
     r"|(?P<connect>(?:smtp )?greeting|initial connection))"
-    r"|(?P<mail_>sender was rejected)|(?P<helo_>my name was rejected)"
-    r"|(?P<connect_>refused to talk to me|connection (?:was )?(?:refused|rejected) by)"
+    r"|(?P<mail_>sender was rejected|\(state 6\))|(?P<helo_>my name was rejected|\(state 13\))"
+    r"|(?P<rcpt_>rcpt to generated following response|\(state 14\))"
+    r"|(?P<data_>failed on data command|failed after i sent the message|data command generated response"
+    r"|\(state 1[578]\))"
+    r"|(?P<connect_>refused to talk to me|connection (?:was )?(?:refused|rejected) by|but greeting failed"
+    r"|unexpected connection response)"
 )
 """Where in the SMTP dialogue the server refused ("in reply to RCPT TO command", ">>> DATA",
-"after MAIL FROM", "refused to talk to me"). The last one named is the failing one."""
+"after MAIL FROM", "refused to talk to me"), including the fixed wordings of particular mail
+servers ("did not like our MAIL FROM" DragonFly, "Server response to MAIL FROM" IMail, "but
+greeting failed" qmail, "(state 13)" Gmail). The last one named is the failing one."""
 STAGES = frozenset({"connect", "helo", "mail", "rcpt", "data", "local"})
 """`local`: a program on the receiving host (a pipe, procmail) failed, not the SMTP dialogue."""
 BEFORE_RCPT = frozenset({"connect", "helo", "mail"})
