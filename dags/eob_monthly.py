@@ -130,11 +130,13 @@ def eob_monthly() -> None:
         return report_stage(open_context(), period, final=True)
 
     period = choose_period()
-    shards = compose(period, ingest(wait_for_extract(period)))
+    extract = wait_for_extract(period)
+    shards = compose(period, ingest(extract))
     pools = ip_pools()
-    shards >> pools  # the run exists before its senders start following it
+    extract >> pools  # read while the extract is ingested: the senders start with the renders
     rendered = render.partial(period=period).expand(shard=shards)
     sent = send.partial(period=period).expand(pool_name=pools)
+    shards >> sent  # the run exists before its senders start following it
     report(period, route(period, rendered), sent)
 
 eob_monthly()

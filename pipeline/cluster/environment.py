@@ -51,6 +51,8 @@ def airflow_environment(spec: ClusterSpec, found: ClusterSecrets) -> dict[str, s
         # process closes its sockets before it exits (it does, then tears the interpreter down):
         # at the default 5 s a freed worker slot sat idle for up to 5 s after every other task.
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        # a worker imports the pipeline once; each task it forks then starts without importing it
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "pipeline.stages.worker_start.CELERY_CONFIG",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{spec.api_url}/execution/",
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",

@@ -79,8 +79,9 @@ def test_every_task_retries_and_dags_are_tagged(dagbag) -> None:  # type: ignore
 def test_monthly_dag_is_wired_stage_by_stage(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["eob_monthly"]
     edges = [("choose_period", "wait_for_extract"), ("wait_for_extract", "ingest"),
-             ("ingest", "compose"), ("compose", "render"), ("compose", "ip_pools"),
-             ("ip_pools", "send"), ("render", "route"), ("route", "report"), ("send", "report")]
+             ("ingest", "compose"), ("compose", "render"), ("wait_for_extract", "ip_pools"),
+             ("ip_pools", "send"), ("compose", "send"), ("render", "route"), ("route", "report"),
+             ("send", "report")]
     for upstream, downstream in edges:
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
 

@@ -49,7 +49,7 @@ CHART_KEYS = {
     "secret", "extraEnvFrom", "volumes", "volumeMounts",
     "config.core.load_examples", "config.core.auth_manager", "config.core.simple_auth_manager_users",
     "config.core.simple_auth_manager_passwords_file", "config.core.execution_api_server_url",
-    "config.api.base_url", "config.celery.worker_concurrency",
+    "config.api.base_url", "config.celery.worker_concurrency", "config.celery.celery_config_options",
     "config.dag_processor.min_file_process_interval", "config.workers.min_heartbeat_interval",
     "dags.mountPath", "dags.persistence.enabled", "dags.gitSync.enabled",
     "migrateDatabaseJob.enabled", "migrateDatabaseJob.applyCustomEnv", "migrateDatabaseJob.args",
