@@ -2,8 +2,10 @@
 
 Prints per-queue precision/recall, the confusion matrix (expected vs decided), every wrong
 decision, the flufl.bounce set's misses, and one final key=value line:
-  accuracy=… cv_accuracy=… unseen_accuracy=… flufl_accuracy=… postfix_accuracy=… per_s=… messages=…
+  accuracy=… cv_accuracy=… unseen_accuracy=… flufl_accuracy=… bounceparser_accuracy=…
+  cv_bounceparser_accuracy=… bounceparser_found=… postfix_accuracy=… per_s=… messages=…
   recipients=… recipient_caused_to_retry=… cv_recipient_caused_to_retry=…
+  bounceparser_recipient_caused_to_retry=…
 
 accuracy: queue decisions on the shared corpus with the whole rule table. A decision is right
 when it equals `queue` or `queue_alt` of expected.tsv; a row whose recipient we did not find
@@ -15,19 +17,24 @@ flufl_accuracy: the real bounces shipped with flufl.bounce (tests/data/flufl_bou
 from that project's tests): right when every address it names is among our recipients and we
 call it a delay exactly when it calls it temporary (and never ignore it).
 
+bounceparser_accuracy: the real bounces shipped with the Perl Mail::DeliveryStatus::BounceParser
+(tests/data/bounceparser/, queue labels ours, see its README): the queue (or `delay`) decided for
+the first failed address; bounceparser_found: the share whose first failed address we found.
+
 postfix_accuracy: the real DSNs Debian's Postfix wrote in the relay tests (tests/data/postfix_dsn/,
 made by tests/reconcile/test_postfix_dsns.py): right when the named recipient lands in its queue.
 
-cv_accuracy: k-fold cross-validation over both sets (shared rows and flufl messages). Every
-message falls in one of K folds by a hash of its name; each fold is measured with the rules
-motivated only by messages of the other folds: a rule (or phrase) whose `seen_in` lists only
-messages of this fold is withheld, one without `seen_in` (RFC codes, general reason
+cv_accuracy: k-fold cross-validation over the three sets (shared rows, flufl and BounceParser
+messages). Every message falls in one of K folds by a hash of its name; each fold is measured
+with the rules motivated only by messages of the other folds: a rule (or phrase) whose `seen_in`
+lists only messages of this fold is withheld, one without `seen_in` (RFC codes, general reason
 definitions) stays. unseen_accuracy is the same figure on the shared corpus's queue decisions
 alone: the one to compare with a held-back set of real bounces, and cv_recipient_caused_to_retry
 counts its bad addresses routed to retry. The parser is not withheld: its recipient finding was
 written with all of these messages in view.
 
-    .venv/bin/python bench/bounces.py [--corpus DIR] [--flufl DIR] [--postfix DIR] [--repeat N] [--folds K]
+    .venv/bin/python bench/bounces.py [--corpus DIR] [--flufl DIR] [--bounceparser DIR] [--postfix DIR]
+        [--repeat N] [--folds K]
     .venv/bin/python bench/bounces.py --needed-by   # which messages each rule phrase decides
 """
 
@@ -61,6 +68,9 @@ QUEUES = ("verify", "retry", "paper", "ignore")
 MISSING = "missing"
 FLUFL_PREFIX = "flufl_bounce/"
 """How seen_in names a flufl.bounce message (shared corpus messages go by their file name)."""
+BP_PREFIX = "bounceparser/"
+"""How seen_in names a Mail::DeliveryStatus::BounceParser message."""
+DELAY = "delay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,73 @@ class FluflDecision:
     found: bool
     right: bool
     got: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRow:
+    """A BounceParser message: the failed addresses and the queue (or `delay`) for the first."""
+
+    file: str
+    recipients: tuple[str, ...]
+    queue: str
+    alt: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return BP_PREFIX + self.file
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledDecision:
+    row: LabelledRow
+    got: str
+    category: str
+    recipient_caused: bool
+    found: bool  # the first failed address is among the outcomes' recipients
+
+    @property
+    def right(self) -> bool:
+        return self.got == self.row.queue or self.got in self.row.alt
+
+    @property
+    def bad_address_to_retry(self) -> bool:
+        expected_bad = self.row.queue == "verify" and "retry" not in self.row.alt
+        return self.got == "retry" and (expected_bad or self.recipient_caused)
+
+
+def default_bounceparser() -> Path:
+    return Path(__file__).resolve().parents[1] / "tests" / "data" / "bounceparser"
+
+
+def load_labelled(folder: Path) -> list[LabelledRow]:
+    with (folder / "expected.tsv").open(newline="", encoding="utf-8") as fh:
+        return [
+            LabelledRow(r["file"], tuple(a for a in r["recipients"].split(",") if a), r["queue"],
+                        tuple(q for q in r["queue_alt"].split(",") if q))
+            for r in csv.DictReader(fh, delimiter="\t")
+        ]
+
+
+def decide_labelled(rows: list[LabelledRow], parsed: dict[str, Bounce | None]) -> list[LabelledDecision]:
+    """A delay report is `delay` whatever its category (reconcile only notes it); a message
+    without failed recipients is right as `ignore` when nothing in it would move a statement."""
+    out = []
+    for row in rows:
+        bounce = parsed.get(row.file)
+        outcomes = list(bounce.recipients) if bounce is not None else []
+        found = any(o.recipient == row.recipients[0] for o in outcomes) if row.recipients else True
+        if row.recipients:  # by address, else the first outcome (the VERP token names the statement)
+            outcome = next((o for o in outcomes if o.recipient == row.recipients[0]), None)
+            outcome = outcome or (outcomes[0] if outcomes else None)
+        else:
+            outcome = next((o for o in outcomes if str(o.classification.queue) != "ignore"), None)
+        if outcome is None:
+            out.append(LabelledDecision(row, "ignore" if not row.recipients else MISSING, "", False, found))
+            continue
+        c = outcome.classification
+        got = DELAY if outcome.action == "delayed" else str(c.queue)
+        out.append(LabelledDecision(row, got, str(c.category), c.recipient_caused, found))
+    return out
 
 
 def default_flufl() -> Path:
@@ -194,6 +271,8 @@ class Sets:
     corpus: dict[str, bytes]
     flufl_rows: list[FluflRow]
     flufl: dict[str, bytes]
+    bp_rows: list[LabelledRow]
+    bp: dict[str, bytes]
 
 
 def _parse(raw: dict[str, bytes]) -> dict[str, Bounce | None]:
@@ -206,42 +285,50 @@ def _parse(raw: dict[str, bytes]) -> dict[str, Bounce | None]:
     return out
 
 
-def score(sets: Sets) -> tuple[list[Decision], list[FluflDecision]]:
-    """Decisions on both sets with the rule table in force."""
-    return decide(sets.rows, _parse(sets.corpus)), decide_flufl(sets.flufl_rows, _parse(sets.flufl))
+Scored = tuple[list[Decision], list[FluflDecision], list[LabelledDecision]]
+
+
+def score(sets: Sets) -> Scored:
+    """Decisions on the three sets with the rule table in force."""
+    return (decide(sets.rows, _parse(sets.corpus)), decide_flufl(sets.flufl_rows, _parse(sets.flufl)),
+            decide_labelled(sets.bp_rows, _parse(sets.bp)))
 
 
 def fold_of(key: str, folds: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % folds
 
 
-def cross_validate(
-    sets: Sets, folds: int, table: RuleTable | None = None
-) -> tuple[list[Decision], list[FluflDecision]]:
+def cross_validate(sets: Sets, folds: int, table: RuleTable | None = None) -> Scored:
     """Each fold measured with the rules motivated only by the other folds (see the docstring)."""
     table = table or rule_table()
     shared: list[Decision] = []
     flufl: list[FluflDecision] = []
+    bp: list[LabelledDecision] = []
     for k in range(folds):
         held = {name for name in sets.corpus if fold_of(name, folds) == k}
         held_flufl = {name for name in sets.flufl if fold_of(FLUFL_PREFIX + name, folds) == k}
+        held_bp = {name for name in sets.bp if fold_of(BP_PREFIX + name, folds) == k}
         fold = Sets(
             [r for r in sets.rows if r.file in held],
             {n: d for n, d in sets.corpus.items() if n in held},
             [r for r in sets.flufl_rows if r.file in held_flufl],
             {n: d for n, d in sets.flufl.items() if n in held_flufl},
+            [r for r in sets.bp_rows if r.file in held_bp],
+            {n: d for n, d in sets.bp.items() if n in held_bp},
         )
-        with rules_in_force(table.without(held | {FLUFL_PREFIX + n for n in held_flufl})):
-            got_shared, got_flufl = score(fold)
+        withheld = held | {FLUFL_PREFIX + n for n in held_flufl} | {BP_PREFIX + n for n in held_bp}
+        with rules_in_force(table.without(withheld)):
+            got_shared, got_flufl, got_bp = score(fold)
         shared += got_shared
         flufl += got_flufl
-    return shared, flufl
+        bp += got_bp
+    return shared, flufl, bp
 
 
 def _rights(sets: Sets) -> dict[str, bool]:
-    shared, flufl = score(sets)
+    shared, flufl, bp = score(sets)
     rights = {f"{d.row.file}#{d.row.index}": d.right for d in shared}
-    rights.update({d.row.key: d.right for d in flufl})
+    rights.update({d.row.key: d.right for d in [*flufl, *bp]})
     return rights
 
 
@@ -290,8 +377,8 @@ def needed_by(sets: Sets, folds: int, path: Path = RULES_PATH) -> None:
                     per_phrase = {t: list(whole) for t in strict_spec["text"] if whole}
                     strict_spec["seen_in"] = per_phrase
                 per_phrase[phrase] = sorted(set(lost) | set(listed))
-    cv_shared, cv_flufl = cross_validate(sets, folds, table_from(strict))
-    print(f"strict: cv_accuracy={_accuracy([*cv_shared, *cv_flufl]):.3f} "
+    cv_shared, cv_flufl, cv_bp = cross_validate(sets, folds, table_from(strict))
+    print(f"strict: cv_accuracy={_accuracy([*cv_shared, *cv_flufl, *cv_bp]):.3f} "
           f"unseen_accuracy={_accuracy(cv_shared):.3f}")
 
 
@@ -334,7 +421,7 @@ def report(decisions: list[Decision]) -> None:
         )
 
 
-def _accuracy(items: Sequence[Decision | FluflDecision]) -> float:
+def _accuracy(items: Sequence[Decision | FluflDecision | LabelledDecision]) -> float:
     return sum(d.right for d in items) / len(items) if items else 0.0
 
 
@@ -343,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--flufl", type=Path, default=default_flufl())
     ap.add_argument("--postfix", type=Path, default=default_postfix())
+    ap.add_argument("--bounceparser", type=Path, default=default_bounceparser())
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--needed-by", action="store_true", help="list the messages each rule phrase decides")
@@ -356,11 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     has_flufl = (args.flufl / "expected.tsv").is_file()
     flufl_rows = load_flufl(args.flufl) if has_flufl else []
     flufl_raw = {r.file: (args.flufl / r.file).read_bytes() for r in flufl_rows}
-    sets = Sets(rows, raw, flufl_rows, flufl_raw)
+    has_bp = (args.bounceparser / "expected.tsv").is_file()
+    bp_rows = load_labelled(args.bounceparser) if has_bp else []
+    bp_raw = {r.file: (args.bounceparser / r.file).read_bytes() for r in bp_rows}
+    sets = Sets(rows, raw, flufl_rows, flufl_raw, bp_rows, bp_raw)
     if args.needed_by:
         needed_by(sets, max(2, args.folds))
         return 0
-    decisions, flufl_decisions = score(sets)
+    decisions, flufl_decisions, bp_decisions = score(sets)
     report(decisions)
     flufl_wrong = [d for d in flufl_decisions if not d.right]
     print(f"\nflufl.bounce set: {len(flufl_decisions)} messages, "
@@ -373,7 +464,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPostfix DSNs of the relay tests: {len(postfix)} messages, wrong ({len(postfix_wrong)})")
     for file, expected, got in postfix_wrong:
         print(f"  {file} expected={expected} got={got}")
-    cv_shared, cv_flufl = cross_validate(sets, max(2, args.folds))
+    bp_wrong = [d for d in bp_decisions if not d.right]
+    print(f"\nBounceParser set: {len(bp_decisions)} messages, first failed address found in "
+          f"{sum(d.found for d in bp_decisions)}, wrong ({len(bp_wrong)})")
+    for d in bp_wrong:
+        print(f"  {d.row.file} expected={d.row.queue} alt={','.join(d.row.alt) or '-'}"
+              f" got={d.got} category={d.category or '-'}")
+    cv_shared, cv_flufl, cv_bp = cross_validate(sets, max(2, args.folds))
     wrong_anyway = {(d.row.file, d.row.index) for d in decisions if not d.right}
     cv_wrong = [d for d in cv_shared if not d.right and (d.row.file, d.row.index) not in wrong_anyway]
     print(f"\ncross-validation ({max(2, args.folds)} folds): shared rows wrong only without the rules "
@@ -393,12 +490,17 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     right = sum(d.right for d in decisions)
     print(
-        f"accuracy={right / len(decisions):.3f} cv_accuracy={_accuracy([*cv_shared, *cv_flufl]):.3f} "
+        f"accuracy={right / len(decisions):.3f} "
+        f"cv_accuracy={_accuracy([*cv_shared, *cv_flufl, *cv_bp]):.3f} "
         f"unseen_accuracy={_accuracy(cv_shared):.3f} flufl_accuracy={_accuracy(flufl_decisions):.3f} "
+        f"bounceparser_accuracy={_accuracy(bp_decisions):.3f} "
+        f"cv_bounceparser_accuracy={_accuracy(cv_bp):.3f} "
+        f"bounceparser_found={sum(d.found for d in bp_decisions) / max(1, len(bp_decisions)):.3f} "
         f"postfix_accuracy={(len(postfix) - len(postfix_wrong)) / max(1, len(postfix)):.3f} "
         f"per_s={len(files) * repeat / elapsed:.0f} messages={len(files)} recipients={len(decisions)} "
         f"recipient_caused_to_retry={sum(d.bad_address_to_retry for d in decisions)} "
-        f"cv_recipient_caused_to_retry={sum(d.bad_address_to_retry for d in cv_shared)}"
+        f"cv_recipient_caused_to_retry={sum(d.bad_address_to_retry for d in cv_shared)} "
+        f"bounceparser_recipient_caused_to_retry={sum(d.bad_address_to_retry for d in bp_decisions)}"
     )
     return 0
 

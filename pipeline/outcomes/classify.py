@@ -65,7 +65,7 @@ LEADING_CODES_RE = re.compile(r"^(?:([245]\d\d)[ -])?#?(?:([245]\.\d{1,3}\.\d{1,
 """A raw SMTP reply as send-time callers see it: "550 5.1.1 <x>: User unknown"."""
 STAGE_RE = re.compile(
     r"(?:\b(?:in reply to|after|during|at|response to|did not like our|error following)|>>>) (?:the )?(?:"
-    r"(?P<rcpt>rcpt\b)|(?P<data>(?:end of )?data\b)|(?P<mail>mail from)|(?P<helo>e?hlo\b)"
+    r"(?P<rcpt>rcpt\b)|(?P<data>(?:end of )?data\b)|(?P<mail>mail from)|(?P<helo>(?:eh|he)lo\b)"
     r"|(?P<connect>(?:smtp )?greeting|initial connection))"
     r"|(?P<mail_>sender was rejected|\(state 6\))|(?P<helo_>my name was rejected|\(state 13\))"
     r"|(?P<rcpt_>rcpt to generated following response|\(state 14\))"
@@ -145,6 +145,11 @@ class Rule:
         if self.reply is not None and (reply_code is None or not self.reply.fullmatch(str(reply_code))):
             return False
         return self.text is None or self.text.search(text) is not None
+
+
+CONTENT_CATEGORIES = frozenset({Category.SPAM_OR_VIRUS, Category.CONTENT_REJECTED, Category.POLICY})
+"""Verdicts on a message's content, which a server refusing before RCPT has not seen: there they
+are about our host or sender (a size refusal at MAIL FROM is real: the SIZE= parameter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +372,9 @@ def explain(
     rule = _first_rule(table, code, status, text, stage)
     category = rule.category if rule else Category.UNKNOWN
     why = rule.why if rule else "no rule matched"
-    if table.categories[category].recipient_caused and stage.value in BEFORE_RCPT:
-        # no recipient had been named yet: the refusal was of our host or our sender
+    if stage.value in BEFORE_RCPT and (table.categories[category].recipient_caused
+                                       or category in CONTENT_CATEGORIES):
+        # no recipient and no content had been sent yet: the refusal was of our host or sender
         category, why = Category.BLOCKED, f"{why}, but refused at {stage.value}, before any recipient"
     temporary = _temporary(code, status)
     policy = table.categories[category]

@@ -148,6 +148,7 @@ def test_a_failure_nothing_categorises_is_routed_by_its_status_class(code, statu
         ("SMTP error from remote mail server after end of data: 554 rejected", "data"),
         ("Connected to 192.0.2.1 but my name was rejected.", "helo"),
         ("host mx said: 554 go away (in reply to EHLO command)", "helo"),
+        ("host mx said: 554 go away (in reply to HELO command)", "helo"),  # Postfix after HELO
         ("SMTP error from remote mail server after initial connection: 554", "connect"),
         # stages in the fixed wordings of particular mail servers
         ("mx.example.org [192.0.2.25] did not like our MAIL FROM:", "mail"),  # DragonFly
@@ -172,6 +173,38 @@ def test_a_refusal_before_any_recipient_was_named_is_never_about_the_recipient()
         assert (result.category, result.recipient_caused) == (Category.BLOCKED, False), text
     at_rcpt = classify(None, None, "550 5.1.1 unknown user (in reply to RCPT TO command)")
     assert at_rcpt.category is Category.USER_UNKNOWN
+
+
+def test_a_size_refusal_at_mail_from_is_about_that_message_not_our_sender():
+    # ESMTP SIZE= lets a server refuse a message for its size at MAIL FROM: one message's
+    # problem (paper for it), never a verdict on the pool that would hold it for everyone
+    result = classify(534, None, "host mx.example.org said: 534 SIZE=Message too big. "
+                                 "(in reply to MAIL FROM command)")
+    assert (result.category, result.queue) == (Category.MESSAGE_TOO_LARGE, Queue.PAPER)
+    refused = classify(550, None, "host mx.example.org said: 550 go away (in reply to MAIL FROM command)")
+    assert refused.category is Category.BLOCKED
+
+
+@pytest.mark.parametrize("text", [
+    "554 5.7.1 Message rejected as spam (in reply to MAIL FROM command)",
+    "550 content policy violation (in reply to HELO command)",
+])
+def test_a_content_verdict_before_any_content_was_sent_is_about_our_host_or_sender(text):
+    result = classify(None, None, text)
+    assert (result.category, result.queue) == (Category.BLOCKED, Queue.RETRY), text
+    after_data = classify(None, None, text.replace("MAIL FROM", "end of DATA").replace("HELO", "end of DATA"))
+    assert after_data.queue is Queue.PAPER
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("554 5.7.1 Service unavailable; Client host [192.0.2.25] blocked using zen.spamhaus.org",
+     Category.BLOCKED),
+    ("553 Blocked using spam pattern, your message may contain the spam contents", Category.SPAM_OR_VIRUS),
+    ("550 Denied due to spam list", Category.BLOCKED),
+    ("554 Sending address not accepted due to spam filter", Category.BLOCKED),
+])
+def test_a_dns_list_names_our_host_a_spam_pattern_names_the_message(text, category):
+    assert classify(None, None, text).category is category
 
 
 def test_a_local_delivery_program_failure_is_the_receiving_side_s_problem():
@@ -220,7 +253,7 @@ def test_a_typo_in_the_table_fails_loudly(tmp_path: Path):
     with pytest.raises(ValueError):
         load_rules(typo)
     upper = tmp_path / "upper.toml"
-    upper.write_text(text.replace("'blocked using'", "'Blocked using'", 1))
+    upper.write_text(text.replace("'spamhaus'", "'Spamhaus'", 1))
     with pytest.raises(ValueError, match="lower case"):
         load_rules(upper)
 

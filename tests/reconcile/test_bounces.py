@@ -115,6 +115,36 @@ def test_flufl_bounce_messages_all_parse():
         assert all(o.recipient == o.recipient.lower() for o in bounce.recipients), path.name
 
 
+# ----------------------------------------------------------------------------- BounceParser's real bounces
+
+BOUNCEPARSER = REPO / "tests" / "data" / "bounceparser"
+
+
+@pytest.fixture(scope="module")
+def bounceparser_decisions():
+    bench = _bench()
+    rows = bench.load_labelled(BOUNCEPARSER)
+    return bench.decide_labelled(rows, bench.parse_all(BOUNCEPARSER, [r.file for r in rows]))
+
+
+def test_bounceparser_messages_land_in_their_queue(bounceparser_decisions):
+    # 126 real bounces from another project's collection (labelled by us, see its README):
+    # failures whose cause the member's address is go to verification, size and spam
+    # refusals to paper, ours to retry, warnings stay delays, auto-replies are ignored
+    assert len(bounceparser_decisions) == 126
+    wrong = [(d.row.file, d.row.queue, d.got) for d in bounceparser_decisions if not d.right]
+    assert len(wrong) <= 3, wrong
+
+
+def test_bounceparser_messages_never_send_a_bad_address_to_retry(bounceparser_decisions):
+    assert [d.row.file for d in bounceparser_decisions if d.bad_address_to_retry] == []
+
+
+def test_bounceparser_messages_name_the_failed_address(bounceparser_decisions):
+    missed = [d.row.file for d in bounceparser_decisions if not d.found]
+    assert len(missed) <= 5, missed
+
+
 # ----------------------------------------------------------------------------- hand-built DSN
 
 
@@ -180,6 +210,12 @@ def test_standard_dsn_gives_token_message_id_and_per_recipient_status():
     assert "User unknown" in first.diagnostic
     assert (second.recipient, second.status) == ("full@example.org", "4.2.2")
     assert second.classification.queue is Queue.RETRY
+
+
+def test_an_address_type_written_twice_still_gives_the_address():
+    raw = build_dsn().replace(b"Final-Recipient: rfc822; Kijitora@Example.ORG",
+                              b"Final-Recipient: rfc822; rfc822;Kijitora@Example.ORG")
+    assert parse_bounce(raw).recipients[0].recipient == "kijitora@example.org"
 
 
 def test_verp_token_only_counts_at_our_bounce_domain():

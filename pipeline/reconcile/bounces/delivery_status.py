@@ -55,8 +55,10 @@ def _recipient_records(groups: list[list[tuple[str, str]]]) -> list[dict[str, st
 
 
 def _address_field(value: str) -> str:
-    """'rfc822; <Kijitora@Example.jp>' → 'kijitora@example.jp'."""
-    value = value.split(";", 1)[1] if ";" in value else value
+    """'rfc822; <Kijitora@Example.jp>' → 'kijitora@example.jp' (a type some servers write twice,
+    'rfc822; rfc822;a@b', is dropped as often as it occurs)."""
+    while ";" in value:
+        value = value.split(";", 1)[1]
     return value.strip().strip("<>").strip().lower()
 
 
