@@ -228,5 +228,8 @@ def _print_run(result: Any) -> None:
     console.print(f"tasks ran on: {', '.join(hosts)}")
     if s.failed_checks:
         console.print(f"[red]report checks failed: {', '.join(s.failed_checks)}[/]")
+    if s.attention_checks:
+        console.print("[yellow]to act on (every statement accounted for): "
+                      f"{', '.join(s.attention_checks)}[/]")
     console.print("reconciled: ledger and relays agree" if s.reconciled else
                   "[bold red]NOT reconciled: the ledger and the relays disagree[/]")

@@ -76,6 +76,9 @@ def demo(
                       watch=_watch_progress, parallel=parallel)
     _print_summary(result)
     _seed_desk(result.settings)
+    attention = result.summary.get("attention_checks") or []
+    if attention:  # e.g. a synthetic dependent with an e-mail address but no postal one
+        console.print(f"[yellow]to act on (every statement accounted for): {attention}[/]")
     failed = result.summary.get("failed_checks") or []
     if failed:
         console.print(f"[bold red]reconciliation failed: {failed}[/]")

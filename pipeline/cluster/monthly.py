@@ -168,7 +168,8 @@ class RunSummary:
     report: dict[str, Any]
     accepted_by_relay: int  # this run's, from the ledger
     relays_received: dict[str, int]  # this run's, per pool, as the relays recorded them
-    failed_checks: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)  # the figures disagree
+    attention_checks: list[str] = field(default_factory=list)  # someone must act; all accounted for
 
     @property
     def reconciled(self) -> bool:
@@ -176,36 +177,37 @@ class RunSummary:
                 and not self.failed_checks)
 
 
-def _ledger_report(spec: ClusterSpec, period: str) -> tuple[dict[str, int], dict[str, Any], list[str]]:
+def _ledger_report(spec: ClusterSpec, period: str
+                   ) -> tuple[dict[str, int], dict[str, Any], list[str], list[str]]:
     from pipeline.ledger import Ledger
-    from pipeline.report import build_report
+    from pipeline.report import build_report, disagreements, to_act_on
     from pipeline.storage import run_id_for
 
     ledger = Ledger.open(spec.ledger_url, migrate=False)
     try:
         run_id = run_id_for(period)
         if ledger.fetch_one("get_run", run_id=run_id) is None:
-            return {}, {}, []
+            return {}, {}, [], []
         report = build_report(ledger, run_id)  # counts and checks only: the run's task priced it
-        failed = [check.name for check in report.checks if not check.ok]
-        return ledger.status_counts(run_id), report.summary(), failed
+        return (ledger.status_counts(run_id), report.summary(), disagreements(report.checks),
+                to_act_on(report.checks))
     finally:
         ledger.close()
 
 
 def baseline(spec: ClusterSpec, period: str) -> Baseline:
-    _, report, _ = _ledger_report(spec, period)
+    _, report, _, _ = _ledger_report(spec, period)
     return Baseline(int(report.get("accepted_by_relay", 0)), relay_counts(spec.dir))
 
 
 def summarize(spec: ClusterSpec, period: str, before: Baseline, *, ended_at: float) -> RunSummary:
     """The run from the ledger, and what the relays received since `before` (counts written
     after `ended_at`, a wall-clock time, so none still in flight is missed)."""
-    statuses, report, failed = _ledger_report(spec, period)
+    statuses, report, failed, attention = _ledger_report(spec, period)
     after = settled_relay_counts(spec.dir, after=ended_at) if spec.demo_relays else {}
     received = {pool: n - before.relays.get(pool, 0) for pool, n in after.items()}
     accepted = int(report.get("accepted_by_relay", 0)) - before.accepted_by_relay
-    return RunSummary(period, statuses, report, accepted, received, failed)
+    return RunSummary(period, statuses, report, accepted, received, failed, attention)
 
 
 @dataclass(frozen=True, slots=True)

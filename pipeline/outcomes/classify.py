@@ -372,8 +372,8 @@ def explain(
     rule = _first_rule(table, code, status, text, stage)
     category = rule.category if rule else Category.UNKNOWN
     why = rule.why if rule else "no rule matched"
-    if stage.value in BEFORE_RCPT and (table.categories[category].recipient_caused
-                                       or category in CONTENT_CATEGORIES):
+    if (table.categories[category].recipient_caused
+            or category in CONTENT_CATEGORIES) and stage.value in BEFORE_RCPT:
         # no recipient and no content had been sent yet: the refusal was of our host or sender
         category, why = Category.BLOCKED, f"{why}, but refused at {stage.value}, before any recipient"
     temporary = _temporary(code, status)

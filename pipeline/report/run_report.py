@@ -231,7 +231,7 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
                if b["state"] == "delivered" and b["ack_due_at"] < report.as_of]
     checks.append(Check("every print batch acknowledged by the vendor in time", not overdue,
                         f"{len(report.paper_batches)} batches; no acknowledgement past due: "
-                        f"{', '.join(overdue) or 'none'}"))
+                        f"{', '.join(overdue) or 'none'}", attention=True))
     flagged = set(report.overruns)
     unflagged = [row["statement_id"] for row in report.held if row["statement_id"] not in flagged]
     open_held = [row["statement_id"] for row in report.held
@@ -244,7 +244,7 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     exceptions = report.count(Status.PAPER_EXCEPTION)
     checks.append(Check("every paper statement has a printable address", exceptions == 0,
                         f"{exceptions} statements wait for support to correct the mailing address "
-                        "(eob paper list; their timelines say why)"))
+                        "(eob paper list; their timelines say why)", attention=True))
     return checks
 
 

@@ -16,7 +16,7 @@ def report_stage(ctx: Context, period: str, *, final: bool = False) -> dict[str,
     as succeeded with its finish time first, so the reports show the run's final state (a
     rebuild by hand, `eob report`, leaves the run's state as it is)."""
     from pipeline.clock import iso
-    from pipeline.report import build_report, write_report
+    from pipeline.report import build_report, disagreements, to_act_on, write_report
     from pipeline.stages.finance_report import period_figures
 
     run_id = run_id_for(period)
@@ -25,8 +25,8 @@ def report_stage(ctx: Context, period: str, *, final: bool = False) -> dict[str,
     figures, finance = period_figures(ctx, period)
     report = build_report(ctx.ledger, run_id, figures.priced())
     paths = write_report(report, ctx.settings.reports_dir)
-    failed = [check.name for check in report.checks if not check.ok]
     return {"run_id": run_id, **report.summary(), "html": str(paths["html"]),
-            "csv": str(paths["csv"]), "failed_checks": failed,
+            "csv": str(paths["csv"]), "failed_checks": disagreements(report.checks),
+            "attention_checks": to_act_on(report.checks),
             "finance_html": finance["html"], "finance_xlsx": finance["xlsx"],
             "finance_alerts": finance["alerts"], "finance_failed_checks": finance["failed_checks"]}

@@ -28,8 +28,9 @@ from pipeline.stages import (
     paper_checks_stage,
     paper_vendor_files_stage,
     redrop_batch,
+    report_stage,
 )
-from tests.support.paper import DAY, events, paper_context, queue_paper, statuses
+from tests.support.paper import DAY, PERIOD, events, paper_context, queue_paper, statuses
 from tests.support.send import WallClock
 from tests.support.sshd import SshServer, requires_sshd
 
@@ -91,6 +92,18 @@ def test_an_address_that_cannot_be_mailed_is_an_exception_with_its_reason(
     assert rows[ids[2]]["last_reason"] == "mailing address: incomplete"  # type: ignore[index]
     batched = [r["statement_id"] for m in drop(ctx).glob("*.manifest.csv") for r in manifest(m)]
     assert sorted(batched) == sorted([ids[0], ids[3]])
+
+
+def test_an_address_exception_asks_support_to_act_without_failing_the_run_s_reconciliation(
+        tmp_path: Path, clock: WallClock) -> None:
+    ctx = paper_context(tmp_path / "ws", clock)
+    queue_paper(ctx, 3, bad={1: ("", "", "Madison", "WI", "53703")})
+    paper_batch_stage(ctx, DAY)
+    summary = report_stage(ctx, PERIOD)
+    assert summary["attention_checks"] == ["every paper statement has a printable address"]
+    assert "every paper statement has a printable address" not in summary["failed_checks"]
+    html = Path(summary["html"]).read_text(encoding="utf-8")
+    assert "✘ to act on" in html and "1 statements wait for support" in html
 
 
 def test_dry_run_plans_without_delivering(tmp_path: Path, clock: WallClock) -> None:
