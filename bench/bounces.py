@@ -73,6 +73,16 @@ BP_PREFIX = "bounceparser/"
 DELAY = "delay"
 
 
+def queue_right(got: str, queue: str, alt: tuple[str, ...]) -> bool:
+    return got == queue or got in alt
+
+
+def bad_address_to_retry(got: str, queue: str, alt: tuple[str, ...], recipient_caused: bool) -> bool:
+    """A resend to a bad address: expected verify (retry not acceptable), or ours recipient-caused."""
+    expected_bad = queue == "verify" and "retry" not in alt
+    return got == "retry" and (expected_bad or recipient_caused)
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     file: str
@@ -90,12 +100,11 @@ class Decision:
 
     @property
     def right(self) -> bool:
-        return self.got == self.row.queue or self.got in self.row.alt
+        return queue_right(self.got, self.row.queue, self.row.alt)
 
     @property
     def bad_address_to_retry(self) -> bool:
-        expected_bad = self.row.queue == "verify" and "retry" not in self.row.alt
-        return self.got == "retry" and (expected_bad or self.recipient_caused)
+        return bad_address_to_retry(self.got, self.row.queue, self.row.alt, self.recipient_caused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +150,11 @@ class LabelledDecision:
 
     @property
     def right(self) -> bool:
-        return self.got == self.row.queue or self.got in self.row.alt
+        return queue_right(self.got, self.row.queue, self.row.alt)
 
     @property
     def bad_address_to_retry(self) -> bool:
-        expected_bad = self.row.queue == "verify" and "retry" not in self.row.alt
-        return self.got == "retry" and (expected_bad or self.recipient_caused)
+        return bad_address_to_retry(self.got, self.row.queue, self.row.alt, self.recipient_caused)
 
 
 def default_bounceparser() -> Path:
