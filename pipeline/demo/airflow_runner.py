@@ -12,6 +12,7 @@ environment (AIRFLOW_HOME, DAGS_FOLDER, metadata DB) must be set before Airflow 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -57,7 +58,7 @@ def configure(airflow_home: Path) -> None:
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
     # the parallel runs: LocalExecutor workers (forked from this process, so they share its
     # secret) reach the execution API this process serves on a loopback port
-    os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = f"{__name__}.DrainingLocalExecutor"
     os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", str(PARALLELISM))
     os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{_free_port()}/execution/"
@@ -70,6 +71,52 @@ def configure(airflow_home: Path) -> None:
 
 PARALLELISM = 8
 """Tasks the LocalExecutor runs at once: every render shard and every pool's sender of a demo."""
+WORKER_EXIT_SECONDS = 30.0
+"""How long a LocalExecutor worker may take to exit once the run has ended (every task is done)."""
+
+
+def __getattr__(name: str) -> Any:
+    """`DrainingLocalExecutor`, built on first use: Airflow is imported only then (see above)."""
+    if name == "DrainingLocalExecutor":
+        return _draining_local_executor()
+    raise AttributeError(name)
+
+
+@functools.cache
+def _draining_local_executor() -> type:
+    """Airflow's LocalExecutor with an `end()` that cannot hang once the run is over.
+
+    The pinned release joins each worker without a limit and reads the workers' results only
+    afterwards (apache/airflow#67870, fixed upstream later): a worker blocked writing its result,
+    or one that never took its stop message, keeps the finished run waiting forever. Here the
+    results are read while waiting, and a worker still alive after `WORKER_EXIT_SECONDS` (every
+    task has finished by then) is terminated, with a warning."""
+    from airflow.executors.local_executor import LocalExecutor
+
+    class DrainingLocalExecutor(LocalExecutor):  # type: ignore[misc]
+        def end(self) -> None:
+            for proc in self.workers.values():
+                if proc.is_alive():
+                    self.activity_queue.put(None)  # one stop message per live worker
+            deadline = time.monotonic() + WORKER_EXIT_SECONDS
+            for pid, proc in self.workers.items():
+                while proc.is_alive() and time.monotonic() < deadline:
+                    self._read_results()
+                    proc.join(timeout=0.1)
+                if proc.is_alive():
+                    logging.getLogger(__name__).warning(
+                        "LocalExecutor worker %s did not exit after the run ended; terminated", pid)
+                    proc.terminate()
+                    proc.join(timeout=5)
+                    if proc.is_alive():
+                        proc.kill()
+                        proc.join()
+                proc.close()
+            self._read_results()
+            self.activity_queue.close()
+            self.result_queue.close()
+
+    return DrainingLocalExecutor
 
 
 def _free_port() -> int:
