@@ -177,9 +177,10 @@ def decide_labelled(rows: list[LabelledRow], parsed: dict[str, Bounce | None]) -
     for row in rows:
         bounce = parsed.get(row.file)
         outcomes = list(bounce.recipients) if bounce is not None else []
-        found = any(o.recipient == row.recipients[0] for o in outcomes) if row.recipients else True
+        found = True
         if row.recipients:  # by address, else the first outcome (the VERP token names the statement)
             outcome = next((o for o in outcomes if o.recipient == row.recipients[0]), None)
+            found = outcome is not None
             outcome = outcome or (outcomes[0] if outcomes else None)
         else:
             outcome = next((o for o in outcomes if str(o.classification.queue) != "ignore"), None)

@@ -229,7 +229,8 @@ def _print_run(result: Any) -> None:
     if s.failed_checks:
         console.print(f"[red]report checks failed: {', '.join(s.failed_checks)}[/]")
     if s.attention_checks:
-        console.print("[yellow]to act on (every statement accounted for): "
-                      f"{', '.join(s.attention_checks)}[/]")
+        from pipeline.report import TO_ACT_ON
+
+        console.print(f"[yellow]{TO_ACT_ON}: {', '.join(s.attention_checks)}[/]")
     console.print("reconciled: ledger and relays agree" if s.reconciled else
                   "[bold red]NOT reconciled: the ledger and the relays disagree[/]")

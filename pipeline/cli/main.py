@@ -78,7 +78,9 @@ def demo(
     _seed_desk(result.settings)
     attention = result.summary.get("attention_checks") or []
     if attention:  # e.g. a synthetic dependent with an e-mail address but no postal one
-        console.print(f"[yellow]to act on (every statement accounted for): {attention}[/]")
+        from pipeline.report import TO_ACT_ON
+
+        console.print(f"[yellow]{TO_ACT_ON}: {', '.join(attention)}[/]")
     failed = result.summary.get("failed_checks") or []
     if failed:
         console.print(f"[bold red]reconciliation failed: {failed}[/]")

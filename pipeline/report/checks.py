@@ -20,6 +20,10 @@ class Check:
     attention: bool = False
 
 
+TO_ACT_ON = "to act on (every statement accounted for)"
+"""How the command line introduces the failed attention checks."""
+
+
 def disagreements(checks: Iterable[Check]) -> list[str]:
     """The failed checks that say the figures disagree: the run does not reconcile."""
     return [c.name for c in checks if not c.ok and not c.attention]

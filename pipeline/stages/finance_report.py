@@ -18,9 +18,11 @@ def _thresholds(ctx: Context) -> Any:
 
 
 def _written(figures: Any, paths: dict[str, Any], days: int) -> dict[str, Any]:
+    from pipeline.report import disagreements
+
     return {"scope": figures.scope, "key": figures.key, "days_rebuilt": days, "as_of": figures.as_of,
             **{k: str(v) for k, v in figures.totals().items()},
-            "alerts": len(figures.alerts), "failed_checks": [c.name for c in figures.checks if not c.ok],
+            "alerts": len(figures.alerts), "failed_checks": disagreements(figures.checks),
             **{k: str(v) for k, v in paths.items()}}
 
 
