@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from pipeline.delivery.pools import Relay, RelayCredentials
 from pipeline.delivery.results import ACCEPTED, DEFERRED, HELD, REJECTED, Outgoing, SendResult
@@ -234,6 +235,37 @@ def wire_bytes(item: Outgoing, sign: Callable[[bytes], bytes] | None = None) -> 
     return sign(data) if sign is not None else data
 
 
+def data_section(data: bytes) -> bytes:
+    """What DATA transmits for ``data``: CRLF line ends, a dot doubled at the start of a line,
+    then the lone dot (RFC 5321 4.5.2). The bytes aiosmtplib's ``data()`` sends, made with
+    ``bytes.replace`` where it runs two regular expressions over the message, which cost about
+    0.7 ms a statement: a tenth of a send task's time."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf or not data.endswith(b"\r\n"):
+        data = normalize_message_line_endings(data)  # a lone CR or LF, or no final line end
+    stuffed = (b"\r\n" + data).replace(b"\r\n.", b"\r\n..")
+    return stuffed[2:] + b".\r\n"
+
+
+async def _data(smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+    """DATA through aiosmtplib's public command and protocol calls, with `data_section`."""
+    start = await smtp.execute_command(b"DATA")
+    if start.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(data_section(data))
+        response = await protocol.read_response(timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()  # as aiosmtplib's data(): the connection is out of step now
+        raise
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
+
+
 async def deliver(smtp: aiosmtplib.SMTP, item: Outgoing, data: bytes) -> SendResult:
     """One transaction: MAIL, RCPT, DATA. Raises ConnectionLost if the outcome is unknown."""
     if not _sendable(item.recipient):
@@ -245,7 +277,7 @@ async def deliver(smtp: aiosmtplib.SMTP, item: Outgoing, data: bytes) -> SendRes
         stage = "RCPT TO"
         await smtp.rcpt(item.recipient)
         stage = "DATA"
-        response = await smtp.data(data)
+        response = await _data(smtp, data)
     except aiosmtplib.SMTPResponseException as exc:
         reply = f"{exc.code} {exc.message}"
         if _closing(smtp, exc):
