@@ -221,6 +221,8 @@ class _Controller(Controller):
     """aiosmtpd's Controller, serving `_BlockDataSMTP`, plus port 0: learn the real port before
     the readiness probe."""
 
+    port: int
+
     def factory(self) -> SMTP:
         return _BlockDataSMTP(self.handler, **self.SMTP_kwargs)
 

@@ -23,7 +23,7 @@ OVERFLOW = float("-inf")
 ROOM_STEP = 6.0
 """A section that flows over pages starts in a room rounded down to this step, so statements
 whose text ends at nearly the same height share its cached pages (at most 6 pt unused)."""
-FLOWS_KEPT = 32
+FLOWS_KEPT = 128
 """Page flows a section keeps (one per room it started in), the least recently used dropped."""
 
 

@@ -37,17 +37,27 @@ class LocalObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved_root: Path | None = None  # on first use: the folder may come later
+        self._folders: set[Path] = set()  # made by this store: no mkdir per statement
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        path = (self._resolved_root / key).resolve()
+        if not path.is_relative_to(self._resolved_root):
             raise ObjectStoreError(f"object key {key!r} escapes the store")
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except FileNotFoundError:  # the folder was removed since: make it again
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

@@ -7,6 +7,7 @@ what the production store sends is what moto records, including the encryption h
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,14 @@ def test_local_store_keeps_objects_in_a_folder_and_refuses_keys_that_leave_it(tm
         store.put("../outside.pdf", PDF, "application/pdf")
     with pytest.raises(ObjectStoreError, match="st-2.pdf"):
         store.get("st-2.pdf")
+
+
+def test_local_store_writes_again_into_a_folder_removed_since_its_last_write(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "objects").as_uri())
+    store.put("2026-11/001/st-1.pdf", PDF, "application/pdf")
+    shutil.rmtree(tmp_path / "objects" / "2026-11")
+    store.put("2026-11/001/st-2.pdf", PDF, "application/pdf")
+    assert store.get("2026-11/001/st-2.pdf") == PDF
 
 
 def test_an_unknown_store_url_is_refused_with_the_schemes_it_takes() -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pikepdf
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.model import Statement
 from pipeline.render import EncryptionError, encrypt_pdf, format_money, member_password, render_statement
@@ -24,6 +26,7 @@ from pipeline.render.pdf.security import (
     PasswordEncodingError,
     Permissions,
     SecurityHandler,
+    _libcrypto,
     hash_2b,
     password_bytes,
     saslprep,
@@ -205,6 +208,21 @@ def test_non_ascii_passwords_are_saslprepped_the_way_readers_expect() -> None:
                        owner_password=OWNER)
     with pikepdf.open(io.BytesIO(data), password=password) as pdf:
         assert pdf.user_password_matched
+
+
+@settings(max_examples=60, deadline=None)
+@given(password=st.binary(max_size=127), salt=st.binary(min_size=8, max_size=8),
+       udata=st.sampled_from([b"", bytes(range(48))]))
+def test_algorithm_2b_through_libcrypto_equals_the_cryptography_reference(
+    password: bytes, salt: bytes, udata: bytes
+) -> None:
+    """The rounds go to libcrypto through cffi; `cryptography` is the reference (and fallback)."""
+    assert hash_2b(password, salt, udata) == hash_2b(password, salt, udata, reference=True)
+
+
+def test_this_machine_derives_keys_through_libcrypto() -> None:
+    """CI's Debian has the system libcrypto: the fast path is the one the tests above check."""
+    assert _libcrypto() is not None
 
 
 def test_algorithm_2b_matches_qpdf_through_a_file_qpdf_must_validate() -> None:
