@@ -23,8 +23,12 @@ OVERFLOW = float("-inf")
 ROOM_STEP = 6.0
 """A section that flows over pages starts in a room rounded down to this step, so statements
 whose text ends at nearly the same height share its cached pages (at most 6 pt unused)."""
-FLOWS_KEPT = 128
+FLOWS_KEPT = 32
 """Page flows a section keeps (one per room it started in), the least recently used dropped."""
+FORM_LEVEL = 2
+"""zlib level of the legal pages' forms. About 40 % of statements start their legal pages in a
+room (or with a section) no statement before them in the process did, so a form is compressed
+for them: 26 KB of legal text is 5.3 KB in 0.12 ms at level 2, 4.1 KB in 1.1 ms at level 9."""
 
 
 class ColumnSection(Block):
@@ -73,7 +77,7 @@ class ColumnSection(Block):
                 region = Region(index * (column + self.gap), height, 0.0, column)
                 if _fill(queue, region, out)[0]:
                     break
-            data = zlib.compress(out.finish(), 9)
+            data = zlib.compress(out.finish(), FORM_LEVEL)
             found = Form(self.name, data, width, height, frozenset(out.fonts),
                          tuple(mark for mark in out.marks if not isinstance(mark, Placed)))
             self._forms[width] = found
@@ -94,7 +98,7 @@ class ColumnSection(Block):
                 for region in _column_regions(frame, room, self.count, self.gap, queue):
                     if _fill(queue, region, out)[0]:
                         break
-                forms.append(Form(f"{self.name}{len(forms) + 1}", zlib.compress(out.finish(), 9),
+                forms.append(Form(f"{self.name}{len(forms) + 1}", zlib.compress(out.finish(), FORM_LEVEL),
                                   width, room, frozenset(out.fonts),
                                   tuple(mark for mark in out.marks if not isinstance(mark, Placed))))
                 width, room = later_width, later_room
