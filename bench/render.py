@@ -3,7 +3,7 @@
 What one encrypted statement costs: render (layout + PDF objects + the deterministic plain
 file and its content hash), derive the member password, encrypt (R6: four Algorithm 2.B
 hashes, then AES-256 of every string and stream). The floor is those four key-derivation
-hashes alone, done through OpenSSL (`cryptography` AES + `hashlib` SHA-2), measured in the
+hashes alone, done through OpenSSL (AES through cffi + `hashlib` SHA-2), measured in the
 same process, interleaved with the full runs so machine noise hits both alike. Per-core
 figures use CPU time (time.process_time), so other work on the machine inflates them less
 than wall time; wall figures are printed too.

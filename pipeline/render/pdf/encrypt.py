@@ -5,7 +5,7 @@ quotes one. Printing and accessibility extraction stay allowed (screen readers m
 copying and changing the document are not.
 
 A statement from `pipeline.render.render_statement` is written encrypted straight from its objects
-by our own R6 handler (`pipeline.render.pdf.security`, OpenSSL through `cryptography`): about
+by our own R6 handler (`pipeline.render.pdf.security`, OpenSSL through cffi and `cryptography`): about
 5 ms, almost all of it the four key-derivation hashes R6 prescribes. Any other PDF given as
 bytes goes through pikepdf/qpdf (about 14 ms). Both give files that qpdf, pikepdf and
 poppler open with the user or the owner password only.
