@@ -6,10 +6,10 @@ Algorithm 2.B hashes (ISO 32000-2 §7.6.4.3.4): U and UE from the user password,
 from the owner password and U. Done with OpenSSL (the `cryptography` package for AES,
 `hashlib` for SHA-2) it costs about 5 ms; everything else (AES-256-CBC of each string and
 stream with the random file key) costs microseconds. The hashes' AES rounds go straight to the
-OpenSSL library `hashlib` itself uses, through cffi: a `cryptography` cipher object per round
-cost a fifth of the derivation (`cryptography` remains the fallback, and the reference the
-tests compare with). Files written with this handler are read
-back by qpdf, pikepdf and poppler in the tests, with the right password only.
+system's OpenSSL library through cffi: a `cryptography` cipher object per round cost a fifth
+of the derivation (`cryptography` remains the fallback, and the reference the tests compare
+with). Files written with this handler are read back by qpdf, pikepdf and poppler in the
+tests, with the right password only.
 
 Nothing here keeps a password: a handler holds the random file key and the public /Encrypt
 values only. Errors never quote a password.
@@ -120,7 +120,7 @@ int EVP_EncryptUpdate(EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl,
 
 @functools.cache
 def _libcrypto() -> tuple[Any, Any] | None:
-    """cffi's handle on the system's libcrypto (the one `hashlib` is linked with), or None."""
+    """cffi's handle on the system's libcrypto (OpenSSL 1.1 or 3), or None where there is none."""
     name = ctypes.util.find_library("crypto")
     if name is None:
         return None
