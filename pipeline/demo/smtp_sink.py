@@ -28,17 +28,10 @@ from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import (
-    MISSING,
-    SMTP,
-    AuthResult,
-    Envelope,
-    LoginPassword,
-    Session,
-    TLSSetupException,
-)
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from pipeline.demo.dsn import build_dsn
+from pipeline.demo.smtp_data import BlockDataSMTP
 
 log = logging.getLogger(__name__)
 
@@ -153,78 +146,14 @@ class _SessionState:
     session_id: int = 0
 
 
-_END_OF_DATA = b"\n.\r\n"  # with the CR before it: a lone dot on a line ends DATA
-
-
-async def read_data(reader: asyncio.StreamReader) -> bytes:
-    """The bytes of one DATA section up to the lone dot, dot-stuffing undone (RFC 5321 4.5.2).
-
-    Reads in blocks: aiosmtpd's own reader awaits once per line, about 800 times for a statement,
-    which made the sink, the stand-in for a relay on another host, cost more CPU than the sender
-    it measures. Nothing past the terminating dot is consumed, so pipelined commands stay in
-    ``reader``. Lines end in CRLF only; a bare LF before a dot does not end the data.
-    """
-    raw = bytearray(await reader.readexactly(1))
-    if raw == b".":
-        rest = await reader.readexactly(2)
-        if rest == b"\r\n":
-            return b""  # no content at all
-        raw += rest
-    while True:
-        try:
-            raw += await reader.readuntil(_END_OF_DATA)
-        except asyncio.LimitOverrunError as error:  # a block without the terminator: keep it
-            raw += await reader.readexactly(error.consumed)
-            continue
-        if raw[-5:-4] == b"\r":
-            break
-    body = bytes(raw[:-3])  # the last line's CRLF is content; ".\r\n" is not
-    if body.startswith(b"."):
-        body = body[1:]
-    return body.replace(b"\r\n.", b"\r\n")
-
-
-class _BlockDataSMTP(SMTP):
-    """aiosmtpd's SMTP server with DATA read in blocks (`read_data`); replies are unchanged.
-
-    Content over ``data_size_limit`` is refused with aiosmtpd's 552; its 500 for a line over
-    1,000 bytes is not given (this server is a test relay, not a conformance checker).
-    """
-
-    async def smtp_DATA(self, arg: str) -> None:
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        try:
-            content = await read_data(self._reader)
-        except asyncio.CancelledError:  # the connection went away during DATA
-            self._writer.close()
-            raise
-        if self.data_size_limit and len(content) > self.data_size_limit:
-            self._set_post_data_state()
-            await self.push("552 Error: Too much mail data")
-            return
-        self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
-
-
 class _Controller(Controller):
-    """aiosmtpd's Controller, serving `_BlockDataSMTP`, plus port 0: learn the real port before
+    """aiosmtpd's Controller, serving `BlockDataSMTP`, plus port 0: learn the real port before
     the readiness probe."""
 
     port: int
 
     def factory(self) -> SMTP:
-        return _BlockDataSMTP(self.handler, **self.SMTP_kwargs)
+        return BlockDataSMTP(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         if self.port == 0 and isinstance(self.server, asyncio.Server):

@@ -10,7 +10,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from pipeline.demo.smtp_sink import SmtpSink, make_tls_material, read_data
+from pipeline.demo.smtp_data import read_data
+from pipeline.demo.smtp_sink import SmtpSink, make_tls_material
 
 
 def _read(wire: bytes, *, limit: int = 16) -> tuple[bytes, bytes]:
