@@ -38,7 +38,6 @@ class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._resolved_root: Path | None = None  # on first use: the folder may come later
-        self._folders: set[Path] = set()  # made by this store: no mkdir per statement
 
     def _path(self, key: str) -> Path:
         if self._resolved_root is None:
@@ -50,14 +49,8 @@ class LocalObjectStore:
 
     def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         path = self._path(key)
-        if path.parent not in self._folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        except FileNotFoundError:  # the folder was removed since: make it again
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

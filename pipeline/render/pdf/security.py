@@ -170,7 +170,8 @@ def hash_2b(password: bytes, salt: bytes, udata: bytes = b"", *,
     """
     k = hashlib.sha256(password + salt + udata).digest()
     largest = (len(password) + 64 + len(udata)) * 64  # K is at most 64 bytes (SHA-512)
-    aes = (None if reference else _libcrypto_rounds(largest)) or _cryptography_rounds()
+    fast = None if reference else _libcrypto_rounds(largest)
+    aes = fast if fast is not None else _cryptography_rounds()
     rounds = 0
     while True:
         e = aes(k, (password + k + udata) * 64)
