@@ -4,8 +4,10 @@ every language and attachment sizes around base64's line length."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import random
 import re
 from datetime import UTC, datetime
 
@@ -13,7 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.delivery.message import MessageTemplate, build_message, email_language, render_email
+from pipeline.delivery.message import (
+    MessageTemplate,
+    build_message,
+    email_language,
+    mime_base64,
+    render_email,
+)
 from pipeline.templates import resolve_language
 
 _BOUNDARY = re.compile(rb"={15}\d+==")
@@ -73,3 +81,13 @@ def test_the_email_resolves_the_language_as_the_statement_does(code: str, langua
     assert email_language(code) == language == resolve_language(code)
     assert render_email(language=code, context=CONTEXT) == render_email(language=language,
                                                                          context=CONTEXT)
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.one_of(st.integers(0, 400), st.integers(56_900, 57_100)), seed=st.integers(0, 2**32))
+def test_attachment_base64_is_the_standard_librarys(size: int, seed: int) -> None:
+    """The lines a mail reader decodes: what base64.encodebytes writes, with CRLF line ends,
+    for empty data, partial last lines and whole ones (multiples of 57 bytes)."""
+    data = random.Random(seed).randbytes(size)
+    assert mime_base64(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
+    assert mime_base64(bytes(57 * 3)).count(b"\r\n") == 3
