@@ -130,7 +130,8 @@ class Face:
         font = ft_subset.load_font(str(self.path), options, lazy=True)
         font.recalcTimestamp = False
         subsetter = ft_subset.Subsetter(options)
-        chars = [ord(char) for char, gid in self.glyphs.items() if gid in set(wanted)]
+        kept = set(wanted)
+        chars = [ord(char) for char, gid in self.glyphs.items() if gid in kept]
         subsetter.populate(gids=wanted, unicodes=chars)
         subsetter.subset(font)
         if self.cff:
