@@ -28,6 +28,7 @@ from pipeline.delivery.results import Outgoing, Reporter
 from pipeline.delivery.session import (
     ConnectionLost,
     RelayRefusedLogin,
+    RelayRefusesRelaying,
     TlsUnavailable,
     close_politely,
     deferred_result,
@@ -238,6 +239,9 @@ class Courier:
                 self._on_attempt(item)
             try:
                 result = await deliver(smtp, item, data)
+            except RelayRefusesRelaying as exc:
+                self._connector.trip(str(exc))
+                return _After(current)  # the breaker now defers this message and the rest
             except ConnectionLost as lost:
                 said = f"{lost.code} {lost.server_message}" if lost.code is not None else ""
                 feedback = feedback_for(lost.code, enhanced_status(lost.server_message), said)

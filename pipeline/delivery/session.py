@@ -42,6 +42,12 @@ class RelayRefusedLogin(ConnectionError):
     """The relay refused our credentials: retrying will not help, an operator must act."""
 
 
+class RelayRefusesRelaying(ConnectionError):
+    """Our own relay will not relay for us ("554 5.7.1 Relay access denied" at RCPT): the pool's
+    configuration (the relay's permitted networks or login), never the member's address. The
+    pool's breaker opens, as for a TLS failure: no statement spends an attempt or is routed."""
+
+
 class ConnectionLost(Exception):
     """The connection went away before a message's outcome was known; retry it elsewhere."""
 
@@ -215,6 +221,13 @@ _MESSAGE_CATEGORIES = frozenset({Category.MESSAGE_TOO_LARGE, Category.CONTENT_RE
                                  Category.SPAM_OR_VIRUS})
 
 
+def _refuses_relaying(code: int, server_message: str) -> bool:
+    """The relay's refusal of a recipient says it does not relay for us (see
+    `RelayRefusesRelaying`); the same words in a bounce are about the recipient's domain."""
+    found = classify(code, enhanced_status(server_message), f"{code} {server_message}")
+    return found.category is Category.RELAY_DENIED
+
+
 def _about_this_message(code: int, server_message: str) -> bool:
     """A refusal at MAIL FROM that is about this message, not our sender: a relay checks the
     SIZE we declare there ("552 5.3.4 Message size exceeds fixed limit"). It concerns this one
@@ -283,6 +296,9 @@ async def deliver(smtp: aiosmtplib.SMTP, item: Outgoing, data: bytes) -> SendRes
         if _closing(smtp, exc):
             raise ConnectionLost(reply, exc.code, exc.message) from None
         await _rset(smtp)
+        if stage == "RCPT TO" and _refuses_relaying(exc.code, exc.message):
+            raise RelayRefusesRelaying(f"relay refused to relay for this pool ({exc.code}); "
+                                       "check the relay's permitted networks or login") from None
         if stage == "MAIL FROM" and not _about_this_message(exc.code, exc.message):
             # about our sender, not the recipient: never "rejected"
             return deferred_result(item, f"MAIL FROM refused: {reply}", exc.code, exc.message)

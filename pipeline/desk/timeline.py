@@ -114,6 +114,8 @@ CATEGORY_WORDS: dict[Category, str] = {
     Category.USER_UNKNOWN: "mailbox does not exist",
     Category.DOMAIN_UNKNOWN: "email domain does not exist",
     Category.MAILBOX_DISABLED: "mailbox disabled or closed",
+    Category.RECIPIENT_REFUSED: "the mailbox's own filter refuses our mail",
+    Category.RELAY_DENIED: "the email domain's server does not take mail for it",
     Category.MAILBOX_FULL: "mailbox full",
     Category.MESSAGE_TOO_LARGE: "message too large for the mailbox",
     Category.CONTENT_REJECTED: "the receiver refused the content",

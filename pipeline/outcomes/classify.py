@@ -103,6 +103,8 @@ class Category(StrEnum):
     USER_UNKNOWN = "user_unknown"
     DOMAIN_UNKNOWN = "domain_unknown"
     MAILBOX_DISABLED = "mailbox_disabled"
+    RECIPIENT_REFUSED = "recipient_refused"
+    RELAY_DENIED = "relay_denied"
     MAILBOX_FULL = "mailbox_full"
     MESSAGE_TOO_LARGE = "message_too_large"
     CONTENT_REJECTED = "content_rejected"
@@ -310,7 +312,8 @@ def for_category(category: Category, *, permanent: bool | None = None) -> Classi
 def _reply_text(diagnostic: str) -> str:
     """Lower-cased, one line, addresses and multi-line reply prefixes removed: phrases match."""
     text = " ".join((diagnostic or "").split()).lower()
-    text = ADDRESS_RE.sub("<>", text).replace("<<<", " ").replace(">>>", " ")
+    # "<user@x>" becomes "<>", as a bare address does: rules are written for "<>" alone
+    text = ADDRESS_RE.sub("<>", text).replace("<<>>", "<>").replace("<<<", " ").replace(">>>", " ")
     if MULTILINE_REPLY_RE.search(text):
         text = REPLY_PREFIX_RE.sub(" ", text)
     return " ".join(text.split())

@@ -66,6 +66,8 @@ REASONS = {
     "user_unknown": "mailbox does not exist",
     "domain_unknown": "email domain does not exist",
     "mailbox_disabled": "mailbox disabled or closed",
+    "recipient_refused": "the mailbox's own filter refuses our mail",
+    "relay_denied": "the email domain's server does not take mail for it",
     "unknown": "address refused, reason unclear",
 }
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"

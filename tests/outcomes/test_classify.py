@@ -81,6 +81,31 @@ CASES = [
     ((554, "5.3.0", "local configuration error"), Queue.RETRY, Category.TRANSIENT),
     ((550, None, 'Command died with status 17: "/usr/sbin/amavis"'), Queue.RETRY, Category.TRANSIENT),
     ((550, "5.5.1", "Bad sequence of commands"), Queue.RETRY, Category.TRANSIENT),
+    # Reasons as the field defines them (Sisimai's reason definitions, read for what each means).
+    # The recipient's own filter: the address works but refuses us, so ask the member.
+    ((550, "5.7.1", "Refused due to recipient preferences"), Queue.VERIFY, Category.RECIPIENT_REFUSED),
+    ((550, "5.0.0", "<x@example.net>... blocked by recipient"), Queue.VERIFY,
+     Category.RECIPIENT_REFUSED),
+    # A server that does not relay for the recipient's domain: that domain's mail goes nowhere.
+    ((554, "5.7.1", "<x@example.net>: Relay access denied"), Queue.VERIFY, Category.RELAY_DENIED),
+    ((550, "5.1.1", "we don't handle mail for example.net"), Queue.VERIFY, Category.RELAY_DENIED),
+    # An address in angle brackets reads as a bare one: "<x> not found" is an unknown user,
+    # even as a 4xx (never a blind resend).
+    ((450, "4.0.0", "<x@example.net> not found"), Queue.VERIFY, Category.USER_UNKNOWN),
+    # Our sender or host refused, in words no earlier rule knew.
+    ((550, "5.0.0", "Administrative prohibition"), Queue.RETRY, Category.BLOCKED),
+    ((550, "5.0.0", "Envelope blocked - find out more at http://example.net/help"), Queue.RETRY,
+     Category.BLOCKED),
+    ((550, None, "host mx.example.net[192.0.2.1] said: 550 blocked (in reply to RCPT TO command)"),
+     Queue.RETRY, Category.BLOCKED),
+    ((550, "5.0.0", "Account not subscribed to SES"), Queue.RETRY, Category.SECURITY),
+    # A size refusal in words wins over a 5.1.1 the server gives every refusal.
+    ((552, "5.1.1", "Message too big"), Queue.PAPER, Category.MESSAGE_TOO_LARGE),
+    ((550, "5.0.0", "The message was rejected by organization policy"), Queue.PAPER, Category.POLICY),
+    ((550, "5.0.0", "https://support.google.com/mail/?p=RfcMessageNonCompliant"), Queue.PAPER,
+     Category.CONTENT_REJECTED),
+    ((550, "5.0.0", "Failed to deliver to domain example.net after 5 days"), Queue.RETRY,
+     Category.EXPIRED),
 ]
 
 
@@ -393,8 +418,8 @@ MTA_WORDINGS = [
      Category.MAILBOX_DISABLED),
     ("BIGLOBE", (None, None, "The number of messages in recipient's mailbox exceeded the local limit."),
      Queue.RETRY, Category.MAILBOX_FULL),
-    ("Facebook", (550, "5.1.1", "RCP-P2 Refused due to recipient preferences"), Queue.PAPER,
-     Category.POLICY),
+    ("Facebook", (550, "5.1.1", "RCP-P2 Refused due to recipient preferences"), Queue.VERIFY,
+     Category.RECIPIENT_REFUSED),
     ("Facebook", (554, "5.7.1", "POL-P2 Facebook will no longer accept mail from your mail server's IP"),
      Queue.RETRY, Category.BLOCKED),
     ("Facebook", (550, None, "RCP-T4 The attempted recipient address is currently deactivated"),

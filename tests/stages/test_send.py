@@ -233,6 +233,36 @@ def test_a_pool_whose_relay_fails_tls_moves_its_statements_and_fails_loudly(
     assert not check.ok and check.detail.startswith("5 statements")
 
 
+def test_a_relay_that_will_not_relay_for_us_fails_its_pool_and_suppresses_nobody(
+        tmp_path: Path, tls: TlsMaterial, clock: WallClock) -> None:
+    """The pool's own relay answers every recipient "554 5.7.1 <addr>: Relay access denied" (its
+    permitted networks do not include us). In a bounce these words are about the recipient's
+    domain and go to verification; from our relay they are the pool's fault: no statement is
+    rejected, suppressed or charged an attempt, they move to the healthy pool, and the task
+    fails saying what to check, without any member's address."""
+    from pipeline.stages.send import PoolUnavailable
+
+    def no_relay(rcpt: str) -> Decision:
+        return Decision("reject", 554, "5.7.1", f"<{rcpt}>: Relay access denied")
+
+    with SmtpSink(RELAY, 0, tls=tls, behaviour=no_relay) as closed, \
+            SmtpSink(RELAY, 0, tls=tls) as healthy:
+        two_pools = join_pools(pool_file(closed.host, closed.port, source="127.0.0.45", name="pool_r"),
+                               pool_file(healthy.host, healthy.port, source="127.0.0.46", name="pool_s"))
+        ctx = make_context(tmp_path / "ws", two_pools, tls.ca_file, clock)
+        addresses = [f"member{n}@example.org" for n in range(4)]
+        queued = queue_statements(ctx, "pool_r", addresses)
+        with pytest.raises(PoolUnavailable, match="pool pool_r could not deliver.*relay refused to "
+                                                  "relay") as failure:
+            send_stage(ctx, "pool_r")
+        assert not any(a in str(failure.value) for a in addresses)
+        rows = [ctx.ledger.statement(q.statement_id) for q in queued]
+        assert {r["status"] for r in rows} == {"retry_scheduled"}  # type: ignore[index]
+        assert {r["pool"] for r in rows} == {"pool_s"} and {r["attempts"] for r in rows} == {0}  # type: ignore[index]
+        assert ctx.ledger.fetch("compose_active_suppressions") == []
+    assert not closed.received
+
+
 # -- pauses and suspensions ---------------------------------------------------------------------------
 
 
