@@ -26,7 +26,7 @@ CUT_RE = re.compile(
 def leaves(msg: Message) -> Iterator[Message]:
     """Parts in order, not descending into attached messages (message/*)."""
     payload = msg.get_payload()
-    if msg.get_content_maintype() == "multipart" and isinstance(payload, list):
+    if isinstance(payload, list) and msg.get_content_maintype() == "multipart":
         for part in payload:
             if isinstance(part, Message):
                 yield from leaves(part)
