@@ -203,6 +203,32 @@ def test_a_relay_failing_tls_moves_its_statements_to_the_healthy_pool(
     assert "pool_unavailable" in events(ctx, on_b[0].statement_id)
 
 
+def test_a_postfix_relay_that_will_not_relay_for_us_fails_its_pool_and_verifies_nobody(
+        tmp_path: Path, sink_tls: TlsMaterial, relay_tls: TlsMaterial, clock: WallClock) -> None:
+    """Pool B's Postfix does not count the pipeline's host among its networks, so it answers each
+    recipient with its own "554 5.7.1 <address>: Relay access denied". That is the pool's
+    configuration, not the members' addresses: its task fails saying what to check, no statement
+    is sent to verification, suppressed or charged an attempt, and pool A delivers the month."""
+    with mail_world(sink_tls, relay_tls, b={"settings": {"mynetworks": "192.0.2.0/24"}}) as mail:
+        ctx = mail.context(tmp_path, clock)
+        on_b = queue_statements(ctx, "pool_b", [f"member{n}@outlook.com" for n in range(5)])
+        with pytest.raises(PoolUnavailable, match="pool pool_b could not deliver: relay refused "
+                                                  "to relay for this pool"):
+            send_stage(ctx, "pool_b")
+        b_log = mail.relays["pool_b"].log()
+        moved = [ctx.ledger.statement(q.statement_id) for q in on_b]
+        assert {(r["pool"], r["status"], r["attempts"]) for r in moved} == {  # type: ignore[index]
+            ("pool_a", "retry_scheduled", 0)}
+        assert ctx.ledger.fetch("compose_active_suppressions") == []
+        assert requeue_due_stage(ctx)["requeued"] == 5
+        assert send_stage(ctx, "pool_a")["accepted"] == 5
+        wait_for(lambda: len(mail.sink.received) == 5, "the month at the far end",
+                 relays=mail.all_logs())
+    assert "Relay access denied" in b_log, "the refusal was Postfix's own"
+    assert {mail.delivered()[q.recipient] for q in on_b} == {(POOL_A_IP, True)}
+    assert set(statuses(ctx).values()) == {"sent"}
+
+
 def test_postfix_dsns_route_by_their_verp_token_and_an_untokened_one_changes_nothing(
         tmp_path: Path, sink_tls: TlsMaterial, relay_tls: TlsMaterial, clock: WallClock) -> None:
     """Postfix writes a real DSN for a refused recipient: the unknown user goes to verification,
