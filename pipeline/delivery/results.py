@@ -42,8 +42,8 @@ class SendResult:
     provider: str = ""
     server_reply: str = ""
     pool_fault: bool = False
-    """Not sent because the pool could not carry anything (TLS, connection, relay login): not
-    this message's fault, so it must not spend the statement's attempts."""
+    """Not sent because the pool could not carry anything (TLS, connection, relay login,
+    relaying): not this message's fault, so it must not spend the statement's attempts."""
     """What the server said (code, enhanced status, text; addresses redacted), without any word
     of ours: the only text a refusal is classified by."""
 

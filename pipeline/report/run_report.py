@@ -224,8 +224,8 @@ def reconciliation_checks(report: RunReport) -> list[Check]:
     checks.append(Check("every bounced statement is in exactly one queue or resolved",
                         stranded == 0, f"{stranded} bounced statements in no queue"))
     moved = report.events.get("pool_unavailable", 0)
-    checks.append(Check("every IP pool could deliver (TLS, connection, relay login)", moved == 0,
-                        f"{moved} statements were moved off a pool that could not deliver; "
+    checks.append(Check("every IP pool could deliver (TLS, connection, relay login, relaying)",
+                        moved == 0, f"{moved} statements were moved off a pool that could not deliver; "
                         "see the failed send task"))
     overdue = [b["batch_name"] for b in report.paper_batches
                if b["state"] == "delivered" and b["ack_due_at"] < report.as_of]

@@ -321,8 +321,8 @@ def _send(
 
 
 def _pool_mover(ctx: Context, pool_name: str) -> Any:
-    """For statements the pool could not carry (TLS, connection, relay login): the pool's fault,
-    not the statement's. Each goes back to the retry queue at once, on another pool that is not
+    """For statements the pool could not carry (TLS, connection, relay login, relaying): the
+    pool's fault, not the statement's. Each goes back to the retry queue at once, on another pool that is not
     on hold, without spending an attempt; with no other pool it stays on this one and waits.
     The pools and their holds are read once, when the first such statement comes: a broken pool
     reports every statement it had."""

@@ -229,7 +229,7 @@ def test_a_pool_whose_relay_fails_tls_moves_its_statements_and_fails_loudly(
     assert set(statuses(ctx).values()) == {"sent"}
     assert "pool_unavailable" in events(ctx, queued[0].statement_id)
     checks = {c.name: c for c in build_report(ctx.ledger, "eob-2026-11").checks}
-    check = checks["every IP pool could deliver (TLS, connection, relay login)"]
+    check = checks["every IP pool could deliver (TLS, connection, relay login, relaying)"]
     assert not check.ok and check.detail.startswith("5 statements")
 
 
