@@ -106,6 +106,12 @@ CASES = [
      Category.CONTENT_REJECTED),
     ((550, "5.0.0", "Failed to deliver to domain example.net after 5 days"), Queue.RETRY,
      Category.EXPIRED),
+    # Codes by their registered meaning: x.1.9 says the address was valid; 5.3.2 that the
+    # mailbox's host takes no messages. Words about the address still win over x.1.9.
+    ((550, "5.1.9", "Message relayed to non-compliant mailer"), Queue.RETRY, Category.TRANSIENT),
+    ((550, "5.1.9", "User unknown"), Queue.VERIFY, Category.USER_UNKNOWN),
+    ((550, "5.3.2", "System not accepting network messages"), Queue.VERIFY,
+     Category.DOMAIN_UNKNOWN),
 ]
 
 
