@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.cluster import processes
 from pipeline.cluster.api import AirflowApi, ApiError, http_json
@@ -114,7 +115,7 @@ def _execution_api(spec: ClusterSpec, environs: Mapping[str, dict[str, str]]) ->
                                                      "without AIRFLOW__CORE__EXECUTION_API_SERVER_URL"))
             continue
         try:
-            answer = http_json("GET", url.rstrip("/") + "/health", timeout=5.0)
+            answer = _health(url.rstrip("/") + "/health")
         except ApiError as exc:
             checks.append(ClusterCheck(check, False, f"{exc}: the api-server must serve the "
                                                      f"execution app at {url} (`eob cluster status`)"))
@@ -122,6 +123,20 @@ def _execution_api(spec: ClusterSpec, environs: Mapping[str, dict[str, str]]) ->
         ok = (answer or {}).get("status") == "healthy"
         checks.append(ClusterCheck(check, ok, f"{url} answers {answer}"))
     return checks
+
+
+HEALTH_TRIES = 3
+"""A busy api-server (a run in progress, a slow host) may miss one answer; three misses fail."""
+
+
+def _health(url: str) -> Any:
+    for attempt in range(1, HEALTH_TRIES + 1):
+        try:
+            return http_json("GET", url)
+        except ApiError as exc:
+            if exc.status is not None or attempt == HEALTH_TRIES:
+                raise  # an HTTP error is an answer: asking again will not change it
+    return None
 
 
 def _dags(api: AirflowApi) -> list[ClusterCheck]:
