@@ -130,13 +130,13 @@ HEALTH_TRIES = 3
 
 
 def _health(url: str) -> Any:
-    for attempt in range(1, HEALTH_TRIES + 1):
+    for _ in range(HEALTH_TRIES - 1):
         try:
             return http_json("GET", url)
         except ApiError as exc:
-            if exc.status is not None or attempt == HEALTH_TRIES:
+            if exc.status is not None:
                 raise  # an HTTP error is an answer: asking again will not change it
-    return None
+    return http_json("GET", url)
 
 
 def _dags(api: AirflowApi) -> list[ClusterCheck]:

@@ -221,19 +221,13 @@ _MESSAGE_CATEGORIES = frozenset({Category.MESSAGE_TOO_LARGE, Category.CONTENT_RE
                                  Category.SPAM_OR_VIRUS})
 
 
-def _refuses_relaying(code: int, server_message: str) -> bool:
-    """The relay's refusal of a recipient says it does not relay for us (see
-    `RelayRefusesRelaying`); the same words in a bounce are about the recipient's domain."""
-    found = classify(code, enhanced_status(server_message), f"{code} {server_message}")
-    return found.category is Category.RELAY_DENIED
-
-
-def _about_this_message(code: int, server_message: str) -> bool:
-    """A refusal at MAIL FROM that is about this message, not our sender: a relay checks the
-    SIZE we declare there ("552 5.3.4 Message size exceeds fixed limit"). It concerns this one
-    message, so it is that message's outcome and says nothing about the pool."""
-    found = classify(code, enhanced_status(server_message), f"{code} {server_message}")
-    return found.category in _MESSAGE_CATEGORIES
+def _refusal(code: int, server_message: str) -> Category:
+    """The category of a relay's refusal, read as the classifier reads any reply. Two cases
+    change what the sender does: at RCPT, relaying refused is our own relay not relaying for
+    us (see `RelayRefusesRelaying`; the same words in a bounce are about the recipient's
+    domain); at MAIL FROM, a size or content verdict is about this message (a relay checks the
+    SIZE we declare there: "552 5.3.4 Message size exceeds fixed limit"), not our sender."""
+    return classify(code, enhanced_status(server_message), f"{code} {server_message}").category
 
 
 def _closing(smtp: aiosmtplib.SMTP, exc: aiosmtplib.SMTPResponseException) -> bool:
@@ -296,10 +290,11 @@ async def deliver(smtp: aiosmtplib.SMTP, item: Outgoing, data: bytes) -> SendRes
         if _closing(smtp, exc):
             raise ConnectionLost(reply, exc.code, exc.message) from None
         await _rset(smtp)
-        if stage == "RCPT TO" and _refuses_relaying(exc.code, exc.message):
+        refusal = _refusal(exc.code, exc.message)
+        if stage == "RCPT TO" and refusal is Category.RELAY_DENIED:
             raise RelayRefusesRelaying(f"relay refused to relay for this pool ({exc.code}); "
                                        "check the relay's permitted networks or login") from None
-        if stage == "MAIL FROM" and not _about_this_message(exc.code, exc.message):
+        if stage == "MAIL FROM" and refusal not in _MESSAGE_CATEGORIES:
             # about our sender, not the recipient: never "rejected"
             return deferred_result(item, f"MAIL FROM refused: {reply}", exc.code, exc.message)
         return _result(item, _outcome_for(exc.code), exc.code, reply, exc.message)

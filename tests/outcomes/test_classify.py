@@ -99,6 +99,9 @@ CASES = [
     ((550, None, "host mx.example.net[192.0.2.1] said: 550 blocked (in reply to RCPT TO command)"),
      Queue.RETRY, Category.BLOCKED),
     ((550, "5.0.0", "Account not subscribed to SES"), Queue.RETRY, Category.SECURITY),
+    # An address named as suspended is the member's mailbox; our sending account is not.
+    ((550, "5.0.0", "<x@example.net> has been suspended"), Queue.VERIFY, Category.MAILBOX_DISABLED),
+    ((550, "5.7.1", "Sender account has been suspended"), Queue.RETRY, Category.BLOCKED),
     # A size refusal in words wins over a 5.1.1 the server gives every refusal.
     ((552, "5.1.1", "Message too big"), Queue.PAPER, Category.MESSAGE_TOO_LARGE),
     ((550, "5.0.0", "The message was rejected by organization policy"), Queue.PAPER, Category.POLICY),
