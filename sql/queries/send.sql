@@ -22,8 +22,13 @@ WHERE s.status = 'queued' AND s.pool = :pool AND e.event = 'send_attempt'
                     WHERE e2.statement_id = s.statement_id AND e2.event NOT LIKE 'notice%')
 ORDER BY s.statement_id;
 
+-- name: send_statement_now
+-- The statement the sender is about to build, as it is now (one per message: no id list).
+SELECT status, pool, channel FROM statements
+WHERE statement_id = :statement_id;
+
 -- name: send_statements_by_id
--- The statements the sender is about to build, as they are now (ids: an expanding list).
+-- The statements an operator's resend names, as they are now (ids: an expanding list).
 SELECT statement_id, status, pool, channel FROM statements
 WHERE statement_id IN :ids;
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.delivery.message import MessageTemplate
 from pipeline.demo.smtp_sink import SmtpSink, TlsMaterial, make_tls_material
 from pipeline.stages.context import Context
 from pipeline.stages.route import route_statements
@@ -45,9 +46,24 @@ def _in_thread(target: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread
     return thread, box
 
 
+def _count_email_templates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the email around a statement is made (a few milliseconds of MIME work
+    each; a following sender has many small rounds)."""
+    built = [0]
+    make = MessageTemplate.__init__
+
+    def counted(self: MessageTemplate, **kwargs: Any) -> None:
+        built[0] += 1
+        make(self, **kwargs)
+
+    monkeypatch.setattr(MessageTemplate, "__init__", counted)
+    return built
+
+
 def test_a_following_sender_sends_each_batch_as_it_is_routed_and_ends_with_the_run(
-    tmp_path: Path, tls: TlsMaterial
+    tmp_path: Path, tls: TlsMaterial, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    built = _count_email_templates(monkeypatch)
     clock = WallClock()
     with SmtpSink(RELAY, 0, tls=tls) as sink:
         ctx = _context(tmp_path, sink, tls, clock)
@@ -71,6 +87,7 @@ def test_a_following_sender_sends_each_batch_as_it_is_routed_and_ends_with_the_r
     ids = [message.rcpt_to[0] for message in sink.received]
     assert len(ids) == len(set(ids)) == 40, "every statement emailed exactly once"
     assert ended_after < 15, "the sender ends once nothing of the run is left to route"
+    assert built == [1], "one language, one period: the email around the PDF is made once a task"
 
 
 def test_a_second_sender_of_the_same_pool_steps_aside_and_nothing_goes_twice(
