@@ -18,11 +18,17 @@ brought up with new databases for each of the first two measurements:
 3. The same month on the embedded default (`eob demo`: the LocalExecutor in one command), from
    its Airflow records the same way.
 
+The shared machine's speed changes from day to day by more than any change of ours (one bare
+render process has done 151 statements/s on a fast day and 51 on the slowest), so the
+benchmark also measures it, before the runs and after them, with `bench/render.py --quick` (one
+process, nothing else of ours running): `bare_render_per_s`, their mean. Compare minutes from
+different days only next to it.
+
     .venv/bin/python bench/scale.py [--members 100000] [--speedup-members 12000] [--shards 4]
         [--skip-cluster] [--skip-embedded] [--skip-speedup]
 
 The last line is one key=value summary: speedup= render_per_s_1= render_per_s_2= e2e_per_min=
-cluster_minutes= embedded_per_min= embedded_minutes= members=.
+cluster_minutes= embedded_per_min= embedded_minutes= bare_render_per_s= members=.
 """
 
 from __future__ import annotations
@@ -178,6 +184,16 @@ def on_new_cluster(base: Path, shards: int,
         drop_databases(spec)
 
 
+def bare_render_per_s(when: str) -> float:
+    """The machine's speed now: `bench/render.py --quick`'s statements per second of one process."""
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "render.py"), "--quick"], check=True,
+                         capture_output=True, text=True).stdout
+    fields = dict(item.split("=", 1) for item in out.strip().splitlines()[-1].split())
+    per_s = float(fields["per_core"])
+    print(f"machine {when}: one bare render process, {per_s:.1f} statements/s")
+    return per_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,6 +205,7 @@ def main() -> None:
     parser.add_argument("--skip-speedup", action="store_true")
     args = parser.parse_args()
     summary: dict[str, str] = {"members": str(args.members)}
+    speeds = [bare_render_per_s("before")]
     with tempfile.TemporaryDirectory(prefix="eob-bench-scale-") as folder:
         base = Path(folder)
         # Each cluster measurement on a cluster of its own, with new databases: the speed-up's dry
@@ -206,6 +223,8 @@ def main() -> None:
             print_stages("embedded", stage_spans(spans))
             print(f"  {rate:.0f} statements/min, {minutes:.1f} min ingest → last send")
             summary |= {"embedded_per_min": f"{rate:.0f}", "embedded_minutes": f"{minutes:.1f}"}
+    speeds.append(bare_render_per_s("after"))
+    summary["bare_render_per_s"] = f"{sum(speeds) / len(speeds):.1f}"
     print(" ".join(f"{key}={value}" for key, value in summary.items()))
 
 
