@@ -161,7 +161,7 @@ def _send_rounds(ctx: Context, config: SendConfig, pool: PoolConfig,
     skipped = {"off_queue": 0, "held_member_file": 0}
     warm = None
     stuck: set[str] = set()  # handed to a round and still queued (held): not taken again
-    templates: dict[tuple[str, str], Any] = {}  # (language, period): built once per task
+    templates: dict[tuple[str, str], Any] = {}  # (language, period): the email, made once a task
     while True:
         now = ctx.now()
         held, throttled = pool_holds(ctx, pool.name, now)
@@ -264,7 +264,7 @@ def _send(
     ctx: Context, config: SendConfig, pool: PoolConfig, rows: list[dict[str, Any]],
     held: dict[str, str], allowance: int | None, credentials: RelayCredentials | None,
     *, throttled: bool = False, skipped: dict[str, int], lease: PoolLease | None = None,
-    max_seconds: float | None = None, templates: dict[tuple[str, str], Any] | None = None,
+    max_seconds: float | None = None, templates: dict[tuple[str, str], Any],
 ) -> Any:
     from pipeline.delivery import SendControls, ca_file_for, make_tls_context, provider_lookup, send_pool
     from pipeline.delivery import controls as controls_db
@@ -277,7 +277,6 @@ def _send(
     for row in rows:
         by_provider.setdefault(provider_of(row["email_domain"] or ""), []).append(row)
     recipients: dict[str, str] = {}
-    templates = {} if templates is None else templates  # shared by every provider's lane
     lanes = {p: _outgoing(ctx, pool.name, items, recipients, skipped, templates, lease)
              for p, items in by_provider.items() if p not in held}
     # Usage is counted even without a cap: it is what makes a day a sending day.
