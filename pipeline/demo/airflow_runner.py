@@ -6,6 +6,14 @@ Airflow's LocalExecutor, whose worker processes run the tasks side by side (rend
 every core, each IP pool's sender alongside them) and talk to Airflow's execution API, served
 here from a thread on a loopback port.
 
+The workers are started by a forkserver, never forked from this process: this process runs
+threads (the execution API writing Airflow's SQLite database, the demo's relays and progress
+bars), and a process forked while one of them holds a library's lock inherits the lock held,
+by nobody, for ever. A render shard forked while another thread was inside SQLite hung at its
+first ledger query, and the month with it. The forkserver is a new, single-threaded
+interpreter; it imports Airflow's task runner and the pipeline once (`WARM_MODULES`), so a
+worker and every task it starts begin with them imported, as a Celery worker's tasks do.
+
 This is the one module of the library that touches Airflow, and it imports it lazily: the
 environment (AIRFLOW_HOME, DAGS_FOLDER, metadata DB) must be set before Airflow is imported.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import secrets
 import socket
@@ -25,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from pipeline.stages.warm_modules import WARM_MODULES
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 POOLS_FILE = Path(__file__).resolve().parents[2] / "infra" / "airflow" / "pools.json"
@@ -63,11 +74,46 @@ def configure(airflow_home: Path) -> None:
     os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{_free_port()}/execution/"
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = os.environ.get("EOB_AIRFLOW_LOG_LEVEL", "WARNING")
+    use_forkserver()
     # Airflow's in-process API client imports starlette's test client, which warns about httpx
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     # the standard provider's sensor module still imports a helper Airflow core has moved
     warnings.filterwarnings("ignore", message=".*operator_helpers.determine_kwargs.*")
 
+
+def use_forkserver() -> None:
+    """Start this process's worker processes from a forkserver (see the module docstring)."""
+    multiprocessing.set_start_method("forkserver", force=True)
+    multiprocessing.set_forkserver_preload([*FORKSERVER_PRELOAD, *WARM_MODULES])
+
+
+_forkserver_environment: dict[str, str] | None = None
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now, with this process's environment (the run's settings, which its
+    workers and their tasks inherit from it, not from this process); refuse a later parallel
+    run in another environment, whose tasks would otherwise read the first run's settings."""
+    global _forkserver_environment
+    from multiprocessing import forkserver
+
+    environment = dict(os.environ)
+    if _forkserver_environment is None:
+        forkserver.ensure_running()
+        _forkserver_environment = environment
+    elif environment != _forkserver_environment:
+        changed = sorted(k for k in environment.keys() | _forkserver_environment.keys()
+                         if environment.get(k) != _forkserver_environment.get(k))
+        raise DagRunFailed("a parallel run needs the environment of this process's first one "
+                           f"(its workers inherit that); changed: {', '.join(changed)}")
+
+
+FORKSERVER_PRELOAD = (
+    "airflow.executors.local_executor",
+    "airflow.sdk.execution_time.supervisor",
+    "airflow.sdk.execution_time.task_runner",
+)
+"""Airflow's side of a LocalExecutor worker, imported once by the forkserver."""
 
 PARALLELISM = 8
 """Tasks the LocalExecutor runs at once: every render shard and every pool's sender of a demo."""
@@ -94,6 +140,13 @@ def _draining_local_executor() -> type:
     from airflow.executors.local_executor import LocalExecutor
 
     class DrainingLocalExecutor(LocalExecutor):  # type: ignore[misc]
+        def start(self) -> None:
+            super().start()
+            # Airflow starts every worker at once only when it forks them; from a forkserver it
+            # would start one per queued task as they come, each a fork of the forkserver too
+            while len(self.workers) < self.parallelism:
+                self._spawn_worker()
+
         def end(self) -> None:
             for proc in self.workers.values():
                 if proc.is_alive():
@@ -185,6 +238,7 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None, *, check: bool = Tr
             operator.retry_delay = retry_delay
     if parallel:
         _ExecutionApi.ensure_started()
+        _start_forkserver()
         # dag.test() warns once a second while tasks run elsewhere; the outcome is read below
         dag_logger = logging.getLogger("airflow.sdk.definitions.dag")
         level = dag_logger.level

@@ -18,19 +18,9 @@ from typing import Any
 
 from celery.signals import worker_init
 
-log = logging.getLogger(__name__)
+from pipeline.stages.warm_modules import WARM_MODULES
 
-WARM_MODULES = (
-    "pipeline.stages",
-    "pipeline.stages.render",
-    "pipeline.stages.send",
-    "pipeline.stages.reconcile",
-    "pipeline.compose",
-    "pipeline.render",
-    "pipeline.delivery",
-)
-"""What the monthly and reconcile tasks import first thing; importing is all that happens here
-(no settings are read, no connection is opened: those belong to each task)."""
+log = logging.getLogger(__name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -45,3 +45,43 @@ def test_a_worker_that_never_gets_its_stop_message_is_ended_not_waited_for(
     assert time.monotonic() - started < 10
     assert all(_gone(pid) for pid in pids)
     assert caplog.text.count("did not exit after the run ended; terminated") == 2
+
+
+def test_a_worker_started_while_another_thread_holds_a_lock_does_not_inherit_it():
+    # A render shard of a 20,000-member demo hung at its first ledger query: its worker had
+    # been forked while another thread of the demo's process (Airflow's execution API, the
+    # progress bars) was inside SQLite. Workers come from a forkserver instead (configure()).
+    import multiprocessing
+    import threading
+
+    from tests.support import held_lock
+
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def busy_in_the_library() -> None:
+        with held_lock.LOCK:
+            inside.set()
+            leave.wait(30)
+
+    thread = threading.Thread(target=busy_in_the_library)
+    thread.start()
+    inside.wait(5)
+    try:
+        assert multiprocessing.get_start_method() == "forkserver"
+        worker = multiprocessing.Process(target=held_lock.exit_if_free)
+        worker.start()
+        worker.join(30)
+        assert worker.exitcode == 0, "the worker inherited a lock held by another thread"
+    finally:
+        leave.set()
+        thread.join()
+
+
+def test_a_parallel_run_in_another_environment_is_refused_not_run_with_the_first_ones(
+        monkeypatch: pytest.MonkeyPatch):
+    # the forkserver's workers inherit its environment (the run's settings), not this process's
+    airflow_runner._start_forkserver()
+    monkeypatch.setenv("EOB_WORKSPACE", "/elsewhere")
+    with pytest.raises(airflow_runner.DagRunFailed, match="changed: EOB_WORKSPACE"):
+        airflow_runner._start_forkserver()
