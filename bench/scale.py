@@ -14,9 +14,10 @@ brought up with new databases for each of the first two measurements:
 2. End to end on the cluster: `eob_monthly` for --members members through the REST API, relays on
    loopback not throttling. `e2e_per_min` = statements handed to a relay or to the paper queue
    per minute from the start of ingest to the end of the last send task (Airflow's records),
-   with each stage's span.
+   with each stage's span. The run must reconcile (the ledger's count of statements accepted by
+   a relay equals the relays' own, and the report's checks agree), or there is no figure.
 3. The same month on the embedded default (`eob demo`: the LocalExecutor in one command), from
-   its Airflow records the same way.
+   its Airflow records the same way (the demo exits non-zero when its month does not reconcile).
 
 The shared machine's speed changes from day to day by more than any change of ours (one bare
 render process has done 151 statements/s on a fast day and 51 on the slowest), so the
@@ -106,7 +107,13 @@ def cluster_run(spec: ClusterSpec, *, members: int, dry_run: bool,
                          dry_run=dry_run, timeout=3600, say=lambda _line: None)
     if result.state != "success":
         raise SystemExit(f"eob_monthly ended {result.state} on the cluster")
-    return result.summary.statuses, [Span(t.task_id, t.start, t.end) for t in result.tasks
+    summary = result.summary
+    if not dry_run:  # a fast month that lost or doubled statements measures nothing
+        print(f"  accepted by a relay: {summary.accepted_by_relay} by the ledger, "
+              f"{sum(summary.relays_received.values())} by the relays {summary.relays_received}")
+        if not summary.reconciled:
+            raise SystemExit(f"the month does not reconcile: {summary.failed_checks or 'counts differ'}")
+    return summary.statuses, [Span(t.task_id, t.start, t.end) for t in result.tasks
                                      if t.start and t.end]
 
 
