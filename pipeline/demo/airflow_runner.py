@@ -11,8 +11,9 @@ threads (the execution API writing Airflow's SQLite database, the demo's relays 
 bars), and a process forked while one of them holds a library's lock inherits the lock held,
 by nobody, for ever. A render shard forked while another thread was inside SQLite hung at its
 first ledger query, and the month with it. The forkserver is a new, single-threaded
-interpreter; it imports Airflow's task runner and the pipeline once (`WARM_MODULES`), so a
-worker and every task it starts begin with them imported, as a Celery worker's tasks do.
+interpreter; it imports Airflow's task runner and the pipeline once and freezes them out of
+the garbage collector (`pipeline.demo.forkserver_preload`), so a worker and every task it starts
+begin with them imported and never collect them, as a Celery worker's tasks do.
 
 This is the one module of the library that touches Airflow, and it imports it lazily: the
 environment (AIRFLOW_HOME, DAGS_FOLDER, metadata DB) must be set before Airflow is imported.
@@ -34,8 +35,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-from pipeline.stages.warm_modules import WARM_MODULES
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 POOLS_FILE = Path(__file__).resolve().parents[2] / "infra" / "airflow" / "pools.json"
@@ -84,7 +83,7 @@ def configure(airflow_home: Path) -> None:
 def use_forkserver() -> None:
     """Start this process's worker processes from a forkserver (see the module docstring)."""
     multiprocessing.set_start_method("forkserver", force=True)
-    multiprocessing.set_forkserver_preload([*FORKSERVER_PRELOAD, *WARM_MODULES])
+    multiprocessing.set_forkserver_preload([*FORKSERVER_PRELOAD, "pipeline.demo.forkserver_preload"])
 
 
 _forkserver_environment: dict[str, str] | None = None

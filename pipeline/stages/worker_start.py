@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.signals import worker_init
 
-from pipeline.stages.warm_modules import WARM_MODULES
+from pipeline.stages.warm_modules import WARM_MODULES, import_ahead
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,8 @@ def __getattr__(name: str) -> Any:
 
 @worker_init.connect
 def warm_start(**_: Any) -> None:
-    """Import the pipeline in the worker's main process, before it forks its pool."""
-    import importlib
-
-    for module in WARM_MODULES:
-        importlib.import_module(module)
-    log.info("the pipeline is imported once for every task this worker runs (%d modules)",
-             len(WARM_MODULES))
+    """Import the pipeline in the worker's main process, before it forks its pool, and freeze it
+    out of the garbage collector (`warm_modules`)."""
+    frozen = import_ahead()
+    log.info("the pipeline is imported once for every task this worker runs (%d modules, "
+             "%d objects frozen)", len(WARM_MODULES), frozen)

@@ -78,6 +78,19 @@ def test_a_worker_started_while_another_thread_holds_a_lock_does_not_inherit_it(
         thread.join()
 
 
+def test_a_worker_starts_with_the_pipeline_imported_and_out_of_the_garbage_collectors_way():
+    # every task a worker starts is forked from it: nothing to import, and no full collection
+    # in a send task walks Airflow's and the pipeline's million objects again
+    import multiprocessing
+
+    from tests.support import worker_probe
+
+    worker = multiprocessing.Process(target=worker_probe.exit_if_warm)
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+
+
 def test_a_parallel_run_in_another_environment_is_refused_not_run_with_the_first_ones(
         monkeypatch: pytest.MonkeyPatch):
     # the forkserver's workers inherit its environment (the run's settings), not this process's
